@@ -1,0 +1,207 @@
+//! Admin API under `/v1/admin/…` (admin API key only).
+
+use crate::{Method, OtpAlgorithm, TokenKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    pub name: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub display_name: String,
+    pub groups: Vec<String>,
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub token_count: u32,
+    /// Unix seconds until which the user is locked out after failures, if locked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
+}
+
+/// `POST /v1/admin/users/{name}/tokens`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OtpTokenCreate {
+    pub kind: TokenKind,
+    #[serde(default)]
+    pub algorithm: Option<OtpAlgorithm>,
+    #[serde(default)]
+    pub digits: Option<u32>,
+    /// TOTP time step in seconds.
+    #[serde(default)]
+    pub period: Option<u32>,
+    /// Free text shown in listings, e.g. "phone".
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user: String,
+    pub kind: TokenKind,
+    pub algorithm: OtpAlgorithm,
+    pub digits: u32,
+    /// TOTP period; absent for HOTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u32>,
+    pub label: String,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+}
+
+/// Answer to a token enrolment: the only time the secret leaves the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenEnrolled {
+    pub token: TokenInfo,
+    /// `otpauth://` Key Uri; contains the secret.
+    pub otpauth_uri: String,
+}
+
+/// `POST /v1/admin/users/{name}/verify`: check a code as a login would (it is consumed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VerifyResult {
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Server unreachable → no login without the offline flow.
+    #[default]
+    Closed,
+    /// Server unreachable → login passes without MFA (must be chosen explicitly).
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownUser {
+    #[default]
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OfflinePolicy {
+    pub enabled: bool,
+    pub max_days: u32,
+    pub max_logins: u32,
+    pub max_failures: u32,
+}
+
+/// A client policy, keyed by client_id (`*` is the fallback).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Policy {
+    pub client_id: String,
+    pub mfa_required: bool,
+    pub methods: Vec<Method>,
+    /// Users the policy applies to; empty with empty `groups` means everyone.
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub failmode: FailMode,
+    pub unknown_user: UnknownUser,
+    /// Failures before the user is locked out.
+    pub lockout_threshold: u32,
+    /// First lockout duration in seconds; doubles with each further failure.
+    pub lockout_backoff: u64,
+    pub lockout_max_backoff: u64,
+    /// Wrong codes accepted inside one login transaction before it is denied.
+    pub max_attempts: u32,
+    /// Seconds a login transaction lives.
+    pub tx_ttl: u64,
+    pub offline: OfflinePolicy,
+}
+
+/// `PATCH /v1/admin/policies/{client_id}`: `key=value` settings, parsed and validated by the
+/// server (one place), e.g. `{"mfa_required": "true", "offline.max_days": "7"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyUpdate {
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JoinTokenCreate {
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinTokenCreated {
+    pub join_token: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Machine {
+    pub id: String,
+    pub hostname: String,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<i64>,
+    /// `api_key`, or `client_cert` when a certificate fingerprint is bound.
+    pub credential: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix seconds.
+    pub time: i64,
+    /// `admin`, `machine:<id>` or `system`.
+    pub actor: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// `ok`, `deny`, `fail`, `error`.
+    pub result: String,
+    pub detail: String,
+}
+
+/// Query string of `GET /v1/admin/audit`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
