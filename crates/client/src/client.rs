@@ -94,7 +94,9 @@ impl Client {
         let authorization = match &cfg.credential {
             Credential::Bearer(token) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                    Error::Config("the bearer token contains characters not allowed in a header".into())
+                    Error::Config(
+                        "the bearer token contains characters not allowed in a header".into(),
+                    )
                 })?;
                 v.set_sensitive(true);
                 Some(v)
@@ -241,10 +243,10 @@ impl Client {
         if let Some(auth) = &self.inner.authorization {
             req = req.header(header::AUTHORIZATION, auth.clone());
         }
-        if let Some(auth) = &self.inner.proxy_authorization {
-            if base.starts_with("http:") {
-                req = req.header(header::PROXY_AUTHORIZATION, auth.clone());
-            }
+        if let Some(auth) = &self.inner.proxy_authorization
+            && base.starts_with("http:")
+        {
+            req = req.header(header::PROXY_AUTHORIZATION, auth.clone());
         }
         let body = match body {
             Some(b) => {
@@ -324,7 +326,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> Error {
 fn sources<'a>(
     e: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(e), |e| e.source())
+    std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
 }
 
 fn map_send_error(origin: &str, e: &hyper_util::client::legacy::Error) -> Error {
@@ -436,7 +438,10 @@ mod tests {
             StatusCode::NOT_FOUND,
             br#"{"error":"not_found","message":"user \"bob\" not found"}"#,
         );
-        assert_eq!(e.to_string(), r#"server said: user "bob" not found (not_found)"#);
+        assert_eq!(
+            e.to_string(),
+            r#"server said: user "bob" not found (not_found)"#
+        );
         let e = api_error(StatusCode::BAD_GATEWAY, b"<html>\nbad gateway</html>");
         assert!(e.is_unreachable());
         assert_eq!(e.api_code(), Some("http_502"));

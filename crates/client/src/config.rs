@@ -129,7 +129,9 @@ mod tests {
         let c = Credential::Bearer("s3cr3t-token".into());
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        let cfg = ClientConfig::parse("https://a.example:1").unwrap().with_credential(c);
+        let cfg = ClientConfig::parse("https://a.example:1")
+            .unwrap()
+            .with_credential(c);
         assert!(!format!("{cfg:?}").contains("s3cr3t"));
     }
 }

@@ -134,7 +134,12 @@ impl ConnectorInner {
             reason,
         };
         let (tcp, forwarded) = match &self.proxy {
-            None => (tcp_connect(&target.host, target.port).await.map_err(unreachable)?, false),
+            None => (
+                tcp_connect(&target.host, target.port)
+                    .await
+                    .map_err(unreachable)?,
+                false,
+            ),
             Some(p) => {
                 let tcp = tcp_connect(&p.host, p.port)
                     .await

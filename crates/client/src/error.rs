@@ -147,7 +147,10 @@ mod tests {
             error: "not_found".into(),
             message: "user \"bob\" not found".into(),
         };
-        assert_eq!(e.to_string(), "server said: user \"bob\" not found (not_found)");
+        assert_eq!(
+            e.to_string(),
+            "server said: user \"bob\" not found (not_found)"
+        );
         let e = Error::Connect {
             server: "https://127.0.0.1:8443".into(),
             reason: describe_io(&io::Error::from(io::ErrorKind::ConnectionRefused)),

@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 /// `sha256:HEX` (lowercase) of a certificate's DER: the pin format used by `--pin`, the join
 /// answer's `tls_fingerprint` and the server's log line at start-up.
 pub fn cert_sha256_pin(der: &[u8]) -> String {
-    format!("sha256:{}", data_encoding::HEXLOWER.encode(&Sha256::digest(der)))
+    format!(
+        "sha256:{}",
+        data_encoding::HEXLOWER.encode(&Sha256::digest(der))
+    )
 }
 
 /// Parses `sha256:HEX` (hex in either case, optional `:` between bytes).
@@ -206,9 +209,7 @@ impl CaFileVerifier {
             Some(
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
-                    .map_err(|e| {
-                        Error::Config(format!("CA file {}: {e}", path.display()))
-                    })?,
+                    .map_err(|e| Error::Config(format!("CA file {}: {e}", path.display())))?,
             )
         };
         Ok(CaFileVerifier {
@@ -230,8 +231,13 @@ impl ServerCertVerifier for CaFileVerifier {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         let refused = match &self.webpki {
             Some(v) => {
-                match v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                {
+                match v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
                     Ok(ok) => return Ok(ok),
                     Err(e) => e,
                 }
@@ -272,10 +278,10 @@ impl ServerCertVerifier for CaFileVerifier {
 
 /// Turns a TLS failure into one sentence, naming a pin mismatch plainly.
 pub(crate) fn describe_tls_error(e: &rustls::Error) -> String {
-    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = e {
-        if let Some(pin) = other.0.downcast_ref::<PinMismatch>() {
-            return pin.to_string();
-        }
+    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = e
+        && let Some(pin) = other.0.downcast_ref::<PinMismatch>()
+    {
+        return pin.to_string();
     }
     e.to_string()
 }
@@ -298,12 +304,82 @@ mod tests {
     fn pin_parsing_accepts_case_and_colons_and_refuses_garbage() {
         let pin = cert_sha256_pin(b"x");
         let want = parse_pin(&pin).unwrap();
-        assert_eq!(parse_pin(&pin.to_uppercase().replacen("SHA256", "sha256", 1)).unwrap(), want);
+        assert_eq!(
+            parse_pin(&pin.to_uppercase().replacen("SHA256", "sha256", 1)).unwrap(),
+            want
+        );
         let hex = &pin["sha256:".len()..];
         let colons: Vec<&str> = (0..32).map(|i| &hex[2 * i..2 * i + 2]).collect();
-        assert_eq!(parse_pin(&format!("sha256:{}", colons.join(":"))).unwrap(), want);
+        assert_eq!(
+            parse_pin(&format!("sha256:{}", colons.join(":"))).unwrap(),
+            want
+        );
         assert!(parse_pin(hex).is_err(), "prefix is required");
         assert!(parse_pin("sha256:abcd").is_err(), "too short");
         assert!(parse_pin(&format!("sha256:{}zz", &hex[2..])).is_err());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod verifier_tests {
+    use super::*;
+
+    fn write_pem(dir: &std::path::Path, pem: &str) -> std::path::PathBuf {
+        let p = dir.join("ca.pem");
+        std::fs::write(&p, pem).unwrap();
+        p
+    }
+
+    fn verify(
+        v: &CaFileVerifier,
+        der: &CertificateDer<'_>,
+    ) -> std::result::Result<(), rustls::Error> {
+        let name = ServerName::try_from("localhost").unwrap();
+        v.verify_server_cert(der, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    #[test]
+    fn self_signed_end_entity_certificate_verifies_through_webpki() {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let v = CaFileVerifier::new(&write_pem(dir.path(), &ck.cert.pem()), provider()).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let webpki = v.webpki.as_ref().unwrap();
+        assert!(
+            webpki
+                .verify_server_cert(ck.cert.der(), &[], &name, &[], UnixTime::now())
+                .is_ok()
+        );
+        assert!(verify(&v, ck.cert.der()).is_ok());
+    }
+
+    #[test]
+    fn self_signed_ca_flagged_certificate_is_accepted_by_exact_match_only() {
+        // `openssl req -x509` style: basicConstraints CA:TRUE, which webpki refuses as an
+        // end-entity certificate.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let v = CaFileVerifier::new(&write_pem(dir.path(), &cert.pem()), provider()).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let webpki = v.webpki.as_ref().unwrap();
+        assert!(
+            webpki
+                .verify_server_cert(cert.der(), &[], &name, &[], UnixTime::now())
+                .is_err(),
+            "webpki refuses a CA certificate as end entity"
+        );
+        assert!(verify(&v, cert.der()).is_ok(), "exact DER match accepted");
+
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        assert!(
+            verify(&v, other.cert.der()).is_err(),
+            "another certificate is refused"
+        );
     }
 }

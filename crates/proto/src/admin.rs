@@ -205,3 +205,11 @@ pub struct AuditQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
+
+/// `POST /v1/admin/tokens/{id}/resync`: two consecutive HOTP codes (RFC 4226 §7.4).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenResync {
+    pub code1: String,
+    pub code2: String,
+}

@@ -1,1 +1,146 @@
+//! latchkeyd: the latchkey MFA server as a library, so tests start it in-process.
+//!
+//! `start` opens the store, creates key material on first start, binds the listener and
+//! returns a handle; `RunningServer::shutdown` stops it gracefully.
 
+mod audit;
+pub mod bootstrap;
+pub mod config;
+pub mod engine;
+mod http;
+mod metrics;
+pub mod policy;
+mod ratelimit;
+mod state;
+pub mod store;
+mod tls;
+
+pub use config::{Args, ServerConfig, TlsSetting};
+
+use base64::Engine;
+use state::State;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use thiserror::Error;
+use tokio::sync::watch;
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {err}")]
+    Listen { addr: SocketAddr, err: std::io::Error },
+}
+
+/// Facts about a started server, for printing and for tests.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    /// `sha256:HEX` of the TLS certificate (empty over plain HTTP).
+    pub tls_fingerprint: String,
+    /// Server Ed25519 public key, base64.
+    pub signing_public_key: String,
+    /// The bootstrap admin token if this start created it (print it once).
+    pub new_admin_token: Option<String>,
+}
+
+impl ServerInfo {
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+}
+
+pub struct RunningServer {
+    pub info: ServerInfo,
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    serve: tokio::task::JoinHandle<()>,
+    audit_task: tokio::task::JoinHandle<()>,
+    purge_task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+    bootstrap::ensure_data_dir(&cfg.data_dir)?;
+    let store = store::Store::open(&cfg.database_spec()).await?;
+    let now = state::now();
+    let keys = bootstrap::keys(&cfg.data_dir, &store, now).await?;
+    for id in policy::BUILT_IN {
+        store.policy_insert_if_missing(id, &Default::default(), now).await?;
+    }
+    let (tls, fingerprint, scheme) = match &cfg.tls {
+        config::TlsSetting::InsecureHttp => (None, String::new(), "http"),
+        setting => {
+            let (cert, key) = match setting {
+                config::TlsSetting::Files { cert, key } => (cert.clone(), key.clone()),
+                _ => bootstrap::self_signed_tls(&cfg.data_dir)?,
+            };
+            let m = tls::load(&cert, &key).map_err(StartError::Tls)?;
+            (Some(tokio_rustls::TlsAcceptor::from(m.config)), m.fingerprint, "https")
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|err| StartError::Listen { addr: cfg.listen, err })?;
+    let addr = listener.local_addr().map_err(|err| StartError::Listen { addr: cfg.listen, err })?;
+    let (auditor, audit_task) = audit::Auditor::start(store.clone());
+    let info = ServerInfo {
+        addr,
+        scheme,
+        tls_fingerprint: fingerprint.clone(),
+        signing_public_key: base64::engine::general_purpose::STANDARD.encode(keys.signing.public_bytes()),
+        new_admin_token: keys.new_admin_token,
+    };
+    let state = Arc::new(State {
+        limiter: ratelimit::RateLimiter::new(cfg.machine_rate, cfg.machine_burst),
+        cfg,
+        store: store.clone(),
+        master: keys.master,
+        signing: keys.signing,
+        tls_fingerprint: fingerprint,
+        metrics: Default::default(),
+        auditor,
+        shutting_down: AtomicBool::new(false),
+        touched: Default::default(),
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let serve = tokio::spawn(http::serve(listener, tls, http::router(state.clone()), rx.clone()));
+    let purge_task = tokio::spawn(purge_loop(store, rx));
+    tracing::info!(addr = %info.addr, scheme, "latchkeyd listening");
+    Ok(RunningServer { info, state, shutdown, serve, audit_task, purge_task })
+}
+
+/// Deletes expired login transactions every minute.
+async fn purge_loop(store: store::Store, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+        if let Err(e) = store.tx_purge(state::now(), 3600).await {
+            tracing::warn!(error = %e, "could not purge expired login transactions");
+        }
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, lets open requests finish, flushes the audit log, closes the store.
+    pub async fn shutdown(self) {
+        self.state.shutting_down.store(true, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        let _ = self.serve.await;
+        let _ = self.purge_task.await;
+        self.state.auditor.flush().await;
+        let store = self.state.store.clone();
+        drop(self.state);
+        self.audit_task.abort();
+        store.close().await;
+        tracing::info!("latchkeyd stopped");
+    }
+}

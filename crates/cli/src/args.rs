@@ -1,0 +1,446 @@
+//! Command line definition (clap derive) and the value parsers that run before any request.
+
+use clap::{Args, Parser, Subcommand};
+use latchkey_proto::OtpAlgorithm;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const AFTER_HELP: &str = "\
+Where the admin token and the server's certificate come from:
+  --token / LATCHKEY_ADMIN_TOKEN, else ./latchkey-data/admin.token if it exists.
+  --ca FILE / LATCHKEY_CA, or --pin sha256:HEX / LATCHKEY_PIN, else ./latchkey-data/tls.crt
+  if it exists (so running next to the server's data directory just works).
+
+Exit status: 0 on success, 1 on failure (including a rejected code in `token verify`),
+2 on a usage error.";
+
+/// Administer a latchkey MFA server: users, tokens, client policies, machines, audit log.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Server URL (https:// or http://).
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_SERVER",
+        default_value = "https://127.0.0.1:8443",
+        value_name = "URL"
+    )]
+    pub server: String,
+
+    /// Admin API token. Default: the contents of ./latchkey-data/admin.token.
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// PEM file with the CA (or the server's own certificate) to trust.
+    /// Default: ./latchkey-data/tls.crt.
+    #[arg(long, global = true, env = "LATCHKEY_CA", value_name = "FILE", conflicts_with = "pin")]
+    pub ca: Option<PathBuf>,
+
+    /// Trust exactly the server certificate with this SHA-256 (sha256:HEX).
+    #[arg(long, global = true, env = "LATCHKEY_PIN", value_name = "sha256:HEX")]
+    pub pin: Option<String>,
+
+    /// Print the server's JSON answer instead of a table (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Enrol, list, remove and test OTP tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Show and change client policies (per access context: login, unlock, elevation, remote).
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Join tokens and joined machines.
+    #[command(subcommand)]
+    Machine(MachineCmd),
+    /// Show the audit log, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+        /// Group membership; repeat for several groups.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
+    /// List users.
+    List,
+    /// Show a user and its tokens.
+    Show { name: String },
+    /// Refuse every login of the user until enabled again.
+    Disable { name: String },
+    /// Allow the user to log in again.
+    Enable { name: String },
+    /// Delete the user and its tokens.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Enrol a time-based token (RFC 6238) and show its QR code.
+    AddTotp {
+        user: String,
+        #[command(flatten)]
+        otp: OtpOpts,
+        /// Time step in seconds.
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=3600))]
+        period: Option<u32>,
+    },
+    /// Enrol a counter-based token (RFC 4226) and show its QR code.
+    AddHotp {
+        user: String,
+        #[command(flatten)]
+        otp: OtpOpts,
+    },
+    /// List a user's tokens.
+    List { user: String },
+    /// Delete a token by id.
+    Remove { id: String },
+    /// Check a code as a login would (the code is used up). Exits 1 when it is rejected.
+    Verify { user: String, code: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OtpOpts {
+    /// Code length.
+    #[arg(long, value_parser = parse_digits, value_name = "6|8")]
+    pub digits: Option<u32>,
+    /// Hash function: SHA1 (what every app supports), SHA256 or SHA512.
+    #[arg(long, value_name = "ALG")]
+    pub algorithm: Option<OtpAlgorithm>,
+    /// Free text shown in listings, e.g. "phone".
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// List client policies.
+    List,
+    /// Show one client policy with every setting.
+    Show { client_id: String },
+    /// Change settings, e.g. `policy set login mfa_required=true offline.max_days=7`.
+    Set {
+        client_id: String,
+        #[arg(required = true, value_parser = parse_setting, value_name = "KEY=VALUE")]
+        settings: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MachineCmd {
+    /// Create a one-time token for `latchkey-agent join`.
+    JoinToken {
+        /// Lifetime, e.g. 15m, 1h, 2d.
+        #[arg(long, default_value = "1h", value_parser = parse_lifetime, value_name = "DURATION")]
+        expires: Duration,
+        /// Free text kept with the token, e.g. the machine it is for.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// List joined machines.
+    List,
+    /// Remove a machine: its credential stops working at once.
+    Remove { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries about this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only entries since a time: a duration ago (30m, 1h, 2d) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_since, value_name = "WHEN")]
+    pub since: Option<Since>,
+    /// At most this many entries.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
+/// `--since`: relative ("1h" ago) or absolute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Ago(Duration),
+    At(SystemTime),
+}
+
+impl Since {
+    /// Unix seconds of the moment, with `now` for relative values.
+    pub fn to_unix(self, now: SystemTime) -> Result<i64, String> {
+        let at = match self {
+            Since::At(t) => t,
+            Since::Ago(d) => now
+                .checked_sub(d)
+                .ok_or_else(|| "--since reaches before 1970".to_string())?,
+        };
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| "--since is before 1970".to_string())?
+            .as_secs();
+        i64::try_from(secs).map_err(|_| "--since is too far in the future".to_string())
+    }
+}
+
+/// `key=value` for `policy set`. The key must be non-empty and without spaces; the value may
+/// be empty (e.g. `users=` clears a list). The server validates keys and values.
+pub fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE (e.g. mfa_required=true), got {s:?}"))?;
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        return Err(format!("invalid setting name {key:?} in {s:?}"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// `--since`: a duration ago (`30m`, `1h`, `2days`) or a time: RFC 3339 (`2025-01-31T12:00:00Z`,
+/// `…+02:00`), also with a space for `T`, or a bare date (midnight UTC).
+pub fn parse_since(s: &str) -> Result<Since, String> {
+    let s = s.trim();
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(Since::Ago(d));
+    }
+    parse_time(s).map(Since::At).map_err(|_| {
+        format!(
+            "expected a duration ago like 1h or 30m, or an RFC 3339 time like \
+             2025-01-31T12:00:00Z, got {s:?}"
+        )
+    })
+}
+
+fn parse_time(s: &str) -> Result<SystemTime, humantime::TimestampError> {
+    if s.len() == 10 {
+        return humantime::parse_rfc3339(&format!("{s}T00:00:00Z"));
+    }
+    // humantime reads UTC only; apply a numeric offset (`+02:00`, `-0500`) ourselves.
+    let offset = split_offset(s);
+    let (base, offset_secs) = offset.unwrap_or((s, 0));
+    let t = humantime::parse_rfc3339_weak(base)?;
+    let shifted = if offset_secs >= 0 {
+        t.checked_sub(Duration::from_secs(offset_secs.unsigned_abs()))
+    } else {
+        t.checked_add(Duration::from_secs(offset_secs.unsigned_abs()))
+    };
+    shifted.ok_or(humantime::TimestampError::OutOfRange)
+}
+
+/// Splits `…±HH:MM` or `…±HHMM` into the rest and the offset in seconds. The date's own
+/// dashes are in its first 10 characters, so a sign after them starts an offset.
+fn split_offset(s: &str) -> Option<(&str, i64)> {
+    let at = s.rfind(['+', '-'])?;
+    if at <= 10 {
+        return None;
+    }
+    let tail = &s[at + 1..];
+    if !tail.is_ascii() {
+        return None;
+    }
+    let digits = match tail.len() {
+        5 if tail.as_bytes()[2] == b':' => format!("{}{}", &tail[..2], &tail[3..]),
+        4 => tail.to_string(),
+        _ => return None,
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i64 = digits[..2].parse().ok()?;
+    let minutes: i64 = digits[2..].parse().ok()?;
+    let sign = if s.as_bytes()[at] == b'-' { -1 } else { 1 };
+    Some((&s[..at], sign * (hours * 3600 + minutes * 60)))
+}
+
+fn parse_digits(s: &str) -> Result<u32, String> {
+    match s {
+        "6" => Ok(6),
+        "8" => Ok(8),
+        _ => Err(format!("must be 6 or 8, got {s:?}")),
+    }
+}
+
+fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 15m, 1h, 2d)"))?;
+    if d.as_secs() == 0 {
+        return Err("must be at least one second".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> i64 {
+        parse_since(s)
+            .unwrap()
+            .to_unix(SystemTime::now())
+            .unwrap()
+    }
+
+    #[test]
+    fn setting_needs_an_equals_sign_and_a_key() {
+        assert_eq!(
+            parse_setting("mfa_required=true").unwrap(),
+            ("mfa_required".into(), "true".into())
+        );
+        assert_eq!(
+            parse_setting("offline.max_days=7").unwrap(),
+            ("offline.max_days".into(), "7".into())
+        );
+        assert_eq!(parse_setting("users=").unwrap(), ("users".into(), "".into()));
+        assert_eq!(
+            parse_setting("users=alice,bob=x").unwrap(),
+            ("users".into(), "alice,bob=x".into()),
+            "only the first = splits"
+        );
+        assert!(parse_setting("mfa_required").unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_setting("=true").is_err());
+        assert!(parse_setting("mfa required=true").is_err());
+    }
+
+    #[test]
+    fn policy_set_without_equals_is_a_usage_error_before_any_request() {
+        let err = Cli::try_parse_from(["latchkey", "policy", "set", "login", "mfa_required"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        let cli = Cli::try_parse_from([
+            "latchkey",
+            "policy",
+            "set",
+            "login",
+            "mfa_required=false",
+            "offline.max_days=3",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Policy(PolicyCmd::Set {
+                client_id,
+                settings,
+            }) => {
+                assert_eq!(client_id, "login");
+                assert_eq!(settings.len(), 2);
+            }
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn since_accepts_durations_ago() {
+        let now = SystemTime::now();
+        let since = parse_since("1h").unwrap();
+        assert_eq!(since, Since::Ago(Duration::from_secs(3600)));
+        let now_unix = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert_eq!(since.to_unix(now).unwrap(), now_unix - 3600);
+        assert_eq!(parse_since("30m").unwrap(), Since::Ago(Duration::from_secs(1800)));
+        assert_eq!(parse_since("2d").unwrap(), Since::Ago(Duration::from_secs(172_800)));
+    }
+
+    #[test]
+    fn since_accepts_rfc3339_times_with_offsets() {
+        assert_eq!(at("2025-01-31T12:00:00Z"), 1_738_324_800);
+        assert_eq!(at("2025-01-31 12:00:00"), 1_738_324_800);
+        assert_eq!(at("2025-01-31T12:00:00.5Z"), 1_738_324_800);
+        assert_eq!(at("2025-01-31T14:00:00+02:00"), 1_738_324_800);
+        assert_eq!(at("2025-01-31T07:00:00-05:00"), 1_738_324_800);
+        assert_eq!(at("2025-01-31T07:00:00-0500"), 1_738_324_800);
+        assert_eq!(at("2025-01-31"), 1_738_281_600);
+    }
+
+    #[test]
+    fn since_refuses_garbage() {
+        for bad in ["yesterday", "1 fortnight", "2025-13-01T00:00:00Z", "", "12:00"] {
+            assert!(parse_since(bad).is_err(), "{bad:?}");
+        }
+        let err = Cli::try_parse_from(["latchkey", "audit", "--since", "soon"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn token_options_are_checked() {
+        let cli = Cli::try_parse_from([
+            "latchkey",
+            "token",
+            "add-totp",
+            "bob",
+            "--digits",
+            "8",
+            "--algorithm",
+            "sha256",
+            "--period",
+            "60",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Token(TokenCmd::AddTotp { user, otp, period }) => {
+                assert_eq!(user, "bob");
+                assert_eq!(otp.digits, Some(8));
+                assert_eq!(otp.algorithm, Some(OtpAlgorithm::Sha256));
+                assert_eq!(period, Some(60));
+            }
+            other => unreachable!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["latchkey", "token", "add-totp", "bob", "--digits", "7"]).is_err());
+        assert!(
+            Cli::try_parse_from(["latchkey", "token", "add-hotp", "bob", "--algorithm", "md5"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn global_options_go_anywhere_and_ca_conflicts_with_pin() {
+        let cli = Cli::try_parse_from(["latchkey", "user", "list", "--json", "--server", "http://h:1"])
+            .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.server, "http://h:1");
+        assert!(
+            Cli::try_parse_from(["latchkey", "--ca", "x.pem", "--pin", "sha256:00", "user", "list"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn join_token_lifetime_is_a_humantime_duration() {
+        let cli = Cli::try_parse_from(["latchkey", "machine", "join-token", "--expires", "15m"])
+            .unwrap();
+        match cli.command {
+            Command::Machine(MachineCmd::JoinToken { expires, note }) => {
+                assert_eq!(expires, Duration::from_secs(900));
+                assert_eq!(note, None);
+            }
+            other => unreachable!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["latchkey", "machine", "join-token"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Machine(MachineCmd::JoinToken { expires, .. }) if expires == Duration::from_secs(3600)
+        ));
+        assert!(Cli::try_parse_from(["latchkey", "machine", "join-token", "--expires", "0s"]).is_err());
+    }
+}

@@ -1,0 +1,335 @@
+//! Admin routes (admin API key only).
+
+use super::error::ApiErr;
+use super::extract::{AdminCaller, Json, Query};
+use crate::engine::{new_id, validate_client_id, validate_user_name};
+use crate::policy;
+use crate::state::{Actor, Shared, now};
+use crate::store::{NewToken, Settings, UserRow};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use latchkey_crypto::keys::{generate_api_key, hash_api_key};
+use latchkey_crypto::otpauth::OtpAuthUri;
+use latchkey_proto::admin::*;
+use latchkey_proto::{OtpAlgorithm, TokenKind};
+use zeroize::Zeroizing;
+
+type ApiResult<T> = Result<Json<T>, ApiErr>;
+
+async fn user_view(st: &Shared, u: UserRow) -> Result<User, ApiErr> {
+    let token_count = st.store.token_count_of(&u.name).await?;
+    Ok(User {
+        token_count: u32::try_from(token_count).unwrap_or(u32::MAX),
+        locked_until: (u.locked_until > now()).then_some(u.locked_until),
+        name: u.name,
+        display_name: u.display_name,
+        groups: u.groups,
+        enabled: u.enabled,
+        created_at: u.created_at,
+    })
+}
+
+fn no_user(name: &str) -> ApiErr {
+    ApiErr::not_found(format!("user {name:?} not found"))
+}
+
+fn validate_groups(groups: &[String]) -> Result<(), ApiErr> {
+    if groups.len() > 100 || groups.iter().any(|g| g.is_empty() || g.len() > 128 || g.contains(',') || g.chars().any(char::is_control)) {
+        return Err(ApiErr::bad_request("groups must be at most 100 names of 1 to 128 characters without commas"));
+    }
+    Ok(())
+}
+
+fn validate_text(field: &str, v: &str, max: usize) -> Result<(), ApiErr> {
+    if v.len() > max || v.chars().any(char::is_control) {
+        return Err(ApiErr::bad_request(format!("{field} must be at most {max} printable characters")));
+    }
+    Ok(())
+}
+
+pub async fn user_add(State(st): State<Shared>, _: AdminCaller, Json(req): Json<UserCreate>) -> Result<(StatusCode, Json<User>), ApiErr> {
+    validate_user_name(&req.name)?;
+    validate_groups(&req.groups)?;
+    let display_name = req.display_name.unwrap_or_else(|| req.name.clone());
+    validate_text("display_name", &display_name, 256)?;
+    let row = UserRow {
+        name: req.name,
+        display_name,
+        groups: req.groups,
+        enabled: true,
+        created_at: now(),
+        failures: 0,
+        locked_until: 0,
+    };
+    st.store.user_create(&row).await?;
+    st.audit(&Actor::Admin, "user.add", Some(&row.name), None, "ok", format!("groups: {}", row.groups.join(","))).await;
+    Ok((StatusCode::CREATED, Json(user_view(&st, row).await?)))
+}
+
+pub async fn user_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult<Vec<User>> {
+    let mut out = Vec::new();
+    for u in st.store.user_list().await? {
+        out.push(user_view(&st, u).await?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn user_show(State(st): State<Shared>, _: AdminCaller, Path(name): Path<String>) -> ApiResult<User> {
+    let u = st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+    Ok(Json(user_view(&st, u).await?))
+}
+
+pub async fn user_update(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+    Json(req): Json<UserUpdate>,
+) -> ApiResult<User> {
+    if let Some(g) = &req.groups {
+        validate_groups(g)?;
+    }
+    if let Some(d) = &req.display_name {
+        validate_text("display_name", d, 256)?;
+    }
+    if !st.store.user_update(&name, req.display_name.as_deref(), req.groups.as_deref(), req.enabled).await? {
+        return Err(no_user(&name));
+    }
+    if req.enabled == Some(true) {
+        // Re-enabling also clears a lockout: the admin has looked at the account.
+        st.store.user_reset_failures(&name).await?;
+    }
+    let detail = serde_json::to_string(&req).unwrap_or_default();
+    st.audit(&Actor::Admin, "user.update", Some(&name), None, "ok", detail).await;
+    let u = st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+    Ok(Json(user_view(&st, u).await?))
+}
+
+pub async fn user_remove(State(st): State<Shared>, _: AdminCaller, Path(name): Path<String>) -> Result<StatusCode, ApiErr> {
+    if !st.store.user_delete(&name).await? {
+        return Err(no_user(&name));
+    }
+    st.audit(&Actor::Admin, "user.remove", Some(&name), None, "ok", "user and tokens removed").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn token_view(t: &NewToken) -> TokenInfo {
+    TokenInfo {
+        id: t.id.clone(),
+        user: t.user_name.clone(),
+        kind: t.kind,
+        algorithm: t.algorithm,
+        digits: t.digits,
+        period: (t.kind == TokenKind::Totp).then_some(t.period),
+        label: t.label.clone(),
+        created_at: t.created_at,
+        last_used_at: t.last_used_at,
+    }
+}
+
+pub async fn token_add(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+    Json(req): Json<OtpTokenCreate>,
+) -> Result<(StatusCode, Json<TokenEnrolled>), ApiErr> {
+    let user = st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+    let algorithm = req.algorithm.unwrap_or_default();
+    let digits = req.digits.unwrap_or(6);
+    if !latchkey_crypto::otp::DIGITS_RANGE.contains(&digits) {
+        return Err(ApiErr::bad_request("digits must be 6, 7 or 8"));
+    }
+    let period = match req.kind {
+        TokenKind::Totp => req.period.unwrap_or(30),
+        TokenKind::Hotp => 30,
+    };
+    if !(10..=300).contains(&period) {
+        return Err(ApiErr::bad_request("period must be between 10 and 300 seconds"));
+    }
+    let label = req.label.unwrap_or_default();
+    validate_text("label", &label, 64)?;
+    // RFC 6238 §B key sizes: the hash's output length.
+    let key_len = match algorithm {
+        OtpAlgorithm::Sha1 => 20,
+        OtpAlgorithm::Sha256 => 32,
+        OtpAlgorithm::Sha512 => 64,
+    };
+    let internal = |e: latchkey_crypto::Error| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string());
+    let secret = Zeroizing::new(latchkey_crypto::random_bytes(key_len).map_err(internal)?);
+    let id = new_id(8)?;
+    let sealed = st.master.seal(&secret, id.as_bytes()).map_err(internal)?;
+    let row = NewToken {
+        id,
+        user_name: user.name.clone(),
+        kind: req.kind,
+        algorithm,
+        digits,
+        period,
+        secret_sealed: B64.encode(sealed),
+        used: -1,
+        label,
+        created_at: now(),
+        last_used_at: None,
+    };
+    st.store.token_create(&row).await?;
+    let uri = OtpAuthUri {
+        kind: req.kind,
+        issuer: st.cfg.issuer.clone(),
+        account: user.name.clone(),
+        secret,
+        algorithm,
+        digits,
+        period,
+        counter: 0,
+    }
+    .to_uri();
+    st.audit(&Actor::Admin, "token.add", Some(&user.name), None, "ok", format!("{} token {} ({algorithm}, {digits} digits)", req.kind, row.id)).await;
+    Ok((StatusCode::CREATED, Json(TokenEnrolled { token: token_view(&row), otpauth_uri: uri })))
+}
+
+pub async fn token_list(State(st): State<Shared>, _: AdminCaller, Path(name): Path<String>) -> ApiResult<Vec<TokenInfo>> {
+    st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+    Ok(Json(st.store.tokens_of(&name).await?.iter().map(token_view).collect()))
+}
+
+pub async fn token_remove(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> Result<StatusCode, ApiErr> {
+    let user = st.store.token_delete(&id).await?.ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?;
+    st.audit(&Actor::Admin, "token.remove", Some(&user), None, "ok", format!("token {id}")).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn token_verify(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+    Json(req): Json<VerifyRequest>,
+) -> ApiResult<VerifyResult> {
+    if req.code.len() > 64 {
+        return Err(ApiErr::bad_request("code is too long"));
+    }
+    let (ok, message) = st.admin_verify(&name, &req.code).await?.ok_or_else(|| no_user(&name))?;
+    Ok(Json(VerifyResult { ok, message }))
+}
+
+pub async fn token_resync(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(id): Path<String>,
+    Json(req): Json<TokenResync>,
+) -> ApiResult<VerifyResult> {
+    let ok = st
+        .hotp_resync(&id, &req.code1, &req.code2)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?;
+    let message = if ok { "token resynchronised" } else { "the two codes were not found in the resynchronisation window" };
+    Ok(Json(VerifyResult { ok, message: message.into() }))
+}
+
+async fn effective_policy(st: &Shared, client_id: &str, own: &Settings) -> Result<Policy, ApiErr> {
+    let star = if client_id == policy::FALLBACK { None } else { st.store.policy_get(policy::FALLBACK).await? };
+    policy::effective(client_id, star.as_ref(), Some(own)).map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "policy_error", e))
+}
+
+pub async fn policy_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult<Vec<Policy>> {
+    let mut out = Vec::new();
+    for (id, own) in st.store.policy_list().await? {
+        out.push(effective_policy(&st, &id, &own).await?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn policy_show(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> ApiResult<Policy> {
+    let own = st.store.policy_get(&id).await?.ok_or_else(|| ApiErr::not_found(format!("no policy for client_id {id:?}")))?;
+    Ok(Json(effective_policy(&st, &id, &own).await?))
+}
+
+pub async fn policy_set(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(id): Path<String>,
+    Json(req): Json<PolicyUpdate>,
+) -> ApiResult<Policy> {
+    validate_client_id(&id)?;
+    if req.settings.is_empty() {
+        return Err(ApiErr::bad_request("give at least one key=value setting"));
+    }
+    let mut own = st.store.policy_get(&id).await?.unwrap_or_default();
+    for (k, v) in &req.settings {
+        validate_text(k, v, 4096)?;
+        if v.is_empty() {
+            // `key=` returns the key to its inherited value.
+            if !policy::KEYS.iter().any(|(known, _)| known == k) {
+                return Err(ApiErr::bad_request(format!("{k}: unknown setting")));
+            }
+            own.remove(k);
+        } else {
+            policy::apply(&mut policy::defaults(&id), k, v).map_err(ApiErr::bad_request)?;
+            own.insert(k.clone(), v.clone());
+        }
+    }
+    st.store.policy_put(&id, &own, now()).await?;
+    let detail = req.settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+    st.audit(&Actor::Admin, "policy.set", None, Some(&id), "ok", detail).await;
+    Ok(Json(effective_policy(&st, &id, &own).await?))
+}
+
+pub async fn policy_remove(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> Result<StatusCode, ApiErr> {
+    if id == policy::FALLBACK {
+        return Err(ApiErr::bad_request("the `*` policy holds the defaults and cannot be removed"));
+    }
+    if !st.store.policy_delete(&id).await? {
+        return Err(ApiErr::not_found(format!("no policy for client_id {id:?}")));
+    }
+    st.audit(&Actor::Admin, "policy.remove", None, Some(&id), "ok", "").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn machine_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult<Vec<Machine>> {
+    let out = st
+        .store
+        .machine_list()
+        .await?
+        .into_iter()
+        .map(|m| Machine {
+            credential: if m.cert_sha256.is_some() { "client_cert".into() } else { "api_key".into() },
+            id: m.id,
+            hostname: m.hostname,
+            created_at: m.created_at,
+            last_seen_at: m.last_seen_at,
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+pub async fn machine_remove(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> Result<StatusCode, ApiErr> {
+    if !st.store.machine_delete(&id).await? {
+        return Err(ApiErr::not_found(format!("machine {id:?} not found")));
+    }
+    st.audit(&Actor::Admin, "machine.remove", None, None, "ok", format!("machine {id}")).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn join_token_create(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Json(req): Json<JoinTokenCreate>,
+) -> Result<(StatusCode, Json<JoinTokenCreated>), ApiErr> {
+    if !(60..=30 * 86_400).contains(&req.expires_in) {
+        return Err(ApiErr::bad_request("expires_in must be between 60 seconds and 30 days"));
+    }
+    let note = req.note.unwrap_or_default();
+    validate_text("note", &note, 256)?;
+    let token = generate_api_key("lkj").map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    let now = now();
+    let expires_at = now + req.expires_in as i64;
+    st.store.join_token_create(&hash_api_key(&token), &note, now, expires_at).await?;
+    st.audit(&Actor::Admin, "machine.join_token", None, None, "ok", format!("expires at {expires_at}; {note}")).await;
+    Ok((StatusCode::CREATED, Json(JoinTokenCreated { join_token: token, expires_at })))
+}
+
+pub async fn audit(State(st): State<Shared>, _: AdminCaller, Query(q): Query<AuditQuery>) -> ApiResult<Vec<AuditEntry>> {
+    st.auditor.flush().await;
+    let limit = i64::from(q.limit.unwrap_or(1000).clamp(1, 10_000));
+    Ok(Json(st.store.audit_query(q.user.as_deref(), q.since, limit).await?))
+}

@@ -1,0 +1,170 @@
+//! HTTP layer: routes, the accept loop (TLS or plain), graceful shutdown.
+
+mod admin;
+pub mod error;
+pub mod extract;
+mod machine;
+
+use crate::state::Shared;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use error::ApiErr;
+use extract::ConnInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub fn router(state: Shared) -> Router {
+    let max_body = state.cfg.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/machines/join", post(machine::join))
+        .route("/v1/login/start", post(machine::login_start))
+        .route("/v1/login/{tx}/otp", post(machine::login_otp))
+        .route("/v1/admin/users", get(admin::user_list).post(admin::user_add))
+        .route("/v1/admin/users/{name}", get(admin::user_show).patch(admin::user_update).delete(admin::user_remove))
+        .route("/v1/admin/users/{name}/tokens", get(admin::token_list).post(admin::token_add))
+        .route("/v1/admin/users/{name}/verify", post(admin::token_verify))
+        .route("/v1/admin/tokens/{id}", delete(admin::token_remove))
+        .route("/v1/admin/tokens/{id}/resync", post(admin::token_resync))
+        .route("/v1/admin/policies", get(admin::policy_list))
+        .route("/v1/admin/policies/{id}", get(admin::policy_show).patch(admin::policy_set).delete(admin::policy_remove))
+        .route("/v1/admin/machines", get(admin::machine_list))
+        .route("/v1/admin/machines/{id}", delete(admin::machine_remove))
+        .route("/v1/admin/join-tokens", post(admin::join_token_create))
+        .route("/v1/admin/audit", get(admin::audit))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
+        .with_state(state)
+}
+
+async fn count_status(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    st.metrics.http_status(resp.status().as_u16());
+    resp
+}
+
+async fn not_found(req: Request) -> ApiErr {
+    ApiErr::not_found(format!("no such endpoint: {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiErr {
+    ApiErr::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(st): State<Shared>) -> Response {
+    if st.shutting_down.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "shutting down"}))).into_response();
+    }
+    match st.store.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "database unavailable"}))).into_response()
+        }
+    }
+}
+
+async fn metrics(State(st): State<Shared>) -> Response {
+    let users = st.store.user_count().await.unwrap_or(-1);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(users)).into_response()
+}
+
+/// Accepts connections until `shutdown` flips, then lets open requests finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut info = ConnInfo { peer: Some(peer), client_cert_sha256: None };
+            let builder = {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+                b
+            };
+            match tls {
+                Some(acceptor) => {
+                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    info.client_cert_sha256 = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| latchkey_crypto::sha256_hex(c));
+                    let svc = service(app, info);
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
+                }
+                None => {
+                    let svc = service(app, info);
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(tcp), svc)).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing"),
+    }
+}
+
+fn service(
+    app: Router,
+    info: ConnInfo,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        let mut app = app.clone();
+        async move { tower::Service::call(&mut app, req.map(axum::body::Body::new)).await }
+    })
+}

@@ -1,0 +1,244 @@
+//! Client policies: parsing `key=value` settings and computing the effective policy.
+//!
+//! A client policy stores only the settings an admin set. The effective policy for a login
+//! is: built-in defaults, overridden by the `*` policy, overridden by the client_id's own
+//! policy when the user is in that policy's scope. A client_id without a policy of its own is
+//! refused (a typo in a PAM stack must not silently get defaults).
+
+use crate::store::Settings;
+use latchkey_proto::Method;
+use latchkey_proto::admin::{FailMode, OfflinePolicy, Policy, UnknownUser};
+use std::time::Duration;
+
+pub const FALLBACK: &str = "*";
+pub const BUILT_IN: [&str; 5] = ["*", "login", "unlock", "elevation", "remote"];
+
+/// Every key a policy accepts, with a one-line description (shown in errors and docs).
+pub const KEYS: &[(&str, &str)] = &[
+    ("mfa_required", "true|false: a second factor is needed"),
+    ("methods", "comma list of otp,push,fido2,smartcard"),
+    ("users", "comma list of user names in scope (empty: everyone)"),
+    ("groups", "comma list of groups in scope (empty: everyone)"),
+    ("failmode", "closed|open: what agents do when no server answers"),
+    ("unknown_user", "deny|allow: users the server does not know"),
+    ("lockout_threshold", "failures before a user is locked out"),
+    ("lockout_backoff", "first lockout duration, e.g. 60s; doubles per further failure"),
+    ("lockout_max_backoff", "longest lockout, e.g. 1h"),
+    ("max_attempts", "wrong codes allowed in one login"),
+    ("tx_ttl", "lifetime of a login transaction, e.g. 120s"),
+    ("offline.enabled", "true|false: agents may prepare offline logins"),
+    ("offline.max_days", "days an offline bundle stays valid"),
+    ("offline.max_logins", "offline logins allowed before reconnecting"),
+    ("offline.max_failures", "offline failures before the bundle is wiped"),
+];
+
+pub fn defaults(client_id: &str) -> Policy {
+    Policy {
+        client_id: client_id.to_string(),
+        mfa_required: true,
+        methods: Method::ALL.to_vec(),
+        users: vec![],
+        groups: vec![],
+        failmode: FailMode::Closed,
+        unknown_user: UnknownUser::Deny,
+        lockout_threshold: 5,
+        lockout_backoff: 60,
+        lockout_max_backoff: 3600,
+        max_attempts: 3,
+        tx_ttl: 120,
+        offline: OfflinePolicy { enabled: true, max_days: 7, max_logins: 10, max_failures: 5 },
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(format!("{v:?} is not true or false")),
+    }
+}
+
+fn parse_u32(v: &str, min: u32, max: u32) -> Result<u32, String> {
+    let n: u32 = v.parse().map_err(|_| format!("{v:?} is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is outside {min}..={max}"));
+    }
+    Ok(n)
+}
+
+fn parse_secs(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let secs = match v.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => humantime::parse_duration(v)
+            .map_err(|_| format!("{v:?} is not a duration (e.g. 90s, 5m, 1h)"))?
+            .as_secs(),
+    };
+    if secs < min || secs > max {
+        return Err(format!("{secs}s is outside {min}s..={max}s"));
+    }
+    Ok(secs)
+}
+
+fn parse_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// Applies one setting onto a policy. Errors say which key and why.
+pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
+    let r: Result<(), String> = (|| {
+        match key {
+            "mfa_required" => p.mfa_required = parse_bool(value)?,
+            "methods" => {
+                let mut methods = parse_list(value)
+                    .iter()
+                    .map(|m| m.parse::<Method>())
+                    .collect::<Result<Vec<_>, _>>()?;
+                methods.sort();
+                methods.dedup();
+                p.methods = methods;
+            }
+            "users" => p.users = parse_list(value),
+            "groups" => p.groups = parse_list(value),
+            "failmode" => {
+                p.failmode = match value {
+                    "closed" => FailMode::Closed,
+                    "open" => FailMode::Open,
+                    _ => return Err(format!("{value:?} is not closed or open")),
+                }
+            }
+            "unknown_user" => {
+                p.unknown_user = match value {
+                    "deny" => UnknownUser::Deny,
+                    "allow" => UnknownUser::Allow,
+                    _ => return Err(format!("{value:?} is not deny or allow")),
+                }
+            }
+            "lockout_threshold" => p.lockout_threshold = parse_u32(value, 1, 1000)?,
+            "lockout_backoff" => p.lockout_backoff = parse_secs(value, 1, 86_400)?,
+            "lockout_max_backoff" => p.lockout_max_backoff = parse_secs(value, 1, 30 * 86_400)?,
+            "max_attempts" => p.max_attempts = parse_u32(value, 1, 100)?,
+            "tx_ttl" => p.tx_ttl = parse_secs(value, 10, 3600)?,
+            "offline.enabled" => p.offline.enabled = parse_bool(value)?,
+            "offline.max_days" => p.offline.max_days = parse_u32(value, 1, 365)?,
+            "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,
+            "offline.max_failures" => p.offline.max_failures = parse_u32(value, 1, 100)?,
+            _ => {
+                let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                return Err(format!("unknown setting (known: {})", known.join(", ")));
+            }
+        }
+        Ok(())
+    })();
+    r.map_err(|e| format!("{key}: {e}"))
+}
+
+/// Applies all settings of a stored policy.
+pub fn apply_all(p: &mut Policy, settings: &Settings) -> Result<(), String> {
+    settings.iter().try_for_each(|(k, v)| apply(p, k, v))
+}
+
+/// Whether a user is in the scope of a policy's settings.
+pub fn in_scope(settings: &Settings, user: &str, groups: &[String]) -> bool {
+    let users = settings.get("users").map(|v| parse_list(v)).unwrap_or_default();
+    let scope_groups = settings.get("groups").map(|v| parse_list(v)).unwrap_or_default();
+    if users.is_empty() && scope_groups.is_empty() {
+        return true;
+    }
+    users.iter().any(|u| u == user) || scope_groups.iter().any(|g| groups.contains(g))
+}
+
+/// The policy shown to admins for a client_id: defaults ← `*` ← own settings.
+pub fn effective(client_id: &str, star: Option<&Settings>, own: Option<&Settings>) -> Result<Policy, String> {
+    let mut p = defaults(client_id);
+    if let Some(star) = star {
+        apply_all(&mut p, star)?;
+    }
+    // Scope lists belong to each policy; they are not inherited from `*`.
+    p.users.clear();
+    p.groups.clear();
+    if let Some(own) = own {
+        apply_all(&mut p, own)?;
+    }
+    Ok(p)
+}
+
+/// The policy that governs one login of `user` (with `groups`) through `client_id`.
+pub fn for_login(
+    client_id: &str,
+    star: Option<&Settings>,
+    own: &Settings,
+    user: &str,
+    groups: &[String],
+) -> Result<Policy, String> {
+    let star_applies = star.is_some_and(|s| in_scope(s, user, groups));
+    let star = if star_applies { star } else { None };
+    if in_scope(own, user, groups) {
+        effective(client_id, star, Some(own))
+    } else {
+        effective(client_id, star, None)
+    }
+}
+
+/// Lockout duration after the `failures`-th consecutive failure.
+pub fn lockout_secs(p: &Policy, failures: i64) -> i64 {
+    let threshold = i64::from(p.lockout_threshold);
+    if failures < threshold {
+        return 0;
+    }
+    let doublings = (failures - threshold).min(30) as u32;
+    let secs = p.lockout_backoff.saturating_mul(1u64 << doublings).min(p.lockout_max_backoff);
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+pub fn tx_ttl(p: &Policy) -> Duration {
+    Duration::from_secs(p.tx_ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(pairs: &[(&str, &str)]) -> Settings {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn settings_inherit_from_star_and_override() {
+        let star = s(&[("lockout_threshold", "7"), ("mfa_required", "false")]);
+        let own = s(&[("mfa_required", "true"), ("tx_ttl", "5m")]);
+        let p = for_login("login", Some(&star), &own, "alice", &[]).unwrap();
+        assert!(p.mfa_required);
+        assert_eq!(p.lockout_threshold, 7);
+        assert_eq!(p.tx_ttl, 300);
+    }
+
+    #[test]
+    fn out_of_scope_user_gets_star_policy() {
+        let star = s(&[("mfa_required", "true")]);
+        let own = s(&[("mfa_required", "false"), ("groups", "pilot")]);
+        let pilot = for_login("login", Some(&star), &own, "bob", &["pilot".into()]).unwrap();
+        assert!(!pilot.mfa_required);
+        let other = for_login("login", Some(&star), &own, "carol", &["staff".into()]).unwrap();
+        assert!(other.mfa_required);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_reason() {
+        let mut p = defaults("x");
+        assert!(apply(&mut p, "mfa_required", "maybe").unwrap_err().starts_with("mfa_required:"));
+        assert!(apply(&mut p, "methods", "otp,sms").is_err());
+        assert!(apply(&mut p, "nope", "1").unwrap_err().contains("unknown setting"));
+        assert!(apply(&mut p, "tx_ttl", "1s").is_err());
+        apply(&mut p, "offline.max_days", "3").unwrap();
+        assert_eq!(p.offline.max_days, 3);
+    }
+
+    #[test]
+    fn lockout_backoff_doubles_and_caps() {
+        let p = defaults("x");
+        assert_eq!(lockout_secs(&p, 4), 0);
+        assert_eq!(lockout_secs(&p, 5), 60);
+        assert_eq!(lockout_secs(&p, 6), 120);
+        assert_eq!(lockout_secs(&p, 100), 3600);
+    }
+}

@@ -1,0 +1,67 @@
+use super::{Result, Store};
+use latchkey_proto::admin::AuditEntry;
+use sqlx::Row;
+
+/// One audit line to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub time: i64,
+    pub actor: String,
+    pub action: String,
+    pub user: Option<String>,
+    pub client_id: Option<String>,
+    pub result: String,
+    pub detail: String,
+}
+
+impl Store {
+    /// Writes a batch in one transaction (one fsync instead of one per line).
+    pub async fn audit_insert(&self, batch: &[AuditRecord]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for a in batch {
+            sqlx::query(
+                "INSERT INTO audit (time, actor, action, user_name, client_id, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(a.time)
+            .bind(&a.actor)
+            .bind(&a.action)
+            .bind(&a.user)
+            .bind(&a.client_id)
+            .bind(&a.result)
+            .bind(&a.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn audit_query(&self, user: Option<&str>, since: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, time, actor, action, user_name, client_id, result, detail FROM audit \
+             WHERE ($1 IS NULL OR user_name = $1) AND time >= $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(user)
+        .bind(since.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    time: r.try_get("time")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    user: r.try_get("user_name")?,
+                    client_id: r.try_get("client_id")?,
+                    result: r.try_get("result")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+}

@@ -1,0 +1,135 @@
+//! The store: one code path over SQLite (default) and, later, PostgreSQL.
+//!
+//! All queries go through `sqlx::Any` with `$N` placeholders and portable types (BIGINT,
+//! TEXT); only the schema DDL may differ per backend. Every state change that guards a
+//! security property (a code used once, a join token used once, a transaction finished once)
+//! is a single conditional UPDATE whose affected-row count decides the outcome, so it stays
+//! atomic across several server instances sharing one database.
+
+mod audit;
+mod machines;
+mod policies;
+mod schema;
+mod tokens;
+mod tx;
+mod users;
+
+pub use audit::AuditRecord;
+pub use machines::{MachineRow, NewMachine};
+pub use tokens::{NewToken, TokenRow};
+pub use tx::{NewTx, TxRow};
+pub use users::UserRow;
+pub use policies::Settings;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL {0:?} (expected sqlite:PATH or a file path)")]
+    Url(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Turns `--database` into a sqlx URL. A bare path means SQLite.
+fn database_url(spec: &str) -> Result<(String, Backend)> {
+    if let Some(rest) = spec.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        return Ok((format!("sqlite://{path}?mode=rwc"), Backend::Sqlite));
+    }
+    if spec.contains("://") {
+        return Err(StoreError::Url(spec.to_string()));
+    }
+    Ok((format!("sqlite://{spec}?mode=rwc"), Backend::Sqlite))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn open(spec: &str) -> Result<Store> {
+        install_default_drivers();
+        let (url, backend) = database_url(spec)?;
+        if backend == Backend::Sqlite {
+            let path = Path::new(spec.trim_start_matches("sqlite:").trim_start_matches("//"));
+            if let Some(parent) = path.parent() {
+                if !parent.as_os_str().is_empty() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+            }
+            // The database holds sealed seeds and key hashes: owner-only, like the keys.
+            // SQLite gives its -wal/-shm files the database file's permissions.
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; NORMAL sync is
+                        // durable across process crashes (fsync at checkpoints).
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let store = Store { pool, backend };
+        schema::migrate(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Cheap query used by `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Unique-constraint violations become `Conflict`.
+pub(crate) fn map_conflict(e: sqlx::Error, what: &str) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(what.to_string());
+        }
+    }
+    StoreError::Db(e)
+}

@@ -1,0 +1,121 @@
+//! Schema and migrations. DDL is the only place where backends may differ.
+
+use super::{Backend, Result, Store};
+
+/// Each entry is applied once, in order, and recorded in `schema_version`.
+const MIGRATIONS: &[&str] = &[
+    // 1: foundation
+    r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    groups_json TEXT NOT NULL,
+    enabled BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    failures BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    digits BIGINT NOT NULL,
+    period BIGINT NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    used BIGINT NOT NULL,
+    label TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX tokens_user ON tokens(user_name);
+CREATE TABLE policies (
+    client_id TEXT PRIMARY KEY,
+    settings_json TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE machines (
+    id TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    api_key_hash TEXT NOT NULL UNIQUE,
+    cert_sha256 TEXT UNIQUE,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT
+);
+CREATE TABLE join_tokens (
+    token_hash TEXT PRIMARY KEY,
+    note TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT,
+    machine_id TEXT
+);
+CREATE TABLE admin_keys (
+    key_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE login_tx (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    rhost TEXT,
+    tty TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    done BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX login_tx_expires ON login_tx(expires_at);
+CREATE TABLE audit (
+    id @AUTOID@,
+    time BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    user_name TEXT,
+    client_id TEXT,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_time ON audit(time);
+CREATE INDEX audit_user_time ON audit(user_name, time);
+"#,
+];
+
+fn dialect(sql: &str, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sql.replace("@AUTOID@", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    }
+}
+
+pub(super) async fn migrate(store: &Store) -> Result<()> {
+    let pool = store.pool();
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+        .execute(pool)
+        .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+        .fetch_one(pool)
+        .await?;
+    let current = current.unwrap_or(0);
+    for (i, migration) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        for stmt in dialect(migration, store.backend()).split(';') {
+            if stmt.trim().is_empty() {
+                continue;
+            }
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "database schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+use super::{Result, Store};
+use sqlx::Row;
+
+/// A login transaction: one person at one machine proving a second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRow {
+    pub id: String,
+    pub user_name: String,
+    pub client_id: String,
+    pub machine_id: String,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub done: bool,
+}
+
+pub struct NewTx<'a> {
+    pub id: &'a str,
+    pub user_name: &'a str,
+    pub client_id: &'a str,
+    pub machine_id: &'a str,
+    pub rhost: Option<&'a str>,
+    pub tty: Option<&'a str>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    pub async fn tx_create(&self, t: &NewTx<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO login_tx (id, user_name, client_id, machine_id, rhost, tty, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(t.id)
+        .bind(t.user_name)
+        .bind(t.client_id)
+        .bind(t.machine_id)
+        .bind(t.rhost)
+        .bind(t.tty)
+        .bind(t.now)
+        .bind(t.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn tx_get(&self, id: &str) -> Result<Option<TxRow>> {
+        let row = sqlx::query(
+            "SELECT id, user_name, client_id, machine_id, expires_at, attempts, done FROM login_tx WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(TxRow {
+                id: r.try_get("id")?,
+                user_name: r.try_get("user_name")?,
+                client_id: r.try_get("client_id")?,
+                machine_id: r.try_get("machine_id")?,
+                expires_at: r.try_get("expires_at")?,
+                attempts: r.try_get("attempts")?,
+                done: r.try_get::<i64, _>("done")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// Counts one wrong answer; returns the new attempt count (None if the tx is finished).
+    pub async fn tx_add_attempt(&self, id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE login_tx SET attempts = attempts + 1 WHERE id = $1 AND done = 0 RETURNING attempts",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Finishes a transaction; true for exactly one caller.
+    pub async fn tx_finish(&self, id: &str) -> Result<bool> {
+        let res = sqlx::query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Deletes transactions that expired more than `grace` seconds ago.
+    pub async fn tx_purge(&self, now: i64, grace: i64) -> Result<u64> {
+        let res = sqlx::query("DELETE FROM login_tx WHERE expires_at < $1")
+            .bind(now - grace)
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected())
+    }
+}

@@ -1,0 +1,146 @@
+use super::{Result, Store, StoreError, map_conflict};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub name: String,
+    pub display_name: String,
+    pub groups: Vec<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+    pub failures: i64,
+    pub locked_until: i64,
+}
+
+const COLS: &str = "name, display_name, groups_json, enabled, created_at, failures, locked_until";
+
+fn from_row(r: &AnyRow) -> Result<UserRow> {
+    let groups_json: String = r.try_get("groups_json")?;
+    let groups = serde_json::from_str(&groups_json)
+        .map_err(|e| StoreError::Corrupt(format!("users.groups_json: {e}")))?;
+    Ok(UserRow {
+        name: r.try_get("name")?,
+        display_name: r.try_get("display_name")?,
+        groups,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+        created_at: r.try_get("created_at")?,
+        failures: r.try_get("failures")?,
+        locked_until: r.try_get("locked_until")?,
+    })
+}
+
+fn groups_json(groups: &[String]) -> String {
+    serde_json::to_string(groups).unwrap_or_else(|_| "[]".to_string())
+}
+
+impl Store {
+    pub async fn user_create(&self, u: &UserRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (name, display_name, groups_json, enabled, created_at, failures, locked_until) \
+             VALUES ($1, $2, $3, $4, $5, 0, 0)",
+        )
+        .bind(&u.name)
+        .bind(&u.display_name)
+        .bind(groups_json(&u.groups))
+        .bind(i64::from(u.enabled))
+        .bind(u.created_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| map_conflict(e, &format!("user {:?}", u.name)))?;
+        Ok(())
+    }
+
+    pub async fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn user_list(&self) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM users ORDER BY name"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Returns false when the user does not exist.
+    pub async fn user_update(
+        &self,
+        name: &str,
+        display_name: Option<&str>,
+        groups: Option<&[String]>,
+        enabled: Option<bool>,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "UPDATE users SET display_name = COALESCE($1, display_name), \
+             groups_json = COALESCE($2, groups_json), enabled = COALESCE($3, enabled) WHERE name = $4",
+        )
+        .bind(display_name)
+        .bind(groups.map(groups_json))
+        .bind(enabled.map(i64::from))
+        .bind(name)
+        .execute(self.pool())
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn user_delete(&self, name: &str) -> Result<bool> {
+        // Tokens go with the user (ON DELETE CASCADE; deleted explicitly too so the
+        // behaviour does not depend on the foreign-key pragma).
+        sqlx::query("DELETE FROM tokens WHERE user_name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
+        let res = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Records one failure atomically and returns the new failure count.
+    /// `lock_for(count)` gives the lockout duration in seconds for that count (0 = none).
+    pub async fn user_record_failure(
+        &self,
+        name: &str,
+        now: i64,
+        lock_for: impl Fn(i64) -> i64,
+    ) -> Result<(i64, i64)> {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET failures = failures + 1 WHERE name = $1 RETURNING failures",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(failures) = failures else { return Ok((0, 0)) };
+        let secs = lock_for(failures);
+        if secs > 0 {
+            let until = now + secs;
+            // Only ever extend a lock.
+            sqlx::query("UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1")
+                .bind(until)
+                .bind(name)
+                .execute(self.pool())
+                .await?;
+            return Ok((failures, until));
+        }
+        Ok((failures, 0))
+    }
+
+    pub async fn user_reset_failures(&self, name: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1 AND (failures <> 0 OR locked_until <> 0)",
+        )
+        .bind(name)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn user_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?)
+    }
+}
