@@ -48,7 +48,13 @@ pub struct GlobalOpts {
 
     /// PEM file with the CA (or the server's own certificate) to trust.
     /// Default: ./latchkey-data/tls.crt.
-    #[arg(long, global = true, env = "LATCHKEY_CA", value_name = "FILE", conflicts_with = "pin")]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_CA",
+        value_name = "FILE",
+        conflicts_with = "pin"
+    )]
     pub ca: Option<PathBuf>,
 
     /// Trust exactly the server certificate with this SHA-256 (sha256:HEX).
@@ -74,7 +80,7 @@ pub enum Command {
     /// Join tokens and joined machines.
     #[command(subcommand)]
     Machine(MachineCmd),
-    /// Show the audit log, newest first.
+    /// Show the audit log (admin changes, logins, verifications).
     Audit(AuditArgs),
 }
 
@@ -124,6 +130,13 @@ pub enum TokenCmd {
     Remove { id: String },
     /// Check a code as a login would (the code is used up). Exits 1 when it is rejected.
     Verify { user: String, code: String },
+    /// Bring an HOTP token's counter back in step with two consecutive codes (RFC 4226 §7.4).
+    /// Exits 1 when the codes are not found.
+    Resync {
+        id: String,
+        code1: String,
+        code2: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -137,6 +150,11 @@ pub struct OtpOpts {
     /// Free text shown in listings, e.g. "phone".
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// Import an existing seed (base32, e.g. a hardware token's) from FILE, or `-` for
+    /// standard input, instead of generating one. Never on the command line: other users
+    /// can read process arguments.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +169,8 @@ pub enum PolicyCmd {
         #[arg(required = true, value_parser = parse_setting, value_name = "KEY=VALUE")]
         settings: Vec<(String, String)>,
     },
+    /// Delete a client policy so the `*` defaults apply again.
+    Remove { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,10 +317,7 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> i64 {
-        parse_since(s)
-            .unwrap()
-            .to_unix(SystemTime::now())
-            .unwrap()
+        parse_since(s).unwrap().to_unix(SystemTime::now()).unwrap()
     }
 
     #[test]
@@ -313,13 +330,20 @@ mod tests {
             parse_setting("offline.max_days=7").unwrap(),
             ("offline.max_days".into(), "7".into())
         );
-        assert_eq!(parse_setting("users=").unwrap(), ("users".into(), "".into()));
+        assert_eq!(
+            parse_setting("users=").unwrap(),
+            ("users".into(), "".into())
+        );
         assert_eq!(
             parse_setting("users=alice,bob=x").unwrap(),
             ("users".into(), "alice,bob=x".into()),
             "only the first = splits"
         );
-        assert!(parse_setting("mfa_required").unwrap_err().contains("KEY=VALUE"));
+        assert!(
+            parse_setting("mfa_required")
+                .unwrap_err()
+                .contains("KEY=VALUE")
+        );
         assert!(parse_setting("=true").is_err());
         assert!(parse_setting("mfa required=true").is_err());
     }
@@ -358,8 +382,14 @@ mod tests {
         assert_eq!(since, Since::Ago(Duration::from_secs(3600)));
         let now_unix = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         assert_eq!(since.to_unix(now).unwrap(), now_unix - 3600);
-        assert_eq!(parse_since("30m").unwrap(), Since::Ago(Duration::from_secs(1800)));
-        assert_eq!(parse_since("2d").unwrap(), Since::Ago(Duration::from_secs(172_800)));
+        assert_eq!(
+            parse_since("30m").unwrap(),
+            Since::Ago(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse_since("2d").unwrap(),
+            Since::Ago(Duration::from_secs(172_800))
+        );
     }
 
     #[test]
@@ -375,7 +405,13 @@ mod tests {
 
     #[test]
     fn since_refuses_garbage() {
-        for bad in ["yesterday", "1 fortnight", "2025-13-01T00:00:00Z", "", "12:00"] {
+        for bad in [
+            "yesterday",
+            "1 fortnight",
+            "2025-13-01T00:00:00Z",
+            "",
+            "12:00",
+        ] {
             assert!(parse_since(bad).is_err(), "{bad:?}");
         }
         let err = Cli::try_parse_from(["latchkey", "audit", "--since", "soon"]).unwrap_err();
@@ -406,7 +442,9 @@ mod tests {
             }
             other => unreachable!("{other:?}"),
         }
-        assert!(Cli::try_parse_from(["latchkey", "token", "add-totp", "bob", "--digits", "7"]).is_err());
+        assert!(
+            Cli::try_parse_from(["latchkey", "token", "add-totp", "bob", "--digits", "7"]).is_err()
+        );
         assert!(
             Cli::try_parse_from(["latchkey", "token", "add-hotp", "bob", "--algorithm", "md5"])
                 .is_err()
@@ -415,20 +453,35 @@ mod tests {
 
     #[test]
     fn global_options_go_anywhere_and_ca_conflicts_with_pin() {
-        let cli = Cli::try_parse_from(["latchkey", "user", "list", "--json", "--server", "http://h:1"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "latchkey",
+            "user",
+            "list",
+            "--json",
+            "--server",
+            "http://h:1",
+        ])
+        .unwrap();
         assert!(cli.global.json);
         assert_eq!(cli.global.server, "http://h:1");
         assert!(
-            Cli::try_parse_from(["latchkey", "--ca", "x.pem", "--pin", "sha256:00", "user", "list"])
-                .is_err()
+            Cli::try_parse_from([
+                "latchkey",
+                "--ca",
+                "x.pem",
+                "--pin",
+                "sha256:00",
+                "user",
+                "list"
+            ])
+            .is_err()
         );
     }
 
     #[test]
     fn join_token_lifetime_is_a_humantime_duration() {
-        let cli = Cli::try_parse_from(["latchkey", "machine", "join-token", "--expires", "15m"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["latchkey", "machine", "join-token", "--expires", "15m"]).unwrap();
         match cli.command {
             Command::Machine(MachineCmd::JoinToken { expires, note }) => {
                 assert_eq!(expires, Duration::from_secs(900));
@@ -441,6 +494,8 @@ mod tests {
             cli.command,
             Command::Machine(MachineCmd::JoinToken { expires, .. }) if expires == Duration::from_secs(3600)
         ));
-        assert!(Cli::try_parse_from(["latchkey", "machine", "join-token", "--expires", "0s"]).is_err());
+        assert!(
+            Cli::try_parse_from(["latchkey", "machine", "join-token", "--expires", "0s"]).is_err()
+        );
     }
 }

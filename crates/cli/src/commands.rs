@@ -5,7 +5,8 @@ use latchkey_client::{Bytes, Client, Method, encode_path_segment as seg};
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{
     AuditEntry, JoinTokenCreate, JoinTokenCreated, Machine, OtpTokenCreate, Policy, PolicyUpdate,
-    TokenEnrolled, TokenInfo, User, UserCreate, UserUpdate, VerifyRequest, VerifyResult,
+    TokenEnrolled, TokenInfo, TokenResync, User, UserCreate, UserUpdate, VerifyRequest,
+    VerifyResult,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,9 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::args::{
-    AuditArgs, Cli, Command, MachineCmd, OtpOpts, PolicyCmd, TokenCmd, UserCmd,
-};
+use crate::args::{AuditArgs, Cli, Command, MachineCmd, OtpOpts, PolicyCmd, TokenCmd, UserCmd};
 use crate::error::{CliError, Result};
 use crate::{conn, output, qr};
 
@@ -217,6 +216,21 @@ impl Ctx<'_> {
                     return Ok(Outcome::Refused);
                 }
             }
+            TokenCmd::Resync { id, code1, code2 } => {
+                let path = format!("/v1/admin/tokens/{}/resync", seg(id));
+                let req = TokenResync {
+                    code1: code1.clone(),
+                    code2: code2.clone(),
+                };
+                let result = self
+                    .show(Method::POST, &path, body(&req)?, |r: &VerifyResult| {
+                        Ok(format!("{}\n", r.message))
+                    })
+                    .await?;
+                if !result.ok {
+                    return Ok(Outcome::Refused);
+                }
+            }
         }
         Ok(Outcome::Success)
     }
@@ -228,17 +242,27 @@ impl Ctx<'_> {
         otp: &OtpOpts,
         period: Option<u32>,
     ) -> Result<()> {
+        let secret = otp.secret_file.as_deref().map(read_secret).transpose()?;
+        let imported = secret.is_some();
         let req = OtpTokenCreate {
             kind,
             algorithm: otp.algorithm,
             digits: otp.digits,
             period,
             label: otp.label.clone(),
+            secret,
         };
         let path = format!("{}/tokens", user_path(user));
         self.show(Method::POST, &path, body(&req)?, |e: &TokenEnrolled| {
             let t = &e.token;
             let period = t.period.map(|p| format!(", {p} s")).unwrap_or_default();
+            if imported || e.otpauth_uri.is_empty() {
+                // The seed already lives in the existing token: nothing to scan.
+                return Ok(format!(
+                    "Imported {} token {} for {} ({}, {} digits{period}).\n",
+                    t.kind, t.id, t.user, t.algorithm, t.digits
+                ));
+            }
             Ok(format!(
                 "Added {} token {} for {} ({}, {} digits{period}).\n\n{}\n\n{}\n\n{SCAN_HINT}\n",
                 t.kind,
@@ -258,9 +282,12 @@ impl Ctx<'_> {
         let path = |id: &str| format!("/v1/admin/policies/{}", seg(id));
         match cmd {
             PolicyCmd::List => {
-                self.show(Method::GET, "/v1/admin/policies", None, |p: &Vec<Policy>| {
-                    Ok(output::policies(p))
-                })
+                self.show(
+                    Method::GET,
+                    "/v1/admin/policies",
+                    None,
+                    |p: &Vec<Policy>| Ok(output::policies(p)),
+                )
                 .await?;
             }
             PolicyCmd::Show { client_id } => {
@@ -276,10 +303,24 @@ impl Ctx<'_> {
                 let req = PolicyUpdate {
                     settings: settings.iter().cloned().collect(),
                 };
-                self.show(Method::PATCH, &path(client_id), body(&req)?, |p: &Policy| {
-                    Ok(format!("Updated policy {}.\n{}", p.client_id, output::policy(p)))
-                })
+                self.show(
+                    Method::PATCH,
+                    &path(client_id),
+                    body(&req)?,
+                    |p: &Policy| {
+                        Ok(format!(
+                            "Updated policy {}.\n{}",
+                            p.client_id,
+                            output::policy(p)
+                        ))
+                    },
+                )
                 .await?;
+            }
+            PolicyCmd::Remove { client_id } => {
+                return self
+                    .remove(&path(client_id), format!("Removed policy {client_id}."))
+                    .await;
             }
         }
         Ok(Outcome::Success)
@@ -310,9 +351,12 @@ impl Ctx<'_> {
                 .await?;
             }
             MachineCmd::List => {
-                self.show(Method::GET, "/v1/admin/machines", None, |m: &Vec<Machine>| {
-                    Ok(output::machines(m))
-                })
+                self.show(
+                    Method::GET,
+                    "/v1/admin/machines",
+                    None,
+                    |m: &Vec<Machine>| Ok(output::machines(m)),
+                )
                 .await?;
             }
             MachineCmd::Remove { id } => {
@@ -336,6 +380,22 @@ impl Ctx<'_> {
         .await?;
         Ok(Outcome::Success)
     }
+}
+
+/// Reads a base32 seed from a file or `-` (standard input); spaces and dashes (as printed on
+/// seed sheets) are the server's to accept or refuse, only surrounding whitespace is trimmed.
+fn read_secret(path: &Path) -> Result<String> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| CliError::Other(format!("cannot read the seed from {}: {e}", path.display())))?;
+    let seed = text.trim();
+    if seed.is_empty() {
+        return Err(CliError::Usage(format!("{} holds no seed", path.display())));
+    }
+    Ok(seed.to_string())
 }
 
 /// `/v1/admin/audit` with the query parameters that are set.

@@ -108,7 +108,10 @@ mod tests {
         assert!(err.to_string().contains("no admin token"), "{err}");
         std::fs::write(dir.path().join("admin.token"), "t").unwrap();
         let err = client_config(&opts("https://h:1"), dir.path()).unwrap_err();
-        assert_eq!(err.to_string(), "no way to trust the server: pass --ca or --pin");
+        assert_eq!(
+            err.to_string(),
+            "no way to trust the server: pass --ca or --pin"
+        );
         assert!(matches!(err, CliError::Usage(_)));
         // Plain http needs no trust.
         assert!(client_config(&opts("http://h:1"), dir.path()).is_ok());

@@ -24,7 +24,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             }
             line.push_str(cell);
             let width = widths.get(i).copied().unwrap_or(0);
-            line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count())));
+            line.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()),
+            ));
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -126,9 +129,13 @@ pub fn user(u: &User) -> String {
 
 /// `key<sep>value` lines with the keys padded to one width.
 fn key_values(rows: &[(&str, String)], sep: &str) -> String {
-    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     rows.iter()
-        .map(|(k, v)| format!("{k:<width$}{sep}{v}\n"))
+        .map(|(k, v)| format!("{}\n", format!("{k:<width$}{sep}{v}").trim_end()))
         .collect()
 }
 
@@ -159,7 +166,14 @@ pub fn tokens(tokens: &[TokenInfo]) -> String {
         .collect();
     table(
         &[
-            "ID", "KIND", "ALGORITHM", "DIGITS", "PERIOD", "LABEL", "CREATED", "LAST USED",
+            "ID",
+            "KIND",
+            "ALGORITHM",
+            "DIGITS",
+            "PERIOD",
+            "LABEL",
+            "CREATED",
+            "LAST USED",
         ],
         &rows,
     )
@@ -190,7 +204,13 @@ pub fn policies(policies: &[Policy]) -> String {
         .collect();
     table(
         &[
-            "CLIENT_ID", "MFA", "METHODS", "USERS", "GROUPS", "FAILMODE", "OFFLINE",
+            "CLIENT_ID",
+            "MFA",
+            "METHODS",
+            "USERS",
+            "GROUPS",
+            "FAILMODE",
+            "OFFLINE",
         ],
         &rows,
     )
@@ -264,7 +284,9 @@ pub fn audit(entries: &[AuditEntry]) -> String {
         })
         .collect();
     table(
-        &["TIME", "ACTOR", "ACTION", "USER", "CLIENT", "RESULT", "DETAIL"],
+        &[
+            "TIME", "ACTOR", "ACTION", "USER", "CLIENT", "RESULT", "DETAIL",
+        ],
         &rows,
     )
 }
@@ -310,7 +332,11 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("NAME  DISPLAY  GROUPS      ENABLED  TOKENS  LOCKED"));
         assert!(lines[1].ends_with("yes      2       no"), "{}", lines[1]);
-        assert!(lines[2].contains("until 2106-02-07T06:28:15Z"), "{}", lines[2]);
+        assert!(
+            lines[2].contains("until 2106-02-07T06:28:15Z"),
+            "{}",
+            lines[2]
+        );
         assert!(lines[1].contains("admins,ops"));
     }
 
@@ -328,7 +354,10 @@ mod tests {
             last_used_at: None,
         };
         let out = tokens(&[t]);
-        assert!(out.contains("tok_1  totp  SHA1       6       30s     -      2025-01-31T12:00:00Z  -"), "{out}");
+        assert!(
+            out.contains("tok_1  totp  SHA1       6       30s     -      2025-01-31T12:00:00Z  -"),
+            "{out}"
+        );
 
         let p = Policy {
             client_id: "login".into(),
@@ -351,10 +380,16 @@ mod tests {
             },
         };
         let shown = policy(&p);
-        assert!(shown.contains("methods              = otp,push\n"), "{shown}");
+        assert!(
+            shown.contains("methods              = otp,push\n"),
+            "{shown}"
+        );
         assert!(shown.contains("failmode             = closed\n"));
         assert!(shown.contains("offline.max_days     = 7\n"));
         let listed = policies(&[p]);
-        assert!(listed.contains("login      yes  otp,push  -      staff   closed    7d/10 logins"), "{listed}");
+        assert!(
+            listed.contains("login      yes  otp,push  -      staff   closed    7d/10 logins"),
+            "{listed}"
+        );
     }
 }

@@ -61,7 +61,8 @@ mod tests {
         for (y, row) in pixels.iter().take(size).enumerate() {
             assert_eq!(row.len(), size, "row {y}");
             for (x, &lit) in row.iter().enumerate() {
-                let in_code = (quiet..quiet + width).contains(&x) && (quiet..quiet + width).contains(&y);
+                let in_code =
+                    (quiet..quiet + width).contains(&x) && (quiet..quiet + width).contains(&y);
                 let expect_lit = if in_code {
                     colors[(y - quiet) * width + (x - quiet)] == Color::Light
                 } else {

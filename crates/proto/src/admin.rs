@@ -54,6 +54,10 @@ pub struct OtpTokenCreate {
     /// Free text shown in listings, e.g. "phone".
     #[serde(default)]
     pub label: Option<String>,
+    /// Import an existing token's seed (base32, e.g. from a hardware token's seed file)
+    /// instead of generating one. The answer then carries no otpauth URI secret to scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

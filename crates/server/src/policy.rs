@@ -117,7 +117,7 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "lockout_backoff" => p.lockout_backoff = parse_secs(value, 1, 86_400)?,
             "lockout_max_backoff" => p.lockout_max_backoff = parse_secs(value, 1, 30 * 86_400)?,
             "max_attempts" => p.max_attempts = parse_u32(value, 1, 100)?,
-            "tx_ttl" => p.tx_ttl = parse_secs(value, 10, 3600)?,
+            "tx_ttl" => p.tx_ttl = parse_secs(value, 2, 3600)?,
             "offline.enabled" => p.offline.enabled = parse_bool(value)?,
             "offline.max_days" => p.offline.max_days = parse_u32(value, 1, 365)?,
             "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,
@@ -229,6 +229,7 @@ mod tests {
         assert!(apply(&mut p, "methods", "otp,sms").is_err());
         assert!(apply(&mut p, "nope", "1").unwrap_err().contains("unknown setting"));
         assert!(apply(&mut p, "tx_ttl", "1s").is_err());
+        assert!(apply(&mut p, "tx_ttl", "2h").is_err());
         apply(&mut p, "offline.max_days", "3").unwrap();
         assert_eq!(p.offline.max_days, 3);
     }

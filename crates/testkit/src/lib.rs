@@ -1,1 +1,140 @@
+//! Starts real latchkey servers in-process on free loopback ports, with their data in a
+//! temporary directory, and gives tests ready-made clients. Nothing is mocked: the server is
+//! the same library `latchkeyd` runs, reached over real TLS.
 
+use anyhow::{Context, Result};
+use latchkey_client::{Client, ClientConfig, Credential, Trust};
+use latchkey_crypto::otpauth::OtpAuthUri;
+use latchkey_proto::admin::{JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, PolicyUpdate, TokenEnrolled, UserCreate, User, Policy};
+use latchkey_proto::machine::{JoinRequest, JoinResponse};
+use latchkey_proto::TokenKind;
+use latchkey_server::{RunningServer, ServerConfig, ServerInfo};
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+pub use latchkey_server;
+
+pub struct TestServer {
+    running: Option<RunningServer>,
+    pub info: ServerInfo,
+    pub cfg: ServerConfig,
+    pub admin_token: String,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Result<TestServer> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusts its configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Result<TestServer> {
+        let dir = tempfile::tempdir()?;
+        let mut cfg = ServerConfig::new(dir.path().join("data"));
+        cfg.listen = "127.0.0.1:0".parse()?;
+        // Tests run many logins from one machine; the limit itself has its own test.
+        cfg.machine_rate = 10_000;
+        cfg.machine_burst = 10_000;
+        tweak(&mut cfg);
+        let running = latchkey_server::start(cfg.clone()).await.context("starting latchkeyd")?;
+        let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin.token"))?.trim().to_string();
+        Ok(TestServer { info: running.info.clone(), running: Some(running), cfg, admin_token, _dir: dir })
+    }
+
+    pub fn url(&self) -> String {
+        self.info.url()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.cfg.data_dir.clone()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.cfg.data_dir.join("latchkey.db")
+    }
+
+    /// Client settings that trust this server by its certificate pin.
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        let cfg = ClientConfig::parse(&self.url())?;
+        Ok(if self.info.tls_fingerprint.is_empty() { cfg } else { cfg.with_trust(Trust::Pin(self.info.tls_fingerprint.clone())) })
+    }
+
+    pub fn client(&self, credential: Credential) -> Result<Client> {
+        Ok(Client::new(self.client_config()?.with_credential(credential))?)
+    }
+
+    pub fn admin(&self) -> Result<Client> {
+        self.client(Credential::Bearer(self.admin_token.clone()))
+    }
+
+    pub fn anonymous(&self) -> Result<Client> {
+        self.client(Credential::None)
+    }
+
+    pub async fn join_token(&self) -> Result<String> {
+        let created: JoinTokenCreated =
+            self.admin()?.post("/v1/admin/join-tokens", &JoinTokenCreate { expires_in: 600, note: None }).await?;
+        Ok(created.join_token)
+    }
+
+    /// Joins a machine with an API key; returns the join answer and a client using its key.
+    pub async fn join_machine(&self, hostname: &str) -> Result<(JoinResponse, Client)> {
+        let req = JoinRequest { join_token: self.join_token().await?, hostname: hostname.into(), client_cert_sha256: None };
+        let resp: JoinResponse = self.anonymous()?.post("/v1/machines/join", &req).await?;
+        let client = self.client(Credential::Bearer(resp.api_key.clone()))?;
+        Ok((resp, client))
+    }
+
+    pub async fn add_user(&self, name: &str, groups: &[&str]) -> Result<User> {
+        let req = UserCreate { name: name.into(), display_name: None, groups: groups.iter().map(|g| g.to_string()).collect() };
+        Ok(self.admin()?.post("/v1/admin/users", &req).await?)
+    }
+
+    /// Enrols a token and returns the parsed otpauth URI (what a phone would scan).
+    pub async fn add_token(&self, user: &str, kind: TokenKind) -> Result<(TokenEnrolled, OtpAuthUri)> {
+        let req = OtpTokenCreate { kind, algorithm: None, digits: None, period: None, label: None, secret: None };
+        let enrolled: TokenEnrolled = self.admin()?.post(&format!("/v1/admin/users/{user}/tokens"), &req).await?;
+        let uri = OtpAuthUri::parse(&enrolled.otpauth_uri)?;
+        Ok((enrolled, uri))
+    }
+
+    pub async fn set_policy(&self, client_id: &str, settings: &[(&str, &str)]) -> Result<Policy> {
+        let req = PolicyUpdate { settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        Ok(self.admin()?.patch(&format!("/v1/admin/policies/{client_id}"), &req).await?)
+    }
+
+    /// Stops the server gracefully (data directory kept).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Starts the server again on the same address with the same data.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await;
+        let mut cfg = self.cfg.clone();
+        cfg.listen = self.info.addr;
+        let running = latchkey_server::start(cfg).await.context("restarting latchkeyd")?;
+        self.info = running.info.clone();
+        self.running = Some(running);
+        Ok(())
+    }
+}
+
+/// The code an authenticator app would show now.
+pub fn totp_now(uri: &OtpAuthUri) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    latchkey_crypto::otp::totp(&uri.secret, now, uri.period, uri.algorithm, uri.digits)
+}
+
+/// The HOTP code for `counter`.
+pub fn hotp_at(uri: &OtpAuthUri, counter: u64) -> String {
+    latchkey_crypto::otp::hotp(&uri.secret, counter, uri.algorithm, uri.digits)
+}
+
+/// The current TOTP time step.
+pub fn current_step(period: u32) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    now / u64::from(period)
+}

@@ -156,7 +156,17 @@ pub async fn token_add(
         OtpAlgorithm::Sha512 => 64,
     };
     let internal = |e: latchkey_crypto::Error| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string());
-    let secret = Zeroizing::new(latchkey_crypto::random_bytes(key_len).map_err(internal)?);
+    let secret = match req.secret.as_deref() {
+        Some(b32) => {
+            let bytes = latchkey_crypto::base32_decode(b32)
+                .map_err(|e| ApiErr::new(StatusCode::BAD_REQUEST, "bad_secret", format!("secret: {e}")))?;
+            if !(10..=128).contains(&bytes.len()) {
+                return Err(ApiErr::new(StatusCode::BAD_REQUEST, "bad_secret", "secret must decode to 10 to 128 bytes (80 bits at least)"));
+            }
+            Zeroizing::new(bytes)
+        }
+        None => Zeroizing::new(latchkey_crypto::random_bytes(key_len).map_err(internal)?),
+    };
     let id = new_id(8)?;
     let sealed = st.master.seal(&secret, id.as_bytes()).map_err(internal)?;
     let row = NewToken {
