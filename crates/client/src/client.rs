@@ -26,8 +26,10 @@ const USER_AGENT: &str = concat!("latchkey-client/", env!("CARGO_PKG_VERSION"));
 
 /// An HTTPS client for one latchkey server. Cheap to clone; clones share the connection pool.
 ///
-/// Requests are made against a base URL, so a later server list can hold one `Transport`
-/// (pool, TLS, credential) and pick the base per request: see [`Client::request_to`].
+/// The pool, TLS settings and credential are independent of the base URL (the connector
+/// works from each request's URI), so a later server list can share one `Client` and pick
+/// the server per request with [`Client::request_to`], feeding [`Error::is_unreachable`]
+/// into its selection policy and circuit breaker.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,

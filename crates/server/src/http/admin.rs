@@ -325,8 +325,8 @@ pub async fn join_token_create(
     _: AdminCaller,
     Json(req): Json<JoinTokenCreate>,
 ) -> Result<(StatusCode, Json<JoinTokenCreated>), ApiErr> {
-    if !(60..=30 * 86_400).contains(&req.expires_in) {
-        return Err(ApiErr::bad_request("expires_in must be between 60 seconds and 30 days"));
+    if !(1..=30 * 86_400).contains(&req.expires_in) {
+        return Err(ApiErr::bad_request("expires_in must be between 1 second and 30 days"));
     }
     let note = req.note.unwrap_or_default();
     validate_text("note", &note, 256)?;
