@@ -9,7 +9,11 @@ pub struct SigningKeyPair(SigningKey);
 
 impl std::fmt::Debug for SigningKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKeyPair(public={})", data_encoding::HEXLOWER.encode(&self.public_bytes()))
+        write!(
+            f,
+            "SigningKeyPair(public={})",
+            data_encoding::HEXLOWER.encode(&self.public_bytes())
+        )
     }
 }
 
@@ -41,18 +45,32 @@ impl SigningKeyPair {
 
 /// Verifies an Ed25519 signature with a raw 32-byte public key.
 pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    let Ok(pk_arr) = <[u8; 32]>::try_from(public) else { return false };
-    let Ok(sig_arr) = <[u8; 64]>::try_from(sig) else { return false };
-    let Ok(pk) = VerifyingKey::from_bytes(&pk_arr) else { return false };
-    pk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig_arr)).is_ok()
-        && pk.verify(msg, &ed25519_dalek::Signature::from_bytes(&sig_arr)).is_ok()
+    let Ok(pk_arr) = <[u8; 32]>::try_from(public) else {
+        return false;
+    };
+    let Ok(sig_arr) = <[u8; 64]>::try_from(sig) else {
+        return false;
+    };
+    let Ok(pk) = VerifyingKey::from_bytes(&pk_arr) else {
+        return false;
+    };
+    pk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig_arr))
+        .is_ok()
+        && pk
+            .verify(msg, &ed25519_dalek::Signature::from_bytes(&sig_arr))
+            .is_ok()
 }
 
 /// A random bearer credential `PREFIX_<base32>` (160 bits of entropy). Because it is random
 /// and long, a plain SHA-256 is a sufficient at-rest hash (no password stretching needed).
 pub fn generate_api_key(prefix: &str) -> Result<String> {
     let raw = random_bytes(20)?;
-    Ok(format!("{prefix}_{}", data_encoding::BASE32_NOPAD.encode(&raw).to_ascii_lowercase()))
+    Ok(format!(
+        "{prefix}_{}",
+        data_encoding::BASE32_NOPAD
+            .encode(&raw)
+            .to_ascii_lowercase()
+    ))
 }
 
 /// At-rest form of an API key.

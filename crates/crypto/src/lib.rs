@@ -77,7 +77,10 @@ mod tests {
         let enc = base32_encode(data);
         assert_eq!(enc, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
         assert_eq!(base32_decode(&enc).unwrap(), data);
-        assert_eq!(base32_decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq").unwrap(), data);
+        assert_eq!(
+            base32_decode("gezd gnbv gy3t qojq gezd gnbv gy3t qojq").unwrap(),
+            data
+        );
         assert_eq!(base32_decode("MFRGG===").unwrap(), b"abc");
     }
 

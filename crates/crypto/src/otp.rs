@@ -73,7 +73,10 @@ pub struct OtpParams {
 /// Normalises what a person typed: spaces and dashes removed. Anything else non-digit makes
 /// the code invalid.
 pub fn normalize_code(code: &str) -> Option<String> {
-    let cleaned: String = code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let cleaned: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
     if cleaned.is_empty() || cleaned.len() > 10 || !cleaned.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -128,7 +131,10 @@ pub fn verify_hotp(
     }
     let mut matched = None;
     for counter in next..=next.saturating_add(u64::from(look_ahead)) {
-        let ok = code_matches(&hotp(secret, counter, params.algorithm, params.digits), &code);
+        let ok = code_matches(
+            &hotp(secret, counter, params.algorithm, params.digits),
+            &code,
+        );
         if ok && matched.is_none() {
             matched = Some(counter);
         }
@@ -150,7 +156,10 @@ pub fn resync_hotp(
     let second = normalize_code(second)?;
     let mut found = None;
     for counter in next..next.saturating_add(u64::from(window)) {
-        let a = code_matches(&hotp(secret, counter, params.algorithm, params.digits), &first);
+        let a = code_matches(
+            &hotp(secret, counter, params.algorithm, params.digits),
+            &first,
+        );
         if a && found.is_none() {
             let b = code_matches(
                 &hotp(secret, counter + 1, params.algorithm, params.digits),
@@ -177,7 +186,10 @@ mod tests {
             "399871", "520489",
         ];
         for (counter, want) in expected.iter().enumerate() {
-            assert_eq!(hotp(RFC_SECRET, counter as u64, OtpAlgorithm::Sha1, 6), *want);
+            assert_eq!(
+                hotp(RFC_SECRET, counter as u64, OtpAlgorithm::Sha1, 6),
+                *want
+            );
         }
     }
 
@@ -196,13 +208,25 @@ mod tests {
         ];
         for (t, s1, s256, s512) in table {
             assert_eq!(totp(sha1, t, 30, OtpAlgorithm::Sha1, 8), s1, "sha1 t={t}");
-            assert_eq!(totp(sha256, t, 30, OtpAlgorithm::Sha256, 8), s256, "sha256 t={t}");
-            assert_eq!(totp(sha512, t, 30, OtpAlgorithm::Sha512, 8), s512, "sha512 t={t}");
+            assert_eq!(
+                totp(sha256, t, 30, OtpAlgorithm::Sha256, 8),
+                s256,
+                "sha256 t={t}"
+            );
+            assert_eq!(
+                totp(sha512, t, 30, OtpAlgorithm::Sha512, 8),
+                s512,
+                "sha512 t={t}"
+            );
         }
     }
 
     fn p6() -> OtpParams {
-        OtpParams { algorithm: OtpAlgorithm::Sha1, digits: 6, period: 30 }
+        OtpParams {
+            algorithm: OtpAlgorithm::Sha1,
+            digits: 6,
+            period: 30,
+        }
     }
 
     #[test]
@@ -212,25 +236,48 @@ mod tests {
         let code_prev = hotp(RFC_SECRET, step - 1, OtpAlgorithm::Sha1, 6);
         let code_now = hotp(RFC_SECRET, step, OtpAlgorithm::Sha1, 6);
         let code_far = hotp(RFC_SECRET, step - 3, OtpAlgorithm::Sha1, 6);
-        assert_eq!(verify_totp(RFC_SECRET, &code_now, now, p6(), 1, None), Some(step));
-        assert_eq!(verify_totp(RFC_SECRET, &code_prev, now, p6(), 1, None), Some(step - 1));
+        assert_eq!(
+            verify_totp(RFC_SECRET, &code_now, now, p6(), 1, None),
+            Some(step)
+        );
+        assert_eq!(
+            verify_totp(RFC_SECRET, &code_prev, now, p6(), 1, None),
+            Some(step - 1)
+        );
         assert_eq!(verify_totp(RFC_SECRET, &code_far, now, p6(), 1, None), None);
         // Used step and anything older is refused.
-        assert_eq!(verify_totp(RFC_SECRET, &code_now, now, p6(), 1, Some(step)), None);
-        assert_eq!(verify_totp(RFC_SECRET, &code_prev, now, p6(), 1, Some(step)), None);
+        assert_eq!(
+            verify_totp(RFC_SECRET, &code_now, now, p6(), 1, Some(step)),
+            None
+        );
+        assert_eq!(
+            verify_totp(RFC_SECRET, &code_prev, now, p6(), 1, Some(step)),
+            None
+        );
         // Wrong length or junk.
         assert_eq!(verify_totp(RFC_SECRET, "12345", now, p6(), 1, None), None);
         assert_eq!(verify_totp(RFC_SECRET, "12a456", now, p6(), 1, None), None);
         let spaced = format!("{} {}", &code_now[..3], &code_now[3..]);
-        assert_eq!(verify_totp(RFC_SECRET, &spaced, now, p6(), 1, None), Some(step));
+        assert_eq!(
+            verify_totp(RFC_SECRET, &spaced, now, p6(), 1, None),
+            Some(step)
+        );
     }
 
     #[test]
     fn hotp_look_ahead_and_resync() {
         let c5 = hotp(RFC_SECRET, 5, OtpAlgorithm::Sha1, 6);
         assert_eq!(verify_hotp(RFC_SECRET, &c5, 3, 5, p6()), Some(5));
-        assert_eq!(verify_hotp(RFC_SECRET, &c5, 6, 5, p6()), None, "already used counter");
-        assert_eq!(verify_hotp(RFC_SECRET, &c5, 0, 2, p6()), None, "beyond look-ahead");
+        assert_eq!(
+            verify_hotp(RFC_SECRET, &c5, 6, 5, p6()),
+            None,
+            "already used counter"
+        );
+        assert_eq!(
+            verify_hotp(RFC_SECRET, &c5, 0, 2, p6()),
+            None,
+            "beyond look-ahead"
+        );
         let c40 = hotp(RFC_SECRET, 40, OtpAlgorithm::Sha1, 6);
         let c41 = hotp(RFC_SECRET, 41, OtpAlgorithm::Sha1, 6);
         assert_eq!(resync_hotp(RFC_SECRET, &c40, &c41, 0, 100, p6()), Some(41));

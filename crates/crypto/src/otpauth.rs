@@ -71,10 +71,7 @@ impl OtpAuthUri {
             Some("hotp") => TokenKind::Hotp,
             _ => return Err(bad("type must be totp or hotp")),
         };
-        let label = url
-            .path()
-            .trim_start_matches('/')
-            .to_string();
+        let label = url.path().trim_start_matches('/').to_string();
         let label = url::form_urlencoded::parse(format!("l={label}").as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
@@ -145,7 +142,9 @@ mod tests {
         for kind in [TokenKind::Totp, TokenKind::Hotp] {
             let u = sample(kind);
             let text = u.to_uri();
-            assert!(text.starts_with(&format!("otpauth://{kind}/latchkey%20example:alice%40corp?")));
+            assert!(text.starts_with(&format!(
+                "otpauth://{kind}/latchkey%20example:alice%40corp?"
+            )));
             let back = OtpAuthUri::parse(&text).unwrap();
             assert_eq!(back.kind, u.kind);
             assert_eq!(back.issuer, u.issuer);
@@ -163,7 +162,10 @@ mod tests {
 
     #[test]
     fn otpauth_google_style_defaults() {
-        let u = OtpAuthUri::parse("otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example").unwrap();
+        let u = OtpAuthUri::parse(
+            "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example",
+        )
+        .unwrap();
         assert_eq!(u.algorithm, OtpAlgorithm::Sha1);
         assert_eq!(u.digits, 6);
         assert_eq!(u.period, 30);

@@ -49,7 +49,13 @@ impl MasterKey {
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let nonce = random_bytes(NONCE_LEN)?;
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| Error::Key("encryption failed".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
@@ -65,7 +71,13 @@ impl MasterKey {
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         cipher
-            .decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| Error::Unseal)
     }

@@ -55,7 +55,7 @@ pub struct OtpTokenCreate {
     #[serde(default)]
     pub label: Option<String>,
     /// Import an existing token's seed (base32, e.g. from a hardware token's seed file)
-    /// instead of generating one. The answer then carries no otpauth URI secret to scan.
+    /// instead of generating one. The answer's otpauth URI then carries that seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }

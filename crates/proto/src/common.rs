@@ -44,7 +44,9 @@ impl FromStr for OtpAlgorithm {
             "SHA1" => Ok(OtpAlgorithm::Sha1),
             "SHA256" => Ok(OtpAlgorithm::Sha256),
             "SHA512" => Ok(OtpAlgorithm::Sha512),
-            _ => Err(format!("unknown OTP algorithm {s:?} (expected SHA1, SHA256 or SHA512)")),
+            _ => Err(format!(
+                "unknown OTP algorithm {s:?} (expected SHA1, SHA256 or SHA512)"
+            )),
         }
     }
 }

@@ -29,7 +29,10 @@ pub enum BootstrapError {
 type Result<T> = std::result::Result<T, BootstrapError>;
 
 fn file_err(path: &Path, msg: impl ToString) -> BootstrapError {
-    BootstrapError::File { path: path.to_path_buf(), msg: msg.to_string() }
+    BootstrapError::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
 }
 
 /// Writes a new 0600 file atomically (temp file + rename), refusing to overwrite.
@@ -53,7 +56,10 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
 fn read_secret_file(path: &Path) -> Result<Zeroizing<String>> {
     let meta = fs::metadata(path).map_err(|e| file_err(path, e))?;
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(file_err(path, "is readable by group or others; run chmod 600 on it"));
+        return Err(file_err(
+            path,
+            "is readable by group or others; run chmod 600 on it",
+        ));
     }
     let text = fs::read_to_string(path).map_err(|e| file_err(path, e))?;
     Ok(Zeroizing::new(text.trim().to_string()))
@@ -69,15 +75,21 @@ pub struct KeyMaterial {
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| file_err(dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| file_err(dir, e))?;
     }
     Ok(())
 }
 
-fn load_or_create(path: &Path, create: impl FnOnce() -> Result<Zeroizing<Vec<u8>>>) -> Result<Zeroizing<Vec<u8>>> {
+fn load_or_create(
+    path: &Path,
+    create: impl FnOnce() -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<Zeroizing<Vec<u8>>> {
     if path.exists() {
         let text = read_secret_file(path)?;
-        let bytes = B64.decode(text.as_bytes()).map_err(|_| file_err(path, "is not valid base64"))?;
+        let bytes = B64
+            .decode(text.as_bytes())
+            .map_err(|_| file_err(path, "is not valid base64"))?;
         return Ok(Zeroizing::new(bytes));
     }
     let bytes = create()?;
@@ -89,7 +101,9 @@ fn load_or_create(path: &Path, create: impl FnOnce() -> Result<Zeroizing<Vec<u8>
 pub async fn keys(data_dir: &Path, store: &Store, now: i64) -> Result<KeyMaterial> {
     let master_path = data_dir.join("master.key");
     let master_bytes = load_or_create(&master_path, || {
-        Ok(Zeroizing::new(latchkey_crypto::random_bytes(latchkey_crypto::seal::KEY_LEN)?))
+        Ok(Zeroizing::new(latchkey_crypto::random_bytes(
+            latchkey_crypto::seal::KEY_LEN,
+        )?))
     })?;
     let master = MasterKey::from_bytes(&master_bytes).map_err(|e| file_err(&master_path, e))?;
 
@@ -105,14 +119,22 @@ pub async fn keys(data_dir: &Path, store: &Store, now: i64) -> Result<KeyMateria
     let mut new_admin_token = None;
     if token_path.exists() {
         let token = read_secret_file(&token_path)?;
-        store.admin_key_insert(&hash_api_key(&token), "bootstrap", now).await?;
+        store
+            .admin_key_insert(&hash_api_key(&token), "bootstrap", now)
+            .await?;
     } else if !store.admin_any().await? {
         let token = generate_api_key("lka")?;
         write_secret_file(&token_path, format!("{token}\n").as_bytes())?;
-        store.admin_key_insert(&hash_api_key(&token), "bootstrap", now).await?;
+        store
+            .admin_key_insert(&hash_api_key(&token), "bootstrap", now)
+            .await?;
         new_admin_token = Some(token);
     }
-    Ok(KeyMaterial { master, signing, new_admin_token })
+    Ok(KeyMaterial {
+        master,
+        signing,
+        new_admin_token,
+    })
 }
 
 /// Creates `tls.crt`/`tls.key` in the data dir if missing; returns their paths.
@@ -122,14 +144,19 @@ pub fn self_signed_tls(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
-    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
         let host = host.trim();
         if !host.is_empty() && host != "localhost" {
             names.push(host.to_string());
         }
     }
-    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| BootstrapError::Cert(e.to_string()))?;
+    let ck = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| BootstrapError::Cert(e.to_string()))?;
     let _ = fs::remove_file(&cert_path);
     let _ = fs::remove_file(&key_path);
     write_secret_file(&key_path, ck.key_pair.serialize_pem().as_bytes())?;

@@ -129,7 +129,8 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
     }
 }
@@ -138,10 +139,15 @@ impl FileConfig {
 pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
-        None if Path::new("latchkeyd.toml").exists() => FileConfig::load(Path::new("latchkeyd.toml"))?,
+        None if Path::new("latchkeyd.toml").exists() => {
+            FileConfig::load(Path::new("latchkeyd.toml"))?
+        }
         None => FileConfig::default(),
     };
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("latchkey-data"));
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("latchkey-data"));
     let mut cfg = ServerConfig::new(data_dir);
     if let Some(l) = args.listen.or(file.listen) {
         cfg.listen = l;
@@ -152,7 +158,9 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     let key = args.tls_key.or(file.tls_key);
     cfg.tls = match (insecure, cert, key) {
         (true, None, None) => TlsSetting::InsecureHttp,
-        (true, _, _) => return Err("--insecure-http cannot be combined with --tls-cert/--tls-key".into()),
+        (true, _, _) => {
+            return Err("--insecure-http cannot be combined with --tls-cert/--tls-key".into());
+        }
         (false, Some(cert), Some(key)) => TlsSetting::Files { cert, key },
         (false, None, None) => TlsSetting::SelfSigned,
         _ => return Err("--tls-cert and --tls-key must be given together".into()),
@@ -178,7 +186,10 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     if let Some(v) = args.issuer.or(file.issuer) {
         cfg.issuer = v;
     }
-    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+    let log_format = args
+        .log_format
+        .or(file.log_format)
+        .unwrap_or_else(|| "text".into());
     if log_format != "text" && log_format != "json" {
         return Err(format!("log format {log_format:?} is not text or json"));
     }
@@ -193,8 +204,16 @@ mod tests {
     fn flags_override_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ntotp_window = 2\nissuer = \"corp\"\n").unwrap();
-        let args = Args { config: Some(path), totp_window: Some(3), ..Args::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ntotp_window = 2\nissuer = \"corp\"\n",
+        )
+        .unwrap();
+        let args = Args {
+            config: Some(path),
+            totp_window: Some(3),
+            ..Args::default()
+        };
         let (cfg, fmt) = resolve(args).unwrap();
         assert_eq!(cfg.listen.port(), 9000);
         assert_eq!(cfg.totp_window, 3);
@@ -208,7 +227,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.toml");
         std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").unwrap();
-        let err = resolve(Args { config: Some(path), ..Args::default() }).unwrap_err();
+        let err = resolve(Args {
+            config: Some(path),
+            ..Args::default()
+        })
+        .unwrap_err();
         assert!(err.contains("unknown field"), "{err}");
     }
 }

@@ -21,7 +21,9 @@ pub const TX_GONE: &str = "Login request expired or unknown: start again";
 pub enum EngineError {
     #[error("{0}")]
     Invalid(String),
-    #[error("client_id {0:?} has no policy; create one with `latchkey policy set {0} mfa_required=true`")]
+    #[error(
+        "client_id {0:?} has no policy; create one with `latchkey policy set {0} mfa_required=true`"
+    )]
     UnknownClient(String),
     #[error("stored policy is invalid: {0}")]
     BadPolicy(String),
@@ -33,10 +35,17 @@ type Result<T> = std::result::Result<T, EngineError>;
 
 pub fn validate_user_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 256 {
-        return Err(EngineError::Invalid("user must be 1 to 256 characters".into()));
+        return Err(EngineError::Invalid(
+            "user must be 1 to 256 characters".into(),
+        ));
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c.is_whitespace()) {
-        return Err(EngineError::Invalid("user contains a space, '/' or a control character".into()));
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c.is_whitespace())
+    {
+        return Err(EngineError::Invalid(
+            "user contains a space, '/' or a control character".into(),
+        ));
     }
     Ok(())
 }
@@ -45,7 +54,9 @@ pub fn validate_client_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && (id == policy::FALLBACK
-            || id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)));
+            || id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)));
     if !ok {
         return Err(EngineError::Invalid(
             "client_id must be 1 to 64 characters of letters, digits, '.', '_', ':' or '-'".into(),
@@ -55,10 +66,12 @@ pub fn validate_client_id(id: &str) -> Result<()> {
 }
 
 fn validate_opt(field: &str, v: &Option<String>) -> Result<()> {
-    if let Some(v) = v {
-        if v.len() > 256 || v.chars().any(char::is_control) {
-            return Err(EngineError::Invalid(format!("{field} must be at most 256 printable characters")));
-        }
+    if let Some(v) = v
+        && (v.len() > 256 || v.chars().any(char::is_control))
+    {
+        return Err(EngineError::Invalid(format!(
+            "{field} must be at most 256 printable characters"
+        )));
     }
     Ok(())
 }
@@ -81,49 +94,84 @@ impl State {
             .policy_get(client_id)
             .await?
             .ok_or_else(|| EngineError::UnknownClient(client_id.to_string()))?;
-        let star = if client_id == policy::FALLBACK { None } else { self.store.policy_get(policy::FALLBACK).await? };
-        policy::for_login(client_id, star.as_ref(), &own, user, groups).map_err(EngineError::BadPolicy)
+        let star = if client_id == policy::FALLBACK {
+            None
+        } else {
+            self.store.policy_get(policy::FALLBACK).await?
+        };
+        policy::for_login(client_id, star.as_ref(), &own, user, groups)
+            .map_err(EngineError::BadPolicy)
     }
 
-    pub async fn login_start(&self, machine_id: &str, req: &LoginStart) -> Result<LoginStartResult> {
+    pub async fn login_start(
+        &self,
+        machine_id: &str,
+        req: &LoginStart,
+    ) -> Result<LoginStartResult> {
         validate_user_name(&req.user)?;
         validate_client_id(&req.client_id)?;
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());
         let user_row = self.store.user_get(&req.user).await?;
-        let groups = user_row.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
+        let groups = user_row
+            .as_ref()
+            .map(|u| u.groups.clone())
+            .unwrap_or_default();
         let policy = self.policy_for(&req.client_id, &req.user, &groups).await?;
         let cid = Some(req.client_id.as_str());
-        let from = req.rhost.as_deref().map(|r| format!(" from {r}")).unwrap_or_default();
+        let from = req
+            .rhost
+            .as_deref()
+            .map(|r| format!(" from {r}"))
+            .unwrap_or_default();
         let audit = |result: &'static str, detail: String| async move {
-            self.audit(&actor, "login.start", Some(&req.user), cid, result, detail).await;
+            self.audit(&actor, "login.start", Some(&req.user), cid, result, detail)
+                .await;
         };
 
         let Some(user) = user_row else {
             return Ok(match policy.unknown_user {
                 UnknownUser::Allow => {
-                    audit("ok", format!("unknown user allowed by policy unknown_user=allow{from}")).await;
-                    LoginStartResult::Allow { message: "No MFA needed".into() }
+                    audit(
+                        "ok",
+                        format!("unknown user allowed by policy unknown_user=allow{from}"),
+                    )
+                    .await;
+                    LoginStartResult::Allow {
+                        message: "No MFA needed".into(),
+                    }
                 }
                 UnknownUser::Deny => {
                     audit("deny", format!("unknown user{from}")).await;
-                    LoginStartResult::Deny { reason: GENERIC_DENY.into() }
+                    LoginStartResult::Deny {
+                        reason: GENERIC_DENY.into(),
+                    }
                 }
             });
         };
         if !user.enabled {
             audit("deny", format!("user disabled{from}")).await;
-            return Ok(LoginStartResult::Deny { reason: GENERIC_DENY.into() });
+            return Ok(LoginStartResult::Deny {
+                reason: GENERIC_DENY.into(),
+            });
         }
         let now = now();
         if user.locked_until > now {
-            audit("deny", format!("user locked out until {}{from}", user.locked_until)).await;
-            return Ok(LoginStartResult::Deny { reason: lock_message(user.locked_until, now) });
+            audit(
+                "deny",
+                format!("user locked out until {}{from}", user.locked_until),
+            )
+            .await;
+            return Ok(LoginStartResult::Deny {
+                reason: lock_message(user.locked_until, now),
+            });
         }
         if !policy.mfa_required {
             audit("ok", format!("policy does not require MFA{from}")).await;
-            return Ok(LoginStartResult::Allow { message: "No MFA needed".into() });
+            return Ok(LoginStartResult::Allow {
+                message: "No MFA needed".into(),
+            });
         }
         let tokens = self.store.token_count_of(&user.name).await?;
         let mut methods = Vec::new();
@@ -131,8 +179,17 @@ impl State {
             methods.push(Method::Otp);
         }
         if methods.is_empty() {
-            audit("deny", format!("no usable MFA method (tokens: {tokens}, policy allows: {:?}){from}", policy.methods)).await;
-            return Ok(LoginStartResult::Deny { reason: GENERIC_DENY.into() });
+            audit(
+                "deny",
+                format!(
+                    "no usable MFA method (tokens: {tokens}, policy allows: {:?}){from}",
+                    policy.methods
+                ),
+            )
+            .await;
+            return Ok(LoginStartResult::Deny {
+                reason: GENERIC_DENY.into(),
+            });
         }
         let tx_id = new_id(16)?;
         self.store
@@ -147,7 +204,11 @@ impl State {
                 expires_at: now + policy.tx_ttl as i64,
             })
             .await?;
-        audit("challenge", format!("challenge sent ({}){from}", method_list(&methods))).await;
+        audit(
+            "challenge",
+            format!("challenge sent ({}){from}", method_list(&methods)),
+        )
+        .await;
         Ok(LoginStartResult::Challenge {
             tx: tx_id,
             methods,
@@ -156,87 +217,197 @@ impl State {
         })
     }
 
-    pub async fn login_otp(&self, machine_id: &str, tx_id: &str, code: &str) -> Result<LoginStepResult> {
+    pub async fn login_otp(
+        &self,
+        machine_id: &str,
+        tx_id: &str,
+        code: &str,
+    ) -> Result<LoginStepResult> {
         let actor = Actor::Machine(machine_id.to_string());
-        let deny = |reason: &str| LoginStepResult::Deny { reason: reason.to_string() };
+        let deny = |reason: &str| LoginStepResult::Deny {
+            reason: reason.to_string(),
+        };
         let now = now();
         let Some(tx) = self.store.tx_get(tx_id).await? else {
-            self.audit(&actor, "login.otp", None, None, "deny", "unknown transaction").await;
+            self.audit(
+                &actor,
+                "login.otp",
+                None,
+                None,
+                "deny",
+                "unknown transaction",
+            )
+            .await;
             return Ok(deny(TX_GONE));
         };
         let cid = Some(tx.client_id.as_str());
         let user_name = tx.user_name.as_str();
         if tx.machine_id != machine_id {
-            self.audit(&actor, "login.otp", Some(user_name), cid, "deny", "transaction belongs to another machine").await;
+            self.audit(
+                &actor,
+                "login.otp",
+                Some(user_name),
+                cid,
+                "deny",
+                "transaction belongs to another machine",
+            )
+            .await;
             return Ok(deny(TX_GONE));
         }
         if tx.done || tx.expires_at <= now {
-            let why = if tx.done { "transaction already finished" } else { "transaction expired" };
-            self.audit(&actor, "login.otp", Some(user_name), cid, "deny", why).await;
+            let why = if tx.done {
+                "transaction already finished"
+            } else {
+                "transaction expired"
+            };
+            self.audit(&actor, "login.otp", Some(user_name), cid, "deny", why)
+                .await;
             return Ok(deny(TX_GONE));
         }
         let user = match self.store.user_get(user_name).await? {
             Some(u) if u.enabled => u,
             other => {
-                let why = if other.is_some() { "user disabled during login" } else { "user removed during login" };
+                let why = if other.is_some() {
+                    "user disabled during login"
+                } else {
+                    "user removed during login"
+                };
                 self.store.tx_finish(tx_id).await?;
-                self.audit(&actor, "login.otp", Some(user_name), cid, "deny", why).await;
+                self.audit(&actor, "login.otp", Some(user_name), cid, "deny", why)
+                    .await;
                 return Ok(deny(GENERIC_DENY));
             }
         };
         if user.locked_until > now {
             self.store.tx_finish(tx_id).await?;
-            self.audit(&actor, "login.otp", Some(user_name), cid, "deny", "user locked out").await;
+            self.audit(
+                &actor,
+                "login.otp",
+                Some(user_name),
+                cid,
+                "deny",
+                "user locked out",
+            )
+            .await;
             return Ok(deny(&lock_message(user.locked_until, now)));
         }
-        let policy = self.policy_for(&tx.client_id, &user.name, &user.groups).await?;
+        let policy = self
+            .policy_for(&tx.client_id, &user.name, &user.groups)
+            .await?;
         if !policy.methods.contains(&Method::Otp) {
             self.store.tx_finish(tx_id).await?;
-            self.audit(&actor, "login.otp", Some(user_name), cid, "deny", "policy no longer allows otp").await;
+            self.audit(
+                &actor,
+                "login.otp",
+                Some(user_name),
+                cid,
+                "deny",
+                "policy no longer allows otp",
+            )
+            .await;
             return Ok(deny(GENERIC_DENY));
         }
         match self.check_otp(&user, code, now).await? {
             OtpCheck::Ok { token_id } => {
                 if !self.store.tx_finish(tx_id).await? {
-                    self.audit(&actor, "login.otp", Some(user_name), cid, "deny", "transaction finished concurrently").await;
+                    self.audit(
+                        &actor,
+                        "login.otp",
+                        Some(user_name),
+                        cid,
+                        "deny",
+                        "transaction finished concurrently",
+                    )
+                    .await;
                     return Ok(deny(TX_GONE));
                 }
                 self.store.user_reset_failures(&user.name).await?;
-                self.audit(&actor, "login.otp", Some(user_name), cid, "ok", format!("code accepted (token {token_id})")).await;
-                Ok(LoginStepResult::Success { message: "MFA verified".into() })
+                self.audit(
+                    &actor,
+                    "login.otp",
+                    Some(user_name),
+                    cid,
+                    "ok",
+                    format!("code accepted (token {token_id})"),
+                )
+                .await;
+                Ok(LoginStepResult::Success {
+                    message: "MFA verified".into(),
+                })
             }
             check => {
-                let why = if matches!(check, OtpCheck::Replayed) { "code already used" } else { "wrong code" };
-                let (failures, locked_until) =
-                    self.store.user_record_failure(&user.name, now, |n| policy::lockout_secs(&policy, n)).await?;
+                let why = if matches!(check, OtpCheck::Replayed) {
+                    "code already used"
+                } else {
+                    "wrong code"
+                };
+                let (failures, locked_until) = self
+                    .store
+                    .user_record_failure(&user.name, now, |n| policy::lockout_secs(&policy, n))
+                    .await?;
                 let attempts = self.store.tx_add_attempt(tx_id).await?.unwrap_or(i64::MAX);
                 if locked_until > 0 {
                     self.store.tx_finish(tx_id).await?;
-                    self.audit(&actor, "login.otp", Some(user_name), cid, "deny", format!("{why}; {failures} failures: locked out")).await;
+                    self.audit(
+                        &actor,
+                        "login.otp",
+                        Some(user_name),
+                        cid,
+                        "deny",
+                        format!("{why}; {failures} failures: locked out"),
+                    )
+                    .await;
                     return Ok(deny(&lock_message(locked_until, now)));
                 }
                 let left = i64::from(policy.max_attempts) - attempts;
                 if left <= 0 {
                     self.store.tx_finish(tx_id).await?;
-                    self.audit(&actor, "login.otp", Some(user_name), cid, "deny", format!("{why}; no attempts left")).await;
+                    self.audit(
+                        &actor,
+                        "login.otp",
+                        Some(user_name),
+                        cid,
+                        "deny",
+                        format!("{why}; no attempts left"),
+                    )
+                    .await;
                     return Ok(deny("Code rejected: too many wrong codes, start again"));
                 }
-                self.audit(&actor, "login.otp", Some(user_name), cid, "fail", format!("{why}; {left} attempts left")).await;
+                self.audit(
+                    &actor,
+                    "login.otp",
+                    Some(user_name),
+                    cid,
+                    "fail",
+                    format!("{why}; {left} attempts left"),
+                )
+                .await;
                 let plural = if left == 1 { "" } else { "s" };
                 let message = if matches!(check, OtpCheck::Replayed) {
-                    format!("Code already used, wait for the next one ({left} attempt{plural} left)")
+                    format!(
+                        "Code already used, wait for the next one ({left} attempt{plural} left)"
+                    )
                 } else {
                     format!("Code rejected, {left} attempt{plural} left")
                 };
-                Ok(LoginStepResult::Retry { attempts_left: left as u32, message })
+                Ok(LoginStepResult::Retry {
+                    attempts_left: left as u32,
+                    message,
+                })
             }
         }
     }
 
     /// Admin check of a code (`latchkey token verify`): same rules as a login, consumes the
     /// code and counts failures toward the lockout.
-    pub async fn admin_verify(&self, user_name: &str, code: &str) -> Result<Option<(bool, String)>> {
-        let Some(user) = self.store.user_get(user_name).await? else { return Ok(None) };
+    pub async fn admin_verify(
+        &self,
+        user_name: &str,
+        code: &str,
+    ) -> Result<Option<(bool, String)>> {
+        let Some(user) = self.store.user_get(user_name).await? else {
+            return Ok(None);
+        };
         let now = now();
         if !user.enabled {
             return Ok(Some((false, "user is disabled".into())));
@@ -244,21 +415,40 @@ impl State {
         if user.locked_until > now {
             return Ok(Some((false, lock_message(user.locked_until, now))));
         }
-        let policy = self.policy_for(policy::FALLBACK, &user.name, &user.groups).await?;
+        let policy = self
+            .policy_for(policy::FALLBACK, &user.name, &user.groups)
+            .await?;
         let result = match self.check_otp(&user, code, now).await? {
             OtpCheck::Ok { token_id } => {
                 self.store.user_reset_failures(&user.name).await?;
                 (true, format!("code accepted (token {token_id})"))
             }
             check => {
-                let why = if matches!(check, OtpCheck::Replayed) { "code already used" } else { "code rejected" };
-                let (_, until) =
-                    self.store.user_record_failure(&user.name, now, |n| policy::lockout_secs(&policy, n)).await?;
-                if until > 0 { (false, format!("{why}; {}", lock_message(until, now))) } else { (false, why.to_string()) }
+                let why = if matches!(check, OtpCheck::Replayed) {
+                    "code already used"
+                } else {
+                    "code rejected"
+                };
+                let (_, until) = self
+                    .store
+                    .user_record_failure(&user.name, now, |n| policy::lockout_secs(&policy, n))
+                    .await?;
+                if until > 0 {
+                    (false, format!("{why}; {}", lock_message(until, now)))
+                } else {
+                    (false, why.to_string())
+                }
             }
         };
-        self.audit(&Actor::Admin, "token.verify", Some(user_name), None, if result.0 { "ok" } else { "fail" }, &result.1)
-            .await;
+        self.audit(
+            &Actor::Admin,
+            "token.verify",
+            Some(user_name),
+            None,
+            if result.0 { "ok" } else { "fail" },
+            &result.1,
+        )
+        .await;
         Ok(Some(result))
     }
 
@@ -266,9 +456,12 @@ impl State {
         let sealed = B64
             .decode(&t.secret_sealed)
             .map_err(|_| StoreError::Corrupt(format!("token {} secret is not base64", t.id)))?;
-        self.master
-            .open(&sealed, t.id.as_bytes())
-            .map_err(|_| EngineError::Store(StoreError::Corrupt(format!("token {} secret does not open with the master key", t.id))))
+        self.master.open(&sealed, t.id.as_bytes()).map_err(|_| {
+            EngineError::Store(StoreError::Corrupt(format!(
+                "token {} secret does not open with the master key",
+                t.id
+            )))
+        })
     }
 
     async fn check_otp(&self, user: &UserRow, code: &str, now: i64) -> Result<OtpCheck> {
@@ -276,11 +469,22 @@ impl State {
         let mut replayed = false;
         for t in &tokens {
             let secret = self.open_secret(t)?;
-            let params = OtpParams { algorithm: t.algorithm, digits: t.digits, period: t.period };
+            let params = OtpParams {
+                algorithm: t.algorithm,
+                digits: t.digits,
+                period: t.period,
+            };
             let matched = match t.kind {
                 TokenKind::Totp => {
                     // Search without the replay floor so a replay can be told apart.
-                    verify_totp(&secret, code, now.max(0) as u64, params, self.cfg.totp_window, None)
+                    verify_totp(
+                        &secret,
+                        code,
+                        now.max(0) as u64,
+                        params,
+                        self.cfg.totp_window,
+                        None,
+                    )
                 }
                 TokenKind::Hotp => {
                     // Start at the last used counter so its replay is recognised.
@@ -295,29 +499,66 @@ impl State {
                 continue;
             }
             if self.store.token_consume(&t.id, step, now).await? {
-                return Ok(OtpCheck::Ok { token_id: t.id.clone() });
+                return Ok(OtpCheck::Ok {
+                    token_id: t.id.clone(),
+                });
             }
             replayed = true;
         }
-        Ok(if replayed { OtpCheck::Replayed } else { OtpCheck::Wrong })
+        Ok(if replayed {
+            OtpCheck::Replayed
+        } else {
+            OtpCheck::Wrong
+        })
     }
 
     /// HOTP resynchronisation with two consecutive codes.
-    pub async fn hotp_resync(&self, token_id: &str, code1: &str, code2: &str) -> Result<Option<bool>> {
-        let Some(t) = self.store.token_get(token_id).await? else { return Ok(None) };
+    pub async fn hotp_resync(
+        &self,
+        token_id: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<Option<bool>> {
+        let Some(t) = self.store.token_get(token_id).await? else {
+            return Ok(None);
+        };
         if t.kind != TokenKind::Hotp {
-            return Err(EngineError::Invalid("only HOTP tokens can be resynchronised".into()));
+            return Err(EngineError::Invalid(
+                "only HOTP tokens can be resynchronised".into(),
+            ));
         }
         let secret = self.open_secret(&t)?;
-        let params = OtpParams { algorithm: t.algorithm, digits: t.digits, period: t.period };
+        let params = OtpParams {
+            algorithm: t.algorithm,
+            digits: t.digits,
+            period: t.period,
+        };
         let next = (t.used + 1).max(0) as u64;
-        let found = resync_hotp(&secret, code1, code2, next, self.cfg.hotp_resync_window, params);
+        let found = resync_hotp(
+            &secret,
+            code1,
+            code2,
+            next,
+            self.cfg.hotp_resync_window,
+            params,
+        );
         let ok = match found {
-            Some(c) => self.store.token_consume(&t.id, i64::try_from(c).unwrap_or(i64::MAX), now()).await?,
+            Some(c) => {
+                self.store
+                    .token_consume(&t.id, i64::try_from(c).unwrap_or(i64::MAX), now())
+                    .await?
+            }
             None => false,
         };
-        self.audit(&Actor::Admin, "token.resync", Some(&t.user_name), None, if ok { "ok" } else { "fail" }, format!("token {}", t.id))
-            .await;
+        self.audit(
+            &Actor::Admin,
+            "token.resync",
+            Some(&t.user_name),
+            None,
+            if ok { "ok" } else { "fail" },
+            format!("token {}", t.id),
+        )
+        .await;
         Ok(Some(ok))
     }
 }
@@ -328,6 +569,7 @@ fn method_list(m: &[Method]) -> String {
 
 /// A random identifier: `bytes` random bytes, lowercase base32.
 pub fn new_id(bytes: usize) -> std::result::Result<String, StoreError> {
-    let raw = latchkey_crypto::random_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let raw =
+        latchkey_crypto::random_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(latchkey_crypto::base32_encode(&raw).to_ascii_lowercase())
 }

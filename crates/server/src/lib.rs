@@ -34,7 +34,10 @@ pub enum StartError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cannot listen on {addr}: {err}")]
-    Listen { addr: SocketAddr, err: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
 }
 
 /// Facts about a started server, for printing and for tests.
@@ -72,7 +75,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let now = state::now();
     let keys = bootstrap::keys(&cfg.data_dir, &store, now).await?;
     for id in policy::BUILT_IN {
-        store.policy_insert_if_missing(id, &Default::default(), now).await?;
+        store
+            .policy_insert_if_missing(id, &Default::default(), now)
+            .await?;
     }
     let (tls, fingerprint, scheme) = match &cfg.tls {
         config::TlsSetting::InsecureHttp => (None, String::new(), "http"),
@@ -82,19 +87,30 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
                 _ => bootstrap::self_signed_tls(&cfg.data_dir)?,
             };
             let m = tls::load(&cert, &key).map_err(StartError::Tls)?;
-            (Some(tokio_rustls::TlsAcceptor::from(m.config)), m.fingerprint, "https")
+            (
+                Some(tokio_rustls::TlsAcceptor::from(m.config)),
+                m.fingerprint,
+                "https",
+            )
         }
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|err| StartError::Listen { addr: cfg.listen, err })?;
-    let addr = listener.local_addr().map_err(|err| StartError::Listen { addr: cfg.listen, err })?;
+        .map_err(|err| StartError::Listen {
+            addr: cfg.listen,
+            err,
+        })?;
+    let addr = listener.local_addr().map_err(|err| StartError::Listen {
+        addr: cfg.listen,
+        err,
+    })?;
     let (auditor, audit_task) = audit::Auditor::start(store.clone());
     let info = ServerInfo {
         addr,
         scheme,
         tls_fingerprint: fingerprint.clone(),
-        signing_public_key: base64::engine::general_purpose::STANDARD.encode(keys.signing.public_bytes()),
+        signing_public_key: base64::engine::general_purpose::STANDARD
+            .encode(keys.signing.public_bytes()),
         new_admin_token: keys.new_admin_token,
     };
     let state = Arc::new(State {
@@ -110,10 +126,22 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         touched: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);
-    let serve = tokio::spawn(http::serve(listener, tls, http::router(state.clone()), rx.clone()));
+    let serve = tokio::spawn(http::serve(
+        listener,
+        tls,
+        http::router(state.clone()),
+        rx.clone(),
+    ));
     let purge_task = tokio::spawn(purge_loop(store, rx));
     tracing::info!(addr = %info.addr, scheme, "latchkeyd listening");
-    Ok(RunningServer { info, state, shutdown, serve, audit_task, purge_task })
+    Ok(RunningServer {
+        info,
+        state,
+        shutdown,
+        serve,
+        audit_task,
+        purge_task,
+    })
 }
 
 /// Deletes expired login transactions every minute.

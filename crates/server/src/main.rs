@@ -8,7 +8,9 @@ fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -38,10 +40,16 @@ async fn main() -> ExitCode {
     let info = &server.info;
     println!("latchkeyd listening on {}", info.url());
     if !info.tls_fingerprint.is_empty() {
-        println!("TLS certificate fingerprint (agents pin this): {}", info.tls_fingerprint);
+        println!(
+            "TLS certificate fingerprint (agents pin this): {}",
+            info.tls_fingerprint
+        );
     }
     if let Some(token) = &info.new_admin_token {
-        println!("Bootstrap admin API key (shown once, saved in {}):", data_dir.join("admin.token").display());
+        println!(
+            "Bootstrap admin API key (shown once, saved in {}):",
+            data_dir.join("admin.token").display()
+        );
         println!("  {token}");
     }
     wait_for_signal().await;
@@ -52,7 +60,10 @@ async fn main() -> ExitCode {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

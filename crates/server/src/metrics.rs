@@ -24,7 +24,9 @@ const OUTCOMES: [(Outcome, &str, &str); 6] = [
     (Outcome::OtpDeny, "otp", "deny"),
 ];
 
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -47,11 +49,19 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {}", self.buckets[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{b}\"}} {}",
+                self.buckets[i].load(Relaxed)
+            );
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
     }
 }
@@ -104,17 +114,38 @@ impl Metrics {
                 self.logins[i].load(Relaxed)
             );
         }
-        out.push_str("# HELP latchkey_login_duration_seconds Time to answer a login API request.\n");
+        out.push_str(
+            "# HELP latchkey_login_duration_seconds Time to answer a login API request.\n",
+        );
         out.push_str("# TYPE latchkey_login_duration_seconds histogram\n");
-        self.start_latency.render(&mut out, "latchkey_login_duration_seconds", "step=\"start\"");
-        self.otp_latency.render(&mut out, "latchkey_login_duration_seconds", "step=\"otp\"");
+        self.start_latency.render(
+            &mut out,
+            "latchkey_login_duration_seconds",
+            "step=\"start\"",
+        );
+        self.otp_latency
+            .render(&mut out, "latchkey_login_duration_seconds", "step=\"otp\"");
         out.push_str("# HELP latchkey_http_errors_total HTTP answers with an error status.\n");
         out.push_str("# TYPE latchkey_http_errors_total counter\n");
-        let _ = writeln!(out, "latchkey_http_errors_total{{class=\"4xx\"}} {}", self.http_client_errors.load(Relaxed));
-        let _ = writeln!(out, "latchkey_http_errors_total{{class=\"5xx\"}} {}", self.http_server_errors.load(Relaxed));
-        out.push_str("# HELP latchkey_rate_limited_total Machine requests refused by the rate limit.\n");
+        let _ = writeln!(
+            out,
+            "latchkey_http_errors_total{{class=\"4xx\"}} {}",
+            self.http_client_errors.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "latchkey_http_errors_total{{class=\"5xx\"}} {}",
+            self.http_server_errors.load(Relaxed)
+        );
+        out.push_str(
+            "# HELP latchkey_rate_limited_total Machine requests refused by the rate limit.\n",
+        );
         out.push_str("# TYPE latchkey_rate_limited_total counter\n");
-        let _ = writeln!(out, "latchkey_rate_limited_total {}", self.rate_limited.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "latchkey_rate_limited_total {}",
+            self.rate_limited.load(Relaxed)
+        );
         out.push_str("# HELP latchkey_users Users in the store.\n# TYPE latchkey_users gauge\n");
         let _ = writeln!(out, "latchkey_users {users}");
         out

@@ -17,19 +17,37 @@ pub const BUILT_IN: [&str; 5] = ["*", "login", "unlock", "elevation", "remote"];
 pub const KEYS: &[(&str, &str)] = &[
     ("mfa_required", "true|false: a second factor is needed"),
     ("methods", "comma list of otp,push,fido2,smartcard"),
-    ("users", "comma list of user names in scope (empty: everyone)"),
+    (
+        "users",
+        "comma list of user names in scope (empty: everyone)",
+    ),
     ("groups", "comma list of groups in scope (empty: everyone)"),
-    ("failmode", "closed|open: what agents do when no server answers"),
+    (
+        "failmode",
+        "closed|open: what agents do when no server answers",
+    ),
     ("unknown_user", "deny|allow: users the server does not know"),
     ("lockout_threshold", "failures before a user is locked out"),
-    ("lockout_backoff", "first lockout duration, e.g. 60s; doubles per further failure"),
+    (
+        "lockout_backoff",
+        "first lockout duration, e.g. 60s; doubles per further failure",
+    ),
     ("lockout_max_backoff", "longest lockout, e.g. 1h"),
     ("max_attempts", "wrong codes allowed in one login"),
     ("tx_ttl", "lifetime of a login transaction, e.g. 120s"),
-    ("offline.enabled", "true|false: agents may prepare offline logins"),
+    (
+        "offline.enabled",
+        "true|false: agents may prepare offline logins",
+    ),
     ("offline.max_days", "days an offline bundle stays valid"),
-    ("offline.max_logins", "offline logins allowed before reconnecting"),
-    ("offline.max_failures", "offline failures before the bundle is wiped"),
+    (
+        "offline.max_logins",
+        "offline logins allowed before reconnecting",
+    ),
+    (
+        "offline.max_failures",
+        "offline failures before the bundle is wiped",
+    ),
 ];
 
 pub fn defaults(client_id: &str) -> Policy {
@@ -46,7 +64,12 @@ pub fn defaults(client_id: &str) -> Policy {
         lockout_max_backoff: 3600,
         max_attempts: 3,
         tx_ttl: 120,
-        offline: OfflinePolicy { enabled: true, max_days: 7, max_logins: 10, max_failures: 5 },
+        offline: OfflinePolicy {
+            enabled: true,
+            max_days: 7,
+            max_logins: 10,
+            max_failures: 5,
+        },
     }
 }
 
@@ -59,7 +82,9 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 fn parse_u32(v: &str, min: u32, max: u32) -> Result<u32, String> {
-    let n: u32 = v.parse().map_err(|_| format!("{v:?} is not a whole number"))?;
+    let n: u32 = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not a whole number"))?;
     if n < min || n > max {
         return Err(format!("{n} is outside {min}..={max}"));
     }
@@ -80,7 +105,11 @@ fn parse_secs(v: &str, min: u64, max: u64) -> Result<u64, String> {
 }
 
 fn parse_list(v: &str) -> Vec<String> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Applies one setting onto a policy. Errors say which key and why.
@@ -139,8 +168,14 @@ pub fn apply_all(p: &mut Policy, settings: &Settings) -> Result<(), String> {
 
 /// Whether a user is in the scope of a policy's settings.
 pub fn in_scope(settings: &Settings, user: &str, groups: &[String]) -> bool {
-    let users = settings.get("users").map(|v| parse_list(v)).unwrap_or_default();
-    let scope_groups = settings.get("groups").map(|v| parse_list(v)).unwrap_or_default();
+    let users = settings
+        .get("users")
+        .map(|v| parse_list(v))
+        .unwrap_or_default();
+    let scope_groups = settings
+        .get("groups")
+        .map(|v| parse_list(v))
+        .unwrap_or_default();
     if users.is_empty() && scope_groups.is_empty() {
         return true;
     }
@@ -148,7 +183,11 @@ pub fn in_scope(settings: &Settings, user: &str, groups: &[String]) -> bool {
 }
 
 /// The policy shown to admins for a client_id: defaults ← `*` ← own settings.
-pub fn effective(client_id: &str, star: Option<&Settings>, own: Option<&Settings>) -> Result<Policy, String> {
+pub fn effective(
+    client_id: &str,
+    star: Option<&Settings>,
+    own: Option<&Settings>,
+) -> Result<Policy, String> {
     let mut p = defaults(client_id);
     if let Some(star) = star {
         apply_all(&mut p, star)?;
@@ -186,7 +225,10 @@ pub fn lockout_secs(p: &Policy, failures: i64) -> i64 {
         return 0;
     }
     let doublings = (failures - threshold).min(30) as u32;
-    let secs = p.lockout_backoff.saturating_mul(1u64 << doublings).min(p.lockout_max_backoff);
+    let secs = p
+        .lockout_backoff
+        .saturating_mul(1u64 << doublings)
+        .min(p.lockout_max_backoff);
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
@@ -199,7 +241,10 @@ mod tests {
     use super::*;
 
     fn s(pairs: &[(&str, &str)]) -> Settings {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -225,9 +270,17 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_with_reason() {
         let mut p = defaults("x");
-        assert!(apply(&mut p, "mfa_required", "maybe").unwrap_err().starts_with("mfa_required:"));
+        assert!(
+            apply(&mut p, "mfa_required", "maybe")
+                .unwrap_err()
+                .starts_with("mfa_required:")
+        );
         assert!(apply(&mut p, "methods", "otp,sms").is_err());
-        assert!(apply(&mut p, "nope", "1").unwrap_err().contains("unknown setting"));
+        assert!(
+            apply(&mut p, "nope", "1")
+                .unwrap_err()
+                .contains("unknown setting")
+        );
         assert!(apply(&mut p, "tx_ttl", "1s").is_err());
         assert!(apply(&mut p, "tx_ttl", "2h").is_err());
         apply(&mut p, "offline.max_days", "3").unwrap();

@@ -13,17 +13,25 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: u32, burst: u32) -> Self {
-        RateLimiter { rate: f64::from(rate), burst: f64::from(burst), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `key`; false when the bucket is empty.
     pub fn allow(&self, key: &str) -> bool {
         let now = Instant::now();
-        let Ok(mut map) = self.buckets.lock() else { return false };
+        let Ok(mut map) = self.buckets.lock() else {
+            return false;
+        };
         if map.len() > 100_000 {
             // Bound memory: drop full buckets (idle machines).
             let (rate, burst) = (self.rate, self.burst);
-            map.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            map.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
         }
         let entry = map.entry(key.to_string()).or_insert((self.burst, now));
         let elapsed = now.duration_since(entry.1).as_secs_f64();

@@ -67,10 +67,8 @@ impl State {
             }
             Err(_) => false,
         };
-        if due {
-            if let Err(e) = self.store.machine_touch(id, now).await {
-                tracing::warn!(error = %e, "could not record machine last-seen time");
-            }
+        if due && let Err(e) = self.store.machine_touch(id, now).await {
+            tracing::warn!(error = %e, "could not record machine last-seen time");
         }
     }
 

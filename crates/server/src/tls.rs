@@ -66,13 +66,17 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, String> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    let leaf = certs.first().ok_or_else(|| format!("{}: no certificate found", cert_path.display()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| format!("{}: no certificate found", cert_path.display()))?;
     let fingerprint = format!("sha256:{}", latchkey_crypto::sha256_hex(leaf));
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| format!("{}: {e}", key_path.display()))?
         .ok_or_else(|| format!("{}: no private key found", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(FingerprintBoundClientCert { algs: provider.signature_verification_algorithms });
+    let verifier = Arc::new(FingerprintBoundClientCert {
+        algs: provider.signature_verification_algorithms,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -80,5 +84,8 @@ pub fn load(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, String> {
         .with_single_cert(certs, key)
         .map_err(|e| format!("{}: {e}", cert_path.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsMaterial { config: Arc::new(config), fingerprint })
+    Ok(TlsMaterial {
+        config: Arc::new(config),
+        fingerprint,
+    })
 }

@@ -5,9 +5,12 @@
 use anyhow::{Context, Result};
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_crypto::otpauth::OtpAuthUri;
-use latchkey_proto::admin::{JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, PolicyUpdate, TokenEnrolled, UserCreate, User, Policy};
-use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use latchkey_proto::TokenKind;
+use latchkey_proto::admin::{
+    JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, Policy, PolicyUpdate, TokenEnrolled, User,
+    UserCreate,
+};
+use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use latchkey_server::{RunningServer, ServerConfig, ServerInfo};
 use std::path::PathBuf;
 use tempfile::TempDir;
@@ -36,9 +39,19 @@ impl TestServer {
         cfg.machine_rate = 10_000;
         cfg.machine_burst = 10_000;
         tweak(&mut cfg);
-        let running = latchkey_server::start(cfg.clone()).await.context("starting latchkeyd")?;
-        let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin.token"))?.trim().to_string();
-        Ok(TestServer { info: running.info.clone(), running: Some(running), cfg, admin_token, _dir: dir })
+        let running = latchkey_server::start(cfg.clone())
+            .await
+            .context("starting latchkeyd")?;
+        let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin.token"))?
+            .trim()
+            .to_string();
+        Ok(TestServer {
+            info: running.info.clone(),
+            running: Some(running),
+            cfg,
+            admin_token,
+            _dir: dir,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -56,11 +69,17 @@ impl TestServer {
     /// Client settings that trust this server by its certificate pin.
     pub fn client_config(&self) -> Result<ClientConfig> {
         let cfg = ClientConfig::parse(&self.url())?;
-        Ok(if self.info.tls_fingerprint.is_empty() { cfg } else { cfg.with_trust(Trust::Pin(self.info.tls_fingerprint.clone())) })
+        Ok(if self.info.tls_fingerprint.is_empty() {
+            cfg
+        } else {
+            cfg.with_trust(Trust::Pin(self.info.tls_fingerprint.clone()))
+        })
     }
 
     pub fn client(&self, credential: Credential) -> Result<Client> {
-        Ok(Client::new(self.client_config()?.with_credential(credential))?)
+        Ok(Client::new(
+            self.client_config()?.with_credential(credential),
+        )?)
     }
 
     pub fn admin(&self) -> Result<Client> {
@@ -72,35 +91,73 @@ impl TestServer {
     }
 
     pub async fn join_token(&self) -> Result<String> {
-        let created: JoinTokenCreated =
-            self.admin()?.post("/v1/admin/join-tokens", &JoinTokenCreate { expires_in: 600, note: None }).await?;
+        let created: JoinTokenCreated = self
+            .admin()?
+            .post(
+                "/v1/admin/join-tokens",
+                &JoinTokenCreate {
+                    expires_in: 600,
+                    note: None,
+                },
+            )
+            .await?;
         Ok(created.join_token)
     }
 
     /// Joins a machine with an API key; returns the join answer and a client using its key.
     pub async fn join_machine(&self, hostname: &str) -> Result<(JoinResponse, Client)> {
-        let req = JoinRequest { join_token: self.join_token().await?, hostname: hostname.into(), client_cert_sha256: None };
+        let req = JoinRequest {
+            join_token: self.join_token().await?,
+            hostname: hostname.into(),
+            client_cert_sha256: None,
+        };
         let resp: JoinResponse = self.anonymous()?.post("/v1/machines/join", &req).await?;
         let client = self.client(Credential::Bearer(resp.api_key.clone()))?;
         Ok((resp, client))
     }
 
     pub async fn add_user(&self, name: &str, groups: &[&str]) -> Result<User> {
-        let req = UserCreate { name: name.into(), display_name: None, groups: groups.iter().map(|g| g.to_string()).collect() };
+        let req = UserCreate {
+            name: name.into(),
+            display_name: None,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        };
         Ok(self.admin()?.post("/v1/admin/users", &req).await?)
     }
 
     /// Enrols a token and returns the parsed otpauth URI (what a phone would scan).
-    pub async fn add_token(&self, user: &str, kind: TokenKind) -> Result<(TokenEnrolled, OtpAuthUri)> {
-        let req = OtpTokenCreate { kind, algorithm: None, digits: None, period: None, label: None, secret: None };
-        let enrolled: TokenEnrolled = self.admin()?.post(&format!("/v1/admin/users/{user}/tokens"), &req).await?;
+    pub async fn add_token(
+        &self,
+        user: &str,
+        kind: TokenKind,
+    ) -> Result<(TokenEnrolled, OtpAuthUri)> {
+        let req = OtpTokenCreate {
+            kind,
+            algorithm: None,
+            digits: None,
+            period: None,
+            label: None,
+            secret: None,
+        };
+        let enrolled: TokenEnrolled = self
+            .admin()?
+            .post(&format!("/v1/admin/users/{user}/tokens"), &req)
+            .await?;
         let uri = OtpAuthUri::parse(&enrolled.otpauth_uri)?;
         Ok((enrolled, uri))
     }
 
     pub async fn set_policy(&self, client_id: &str, settings: &[(&str, &str)]) -> Result<Policy> {
-        let req = PolicyUpdate { settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
-        Ok(self.admin()?.patch(&format!("/v1/admin/policies/{client_id}"), &req).await?)
+        let req = PolicyUpdate {
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        Ok(self
+            .admin()?
+            .patch(&format!("/v1/admin/policies/{client_id}"), &req)
+            .await?)
     }
 
     /// Stops the server gracefully (data directory kept).
@@ -115,7 +172,9 @@ impl TestServer {
         self.stop().await;
         let mut cfg = self.cfg.clone();
         cfg.listen = self.info.addr;
-        let running = latchkey_server::start(cfg).await.context("restarting latchkeyd")?;
+        let running = latchkey_server::start(cfg)
+            .await
+            .context("restarting latchkeyd")?;
         self.info = running.info.clone();
         self.running = Some(running);
         Ok(())
@@ -124,7 +183,10 @@ impl TestServer {
 
 /// The code an authenticator app would show now.
 pub fn totp_now(uri: &OtpAuthUri) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     latchkey_crypto::otp::totp(&uri.secret, now, uri.period, uri.algorithm, uri.digits)
 }
 
@@ -135,6 +197,9 @@ pub fn hotp_at(uri: &OtpAuthUri, counter: u64) -> String {
 
 /// The current TOTP time step.
 pub fn current_step(period: u32) -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     now / u64::from(period)
 }

@@ -1,5 +1,7 @@
 //! Bad input, credentials, the admin API and the store at rest, against a real latchkeyd.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use latchkey_client::{Credential, Method as HttpMethod, StatusCode};
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{AuditEntry, OtpTokenCreate, Policy, TokenInfo, User};
@@ -9,7 +11,14 @@ use latchkey_testkit::{TestServer, totp_now};
 use serde_json::{Value, json};
 
 /// Sends raw bytes and returns (status, parsed error body).
-async fn raw(srv: &TestServer, token: &str, method: &str, path: &str, body: &[u8], content_type: &str) -> (u16, Value) {
+async fn raw(
+    srv: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+) -> (u16, Value) {
     // A hand-made HTTP/1.1 request over TLS, so the body can be anything at all.
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +31,10 @@ async fn raw(srv: &TestServer, token: &str, method: &str, path: &str, body: &[u8
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(srv.info.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -32,12 +44,22 @@ async fn raw(srv: &TestServer, token: &str, method: &str, path: &str, body: &[u8
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp).await;
     let text = String::from_utf8_lossy(&resp).to_string();
-    let status: u16 = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let json_body = text.split("\r\n\r\n").nth(1).unwrap_or("");
     // Bodies may be chunked; take the JSON object inside.
     let start = json_body.find('{').unwrap_or(0);
-    let end = json_body.rfind('}').map(|i| i + 1).unwrap_or(json_body.len());
-    (status, serde_json::from_str(&json_body[start..end]).unwrap_or(Value::Null))
+    let end = json_body
+        .rfind('}')
+        .map(|i| i + 1)
+        .unwrap_or(json_body.len());
+    (
+        status,
+        serde_json::from_str(&json_body[start..end]).unwrap_or(Value::Null),
+    )
 }
 
 #[derive(Debug)]
@@ -70,7 +92,9 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -78,7 +102,10 @@ fn assert_clear_error(status: u16, body: &Value, want_status: u16, want_code: &s
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"], want_code, "{body}");
     let msg = body["message"].as_str().unwrap_or("");
-    assert!(!msg.is_empty() && !msg.contains('\n'), "message must be one clear line: {body}");
+    assert!(
+        !msg.is_empty() && !msg.contains('\n'),
+        "message must be one clear line: {body}"
+    );
 }
 
 #[tokio::test]
@@ -89,44 +116,173 @@ async fn malformed_and_oversized_requests_get_a_clear_4xx() {
     let admin = srv.admin_token.as_str();
     let json_ct = "application/json";
 
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", b"{\"user\": \"alice\", ", json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        b"{\"user\": \"alice\", ",
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "malformed_json");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", b"\xff\xfe\x00garbage", json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        b"\xff\xfe\x00garbage",
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "malformed_json");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", br#"{"user": 42, "client_id": "login"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        br#"{"user": 42, "client_id": "login"}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", br#"{"user": "a", "client_id": "login", "evil": 1}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        br#"{"user": "a", "client_id": "login", "evil": 1}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", br#"{"user": "a"}"#, "text/plain").await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        br#"{"user": "a"}"#,
+        "text/plain",
+    )
+    .await;
     assert_clear_error(s, &b, 415, "unsupported_media_type");
-    let big = format!("{{\"user\": \"{}\", \"client_id\": \"login\"}}", "a".repeat(200_000));
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", big.as_bytes(), json_ct).await;
+    let big = format!(
+        "{{\"user\": \"{}\", \"client_id\": \"login\"}}",
+        "a".repeat(200_000)
+    );
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        big.as_bytes(),
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 413, "payload_too_large");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", br#"{"user": "a b", "client_id": "login"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        br#"{"user": "a b", "client_id": "login"}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", br#"{"user": "alice", "client_id": "no-such-context"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        br#"{"user": "alice", "client_id": "no-such-context"}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "unknown_client_id");
-    let (s, b) = raw(&srv, key, "POST", "/v1/login/start", br#"{"user": "alice", "client_id": "bad id!"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        key,
+        "POST",
+        "/v1/login/start",
+        br#"{"user": "alice", "client_id": "bad id!"}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
     let (s, b) = raw(&srv, admin, "GET", "/v1/nothing/here", b"", json_ct).await;
     assert_clear_error(s, &b, 404, "not_found");
     let (s, b) = raw(&srv, admin, "PUT", "/v1/admin/users", b"{}", json_ct).await;
     assert_clear_error(s, &b, 405, "method_not_allowed");
-    let (s, b) = raw(&srv, admin, "GET", "/v1/admin/audit?since=yesterday", b"", json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        admin,
+        "GET",
+        "/v1/admin/audit?since=yesterday",
+        b"",
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
 
     // Bad base32 when importing a token seed.
-    let (s, b) = raw(&srv, admin, "POST", "/v1/admin/users", br#"{"name": "alice"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        admin,
+        "POST",
+        "/v1/admin/users",
+        br#"{"name": "alice"}"#,
+        json_ct,
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
-    let (s, b) = raw(&srv, admin, "POST", "/v1/admin/users/alice/tokens", br#"{"kind": "totp", "secret": "not base32!!"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        admin,
+        "POST",
+        "/v1/admin/users/alice/tokens",
+        br#"{"kind": "totp", "secret": "not base32!!"}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "bad_secret");
-    let (s, b) = raw(&srv, admin, "POST", "/v1/admin/users/alice/tokens", br#"{"kind": "totp", "digits": 12}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        admin,
+        "POST",
+        "/v1/admin/users/alice/tokens",
+        br#"{"kind": "totp", "digits": 12}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
-    let (s, b) = raw(&srv, admin, "POST", "/v1/admin/users/alice/tokens", br#"{"kind": "motp"}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        admin,
+        "POST",
+        "/v1/admin/users/alice/tokens",
+        br#"{"kind": "motp"}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
-    let (s, b) = raw(&srv, admin, "PATCH", "/v1/admin/policies/login", br#"{"settings": {"mfa_required": "perhaps"}}"#, json_ct).await;
+    let (s, b) = raw(
+        &srv,
+        admin,
+        "PATCH",
+        "/v1/admin/policies/login",
+        br#"{"settings": {"mfa_required": "perhaps"}}"#,
+        json_ct,
+    )
+    .await;
     assert_clear_error(s, &b, 400, "invalid_request");
-    assert!(b["message"].as_str().unwrap_or("").starts_with("mfa_required:"), "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("mfa_required:"),
+        "{b}"
+    );
 
     // The server is still fine after all that.
     let health: Value = srv.anonymous().unwrap().get("/healthz").await.unwrap();
@@ -137,16 +293,38 @@ async fn malformed_and_oversized_requests_get_a_clear_4xx() {
 async fn machine_endpoints_need_a_valid_machine_key_and_admin_endpoints_refuse_it() {
     let srv = TestServer::start().await.unwrap();
     let (join, m) = srv.join_machine("ws1").await.unwrap();
-    let req = LoginStart { user: "alice".into(), client_id: "login".into(), rhost: None, tty: None };
+    let req = LoginStart {
+        user: "alice".into(),
+        client_id: "login".into(),
+        rhost: None,
+        tty: None,
+    };
 
     let none = srv.anonymous().unwrap();
-    let e = none.post::<_, LoginStartResult>("/v1/login/start", &req).await.unwrap_err();
+    let e = none
+        .post::<_, LoginStartResult>("/v1/login/start", &req)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::UNAUTHORIZED), "{e}");
-    let wrong = srv.client(Credential::Bearer("lkm_notarealkey".into())).unwrap();
-    let e = wrong.post::<_, LoginStartResult>("/v1/login/start", &req).await.unwrap_err();
-    assert_eq!((e.status(), e.api_code()), (Some(StatusCode::UNAUTHORIZED), Some("unauthorized")), "{e}");
+    let wrong = srv
+        .client(Credential::Bearer("lkm_notarealkey".into()))
+        .unwrap();
+    let e = wrong
+        .post::<_, LoginStartResult>("/v1/login/start", &req)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.api_code()),
+        (Some(StatusCode::UNAUTHORIZED), Some("unauthorized")),
+        "{e}"
+    );
     // Admin key on a machine endpoint: refused too.
-    let e = srv.admin().unwrap().post::<_, LoginStartResult>("/v1/login/start", &req).await.unwrap_err();
+    let e = srv
+        .admin()
+        .unwrap()
+        .post::<_, LoginStartResult>("/v1/login/start", &req)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::FORBIDDEN), "{e}");
 
     // Machine key on admin endpoints: 403 on every one of them.
@@ -161,12 +339,26 @@ async fn machine_endpoints_need_a_valid_machine_key_and_admin_endpoints_refuse_i
         ("DELETE", "/v1/admin/tokens/x"),
     ] {
         let method = HttpMethod::from_bytes(method.as_bytes()).unwrap();
-        let e = m.request(method.clone(), path, Some(json!({}))).await.unwrap_err();
-        assert_eq!(e.status(), Some(StatusCode::FORBIDDEN), "{method} {path}: {e}");
+        let e = m
+            .request(method.clone(), path, Some(json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.status(),
+            Some(StatusCode::FORBIDDEN),
+            "{method} {path}: {e}"
+        );
     }
     // Removing the machine revokes its key.
-    srv.admin().unwrap().delete(&format!("/v1/admin/machines/{}", join.machine_id)).await.unwrap();
-    let e = m.post::<_, LoginStartResult>("/v1/login/start", &req).await.unwrap_err();
+    srv.admin()
+        .unwrap()
+        .delete(&format!("/v1/admin/machines/{}", join.machine_id))
+        .await
+        .unwrap();
+    let e = m
+        .post::<_, LoginStartResult>("/v1/login/start", &req)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::UNAUTHORIZED), "{e}");
 }
 
@@ -175,18 +367,36 @@ async fn join_tokens_are_single_use_and_expire() {
     let srv = TestServer::start().await.unwrap();
     let token = srv.join_token().await.unwrap();
     let anon = srv.anonymous().unwrap();
-    let req = JoinRequest { join_token: token.clone(), hostname: "ws1".into(), client_cert_sha256: None };
+    let req = JoinRequest {
+        join_token: token.clone(),
+        hostname: "ws1".into(),
+        client_cert_sha256: None,
+    };
     let joined: JoinResponse = anon.post("/v1/machines/join", &req).await.unwrap();
     assert_eq!(joined.tls_fingerprint, srv.info.tls_fingerprint);
     assert_eq!(joined.signing_public_key, srv.info.signing_public_key);
-    let e = anon.post::<_, JoinResponse>("/v1/machines/join", &req).await.unwrap_err();
-    assert_eq!(e.api_code(), Some("invalid_join_token"), "{e}");
     let e = anon
-        .post::<_, JoinResponse>("/v1/machines/join", &JoinRequest { join_token: "lkj_made_up".into(), ..req.clone() })
+        .post::<_, JoinResponse>("/v1/machines/join", &req)
         .await
         .unwrap_err();
     assert_eq!(e.api_code(), Some("invalid_join_token"), "{e}");
-    let machines: Vec<latchkey_proto::admin::Machine> = srv.admin().unwrap().get("/v1/admin/machines").await.unwrap();
+    let e = anon
+        .post::<_, JoinResponse>(
+            "/v1/machines/join",
+            &JoinRequest {
+                join_token: "lkj_made_up".into(),
+                ..req.clone()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.api_code(), Some("invalid_join_token"), "{e}");
+    let machines: Vec<latchkey_proto::admin::Machine> = srv
+        .admin()
+        .unwrap()
+        .get("/v1/admin/machines")
+        .await
+        .unwrap();
     assert_eq!(machines.len(), 1);
     assert_eq!(machines[0].hostname, "ws1");
 
@@ -194,12 +404,24 @@ async fn join_tokens_are_single_use_and_expire() {
     let created: latchkey_proto::admin::JoinTokenCreated = srv
         .admin()
         .unwrap()
-        .post("/v1/admin/join-tokens", &latchkey_proto::admin::JoinTokenCreate { expires_in: 1, note: None })
+        .post(
+            "/v1/admin/join-tokens",
+            &latchkey_proto::admin::JoinTokenCreate {
+                expires_in: 1,
+                note: None,
+            },
+        )
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let e = anon
-        .post::<_, JoinResponse>("/v1/machines/join", &JoinRequest { join_token: created.join_token, ..req })
+        .post::<_, JoinResponse>(
+            "/v1/machines/join",
+            &JoinRequest {
+                join_token: created.join_token,
+                ..req
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.api_code(), Some("invalid_join_token"), "{e}");
@@ -225,8 +447,17 @@ async fn otp_secrets_are_not_in_the_database_in_plaintext() {
         let b32 = latchkey_crypto::base32_encode(s);
         let hex = data_encoding::HEXLOWER.encode(s);
         let b64 = base64_std(s);
-        for needle in [s.as_slice(), b32.as_bytes(), b32.to_ascii_lowercase().as_bytes(), hex.as_bytes(), b64.as_bytes()] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "a secret is stored in plaintext");
+        for needle in [
+            s.as_slice(),
+            b32.as_bytes(),
+            b32.to_ascii_lowercase().as_bytes(),
+            hex.as_bytes(),
+            b64.as_bytes(),
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "a secret is stored in plaintext"
+            );
         }
     }
     // The admin token and machine keys are stored hashed only.
@@ -234,13 +465,28 @@ async fn otp_secrets_are_not_in_the_database_in_plaintext() {
     assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
     // The key files are owner-only.
     use std::os::unix::fs::PermissionsExt;
-    for f in ["master.key", "signing.key", "tls.key", "tls.crt", "admin.token", "latchkey.db"] {
-        let mode = std::fs::metadata(srv.data_dir().join(f)).unwrap().permissions().mode();
+    for f in [
+        "master.key",
+        "signing.key",
+        "tls.key",
+        "tls.crt",
+        "admin.token",
+        "latchkey.db",
+    ] {
+        let mode = std::fs::metadata(srv.data_dir().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     // And after a restart the sealed secrets still open.
     srv.restart().await.unwrap();
-    let tokens: Vec<TokenInfo> = srv.admin().unwrap().get("/v1/admin/users/alice/tokens").await.unwrap();
+    let tokens: Vec<TokenInfo> = srv
+        .admin()
+        .unwrap()
+        .get("/v1/admin/users/alice/tokens")
+        .await
+        .unwrap();
     assert_eq!(tokens.len(), 3);
 }
 
@@ -254,7 +500,14 @@ async fn admin_api_users_tokens_policies_and_audit() {
     let admin = srv.admin().unwrap();
     srv.add_user("alice", &["staff", "ops"]).await.unwrap();
     let e = admin
-        .post::<_, User>("/v1/admin/users", &latchkey_proto::admin::UserCreate { name: "alice".into(), display_name: None, groups: vec![] })
+        .post::<_, User>(
+            "/v1/admin/users",
+            &latchkey_proto::admin::UserCreate {
+                name: "alice".into(),
+                display_name: None,
+                groups: vec![],
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::CONFLICT));
@@ -265,18 +518,36 @@ async fn admin_api_users_tokens_policies_and_audit() {
         digits: Some(8),
         period: Some(60),
         label: Some("hardware".into()),
-        secret: Some(latchkey_crypto::base32_encode(b"12345678901234567890123456789012")),
+        secret: Some(latchkey_crypto::base32_encode(
+            b"12345678901234567890123456789012",
+        )),
     };
-    let enrolled: latchkey_proto::admin::TokenEnrolled = admin.post("/v1/admin/users/alice/tokens", &req).await.unwrap();
+    let enrolled: latchkey_proto::admin::TokenEnrolled = admin
+        .post("/v1/admin/users/alice/tokens", &req)
+        .await
+        .unwrap();
     let uri = latchkey_crypto::otpauth::OtpAuthUri::parse(&enrolled.otpauth_uri).unwrap();
-    assert_eq!((uri.digits, uri.period, uri.algorithm), (8, 60, latchkey_proto::OtpAlgorithm::Sha256));
+    assert_eq!(
+        (uri.digits, uri.period, uri.algorithm),
+        (8, 60, latchkey_proto::OtpAlgorithm::Sha256)
+    );
     let v: latchkey_proto::admin::VerifyResult = admin
-        .post("/v1/admin/users/alice/verify", &latchkey_proto::admin::VerifyRequest { code: totp_now(&uri) })
+        .post(
+            "/v1/admin/users/alice/verify",
+            &latchkey_proto::admin::VerifyRequest {
+                code: totp_now(&uri),
+            },
+        )
         .await
         .unwrap();
     assert!(v.ok, "{v:?}");
     let v: latchkey_proto::admin::VerifyResult = admin
-        .post("/v1/admin/users/alice/verify", &latchkey_proto::admin::VerifyRequest { code: totp_now(&uri) })
+        .post(
+            "/v1/admin/users/alice/verify",
+            &latchkey_proto::admin::VerifyRequest {
+                code: totp_now(&uri),
+            },
+        )
         .await
         .unwrap();
     assert!(!v.ok && v.message.contains("already used"), "{v:?}");
@@ -286,27 +557,64 @@ async fn admin_api_users_tokens_policies_and_audit() {
     let policies: Vec<Policy> = admin.get("/v1/admin/policies").await.unwrap();
     let ids: Vec<&str> = policies.iter().map(|p| p.client_id.as_str()).collect();
     assert_eq!(ids, ["*", "elevation", "login", "remote", "unlock"]);
-    assert!(policies.iter().all(|p| p.mfa_required && p.failmode == latchkey_proto::admin::FailMode::Closed));
+    assert!(
+        policies
+            .iter()
+            .all(|p| p.mfa_required && p.failmode == latchkey_proto::admin::FailMode::Closed)
+    );
     // `*` carries defaults to the others; a client's own setting wins; `key=` unsets.
-    srv.set_policy("*", &[("offline.max_days", "3")]).await.unwrap();
-    let p = srv.set_policy("remote", &[("offline.enabled", "false")]).await.unwrap();
+    srv.set_policy("*", &[("offline.max_days", "3")])
+        .await
+        .unwrap();
+    let p = srv
+        .set_policy("remote", &[("offline.enabled", "false")])
+        .await
+        .unwrap();
     assert_eq!((p.offline.max_days, p.offline.enabled), (3, false));
-    let p = srv.set_policy("remote", &[("offline.enabled", "")]).await.unwrap();
+    let p = srv
+        .set_policy("remote", &[("offline.enabled", "")])
+        .await
+        .unwrap();
     assert!(p.offline.enabled);
-    let p = srv.set_policy("vpn", &[("methods", "otp,push")]).await.unwrap();
+    let p = srv
+        .set_policy("vpn", &[("methods", "otp,push")])
+        .await
+        .unwrap();
     assert_eq!(p.client_id, "vpn");
 
-    srv.admin().unwrap().delete(&format!("/v1/admin/tokens/{}", enrolled.token.id)).await.unwrap();
-    srv.admin().unwrap().delete("/v1/admin/users/alice").await.unwrap();
-    let e = admin.get::<User>("/v1/admin/users/alice").await.unwrap_err();
+    srv.admin()
+        .unwrap()
+        .delete(&format!("/v1/admin/tokens/{}", enrolled.token.id))
+        .await
+        .unwrap();
+    srv.admin()
+        .unwrap()
+        .delete("/v1/admin/users/alice")
+        .await
+        .unwrap();
+    let e = admin
+        .get::<User>("/v1/admin/users/alice")
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(StatusCode::NOT_FOUND));
 
     let audit: Vec<AuditEntry> = admin.get("/v1/admin/audit").await.unwrap();
     let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
-    for want in ["user.add", "token.add", "token.verify", "policy.set", "token.remove", "user.remove"] {
+    for want in [
+        "user.add",
+        "token.add",
+        "token.verify",
+        "policy.set",
+        "token.remove",
+        "user.remove",
+    ] {
         assert!(actions.contains(&want), "{want} missing from {actions:?}");
     }
-    assert!(audit.iter().all(|a| !a.detail.contains(&enrolled.otpauth_uri)));
+    assert!(
+        audit
+            .iter()
+            .all(|a| !a.detail.contains(&enrolled.otpauth_uri))
+    );
 }
 
 #[tokio::test]
@@ -316,15 +624,32 @@ async fn health_readiness_and_metrics() {
     let (_, m) = srv.join_machine("ws1").await.unwrap();
     srv.add_user("alice", &[]).await.unwrap();
     let _: LoginStartResult = m
-        .post("/v1/login/start", &LoginStart { user: "alice".into(), client_id: "login".into(), rhost: None, tty: None })
+        .post(
+            "/v1/login/start",
+            &LoginStart {
+                user: "alice".into(),
+                client_id: "login".into(),
+                rhost: None,
+                tty: None,
+            },
+        )
         .await
         .unwrap();
     let ready: Value = anon.get("/readyz").await.unwrap();
     assert_eq!(ready["status"], "ready");
-    let (status, body) = anon.request(HttpMethod::GET, "/metrics", None).await.unwrap();
+    let (status, body) = anon
+        .request(HttpMethod::GET, "/metrics", None)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     let text = String::from_utf8_lossy(&body);
-    assert!(text.contains("latchkey_logins_total{step=\"start\",result=\"deny\"} 1"), "{text}");
-    assert!(text.contains("latchkey_login_duration_seconds_count{step=\"start\"} 1"), "{text}");
+    assert!(
+        text.contains("latchkey_logins_total{step=\"start\",result=\"deny\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("latchkey_login_duration_seconds_count{step=\"start\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("latchkey_users 1"), "{text}");
 }

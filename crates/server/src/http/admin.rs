@@ -36,20 +36,32 @@ fn no_user(name: &str) -> ApiErr {
 }
 
 fn validate_groups(groups: &[String]) -> Result<(), ApiErr> {
-    if groups.len() > 100 || groups.iter().any(|g| g.is_empty() || g.len() > 128 || g.contains(',') || g.chars().any(char::is_control)) {
-        return Err(ApiErr::bad_request("groups must be at most 100 names of 1 to 128 characters without commas"));
+    if groups.len() > 100
+        || groups.iter().any(|g| {
+            g.is_empty() || g.len() > 128 || g.contains(',') || g.chars().any(char::is_control)
+        })
+    {
+        return Err(ApiErr::bad_request(
+            "groups must be at most 100 names of 1 to 128 characters without commas",
+        ));
     }
     Ok(())
 }
 
 fn validate_text(field: &str, v: &str, max: usize) -> Result<(), ApiErr> {
     if v.len() > max || v.chars().any(char::is_control) {
-        return Err(ApiErr::bad_request(format!("{field} must be at most {max} printable characters")));
+        return Err(ApiErr::bad_request(format!(
+            "{field} must be at most {max} printable characters"
+        )));
     }
     Ok(())
 }
 
-pub async fn user_add(State(st): State<Shared>, _: AdminCaller, Json(req): Json<UserCreate>) -> Result<(StatusCode, Json<User>), ApiErr> {
+pub async fn user_add(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Json(req): Json<UserCreate>,
+) -> Result<(StatusCode, Json<User>), ApiErr> {
     validate_user_name(&req.name)?;
     validate_groups(&req.groups)?;
     let display_name = req.display_name.unwrap_or_else(|| req.name.clone());
@@ -64,7 +76,15 @@ pub async fn user_add(State(st): State<Shared>, _: AdminCaller, Json(req): Json<
         locked_until: 0,
     };
     st.store.user_create(&row).await?;
-    st.audit(&Actor::Admin, "user.add", Some(&row.name), None, "ok", format!("groups: {}", row.groups.join(","))).await;
+    st.audit(
+        &Actor::Admin,
+        "user.add",
+        Some(&row.name),
+        None,
+        "ok",
+        format!("groups: {}", row.groups.join(",")),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(user_view(&st, row).await?)))
 }
 
@@ -76,8 +96,16 @@ pub async fn user_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult<Ve
     Ok(Json(out))
 }
 
-pub async fn user_show(State(st): State<Shared>, _: AdminCaller, Path(name): Path<String>) -> ApiResult<User> {
-    let u = st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+pub async fn user_show(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<User> {
+    let u = st
+        .store
+        .user_get(&name)
+        .await?
+        .ok_or_else(|| no_user(&name))?;
     Ok(Json(user_view(&st, u).await?))
 }
 
@@ -93,7 +121,16 @@ pub async fn user_update(
     if let Some(d) = &req.display_name {
         validate_text("display_name", d, 256)?;
     }
-    if !st.store.user_update(&name, req.display_name.as_deref(), req.groups.as_deref(), req.enabled).await? {
+    if !st
+        .store
+        .user_update(
+            &name,
+            req.display_name.as_deref(),
+            req.groups.as_deref(),
+            req.enabled,
+        )
+        .await?
+    {
         return Err(no_user(&name));
     }
     if req.enabled == Some(true) {
@@ -101,16 +138,40 @@ pub async fn user_update(
         st.store.user_reset_failures(&name).await?;
     }
     let detail = serde_json::to_string(&req).unwrap_or_default();
-    st.audit(&Actor::Admin, "user.update", Some(&name), None, "ok", detail).await;
-    let u = st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+    st.audit(
+        &Actor::Admin,
+        "user.update",
+        Some(&name),
+        None,
+        "ok",
+        detail,
+    )
+    .await;
+    let u = st
+        .store
+        .user_get(&name)
+        .await?
+        .ok_or_else(|| no_user(&name))?;
     Ok(Json(user_view(&st, u).await?))
 }
 
-pub async fn user_remove(State(st): State<Shared>, _: AdminCaller, Path(name): Path<String>) -> Result<StatusCode, ApiErr> {
+pub async fn user_remove(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiErr> {
     if !st.store.user_delete(&name).await? {
         return Err(no_user(&name));
     }
-    st.audit(&Actor::Admin, "user.remove", Some(&name), None, "ok", "user and tokens removed").await;
+    st.audit(
+        &Actor::Admin,
+        "user.remove",
+        Some(&name),
+        None,
+        "ok",
+        "user and tokens removed",
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -134,7 +195,11 @@ pub async fn token_add(
     Path(name): Path<String>,
     Json(req): Json<OtpTokenCreate>,
 ) -> Result<(StatusCode, Json<TokenEnrolled>), ApiErr> {
-    let user = st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
+    let user = st
+        .store
+        .user_get(&name)
+        .await?
+        .ok_or_else(|| no_user(&name))?;
     let algorithm = req.algorithm.unwrap_or_default();
     let digits = req.digits.unwrap_or(6);
     if !latchkey_crypto::otp::DIGITS_RANGE.contains(&digits) {
@@ -145,7 +210,9 @@ pub async fn token_add(
         TokenKind::Hotp => 30,
     };
     if !(10..=300).contains(&period) {
-        return Err(ApiErr::bad_request("period must be between 10 and 300 seconds"));
+        return Err(ApiErr::bad_request(
+            "period must be between 10 and 300 seconds",
+        ));
     }
     let label = req.label.unwrap_or_default();
     validate_text("label", &label, 64)?;
@@ -155,13 +222,24 @@ pub async fn token_add(
         OtpAlgorithm::Sha256 => 32,
         OtpAlgorithm::Sha512 => 64,
     };
-    let internal = |e: latchkey_crypto::Error| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string());
+    let internal = |e: latchkey_crypto::Error| {
+        ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string())
+    };
     let secret = match req.secret.as_deref() {
         Some(b32) => {
-            let bytes = latchkey_crypto::base32_decode(b32)
-                .map_err(|e| ApiErr::new(StatusCode::BAD_REQUEST, "bad_secret", format!("secret: {e}")))?;
+            let bytes = latchkey_crypto::base32_decode(b32).map_err(|e| {
+                ApiErr::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_secret",
+                    format!("secret: {e}"),
+                )
+            })?;
             if !(10..=128).contains(&bytes.len()) {
-                return Err(ApiErr::new(StatusCode::BAD_REQUEST, "bad_secret", "secret must decode to 10 to 128 bytes (80 bits at least)"));
+                return Err(ApiErr::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_secret",
+                    "secret must decode to 10 to 128 bytes (80 bits at least)",
+                ));
             }
             Zeroizing::new(bytes)
         }
@@ -194,18 +272,65 @@ pub async fn token_add(
         counter: 0,
     }
     .to_uri();
-    st.audit(&Actor::Admin, "token.add", Some(&user.name), None, "ok", format!("{} token {} ({algorithm}, {digits} digits)", req.kind, row.id)).await;
-    Ok((StatusCode::CREATED, Json(TokenEnrolled { token: token_view(&row), otpauth_uri: uri })))
+    st.audit(
+        &Actor::Admin,
+        "token.add",
+        Some(&user.name),
+        None,
+        "ok",
+        format!(
+            "{} token {} ({algorithm}, {digits} digits)",
+            req.kind, row.id
+        ),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenEnrolled {
+            token: token_view(&row),
+            otpauth_uri: uri,
+        }),
+    ))
 }
 
-pub async fn token_list(State(st): State<Shared>, _: AdminCaller, Path(name): Path<String>) -> ApiResult<Vec<TokenInfo>> {
-    st.store.user_get(&name).await?.ok_or_else(|| no_user(&name))?;
-    Ok(Json(st.store.tokens_of(&name).await?.iter().map(token_view).collect()))
+pub async fn token_list(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Vec<TokenInfo>> {
+    st.store
+        .user_get(&name)
+        .await?
+        .ok_or_else(|| no_user(&name))?;
+    Ok(Json(
+        st.store
+            .tokens_of(&name)
+            .await?
+            .iter()
+            .map(token_view)
+            .collect(),
+    ))
 }
 
-pub async fn token_remove(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> Result<StatusCode, ApiErr> {
-    let user = st.store.token_delete(&id).await?.ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?;
-    st.audit(&Actor::Admin, "token.remove", Some(&user), None, "ok", format!("token {id}")).await;
+pub async fn token_remove(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiErr> {
+    let user = st
+        .store
+        .token_delete(&id)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?;
+    st.audit(
+        &Actor::Admin,
+        "token.remove",
+        Some(&user),
+        None,
+        "ok",
+        format!("token {id}"),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,7 +343,10 @@ pub async fn token_verify(
     if req.code.len() > 64 {
         return Err(ApiErr::bad_request("code is too long"));
     }
-    let (ok, message) = st.admin_verify(&name, &req.code).await?.ok_or_else(|| no_user(&name))?;
+    let (ok, message) = st
+        .admin_verify(&name, &req.code)
+        .await?
+        .ok_or_else(|| no_user(&name))?;
     Ok(Json(VerifyResult { ok, message }))
 }
 
@@ -232,13 +360,25 @@ pub async fn token_resync(
         .hotp_resync(&id, &req.code1, &req.code2)
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?;
-    let message = if ok { "token resynchronised" } else { "the two codes were not found in the resynchronisation window" };
-    Ok(Json(VerifyResult { ok, message: message.into() }))
+    let message = if ok {
+        "token resynchronised"
+    } else {
+        "the two codes were not found in the resynchronisation window"
+    };
+    Ok(Json(VerifyResult {
+        ok,
+        message: message.into(),
+    }))
 }
 
 async fn effective_policy(st: &Shared, client_id: &str, own: &Settings) -> Result<Policy, ApiErr> {
-    let star = if client_id == policy::FALLBACK { None } else { st.store.policy_get(policy::FALLBACK).await? };
-    policy::effective(client_id, star.as_ref(), Some(own)).map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "policy_error", e))
+    let star = if client_id == policy::FALLBACK {
+        None
+    } else {
+        st.store.policy_get(policy::FALLBACK).await?
+    };
+    policy::effective(client_id, star.as_ref(), Some(own))
+        .map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "policy_error", e))
 }
 
 pub async fn policy_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult<Vec<Policy>> {
@@ -249,8 +389,16 @@ pub async fn policy_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult<
     Ok(Json(out))
 }
 
-pub async fn policy_show(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> ApiResult<Policy> {
-    let own = st.store.policy_get(&id).await?.ok_or_else(|| ApiErr::not_found(format!("no policy for client_id {id:?}")))?;
+pub async fn policy_show(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Policy> {
+    let own = st
+        .store
+        .policy_get(&id)
+        .await?
+        .ok_or_else(|| ApiErr::not_found(format!("no policy for client_id {id:?}")))?;
     Ok(Json(effective_policy(&st, &id, &own).await?))
 }
 
@@ -279,19 +427,32 @@ pub async fn policy_set(
         }
     }
     st.store.policy_put(&id, &own, now()).await?;
-    let detail = req.settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-    st.audit(&Actor::Admin, "policy.set", None, Some(&id), "ok", detail).await;
+    let detail = req
+        .settings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    st.audit(&Actor::Admin, "policy.set", None, Some(&id), "ok", detail)
+        .await;
     Ok(Json(effective_policy(&st, &id, &own).await?))
 }
 
-pub async fn policy_remove(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> Result<StatusCode, ApiErr> {
+pub async fn policy_remove(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiErr> {
     if id == policy::FALLBACK {
-        return Err(ApiErr::bad_request("the `*` policy holds the defaults and cannot be removed"));
+        return Err(ApiErr::bad_request(
+            "the `*` policy holds the defaults and cannot be removed",
+        ));
     }
     if !st.store.policy_delete(&id).await? {
         return Err(ApiErr::not_found(format!("no policy for client_id {id:?}")));
     }
-    st.audit(&Actor::Admin, "policy.remove", None, Some(&id), "ok", "").await;
+    st.audit(&Actor::Admin, "policy.remove", None, Some(&id), "ok", "")
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -302,7 +463,11 @@ pub async fn machine_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult
         .await?
         .into_iter()
         .map(|m| Machine {
-            credential: if m.cert_sha256.is_some() { "client_cert".into() } else { "api_key".into() },
+            credential: if m.cert_sha256.is_some() {
+                "client_cert".into()
+            } else {
+                "api_key".into()
+            },
             id: m.id,
             hostname: m.hostname,
             created_at: m.created_at,
@@ -312,11 +477,23 @@ pub async fn machine_list(State(st): State<Shared>, _: AdminCaller) -> ApiResult
     Ok(Json(out))
 }
 
-pub async fn machine_remove(State(st): State<Shared>, _: AdminCaller, Path(id): Path<String>) -> Result<StatusCode, ApiErr> {
+pub async fn machine_remove(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiErr> {
     if !st.store.machine_delete(&id).await? {
         return Err(ApiErr::not_found(format!("machine {id:?} not found")));
     }
-    st.audit(&Actor::Admin, "machine.remove", None, None, "ok", format!("machine {id}")).await;
+    st.audit(
+        &Actor::Admin,
+        "machine.remove",
+        None,
+        None,
+        "ok",
+        format!("machine {id}"),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -326,20 +503,52 @@ pub async fn join_token_create(
     Json(req): Json<JoinTokenCreate>,
 ) -> Result<(StatusCode, Json<JoinTokenCreated>), ApiErr> {
     if !(1..=30 * 86_400).contains(&req.expires_in) {
-        return Err(ApiErr::bad_request("expires_in must be between 1 second and 30 days"));
+        return Err(ApiErr::bad_request(
+            "expires_in must be between 1 second and 30 days",
+        ));
     }
     let note = req.note.unwrap_or_default();
     validate_text("note", &note, 256)?;
-    let token = generate_api_key("lkj").map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    let token = generate_api_key("lkj")
+        .map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
     let now = now();
     let expires_at = now + req.expires_in as i64;
-    st.store.join_token_create(&hash_api_key(&token), &note, now, expires_at).await?;
-    st.audit(&Actor::Admin, "machine.join_token", None, None, "ok", format!("expires at {expires_at}; {note}")).await;
-    Ok((StatusCode::CREATED, Json(JoinTokenCreated { join_token: token, expires_at })))
+    st.store
+        .join_token_create(&hash_api_key(&token), &note, now, expires_at)
+        .await?;
+    st.audit(
+        &Actor::Admin,
+        "machine.join_token",
+        None,
+        None,
+        "ok",
+        format!("expires at {}; {note}", rfc3339(expires_at)),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(JoinTokenCreated {
+            join_token: token,
+            expires_at,
+        }),
+    ))
 }
 
-pub async fn audit(State(st): State<Shared>, _: AdminCaller, Query(q): Query<AuditQuery>) -> ApiResult<Vec<AuditEntry>> {
+pub async fn audit(
+    State(st): State<Shared>,
+    _: AdminCaller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Vec<AuditEntry>> {
     st.auditor.flush().await;
     let limit = i64::from(q.limit.unwrap_or(1000).clamp(1, 10_000));
-    Ok(Json(st.store.audit_query(q.user.as_deref(), q.since, limit).await?))
+    Ok(Json(
+        st.store
+            .audit_query(q.user.as_deref(), q.since, limit)
+            .await?,
+    ))
+}
+
+fn rfc3339(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
 }

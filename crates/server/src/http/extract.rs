@@ -20,7 +20,11 @@ pub struct ConnInfo {
 
 fn clip(s: &str) -> String {
     let s = s.replace('\n', " ");
-    if s.len() > 200 { format!("{}…", &s[..s.floor_char_boundary(200)]) } else { s }
+    if s.len() > 200 {
+        format!("{}…", &s[..s.floor_char_boundary(200)])
+    } else {
+        s
+    }
 }
 
 /// JSON in (with our error shape on bad input) and JSON out.
@@ -46,16 +50,24 @@ fn json_rejection(rej: JsonRejection) -> ApiErr {
     let status = rej.status();
     let text = clip(&rej.body_text());
     match rej {
-        JsonRejection::JsonSyntaxError(_) => ApiErr::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {text}")),
-        JsonRejection::JsonDataError(_) => ApiErr::new(StatusCode::BAD_REQUEST, "invalid_request", text),
+        JsonRejection::JsonSyntaxError(_) => ApiErr::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {text}"),
+        ),
+        JsonRejection::JsonDataError(_) => {
+            ApiErr::new(StatusCode::BAD_REQUEST, "invalid_request", text)
+        }
         JsonRejection::MissingJsonContentType(_) => ApiErr::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the body as JSON with Content-Type: application/json",
         ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiErr::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the server accepts")
-        }
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => ApiErr::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the server accepts",
+        ),
         _ => ApiErr::new(StatusCode::BAD_REQUEST, "invalid_request", text),
     }
 }
@@ -67,18 +79,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiErr> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(rej @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiErr::bad_request(clip(&rej.body_text()))),
+            Err(rej @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ApiErr::bad_request(clip(&rej.body_text())))
+            }
             Err(rej) => Err(ApiErr::bad_request(clip(&rej.body_text()))),
         }
     }
 }
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiErr> {
-    let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
-    let v = v.to_str().map_err(|_| unauthorized("the Authorization header is not valid text"))?;
+    let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| unauthorized("the Authorization header is not valid text"))?;
     match v.strip_prefix("Bearer ") {
         Some(t) if !t.trim().is_empty() => Ok(Some(t.trim())),
-        _ => Err(unauthorized("the Authorization header must be `Bearer <key>`")),
+        _ => Err(unauthorized(
+            "the Authorization header must be `Bearer <key>`",
+        )),
     }
 }
 
@@ -101,13 +121,17 @@ impl FromRequestParts<Shared> for MachineCaller {
                     "machine endpoints need a machine credential, not an admin key",
                 ));
             }
-            found.ok_or_else(|| unauthorized("the machine key is not valid (was the machine removed?)"))?
-        } else if let Some(fp) = parts.extensions.get::<ConnInfo>().and_then(|c| c.client_cert_sha256.clone()) {
-            state
-                .store
-                .machine_by_cert(&fp)
-                .await?
-                .ok_or_else(|| unauthorized("the client certificate is not registered to any machine"))?
+            found.ok_or_else(|| {
+                unauthorized("the machine key is not valid (was the machine removed?)")
+            })?
+        } else if let Some(fp) = parts
+            .extensions
+            .get::<ConnInfo>()
+            .and_then(|c| c.client_cert_sha256.clone())
+        {
+            state.store.machine_by_cert(&fp).await?.ok_or_else(|| {
+                unauthorized("the client certificate is not registered to any machine")
+            })?
         } else {
             return Err(unauthorized(
                 "missing machine credential: send Authorization: Bearer <machine key> or a registered client certificate",
@@ -125,14 +149,20 @@ impl FromRequestParts<Shared> for AdminCaller {
     type Rejection = ApiErr;
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiErr> {
         let Some(key) = bearer(parts)? else {
-            return Err(unauthorized("missing admin credential: send Authorization: Bearer <admin key>"));
+            return Err(unauthorized(
+                "missing admin credential: send Authorization: Bearer <admin key>",
+            ));
         };
         let hash = hash_api_key(key);
         if state.store.admin_key_exists(&hash).await? {
             return Ok(AdminCaller);
         }
         if state.store.machine_by_key_hash(&hash).await?.is_some() {
-            return Err(ApiErr::new(StatusCode::FORBIDDEN, "forbidden", "admin endpoints need an admin API key; machine keys are refused"));
+            return Err(ApiErr::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "admin endpoints need an admin API key; machine keys are refused",
+            ));
         }
         Err(unauthorized("the admin key is not valid"))
     }

@@ -6,9 +6,9 @@ use crate::engine::new_id;
 use crate::metrics::Outcome;
 use crate::state::{Actor, Shared, now};
 use crate::store::NewMachine;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Extension;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::keys::{generate_api_key, hash_api_key};
@@ -17,9 +17,14 @@ use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use std::time::Instant;
 
 fn normalize_fingerprint(fp: &str) -> Result<String, ApiErr> {
-    let hex = fp.strip_prefix("sha256:").unwrap_or(fp).to_ascii_lowercase();
+    let hex = fp
+        .strip_prefix("sha256:")
+        .unwrap_or(fp)
+        .to_ascii_lowercase();
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiErr::bad_request("client_cert_sha256 must be 64 hex digits (SHA-256 of the DER certificate)"));
+        return Err(ApiErr::bad_request(
+            "client_cert_sha256 must be 64 hex digits (SHA-256 of the DER certificate)",
+        ));
     }
     Ok(hex)
 }
@@ -32,23 +37,55 @@ pub async fn join(
     let ip = conn.peer.map(|p| p.ip().to_string()).unwrap_or_default();
     if !st.limiter.allow(&format!("join:{ip}")) {
         st.metrics.rate_limited();
-        return Err(ApiErr::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many join attempts; wait a moment"));
+        return Err(ApiErr::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many join attempts; wait a moment",
+        ));
     }
     let hostname = req.hostname.trim();
-    if hostname.is_empty() || hostname.len() > 253 || hostname.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ApiErr::bad_request("hostname must be 1 to 253 printable characters without spaces"));
+    if hostname.is_empty()
+        || hostname.len() > 253
+        || hostname
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiErr::bad_request(
+            "hostname must be 1 to 253 printable characters without spaces",
+        ));
     }
     if req.join_token.len() > 200 {
         return Err(ApiErr::bad_request("join_token is too long"));
     }
-    let cert = req.client_cert_sha256.as_deref().map(normalize_fingerprint).transpose()?;
+    let cert = req
+        .client_cert_sha256
+        .as_deref()
+        .map(normalize_fingerprint)
+        .transpose()?;
     let now = now();
     let machine_id = new_id(10)?;
-    if !st.store.join_token_consume(&hash_api_key(&req.join_token), now, &machine_id).await? {
-        st.audit(&Actor::Anonymous, "machine.join", None, None, "deny", format!("bad join token from {ip} for {hostname}")).await;
-        return Err(ApiErr::new(StatusCode::UNAUTHORIZED, "invalid_join_token", "the join token is unknown, already used or expired"));
+    if !st
+        .store
+        .join_token_consume(&hash_api_key(&req.join_token), now, &machine_id)
+        .await?
+    {
+        st.audit(
+            &Actor::Anonymous,
+            "machine.join",
+            None,
+            None,
+            "deny",
+            format!("bad join token from {ip} for {hostname}"),
+        )
+        .await;
+        return Err(ApiErr::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_join_token",
+            "the join token is unknown, already used or expired",
+        ));
     }
-    let api_key = generate_api_key("lkm").map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    let api_key = generate_api_key("lkm")
+        .map_err(|e| ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
     st.store
         .machine_create(&NewMachine {
             id: &machine_id,
@@ -58,7 +95,15 @@ pub async fn join(
             now,
         })
         .await?;
-    st.audit(&Actor::Machine(machine_id.clone()), "machine.join", None, None, "ok", format!("{hostname} joined from {ip}")).await;
+    st.audit(
+        &Actor::Machine(machine_id.clone()),
+        "machine.join",
+        None,
+        None,
+        "ok",
+        format!("{hostname} joined from {ip}"),
+    )
+    .await;
     Ok(Json(JoinResponse {
         machine_id,
         api_key,
@@ -73,7 +118,11 @@ fn rate_limit(st: &Shared, machine_id: &str) -> Result<(), ApiErr> {
     }
     st.metrics.rate_limited();
     tracing::warn!(machine = machine_id, "login API rate limit hit");
-    Err(ApiErr::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "this machine sends too many login requests; slow down"))
+    Err(ApiErr::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "this machine sends too many login requests; slow down",
+    ))
 }
 
 pub async fn login_start(

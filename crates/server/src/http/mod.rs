@@ -29,14 +29,30 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/machines/join", post(machine::join))
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
-        .route("/v1/admin/users", get(admin::user_list).post(admin::user_add))
-        .route("/v1/admin/users/{name}", get(admin::user_show).patch(admin::user_update).delete(admin::user_remove))
-        .route("/v1/admin/users/{name}/tokens", get(admin::token_list).post(admin::token_add))
+        .route(
+            "/v1/admin/users",
+            get(admin::user_list).post(admin::user_add),
+        )
+        .route(
+            "/v1/admin/users/{name}",
+            get(admin::user_show)
+                .patch(admin::user_update)
+                .delete(admin::user_remove),
+        )
+        .route(
+            "/v1/admin/users/{name}/tokens",
+            get(admin::token_list).post(admin::token_add),
+        )
         .route("/v1/admin/users/{name}/verify", post(admin::token_verify))
         .route("/v1/admin/tokens/{id}", delete(admin::token_remove))
         .route("/v1/admin/tokens/{id}/resync", post(admin::token_resync))
         .route("/v1/admin/policies", get(admin::policy_list))
-        .route("/v1/admin/policies/{id}", get(admin::policy_show).patch(admin::policy_set).delete(admin::policy_remove))
+        .route(
+            "/v1/admin/policies/{id}",
+            get(admin::policy_show)
+                .patch(admin::policy_set)
+                .delete(admin::policy_remove),
+        )
         .route("/v1/admin/machines", get(admin::machine_list))
         .route("/v1/admin/machines/{id}", delete(admin::machine_remove))
         .route("/v1/admin/join-tokens", post(admin::join_token_create))
@@ -44,7 +60,10 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_status))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_status,
+        ))
         .with_state(state)
 }
 
@@ -55,11 +74,19 @@ async fn count_status(State(st): State<Shared>, req: Request, next: Next) -> Res
 }
 
 async fn not_found(req: Request) -> ApiErr {
-    ApiErr::not_found(format!("no such endpoint: {} {}", req.method(), req.uri().path()))
+    ApiErr::not_found(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 async fn method_not_allowed(req: Request) -> ApiErr {
-    ApiErr::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+    ApiErr::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -68,20 +95,32 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(st): State<Shared>) -> Response {
     if st.shutting_down.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "shutting down"}))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "shutting down"})),
+        )
+            .into_response();
     }
     match st.store.ping().await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "database unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "database unavailable"})),
+            )
+                .into_response()
         }
     }
 }
 
 async fn metrics(State(st): State<Shared>) -> Response {
     let users = st.store.user_count().await.unwrap_or(-1);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(users)).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(users),
+    )
+        .into_response()
 }
 
 /// Accepts connections until `shutdown` flips, then lets open requests finish (up to 10 s).
@@ -111,25 +150,33 @@ pub async fn serve(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let mut info = ConnInfo { peer: Some(peer), client_cert_sha256: None };
+            let mut info = ConnInfo {
+                peer: Some(peer),
+                client_cert_sha256: None,
+            };
             let builder = {
                 let mut b = hyper::server::conn::http1::Builder::new();
-                b.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+                b.timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .keep_alive(true);
                 b
             };
             match tls {
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+                    let stream =
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
                     info.client_cert_sha256 = stream
                         .get_ref()
                         .1
@@ -137,11 +184,15 @@ pub async fn serve(
                         .and_then(|c| c.first())
                         .map(|c| latchkey_crypto::sha256_hex(c));
                     let svc = service(app, info);
-                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await;
+                    let _ = watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                        .await;
                 }
                 None => {
                     let svc = service(app, info);
-                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(tcp), svc)).await;
+                    let _ = watcher
+                        .watch(builder.serve_connection(TokioIo::new(tcp), svc))
+                        .await;
                 }
             }
         });

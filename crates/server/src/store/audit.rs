@@ -36,7 +36,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn audit_query(&self, user: Option<&str>, since: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
+    pub async fn audit_query(
+        &self,
+        user: Option<&str>,
+        since: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, time, actor, action, user_name, client_id, result, detail FROM audit \
              WHERE ($1 IS NULL OR user_name = $1) AND time >= $2 ORDER BY id DESC LIMIT $3",

@@ -32,7 +32,13 @@ fn from_row(r: &AnyRow) -> Result<MachineRow> {
 const COLS: &str = "id, hostname, cert_sha256, created_at, last_seen_at";
 
 impl Store {
-    pub async fn join_token_create(&self, token_hash: &str, note: &str, now: i64, expires_at: i64) -> Result<()> {
+    pub async fn join_token_create(
+        &self,
+        token_hash: &str,
+        note: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO join_tokens (token_hash, note, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(note)
@@ -44,7 +50,12 @@ impl Store {
     }
 
     /// Spends a join token: true for exactly one caller, and only before it expires.
-    pub async fn join_token_consume(&self, token_hash: &str, now: i64, machine_id: &str) -> Result<bool> {
+    pub async fn join_token_consume(
+        &self,
+        token_hash: &str,
+        now: i64,
+        machine_id: &str,
+    ) -> Result<bool> {
         let res = sqlx::query(
             "UPDATE join_tokens SET used_at = $1, machine_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
         )
@@ -72,30 +83,39 @@ impl Store {
     }
 
     pub async fn machine_by_key_hash(&self, hash: &str) -> Result<Option<MachineRow>> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM machines WHERE api_key_hash = $1"))
-            .bind(hash)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLS} FROM machines WHERE api_key_hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn machine_by_cert(&self, cert_sha256: &str) -> Result<Option<MachineRow>> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM machines WHERE cert_sha256 = $1"))
-            .bind(cert_sha256)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLS} FROM machines WHERE cert_sha256 = $1"
+        ))
+        .bind(cert_sha256)
+        .fetch_optional(self.pool())
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn machine_list(&self) -> Result<Vec<MachineRow>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM machines ORDER BY hostname, id"))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM machines ORDER BY hostname, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn machine_delete(&self, id: &str) -> Result<bool> {
-        let res = sqlx::query("DELETE FROM machines WHERE id = $1").bind(id).execute(self.pool()).await?;
+        let res = sqlx::query("DELETE FROM machines WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         Ok(res.rows_affected() == 1)
     }
 
@@ -134,7 +154,9 @@ impl Store {
 
 impl Store {
     pub async fn admin_any(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_keys").fetch_one(self.pool()).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_keys")
+            .fetch_one(self.pool())
+            .await?;
         Ok(n > 0)
     }
 }

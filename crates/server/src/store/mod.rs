@@ -16,10 +16,10 @@ mod users;
 
 pub use audit::AuditRecord;
 pub use machines::{MachineRow, NewMachine};
+pub use policies::Settings;
 pub use tokens::{NewToken, TokenRow};
 pub use tx::{NewTx, TxRow};
 pub use users::UserRow;
-pub use policies::Settings;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -71,15 +71,19 @@ impl Store {
         let (url, backend) = database_url(spec)?;
         if backend == Backend::Sqlite {
             let path = Path::new(spec.trim_start_matches("sqlite:").trim_start_matches("//"));
-            if let Some(parent) = path.parent() {
-                if !parent.as_os_str().is_empty() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                let _ = std::fs::create_dir_all(parent);
             }
             // The database holds sealed seeds and key hashes: owner-only, like the keys.
             // SQLite gives its -wal/-shm files the database file's permissions.
             use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
         }
         let pool = AnyPoolOptions::new()
             .max_connections(8)
@@ -126,10 +130,10 @@ impl Store {
 
 /// Unique-constraint violations become `Conflict`.
 pub(crate) fn map_conflict(e: sqlx::Error, what: &str) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Conflict(what.to_string());
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict(what.to_string());
     }
     StoreError::Db(e)
 }

@@ -7,12 +7,15 @@ pub type Settings = BTreeMap<String, String>;
 
 impl Store {
     pub async fn policy_get(&self, client_id: &str) -> Result<Option<Settings>> {
-        let json: Option<String> = sqlx::query_scalar("SELECT settings_json FROM policies WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(self.pool())
-            .await?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("policies: {e}"))))
-            .transpose()
+        let json: Option<String> =
+            sqlx::query_scalar("SELECT settings_json FROM policies WHERE client_id = $1")
+                .bind(client_id)
+                .fetch_optional(self.pool())
+                .await?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("policies: {e}")))
+        })
+        .transpose()
     }
 
     pub async fn policy_list(&self) -> Result<Vec<(String, Settings)>> {
@@ -23,15 +26,22 @@ impl Store {
             .map(|r| {
                 let id: String = r.try_get("client_id")?;
                 let json: String = r.try_get("settings_json")?;
-                let s = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("policies: {e}")))?;
+                let s = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("policies: {e}")))?;
                 Ok((id, s))
             })
             .collect()
     }
 
     /// Inserts the policy if missing (used to seed built-ins).
-    pub async fn policy_insert_if_missing(&self, client_id: &str, settings: &Settings, now: i64) -> Result<()> {
-        let json = serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    pub async fn policy_insert_if_missing(
+        &self,
+        client_id: &str,
+        settings: &Settings,
+        now: i64,
+    ) -> Result<()> {
+        let json =
+            serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO policies (client_id, settings_json, updated_at) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO NOTHING",
         )
@@ -44,7 +54,8 @@ impl Store {
     }
 
     pub async fn policy_put(&self, client_id: &str, settings: &Settings, now: i64) -> Result<()> {
-        let json = serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO policies (client_id, settings_json, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (client_id) DO UPDATE SET settings_json = excluded.settings_json, updated_at = excluded.updated_at",

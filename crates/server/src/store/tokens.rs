@@ -22,14 +22,16 @@ pub struct TokenRow {
 
 impl std::fmt::Debug for TokenRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenRow").field("id", &self.id).field("user", &self.user_name).finish_non_exhaustive()
+        f.debug_struct("TokenRow")
+            .field("id", &self.id)
+            .field("user", &self.user_name)
+            .finish_non_exhaustive()
     }
 }
 
 pub type NewToken = TokenRow;
 
-const COLS: &str =
-    "id, user_name, kind, algorithm, digits, period, secret_sealed, used, label, created_at, last_used_at";
+const COLS: &str = "id, user_name, kind, algorithm, digits, period, secret_sealed, used, label, created_at, last_used_at";
 
 fn from_row(r: &AnyRow) -> Result<TokenRow> {
     let corrupt = |f: &str, e: String| StoreError::Corrupt(format!("tokens.{f}: {e}"));
@@ -40,8 +42,10 @@ fn from_row(r: &AnyRow) -> Result<TokenRow> {
         user_name: r.try_get("user_name")?,
         kind: kind.parse().map_err(|e| corrupt("kind", e))?,
         algorithm: alg.parse().map_err(|e| corrupt("algorithm", e))?,
-        digits: u32::try_from(r.try_get::<i64, _>("digits")?).map_err(|e| corrupt("digits", e.to_string()))?,
-        period: u32::try_from(r.try_get::<i64, _>("period")?).map_err(|e| corrupt("period", e.to_string()))?,
+        digits: u32::try_from(r.try_get::<i64, _>("digits")?)
+            .map_err(|e| corrupt("digits", e.to_string()))?,
+        period: u32::try_from(r.try_get::<i64, _>("period")?)
+            .map_err(|e| corrupt("period", e.to_string()))?,
         secret_sealed: r.try_get("secret_sealed")?,
         used: r.try_get("used")?,
         label: r.try_get("label")?,
@@ -52,56 +56,65 @@ fn from_row(r: &AnyRow) -> Result<TokenRow> {
 
 impl Store {
     pub async fn token_create(&self, t: &NewToken) -> Result<()> {
-        sqlx::query(&format!("INSERT INTO tokens ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
-            .bind(&t.id)
-            .bind(&t.user_name)
-            .bind(t.kind.as_str())
-            .bind(t.algorithm.as_str())
-            .bind(i64::from(t.digits))
-            .bind(i64::from(t.period))
-            .bind(&t.secret_sealed)
-            .bind(t.used)
-            .bind(&t.label)
-            .bind(t.created_at)
-            .bind(t.last_used_at)
-            .execute(self.pool())
-            .await
-            .map_err(|e| map_conflict(e, "token"))?;
+        sqlx::query(&format!(
+            "INSERT INTO tokens ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&t.id)
+        .bind(&t.user_name)
+        .bind(t.kind.as_str())
+        .bind(t.algorithm.as_str())
+        .bind(i64::from(t.digits))
+        .bind(i64::from(t.period))
+        .bind(&t.secret_sealed)
+        .bind(t.used)
+        .bind(&t.label)
+        .bind(t.created_at)
+        .bind(t.last_used_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| map_conflict(e, "token"))?;
         Ok(())
     }
 
     pub async fn tokens_of(&self, user: &str) -> Result<Vec<TokenRow>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM tokens WHERE user_name = $1 ORDER BY created_at, id"))
-            .bind(user)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM tokens WHERE user_name = $1 ORDER BY created_at, id"
+        ))
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn token_count_of(&self, user: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE user_name = $1")
-            .bind(user)
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE user_name = $1")
+                .bind(user)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     pub async fn token_delete(&self, id: &str) -> Result<Option<String>> {
-        let user: Option<String> = sqlx::query_scalar("DELETE FROM tokens WHERE id = $1 RETURNING user_name")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let user: Option<String> =
+            sqlx::query_scalar("DELETE FROM tokens WHERE id = $1 RETURNING user_name")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(user)
     }
 
     /// Marks `step` (TOTP step or HOTP counter) as used, only if it is newer than the last
     /// used one. Exactly one of several concurrent callers with the same code gets `true`.
     pub async fn token_consume(&self, id: &str, step: i64, now: i64) -> Result<bool> {
-        let res = sqlx::query("UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1")
-            .bind(step)
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let res = sqlx::query(
+            "UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1",
+        )
+        .bind(step)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(res.rows_affected() == 1)
     }
 }

@@ -115,7 +115,9 @@ impl Store {
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        let Some(failures) = failures else { return Ok((0, 0)) };
+        let Some(failures) = failures else {
+            return Ok((0, 0));
+        };
         let secs = lock_for(failures);
         if secs > 0 {
             let until = now + secs;
@@ -141,6 +143,8 @@ impl Store {
     }
 
     pub async fn user_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(self.pool()).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(self.pool())
+            .await?)
     }
 }
