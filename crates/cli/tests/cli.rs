@@ -32,7 +32,9 @@ impl Cli {
             .env("LATCHKEY_PIN", &self.pin)
             .env("LATCHKEY_ADMIN_TOKEN", &self.token)
             .args(args);
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
     }
 }
 
@@ -57,48 +59,97 @@ async fn five_minute_tour_add_user_add_totp_check_a_code() {
     let srv = TestServer::start().await.unwrap();
     let cli = Cli::new(&srv);
 
-    let o = cli.run(&["user", "add", "alice", "--display-name", "Alice Liddell", "--group", "staff"]).await;
+    let o = cli
+        .run(&[
+            "user",
+            "add",
+            "alice",
+            "--display-name",
+            "Alice Liddell",
+            "--group",
+            "staff",
+        ])
+        .await;
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli.run(&["token", "add-totp", "alice"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    let uri_line = out.lines().find(|l| l.trim_start().starts_with("otpauth://")).expect("otpauth URI printed");
+    let uri_line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("otpauth://"))
+        .expect("otpauth URI printed");
     let uri = OtpAuthUri::parse(uri_line.trim()).unwrap();
     assert_eq!(uri.account, "alice");
     // The QR code is drawn with half blocks.
-    assert!(out.contains('▀') || out.contains('▄') || out.contains('█'), "{out}");
+    assert!(
+        out.contains('▀') || out.contains('▄') || out.contains('█'),
+        "{out}"
+    );
 
-    let o = cli.run(&["token", "verify", "alice", &totp_now(&uri)]).await;
+    let o = cli
+        .run(&["token", "verify", "alice", &totp_now(&uri)])
+        .await;
     assert!(o.status.success(), "{} {}", stdout(&o), stderr(&o));
     // The same code again: refused, exit 1.
-    let o = cli.run(&["token", "verify", "alice", &totp_now(&uri)]).await;
+    let o = cli
+        .run(&["token", "verify", "alice", &totp_now(&uri)])
+        .await;
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!((stdout(&o) + &stderr(&o)).contains("already used"));
 
     let o = cli.run(&["--json", "user", "list"]).await;
     let users: Vec<latchkey_proto::admin::User> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(users.len(), 1);
-    assert_eq!((users[0].display_name.as_str(), users[0].token_count), ("Alice Liddell", 1));
+    assert_eq!(
+        (users[0].display_name.as_str(), users[0].token_count),
+        ("Alice Liddell", 1)
+    );
     let o = cli.run(&["user", "list"]).await;
-    assert!(stdout(&o).contains("alice") && stdout(&o).contains("staff"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("alice") && stdout(&o).contains("staff"),
+        "{}",
+        stdout(&o)
+    );
 
     let o = cli.run(&["--json", "token", "list", "alice"]).await;
     let tokens: Vec<latchkey_proto::admin::TokenInfo> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(tokens.len(), 1);
 
-    let o = cli.run(&["policy", "set", "login", "lockout_threshold=4", "offline.max_days=2"]).await;
+    let o = cli
+        .run(&[
+            "policy",
+            "set",
+            "login",
+            "lockout_threshold=4",
+            "offline.max_days=2",
+        ])
+        .await;
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli.run(&["--json", "policy", "show", "login"]).await;
     let p: latchkey_proto::admin::Policy = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((p.lockout_threshold, p.offline.max_days), (4, 2));
 
     let o = cli.run(&["machine", "join-token", "--expires", "1h"]).await;
-    assert!(o.status.success() && stdout(&o).contains("lkj_"), "{}", stdout(&o));
+    assert!(
+        o.status.success() && stdout(&o).contains("lkj_"),
+        "{}",
+        stdout(&o)
+    );
 
-    let o = cli.run(&["--json", "audit", "--user", "alice", "--since", "1h"]).await;
+    let o = cli
+        .run(&["--json", "audit", "--user", "alice", "--since", "1h"])
+        .await;
     let audit: Vec<latchkey_proto::admin::AuditEntry> = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(audit.iter().any(|a| a.action == "token.verify" && a.result == "ok"));
-    assert!(audit.iter().any(|a| a.action == "token.verify" && a.result == "fail"));
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "token.verify" && a.result == "ok")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "token.verify" && a.result == "fail")
+    );
 
     let o = cli.run(&["user", "disable", "alice"]).await;
     assert!(o.status.success());
@@ -114,13 +165,26 @@ async fn errors_are_one_clear_line_and_a_non_zero_exit() {
     let srv = TestServer::start().await.unwrap();
     let cli = Cli::new(&srv);
     assert_one_line_error(&cli.run(&["user", "show", "ghost"]).await, "not found");
-    assert_one_line_error(&cli.run(&["policy", "set", "login", "mfa_required=perhaps"]).await, "mfa_required");
+    assert_one_line_error(
+        &cli.run(&["policy", "set", "login", "mfa_required=perhaps"])
+            .await,
+        "mfa_required",
+    );
     assert_one_line_error(&cli.run(&["token", "add-totp", "ghost"]).await, "not found");
 
-    let wrong_pin = Cli { pin: format!("sha256:{}", "0".repeat(64)), ..Cli::new(&srv) };
+    let wrong_pin = Cli {
+        pin: format!("sha256:{}", "0".repeat(64)),
+        ..Cli::new(&srv)
+    };
     assert_one_line_error(&wrong_pin.run(&["user", "list"]).await, "pin");
-    let wrong_token = Cli { token: "lka_wrong".into(), ..Cli::new(&srv) };
+    let wrong_token = Cli {
+        token: "lka_wrong".into(),
+        ..Cli::new(&srv)
+    };
     assert_one_line_error(&wrong_token.run(&["user", "list"]).await, "admin key");
-    let nobody = Cli { url: "https://127.0.0.1:1".into(), ..Cli::new(&srv) };
+    let nobody = Cli {
+        url: "https://127.0.0.1:1".into(),
+        ..Cli::new(&srv)
+    };
     assert_one_line_error(&nobody.run(&["user", "list"]).await, "127.0.0.1:1");
 }

@@ -316,10 +316,12 @@ async fn keep_alive_connections_are_reused() {
     for _ in 0..50 {
         let _: Value = client.get("/ok").await.unwrap();
     }
-    assert_eq!(
-        server.accepted(),
-        1,
-        "sequential requests share one connection"
+    // hyper-util returns a connection to the pool asynchronously after the body is read, so
+    // the next request may race it once and dial a second connection; never one per request.
+    assert!(
+        server.accepted() <= 2,
+        "sequential requests share a connection ({} accepted)",
+        server.accepted()
     );
 
     // Concurrent requests open about as many connections as are in flight (hyper-util may

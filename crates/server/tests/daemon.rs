@@ -34,7 +34,9 @@ fn spawn(dir: &std::path::Path, extra: &[&str]) -> Daemon {
             break;
         }
         lines.push(line.trim_end().to_string());
-        let done_tls = lines.iter().any(|l| l.starts_with("TLS certificate fingerprint"));
+        let done_tls = lines
+            .iter()
+            .any(|l| l.starts_with("TLS certificate fingerprint"));
         if done_tls && (!expects_token || lines.iter().any(|l| l.starts_with("  lka_"))) {
             break;
         }
@@ -47,16 +49,29 @@ impl Daemon {
         self.lines[0].rsplit(' ').next().unwrap().to_string()
     }
     fn pin(&self) -> String {
-        self.lines.iter().find(|l| l.starts_with("TLS")).unwrap().rsplit(' ').next().unwrap().to_string()
+        self.lines
+            .iter()
+            .find(|l| l.starts_with("TLS"))
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
     }
     fn sigterm_and_wait(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "latchkeyd did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "latchkeyd did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -66,18 +81,36 @@ impl Daemon {
 async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn(dir.path(), &[]);
-    assert!(d.lines[0].starts_with("latchkeyd listening on https://127.0.0.1:"), "{:?}", d.lines);
-    let token_line = d.lines.iter().find(|l| l.starts_with("  lka_")).expect("admin key printed once");
+    assert!(
+        d.lines[0].starts_with("latchkeyd listening on https://127.0.0.1:"),
+        "{:?}",
+        d.lines
+    );
+    let token_line = d
+        .lines
+        .iter()
+        .find(|l| l.starts_with("  lka_"))
+        .expect("admin key printed once");
     let token = token_line.trim().to_string();
     let data = dir.path().join("latchkey-data");
-    assert_eq!(std::fs::read_to_string(data.join("admin.token")).unwrap().trim(), token);
+    assert_eq!(
+        std::fs::read_to_string(data.join("admin.token"))
+            .unwrap()
+            .trim(),
+        token
+    );
 
     let admin = Client::new(
-        ClientConfig::parse(&d.url()).unwrap().with_trust(Trust::Pin(d.pin())).with_credential(Credential::Bearer(token.clone())),
+        ClientConfig::parse(&d.url())
+            .unwrap()
+            .with_trust(Trust::Pin(d.pin()))
+            .with_credential(Credential::Bearer(token.clone())),
     )
     .unwrap();
-    let _: serde_json::Value =
-        admin.post("/v1/admin/users", &serde_json::json!({"name": "alice"})).await.unwrap();
+    let _: serde_json::Value = admin
+        .post("/v1/admin/users", &serde_json::json!({"name": "alice"}))
+        .await
+        .unwrap();
     let first_pin = d.pin();
     let status = d.sigterm_and_wait();
     assert!(status.success(), "{status:?}");
@@ -87,13 +120,19 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
     assert_eq!(d.pin(), first_pin);
     assert!(!d.lines.iter().any(|l| l.contains("lka_")), "{:?}", d.lines);
     let admin = Client::new(
-        ClientConfig::parse(&d.url()).unwrap().with_trust(Trust::Pin(d.pin())).with_credential(Credential::Bearer(token)),
+        ClientConfig::parse(&d.url())
+            .unwrap()
+            .with_trust(Trust::Pin(d.pin()))
+            .with_credential(Credential::Bearer(token)),
     )
     .unwrap();
     let users: Vec<serde_json::Value> = admin.get("/v1/admin/users").await.unwrap();
     assert_eq!(users.len(), 1);
     let audit: Vec<serde_json::Value> = admin.get("/v1/admin/audit").await.unwrap();
-    assert!(audit.iter().any(|a| a["action"] == "user.add"), "audit flushed before the first stop");
+    assert!(
+        audit.iter().any(|a| a["action"] == "user.add"),
+        "audit flushed before the first stop"
+    );
     assert!(d.sigterm_and_wait().success());
 }
 
@@ -101,10 +140,16 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
 fn bad_configuration_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("latchkeyd.toml"), "listen = 12\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkeyd")).current_dir(dir.path()).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkeyd"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("latchkeyd: ") && err.contains("latchkeyd.toml"), "{err}");
+    assert!(
+        err.starts_with("latchkeyd: ") && err.contains("latchkeyd.toml"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_latchkeyd"))
         .current_dir(dir.path())
         .args(["--config", "/nonexistent.toml"])
@@ -117,9 +162,20 @@ fn bad_configuration_is_one_clear_line() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("master.key"), "AAAA\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(data.join("master.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_latchkeyd")).current_dir(dir.path()).args(["--listen", "127.0.0.1:0"]).output().unwrap();
+    std::fs::set_permissions(
+        data.join("master.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_latchkeyd"))
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("master.key") && err.contains("chmod 600"), "{err}");
+    assert!(
+        err.contains("master.key") && err.contains("chmod 600"),
+        "{err}"
+    );
 }
