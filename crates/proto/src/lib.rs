@@ -6,6 +6,7 @@
 //! enum variants, never change the meaning of an existing field.
 
 pub mod admin;
+pub mod agent;
 pub mod common;
 pub mod login;
 pub mod machine;

@@ -1,0 +1,199 @@
+//! The agent socket protocol: what a shell (the PAM module, the Windows credential provider,
+//! `latchkey-agent login`) says to the local agent, and what the agent answers.
+//!
+//! Framing: each message is a 4-byte big-endian length followed by that many bytes of JSON
+//! (at most [`MAX_FRAME`]). One connection carries one conversation: a login is `Begin`, then
+//! one `Continue`/`Answer` per step, until `Success` or `Failure`. Closing the connection
+//! abandons the login. Shells render steps and return answers; they decide nothing.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest frame either side accepts.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Protocol version, sent in `Begin` and checked by the agent.
+pub const AGENT_PROTOCOL_VERSION: u32 = 1;
+
+/// Default socket path on Linux.
+pub const DEFAULT_SOCKET: &str = "/run/latchkey/agent.sock";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentRequest {
+    /// Start a login. `client_id` overrides the agent's mapping from `service`.
+    Begin {
+        version: u32,
+        user: String,
+        service: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rhost: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tty: Option<String>,
+    },
+    /// Reply to `Prompt`.
+    Answer { text: String },
+    /// Reply to `Info`, `Qr` and `Wait`: shown, go on.
+    Continue,
+    /// `pam_sm_acct_mgmt`: may this account log in now (e.g. not locked out)?
+    AccountCheck {
+        user: String,
+        service: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    /// A session was opened or closed (PAM session hooks).
+    Session {
+        event: SessionEvent,
+        user: String,
+        service: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tty: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rhost: Option<String>,
+        /// systemd-logind session id (`XDG_SESSION_ID`) when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
+    },
+    /// Agent state for `latchkey-agent status`.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEvent {
+    Open,
+    Close,
+}
+
+/// One thing for the shell to show or ask.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Text to show (PAM_TEXT_INFO). Reply `Continue`.
+    Info { text: String },
+    /// A QR code to show (the payload text is also shown for copying). Reply `Continue`.
+    Qr { payload: String, text: String },
+    /// Ask the person. Reply `Answer`.
+    Prompt { label: String, echo: bool },
+    /// Something is pending (a push); show `text`. Reply `Continue`; the agent answers when
+    /// it is settled.
+    Wait { text: String },
+    /// MFA passed.
+    Success { message: String },
+    /// MFA failed; `reason` is for the person logging in.
+    Failure { reason: String },
+}
+
+impl Step {
+    pub fn is_final(&self) -> bool {
+        matches!(self, Step::Success { .. } | Step::Failure { .. })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum AgentReply {
+    Step(Step),
+    Account { allowed: bool, message: String },
+    Ack,
+    Status(AgentStatus),
+    /// The request was not understood or not allowed (e.g. a non-root caller asking for
+    /// another user). Shells treat it as a failure.
+    Error { message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub machine_id: String,
+    pub selection: String,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerStatus {
+    pub url: String,
+    /// `closed` (in use), `open` (skipped until `retry_in`), `half_open`.
+    pub circuit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_secs: Option<u64>,
+    /// Unix seconds of the last answer from this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Encodes one frame.
+pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, String> {
+    let body = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
+    if body.len() > MAX_FRAME {
+        return Err(format!("message of {} bytes exceeds the {MAX_FRAME}-byte limit", body.len()));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads the length of a frame from its 4-byte header, refusing oversized frames.
+pub fn frame_len(header: [u8; 4]) -> Result<usize, String> {
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME {
+        return Err(format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"));
+    }
+    Ok(len)
+}
+
+/// Blocking frame I/O for synchronous shells (the PAM module): no async runtime needed.
+pub mod blocking {
+    use super::*;
+    use std::io::{Read, Write};
+
+    pub fn write<W: Write, T: Serialize>(w: &mut W, msg: &T) -> std::io::Result<()> {
+        let frame = encode_frame(msg).map_err(std::io::Error::other)?;
+        w.write_all(&frame)?;
+        w.flush()
+    }
+
+    pub fn read<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> std::io::Result<T> {
+        let mut header = [0u8; 4];
+        r.read_exact(&mut header)?;
+        let len = frame_len(header).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body)?;
+        serde_json::from_slice(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_refuse_oversize() {
+        let req = AgentRequest::Begin {
+            version: AGENT_PROTOCOL_VERSION,
+            user: "alice".into(),
+            service: "sudo".into(),
+            client_id: None,
+            rhost: None,
+            tty: Some("/dev/pts/1".into()),
+        };
+        let mut buf = Vec::new();
+        blocking::write(&mut buf, &req).unwrap();
+        let back: AgentRequest = blocking::read(&mut &buf[..]).unwrap();
+        assert_eq!(back, req);
+        let mut huge = (MAX_FRAME as u32 + 1).to_be_bytes().to_vec();
+        huge.extend_from_slice(b"{}");
+        assert!(blocking::read::<_, AgentRequest>(&mut &huge[..]).is_err());
+        assert!(blocking::read::<_, AgentRequest>(&mut &b"\x00\x00\x00\x02{"[..]).is_err());
+    }
+
+    #[test]
+    fn wire_shape_is_stable() {
+        let s = serde_json::to_string(&AgentReply::Step(Step::Prompt { label: "Code:".into(), echo: false })).unwrap();
+        assert_eq!(s, r#"{"reply":"step","step":"prompt","label":"Code:","echo":false}"#);
+    }
+}
