@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 pub use latchkey_server;
 
+pub mod pam_harness;
+
 pub struct TestServer {
     running: Option<RunningServer>,
     pub info: ServerInfo,

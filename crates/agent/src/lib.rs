@@ -1,0 +1,1 @@
+//! latchkey-agent (being written)

@@ -1,0 +1,1 @@
+//! pam_latchkey (being written)

@@ -1,0 +1,1 @@
+//! Real-libpam test harness (being written)
