@@ -1,1 +1,91 @@
-//! latchkey-agent (being written)
+//! latchkey-agent: the endpoint service. It owns the login engine and is the only part of a
+//! machine that talks to the latchkey servers; shells (the PAM module, the Windows credential
+//! provider, `latchkey-agent login`) only render its steps.
+
+pub mod config;
+pub mod engine;
+pub mod join;
+pub mod sessions;
+pub mod shell;
+mod socket;
+mod sys;
+pub mod upstream;
+
+use config::AgentConfig;
+use latchkey_proto::agent::AgentReply;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+use upstream::{Outcome, Upstream};
+
+pub struct Agent {
+    pub config: AgentConfig,
+    pub upstream: Upstream,
+    pub sessions: sessions::Sessions,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
+        let upstream = Upstream::new(&config, config_dir)?;
+        Ok(Agent { config, upstream, sessions: Default::default() })
+    }
+
+    /// PAM account management. A definite answer from a server decides; when no server
+    /// answers the account is allowed (authentication already enforced MFA or refused, and
+    /// refusing here would block every offline login) and the fact is logged.
+    pub async fn account_check(&self, user: &str, client_id: &str) -> AgentReply {
+        match self.upstream.account_check(user, client_id).await {
+            Outcome::Answer(s) => {
+                if !s.allowed {
+                    tracing::warn!(user, client_id, message = %s.message, "account refused by the server");
+                }
+                AgentReply::Account { allowed: s.allowed, message: s.message }
+            }
+            Outcome::Unreachable(why) => {
+                tracing::warn!(user, client_id, error = %why, "account check: no server answered; allowing");
+                AgentReply::Account { allowed: true, message: String::new() }
+            }
+            Outcome::Refused { code, message } => {
+                tracing::error!(user, client_id, code, %message, "account check refused by the server");
+                AgentReply::Account { allowed: false, message: format!("Login refused: {message}") }
+            }
+        }
+    }
+}
+
+/// Options of `latchkey-agent run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config_dir: PathBuf,
+    /// Overrides the socket path from agent.toml.
+    pub socket: Option<PathBuf>,
+}
+
+pub struct RunningAgent {
+    pub socket: PathBuf,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningAgent {
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Loads the configuration, binds the socket and serves until `stop`.
+pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
+    let mut config = AgentConfig::load(&opts.config_dir)?;
+    if let Some(s) = opts.socket {
+        config.socket = s;
+    }
+    let socket = config.socket.clone();
+    let agent = Arc::new(Agent::new(config, &opts.config_dir)?);
+    let listener = socket::bind(&socket).await?;
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(socket::serve(agent, listener, rx));
+    tracing::info!(socket = %socket.display(), "latchkey-agent listening");
+    Ok(RunningAgent { socket, shutdown, task })
+}

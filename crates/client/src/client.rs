@@ -57,27 +57,7 @@ impl Client {
     /// Checks the configuration and loads the CA file / pin / client certificate. No network
     /// traffic happens until the first request.
     pub fn new(cfg: ClientConfig) -> Result<Client> {
-        match cfg.base_url.scheme() {
-            "https" | "http" => {}
-            other => {
-                return Err(Error::Config(format!(
-                    "server URL {}: scheme must be https or http, not {other}",
-                    cfg.base_url
-                )));
-            }
-        }
-        if cfg.base_url.host().is_none() {
-            return Err(Error::Config(format!(
-                "server URL {} has no host",
-                cfg.base_url
-            )));
-        }
-        if cfg.base_url.query().is_some() || cfg.base_url.fragment().is_some() {
-            return Err(Error::Config(format!(
-                "server URL {} must not have a query or fragment",
-                cfg.base_url
-            )));
-        }
+        check_server_url(&cfg.base_url)?;
         let tls = match &cfg.trust {
             Some(trust) => Some(tls::client_config(trust, &cfg.credential)?),
             None if cfg.base_url.scheme() == "https" => {
@@ -199,17 +179,11 @@ impl Client {
     }
 
     fn encode<B: Serialize + ?Sized>(&self, body: &B) -> Result<Vec<u8>> {
-        serde_json::to_vec(body)
-            .map_err(|e| Error::Config(format!("cannot encode the request body: {e}")))
+        encode_json(body)
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T> {
-        // An empty answer (204) decodes as JSON null, so `()` and `Option<_>` work.
-        let body: &[u8] = if body.is_empty() { b"null" } else { body };
-        serde_json::from_slice(body).map_err(|e| Error::Protocol {
-            server: self.inner.base.clone(),
-            reason: format!("invalid JSON answer: {e}"),
-        })
+        decode_json(&self.inner.base, body)
     }
 
     async fn send(
@@ -221,7 +195,8 @@ impl Client {
         self.send_to(&self.inner.base, method, path, body).await
     }
 
-    async fn send_to(
+    /// The one request path: `base` is a server URL without trailing `/`, `body` encoded JSON.
+    pub(crate) async fn send_to(
         &self,
         base: &str,
         method: Method,
@@ -293,6 +268,42 @@ impl Client {
             Err(api_error(status, &body))
         }
     }
+}
+
+/// Checks that `url` can be a server base URL: `https`/`http`, a host, no query or fragment.
+pub(crate) fn check_server_url(url: &url::Url) -> Result<()> {
+    match url.scheme() {
+        "https" | "http" => {}
+        other => {
+            return Err(Error::Config(format!(
+                "server URL {url}: scheme must be https or http, not {other}"
+            )));
+        }
+    }
+    if url.host().is_none() {
+        return Err(Error::Config(format!("server URL {url} has no host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::Config(format!(
+            "server URL {url} must not have a query or fragment"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn encode_json<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>> {
+    serde_json::to_vec(body)
+        .map_err(|e| Error::Config(format!("cannot encode the request body: {e}")))
+}
+
+/// Decodes a 2xx answer from `server`. An empty answer (204) decodes as JSON null, so `()` and
+/// `Option<_>` work.
+pub(crate) fn decode_json<T: DeserializeOwned>(server: &str, body: &[u8]) -> Result<T> {
+    let body: &[u8] = if body.is_empty() { b"null" } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::Protocol {
+        server: server.to_string(),
+        reason: format!("invalid JSON answer: {e}"),
+    })
 }
 
 /// Builds [`Error::Api`] from a non-2xx answer, with a readable fallback when the body is not

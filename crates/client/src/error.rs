@@ -36,6 +36,12 @@ pub enum Error {
     /// The server answered something we cannot understand (bad HTTP, bad JSON, too large).
     #[error("unexpected answer from {server}: {reason}")]
     Protocol { server: String, reason: String },
+
+    /// No server of a [`ServerList`](crate::ServerList) gave an answer: each one failed or was
+    /// skipped because its circuit is open. `tried` holds `(server, reason)` in the order the
+    /// servers were considered.
+    #[error("no latchkey server answered: {}", list_reasons(tried))]
+    AllUnreachable { tried: Vec<(String, String)> },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -46,7 +52,10 @@ impl Error {
     /// server list to try the next server); anything else is a real answer to act on.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Tls { .. } => true,
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Tls { .. }
+            | Error::AllUnreachable { .. } => true,
             Error::Api { status, .. } => status.is_server_error(),
             Error::Config(_) | Error::Protocol { .. } => false,
         }
@@ -67,6 +76,33 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Why one server failed, without the server's name (the caller shows it beside the reason).
+    pub(crate) fn short_reason(&self) -> String {
+        match self {
+            Error::Connect { reason, .. } => reason.clone(),
+            Error::Timeout { after, .. } => format!("timed out after {}", humanize(*after)),
+            Error::Tls { reason, .. } => format!("TLS failed: {reason}"),
+            Error::Api {
+                status,
+                error,
+                message,
+            } => format!("HTTP {}: {message} ({error})", status.as_u16()),
+            Error::Protocol { reason, .. } => reason.clone(),
+            Error::Config(_) | Error::AllUnreachable { .. } => self.to_string(),
+        }
+    }
+}
+
+fn list_reasons(tried: &[(String, String)]) -> String {
+    if tried.is_empty() {
+        return "no server configured".into();
+    }
+    tried
+        .iter()
+        .map(|(server, reason)| format!("{server}: {reason}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn humanize(d: Duration) -> String {

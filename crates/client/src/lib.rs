@@ -6,21 +6,32 @@
 //! bearer token or a TLS client certificate ([`Credential`]).
 //!
 //! Failures are typed: [`Error::is_unreachable`] says whether the server should be treated as
-//! down (connect, timeout, TLS, 5xx) — the one place the agent's online/offline decision and a
-//! future server list's fail-over read from.
+//! down (connect, timeout, TLS, 5xx) — the one place the agent's online/offline decision and
+//! the [`ServerList`]'s fail-over read from.
+//!
+//! A [`ServerList`] puts several servers behind one client: `ordered`, `balanced` or
+//! `consistent` selection ([`Selection`]), fail-over, and a circuit breaker per server
+//! ([`BreakerConfig`]) so a machine that lost its servers does not wait on every login.
 
+mod breaker;
 mod client;
 mod config;
 mod connect;
 mod error;
 mod proxy;
+mod servers;
 mod tls;
 
+pub use breaker::{
+    BreakerConfig, CircuitState, Clock, DEFAULT_BREAKER_BASE, DEFAULT_BREAKER_MAX, ManualClock,
+    SystemClock,
+};
 pub use client::{Client, encode_path_segment};
 pub use config::{
     ClientConfig, Credential, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Trust,
 };
 pub use error::{Error, Result};
+pub use servers::{Answer, Selection, ServerList, ServerListConfig, parse_server_urls};
 pub use tls::cert_sha256_pin;
 
 /// Re-exported so callers need no direct `hyper`/`url` dependency for the common types.

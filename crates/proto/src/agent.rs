@@ -109,6 +109,19 @@ pub struct AgentStatus {
     pub machine_id: String,
     pub selection: String,
     pub servers: Vec<ServerStatus>,
+    /// Sessions opened through the PAM session hooks and not closed yet.
+    #[serde(default)]
+    pub open_sessions: Vec<OpenSession>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenSession {
+    pub user: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Unix seconds.
+    pub opened_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

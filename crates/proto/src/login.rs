@@ -49,3 +49,18 @@ pub enum LoginStepResult {
     Retry { attempts_left: u32, message: String },
     Deny { reason: String },
 }
+
+/// `POST /v1/account/check`: may this user log in now (PAM account management)?
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountCheck {
+    pub user: String,
+    pub client_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountStatus {
+    pub allowed: bool,
+    /// Safe to show to the person; empty when allowed.
+    pub message: String,
+}

@@ -17,7 +17,9 @@ use tempfile::TempDir;
 
 pub use latchkey_server;
 
+pub mod agent;
 pub mod pam_harness;
+pub mod proxy;
 
 pub struct TestServer {
     running: Option<RunningServer>,
@@ -54,6 +56,24 @@ impl TestServer {
             admin_token,
             _dir: dir,
         })
+    }
+
+    /// Another instance over the same data directory (same database, keys and certificate),
+    /// as several latchkeyd behind one server list share one store.
+    pub async fn start_sharing(other: &TestServer) -> Result<TestServer> {
+        let dir = tempfile::tempdir()?;
+        let mut cfg = other.cfg.clone();
+        cfg.listen = "127.0.0.1:0".parse()?;
+        let running = latchkey_server::start(cfg.clone()).await.context("starting latchkeyd")?;
+        Ok(TestServer { info: running.info.clone(), running: Some(running), cfg, admin_token: other.admin_token.clone(), _dir: dir })
+    }
+
+    /// Login decisions this instance made (from its own /metrics), e.g. `("start", "challenge")`.
+    pub async fn login_count(&self, step: &str, result: &str) -> Result<u64> {
+        let (_, body) = self.anonymous()?.request(latchkey_client::Method::GET, "/metrics", None).await?;
+        let text = String::from_utf8_lossy(&body);
+        let key = format!("latchkey_logins_total{{step=\"{step}\",result=\"{result}\"}} ");
+        Ok(text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
     }
 
     pub fn url(&self) -> String {
@@ -204,4 +224,14 @@ pub fn current_step(period: u32) -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     now / u64::from(period)
+}
+
+/// Path of a binary of this workspace (built by `cargo test`/`nextest` before tests run):
+/// next to the `deps` directory holding the running test executable.
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).context("test binary has no parent")?;
+    let path = dir.join(name);
+    anyhow::ensure!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    Ok(path)
 }

@@ -9,10 +9,11 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -60,9 +61,63 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub cert: CertifiedKey,
+    pub control: Arc<Control>,
+}
+
+/// Switches for a running [`tls_server`], to play a server that dies or misbehaves.
+pub struct Control {
+    /// Requests answered (any status).
+    requests: AtomicUsize,
+    /// When set, connections are closed at once and requests are dropped unanswered.
+    down: AtomicBool,
+    /// When non-zero, every request is answered with this status and an API error body.
+    forced_status: AtomicU16,
+    stop: watch::Sender<bool>,
+}
+
+impl Control {
+    fn new() -> Arc<Control> {
+        Arc::new(Control {
+            requests: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            forced_status: AtomicU16::new(0),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once `stop` was called; never if it was not.
+    async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        if rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl TestServer {
+    /// Requests this server answered.
+    pub fn requests(&self) -> usize {
+        self.control.requests.load(Ordering::SeqCst)
+    }
+    /// Closes the listener and every open connection: later connects are refused.
+    pub fn stop(&self) {
+        self.control.stop.send_replace(true);
+    }
+    /// While down, the port still accepts TCP but closes each connection at once, and requests
+    /// on kept-alive connections are dropped unanswered.
+    pub fn set_down(&self, down: bool) {
+        self.control.down.store(down, Ordering::SeqCst);
+    }
+    /// Answer every request with `status` (e.g. 503), or normally again with `None`.
+    pub fn force_status(&self, status: Option<u16>) {
+        self.control
+            .forced_status
+            .store(status.unwrap_or(0), Ordering::SeqCst);
+    }
     pub fn pin(&self) -> String {
         cert_sha256_pin(self.cert.cert.der())
     }
@@ -104,24 +159,40 @@ pub async fn tls_server(client_ca: Option<&CertifiedKey>) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let count = connections.clone();
+    let control = Control::new();
+    let ctl = control.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = ctl.stopped() => return,
+            };
+            let Ok((tcp, _)) = accepted else {
                 return;
             };
             count.fetch_add(1, Ordering::SeqCst);
+            if ctl.is_down() {
+                continue;
+            }
             let acceptor = acceptor.clone();
+            let ctl = ctl.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
+                let conn = async {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let peer = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c: &CertificateDer<'_>| cert_sha256_pin(c.as_ref()));
+                    serve_with(tls, peer, Some(&ctl)).await;
                 };
-                let peer = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c: &CertificateDer<'_>| cert_sha256_pin(c.as_ref()));
-                serve(tls, peer).await;
+                tokio::select! {
+                    _ = conn => {}
+                    _ = ctl.stopped() => {}
+                }
             });
         }
     });
@@ -129,6 +200,7 @@ pub async fn tls_server(client_ca: Option<&CertifiedKey>) -> TestServer {
         addr,
         connections,
         cert,
+        control,
     }
 }
 
@@ -158,6 +230,22 @@ pub async fn silent_listener() -> SocketAddr {
         }
     });
     addr
+}
+
+/// Like [`silent_listener`], counting the connections it accepted.
+pub async fn counted_silent_listener() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            held.push(tcp);
+        }
+    });
+    (addr, count)
 }
 
 /// A port with nothing listening.
@@ -236,6 +324,7 @@ fn route(req: &Request, peer: &Option<String>) -> (u16, String) {
             200,
             serde_json::json!({
                 "line": req.line,
+                "host": req.header("host"),
                 "auth": req.header("authorization"),
                 "peer_cert": peer,
                 "body": String::from_utf8_lossy(&req.body),
@@ -256,10 +345,33 @@ fn route(req: &Request, peer: &Option<String>) -> (u16, String) {
     }
 }
 
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, peer: Option<String>) {
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, peer: Option<String>) {
+    serve_with(s, peer, None).await
+}
+
+async fn serve_with<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    peer: Option<String>,
+    control: Option<&Control>,
+) {
     let mut buf = Vec::new();
     while let Some(req) = read_request(&mut s, &mut buf).await {
-        let (status, body) = route(&req, &peer);
+        let forced = match control {
+            Some(c) if c.is_down() => return,
+            Some(c) => {
+                c.requests.fetch_add(1, Ordering::SeqCst);
+                c.forced_status.load(Ordering::SeqCst)
+            }
+            None => 0,
+        };
+        let (status, body) = if forced != 0 {
+            (
+                forced,
+                format!(r#"{{"error":"forced","message":"forced status {forced}"}}"#),
+            )
+        } else {
+            route(&req, &peer)
+        };
         let head = if status == 204 {
             "HTTP/1.1 204 No Content\r\n\r\n".to_string()
         } else {

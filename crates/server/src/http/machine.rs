@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::keys::{generate_api_key, hash_api_key};
-use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use latchkey_proto::login::{AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use std::time::Instant;
 
@@ -161,4 +161,14 @@ pub async fn login_otp(
     });
     st.metrics.otp_latency(t0.elapsed());
     Ok(Json(res))
+}
+
+pub async fn account_check(
+    State(st): State<Shared>,
+    MachineCaller(m): MachineCaller,
+    Json(req): Json<AccountCheck>,
+) -> Result<Json<AccountStatus>, ApiErr> {
+    rate_limit(&st, &m.id)?;
+    let (allowed, message) = st.account_check(&m.id, &req.user, &req.client_id).await?;
+    Ok(Json(AccountStatus { allowed, message }))
 }

@@ -29,6 +29,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/machines/join", post(machine::join))
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
+        .route("/v1/account/check", post(machine::account_check))
         .route(
             "/v1/admin/users",
             get(admin::user_list).post(admin::user_add),

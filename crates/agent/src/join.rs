@@ -1,0 +1,173 @@
+//! `latchkey-agent join`: non-interactive enrolment of this machine (the analog of a silent
+//! MSI install with parameters). Either everything is written or nothing is.
+
+use crate::config::{AgentConfig, CONFIG_FILE, DEFAULT_STATE_DIR, MACHINE_KEY_FILE, parse_duration};
+use base64::Engine;
+use latchkey_client::{Client, ClientConfig, Credential, Trust};
+use latchkey_proto::machine::{JoinRequest, JoinResponse};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// Comma-separated server URLs.
+    pub servers: String,
+    pub join_token: String,
+    pub ca_cert: Option<PathBuf>,
+    pub pin: Option<String>,
+    pub selection: String,
+    pub connect_timeout: String,
+    pub timeout: String,
+    pub proxy: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub config_dir: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub hostname: Option<String>,
+}
+
+fn client_for(url: &str, o: &JoinOptions) -> Result<Client, String> {
+    let mut cc = ClientConfig::parse(url)
+        .map_err(|e| format!("server {url:?}: {e}"))?
+        .with_connect_timeout(parse_duration("--connect-timeout", &o.connect_timeout)?)
+        .with_request_timeout(parse_duration("--timeout", &o.timeout)?)
+        .with_credential(Credential::None);
+    if let Some(pin) = &o.pin {
+        cc = cc.with_trust(Trust::Pin(pin.clone()));
+    } else if let Some(ca) = &o.ca_cert {
+        cc = cc.with_trust(Trust::WebPkiCaFile(ca.clone()));
+    }
+    if let Some(p) = &o.proxy {
+        cc = cc.with_proxy(latchkey_client::Url::parse(p).map_err(|e| format!("--proxy: {e}"))?);
+    }
+    Client::new(cc).map_err(|e| e.to_string())
+}
+
+fn cert_fingerprint(path: &Path) -> Result<String, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| format!("{}: no PEM certificate found", path.display()))?;
+    if der.is_empty() {
+        return Err(format!("{}: no PEM certificate found", path.display()));
+    }
+    Ok(latchkey_client::cert_sha256_pin(&der))
+}
+
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Joins and writes `agent.toml` and the machine key. Returns the configuration written.
+pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
+    let servers: Vec<String> = o.servers.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
+    if servers.is_empty() {
+        return Err("--server: give at least one URL".into());
+    }
+    if o.pin.is_some() && o.ca_cert.is_some() {
+        return Err("--ca-cert and --pin exclude each other".into());
+    }
+    if servers.iter().any(|s| s.starts_with("https://")) && o.pin.is_none() && o.ca_cert.is_none() {
+        return Err("no way to trust the server: pass --ca-cert FILE or --pin sha256:HEX".into());
+    }
+    if o.client_cert.is_some() != o.client_key.is_some() {
+        return Err("--client-cert and --client-key go together".into());
+    }
+    o.selection.parse::<latchkey_client::Selection>().map_err(|e| format!("--selection: {e}"))?;
+    let client_cert_sha256 = o.client_cert.as_deref().map(cert_fingerprint).transpose()?;
+    let hostname = o.hostname.clone().unwrap_or_else(crate::sys::hostname);
+    let req = JoinRequest {
+        join_token: o.join_token.trim().to_string(),
+        hostname,
+        client_cert_sha256: client_cert_sha256.map(|p| p.trim_start_matches("sha256:").to_string()),
+    };
+
+    // Ask the servers in order; a definite refusal (bad token) stops at once.
+    let mut errors = Vec::new();
+    let mut answer: Option<JoinResponse> = None;
+    for url in &servers {
+        let client = client_for(url, o)?;
+        match client.post::<_, JoinResponse>("/v1/machines/join", &req).await {
+            Ok(a) => {
+                answer = Some(a);
+                break;
+            }
+            Err(e) if e.is_unreachable() => errors.push(format!("{url}: {e}")),
+            Err(e) => return Err(format!("join refused by {url}: {e}")),
+        }
+    }
+    let Some(answer) = answer else {
+        return Err(format!("no server answered: {}", errors.join("; ")));
+    };
+    if let Some(pin) = &o.pin {
+        if !pin.eq_ignore_ascii_case(&answer.tls_fingerprint) && !answer.tls_fingerprint.is_empty() {
+            return Err(format!("the server reports certificate {} but --pin is {pin}", answer.tls_fingerprint));
+        }
+    }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&answer.signing_public_key)
+        .map_err(|_| "the server's signing key is not base64".to_string())?;
+    if key.len() != 32 {
+        return Err("the server's signing key is not an Ed25519 public key".into());
+    }
+
+    let cfg = AgentConfig {
+        servers,
+        selection: o.selection.clone(),
+        connect_timeout: o.connect_timeout.clone(),
+        timeout: o.timeout.clone(),
+        pin: o.pin.clone(),
+        ca_cert: o.ca_cert.clone(),
+        proxy: o.proxy.clone(),
+        client_cert: o.client_cert.clone(),
+        client_key: o.client_key.clone(),
+        machine_id: answer.machine_id.clone(),
+        server_signing_key: answer.signing_public_key.clone(),
+        socket: o.socket.clone().unwrap_or_else(|| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET)),
+        state_dir: o.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        client_ids: Default::default(),
+    };
+    cfg.validate()?;
+    let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;
+
+    // Write both files beside their final names, then rename: nothing half-written.
+    std::fs::create_dir_all(&o.config_dir).map_err(|e| format!("{}: {e}", o.config_dir.display()))?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    let conf_path = o.config_dir.join(CONFIG_FILE);
+    let key_path = o.config_dir.join(MACHINE_KEY_FILE);
+    let conf_tmp = o.config_dir.join(".agent.toml.new");
+    let key_tmp = o.config_dir.join(".machine.key.new");
+    let header = format!("# Written by `latchkey-agent join` for machine {}.\n", cfg.machine_id);
+    let result = (|| {
+        write_new(&conf_tmp, format!("{header}{toml_text}").as_bytes(), 0o600)?;
+        if cfg.client_cert.is_none() {
+            write_new(&key_tmp, format!("{}\n", answer.api_key).as_bytes(), 0o600)?;
+            std::fs::rename(&key_tmp, &key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+        } else {
+            // The certificate is the credential: no bearer key is kept on disk.
+            let _ = std::fs::remove_file(&key_path);
+        }
+        std::fs::rename(&conf_tmp, &conf_path).map_err(|e| format!("{}: {e}", conf_path.display()))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&conf_tmp);
+        let _ = std::fs::remove_file(&key_tmp);
+        return Err(e);
+    }
+    Ok(cfg)
+}

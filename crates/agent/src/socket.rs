@@ -1,0 +1,188 @@
+//! The agent's Unix socket: who is calling (SO_PEERCRED), and the per-connection
+//! conversation. Root may act for any user; any other caller (a screen locker runs PAM as
+//! the user) only for itself.
+
+use crate::Agent;
+use crate::engine::Login;
+use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+/// How long a shell may take between two messages (a person is typing a code).
+const IDLE: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Caller {
+    Root,
+    User(String),
+}
+
+impl Caller {
+    fn may_act_for(&self, user: &str) -> bool {
+        match self {
+            Caller::Root => true,
+            Caller::User(name) => name == user,
+        }
+    }
+}
+
+/// Binds the socket: parent directory 0755, socket 0666 (any local user may connect; what
+/// they may do is checked per request). A stale socket file is replaced; a live one (another
+/// agent answering) is an error.
+pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(format!("{} is in use: is another latchkey-agent running?", path.display()));
+        }
+        std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let agent = agent.clone();
+                tokio::spawn(async move { connection(agent, stream).await });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the agent socket failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn read_frame(stream: &mut UnixStream) -> Result<Option<AgentRequest>, String> {
+    let mut header = [0u8; 4];
+    match tokio::time::timeout(IDLE, stream.read_exact(&mut header)).await {
+        Err(_) => return Err("idle too long".into()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Ok(_)) => {}
+    }
+    let len = frame_len(header)?;
+    let mut body = vec![0u8; len];
+    match tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut body)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("incomplete frame".into()),
+    }
+    serde_json::from_slice(&body).map(Some).map_err(|e| format!("bad request: {e}"))
+}
+
+async fn write_reply(stream: &mut UnixStream, reply: &AgentReply) -> Result<(), String> {
+    let frame = latchkey_proto::agent::encode_frame(reply)?;
+    stream.write_all(&frame).await.map_err(|e| e.to_string())
+}
+
+async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
+    let caller = match stream.peer_cred() {
+        Ok(cred) if cred.uid() == 0 => Caller::Root,
+        Ok(cred) => match crate::sys::user_name(cred.uid()) {
+            Some(name) => Caller::User(name),
+            None => {
+                let _ = write_reply(&mut stream, &AgentReply::Error { message: "caller has no user name".into() }).await;
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot identify the caller on the agent socket");
+            return;
+        }
+    };
+    let mut login: Option<Login> = None;
+    loop {
+        let req = match read_frame(&mut stream).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(?caller, error = %e, "closing agent connection");
+                let _ = write_reply(&mut stream, &AgentReply::Error { message: e }).await;
+                return;
+            }
+        };
+        let reply = handle(&agent, &caller, &mut login, req).await;
+        let last = matches!(&reply, AgentReply::Error { .. }) || matches!(&reply, AgentReply::Step(s) if s.is_final());
+        if write_reply(&mut stream, &reply).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+async fn handle(agent: &Agent, caller: &Caller, login: &mut Option<Login>, req: AgentRequest) -> AgentReply {
+    let denied = |user: &str| {
+        tracing::warn!(?caller, user, "caller may not act for this user");
+        AgentReply::Error { message: format!("not allowed: only root may act for another user ({user})") }
+    };
+    match req {
+        AgentRequest::Begin { version, user, service, client_id, rhost, tty } => {
+            if version != AGENT_PROTOCOL_VERSION {
+                return AgentReply::Error { message: format!("unsupported protocol version {version}") };
+            }
+            if login.is_some() {
+                return AgentReply::Error { message: "a login is already running on this connection".into() };
+            }
+            if !caller.may_act_for(&user) {
+                return denied(&user);
+            }
+            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
+            tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
+            let mut l = Login::new(&user, &client_id);
+            let step = l.begin(&agent.upstream, rhost, tty).await;
+            *login = Some(l);
+            AgentReply::Step(step)
+        }
+        AgentRequest::Answer { text } => match login.as_mut() {
+            Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.upstream, &text).await),
+            _ => AgentReply::Error { message: "no login is waiting for an answer".into() },
+        },
+        AgentRequest::Continue => match login.as_mut() {
+            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue()),
+            _ => AgentReply::Error { message: "no login to continue".into() },
+        },
+        AgentRequest::AccountCheck { user, service, client_id } => {
+            if !caller.may_act_for(&user) {
+                return denied(&user);
+            }
+            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
+            agent.account_check(&user, &client_id).await
+        }
+        AgentRequest::Session { event, user, service, tty, rhost, session_id } => {
+            if !caller.may_act_for(&user) {
+                return denied(&user);
+            }
+            let what = match event {
+                SessionEvent::Open => "session opened",
+                SessionEvent::Close => "session closed",
+            };
+            tracing::info!(
+                %user, %service, tty = tty.as_deref().unwrap_or("-"), rhost = rhost.as_deref().unwrap_or("-"),
+                session = session_id.as_deref().unwrap_or("-"), "{what}"
+            );
+            agent.sessions.record(event, &user, &service, session_id.as_deref());
+            AgentReply::Ack
+        }
+        AgentRequest::Status => AgentReply::Status(AgentStatus {
+            machine_id: agent.config.machine_id.clone(),
+            selection: agent.config.selection.clone(),
+            servers: agent.upstream.status(),
+            open_sessions: agent.sessions.open(),
+        }),
+    }
+}

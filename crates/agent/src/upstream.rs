@@ -1,0 +1,88 @@
+//! The agent's one door to the servers: the server list with its selection policy and
+//! circuit breaker. Every call returns either a definite answer or `Unreachable`; the login
+//! engine turns the latter into the offline path in one place.
+
+use crate::config::{AgentConfig, MACHINE_KEY_FILE, parse_duration};
+use latchkey_client::{BreakerConfig, ClientConfig, Credential, Method, ServerList, Trust};
+use latchkey_proto::agent::ServerStatus;
+use latchkey_proto::login::{AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// What a server call can end in, as the login engine sees it.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    Answer(T),
+    /// No server gave a definite answer (refused, timeout, TLS, DNS, 5xx from all).
+    Unreachable(String),
+    /// A server refused the request itself (4xx): misconfiguration, not a login decision.
+    Refused { code: String, message: String },
+}
+
+pub struct Upstream {
+    servers: ServerList,
+}
+
+impl Upstream {
+    pub fn new(cfg: &AgentConfig, config_dir: &Path) -> Result<Upstream, String> {
+        let first = cfg.servers.first().ok_or("no server configured")?;
+        let mut cc = ClientConfig::parse(first).map_err(|e| e.to_string())?;
+        cc = cc
+            .with_connect_timeout(parse_duration("connect_timeout", &cfg.connect_timeout)?)
+            .with_request_timeout(parse_duration("timeout", &cfg.timeout)?);
+        if let Some(pin) = &cfg.pin {
+            cc = cc.with_trust(Trust::Pin(pin.clone()));
+        } else if let Some(ca) = &cfg.ca_cert {
+            cc = cc.with_trust(Trust::WebPkiCaFile(ca.clone()));
+        }
+        if let Some(proxy) = &cfg.proxy {
+            cc = cc.with_proxy(latchkey_client::Url::parse(proxy).map_err(|e| format!("proxy: {e}"))?);
+        }
+        cc = match (&cfg.client_cert, &cfg.client_key) {
+            (Some(cert), Some(key)) => cc.with_credential(Credential::ClientCert { cert_pem: cert.clone(), key_pem: key.clone() }),
+            _ => {
+                let path = config_dir.join(MACHINE_KEY_FILE);
+                let key = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                cc.with_credential(Credential::Bearer(key.trim().to_string()))
+            }
+        };
+        let selection = cfg.selection.parse().map_err(|e| format!("selection: {e}"))?;
+        let servers = ServerList::new(&cfg.servers, selection, BreakerConfig::default(), cc).map_err(|e| e.to_string())?;
+        Ok(Upstream { servers })
+    }
+
+    async fn call<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B, user: &str) -> Outcome<T> {
+        let body = match serde_json::to_value(body) {
+            Ok(v) => v,
+            Err(e) => return Outcome::Refused { code: "encode".into(), message: e.to_string() },
+        };
+        match self.servers.call::<T>(Method::POST, path, Some(body), Some(user)).await {
+            Ok(v) => Outcome::Answer(v),
+            Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
+            Err(e) => Outcome::Refused {
+                code: e.api_code().unwrap_or("error").to_string(),
+                message: match &e {
+                    latchkey_client::Error::Api { message, .. } => message.clone(),
+                    other => other.to_string(),
+                },
+            },
+        }
+    }
+
+    pub async fn login_start(&self, req: &LoginStart) -> Outcome<LoginStartResult> {
+        self.call("/v1/login/start", req, &req.user).await
+    }
+
+    pub async fn login_otp(&self, tx: &str, user: &str, code: &str) -> Outcome<LoginStepResult> {
+        let path = format!("/v1/login/{}/otp", latchkey_client::encode_path_segment(tx));
+        self.call(&path, &LoginOtp { code: code.to_string() }, user).await
+    }
+
+    pub async fn account_check(&self, user: &str, client_id: &str) -> Outcome<AccountStatus> {
+        self.call("/v1/account/check", &AccountCheck { user: user.into(), client_id: client_id.into() }, user).await
+    }
+
+    pub fn status(&self) -> Vec<ServerStatus> {
+        self.servers.status()
+    }
+}

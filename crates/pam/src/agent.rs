@@ -1,0 +1,73 @@
+//! One conversation with the agent over its Unix socket (`crates/proto/src/agent.rs`).
+
+use crate::error::{Error, Result};
+use latchkey_proto::agent::{AgentReply, AgentRequest, blocking, encode_frame};
+use std::io::{ErrorKind, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// A live agent accepts at once; this only bounds a wedged one whose backlog is full.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct AgentConn {
+    stream: UnixStream,
+    timeout: Duration,
+}
+
+impl AgentConn {
+    /// Connects; a missing socket or a stopped agent fails at once (ENOENT, ECONNREFUSED).
+    pub(crate) fn connect(path: &Path, timeout: Duration) -> Result<AgentConn> {
+        let connect_err = |source| Error::Connect {
+            path: path.to_path_buf(),
+            source,
+        };
+        let stream =
+            crate::ffi::connect_unix(path, timeout.min(CONNECT_TIMEOUT)).map_err(connect_err)?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| stream.set_write_timeout(Some(timeout)))
+            .map_err(connect_err)?;
+        Ok(AgentConn { stream, timeout })
+    }
+
+    pub(crate) fn call(&mut self, req: &AgentRequest) -> Result<AgentReply> {
+        blocking::write(&mut self.stream, req).map_err(|e| self.io_error(e))?;
+        self.recv()
+    }
+
+    /// Sends the person's answer and reads the next reply. The answer (an OTP code) lives
+    /// only in zeroized buffers on our side.
+    pub(crate) fn answer(&mut self, mut text: Zeroizing<String>) -> Result<AgentReply> {
+        let req = AgentRequest::Answer {
+            text: std::mem::take(&mut *text),
+        };
+        let frame = encode_frame(&req).map(Zeroizing::new);
+        if let AgentRequest::Answer { text } = req {
+            drop(Zeroizing::new(text));
+        }
+        let frame = frame.map_err(Error::Protocol)?;
+        self.stream
+            .write_all(&frame)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| self.io_error(e))?;
+        self.recv()
+    }
+
+    fn recv(&mut self) -> Result<AgentReply> {
+        blocking::read(&mut self.stream).map_err(|e| self.io_error(e))
+    }
+
+    fn io_error(&self, e: std::io::Error) -> Error {
+        match e.kind() {
+            ErrorKind::InvalidData => Error::Protocol(e.to_string()),
+            ErrorKind::UnexpectedEof => Error::Protocol("the agent closed the connection".into()),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Io(std::io::Error::new(
+                ErrorKind::TimedOut,
+                format!("no answer within {} s", self.timeout.as_secs()),
+            )),
+            _ => Error::Io(e),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Real agents for end-to-end tests: joined to test servers with a real join token, serving
+//! the real socket protocol on a socket in a temporary directory.
+
+use crate::TestServer;
+use anyhow::{Context, Result};
+use latchkey_agent::join::JoinOptions;
+use latchkey_agent::{RunOptions, RunningAgent};
+use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, Step, blocking};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+pub struct TestAgent {
+    running: Option<RunningAgent>,
+    pub config_dir: PathBuf,
+    pub socket: PathBuf,
+    _dir: TempDir,
+}
+
+/// Join settings a test may change before the agent joins.
+pub struct AgentSetup {
+    pub servers: Vec<String>,
+    pub selection: String,
+    pub connect_timeout: String,
+    pub timeout: String,
+    pub proxy: Option<String>,
+    pub pin: Option<String>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl TestAgent {
+    /// Joins `servers[0]` (all must share one data dir or one trust pin) and starts the agent.
+    pub async fn start(server: &TestServer) -> Result<TestAgent> {
+        Self::start_with(server, |_| {}).await
+    }
+
+    pub async fn start_with(server: &TestServer, tweak: impl FnOnce(&mut AgentSetup)) -> Result<TestAgent> {
+        let dir = tempfile::tempdir()?;
+        let mut setup = AgentSetup {
+            servers: vec![server.url()],
+            selection: "ordered".into(),
+            connect_timeout: "1.5s".into(),
+            timeout: "10s".into(),
+            proxy: None,
+            pin: Some(server.info.tls_fingerprint.clone()),
+            client_cert: None,
+        };
+        tweak(&mut setup);
+        let config_dir = dir.path().join("etc");
+        let socket = dir.path().join("agent.sock");
+        let o = JoinOptions {
+            servers: setup.servers.join(","),
+            join_token: server.join_token().await?,
+            ca_cert: None,
+            pin: setup.pin,
+            selection: setup.selection,
+            connect_timeout: setup.connect_timeout,
+            timeout: setup.timeout,
+            proxy: setup.proxy,
+            client_cert: setup.client_cert.as_ref().map(|c| c.0.clone()),
+            client_key: setup.client_cert.as_ref().map(|c| c.1.clone()),
+            config_dir: config_dir.clone(),
+            state_dir: Some(dir.path().join("state")),
+            socket: Some(socket.clone()),
+            hostname: Some("test-host".into()),
+        };
+        latchkey_agent::join::join(&o).await.map_err(anyhow::Error::msg).context("agent join")?;
+        let running = latchkey_agent::start(RunOptions { config_dir: config_dir.clone(), socket: None })
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("agent start")?;
+        Ok(TestAgent { running: Some(running), config_dir, socket, _dir: dir })
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Runs a whole login over the socket on a blocking thread, answering prompts from
+    /// `answers` in order; returns every step seen.
+    pub async fn login(&self, user: &str, client_id: &str, answers: &[&str]) -> Result<Vec<Step>> {
+        let socket = self.socket.clone();
+        let (user, client_id) = (user.to_string(), client_id.to_string());
+        let answers: Vec<String> = answers.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || socket_login(&socket, &user, &client_id, &answers)).await?
+    }
+}
+
+/// A complete login conversation as a shell would run it.
+pub fn socket_login(socket: &Path, user: &str, client_id: &str, answers: &[String]) -> Result<Vec<Step>> {
+    let mut s = UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
+    let mut answers = answers.iter();
+    let mut req = AgentRequest::Begin {
+        version: AGENT_PROTOCOL_VERSION,
+        user: user.into(),
+        service: "test".into(),
+        client_id: Some(client_id.into()),
+        rhost: None,
+        tty: None,
+    };
+    let mut steps = Vec::new();
+    loop {
+        blocking::write(&mut s, &req)?;
+        let reply: AgentReply = blocking::read(&mut s)?;
+        let AgentReply::Step(step) = reply else { anyhow::bail!("agent replied {reply:?}") };
+        steps.push(step.clone());
+        req = match step {
+            Step::Prompt { .. } => match answers.next() {
+                Some(a) => AgentRequest::Answer { text: a.clone() },
+                None => return Ok(steps),
+            },
+            Step::Success { .. } | Step::Failure { .. } => return Ok(steps),
+            _ => AgentRequest::Continue,
+        };
+    }
+}
