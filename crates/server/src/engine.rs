@@ -87,6 +87,15 @@ enum OtpCheck {
     Replayed,
 }
 
+impl OtpCheck {
+    fn failure_words(&self) -> &'static str {
+        match self {
+            OtpCheck::Replayed => "code already used",
+            _ => "wrong code",
+        }
+    }
+}
+
 impl State {
     async fn policy_for(&self, client_id: &str, user: &str, groups: &[String]) -> Result<Policy> {
         let own = self
@@ -321,7 +330,7 @@ impl State {
                     .await;
                     return Ok(deny(TX_GONE));
                 }
-                self.store.user_reset_failures(&user.name).await?;
+                self.clear_failures(&user).await?;
                 self.audit(
                     &actor,
                     "login.otp",
@@ -336,15 +345,8 @@ impl State {
                 })
             }
             check => {
-                let why = if matches!(check, OtpCheck::Replayed) {
-                    "code already used"
-                } else {
-                    "wrong code"
-                };
-                let (failures, locked_until) = self
-                    .store
-                    .user_record_failure(&user.name, now, |n| policy::lockout_secs(&policy, n))
-                    .await?;
+                let why = check.failure_words();
+                let (failures, locked_until) = self.count_failure(&user, &policy, now).await?;
                 let attempts = self.store.tx_add_attempt(tx_id).await?.unwrap_or(i64::MAX);
                 if locked_until > 0 {
                     self.store.tx_finish(tx_id).await?;
@@ -441,19 +443,12 @@ impl State {
             .await?;
         let result = match self.check_otp(&user, code, now).await? {
             OtpCheck::Ok { token_id } => {
-                self.store.user_reset_failures(&user.name).await?;
+                self.clear_failures(&user).await?;
                 (true, format!("code accepted (token {token_id})"))
             }
             check => {
-                let why = if matches!(check, OtpCheck::Replayed) {
-                    "code already used"
-                } else {
-                    "code rejected"
-                };
-                let (_, until) = self
-                    .store
-                    .user_record_failure(&user.name, now, |n| policy::lockout_secs(&policy, n))
-                    .await?;
+                let why = check.failure_words();
+                let (_, until) = self.count_failure(&user, &policy, now).await?;
                 if until > 0 {
                     (false, format!("{why}; {}", lock_message(until, now)))
                 } else {
@@ -471,6 +466,23 @@ impl State {
         )
         .await;
         Ok(Some(result))
+    }
+
+    /// A success ends the run of failures. Skipped when there is none: a write per login
+    /// would serialize every login on the database's write lock.
+    async fn clear_failures(&self, user: &UserRow) -> Result<()> {
+        if user.failures != 0 || user.locked_until != 0 {
+            self.store.user_reset_failures(&user.name).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a failure toward the user's lockout: (failures, locked_until or 0).
+    async fn count_failure(&self, user: &UserRow, policy: &Policy, now: i64) -> Result<(i64, i64)> {
+        Ok(self
+            .store
+            .user_record_failure(&user.name, now, |n| policy::lockout_secs(policy, n))
+            .await?)
     }
 
     fn open_secret(&self, t: &TokenRow) -> Result<zeroize::Zeroizing<Vec<u8>>> {
