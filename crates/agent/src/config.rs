@@ -68,17 +68,23 @@ fn default_state_dir() -> PathBuf {
 }
 
 pub fn parse_duration(what: &str, v: &str) -> Result<Duration, String> {
-    humantime::parse_duration(v).map_err(|_| format!("{what}: {v:?} is not a duration (e.g. 1.5s, 10s)"))
+    humantime::parse_duration(v)
+        .map_err(|_| format!("{what}: {v:?} is not a duration (e.g. 1.5s, 10s)"))
 }
 
 impl AgentConfig {
     pub fn load(config_dir: &Path) -> Result<AgentConfig, String> {
         let path = config_dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!("cannot read {}: {e} (has this machine joined? run `latchkey-agent join`)", path.display())
+            format!(
+                "cannot read {}: {e} (has this machine joined? run `latchkey-agent join`)",
+                path.display()
+            )
         })?;
-        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
-        cfg.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg: AgentConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        cfg.validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 
@@ -86,7 +92,9 @@ impl AgentConfig {
         if self.servers.is_empty() {
             return Err("servers: at least one server URL is needed".into());
         }
-        self.selection.parse::<latchkey_client::Selection>().map_err(|e| format!("selection: {e}"))?;
+        self.selection
+            .parse::<latchkey_client::Selection>()
+            .map_err(|e| format!("selection: {e}"))?;
         parse_duration("connect_timeout", &self.connect_timeout)?;
         parse_duration("timeout", &self.timeout)?;
         if self.pin.is_some() && self.ca_cert.is_some() {
@@ -112,8 +120,17 @@ pub fn default_client_id(service: &str) -> &'static str {
     match service {
         "sudo" | "sudo-i" | "su" | "su-l" | "polkit-1" | "pkexec" | "doas" | "run0" => "elevation",
         "sshd" | "xrdp" | "xrdp-sesman" | "remote" => "remote",
-        "xscreensaver" | "i3lock" | "swaylock" | "kscreenlocker" | "kde" | "cinnamon-screensaver"
-        | "mate-screensaver" | "xfce4-screensaver" | "light-locker" | "hyprlock" | "gnome-screensaver" => "unlock",
+        "xscreensaver"
+        | "i3lock"
+        | "swaylock"
+        | "kscreenlocker"
+        | "kde"
+        | "cinnamon-screensaver"
+        | "mate-screensaver"
+        | "xfce4-screensaver"
+        | "light-locker"
+        | "hyprlock"
+        | "gnome-screensaver" => "unlock",
         _ => "login",
     }
 }

@@ -13,9 +13,15 @@ pub const UNREACHABLE: &str = "MFA server unreachable; no offline login prepared
 enum State {
     Idle,
     /// A code prompt is out for this transaction.
-    AwaitCode { tx: String, label: String },
+    AwaitCode {
+        tx: String,
+        label: String,
+    },
     /// An Info step is out; the prompt follows on Continue.
-    InfoThenPrompt { tx: String, label: String },
+    InfoThenPrompt {
+        tx: String,
+        label: String,
+    },
     Done,
 }
 
@@ -26,12 +32,18 @@ pub struct Login {
 }
 
 fn fail(reason: impl Into<String>) -> Step {
-    Step::Failure { reason: reason.into() }
+    Step::Failure {
+        reason: reason.into(),
+    }
 }
 
 impl Login {
     pub fn new(user: &str, client_id: &str) -> Login {
-        Login { user: user.to_string(), client_id: client_id.to_string(), state: State::Idle }
+        Login {
+            user: user.to_string(),
+            client_id: client_id.to_string(),
+            state: State::Idle,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -40,7 +52,9 @@ impl Login {
 
     fn finish(&mut self, step: Step) -> Step {
         match &step {
-            Step::Success { .. } => tracing::info!(user = %self.user, client_id = %self.client_id, "login: MFA passed"),
+            Step::Success { .. } => {
+                tracing::info!(user = %self.user, client_id = %self.client_id, "login: MFA passed")
+            }
             Step::Failure { reason } => {
                 tracing::warn!(user = %self.user, client_id = %self.client_id, %reason, "login: MFA failed")
             }
@@ -53,7 +67,9 @@ impl Login {
     fn refused(&mut self, code: &str, message: &str) -> Step {
         tracing::error!(user = %self.user, client_id = %self.client_id, code, message, "server refused the login request");
         let reason = match code {
-            "unauthorized" | "forbidden" => "Login refused: this machine is not accepted by the MFA server".to_string(),
+            "unauthorized" | "forbidden" => {
+                "Login refused: this machine is not accepted by the MFA server".to_string()
+            }
             _ => format!("Login refused: {message}"),
         };
         self.finish(fail(reason))
@@ -66,17 +82,35 @@ impl Login {
         self.finish(fail(UNREACHABLE))
     }
 
-    pub async fn begin(&mut self, up: &Upstream, rhost: Option<String>, tty: Option<String>) -> Step {
+    pub async fn begin(
+        &mut self,
+        up: &Upstream,
+        rhost: Option<String>,
+        tty: Option<String>,
+    ) -> Step {
         if self.state != State::Idle {
             return self.finish(fail("Login refused: protocol error (Begin twice)"));
         }
-        let req = LoginStart { user: self.user.clone(), client_id: self.client_id.clone(), rhost, tty };
+        let req = LoginStart {
+            user: self.user.clone(),
+            client_id: self.client_id.clone(),
+            rhost,
+            tty,
+        };
         match up.login_start(&req).await {
-            Outcome::Answer(LoginStartResult::Allow { message }) => self.finish(Step::Success { message }),
+            Outcome::Answer(LoginStartResult::Allow { message }) => {
+                self.finish(Step::Success { message })
+            }
             Outcome::Answer(LoginStartResult::Deny { reason }) => self.finish(fail(reason)),
             Outcome::Answer(LoginStartResult::Challenge { tx, message, .. }) => {
-                self.state = State::AwaitCode { tx, label: message.clone() };
-                Step::Prompt { label: message, echo: false }
+                self.state = State::AwaitCode {
+                    tx,
+                    label: message.clone(),
+                };
+                Step::Prompt {
+                    label: message,
+                    echo: false,
+                }
             }
             Outcome::Unreachable(why) => self.unreachable(&why),
             Outcome::Refused { code, message } => self.refused(&code, &message),
@@ -88,7 +122,9 @@ impl Login {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
         };
         match up.login_otp(&tx, &self.user, text).await {
-            Outcome::Answer(LoginStepResult::Success { message }) => self.finish(Step::Success { message }),
+            Outcome::Answer(LoginStepResult::Success { message }) => {
+                self.finish(Step::Success { message })
+            }
             Outcome::Answer(LoginStepResult::Deny { reason }) => self.finish(fail(reason)),
             Outcome::Answer(LoginStepResult::Retry { message, .. }) => {
                 self.state = State::InfoThenPrompt { tx, label };
@@ -102,7 +138,10 @@ impl Login {
     pub fn on_continue(&mut self) -> Step {
         match self.state.clone() {
             State::InfoThenPrompt { tx, label } => {
-                self.state = State::AwaitCode { tx, label: label.clone() };
+                self.state = State::AwaitCode {
+                    tx,
+                    label: label.clone(),
+                };
                 Step::Prompt { label, echo: false }
             }
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),

@@ -1,7 +1,9 @@
 //! `latchkey-agent join`: non-interactive enrolment of this machine (the analog of a silent
 //! MSI install with parameters). Either everything is written or nothing is.
 
-use crate::config::{AgentConfig, CONFIG_FILE, DEFAULT_STATE_DIR, MACHINE_KEY_FILE, parse_duration};
+use crate::config::{
+    AgentConfig, CONFIG_FILE, DEFAULT_STATE_DIR, MACHINE_KEY_FILE, parse_duration,
+};
 use base64::Engine;
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
@@ -9,22 +11,47 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone)]
+/// `latchkey-agent join` options (the same names as the Windows MSI properties).
+#[derive(Debug, Clone, clap::Args)]
 pub struct JoinOptions {
-    /// Comma-separated server URLs.
+    /// Server URL(s), comma-separated, in failover order.
+    #[arg(long = "server", value_name = "URL[,URL…]")]
     pub servers: String,
+    /// One-time join token from `latchkey machine join-token`.
+    #[arg(long, env = "LATCHKEY_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: String,
+    /// PEM CA (or the server certificate) to trust.
+    #[arg(long, conflicts_with = "pin")]
     pub ca_cert: Option<PathBuf>,
+    /// Trust the server certificate with this SHA-256 (sha256:HEX).
+    #[arg(long)]
     pub pin: Option<String>,
+    /// ordered | balanced | consistent
+    #[arg(long, default_value = "ordered")]
     pub selection: String,
+    #[arg(long, default_value = "1.5s")]
     pub connect_timeout: String,
+    #[arg(long, default_value = "10s")]
     pub timeout: String,
+    /// HTTP proxy URL (CONNECT is used for https servers).
+    #[arg(long)]
     pub proxy: Option<String>,
+    /// TLS client certificate to use as the machine credential (with --client-key).
+    #[arg(long, requires = "client_key")]
     pub client_cert: Option<PathBuf>,
+    #[arg(long, requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Set from the global --config-dir.
+    #[arg(skip)]
     pub config_dir: PathBuf,
+    /// State directory (offline data) [default: /var/lib/latchkey].
+    #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Agent socket path [default: /run/latchkey/agent.sock].
+    #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// Name to register instead of the host name.
+    #[arg(long)]
     pub hostname: Option<String>,
 }
 
@@ -70,12 +97,19 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
         .mode(mode)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(contents).and_then(|_| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(contents)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Joins and writes `agent.toml` and the machine key. Returns the configuration written.
 pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
-    let servers: Vec<String> = o.servers.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
+    let servers: Vec<String> = o
+        .servers
+        .split(',')
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if servers.is_empty() {
         return Err("--server: give at least one URL".into());
     }
@@ -88,7 +122,9 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
     if o.client_cert.is_some() != o.client_key.is_some() {
         return Err("--client-cert and --client-key go together".into());
     }
-    o.selection.parse::<latchkey_client::Selection>().map_err(|e| format!("--selection: {e}"))?;
+    o.selection
+        .parse::<latchkey_client::Selection>()
+        .map_err(|e| format!("--selection: {e}"))?;
     let client_cert_sha256 = o.client_cert.as_deref().map(cert_fingerprint).transpose()?;
     let hostname = o.hostname.clone().unwrap_or_else(crate::sys::hostname);
     let req = JoinRequest {
@@ -102,7 +138,10 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
     let mut answer: Option<JoinResponse> = None;
     for url in &servers {
         let client = client_for(url, o)?;
-        match client.post::<_, JoinResponse>("/v1/machines/join", &req).await {
+        match client
+            .post::<_, JoinResponse>("/v1/machines/join", &req)
+            .await
+        {
             Ok(a) => {
                 answer = Some(a);
                 break;
@@ -114,10 +153,14 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
     let Some(answer) = answer else {
         return Err(format!("no server answered: {}", errors.join("; ")));
     };
-    if let Some(pin) = &o.pin {
-        if !pin.eq_ignore_ascii_case(&answer.tls_fingerprint) && !answer.tls_fingerprint.is_empty() {
-            return Err(format!("the server reports certificate {} but --pin is {pin}", answer.tls_fingerprint));
-        }
+    if let Some(pin) = &o.pin
+        && !pin.eq_ignore_ascii_case(&answer.tls_fingerprint)
+        && !answer.tls_fingerprint.is_empty()
+    {
+        return Err(format!(
+            "the server reports certificate {} but --pin is {pin}",
+            answer.tls_fingerprint
+        ));
     }
     let key = base64::engine::general_purpose::STANDARD
         .decode(&answer.signing_public_key)
@@ -138,26 +181,38 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         client_key: o.client_key.clone(),
         machine_id: answer.machine_id.clone(),
         server_signing_key: answer.signing_public_key.clone(),
-        socket: o.socket.clone().unwrap_or_else(|| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET)),
-        state_dir: o.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        socket: o
+            .socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET)),
+        state_dir: o
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         client_ids: Default::default(),
     };
     cfg.validate()?;
     let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;
 
     // Write both files beside their final names, then rename: nothing half-written.
-    std::fs::create_dir_all(&o.config_dir).map_err(|e| format!("{}: {e}", o.config_dir.display()))?;
-    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    std::fs::create_dir_all(&o.config_dir)
+        .map_err(|e| format!("{}: {e}", o.config_dir.display()))?;
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
     let conf_path = o.config_dir.join(CONFIG_FILE);
     let key_path = o.config_dir.join(MACHINE_KEY_FILE);
     let conf_tmp = o.config_dir.join(".agent.toml.new");
     let key_tmp = o.config_dir.join(".machine.key.new");
-    let header = format!("# Written by `latchkey-agent join` for machine {}.\n", cfg.machine_id);
+    let header = format!(
+        "# Written by `latchkey-agent join` for machine {}.\n",
+        cfg.machine_id
+    );
     let result = (|| {
         write_new(&conf_tmp, format!("{header}{toml_text}").as_bytes(), 0o600)?;
         if cfg.client_cert.is_none() {
             write_new(&key_tmp, format!("{}\n", answer.api_key).as_bytes(), 0o600)?;
-            std::fs::rename(&key_tmp, &key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+            std::fs::rename(&key_tmp, &key_path)
+                .map_err(|e| format!("{}: {e}", key_path.display()))?;
         } else {
             // The certificate is the credential: no bearer key is kept on disk.
             let _ = std::fs::remove_file(&key_path);

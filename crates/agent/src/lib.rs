@@ -27,7 +27,11 @@ pub struct Agent {
 impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
         let upstream = Upstream::new(&config, config_dir)?;
-        Ok(Agent { config, upstream, sessions: Default::default() })
+        Ok(Agent {
+            config,
+            upstream,
+            sessions: Default::default(),
+        })
     }
 
     /// PAM account management. A definite answer from a server decides; when no server
@@ -39,15 +43,24 @@ impl Agent {
                 if !s.allowed {
                     tracing::warn!(user, client_id, message = %s.message, "account refused by the server");
                 }
-                AgentReply::Account { allowed: s.allowed, message: s.message }
+                AgentReply::Account {
+                    allowed: s.allowed,
+                    message: s.message,
+                }
             }
             Outcome::Unreachable(why) => {
                 tracing::warn!(user, client_id, error = %why, "account check: no server answered; allowing");
-                AgentReply::Account { allowed: true, message: String::new() }
+                AgentReply::Account {
+                    allowed: true,
+                    message: String::new(),
+                }
             }
             Outcome::Refused { code, message } => {
                 tracing::error!(user, client_id, code, %message, "account check refused by the server");
-                AgentReply::Account { allowed: false, message: format!("Login refused: {message}") }
+                AgentReply::Account {
+                    allowed: false,
+                    message: format!("Login refused: {message}"),
+                }
             }
         }
     }
@@ -87,5 +100,9 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(socket::serve(agent, listener, rx));
     tracing::info!(socket = %socket.display(), "latchkey-agent listening");
-    Ok(RunningAgent { socket, shutdown, task })
+    Ok(RunningAgent {
+        socket,
+        shutdown,
+        task,
+    })
 }

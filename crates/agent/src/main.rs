@@ -19,44 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Join this machine to the latchkey servers (non-interactive).
-    Join {
-        /// Server URL(s), comma-separated, in failover order.
-        #[arg(long = "server", value_name = "URL[,URL…]")]
-        servers: String,
-        /// One-time join token from `latchkey machine join-token`.
-        #[arg(long, env = "LATCHKEY_JOIN_TOKEN", hide_env_values = true)]
-        join_token: String,
-        /// PEM CA (or server certificate) to trust.
-        #[arg(long, conflicts_with = "pin")]
-        ca_cert: Option<PathBuf>,
-        /// Trust the server certificate with this SHA-256 (sha256:HEX).
-        #[arg(long)]
-        pin: Option<String>,
-        /// ordered | balanced | consistent
-        #[arg(long, default_value = "ordered")]
-        selection: String,
-        #[arg(long, default_value = "1.5s")]
-        connect_timeout: String,
-        #[arg(long, default_value = "10s")]
-        timeout: String,
-        /// HTTP proxy URL (CONNECT is used for https servers).
-        #[arg(long)]
-        proxy: Option<String>,
-        /// TLS client certificate to use as the machine credential (with --client-key).
-        #[arg(long, requires = "client_key")]
-        client_cert: Option<PathBuf>,
-        #[arg(long, requires = "client_cert")]
-        client_key: Option<PathBuf>,
-        /// State directory (offline data) [default: /var/lib/latchkey].
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-        /// Agent socket path [default: /run/latchkey/agent.sock].
-        #[arg(long)]
-        socket: Option<PathBuf>,
-        /// Name to register instead of the host name.
-        #[arg(long)]
-        hostname: Option<String>,
-    },
+    Join(Box<JoinOptions>),
     /// Run the agent service.
     Run {
         /// Socket path (overrides agent.toml).
@@ -85,15 +48,23 @@ enum Cmd {
 
 fn socket_path(cli_dir: &std::path::Path, given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| {
-        AgentConfig::load(cli_dir).map(|c| c.socket).unwrap_or_else(|_| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET))
+        AgentConfig::load(cli_dir)
+            .map(|c| c.socket)
+            .unwrap_or_else(|_| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET))
     })
 }
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" { b.json().init() } else { b.init() }
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init()
+    } else {
+        b.init()
+    }
 }
 
 fn main() -> ExitCode {
@@ -108,28 +79,34 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
-        Cmd::Join {
-            servers, join_token, ca_cert, pin, selection, connect_timeout, timeout, proxy, client_cert, client_key,
-            state_dir, socket, hostname,
-        } => {
-            let o = JoinOptions {
-                servers, join_token, ca_cert, pin, selection, connect_timeout, timeout, proxy, client_cert, client_key,
-                config_dir: cli.config_dir.clone(), state_dir, socket, hostname,
-            };
+        Cmd::Join(mut o) => {
+            o.config_dir = cli.config_dir.clone();
             let cfg = runtime()?.block_on(join(&o))?;
-            println!("joined as machine {}; configuration written to {}", cfg.machine_id, cli.config_dir.display());
+            println!(
+                "joined as machine {}; configuration written to {}",
+                cfg.machine_id,
+                cli.config_dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { socket, log_format } => {
             init_logs(&log_format);
             let rt = runtime()?;
             rt.block_on(async {
-                let agent = latchkey_agent::start(latchkey_agent::RunOptions { config_dir: cli.config_dir.clone(), socket }).await?;
+                let agent = latchkey_agent::start(latchkey_agent::RunOptions {
+                    config_dir: cli.config_dir.clone(),
+                    socket,
+                })
+                .await?;
                 wait_for_signal().await;
                 tracing::info!("shutdown requested");
                 agent.stop().await;
@@ -137,14 +114,29 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Login { user, client_id, socket } => {
-            let ok = latchkey_agent::shell::login(&socket_path(&cli.config_dir, socket), &user, client_id.as_deref())?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Cmd::Login {
+            user,
+            client_id,
+            socket,
+        } => {
+            let ok = latchkey_agent::shell::login(
+                &socket_path(&cli.config_dir, socket),
+                &user,
+                client_id.as_deref(),
+            )?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Status { socket, json } => {
             let st = latchkey_agent::shell::status(&socket_path(&cli.config_dir, socket))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?
+                );
             } else {
                 latchkey_agent::shell::print_status(&st);
             }
@@ -155,7 +147,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut t), Ok(mut i)) => {
             tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
         }

@@ -10,12 +10,17 @@ pub struct Sessions {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Sessions {
     pub fn record(&self, event: SessionEvent, user: &str, service: &str, session_id: Option<&str>) {
-        let Ok(mut open) = self.open.lock() else { return };
+        let Ok(mut open) = self.open.lock() else {
+            return;
+        };
         match event {
             SessionEvent::Open => {
                 if open.len() >= 10_000 {
@@ -31,7 +36,9 @@ impl Sessions {
             SessionEvent::Close => {
                 // Close the newest matching session (same id if known, else same user+service).
                 if let Some(i) = open.iter().rposition(|s| {
-                    s.user == user && s.service == service && (session_id.is_none() || s.session_id.as_deref() == session_id)
+                    s.user == user
+                        && s.service == service
+                        && (session_id.is_none() || s.session_id.as_deref() == session_id)
                 }) {
                     open.remove(i);
                 }

@@ -2,15 +2,21 @@
 //! agent exactly as PAM would, so an admin can test a setup without locking themselves out;
 //! `latchkey-agent status` shows the servers.
 
-use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, Step, blocking};
+use latchkey_proto::agent::{
+    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, Step, blocking,
+};
 use std::io::{BufRead, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 fn connect(socket: &Path) -> Result<UnixStream, String> {
-    let s = UnixStream::connect(socket)
-        .map_err(|e| format!("cannot reach the agent at {}: {e} (is latchkey-agent running?)", socket.display()))?;
+    let s = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach the agent at {}: {e} (is latchkey-agent running?)",
+            socket.display()
+        )
+    })?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(600)));
     Ok(s)
 }
@@ -53,15 +59,27 @@ pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool,
                 let mut line = String::new();
                 {
                     let _guard = (!echo).then(|| crate::sys::EchoOff::new(0));
-                    stdin.lock().read_line(&mut line).map_err(|e| e.to_string())?;
+                    stdin
+                        .lock()
+                        .read_line(&mut line)
+                        .map_err(|e| e.to_string())?;
                 }
                 if !echo {
                     println!();
                 }
-                AgentRequest::Answer { text: line.trim_end_matches(['\r', '\n']).to_string() }
+                AgentRequest::Answer {
+                    text: line.trim_end_matches(['\r', '\n']).to_string(),
+                }
             }
             Step::Success { message } => {
-                println!("MFA passed{}", if message.is_empty() { String::new() } else { format!(": {message}") });
+                println!(
+                    "MFA passed{}",
+                    if message.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {message}")
+                    }
+                );
                 return Ok(true);
             }
             Step::Failure { reason } => {
@@ -83,19 +101,42 @@ pub fn status(socket: &Path) -> Result<AgentStatus, String> {
 
 pub fn print_status(st: &AgentStatus) {
     println!("machine {}  selection {}", st.machine_id, st.selection);
-    println!("{:<40} {:<10} {:<10} {:<22} LAST ERROR", "SERVER", "CIRCUIT", "RETRY IN", "LAST CONTACT");
+    println!(
+        "{:<40} {:<10} {:<10} {:<22} LAST ERROR",
+        "SERVER", "CIRCUIT", "RETRY IN", "LAST CONTACT"
+    );
     for s in &st.servers {
         let last = s
             .last_contact
-            .map(|t| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)).to_string())
+            .map(|t| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64),
+                )
+                .to_string()
+            })
             .unwrap_or_else(|| "never".into());
-        let retry = s.retry_in_secs.map(|r| format!("{r}s")).unwrap_or_else(|| "-".into());
-        println!("{:<40} {:<10} {:<10} {:<22} {}", s.url, s.circuit, retry, last, s.last_error.as_deref().unwrap_or("-"));
+        let retry = s
+            .retry_in_secs
+            .map(|r| format!("{r}s"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<40} {:<10} {:<10} {:<22} {}",
+            s.url,
+            s.circuit,
+            retry,
+            last,
+            s.last_error.as_deref().unwrap_or("-")
+        );
     }
     if !st.open_sessions.is_empty() {
         println!("open sessions:");
         for s in &st.open_sessions {
-            println!("  {} via {} (session {})", s.user, s.service, s.session_id.as_deref().unwrap_or("-"));
+            println!(
+                "  {} via {} (session {})",
+                s.user,
+                s.service,
+                s.session_id.as_deref().unwrap_or("-")
+            );
         }
     }
 }

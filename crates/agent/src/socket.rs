@@ -4,7 +4,9 @@
 
 use crate::Agent;
 use crate::engine::Login;
-use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len};
+use latchkey_proto::agent::{
+    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -40,12 +42,17 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(format!("{} is in use: is another latchkey-agent running?", path.display()));
+            return Err(format!(
+                "{} is in use: is another latchkey-agent running?",
+                path.display()
+            ));
         }
         std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(|e| format!("{}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(listener)
 }
 
@@ -83,7 +90,9 @@ async fn read_frame(stream: &mut UnixStream) -> Result<Option<AgentRequest>, Str
         Ok(Err(e)) => return Err(e.to_string()),
         Err(_) => return Err("incomplete frame".into()),
     }
-    serde_json::from_slice(&body).map(Some).map_err(|e| format!("bad request: {e}"))
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| format!("bad request: {e}"))
 }
 
 async fn write_reply(stream: &mut UnixStream, reply: &AgentReply) -> Result<(), String> {
@@ -97,7 +106,13 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
         Ok(cred) => match crate::sys::user_name(cred.uid()) {
             Some(name) => Caller::User(name),
             None => {
-                let _ = write_reply(&mut stream, &AgentReply::Error { message: "caller has no user name".into() }).await;
+                let _ = write_reply(
+                    &mut stream,
+                    &AgentReply::Error {
+                        message: "caller has no user name".into(),
+                    },
+                )
+                .await;
                 return;
             }
         },
@@ -118,25 +133,44 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             }
         };
         let reply = handle(&agent, &caller, &mut login, req).await;
-        let last = matches!(&reply, AgentReply::Error { .. }) || matches!(&reply, AgentReply::Step(s) if s.is_final());
+        let last = matches!(&reply, AgentReply::Error { .. })
+            || matches!(&reply, AgentReply::Step(s) if s.is_final());
         if write_reply(&mut stream, &reply).await.is_err() || last {
             return;
         }
     }
 }
 
-async fn handle(agent: &Agent, caller: &Caller, login: &mut Option<Login>, req: AgentRequest) -> AgentReply {
+async fn handle(
+    agent: &Agent,
+    caller: &Caller,
+    login: &mut Option<Login>,
+    req: AgentRequest,
+) -> AgentReply {
     let denied = |user: &str| {
         tracing::warn!(?caller, user, "caller may not act for this user");
-        AgentReply::Error { message: format!("not allowed: only root may act for another user ({user})") }
+        AgentReply::Error {
+            message: format!("not allowed: only root may act for another user ({user})"),
+        }
     };
     match req {
-        AgentRequest::Begin { version, user, service, client_id, rhost, tty } => {
+        AgentRequest::Begin {
+            version,
+            user,
+            service,
+            client_id,
+            rhost,
+            tty,
+        } => {
             if version != AGENT_PROTOCOL_VERSION {
-                return AgentReply::Error { message: format!("unsupported protocol version {version}") };
+                return AgentReply::Error {
+                    message: format!("unsupported protocol version {version}"),
+                };
             }
             if login.is_some() {
-                return AgentReply::Error { message: "a login is already running on this connection".into() };
+                return AgentReply::Error {
+                    message: "a login is already running on this connection".into(),
+                };
             }
             if !caller.may_act_for(&user) {
                 return denied(&user);
@@ -150,20 +184,35 @@ async fn handle(agent: &Agent, caller: &Caller, login: &mut Option<Login>, req: 
         }
         AgentRequest::Answer { text } => match login.as_mut() {
             Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.upstream, &text).await),
-            _ => AgentReply::Error { message: "no login is waiting for an answer".into() },
+            _ => AgentReply::Error {
+                message: "no login is waiting for an answer".into(),
+            },
         },
         AgentRequest::Continue => match login.as_mut() {
             Some(l) if !l.is_done() => AgentReply::Step(l.on_continue()),
-            _ => AgentReply::Error { message: "no login to continue".into() },
+            _ => AgentReply::Error {
+                message: "no login to continue".into(),
+            },
         },
-        AgentRequest::AccountCheck { user, service, client_id } => {
+        AgentRequest::AccountCheck {
+            user,
+            service,
+            client_id,
+        } => {
             if !caller.may_act_for(&user) {
                 return denied(&user);
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             agent.account_check(&user, &client_id).await
         }
-        AgentRequest::Session { event, user, service, tty, rhost, session_id } => {
+        AgentRequest::Session {
+            event,
+            user,
+            service,
+            tty,
+            rhost,
+            session_id,
+        } => {
             if !caller.may_act_for(&user) {
                 return denied(&user);
             }
@@ -175,7 +224,9 @@ async fn handle(agent: &Agent, caller: &Caller, login: &mut Option<Login>, req: 
                 %user, %service, tty = tty.as_deref().unwrap_or("-"), rhost = rhost.as_deref().unwrap_or("-"),
                 session = session_id.as_deref().unwrap_or("-"), "{what}"
             );
-            agent.sessions.record(event, &user, &service, session_id.as_deref());
+            agent
+                .sessions
+                .record(event, &user, &service, session_id.as_deref());
             AgentReply::Ack
         }
         AgentRequest::Status => AgentReply::Status(AgentStatus {

@@ -44,7 +44,10 @@ impl EchoOff {
         t.c_lflag &= !libc::ECHO;
         // SAFETY: as above.
         unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) };
-        EchoOff { fd, saved: Some(saved) }
+        EchoOff {
+            fd,
+            saved: Some(saved),
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 use crate::config::{AgentConfig, MACHINE_KEY_FILE, parse_duration};
 use latchkey_client::{BreakerConfig, ClientConfig, Credential, Method, ServerList, Trust};
 use latchkey_proto::agent::ServerStatus;
-use latchkey_proto::login::{AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use latchkey_proto::login::{
+    AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
+};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -16,7 +18,10 @@ pub enum Outcome<T> {
     /// No server gave a definite answer (refused, timeout, TLS, DNS, 5xx from all).
     Unreachable(String),
     /// A server refused the request itself (4xx): misconfiguration, not a login decision.
-    Refused { code: String, message: String },
+    Refused {
+        code: String,
+        message: String,
+    },
 }
 
 pub struct Upstream {
@@ -36,27 +41,50 @@ impl Upstream {
             cc = cc.with_trust(Trust::WebPkiCaFile(ca.clone()));
         }
         if let Some(proxy) = &cfg.proxy {
-            cc = cc.with_proxy(latchkey_client::Url::parse(proxy).map_err(|e| format!("proxy: {e}"))?);
+            cc = cc
+                .with_proxy(latchkey_client::Url::parse(proxy).map_err(|e| format!("proxy: {e}"))?);
         }
         cc = match (&cfg.client_cert, &cfg.client_key) {
-            (Some(cert), Some(key)) => cc.with_credential(Credential::ClientCert { cert_pem: cert.clone(), key_pem: key.clone() }),
+            (Some(cert), Some(key)) => cc.with_credential(Credential::ClientCert {
+                cert_pem: cert.clone(),
+                key_pem: key.clone(),
+            }),
             _ => {
                 let path = config_dir.join(MACHINE_KEY_FILE);
-                let key = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let key = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 cc.with_credential(Credential::Bearer(key.trim().to_string()))
             }
         };
-        let selection = cfg.selection.parse().map_err(|e| format!("selection: {e}"))?;
-        let servers = ServerList::new(&cfg.servers, selection, BreakerConfig::default(), cc).map_err(|e| e.to_string())?;
+        let selection = cfg
+            .selection
+            .parse()
+            .map_err(|e| format!("selection: {e}"))?;
+        let servers = ServerList::new(&cfg.servers, selection, BreakerConfig::default(), cc)
+            .map_err(|e| e.to_string())?;
         Ok(Upstream { servers })
     }
 
-    async fn call<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B, user: &str) -> Outcome<T> {
+    async fn call<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        user: &str,
+    ) -> Outcome<T> {
         let body = match serde_json::to_value(body) {
             Ok(v) => v,
-            Err(e) => return Outcome::Refused { code: "encode".into(), message: e.to_string() },
+            Err(e) => {
+                return Outcome::Refused {
+                    code: "encode".into(),
+                    message: e.to_string(),
+                };
+            }
         };
-        match self.servers.call::<T>(Method::POST, path, Some(body), Some(user)).await {
+        match self
+            .servers
+            .call::<T>(Method::POST, path, Some(body), Some(user))
+            .await
+        {
             Ok(v) => Outcome::Answer(v),
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Refused {
@@ -75,11 +103,26 @@ impl Upstream {
 
     pub async fn login_otp(&self, tx: &str, user: &str, code: &str) -> Outcome<LoginStepResult> {
         let path = format!("/v1/login/{}/otp", latchkey_client::encode_path_segment(tx));
-        self.call(&path, &LoginOtp { code: code.to_string() }, user).await
+        self.call(
+            &path,
+            &LoginOtp {
+                code: code.to_string(),
+            },
+            user,
+        )
+        .await
     }
 
     pub async fn account_check(&self, user: &str, client_id: &str) -> Outcome<AccountStatus> {
-        self.call("/v1/account/check", &AccountCheck { user: user.into(), client_id: client_id.into() }, user).await
+        self.call(
+            "/v1/account/check",
+            &AccountCheck {
+                user: user.into(),
+                client_id: client_id.into(),
+            },
+            user,
+        )
+        .await
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {

@@ -29,8 +29,8 @@ pub trait PamHandle {
 
 /// Shown when the agent cannot be asked: the person should know MFA, not their password,
 /// is what failed.
-pub(crate) const MSG_UNAVAILABLE: &str = "MFA agent unavailable: login refused";
-pub(crate) const MSG_MISCONFIGURED: &str = "MFA module misconfigured: login refused";
+const MSG_UNAVAILABLE: &str = "MFA agent unavailable: login refused";
+const MSG_MISCONFIGURED: &str = "MFA module misconfigured: login refused";
 const MSG_NO_USER: &str = "MFA cannot tell who is logging in: login refused";
 const MSG_FAILED: &str = "MFA failed: login refused";
 const MSG_ACCOUNT_DENIED: &str = "Login not allowed now by the MFA policy";
@@ -71,15 +71,7 @@ pub fn authenticate<S: AsRef<str>>(h: &dyn PamHandle, flags: Flags, args: &[S]) 
                 LogLevel::Notice,
                 &format!("user {user:?}: MFA failed: {reason}"),
             );
-            tell(
-                h,
-                flags,
-                if reason.is_empty() {
-                    MSG_FAILED
-                } else {
-                    &reason
-                },
-            );
+            tell(h, flags, nonempty(&reason, MSG_FAILED));
             PamCode::AuthErr
         }
         Err(e) => {
@@ -194,15 +186,7 @@ pub fn acct_mgmt<S: AsRef<str>>(h: &dyn PamHandle, flags: Flags, args: &[S]) -> 
                 LogLevel::Notice,
                 &format!("user {user:?}: account refused: {message}"),
             );
-            tell(
-                h,
-                flags,
-                if message.is_empty() {
-                    MSG_ACCOUNT_DENIED
-                } else {
-                    &message
-                },
-            );
+            tell(h, flags, nonempty(&message, MSG_ACCOUNT_DENIED));
             PamCode::PermDenied
         }
         Ok(AgentReply::Error { message }) => {
@@ -281,6 +265,10 @@ fn tell(h: &dyn PamHandle, flags: Flags, text: &str) {
     if !flags.silent() {
         let _ = h.converse(MsgStyle::ErrorMsg, &printable(text));
     }
+}
+
+fn nonempty<'a>(text: &'a str, otherwise: &'a str) -> &'a str {
+    if text.is_empty() { otherwise } else { text }
 }
 
 /// Text for the person's terminal: control characters other than newline and tab are

@@ -96,12 +96,17 @@ impl Step {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum AgentReply {
     Step(Step),
-    Account { allowed: bool, message: String },
+    Account {
+        allowed: bool,
+        message: String,
+    },
     Ack,
     Status(AgentStatus),
     /// The request was not understood or not allowed (e.g. a non-root caller asking for
     /// another user). Shells treat it as a failure.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -142,7 +147,10 @@ pub struct ServerStatus {
 pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, String> {
     let body = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
     if body.len() > MAX_FRAME {
-        return Err(format!("message of {} bytes exceeds the {MAX_FRAME}-byte limit", body.len()));
+        return Err(format!(
+            "message of {} bytes exceeds the {MAX_FRAME}-byte limit",
+            body.len()
+        ));
     }
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -154,7 +162,9 @@ pub fn encode_frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, String> {
 pub fn frame_len(header: [u8; 4]) -> Result<usize, String> {
     let len = u32::from_be_bytes(header) as usize;
     if len > MAX_FRAME {
-        return Err(format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"));
+        return Err(format!(
+            "frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"
+        ));
     }
     Ok(len)
 }
@@ -173,10 +183,12 @@ pub mod blocking {
     pub fn read<R: Read, T: for<'de> Deserialize<'de>>(r: &mut R) -> std::io::Result<T> {
         let mut header = [0u8; 4];
         r.read_exact(&mut header)?;
-        let len = frame_len(header).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let len = frame_len(header)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let mut body = vec![0u8; len];
         r.read_exact(&mut body)?;
-        serde_json::from_slice(&body).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        serde_json::from_slice(&body)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -206,7 +218,14 @@ mod tests {
 
     #[test]
     fn wire_shape_is_stable() {
-        let s = serde_json::to_string(&AgentReply::Step(Step::Prompt { label: "Code:".into(), echo: false })).unwrap();
-        assert_eq!(s, r#"{"reply":"step","step":"prompt","label":"Code:","echo":false}"#);
+        let s = serde_json::to_string(&AgentReply::Step(Step::Prompt {
+            label: "Code:".into(),
+            echo: false,
+        }))
+        .unwrap();
+        assert_eq!(
+            s,
+            r#"{"reply":"step","step":"prompt","label":"Code:","echo":false}"#
+        );
     }
 }

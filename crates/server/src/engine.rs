@@ -402,7 +402,12 @@ impl State {
 
     /// Account management: a disabled or locked-out user may not log in, whatever
     /// authenticated them (e.g. an SSH key that skipped PAM authentication).
-    pub async fn account_check(&self, machine_id: &str, user: &str, client_id: &str) -> Result<(bool, String)> {
+    pub async fn account_check(
+        &self,
+        machine_id: &str,
+        user: &str,
+        client_id: &str,
+    ) -> Result<(bool, String)> {
         validate_user_name(user)?;
         validate_client_id(client_id)?;
         let row = self.store.user_get(user).await?;
@@ -410,14 +415,30 @@ impl State {
         let policy = self.policy_for(client_id, user, &groups).await?;
         let now = now();
         let (allowed, message, why) = match row {
-            None if policy.unknown_user == UnknownUser::Allow => (true, String::new(), "unknown user allowed by policy"),
+            None if policy.unknown_user == UnknownUser::Allow => {
+                (true, String::new(), "unknown user allowed by policy")
+            }
             None => (false, GENERIC_DENY.to_string(), "unknown user"),
-            Some(u) if !u.enabled => (false, "This account is disabled for MFA logins".to_string(), "user disabled"),
-            Some(u) if u.locked_until > now => (false, lock_message(u.locked_until, now), "user locked out"),
+            Some(u) if !u.enabled => (
+                false,
+                "This account is disabled for MFA logins".to_string(),
+                "user disabled",
+            ),
+            Some(u) if u.locked_until > now => {
+                (false, lock_message(u.locked_until, now), "user locked out")
+            }
             Some(_) => (true, String::new(), "account usable"),
         };
         let actor = Actor::Machine(machine_id.to_string());
-        self.audit(&actor, "account.check", Some(user), Some(client_id), if allowed { "ok" } else { "deny" }, why).await;
+        self.audit(
+            &actor,
+            "account.check",
+            Some(user),
+            Some(client_id),
+            if allowed { "ok" } else { "deny" },
+            why,
+        )
+        .await;
         Ok((allowed, message))
     }
 

@@ -34,7 +34,10 @@ impl TestAgent {
         Self::start_with(server, |_| {}).await
     }
 
-    pub async fn start_with(server: &TestServer, tweak: impl FnOnce(&mut AgentSetup)) -> Result<TestAgent> {
+    pub async fn start_with(
+        server: &TestServer,
+        tweak: impl FnOnce(&mut AgentSetup),
+    ) -> Result<TestAgent> {
         let dir = tempfile::tempdir()?;
         let mut setup = AgentSetup {
             servers: vec![server.url()],
@@ -64,12 +67,23 @@ impl TestAgent {
             socket: Some(socket.clone()),
             hostname: Some("test-host".into()),
         };
-        latchkey_agent::join::join(&o).await.map_err(anyhow::Error::msg).context("agent join")?;
-        let running = latchkey_agent::start(RunOptions { config_dir: config_dir.clone(), socket: None })
+        latchkey_agent::join::join(&o)
             .await
             .map_err(anyhow::Error::msg)
-            .context("agent start")?;
-        Ok(TestAgent { running: Some(running), config_dir, socket, _dir: dir })
+            .context("agent join")?;
+        let running = latchkey_agent::start(RunOptions {
+            config_dir: config_dir.clone(),
+            socket: None,
+        })
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("agent start")?;
+        Ok(TestAgent {
+            running: Some(running),
+            config_dir,
+            socket,
+            _dir: dir,
+        })
     }
 
     pub async fn stop(&mut self) {
@@ -84,13 +98,20 @@ impl TestAgent {
         let socket = self.socket.clone();
         let (user, client_id) = (user.to_string(), client_id.to_string());
         let answers: Vec<String> = answers.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || socket_login(&socket, &user, &client_id, &answers)).await?
+        tokio::task::spawn_blocking(move || socket_login(&socket, &user, &client_id, &answers))
+            .await?
     }
 }
 
 /// A complete login conversation as a shell would run it.
-pub fn socket_login(socket: &Path, user: &str, client_id: &str, answers: &[String]) -> Result<Vec<Step>> {
-    let mut s = UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
+pub fn socket_login(
+    socket: &Path,
+    user: &str,
+    client_id: &str,
+    answers: &[String],
+) -> Result<Vec<Step>> {
+    let mut s =
+        UnixStream::connect(socket).with_context(|| format!("connect {}", socket.display()))?;
     let mut answers = answers.iter();
     let mut req = AgentRequest::Begin {
         version: AGENT_PROTOCOL_VERSION,
@@ -104,7 +125,9 @@ pub fn socket_login(socket: &Path, user: &str, client_id: &str, answers: &[Strin
     loop {
         blocking::write(&mut s, &req)?;
         let reply: AgentReply = blocking::read(&mut s)?;
-        let AgentReply::Step(step) = reply else { anyhow::bail!("agent replied {reply:?}") };
+        let AgentReply::Step(step) = reply else {
+            anyhow::bail!("agent replied {reply:?}")
+        };
         steps.push(step.clone());
         req = match step {
             Step::Prompt { .. } => match answers.next() {

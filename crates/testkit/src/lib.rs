@@ -20,6 +20,7 @@ pub use latchkey_server;
 pub mod agent;
 pub mod pam_harness;
 pub mod proxy;
+pub mod scripted_agent;
 
 pub struct TestServer {
     running: Option<RunningServer>,
@@ -64,16 +65,31 @@ impl TestServer {
         let dir = tempfile::tempdir()?;
         let mut cfg = other.cfg.clone();
         cfg.listen = "127.0.0.1:0".parse()?;
-        let running = latchkey_server::start(cfg.clone()).await.context("starting latchkeyd")?;
-        Ok(TestServer { info: running.info.clone(), running: Some(running), cfg, admin_token: other.admin_token.clone(), _dir: dir })
+        let running = latchkey_server::start(cfg.clone())
+            .await
+            .context("starting latchkeyd")?;
+        Ok(TestServer {
+            info: running.info.clone(),
+            running: Some(running),
+            cfg,
+            admin_token: other.admin_token.clone(),
+            _dir: dir,
+        })
     }
 
     /// Login decisions this instance made (from its own /metrics), e.g. `("start", "challenge")`.
     pub async fn login_count(&self, step: &str, result: &str) -> Result<u64> {
-        let (_, body) = self.anonymous()?.request(latchkey_client::Method::GET, "/metrics", None).await?;
+        let (_, body) = self
+            .anonymous()?
+            .request(latchkey_client::Method::GET, "/metrics", None)
+            .await?;
         let text = String::from_utf8_lossy(&body);
         let key = format!("latchkey_logins_total{{step=\"{step}\",result=\"{result}\"}} ");
-        Ok(text.lines().find_map(|l| l.strip_prefix(&key)).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
     }
 
     pub fn url(&self) -> String {
@@ -230,8 +246,21 @@ pub fn current_step(period: u32) -> u64 {
 /// next to the `deps` directory holding the running test executable.
 pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).context("test binary has no parent")?;
+    let dir = exe
+        .parent()
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
+        .context("test binary has no parent")?;
     let path = dir.join(name);
-    anyhow::ensure!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
     Ok(path)
 }

@@ -24,20 +24,17 @@
 #![allow(unsafe_code)]
 
 use anyhow::{Context, Result, bail, ensure};
-use latchkey_proto::agent::{AgentReply, AgentRequest, Step, blocking};
 use libc::{c_int, c_void};
 use std::any::Any;
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::fmt;
-use std::io::Write;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use tempfile::TempDir;
+
+pub use crate::scripted_agent::{AgentAction, ScriptedAgent};
 
 /// `PAM_SILENT`, for the `flags` of the harness calls.
 pub const PAM_SILENT: i32 = 0x8000;
@@ -46,40 +43,37 @@ pub const PAM_SILENT: i32 = 0x8000;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PamCode(pub i32);
 
-impl PamCode {
-    pub const SUCCESS: PamCode = PamCode(0);
-    pub const SERVICE_ERR: PamCode = PamCode(3);
-    pub const SYSTEM_ERR: PamCode = PamCode(4);
-    pub const PERM_DENIED: PamCode = PamCode(6);
-    pub const AUTH_ERR: PamCode = PamCode(7);
-    pub const AUTHINFO_UNAVAIL: PamCode = PamCode(9);
-    pub const USER_UNKNOWN: PamCode = PamCode(10);
-    pub const MAXTRIES: PamCode = PamCode(11);
-    pub const ACCT_EXPIRED: PamCode = PamCode(13);
-    pub const SESSION_ERR: PamCode = PamCode(14);
-    pub const CONV_ERR: PamCode = PamCode(19);
-    pub const IGNORE: PamCode = PamCode(25);
-    pub const ABORT: PamCode = PamCode(26);
+/// Declares the codes as constants and names them for `Debug`.
+macro_rules! pam_codes {
+    ($($name:ident = $v:literal),* $(,)?) => {
+        impl PamCode {
+            $(pub const $name: PamCode = PamCode($v);)*
 
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            0 => "PAM_SUCCESS",
-            3 => "PAM_SERVICE_ERR",
-            4 => "PAM_SYSTEM_ERR",
-            6 => "PAM_PERM_DENIED",
-            7 => "PAM_AUTH_ERR",
-            9 => "PAM_AUTHINFO_UNAVAIL",
-            10 => "PAM_USER_UNKNOWN",
-            11 => "PAM_MAXTRIES",
-            13 => "PAM_ACCT_EXPIRED",
-            14 => "PAM_SESSION_ERR",
-            19 => "PAM_CONV_ERR",
-            25 => "PAM_IGNORE",
-            26 => "PAM_ABORT",
-            _ => "PAM_(other)",
+            pub fn name(self) -> &'static str {
+                match self.0 {
+                    $($v => concat!("PAM_", stringify!($name)),)*
+                    _ => "PAM_(other)",
+                }
+            }
         }
-    }
+    };
 }
+
+pam_codes!(
+    SUCCESS = 0,
+    SERVICE_ERR = 3,
+    SYSTEM_ERR = 4,
+    PERM_DENIED = 6,
+    AUTH_ERR = 7,
+    AUTHINFO_UNAVAIL = 9,
+    USER_UNKNOWN = 10,
+    MAXTRIES = 11,
+    ACCT_EXPIRED = 13,
+    SESSION_ERR = 14,
+    CONV_ERR = 19,
+    IGNORE = 25,
+    ABORT = 26,
+);
 
 impl fmt::Debug for PamCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -484,109 +478,6 @@ pub fn module_path() -> Result<PathBuf> {
                 .collect::<Vec<_>>()
                 .join(" or ")
         ),
-    }
-}
-
-/// What the scripted agent does with one request.
-pub enum AgentAction {
-    Reply(AgentReply),
-    /// Bytes written as they are (garbage, a truncated frame…).
-    Raw(Vec<u8>),
-    /// Close the connection without a reply.
-    Hangup,
-}
-
-impl From<AgentReply> for AgentAction {
-    fn from(r: AgentReply) -> Self {
-        AgentAction::Reply(r)
-    }
-}
-
-impl From<Step> for AgentAction {
-    fn from(s: Step) -> Self {
-        AgentAction::Reply(AgentReply::Step(s))
-    }
-}
-
-type Script = Box<dyn FnMut(&AgentRequest) -> AgentAction + Send>;
-
-/// A stand-in for `latchkey-agent run` on a Unix socket in a temporary directory: a thread
-/// that answers each request with what the script says and records every request. One
-/// connection at a time, like the module uses it.
-pub struct ScriptedAgent {
-    _dir: TempDir,
-    path: PathBuf,
-    requests: Arc<Mutex<Vec<AgentRequest>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ScriptedAgent {
-    pub fn start(
-        script: impl FnMut(&AgentRequest) -> AgentAction + Send + 'static,
-    ) -> Result<ScriptedAgent> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("agent.sock");
-        let listener = UnixListener::bind(&path)?;
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (log, halt) = (requests.clone(), stop.clone());
-        let mut script: Script = Box::new(script);
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if halt.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
-                while let Ok(req) = blocking::read::<_, AgentRequest>(&mut conn) {
-                    let action = script(&req);
-                    log.lock().unwrap_or_else(PoisonError::into_inner).push(req);
-                    let sent = match action {
-                        AgentAction::Reply(r) => blocking::write(&mut conn, &r),
-                        AgentAction::Raw(bytes) => conn.write_all(&bytes),
-                        AgentAction::Hangup => break,
-                    };
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Ok(ScriptedAgent {
-            _dir: dir,
-            path,
-            requests,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    pub fn socket_path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The module option that points at this agent: `socket=/tmp/…/agent.sock`.
-    pub fn socket_arg(&self) -> String {
-        format!("socket={}", self.path.display())
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<AgentRequest> {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl Drop for ScriptedAgent {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so the thread sees `stop`.
-        let _ = UnixStream::connect(&self.path);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -51,10 +51,15 @@ async fn tunnel(mut client: TcpStream, counter: Arc<AtomicUsize>) -> anyhow::Res
     let mut parts = text.split_whitespace();
     anyhow::ensure!(parts.next() == Some("CONNECT"), "not a CONNECT request");
     let target = parts.next().unwrap_or_default().to_string();
-    anyhow::ensure!(target.starts_with("127.0.0.1:") || target.starts_with("localhost:"), "loopback only");
+    anyhow::ensure!(
+        target.starts_with("127.0.0.1:") || target.starts_with("localhost:"),
+        "loopback only"
+    );
     let mut upstream = TcpStream::connect(&target).await?;
     counter.fetch_add(1, Ordering::SeqCst);
-    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await?;
+    client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use latchkey_proto::TokenKind;
 use latchkey_proto::agent::Step;
 use latchkey_testkit::agent::TestAgent;
 use latchkey_testkit::proxy::{Blackhole, ConnectProxy};
-use latchkey_testkit::{TestServer, totp_now, hotp_at};
+use latchkey_testkit::{TestServer, hotp_at, totp_now};
 use std::time::{Duration, Instant};
 
 fn last(steps: &[Step]) -> &Step {
@@ -32,27 +32,65 @@ async fn totp_login_through_the_agent() {
     let (_, uri) = srv.add_token("alice", TokenKind::Totp).await.unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
 
-    let steps = agent.login("alice", "login", &[&totp_now(&uri)]).await.unwrap();
-    assert_eq!(steps[0], Step::Prompt { label: "One-time code for alice:".into(), echo: false });
+    let steps = agent
+        .login("alice", "login", &[&totp_now(&uri)])
+        .await
+        .unwrap();
+    assert_eq!(
+        steps[0],
+        Step::Prompt {
+            label: "One-time code for alice:".into(),
+            echo: false
+        }
+    );
     assert_success(&steps);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_codes_then_lockout_with_clear_words() {
     let srv = TestServer::start().await.unwrap();
-    srv.set_policy("login", &[("lockout_threshold", "3"), ("max_attempts", "5")]).await.unwrap();
+    srv.set_policy(
+        "login",
+        &[("lockout_threshold", "3"), ("max_attempts", "5")],
+    )
+    .await
+    .unwrap();
     srv.add_user("bob", &[]).await.unwrap();
     let (_, uri) = srv.add_token("bob", TokenKind::Hotp).await.unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
     let wrong = hotp_at(&uri, 500);
 
-    let steps = agent.login("bob", "login", &[&wrong, &wrong, &wrong]).await.unwrap();
-    assert_eq!(steps[1], Step::Info { text: "Code rejected, 4 attempts left".into() }, "{steps:?}");
-    assert_eq!(steps[3], Step::Info { text: "Code rejected, 3 attempts left".into() }, "{steps:?}");
-    assert_eq!(failure_reason(&steps), "Too many failures: try again in 60 s");
+    let steps = agent
+        .login("bob", "login", &[&wrong, &wrong, &wrong])
+        .await
+        .unwrap();
+    assert_eq!(
+        steps[1],
+        Step::Info {
+            text: "Code rejected, 4 attempts left".into()
+        },
+        "{steps:?}"
+    );
+    assert_eq!(
+        steps[3],
+        Step::Info {
+            text: "Code rejected, 3 attempts left".into()
+        },
+        "{steps:?}"
+    );
+    assert_eq!(
+        failure_reason(&steps),
+        "Too many failures: try again in 60 s"
+    );
     // Locked: the next login fails at once with the same words.
-    let steps = agent.login("bob", "login", &[&hotp_at(&uri, 0)]).await.unwrap();
-    assert!(failure_reason(&steps).starts_with("Too many failures: try again in"), "{steps:?}");
+    let steps = agent
+        .login("bob", "login", &[&hotp_at(&uri, 0)])
+        .await
+        .unwrap();
+    assert!(
+        failure_reason(&steps).starts_with("Too many failures: try again in"),
+        "{steps:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +101,10 @@ async fn server_down_is_a_refusal_never_a_pass() {
     let agent = TestAgent::start(&srv).await.unwrap();
     srv.stop().await;
     let steps = agent.login("carol", "login", &["123456"]).await.unwrap();
-    assert_eq!(failure_reason(&steps), "MFA server unreachable; no offline login prepared on this machine");
+    assert_eq!(
+        failure_reason(&steps),
+        "MFA server unreachable; no offline login prepared on this machine"
+    );
 }
 
 /// Three instances over one store; `stopped` of them is down.
@@ -88,13 +129,29 @@ async fn ordered_selection_fails_over_in_order() {
     a.add_user("dan", &[]).await.unwrap();
     let (_, uri) = a.add_token("dan", TokenKind::Hotp).await.unwrap();
     let urls = vec![a.url(), b.url(), c.url()];
-    let agent = TestAgent::start_with(&a, |s| s.servers = urls).await.unwrap();
-    assert_success(&agent.login("dan", "login", &[&hotp_at(&uri, 0)]).await.unwrap());
+    let agent = TestAgent::start_with(&a, |s| s.servers = urls)
+        .await
+        .unwrap();
+    assert_success(
+        &agent
+            .login("dan", "login", &[&hotp_at(&uri, 0)])
+            .await
+            .unwrap(),
+    );
     a.stop().await;
     for i in 1..4 {
-        assert_success(&agent.login("dan", "login", &[&hotp_at(&uri, i)]).await.unwrap());
+        assert_success(
+            &agent
+                .login("dan", "login", &[&hotp_at(&uri, i)])
+                .await
+                .unwrap(),
+        );
     }
-    assert_eq!(challenges([&b, &b, &c]).await, [3, 3, 0], "all failover logins went to the second server");
+    assert_eq!(
+        challenges([&b, &b, &c]).await,
+        [3, 3, 0],
+        "all failover logins went to the second server"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,15 +168,24 @@ async fn balanced_selection_spreads_over_the_live_servers() {
     .unwrap();
     c.stop().await;
     for i in 0..12 {
-        assert_success(&agent.login("erin", "login", &[&hotp_at(&uri, i)]).await.unwrap());
+        assert_success(
+            &agent
+                .login("erin", "login", &[&hotp_at(&uri, i)])
+                .await
+                .unwrap(),
+        );
     }
     // Count every login request (start and code) each live server answered.
     let mut counts = [0u64; 2];
     for (i, s) in [&a, &b].iter().enumerate() {
-        counts[i] = s.login_count("start", "challenge").await.unwrap() + s.login_count("otp", "success").await.unwrap();
+        counts[i] = s.login_count("start", "challenge").await.unwrap()
+            + s.login_count("otp", "success").await.unwrap();
     }
     assert_eq!(counts[0] + counts[1], 24);
-    assert!(counts[0] >= 6 && counts[1] >= 6, "both live servers get requests: {counts:?}");
+    assert!(
+        counts[0] >= 6 && counts[1] >= 6,
+        "both live servers get requests: {counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +218,10 @@ async fn consistent_selection_keeps_a_user_on_one_server() {
     }
     per_user.sort();
     per_user.dedup();
-    assert!(per_user.len() >= 2, "users spread over servers: {per_user:?}");
+    assert!(
+        per_user.len() >= 2,
+        "users spread over servers: {per_user:?}"
+    );
     let _ = (&b, &c);
 }
 
@@ -170,19 +239,40 @@ async fn circuit_breaker_skips_a_hung_server_on_the_next_login() {
     .await
     .unwrap();
     let t0 = Instant::now();
-    assert_success(&agent.login("fay", "login", &[&hotp_at(&uri, 0)]).await.unwrap());
+    assert_success(
+        &agent
+            .login("fay", "login", &[&hotp_at(&uri, 0)])
+            .await
+            .unwrap(),
+    );
     let first = t0.elapsed();
     let t1 = Instant::now();
-    assert_success(&agent.login("fay", "login", &[&hotp_at(&uri, 1)]).await.unwrap());
+    assert_success(
+        &agent
+            .login("fay", "login", &[&hotp_at(&uri, 1)])
+            .await
+            .unwrap(),
+    );
     let second = t1.elapsed();
-    assert!(first >= Duration::from_millis(900), "the first login waited on the hung server: {first:?}");
-    assert!(second < Duration::from_millis(500), "the second login skipped it: {second:?}");
+    assert!(
+        first >= Duration::from_millis(900),
+        "the first login waited on the hung server: {first:?}"
+    );
+    assert!(
+        second < Duration::from_millis(500),
+        "the second login skipped it: {second:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_pin_is_refused_at_join() {
     let srv = TestServer::start().await.unwrap();
-    let err = TestAgent::start_with(&srv, |s| s.pin = Some(format!("sha256:{}", "ab".repeat(32)))).await.err().expect("join must fail");
+    let err = TestAgent::start_with(&srv, |s| {
+        s.pin = Some(format!("sha256:{}", "ab".repeat(32)))
+    })
+    .await
+    .err()
+    .expect("join must fail");
     let text = format!("{err:#}");
     assert!(text.contains("pin"), "{text}");
 }
@@ -194,9 +284,16 @@ async fn proxy_path_goes_through_connect() {
     let (_, uri) = srv.add_token("gus", TokenKind::Totp).await.unwrap();
     let proxy = ConnectProxy::start().await.unwrap();
     let purl = proxy.url.clone();
-    let agent = TestAgent::start_with(&srv, |s| s.proxy = Some(purl)).await.unwrap();
+    let agent = TestAgent::start_with(&srv, |s| s.proxy = Some(purl))
+        .await
+        .unwrap();
     let before = proxy.tunnels();
-    assert_success(&agent.login("gus", "login", &[&totp_now(&uri)]).await.unwrap());
+    assert_success(
+        &agent
+            .login("gus", "login", &[&totp_now(&uri)])
+            .await
+            .unwrap(),
+    );
     assert!(proxy.tunnels() > before, "the login went through the proxy");
 }
 
@@ -211,13 +308,27 @@ async fn client_certificate_agent_works_and_its_absence_is_refused() {
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
     let (c2, k2) = (cert.clone(), key.clone());
-    let agent = TestAgent::start_with(&srv, |s| s.client_cert = Some((c2, k2))).await.unwrap();
-    assert!(!agent.config_dir.join("machine.key").exists(), "the certificate is the only credential");
-    assert_success(&agent.login("hal", "login", &[&hotp_at(&uri, 0)]).await.unwrap());
+    let agent = TestAgent::start_with(&srv, |s| s.client_cert = Some((c2, k2)))
+        .await
+        .unwrap();
+    assert!(
+        !agent.config_dir.join("machine.key").exists(),
+        "the certificate is the only credential"
+    );
+    assert_success(
+        &agent
+            .login("hal", "login", &[&hotp_at(&uri, 0)])
+            .await
+            .unwrap(),
+    );
 
     // The same agent configuration without the certificate: the server refuses the machine.
     let mut cfg = std::fs::read_to_string(agent.config_dir.join("agent.toml")).unwrap();
-    cfg = cfg.lines().filter(|l| !l.starts_with("client_cert") && !l.starts_with("client_key")).collect::<Vec<_>>().join("\n");
+    cfg = cfg
+        .lines()
+        .filter(|l| !l.starts_with("client_cert") && !l.starts_with("client_key"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let dir2 = tempfile::tempdir().unwrap();
     std::fs::write(dir2.path().join("agent.toml"), cfg).unwrap();
     std::fs::write(dir2.path().join("machine.key"), "lkm_notmine\n").unwrap();
@@ -227,8 +338,17 @@ async fn client_certificate_agent_works_and_its_absence_is_refused() {
     })
     .await
     .unwrap();
-    let steps = latchkey_testkit::agent::socket_login(&dir2.path().join("a.sock"), "hal", "login", &["1".into()]).unwrap();
-    assert_eq!(failure_reason(&steps), "Login refused: this machine is not accepted by the MFA server");
+    let steps = latchkey_testkit::agent::socket_login(
+        &dir2.path().join("a.sock"),
+        "hal",
+        "login",
+        &["1".into()],
+    )
+    .unwrap();
+    assert_eq!(
+        failure_reason(&steps),
+        "Login refused: this machine is not accepted by the MFA server"
+    );
     other.stop().await;
 }
 
@@ -262,4 +382,120 @@ async fn a_non_root_caller_cannot_authenticate_another_user() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not allowed"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_failures_are_one_line_and_write_nothing() {
+    let srv = TestServer::start().await.unwrap();
+    let bin = latchkey_testkit::workspace_bin("latchkey-agent").unwrap();
+    let good_token = srv.join_token().await.unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--server".into(),
+                srv.url(),
+                "--join-token".into(),
+                "lkj_bogus".into(),
+                "--pin".into(),
+                srv.info.tls_fingerprint.clone(),
+            ],
+            "join token",
+        ),
+        (
+            vec![
+                "--server".into(),
+                "https://127.0.0.1:1".into(),
+                "--join-token".into(),
+                good_token.clone(),
+                "--pin".into(),
+                srv.info.tls_fingerprint.clone(),
+            ],
+            "no server answered",
+        ),
+        (
+            vec![
+                "--server".into(),
+                srv.url(),
+                "--join-token".into(),
+                good_token.clone(),
+                "--pin".into(),
+                format!("sha256:{}", "0".repeat(64)),
+            ],
+            "pin",
+        ),
+        (
+            vec![
+                "--server".into(),
+                srv.url(),
+                "--join-token".into(),
+                good_token.clone(),
+            ],
+            "no way to trust",
+        ),
+    ];
+    for (args, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        let bin = bin.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(bin)
+                .arg("--config-dir")
+                .arg(&etc)
+                .arg("join")
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("latchkey-agent: ") && err.contains(needle),
+            "{err} lacks {needle}"
+        );
+        let etc = dir.path().join("etc");
+        let leftovers: Vec<_> = std::fs::read_dir(&etc)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "nothing half-written: {leftovers:?}");
+    }
+    // The token was not spent by the failed attempts: a correct join still works.
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    let args = vec![
+        "--server".to_string(),
+        srv.url(),
+        "--join-token".into(),
+        good_token,
+        "--pin".into(),
+        srv.info.tls_fingerprint.clone(),
+        "--state-dir".into(),
+        dir.path().join("state").display().to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .arg("--config-dir")
+            .arg(&etc)
+            .arg("join")
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["agent.toml", "machine.key"] {
+        let mode = std::fs::metadata(dir.path().join("etc").join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
 }

@@ -296,3 +296,14 @@ fn module_exports_exactly_the_pam_sm_functions() {
         ]
     );
 }
+
+#[test]
+fn a_panicking_responder_fails_the_test_not_libpam() {
+    let agent = totp_agent();
+    let (_conf, mut pam) = login(&agent, "login", &[]);
+    pam.respond_with(|_| panic!("responder blew up"));
+    // The harness is Send: e2e tests can drive it from spawn_blocking.
+    let outcome = std::thread::spawn(move || pam.authenticate(0)).join();
+    let panic = outcome.expect_err("the responder's panic reaches the caller");
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"responder blew up"));
+}

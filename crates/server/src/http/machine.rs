@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::keys::{generate_api_key, hash_api_key};
-use latchkey_proto::login::{AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use latchkey_proto::login::{
+    AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
+};
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use std::time::Instant;
 

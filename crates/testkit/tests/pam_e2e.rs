@@ -1,0 +1,187 @@
+//! The whole chain a Linux login uses: the real libpam loads the real pam_latchkey.so, which
+//! talks to a real agent, which asks a real latchkeyd over TLS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey_proto::TokenKind;
+use latchkey_testkit::agent::TestAgent;
+use latchkey_testkit::pam_harness::{MsgStyle, PamCode, PamConfDir, PamHarness};
+use latchkey_testkit::{TestServer, hotp_at, totp_now};
+
+fn conf(agent: &TestAgent, service: &str) -> PamConfDir {
+    PamConfDir::latchkey(service, &[&format!("socket={}", agent.socket.display())]).unwrap()
+}
+
+/// libpam calls block; run them off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sudo_with_totp_through_pam_agent_and_server() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let (_, uri) = srv.add_token("alice", TokenKind::Totp).await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    let conf = conf(&agent, "sudo");
+    let (code, prompts) = blocking(move || {
+        let mut pam = PamHarness::new("sudo", "alice", conf.path()).unwrap();
+        pam.set_rhost("10.1.2.3").unwrap();
+        pam.respond_with(move |_| Some(totp_now(&uri)));
+        let code = pam.authenticate(0);
+        let acct = pam.acct_mgmt(0);
+        assert_eq!(acct, PamCode::SUCCESS);
+        (code, pam.prompts())
+    })
+    .await;
+    assert_eq!(code, PamCode::SUCCESS);
+    assert_eq!(prompts, vec!["One-time code for alice:".to_string()]);
+    // The server saw the elevation context (sudo → elevation) and the remote host.
+    let audit: Vec<latchkey_proto::admin::AuditEntry> = srv
+        .admin()
+        .unwrap()
+        .get("/v1/admin/audit?user=alice")
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|a| a.action == "login.start"
+            && a.client_id.as_deref() == Some("elevation")
+            && a.detail.contains("10.1.2.3")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_show_the_agent_words_then_lock_the_account() {
+    let srv = TestServer::start().await.unwrap();
+    srv.set_policy(
+        "login",
+        &[("lockout_threshold", "3"), ("max_attempts", "3")],
+    )
+    .await
+    .unwrap();
+    srv.add_user("bob", &[]).await.unwrap();
+    let (_, uri) = srv.add_token("bob", TokenKind::Hotp).await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    let conf = conf(&agent, "login");
+    let wrong = hotp_at(&uri, 900);
+    let right = hotp_at(&uri, 0);
+    let (first, infos, errors, second, acct, acct_errors) = blocking(move || {
+        let mut pam = PamHarness::new("login", "bob", conf.path()).unwrap();
+        pam.answer(wrong.clone())
+            .answer(wrong.clone())
+            .answer(wrong);
+        let first = pam.authenticate(0);
+        let infos = pam.texts(MsgStyle::TextInfo);
+        let errors = pam.texts(MsgStyle::ErrorMsg);
+        pam.end();
+        let mut pam = PamHarness::new("login", "bob", conf.path()).unwrap();
+        pam.answer(right);
+        let second = pam.authenticate(0);
+        pam.take_messages();
+        let acct = pam.acct_mgmt(0);
+        let acct_errors = pam.texts(MsgStyle::ErrorMsg);
+        (first, infos, errors, second, acct, acct_errors)
+    })
+    .await;
+    assert_eq!(first, PamCode::AUTH_ERR);
+    assert_eq!(
+        infos,
+        vec![
+            "Code rejected, 2 attempts left".to_string(),
+            "Code rejected, 1 attempt left".to_string()
+        ]
+    );
+    assert_eq!(
+        errors,
+        vec!["Too many failures: try again in 60 s".to_string()]
+    );
+    assert_eq!(
+        second,
+        PamCode::AUTH_ERR,
+        "locked: even the right code is refused"
+    );
+    assert_eq!(
+        acct,
+        PamCode::PERM_DENIED,
+        "account management refuses a locked account"
+    );
+    assert!(
+        acct_errors
+            .iter()
+            .any(|e| e.starts_with("Too many failures")),
+        "{acct_errors:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_down_is_auth_err_with_a_message() {
+    let srv = TestServer::start().await.unwrap();
+    let mut agent = TestAgent::start(&srv).await.unwrap();
+    let conf = conf(&agent, "login");
+    agent.stop().await;
+    let (code, errors) = blocking(move || {
+        let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
+        pam.answer("123456");
+        (pam.authenticate(0), pam.texts(MsgStyle::ErrorMsg))
+    })
+    .await;
+    assert_eq!(code, PamCode::AUTH_ERR);
+    assert_eq!(
+        errors,
+        vec!["MFA agent unavailable: login refused".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_is_auth_err_never_password_only() {
+    let mut srv = TestServer::start().await.unwrap();
+    srv.add_user("carol", &[]).await.unwrap();
+    srv.add_token("carol", TokenKind::Totp).await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    srv.stop().await;
+    let conf = conf(&agent, "sshd");
+    let (code, errors) = blocking(move || {
+        let mut pam = PamHarness::new("sshd", "carol", conf.path()).unwrap();
+        (pam.authenticate(0), pam.texts(MsgStyle::ErrorMsg))
+    })
+    .await;
+    assert_eq!(code, PamCode::AUTH_ERR);
+    assert_eq!(
+        errors,
+        vec!["MFA server unreachable; no offline login prepared on this machine".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_and_close_session_reach_the_agent() {
+    let srv = TestServer::start().await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    let conf = conf(&agent, "login");
+    let socket = agent.socket.clone();
+    let (opened, during, closed, after) = blocking(move || {
+        let mut pam = PamHarness::new("login", "dora", conf.path()).unwrap();
+        pam.putenv("XDG_SESSION_ID", "c42").unwrap();
+        let opened = pam.open_session(0);
+        let during = latchkey_agent::shell::status(&socket)
+            .unwrap()
+            .open_sessions;
+        let closed = pam.close_session(0);
+        let after = latchkey_agent::shell::status(&socket)
+            .unwrap()
+            .open_sessions;
+        (opened, during, closed, after)
+    })
+    .await;
+    assert_eq!((opened, closed), (PamCode::SUCCESS, PamCode::SUCCESS));
+    assert_eq!(during.len(), 1, "{during:?}");
+    assert_eq!(
+        (
+            during[0].user.as_str(),
+            during[0].service.as_str(),
+            during[0].session_id.as_deref()
+        ),
+        ("dora", "login", Some("c42"))
+    );
+    assert!(after.is_empty(), "{after:?}");
+}
