@@ -3,8 +3,11 @@
 //! `Success` only after a server said so.
 
 use crate::upstream::{Outcome, Upstream};
+use latchkey_proto::Method;
 use latchkey_proto::agent::Step;
+use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
+use std::time::{Duration, Instant};
 
 pub const UNREACHABLE: &str = "MFA server unreachable; no offline login prepared on this machine";
 
@@ -16,11 +19,18 @@ enum State {
     AwaitCode {
         tx: String,
         label: String,
+        push: bool,
     },
     /// An Info step is out; the prompt follows on Continue.
     InfoThenPrompt {
         tx: String,
         label: String,
+        push: bool,
+    },
+    /// A push is out; on Continue the engine waits for its outcome until `until`.
+    AwaitPush {
+        tx: String,
+        until: Instant,
     },
     Done,
 }
@@ -102,10 +112,17 @@ impl Login {
                 self.finish(Step::Success { message })
             }
             Outcome::Answer(LoginStartResult::Deny { reason }) => self.finish(fail(reason)),
-            Outcome::Answer(LoginStartResult::Challenge { tx, message, .. }) => {
+            Outcome::Answer(LoginStartResult::Challenge {
+                tx,
+                message,
+                methods,
+                ..
+            }) => {
+                let push = methods.contains(&Method::Push);
                 self.state = State::AwaitCode {
                     tx,
                     label: message.clone(),
+                    push,
                 };
                 Step::Prompt {
                     label: message,
@@ -118,32 +135,85 @@ impl Login {
     }
 
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
-        let State::AwaitCode { tx, label } = self.state.clone() else {
+        let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
         };
+        if text.trim().is_empty() {
+            if push {
+                return self.send_push(up, tx).await;
+            }
+            self.state = State::InfoThenPrompt { tx, label, push };
+            return Step::Info {
+                text: "No code typed.".into(),
+            };
+        }
         match up.login_otp(&tx, &self.user, text).await {
             Outcome::Answer(LoginStepResult::Success { message }) => {
                 self.finish(Step::Success { message })
             }
             Outcome::Answer(LoginStepResult::Deny { reason }) => self.finish(fail(reason)),
             Outcome::Answer(LoginStepResult::Retry { message, .. }) => {
-                self.state = State::InfoThenPrompt { tx, label };
+                self.state = State::InfoThenPrompt { tx, label, push };
                 Step::Info { text: message }
             }
+            Outcome::Answer(LoginStepResult::Pending { .. }) => self.finish(fail(
+                "Login refused: protocol error (pending answer to a code)",
+            )),
             Outcome::Unreachable(why) => self.unreachable(&why),
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }
 
-    pub fn on_continue(&mut self) -> Step {
+    async fn send_push(&mut self, up: &Upstream, tx: String) -> Step {
+        match up.push_start(&tx, &self.user).await {
+            Outcome::Answer(PushStartResult::Started(p)) => {
+                // A little past the push's own expiry: the server answers "expired" itself.
+                let until = Instant::now() + Duration::from_secs(p.expires_in + 5);
+                self.state = State::AwaitPush { tx, until };
+                Step::Wait { text: p.message }
+            }
+            Outcome::Answer(PushStartResult::Step(LoginStepResult::Deny { reason })) => {
+                self.finish(fail(reason))
+            }
+            Outcome::Answer(PushStartResult::Step(other)) => self.finish(fail(format!(
+                "Login refused: unexpected answer to a push ({other:?})"
+            ))),
+            Outcome::Unreachable(why) => self.unreachable(&why),
+            Outcome::Refused { code, message } => self.refused(&code, &message),
+        }
+    }
+
+    async fn wait_push(&mut self, up: &Upstream, tx: String, until: Instant) -> Step {
+        while Instant::now() < until {
+            match up.push_wait(&tx, &self.user).await {
+                Outcome::Answer(LoginStepResult::Pending { .. }) => continue,
+                Outcome::Answer(LoginStepResult::Success { message }) => {
+                    return self.finish(Step::Success { message });
+                }
+                Outcome::Answer(LoginStepResult::Deny { reason }) => {
+                    return self.finish(fail(reason));
+                }
+                Outcome::Answer(LoginStepResult::Retry { message, .. }) => {
+                    return self.finish(fail(message));
+                }
+                Outcome::Unreachable(why) => return self.unreachable(&why),
+                Outcome::Refused { code, message } => return self.refused(&code, &message),
+            }
+        }
+        self.finish(fail("Push expired: nobody answered in time"))
+    }
+
+    pub async fn on_continue(&mut self, up: &Upstream) -> Step {
         match self.state.clone() {
-            State::InfoThenPrompt { tx, label } => {
+            State::InfoThenPrompt { tx, label, push } => {
                 self.state = State::AwaitCode {
                     tx,
                     label: label.clone(),
+                    push,
                 };
                 Step::Prompt { label, echo: false }
             }
+            State::AwaitPush { tx, until } => self.wait_push(up, tx, until).await,
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

@@ -189,7 +189,7 @@ async fn handle(
             },
         },
         AgentRequest::Continue => match login.as_mut() {
-            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue()),
+            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue(&agent.upstream).await),
             _ => AgentReply::Error {
                 message: "no login to continue".into(),
             },

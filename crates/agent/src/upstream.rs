@@ -26,6 +26,8 @@ pub enum Outcome<T> {
 
 pub struct Upstream {
     servers: ServerList,
+    /// Seconds the server may hold a push long poll: below the request timeout.
+    push_poll_secs: u64,
 }
 
 impl Upstream {
@@ -56,13 +58,20 @@ impl Upstream {
                 cc.with_credential(Credential::Bearer(key.trim().to_string()))
             }
         };
+        let push_poll_secs = parse_duration("timeout", &cfg.timeout)?
+            .as_secs()
+            .saturating_sub(2)
+            .clamp(1, 25);
         let selection = cfg
             .selection
             .parse()
             .map_err(|e| format!("selection: {e}"))?;
         let servers = ServerList::new(&cfg.servers, selection, BreakerConfig::default(), cc)
             .map_err(|e| e.to_string())?;
-        Ok(Upstream { servers })
+        Ok(Upstream {
+            servers,
+            push_poll_secs,
+        })
     }
 
     async fn call<B: serde::Serialize, T: DeserializeOwned>(
@@ -111,6 +120,28 @@ impl Upstream {
             user,
         )
         .await
+    }
+
+    pub async fn push_start(
+        &self,
+        tx: &str,
+        user: &str,
+    ) -> Outcome<latchkey_proto::app::PushStartResult> {
+        let path = format!(
+            "/v1/login/{}/push",
+            latchkey_client::encode_path_segment(tx)
+        );
+        self.call(&path, &serde_json::json!({}), user).await
+    }
+
+    /// Long-polls the push outcome (the server holds the request a little less than our timeout).
+    pub async fn push_wait(&self, tx: &str, user: &str) -> Outcome<LoginStepResult> {
+        let path = format!(
+            "/v1/login/{}/push/wait?wait={}",
+            latchkey_client::encode_path_segment(tx),
+            self.push_poll_secs
+        );
+        self.call(&path, &serde_json::json!({}), user).await
     }
 
     pub async fn account_check(&self, user: &str, client_id: &str) -> Outcome<AccountStatus> {

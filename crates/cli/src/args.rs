@@ -124,7 +124,15 @@ pub enum TokenCmd {
         #[command(flatten)]
         otp: OtpOpts,
     },
-    /// List a user's tokens.
+    /// Create a one-time link that registers the latchkey token app (push approvals,
+    /// offline logins, TOTP) for a user; prints it with its QR code.
+    AddApp {
+        user: String,
+        /// How long the link stays valid (e.g. 15m, 1h).
+        #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
+        expires: Duration,
+    },
+    /// List a user's tokens (OATH tokens and token apps).
     List { user: String },
     /// Delete a token by id.
     Remove { id: String },

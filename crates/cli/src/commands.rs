@@ -193,6 +193,22 @@ impl Ctx<'_> {
             TokenCmd::AddHotp { user, otp } => {
                 self.enrol(user, TokenKind::Hotp, otp, None).await?;
             }
+            TokenCmd::AddApp { user, expires } => {
+                let path = format!("{}/apps", user_path(user));
+                let req = latchkey_proto::app::AppLinkCreate {
+                    expires_in: Some(expires.as_secs().max(1)),
+                };
+                let base = self.client.base_url().trim_end_matches('/').to_string();
+                self.show(Method::POST, &path, body(&req)?, |l: &latchkey_proto::app::AppLinkCreated| {
+                    let link = format!("{base}/app/register?code={}&pin={}", l.code, l.tls_fingerprint);
+                    Ok(format!(
+                        "Registration link for {user} (one use, until {}):\n\n{}\n\n{link}\n\nOn the device: latchkey-token register '{link}'\n",
+                        output::time(l.expires_at),
+                        qr::render_terminal(&link)?,
+                    ))
+                })
+                .await?;
+            }
             TokenCmd::List { user } => {
                 let path = format!("{}/tokens", user_path(user));
                 self.show(Method::GET, &path, None, |t: &Vec<TokenInfo>| {

@@ -45,7 +45,12 @@ impl OtpAuthUri {
     pub fn to_uri(&self) -> String {
         let mut uri = format!(
             "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}",
-            self.kind,
+            // An app's seed is a TOTP seed.
+            if self.kind == TokenKind::Hotp {
+                "hotp"
+            } else {
+                "totp"
+            },
             enc(&self.issuer),
             enc(&self.account),
             base32_encode(&self.secret),
@@ -54,8 +59,8 @@ impl OtpAuthUri {
             self.digits
         );
         match self.kind {
-            TokenKind::Totp => uri.push_str(&format!("&period={}", self.period)),
             TokenKind::Hotp => uri.push_str(&format!("&counter={}", self.counter)),
+            TokenKind::Totp | TokenKind::App => uri.push_str(&format!("&period={}", self.period)),
         }
         uri
     }

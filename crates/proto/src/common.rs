@@ -57,6 +57,8 @@ impl FromStr for OtpAlgorithm {
 pub enum TokenKind {
     Totp,
     Hotp,
+    /// A registered token app (push approvals, offline keys).
+    App,
 }
 
 impl TokenKind {
@@ -64,6 +66,7 @@ impl TokenKind {
         match self {
             TokenKind::Totp => "totp",
             TokenKind::Hotp => "hotp",
+            TokenKind::App => "app",
         }
     }
 }
@@ -80,6 +83,7 @@ impl FromStr for TokenKind {
         match s {
             "totp" => Ok(TokenKind::Totp),
             "hotp" => Ok(TokenKind::Hotp),
+            "app" => Ok(TokenKind::App),
             _ => Err(format!("unknown token kind {s:?}")),
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod app;
 pub mod common;
 pub mod login;
 pub mod machine;

@@ -45,9 +45,20 @@ pub struct LoginOtp {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum LoginStepResult {
-    Success { message: String },
-    Retry { attempts_left: u32, message: String },
-    Deny { reason: String },
+    Success {
+        message: String,
+    },
+    Retry {
+        attempts_left: u32,
+        message: String,
+    },
+    Deny {
+        reason: String,
+    },
+    /// A push is still waiting for the person (answer to `push/wait`): ask again.
+    Pending {
+        message: String,
+    },
 }
 
 /// `POST /v1/account/check`: may this user log in now (PAM account management)?

@@ -97,7 +97,12 @@ impl OtpCheck {
 }
 
 impl State {
-    async fn policy_for(&self, client_id: &str, user: &str, groups: &[String]) -> Result<Policy> {
+    pub(crate) async fn policy_for(
+        &self,
+        client_id: &str,
+        user: &str,
+        groups: &[String],
+    ) -> Result<Policy> {
         let own = self
             .store
             .policy_get(client_id)
@@ -183,9 +188,17 @@ impl State {
             });
         }
         let tokens = self.store.token_count_of(&user.name).await?;
+        let apps = if policy.methods.contains(&Method::Push) {
+            self.store.app_count_of(&user.name).await?
+        } else {
+            0
+        };
         let mut methods = Vec::new();
         if tokens > 0 && policy.methods.contains(&Method::Otp) {
             methods.push(Method::Otp);
+        }
+        if apps > 0 {
+            methods.push(Method::Push);
         }
         if methods.is_empty() {
             audit(
@@ -220,8 +233,8 @@ impl State {
         .await;
         Ok(LoginStartResult::Challenge {
             tx: tx_id,
+            message: challenge_message(&user.name, &methods),
             methods,
-            message: format!("One-time code for {}:", user.name),
             expires_in: policy.tx_ttl,
         })
     }
@@ -491,7 +504,7 @@ impl State {
 
     /// A success ends the run of failures. Skipped when there is none: a write per login
     /// would serialize every login on the database's write lock.
-    async fn clear_failures(&self, user: &UserRow) -> Result<()> {
+    pub(crate) async fn clear_failures(&self, user: &UserRow) -> Result<()> {
         if user.failures != 0 || user.locked_until != 0 {
             self.store.user_reset_failures(&user.name).await?;
         }
@@ -529,7 +542,8 @@ impl State {
                 period: t.period,
             };
             let matched = match t.kind {
-                TokenKind::Totp => {
+                // Tokens stored here are OATH tokens; an app's seed is stored as TOTP.
+                TokenKind::Totp | TokenKind::App => {
                     // Search without the replay floor so a replay can be told apart.
                     verify_totp(
                         &secret,
@@ -614,6 +628,18 @@ impl State {
         )
         .await;
         Ok(Some(ok))
+    }
+}
+
+/// The prompt the login screen shows for a challenge.
+fn challenge_message(user: &str, methods: &[Method]) -> String {
+    match (
+        methods.contains(&Method::Otp),
+        methods.contains(&Method::Push),
+    ) {
+        (true, true) => format!("Press Enter to send a push, or type a one-time code for {user}:"),
+        (false, true) => format!("Press Enter to send a push to {user}'s latchkey app:"),
+        _ => format!("One-time code for {user}:"),
     }
 }
 

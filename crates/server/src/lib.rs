@@ -10,6 +10,7 @@ pub mod engine;
 mod http;
 mod metrics;
 pub mod policy;
+mod push;
 mod ratelimit;
 mod state;
 pub mod store;
@@ -123,6 +124,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         metrics: Default::default(),
         auditor,
         shutting_down: AtomicBool::new(false),
+        hub: Default::default(),
         touched: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);

@@ -21,6 +21,7 @@ pub struct State {
     pub limiter: RateLimiter,
     pub auditor: Auditor,
     pub shutting_down: AtomicBool,
+    pub hub: crate::push::Hub,
     /// When each machine's `last_seen_at` was last written (at most once a minute).
     pub touched: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
@@ -39,6 +40,7 @@ pub fn now() -> i64 {
 pub enum Actor {
     Admin,
     Machine(String),
+    App(String),
     Anonymous,
 }
 
@@ -47,6 +49,7 @@ impl Actor {
         match self {
             Actor::Admin => "admin".into(),
             Actor::Machine(id) => format!("machine:{id}"),
+            Actor::App(id) => format!("app:{id}"),
             Actor::Anonymous => "anonymous".into(),
         }
     }

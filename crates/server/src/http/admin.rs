@@ -200,6 +200,35 @@ pub async fn token_add(
         .user_get(&name)
         .await?
         .ok_or_else(|| no_user(&name))?;
+    let (row, uri) = enroll_otp(&st, &user.name, &req).await?;
+    st.audit(
+        &Actor::Admin,
+        "token.add",
+        Some(&user.name),
+        None,
+        "ok",
+        format!(
+            "{} token {} ({}, {} digits)",
+            row.kind, row.id, row.algorithm, row.digits
+        ),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenEnrolled {
+            token: token_view(&row),
+            otpauth_uri: uri,
+        }),
+    ))
+}
+
+/// Creates an OATH token for `user` (generated or imported seed, sealed at rest) and returns
+/// it with its otpauth URI — the only time the seed leaves the server.
+pub(super) async fn enroll_otp(
+    st: &Shared,
+    user: &str,
+    req: &OtpTokenCreate,
+) -> Result<(NewToken, String), ApiErr> {
     let algorithm = req.algorithm.unwrap_or_default();
     let digits = req.digits.unwrap_or(6);
     if !latchkey_crypto::otp::DIGITS_RANGE.contains(&digits) {
@@ -208,13 +237,18 @@ pub async fn token_add(
     let period = match req.kind {
         TokenKind::Totp => req.period.unwrap_or(30),
         TokenKind::Hotp => 30,
+        TokenKind::App => {
+            return Err(ApiErr::bad_request(
+                "token apps register themselves: create a link with `latchkey token add-app USER`",
+            ));
+        }
     };
     if !(10..=300).contains(&period) {
         return Err(ApiErr::bad_request(
             "period must be between 10 and 300 seconds",
         ));
     }
-    let label = req.label.unwrap_or_default();
+    let label = req.label.clone().unwrap_or_default();
     validate_text("label", &label, 64)?;
     // RFC 6238 §B key sizes: the hash's output length.
     let key_len = match algorithm {
@@ -249,7 +283,7 @@ pub async fn token_add(
     let sealed = st.master.seal(&secret, id.as_bytes()).map_err(internal)?;
     let row = NewToken {
         id,
-        user_name: user.name.clone(),
+        user_name: user.to_string(),
         kind: req.kind,
         algorithm,
         digits,
@@ -264,7 +298,7 @@ pub async fn token_add(
     let uri = OtpAuthUri {
         kind: req.kind,
         issuer: st.cfg.issuer.clone(),
-        account: user.name.clone(),
+        account: user.to_string(),
         secret,
         algorithm,
         digits,
@@ -272,25 +306,7 @@ pub async fn token_add(
         counter: 0,
     }
     .to_uri();
-    st.audit(
-        &Actor::Admin,
-        "token.add",
-        Some(&user.name),
-        None,
-        "ok",
-        format!(
-            "{} token {} ({algorithm}, {digits} digits)",
-            req.kind, row.id
-        ),
-    )
-    .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(TokenEnrolled {
-            token: token_view(&row),
-            otpauth_uri: uri,
-        }),
-    ))
+    Ok((row, uri))
 }
 
 pub async fn token_list(
@@ -302,33 +318,56 @@ pub async fn token_list(
         .user_get(&name)
         .await?
         .ok_or_else(|| no_user(&name))?;
-    Ok(Json(
+    let mut out: Vec<TokenInfo> = st
+        .store
+        .tokens_of(&name)
+        .await?
+        .iter()
+        .map(token_view)
+        .collect();
+    out.extend(
         st.store
-            .tokens_of(&name)
+            .apps_of(&name)
             .await?
-            .iter()
-            .map(token_view)
-            .collect(),
-    ))
+            .into_iter()
+            .map(|a| TokenInfo {
+                id: a.id,
+                user: a.user_name,
+                kind: TokenKind::App,
+                algorithm: OtpAlgorithm::Sha1,
+                digits: 0,
+                period: None,
+                label: a.device_name,
+                created_at: a.created_at,
+                last_used_at: a.last_seen_at,
+            }),
+    );
+    Ok(Json(out))
 }
 
+/// Removes an OATH token, or revokes a token app (and the TOTP seed it received).
 pub async fn token_remove(
     State(st): State<Shared>,
     _: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiErr> {
-    let user = st
-        .store
-        .token_delete(&id)
-        .await?
-        .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?;
+    let (user, what) = match st.store.token_delete(&id).await? {
+        Some(user) => (user, "token"),
+        None => (
+            st.store
+                .app_delete(&id)
+                .await?
+                .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?,
+            "token app",
+        ),
+    };
     st.audit(
         &Actor::Admin,
         "token.remove",
         Some(&user),
         None,
         "ok",
-        format!("token {id}"),
+        format!("{what} {id}"),
     )
     .await;
     Ok(StatusCode::NO_CONTENT)

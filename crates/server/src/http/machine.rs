@@ -160,6 +160,8 @@ pub async fn login_otp(
         LoginStepResult::Success { .. } => Outcome::OtpSuccess,
         LoginStepResult::Retry { .. } => Outcome::OtpRetry,
         LoginStepResult::Deny { .. } => Outcome::OtpDeny,
+        // Not an answer to a code; counted by the push routes' audit records instead.
+        LoginStepResult::Pending { .. } => Outcome::OtpRetry,
     });
     st.metrics.otp_latency(t0.elapsed());
     Ok(Json(res))

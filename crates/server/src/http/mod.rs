@@ -1,6 +1,7 @@
 //! HTTP layer: routes, the accept loop (TLS or plain), graceful shutdown.
 
 mod admin;
+mod app;
 pub mod error;
 pub mod extract;
 mod machine;
@@ -30,6 +31,13 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
         .route("/v1/account/check", post(machine::account_check))
+        .route("/v1/login/{tx}/push", post(app::push_start))
+        .route("/v1/login/{tx}/push/wait", post(app::push_wait))
+        .route("/v1/admin/users/{name}/apps", post(app::link_create))
+        .route("/v1/apps/register", post(app::register))
+        .route("/v1/apps/pending", get(app::pending))
+        .route("/v1/apps/respond", post(app::respond))
+        .route("/v1/apps/badge", post(app::badge))
         .route(
             "/v1/admin/users",
             get(admin::user_list).post(admin::user_add),

@@ -6,6 +6,7 @@
 //! is a single conditional UPDATE whose affected-row count decides the outcome, so it stays
 //! atomic across several server instances sharing one database.
 
+mod apps;
 mod audit;
 mod machines;
 mod policies;
@@ -14,6 +15,7 @@ mod tokens;
 mod tx;
 mod users;
 
+pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;

@@ -81,6 +81,49 @@ CREATE TABLE audit (
 CREATE INDEX audit_time ON audit(time);
 CREATE INDEX audit_user_time ON audit(user_name, time);
 "#,
+    // 2: token apps and push
+    r#"
+CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    device_name TEXT NOT NULL,
+    x25519_public TEXT NOT NULL,
+    ed25519_public TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT
+);
+CREATE INDEX apps_user ON apps(user_name);
+CREATE TABLE app_links (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE push_requests (
+    tx_id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    host TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    rhost TEXT,
+    number BIGINT NOT NULL,
+    nonce TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    app_id TEXT,
+    detail TEXT
+);
+CREATE INDEX push_user_state ON push_requests(user_name, state);
+CREATE TABLE badges (
+    user_name TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    time BIGINT NOT NULL,
+    app_id TEXT NOT NULL
+);
+ALTER TABLE tokens ADD COLUMN app_id TEXT
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

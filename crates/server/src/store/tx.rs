@@ -11,6 +11,7 @@ pub struct TxRow {
     pub expires_at: i64,
     pub attempts: i64,
     pub done: bool,
+    pub rhost: Option<String>,
 }
 
 pub struct NewTx<'a> {
@@ -45,7 +46,7 @@ impl Store {
 
     pub async fn tx_get(&self, id: &str) -> Result<Option<TxRow>> {
         let row = sqlx::query(
-            "SELECT id, user_name, client_id, machine_id, expires_at, attempts, done FROM login_tx WHERE id = $1",
+            "SELECT id, user_name, client_id, machine_id, expires_at, attempts, done, rhost FROM login_tx WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -59,6 +60,7 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
                 attempts: r.try_get("attempts")?,
                 done: r.try_get::<i64, _>("done")? != 0,
+                rhost: r.try_get("rhost")?,
             })
         })
         .transpose()

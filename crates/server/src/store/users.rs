@@ -94,6 +94,10 @@ impl Store {
             .bind(name)
             .execute(self.pool())
             .await?;
+        sqlx::query("DELETE FROM apps WHERE user_name = $1")
+            .bind(name)
+            .execute(self.pool())
+            .await?;
         let res = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(self.pool())
