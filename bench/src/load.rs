@@ -44,7 +44,13 @@ impl UserPool {
         let names: Vec<String> = (0..users).map(|i| user_name(prefix, i)).collect();
         let seeds = names.iter().map(|n| user_seed(n)).collect();
         let last_step = (0..users).map(|_| AtomicU64::new(0)).collect();
-        UserPool { names, seeds, last_step, next: AtomicUsize::new(0), exhausted: AtomicBool::new(false) }
+        UserPool {
+            names,
+            seeds,
+            last_step,
+            next: AtomicUsize::new(0),
+            exhausted: AtomicBool::new(false),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -79,7 +85,10 @@ impl UserPool {
             (step <= current + 1).then_some(step)
         });
         match reserved {
-            Ok(last) => Some(Reserved { index, step: current.max(last + 1) }),
+            Ok(last) => Some(Reserved {
+                index,
+                step: current.max(last + 1),
+            }),
             Err(_) => {
                 self.exhausted.store(true, Ordering::Relaxed);
                 None
@@ -179,12 +188,31 @@ pub async fn run_phase(
     Ok(result)
 }
 
-async fn worker(client: Client, pool: Arc<UserPool>, deadline: Instant, capacity: usize) -> WorkerResult {
-    let mut out = WorkerResult { counts: Counts::default(), samples: Samples::with_capacity(capacity), errors: vec![] };
+async fn worker(
+    client: Client,
+    pool: Arc<UserPool>,
+    deadline: Instant,
+    capacity: usize,
+) -> WorkerResult {
+    let mut out = WorkerResult {
+        counts: Counts::default(),
+        samples: Samples::with_capacity(capacity),
+        errors: vec![],
+    };
     while Instant::now() < deadline {
-        let Some(r) = pool.reserve(unix_now()) else { break };
-        let (Some(name), Some(seed)) = (pool.names.get(r.index), pool.seeds.get(r.index)) else { break };
-        let code = totp(seed, r.step * u64::from(PERIOD), PERIOD, OtpAlgorithm::Sha1, 6);
+        let Some(r) = pool.reserve(unix_now()) else {
+            break;
+        };
+        let (Some(name), Some(seed)) = (pool.names.get(r.index), pool.seeds.get(r.index)) else {
+            break;
+        };
+        let code = totp(
+            seed,
+            r.step * u64::from(PERIOD),
+            PERIOD,
+            OtpAlgorithm::Sha1,
+            6,
+        );
         let t0 = Instant::now();
         match verify(&client, name, code).await {
             Ok(Outcome::Success) => {
@@ -207,21 +235,33 @@ async fn worker(client: Client, pool: Arc<UserPool>, deadline: Instant, capacity
 
 /// One verification as an agent does it: start the login, answer the challenge.
 async fn verify(client: &Client, user: &str, code: String) -> latchkey_client::Result<Outcome> {
-    let start = LoginStart { user: user.to_string(), client_id: "login".into(), rhost: None, tty: None };
+    let start = LoginStart {
+        user: user.to_string(),
+        client_id: "login".into(),
+        rhost: None,
+        tty: None,
+    };
     let tx = match client.post("/v1/login/start", &start).await? {
         LoginStartResult::Challenge { tx, .. } => tx,
-        LoginStartResult::Allow { .. } | LoginStartResult::Deny { .. } => return Ok(Outcome::StartRefused),
+        LoginStartResult::Allow { .. } | LoginStartResult::Deny { .. } => {
+            return Ok(Outcome::StartRefused);
+        }
     };
     let path = format!("/v1/login/{}/otp", encode_path_segment(&tx));
     Ok(match client.post(&path, &LoginOtp { code }).await? {
         LoginStepResult::Success { .. } => Outcome::Success,
         LoginStepResult::Retry { .. } => Outcome::Retry,
         LoginStepResult::Deny { .. } => Outcome::Deny,
+        // Only push waits answer Pending; a code never does.
+        LoginStepResult::Pending { .. } => Outcome::Deny,
     })
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -233,8 +273,18 @@ mod tests {
     fn each_user_gets_the_current_step_then_the_next_then_nothing() {
         let pool = UserPool::new("t", 2);
         let now = 1_000 * 30 + 7;
-        let steps: Vec<_> = (0..4).map(|_| pool.reserve(now).map(|r| (r.index, r.step))).collect();
-        assert_eq!(steps, vec![Some((0, 1000)), Some((1, 1000)), Some((0, 1001)), Some((1, 1001))]);
+        let steps: Vec<_> = (0..4)
+            .map(|_| pool.reserve(now).map(|r| (r.index, r.step)))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Some((0, 1000)),
+                Some((1, 1000)),
+                Some((0, 1001)),
+                Some((1, 1001))
+            ]
+        );
         assert!(pool.reserve(now).is_none());
         assert!(pool.exhausted());
     }

@@ -40,10 +40,68 @@ fn parse_stat_cpu_ticks(stat: &str) -> Result<u64> {
     let close = stat.rfind(')').context("no ')' after the command name")?;
     let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
     let field = |n: usize| -> Result<u64> {
-        let s = fields.get(n - 3).with_context(|| format!("field {n} missing"))?;
-        s.parse().with_context(|| format!("field {n} is not a number: {s:?}"))
+        let s = fields
+            .get(n - 3)
+            .with_context(|| format!("field {n} missing"))?;
+        s.parse()
+            .with_context(|| format!("field {n} is not a number: {s:?}"))
     };
     Ok(field(14)? + field(15)?)
+}
+
+/// CPU time of the whole machine from the first line of `/proc/stat`, in milliseconds
+/// summed over all CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MachineCpu {
+    /// user + nice + system: time charged to processes (ours and everybody else's).
+    pub process_ms: u64,
+    /// irq + softirq: not charged to any process; on loopback much of it is our own traffic.
+    pub irq_ms: u64,
+    /// Time the hypervisor gave our virtual CPUs to someone else.
+    pub steal_ms: u64,
+}
+
+impl MachineCpu {
+    pub fn since(self, before: MachineCpu) -> MachineCpu {
+        MachineCpu {
+            process_ms: self.process_ms.saturating_sub(before.process_ms),
+            irq_ms: self.irq_ms.saturating_sub(before.irq_ms),
+            steal_ms: self.steal_ms.saturating_sub(before.steal_ms),
+        }
+    }
+}
+
+pub fn machine_cpu() -> Result<MachineCpu> {
+    let text = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    parse_machine_cpu(&text).context("unexpected format of /proc/stat")
+}
+
+fn parse_machine_cpu(stat: &str) -> Result<MachineCpu> {
+    let line = stat.lines().next().context("empty")?;
+    let mut parts = line.split_whitespace();
+    if parts.next() != Some("cpu") {
+        bail!("first line is not the cpu total");
+    }
+    let ticks: Vec<u64> = parts
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()?;
+    // proc(5): user nice system idle iowait irq softirq steal guest guest_nice; guest time
+    // is already counted in user.
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0) * 1000 / CLK_TCK;
+    Ok(MachineCpu {
+        process_ms: at(0) + at(1) + at(2),
+        irq_ms: at(5) + at(6),
+        steal_ms: at(7),
+    })
+}
+
+/// Number of CPUs listed in `/proc/stat` (`cpuN` lines).
+pub fn cpu_count() -> Result<usize> {
+    let text = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count())
 }
 
 /// Memory figures of a process from `/proc/PID/status`, in KiB.
@@ -102,8 +160,24 @@ mod tests {
     }
 
     #[test]
+    fn machine_time_is_split_into_processes_irq_and_steal() {
+        let stat = "cpu  100 20 30 1000 50 5 5 10 7 0\ncpu0 50 10 15 500 25 2 3 5 0 0\n";
+        let m = parse_machine_cpu(stat).unwrap();
+        assert_eq!(
+            m,
+            MachineCpu {
+                process_ms: 1500,
+                irq_ms: 100,
+                steal_ms: 100
+            }
+        );
+    }
+
+    #[test]
     fn own_process_figures_are_readable() {
         assert!(memory(Target::Myself).unwrap().rss_kib > 0);
         cpu_ms(Target::Myself).unwrap();
+        assert!(cpu_count().unwrap() >= 1);
+        machine_cpu().unwrap();
     }
 }

@@ -3,12 +3,12 @@
 
 use anyhow::{Context, Result, anyhow};
 use latchkey_client::{Client, StatusCode, encode_path_segment};
+use latchkey_proto::OtpAlgorithm;
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{
     JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, TokenEnrolled, User, UserCreate,
 };
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
-use latchkey_proto::OtpAlgorithm;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,7 +102,11 @@ pub async fn seed_users(admin: &Client, plan: &SeedPlan) -> Result<SeedReport> {
 
 /// Returns false when the user already existed.
 async fn seed_one(admin: &Client, name: &str) -> Result<bool> {
-    let create = UserCreate { name: name.to_string(), display_name: None, groups: vec![] };
+    let create = UserCreate {
+        name: name.to_string(),
+        display_name: None,
+        groups: vec![],
+    };
     match admin.post::<_, User>("/v1/admin/users", &create).await {
         Ok(_) => {}
         Err(e) if e.status() == Some(StatusCode::CONFLICT) => return Ok(false),
@@ -127,7 +131,13 @@ async fn seed_one(admin: &Client, name: &str) -> Result<bool> {
 /// Joins one machine with a fresh join token; returns its API key.
 pub async fn join_machine(admin: &Client, hostname: &str) -> Result<String> {
     let created: JoinTokenCreated = admin
-        .post("/v1/admin/join-tokens", &JoinTokenCreate { expires_in: 600, note: Some("otp-load".into()) })
+        .post(
+            "/v1/admin/join-tokens",
+            &JoinTokenCreate {
+                expires_in: 600,
+                note: Some("otp-load".into()),
+            },
+        )
         .await
         .context("creating a join token")?;
     let join = JoinRequest {

@@ -50,7 +50,12 @@ impl SpawnedServer {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
-            .args(["--machine-rate", UNLIMITED_RATE, "--machine-burst", UNLIMITED_RATE])
+            .args([
+                "--machine-rate",
+                UNLIMITED_RATE,
+                "--machine-burst",
+                UNLIMITED_RATE,
+            ])
             // A `latchkeyd.toml` in the caller's directory must not change the server.
             .current_dir(data.path())
             .stdin(Stdio::null())
@@ -95,7 +100,10 @@ impl SpawnedServer {
             let line = match rx.recv_timeout(left) {
                 Ok(line) => line,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    bail!("latchkeyd did not start within {START_TIMEOUT:?}{}", self.log_tail())
+                    bail!(
+                        "latchkeyd did not start within {START_TIMEOUT:?}{}",
+                        self.log_tail()
+                    )
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     bail!("latchkeyd exited during start-up{}", self.log_tail())
@@ -141,7 +149,11 @@ impl SpawnedServer {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(15)..].join("\n  ");
-        if tail.is_empty() { String::new() } else { format!("; server log:\n  {tail}") }
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; server log:\n  {tail}")
+        }
     }
 }
 

@@ -1,0 +1,1 @@
+//! latchkey-token (being written)
