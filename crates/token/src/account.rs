@@ -11,9 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
 use latchkey_crypto::otpauth::OtpAuthUri;
 use latchkey_proto::TokenKind;
-use latchkey_proto::app::{
-    BadgeState, Decision, badge_signing_bytes, push_signing_bytes,
-};
+use latchkey_proto::app::{BadgeState, Decision, badge_signing_bytes, push_signing_bytes};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
@@ -337,7 +335,12 @@ pub(crate) mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = select(&two, Some("c@h")).unwrap_err();
         assert!(e.to_string().contains("a@h, b@h"), "{e}");
-        assert!(select(&[], None).unwrap_err().to_string().contains("register"));
+        assert!(
+            select(&[], None)
+                .unwrap_err()
+                .to_string()
+                .contains("register")
+        );
     }
 
     #[test]

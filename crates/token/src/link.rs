@@ -134,7 +134,11 @@ mod tests {
         assert_eq!(l.server, "https://127.0.0.1:9/mfa");
         assert_eq!(l.pin, pin());
         assert_eq!(l.code, "x");
-        let l = parse(&format!("https://[::1]:9/app/register?code=x&pin={}", pin())).unwrap();
+        let l = parse(&format!(
+            "https://[::1]:9/app/register?code=x&pin={}",
+            pin()
+        ))
+        .unwrap();
         assert_eq!(l.server, "https://[::1]:9");
         let l = parse(&format!("  https://h/app/register?code=x&pin={}\n", pin())).unwrap();
         assert_eq!(l.server, "https://h");
@@ -146,22 +150,58 @@ mod tests {
         let cases = [
             ("not a link".to_string(), "relative URL"),
             (format!("http://h:1/app/register?code=x&pin={p}"), "https"),
-            (format!("https://h:1/register?code=x&pin={p}"), "/app/register"),
-            (format!("https://h:1/app/register?pin={p}"), "code is missing"),
-            (format!("https://h:1/app/register?code=&pin={p}"), "code is missing"),
-            ("https://h:1/app/register?code=x".to_string(), "pin is missing"),
-            ("https://h:1/app/register?code=x&pin=sha256:abcd".to_string(), "64 hex"),
-            (format!("https://h:1/app/register?code=x&pin=md5:{}", "0a".repeat(32)), "64 hex"),
-            (format!("https://h:1/app/register?code=x&code=y&pin={p}"), "twice"),
-            (format!("https://u:pw@h:1/app/register?code=x&pin={p}"), "password"),
-            (format!("https://h:1/app/register?code=x&pin={p}#f"), "fragment"),
-            (format!("https://h:1/app/register?code=a%20b&pin={p}"), "unexpected"),
+            (
+                format!("https://h:1/register?code=x&pin={p}"),
+                "/app/register",
+            ),
+            (
+                format!("https://h:1/app/register?pin={p}"),
+                "code is missing",
+            ),
+            (
+                format!("https://h:1/app/register?code=&pin={p}"),
+                "code is missing",
+            ),
+            (
+                "https://h:1/app/register?code=x".to_string(),
+                "pin is missing",
+            ),
+            (
+                "https://h:1/app/register?code=x&pin=sha256:abcd".to_string(),
+                "64 hex",
+            ),
+            (
+                format!(
+                    "https://h:1/app/register?code=x&pin=md5:{}",
+                    "0a".repeat(32)
+                ),
+                "64 hex",
+            ),
+            (
+                format!("https://h:1/app/register?code=x&code=y&pin={p}"),
+                "twice",
+            ),
+            (
+                format!("https://u:pw@h:1/app/register?code=x&pin={p}"),
+                "password",
+            ),
+            (
+                format!("https://h:1/app/register?code=x&pin={p}#f"),
+                "fragment",
+            ),
+            (
+                format!("https://h:1/app/register?code=a%20b&pin={p}"),
+                "unexpected",
+            ),
         ];
         for (link, why) in cases {
             let e = parse(&link).unwrap_err();
             assert!(matches!(e, Error::Link(_)), "{link}: {e}");
             assert!(e.to_string().contains(why), "{link}: {e}");
-            assert!(e.to_string().starts_with("invalid registration link"), "{e}");
+            assert!(
+                e.to_string().starts_with("invalid registration link"),
+                "{e}"
+            );
         }
     }
 }

@@ -1,0 +1,631 @@
+//! The `latchkey-token` CLI end to end, as a separate process against a real latchkeyd:
+//! registration through an admin link, TOTP codes the server accepts, push approval and denial
+//! with number matching driven by a machine's login, badge, revocation, and the token file at
+//! rest. Run `cargo build -p latchkey-token` first (the tests run target/debug/latchkey-token).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine;
+use latchkey_client::{Client, Method as HttpMethod};
+use latchkey_proto::Method;
+use latchkey_proto::admin::{AuditEntry, VerifyRequest, VerifyResult};
+use latchkey_proto::app::{AppLinkCreate, AppLinkCreated, PushStartResult};
+use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
+use latchkey_testkit::TestServer;
+use latchkey_token::TokenFile;
+use latchkey_token::api::AppApi;
+use latchkey_token::watch::{Answer, response};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const PASS: &str = "correct horse battery staple";
+
+/// One installation of the token app: its own token file.
+struct Token {
+    _dir: TempDir,
+    file: PathBuf,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Token {
+    fn new() -> Token {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data").join("tokens.json");
+        Token { _dir: dir, file }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(latchkey_testkit::workspace_bin("latchkey-token").unwrap());
+        c.args(args)
+            .env("LATCHKEY_TOKEN_FILE", &self.file)
+            .env("LATCHKEY_TOKEN_PASSPHRASE", PASS)
+            // Cheaper Argon2 for tests; the format and the code path are the same.
+            .env("LATCHKEY_TOKEN_KDF_MEMORY_KIB", "1024")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the CLI off the async threads (the server under test runs on them).
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_env(args, &[]).await
+    }
+
+    async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut c = self.cmd(args);
+        c.envs(env.iter().copied());
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
+        out.stdout
+    }
+
+    fn open(&self) -> TokenFile {
+        TokenFile::open(&self.file, PASS.as_bytes()).unwrap()
+    }
+}
+
+/// Asserts a failure is exactly one `latchkey-token: ` line on stderr, and returns it.
+fn one_error_line(out: &Out, code: i32) -> String {
+    assert_eq!(
+        out.code, code,
+        "stdout: {} stderr: {}",
+        out.stdout, out.stderr
+    );
+    let line = out.stderr.strip_suffix('\n').unwrap_or(&out.stderr);
+    assert!(!line.contains('\n'), "more than one line: {:?}", out.stderr);
+    assert!(line.starts_with("latchkey-token: "), "{line}");
+    line.to_string()
+}
+
+/// What `latchkey token add-app USER` prints.
+async fn link(srv: &TestServer, user: &str, expires_in: Option<u64>) -> String {
+    let l: AppLinkCreated = srv
+        .admin()
+        .unwrap()
+        .post(
+            &format!("/v1/admin/users/{user}/apps"),
+            &AppLinkCreate { expires_in },
+        )
+        .await
+        .unwrap();
+    format!(
+        "{}/app/register?code={}&pin={}",
+        srv.url(),
+        l.code,
+        l.tls_fingerprint
+    )
+}
+
+async fn registered(srv: &TestServer, user: &str) -> Token {
+    srv.add_user(user, &[]).await.unwrap();
+    let t = Token::new();
+    t.ok(&["register", &link(srv, user, None).await]).await;
+    t
+}
+
+/// A machine starts a login for `user` and asks for a push: (tx, number on the screen).
+async fn push_login(machine: &Client, user: &str) -> (String, u32) {
+    let start: LoginStartResult = machine
+        .post(
+            "/v1/login/start",
+            &LoginStart {
+                user: user.into(),
+                client_id: "remote".into(),
+                rhost: Some("10.1.2.3".into()),
+                tty: None,
+            },
+        )
+        .await
+        .unwrap();
+    let LoginStartResult::Challenge { tx, methods, .. } = start else {
+        panic!("no challenge: {start:?}")
+    };
+    assert!(methods.contains(&Method::Push), "{methods:?}");
+    let (_, body) = machine
+        .request(HttpMethod::POST, &format!("/v1/login/{tx}/push"), None)
+        .await
+        .unwrap();
+    match serde_json::from_slice(&body).unwrap() {
+        PushStartResult::Started(p) => (tx, p.number),
+        PushStartResult::Step(s) => panic!("push not started: {s:?}"),
+    }
+}
+
+/// What the login screen learns after the app answered.
+async fn push_outcome(machine: &Client, tx: &str) -> LoginStepResult {
+    let (_, body) = machine
+        .request(
+            HttpMethod::POST,
+            &format!("/v1/login/{tx}/push/wait?wait=5"),
+            None,
+        )
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Checks a code as a login would (`POST /v1/admin/users/{user}/verify`).
+async fn server_accepts(srv: &TestServer, user: &str, code: &str) -> VerifyResult {
+    srv.admin()
+        .unwrap()
+        .post(
+            &format!("/v1/admin/users/{user}/verify"),
+            &VerifyRequest {
+                code: code.trim().into(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+fn other_than(n: u32) -> u32 {
+    if n == 99 { 10 } else { n + 1 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_through_an_admin_link_then_codes_are_accepted() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let t = Token::new();
+    let out = t.ok(&["register", &link(&srv, "alice", None).await]).await;
+    assert!(
+        out.starts_with("Registered alice@127.0.0.1: user alice on https://127.0.0.1:"),
+        "{out}"
+    );
+    let mode = std::fs::metadata(&t.file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let list = t.ok(&["list"]).await;
+    assert!(
+        list.starts_with("alice@127.0.0.1\tuser alice on "),
+        "{list}"
+    );
+
+    let code = t.ok(&["code"]).await;
+    let code = code.trim();
+    assert!(
+        code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
+        "{code:?}"
+    );
+    let v = server_accepts(&srv, "alice", code).await;
+    assert!(v.ok, "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_link_works_only_once() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("bob", &[]).await.unwrap();
+    let l = link(&srv, "bob", None).await;
+    Token::new().ok(&["register", &l]).await;
+    let second = Token::new();
+    let out = second.run(&["register", &l]).await;
+    let line = one_error_line(&out, 1);
+    assert!(line.contains("refused this registration link"), "{line}");
+    assert!(!second.file.exists(), "a failed registration wrote a file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_registration_link_is_refused() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("carol", &[]).await.unwrap();
+    let l = link(&srv, "carol", Some(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = Token::new();
+    let line = one_error_line(&t.run(&["register", &l]).await, 1);
+    assert!(line.contains("refused this registration link"), "{line}");
+    assert!(line.contains("expired"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_link_is_a_clear_error_without_network() {
+    let t = Token::new();
+    let out = t
+        .run(&["register", "https://127.0.0.1:1/app/register?code=x"])
+        .await;
+    assert_eq!(
+        one_error_line(&out, 1),
+        "latchkey-token: invalid registration link: the pin is missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_file_holds_no_key_or_seed_in_plaintext() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "dave").await;
+    let file = std::fs::read(&t.file).unwrap();
+    let lower = String::from_utf8_lossy(&file).to_ascii_lowercase();
+    let f = t.open();
+    let a = &f.accounts[0];
+    let totp = latchkey_crypto::otpauth::OtpAuthUri::parse(a.otpauth_uri.expose()).unwrap();
+    let secrets: [(&str, Vec<u8>); 4] = [
+        ("X25519 secret", a.x25519_secret.expose().to_vec()),
+        ("Ed25519 seed", a.ed25519_seed.expose().to_vec()),
+        ("TOTP seed", totp.secret.to_vec()),
+        ("app key", a.app_key.expose().as_bytes().to_vec()),
+    ];
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    for (what, raw) in secrets {
+        assert!(
+            !file.windows(raw.len()).any(|w| w == raw.as_slice()),
+            "{what} in raw bytes"
+        );
+        for (enc, text) in [
+            ("base64", b64.encode(&raw).trim_end_matches('=').to_string()),
+            ("base64url", b64url.encode(&raw)),
+            ("base32", latchkey_crypto::base32_encode(&raw)),
+            ("hex", data_encoding::HEXLOWER.encode(&raw)),
+        ] {
+            assert!(
+                !lower.contains(&text.to_ascii_lowercase()),
+                "{what} in {enc}"
+            );
+        }
+    }
+    // Nor who or where: the account's names are sealed too.
+    for public in ["dave@127.0.0.1", "127.0.0.1", &a.app_id] {
+        assert!(!lower.contains(&public.to_ascii_lowercase()), "{public}");
+    }
+    // A wrong passphrase gets one clear line.
+    let out = t
+        .run_env(&["code"], &[("LATCHKEY_TOKEN_PASSPHRASE", "not it")])
+        .await;
+    assert_eq!(
+        one_error_line(&out, 1),
+        "latchkey-token: wrong passphrase or damaged token file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_with_the_right_number_lets_the_login_in() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "erin").await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    let (tx, number) = push_login(&machine, "erin").await;
+    let out = t
+        .ok(&["approve", &tx, "--number", &number.to_string()])
+        .await;
+    assert_eq!(out, "Login approved\n");
+    assert!(
+        matches!(
+            push_outcome(&machine, &tx).await,
+            LoginStepResult::Success { .. }
+        ),
+        "login not let in"
+    );
+    // Answering again: the request is no longer waiting.
+    let again = t
+        .run(&["approve", &tx, "--number", &number.to_string()])
+        .await;
+    let line = one_error_line(&again, 1);
+    assert!(line.contains("is not waiting"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_with_a_wrong_number_refuses_the_login() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "fred").await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    let (tx, number) = push_login(&machine, "fred").await;
+    let out = t
+        .run(&["approve", &tx, "--number", &other_than(number).to_string()])
+        .await;
+    let line = one_error_line(&out, 1);
+    assert!(line.contains("Wrong number"), "{line}");
+    assert_eq!(
+        push_outcome(&machine, &tx).await,
+        LoginStepResult::Deny {
+            reason: "Push refused: the number typed in the app was wrong".into()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_refuses_the_login_and_records_the_reason() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "gail").await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    let (tx, _) = push_login(&machine, "gail").await;
+    let out = t.ok(&["deny", &tx, "--reason", "not me"]).await;
+    assert_eq!(out, "Login denied\n");
+    assert_eq!(
+        push_outcome(&machine, &tx).await,
+        LoginStepResult::Deny {
+            reason: "Push denied in the latchkey app".into()
+        }
+    );
+    let audit: Vec<AuditEntry> = srv
+        .admin()
+        .unwrap()
+        .get("/v1/admin/audit?user=gail")
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|a| a.action == "push.respond"
+            && a.result == "deny"
+            && a.detail.contains("not me")),
+        "{audit:?}"
+    );
+}
+
+/// Kills the child if the test fails before it exits.
+struct Reap(std::process::Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_shows_the_request_at_once_and_sends_the_typed_number() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "hank").await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    // The watcher is already in its long poll when the login asks.
+    let mut c = t.cmd(&["watch", "--once"]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Reap(c.spawn().unwrap());
+    let mut stdout = child.0.stdout.take().unwrap();
+    let (chunks_tx, chunks) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || chunks_tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = Instant::now();
+    let (tx, number) = push_login(&machine, "hank").await;
+    let (shown, child) = tokio::task::spawn_blocking(move || {
+        let mut text = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&text).contains("(or 'd' to deny):") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            text.extend(chunks.recv_timeout(left).expect("the question"));
+        }
+        let mut child = child;
+        let stdin = child.0.stdin.as_mut().unwrap();
+        writeln!(stdin, "{number}").unwrap();
+        (String::from_utf8_lossy(&text).into_owned(), child)
+    })
+    .await
+    .unwrap();
+    // A long poll, not a timer: the request shows within moments of the login asking.
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        shown.ends_with(
+            "hank@ws (remote) from 10.1.2.3: type the number shown on the login screen (or 'd' to deny): "
+        ),
+        "{shown:?}"
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        let status = child.0.wait().unwrap();
+        let mut err = String::new();
+        child
+            .0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status, err)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "{}", status.1);
+    assert!(
+        matches!(
+            push_outcome(&machine, &tx).await,
+            LoginStepResult::Success { .. }
+        ),
+        "login not let in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_once_with_a_given_answer_handles_a_waiting_request() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "ivy").await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    let (tx, number) = push_login(&machine, "ivy").await;
+    let wrong = t
+        .run(&[
+            "watch",
+            "--once",
+            "--answer",
+            &other_than(number).to_string(),
+        ])
+        .await;
+    assert!(one_error_line(&wrong, 1).contains("Wrong number"));
+    assert!(matches!(
+        push_outcome(&machine, &tx).await,
+        LoginStepResult::Deny { .. }
+    ));
+    let (tx, number) = push_login(&machine, "ivy").await;
+    let out = t
+        .ok(&["watch", "--once", "--answer", &number.to_string()])
+        .await;
+    assert!(out.ends_with("Login approved\n"), "{out}");
+    assert!(matches!(
+        push_outcome(&machine, &tx).await,
+        LoginStepResult::Success { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_approval_signature_is_refused() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "jack").await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    let f = t.open();
+    let a = &f.accounts[0];
+    let api = AppApi::new(a).unwrap();
+    let (tx, number) = push_login(&machine, "jack").await;
+    let req = api.pending(0).await.unwrap().remove(0);
+    assert_eq!(req.tx, tx);
+    let signed = response(a, &tx, &req.nonce, &Answer::Number(number), None);
+    assert!(api.respond(&signed).await.unwrap().ok);
+    assert!(matches!(
+        push_outcome(&machine, &tx).await,
+        LoginStepResult::Success { .. }
+    ));
+    // The same signed answer, sent again: refused.
+    assert!(!api.respond(&signed).await.unwrap().ok);
+    // Replayed onto the next login (new transaction and nonce): refused, and that login
+    // is still waiting for a real answer.
+    let (tx2, number2) = push_login(&machine, "jack").await;
+    let mut moved = signed.clone();
+    moved.tx = tx2.clone();
+    let v = api.respond(&moved).await.unwrap();
+    assert!(!v.ok, "{v:?}");
+    t.ok(&["approve", &tx2, "--number", &number2.to_string()])
+        .await;
+    assert!(matches!(
+        push_outcome(&machine, &tx2).await,
+        LoginStepResult::Success { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_signed_by_another_apps_key_is_refused() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("kate", &[]).await.unwrap();
+    let t = Token::new();
+    t.ok(&[
+        "register",
+        &link(&srv, "kate", None).await,
+        "--name",
+        "phone",
+    ])
+    .await;
+    t.ok(&[
+        "register",
+        &link(&srv, "kate", None).await,
+        "--name",
+        "tablet",
+    ])
+    .await;
+    let (_, machine) = srv.join_machine("ws").await.unwrap();
+    let (tx, number) = push_login(&machine, "kate").await;
+    let f = t.open();
+    let (phone, tablet) = (&f.accounts[0], &f.accounts[1]);
+    assert_eq!(
+        (phone.name.as_str(), tablet.name.as_str()),
+        ("phone", "tablet")
+    );
+    let api = AppApi::new(phone).unwrap();
+    let req = api.pending(0).await.unwrap().remove(0);
+    // Signed by the tablet's key, sent with the phone's app key.
+    let forged = response(tablet, &tx, &req.nonce, &Answer::Number(number), None);
+    let v = api.respond(&forged).await.unwrap();
+    assert!(!v.ok && v.message.contains("signature"), "{v:?}");
+    // Both apps got the request; the phone's own answer still works.
+    t.ok(&["approve", &tx, "--number", &number.to_string(), "phone"])
+        .await;
+    assert!(matches!(
+        push_outcome(&machine, &tx).await,
+        LoginStepResult::Success { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_app_is_refused() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "liam").await;
+    let app_id = t.open().accounts[0].app_id.clone();
+    srv.admin()
+        .unwrap()
+        .delete(&format!("/v1/admin/tokens/{app_id}"))
+        .await
+        .unwrap();
+    for args in [&["badge", "in"][..], &["watch", "--once"], &["deny", "tx"]] {
+        let line = one_error_line(&t.run(args).await, 1);
+        assert!(line.contains("refused this app's key"), "{args:?}: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn badge_in_and_out_are_recorded() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "mia").await;
+    assert_eq!(t.ok(&["badge", "in"]).await, "Badged in\n");
+    assert_eq!(t.ok(&["badge", "out"]).await, "Badged out\n");
+    let audit: Vec<AuditEntry> = srv
+        .admin()
+        .unwrap()
+        .get("/v1/admin/audit?user=mia")
+        .await
+        .unwrap();
+    let badges: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.action == "badge")
+        .map(|a| a.detail.as_str())
+        .collect();
+    assert!(
+        badges.contains(&"badged in") && badges.contains(&"badged out"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_accounts_in_one_file_need_a_name() {
+    let srv = TestServer::start().await.unwrap();
+    let t = registered(&srv, "nina").await;
+    srv.add_user("omar", &[]).await.unwrap();
+    t.ok(&["register", &link(&srv, "omar", None).await]).await;
+    let other = TestServer::start().await.unwrap();
+    other.add_user("nina", &[]).await.unwrap();
+    t.ok(&["register", &link(&other, "nina", None).await]).await;
+    // The same user on another server (same host name here) gets a distinct default name.
+    let names: Vec<String> = t.open().accounts.iter().map(|a| a.name.clone()).collect();
+    assert_eq!(
+        names,
+        ["nina@127.0.0.1", "omar@127.0.0.1", "nina@127.0.0.1-2"]
+    );
+    let line = one_error_line(&t.run(&["code"]).await, 2);
+    assert_eq!(
+        line,
+        "latchkey-token: several accounts: name one of: nina@127.0.0.1, omar@127.0.0.1, nina@127.0.0.1-2"
+    );
+    let code = t.ok(&["code", "omar@127.0.0.1"]).await;
+    let v = server_accepts(&srv, "omar", &code).await;
+    assert!(v.ok, "{v:?}");
+    let code = t.ok(&["code", "nina@127.0.0.1-2"]).await;
+    let v = server_accepts(&other, "nina", &code).await;
+    assert!(v.ok, "{v:?}");
+    // Forgetting one account leaves the others.
+    t.ok(&["remove", "omar@127.0.0.1"]).await;
+    let list = t.ok(&["list"]).await;
+    assert!(
+        !list.contains("omar") && list.lines().count() == 2,
+        "{list}"
+    );
+}

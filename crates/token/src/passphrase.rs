@@ -1,0 +1,155 @@
+//! Where the token file's passphrase comes from: `--passphrase-file`, the
+//! `LATCHKEY_TOKEN_PASSPHRASE` environment variable (scripts, tests), or the terminal with
+//! echo off.
+
+use crate::error::{Error, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+pub const PASSPHRASE_ENV: &str = "LATCHKEY_TOKEN_PASSPHRASE";
+
+/// Whether the passphrase opens an existing file or seals a new one (asked twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Open,
+    Create,
+}
+
+pub fn obtain(file: Option<&Path>, purpose: Purpose) -> Result<Zeroizing<String>> {
+    let pass = if let Some(path) = file {
+        from_file(path)?
+    } else if let Some(v) = std::env::var_os(PASSPHRASE_ENV) {
+        Zeroizing::new(
+            v.into_string()
+                .map_err(|_| Error::Passphrase(format!("{PASSPHRASE_ENV} is not valid UTF-8")))?,
+        )
+    } else {
+        from_terminal(purpose)?
+    };
+    if pass.is_empty() {
+        return Err(Error::Passphrase("the passphrase is empty".into()));
+    }
+    Ok(pass)
+}
+
+fn from_file(path: &Path) -> Result<Zeroizing<String>> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        Error::Passphrase(format!(
+            "cannot read the passphrase file {}: {e}",
+            path.display()
+        ))
+    })?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Error::Passphrase(format!(
+            "the passphrase file {} is not UTF-8",
+            path.display()
+        ))
+    })?;
+    // One trailing line ending is the file's, not the passphrase's (`echo pw > file`).
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+fn from_terminal(purpose: Purpose) -> Result<Zeroizing<String>> {
+    let no_tty = |e: std::io::Error| {
+        Error::Passphrase(format!(
+            "no terminal to ask the passphrase on ({e}): use --passphrase-file or {PASSPHRASE_ENV}"
+        ))
+    };
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(no_tty)?;
+    let first = ask(&tty, "Token file passphrase: ")?;
+    if purpose == Purpose::Create {
+        let again = ask(&tty, "Same passphrase again: ")?;
+        if *again != *first {
+            return Err(Error::Passphrase("the two passphrases differ".into()));
+        }
+    }
+    Ok(first)
+}
+
+fn ask(tty: &std::fs::File, prompt: &str) -> Result<Zeroizing<String>> {
+    let io = |e: std::io::Error| Error::Passphrase(format!("cannot read the passphrase: {e}"));
+    let mut out = tty;
+    out.write_all(prompt.as_bytes()).map_err(io)?;
+    out.flush().map_err(io)?;
+    let mut line = Zeroizing::new(String::new());
+    {
+        let _echo = echo::off(tty).map_err(io)?;
+        BufReader::new(tty).read_line(&mut line).map_err(io)?;
+    }
+    let trimmed = line.trim_end_matches(['\r', '\n']);
+    Ok(Zeroizing::new(trimmed.to_string()))
+}
+
+/// Terminal echo off for the lifetime of the guard (termios; restored on drop).
+#[allow(unsafe_code)]
+mod echo {
+    use std::os::fd::AsRawFd;
+
+    pub struct EchoOff {
+        fd: libc::c_int,
+        saved: libc::termios,
+    }
+
+    pub fn off(tty: &std::fs::File) -> std::io::Result<EchoOff> {
+        let fd = tty.as_raw_fd();
+        let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: `fd` is an open descriptor owned by `tty`, and tcgetattr writes a whole
+        // termios into `saved` when it returns 0.
+        if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: initialised by the successful tcgetattr above.
+        let saved = unsafe { saved.assume_init() };
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // Still echo the newline, so the next output starts on its own line.
+        quiet.c_lflag |= libc::ECHONL;
+        // SAFETY: `fd` is open and `quiet` is a valid termios.
+        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(EchoOff { fd, saved })
+    }
+
+    impl Drop for EchoOff {
+        fn drop(&mut self) {
+            // SAFETY: restores the settings read from the same, still open, descriptor.
+            unsafe {
+                libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passphrase_file_loses_one_line_ending_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        for (content, want) in [
+            ("pw\n", "pw"),
+            ("pw\r\n", "pw"),
+            ("pw", "pw"),
+            (" pw \n\n", " pw \n"),
+        ] {
+            std::fs::write(&p, content).unwrap();
+            assert_eq!(*obtain(Some(&p), Purpose::Open).unwrap(), want);
+        }
+        std::fs::write(&p, "\n").unwrap();
+        assert!(obtain(Some(&p), Purpose::Open).is_err());
+        assert!(obtain(Some(&dir.path().join("missing")), Purpose::Open).is_err());
+    }
+}
