@@ -21,6 +21,7 @@ pub mod agent;
 pub mod pam_harness;
 pub mod proxy;
 pub mod scripted_agent;
+pub mod token_app;
 
 pub struct TestServer {
     running: Option<RunningServer>,

@@ -124,11 +124,14 @@ pub enum PamItem {
 }
 
 type Responder = Box<dyn FnMut(&ConvMessage) -> Option<String> + Send>;
+type Observer = Box<dyn FnMut(&ConvMessage) + Send>;
 
 #[derive(Default)]
 struct ConvState {
     answers: VecDeque<String>,
     responder: Option<Responder>,
+    /// Sees every message, prompts and texts alike (e.g. to read a push number).
+    observer: Option<Observer>,
     messages: Vec<ConvMessage>,
     /// A panic of the responder, re-raised in the test thread after libpam returns.
     panic: Option<Box<dyn Any + Send>>,
@@ -201,6 +204,12 @@ impl PamHarness {
         f: impl FnMut(&ConvMessage) -> Option<String> + Send + 'static,
     ) -> &mut Self {
         self.state().responder = Some(Box::new(f));
+        self
+    }
+
+    /// Calls `f` with every message as it arrives (texts too), while libpam is still running.
+    pub fn observe(&mut self, f: impl FnMut(&ConvMessage) + Send + 'static) -> &mut Self {
+        self.state().observer = Some(Box::new(f));
         self
     }
 
@@ -353,6 +362,9 @@ unsafe extern "C" fn conversation(
                 text,
             };
             state.messages.push(message.clone());
+            if let Some(observe) = state.observer.as_mut() {
+                observe(&message);
+            }
             if message.style.is_prompt() {
                 let queued = state.answers.pop_front();
                 let answer = queued.or_else(|| state.responder.as_mut().and_then(|f| f(&message)));

@@ -185,3 +185,55 @@ async fn open_and_close_session_reach_the_agent() {
     );
     assert!(after.is_empty(), "{after:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_through_pam_shows_the_number_and_waits_for_approval() {
+    use latchkey_testkit::token_app::SoftApp;
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("erin", &[]).await.unwrap();
+    let app = SoftApp::register(&srv, "erin").await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    let conf = conf(&agent, "sudo");
+    let (number_tx, number_rx) = std::sync::mpsc::channel::<u32>();
+    let pam = tokio::task::spawn_blocking(move || {
+        let mut pam = PamHarness::new("sudo", "erin", conf.path()).unwrap();
+        pam.answer("");
+        pam.observe(move |m| {
+            if m.text.starts_with("Push sent") {
+                let n = m
+                    .text
+                    .split_whitespace()
+                    .find_map(|w| w.parse().ok())
+                    .unwrap();
+                number_tx.send(n).unwrap();
+            }
+        });
+        (
+            pam.authenticate(0),
+            pam.prompts(),
+            pam.texts(MsgStyle::TextInfo),
+        )
+    });
+    let number = tokio::task::spawn_blocking(move || {
+        number_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let reqs = app.pending(5).await.unwrap();
+    assert_eq!(reqs.len(), 1);
+    assert!(app.approve(&reqs[0], number).await.unwrap().ok);
+    let (code, prompts, infos) = pam.await.unwrap();
+    assert_eq!(code, PamCode::SUCCESS);
+    assert_eq!(
+        prompts,
+        vec!["Press Enter to send a push, or type a one-time code for erin:".to_string()]
+    );
+    assert_eq!(
+        infos,
+        vec![format!(
+            "Push sent: type {number} in the latchkey app to approve"
+        )]
+    );
+}

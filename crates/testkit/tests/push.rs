@@ -7,84 +7,19 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
-use latchkey_client::{Client, Credential, StatusCode};
+use latchkey_client::StatusCode;
 use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, Step, blocking};
 use latchkey_proto::app::*;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
+use latchkey_testkit::token_app::SoftApp;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-struct App {
-    id: String,
-    key: SigningKey,
-    client: Client,
-}
+type App = SoftApp;
 
 async fn register_app(srv: &TestServer, user: &str) -> App {
-    let link: AppLinkCreated = srv
-        .admin()
-        .unwrap()
-        .post(
-            &format!("/v1/admin/users/{user}/apps"),
-            &AppLinkCreate::default(),
-        )
-        .await
-        .unwrap();
-    let seed: [u8; 32] = latchkey_crypto::random_bytes(32)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = SigningKey::from_bytes(&seed);
-    let x: [u8; 32] = latchkey_crypto::random_bytes(32)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let reg = AppRegister {
-        code: link.code,
-        device_name: "test phone".into(),
-        x25519_public: B64
-            .encode(x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(x)).as_bytes()),
-        ed25519_public: B64.encode(key.verifying_key().as_bytes()),
-    };
-    let done: AppRegistered = srv
-        .anonymous()
-        .unwrap()
-        .post("/v1/apps/register", &reg)
-        .await
-        .unwrap();
-    assert_eq!(done.user, user);
-    let client = srv.client(Credential::Bearer(done.app_key)).unwrap();
-    App {
-        id: done.app_id,
-        key,
-        client,
-    }
-}
-
-impl App {
-    async fn pending(&self, wait: u64) -> Vec<PushRequest> {
-        self.client
-            .get(&format!("/v1/apps/pending?wait={wait}"))
-            .await
-            .unwrap()
-    }
-
-    fn sign(&self, tx: &str, d: Decision, n: Option<u32>, nonce: &str) -> PushResponse {
-        let sig = self.key.sign(&push_signing_bytes(tx, d, n, nonce));
-        PushResponse {
-            tx: tx.into(),
-            decision: d,
-            number: n,
-            nonce: nonce.into(),
-            signature: B64.encode(sig.to_bytes()),
-            reason: None,
-        }
-    }
-
-    async fn respond(&self, r: &PushResponse) -> Result<PushVerdict, latchkey_client::Error> {
-        self.client.post("/v1/apps/respond", r).await
-    }
+    SoftApp::register(srv, user).await.unwrap()
 }
 
 /// Runs a login that chooses push; hands the Wait text out through `tx` before continuing.
@@ -163,7 +98,7 @@ fn last(steps: &[Step]) -> &Step {
 async fn push_approved_with_the_right_number_logs_in() {
     let (srv, agent, app) = setup("alice").await;
     let (login, number) = start_push(&srv, &agent, "alice").await;
-    let reqs = app.pending(5).await;
+    let reqs = app.pending(5).await.unwrap();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
     assert_eq!(
@@ -201,7 +136,7 @@ async fn push_approved_with_the_right_number_logs_in() {
 async fn wrong_number_refuses_the_login() {
     let (srv, agent, app) = setup("bob").await;
     let (login, number) = start_push(&srv, &agent, "bob").await;
-    let r = app.pending(5).await.remove(0);
+    let r = app.pending(5).await.unwrap().remove(0);
     let wrong = if number == 99 { 10 } else { number + 1 };
     let v = app
         .respond(&app.sign(&r.tx, Decision::Approve, Some(wrong), &r.nonce))
@@ -221,7 +156,7 @@ async fn wrong_number_refuses_the_login() {
 async fn denial_refuses_the_login_and_is_audited() {
     let (srv, agent, app) = setup("carol").await;
     let (login, _) = start_push(&srv, &agent, "carol").await;
-    let r = app.pending(5).await.remove(0);
+    let r = app.pending(5).await.unwrap().remove(0);
     let mut deny = app.sign(&r.tx, Decision::Deny, None, &r.nonce);
     deny.reason = Some("not me".into());
     assert!(app.respond(&deny).await.unwrap().ok);
@@ -250,7 +185,7 @@ async fn denial_refuses_the_login_and_is_audited() {
 async fn forged_and_replayed_answers_are_refused() {
     let (srv, agent, app) = setup("dave").await;
     let (login, number) = start_push(&srv, &agent, "dave").await;
-    let r = app.pending(5).await.remove(0);
+    let r = app.pending(5).await.unwrap().remove(0);
     // Signed by another key.
     let other = SigningKey::from_bytes(&[7u8; 32]);
     let mut forged = app.sign(&r.tx, Decision::Approve, Some(number), &r.nonce);
