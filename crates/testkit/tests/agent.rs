@@ -499,3 +499,57 @@ async fn join_failures_are_one_line_and_write_nothing() {
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_run_concurrently_a_waiting_one_blocks_no_other() {
+    use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, blocking};
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("ann", &[]).await.unwrap();
+    srv.add_user("ben", &[]).await.unwrap();
+    let (_, ann) = srv.add_token("ann", TokenKind::Hotp).await.unwrap();
+    let (_, ben) = srv.add_token("ben", TokenKind::Hotp).await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    // Ann's login stops at the prompt (she is slow to type)…
+    let socket = agent.socket.clone();
+    let mut ann_conn = tokio::task::spawn_blocking(move || {
+        let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        let begin = AgentRequest::Begin {
+            version: AGENT_PROTOCOL_VERSION,
+            user: "ann".into(),
+            service: "login".into(),
+            client_id: None,
+            rhost: None,
+            tty: None,
+        };
+        blocking::write(&mut s, &begin).unwrap();
+        let reply: AgentReply = blocking::read(&mut s).unwrap();
+        assert!(
+            matches!(reply, AgentReply::Step(Step::Prompt { .. })),
+            "{reply:?}"
+        );
+        s
+    })
+    .await
+    .unwrap();
+    // …while Ben logs in from start to end.
+    let t0 = Instant::now();
+    assert_success(
+        &agent
+            .login("ben", "login", &[&hotp_at(&ben, 0)])
+            .await
+            .unwrap(),
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // Then Ann answers on her still-open conversation.
+    let code = hotp_at(&ann, 0);
+    let reply = tokio::task::spawn_blocking(move || {
+        blocking::write(&mut ann_conn, &AgentRequest::Answer { text: code }).unwrap();
+        blocking::read::<_, AgentReply>(&mut ann_conn).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(reply, AgentReply::Step(Step::Success { .. })),
+        "{reply:?}"
+    );
+}
