@@ -86,7 +86,7 @@ impl Store {
             .bind(user)
             .bind(now)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -98,7 +98,7 @@ impl Store {
         )
         .bind(now)
         .bind(code_hash)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?)
     }
 
@@ -113,7 +113,7 @@ impl Store {
         .bind(a.ed25519_public)
         .bind(a.now)
         .bind(a.key_hash)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| map_conflict(e, "app"))?;
         Ok(())
@@ -151,12 +151,12 @@ impl Store {
         let user: Option<String> =
             sqlx::query_scalar("DELETE FROM apps WHERE id = $1 RETURNING user_name")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.writer())
                 .await?;
         if user.is_some() {
             sqlx::query("DELETE FROM tokens WHERE app_id = $1")
                 .bind(id)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         }
         Ok(user)
@@ -166,7 +166,7 @@ impl Store {
         sqlx::query("UPDATE tokens SET app_id = $1 WHERE id = $2")
             .bind(app_id)
             .bind(token_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -188,7 +188,7 @@ impl Store {
         .bind(&p.state)
         .bind(&p.detail)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         self.push_get(&p.tx_id)
             .await?
@@ -233,7 +233,7 @@ impl Store {
         .bind(detail)
         .bind(tx_id)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -247,7 +247,7 @@ impl Store {
         .bind(state)
         .bind(time)
         .bind(app_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

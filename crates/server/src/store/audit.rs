@@ -17,7 +17,7 @@ pub struct AuditRecord {
 impl Store {
     /// Writes a batch in one transaction (one fsync instead of one per line).
     pub async fn audit_insert(&self, batch: &[AuditRecord]) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for a in batch {
             sqlx::query(
                 "INSERT INTO audit (time, actor, action, user_name, client_id, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",

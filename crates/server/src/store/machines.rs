@@ -44,7 +44,7 @@ impl Store {
             .bind(note)
             .bind(now)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -62,7 +62,7 @@ impl Store {
         .bind(now)
         .bind(machine_id)
         .bind(token_hash)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -76,7 +76,7 @@ impl Store {
         .bind(m.api_key_hash)
         .bind(m.cert_sha256)
         .bind(m.now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| map_conflict(e, "a machine with this client certificate"))?;
         Ok(())
@@ -114,7 +114,7 @@ impl Store {
     pub async fn machine_delete(&self, id: &str) -> Result<bool> {
         let res = sqlx::query("DELETE FROM machines WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -128,7 +128,7 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(now - 60)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -138,7 +138,7 @@ impl Store {
             .bind(hash)
             .bind(name)
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

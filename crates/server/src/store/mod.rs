@@ -50,7 +50,11 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Store {
+    /// Readers (WAL lets them run beside the writer).
     pool: AnyPool,
+    /// The one writer connection: SQLite allows one writer at a time, and queueing writes
+    /// here (async, in order) avoids SQLite's busy-wait sleeps when writers collide.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -87,10 +91,25 @@ impl Store {
                 .mode(0o600)
                 .open(path);
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
+        let pool = Self::pool_options(backend, 6).connect(&url).await?;
+        let writer = Self::pool_options(backend, 1).connect(&url).await?;
+        let store = Store {
+            pool,
+            writer,
+            backend,
+        };
+        schema::migrate(&store).await?;
+        Ok(store)
+    }
+
+    fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(size)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before each use would double the round trips to SQLite's worker thread;
+            // a broken connection shows up as a query error anyway (and a 503, never a grant).
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -104,11 +123,6 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect(&url)
-            .await?;
-        let store = Store { pool, backend };
-        schema::migrate(&store).await?;
-        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
@@ -119,6 +133,10 @@ impl Store {
         &self.pool
     }
 
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Cheap query used by `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -127,6 +145,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

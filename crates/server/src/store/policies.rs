@@ -48,7 +48,7 @@ impl Store {
         .bind(client_id)
         .bind(json)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -63,7 +63,7 @@ impl Store {
         .bind(client_id)
         .bind(json)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -71,7 +71,7 @@ impl Store {
     pub async fn policy_delete(&self, client_id: &str) -> Result<bool> {
         let res = sqlx::query("DELETE FROM policies WHERE client_id = $1")
             .bind(client_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(res.rows_affected() == 1)
     }

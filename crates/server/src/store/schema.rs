@@ -133,7 +133,7 @@ fn dialect(sql: &str, backend: Backend) -> String {
 }
 
 pub(super) async fn migrate(store: &Store) -> Result<()> {
-    let pool = store.pool();
+    let pool = store.writer();
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
         .execute(pool)
         .await?;

@@ -70,7 +70,7 @@ impl Store {
         .bind(&t.label)
         .bind(t.created_at)
         .bind(t.last_used_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| map_conflict(e, "token"))?;
         Ok(())
@@ -99,7 +99,7 @@ impl Store {
         let user: Option<String> =
             sqlx::query_scalar("DELETE FROM tokens WHERE id = $1 RETURNING user_name")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.writer())
                 .await?;
         Ok(user)
     }
@@ -113,7 +113,7 @@ impl Store {
         .bind(step)
         .bind(now)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }

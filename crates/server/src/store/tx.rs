@@ -39,7 +39,7 @@ impl Store {
         .bind(t.tty)
         .bind(t.now)
         .bind(t.expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -72,7 +72,7 @@ impl Store {
             "UPDATE login_tx SET attempts = attempts + 1 WHERE id = $1 AND done = 0 RETURNING attempts",
         )
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?)
     }
 
@@ -80,7 +80,7 @@ impl Store {
     pub async fn tx_finish(&self, id: &str) -> Result<bool> {
         let res = sqlx::query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -89,7 +89,7 @@ impl Store {
     pub async fn tx_purge(&self, now: i64, grace: i64) -> Result<u64> {
         let res = sqlx::query("DELETE FROM login_tx WHERE expires_at < $1")
             .bind(now - grace)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(res.rows_affected())
     }

@@ -45,7 +45,7 @@ impl Store {
         .bind(groups_json(&u.groups))
         .bind(i64::from(u.enabled))
         .bind(u.created_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|e| map_conflict(e, &format!("user {:?}", u.name)))?;
         Ok(())
@@ -82,7 +82,7 @@ impl Store {
         .bind(groups.map(groups_json))
         .bind(enabled.map(i64::from))
         .bind(name)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -92,15 +92,15 @@ impl Store {
         // behaviour does not depend on the foreign-key pragma).
         sqlx::query("DELETE FROM tokens WHERE user_name = $1")
             .bind(name)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         sqlx::query("DELETE FROM apps WHERE user_name = $1")
             .bind(name)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let res = sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(res.rows_affected() == 1)
     }
@@ -117,7 +117,7 @@ impl Store {
             "UPDATE users SET failures = failures + 1 WHERE name = $1 RETURNING failures",
         )
         .bind(name)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         let Some(failures) = failures else {
             return Ok((0, 0));
@@ -129,7 +129,7 @@ impl Store {
             sqlx::query("UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1")
                 .bind(until)
                 .bind(name)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
             return Ok((failures, until));
         }
@@ -141,7 +141,7 @@ impl Store {
             "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1 AND (failures <> 0 OR locked_until <> 0)",
         )
         .bind(name)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
