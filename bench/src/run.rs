@@ -106,12 +106,15 @@ pub async fn run(opts: Options) -> Result<Report> {
     let result = scenario(&opts, &url, pin.as_deref(), &admin_token, pid).await;
     if let Some(s) = spawned {
         let tail = s.log_tail();
-        let status = s.stop()?;
-        if !status.success() {
-            bail!("latchkeyd exited with {status}{tail}");
-        }
+        let stopped = s.stop();
+        // The scenario's own error says more than a failed stop that follows from it.
         if result.is_err() {
             eprintln!("latchkeyd log{tail}");
+            return result;
+        }
+        let status = stopped?;
+        if !status.success() {
+            bail!("latchkeyd exited with {status}{tail}");
         }
     }
     result

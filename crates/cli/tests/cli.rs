@@ -188,3 +188,30 @@ async fn errors_are_one_clear_line_and_a_non_zero_exit() {
     };
     assert_one_line_error(&nobody.run(&["user", "list"]).await, "127.0.0.1:1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_app_prints_a_registration_link_with_its_qr_code() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let cli = Cli::new(&srv);
+    let o = cli
+        .run(&["token", "add-app", "alice", "--expires", "10m"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let link = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("https://") && l.contains("/app/register?code=lkr_"))
+        .expect("the link is printed");
+    assert!(link.starts_with(&srv.url()), "{link}");
+    assert!(
+        link.ends_with(&format!("&pin={}", srv.info.tls_fingerprint)),
+        "{link}"
+    );
+    assert!(
+        out.contains('▀') || out.contains('▄') || out.contains('█'),
+        "QR code drawn"
+    );
+    assert_one_line_error(&cli.run(&["token", "add-app", "ghost"]).await, "not found");
+}
