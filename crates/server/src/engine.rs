@@ -104,14 +104,13 @@ impl State {
         groups: &[String],
     ) -> Result<Policy> {
         let own = self
-            .store
-            .policy_get(client_id)
+            .policy_settings(client_id)
             .await?
             .ok_or_else(|| EngineError::UnknownClient(client_id.to_string()))?;
         let star = if client_id == policy::FALLBACK {
             None
         } else {
-            self.store.policy_get(policy::FALLBACK).await?
+            self.policy_settings(policy::FALLBACK).await?
         };
         policy::for_login(client_id, star.as_ref(), &own, user, groups)
             .map_err(EngineError::BadPolicy)

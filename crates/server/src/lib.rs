@@ -5,6 +5,7 @@
 
 mod audit;
 pub mod bootstrap;
+mod cache;
 pub mod config;
 pub mod engine;
 mod http;
@@ -125,6 +126,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         auditor,
         shutting_down: AtomicBool::new(false),
         hub: Default::default(),
+        policy_cache: cache::TtlCache::new(std::time::Duration::from_secs(2)),
+        machine_cache: cache::TtlCache::new(std::time::Duration::from_secs(5)),
         touched: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);

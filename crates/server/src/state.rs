@@ -22,6 +22,10 @@ pub struct State {
     pub auditor: Auditor,
     pub shutting_down: AtomicBool,
     pub hub: crate::push::Hub,
+    /// client_id → stored settings (None: no such policy), 2 s.
+    pub policy_cache: crate::cache::TtlCache<Option<crate::store::Settings>>,
+    /// API key hash or `cert:FINGERPRINT` → machine, 5 s.
+    pub machine_cache: crate::cache::TtlCache<crate::store::MachineRow>,
     /// When each machine's `last_seen_at` was last written (at most once a minute).
     pub touched: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
@@ -56,6 +60,19 @@ impl Actor {
 }
 
 impl State {
+    /// A client policy's stored settings, through the short cache.
+    pub async fn policy_settings(
+        &self,
+        client_id: &str,
+    ) -> crate::store::Result<Option<crate::store::Settings>> {
+        if let Some(hit) = self.policy_cache.get(client_id) {
+            return Ok(hit);
+        }
+        let v = self.store.policy_get(client_id).await?;
+        self.policy_cache.put(client_id, v.clone());
+        Ok(v)
+    }
+
     pub async fn touch_machine(&self, id: &str) {
         let now = now();
         let due = match self.touched.lock() {

@@ -466,6 +466,7 @@ pub async fn policy_set(
         }
     }
     st.store.policy_put(&id, &own, now()).await?;
+    st.policy_cache.clear();
     let detail = req
         .settings
         .iter()
@@ -490,6 +491,7 @@ pub async fn policy_remove(
     if !st.store.policy_delete(&id).await? {
         return Err(ApiErr::not_found(format!("no policy for client_id {id:?}")));
     }
+    st.policy_cache.clear();
     st.audit(&Actor::Admin, "policy.remove", None, Some(&id), "ok", "")
         .await;
     Ok(StatusCode::NO_CONTENT)
@@ -524,6 +526,7 @@ pub async fn machine_remove(
     if !st.store.machine_delete(&id).await? {
         return Err(ApiErr::not_found(format!("machine {id:?} not found")));
     }
+    st.machine_cache.clear();
     st.audit(
         &Actor::Admin,
         "machine.remove",

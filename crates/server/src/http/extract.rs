@@ -113,7 +113,17 @@ impl FromRequestParts<Shared> for MachineCaller {
     type Rejection = ApiErr;
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiErr> {
         let machine = if let Some(key) = bearer(parts)? {
-            let found = state.store.machine_by_key_hash(&hash_api_key(key)).await?;
+            let hash = hash_api_key(key);
+            let found = match state.machine_cache.get(&hash) {
+                Some(m) => Some(m),
+                None => {
+                    let found = state.store.machine_by_key_hash(&hash).await?;
+                    if let Some(m) = &found {
+                        state.machine_cache.put(&hash, m.clone());
+                    }
+                    found
+                }
+            };
             if found.is_none() && state.store.admin_key_exists(&hash_api_key(key)).await? {
                 return Err(ApiErr::new(
                     StatusCode::FORBIDDEN,
@@ -129,9 +139,17 @@ impl FromRequestParts<Shared> for MachineCaller {
             .get::<ConnInfo>()
             .and_then(|c| c.client_cert_sha256.clone())
         {
-            state.store.machine_by_cert(&fp).await?.ok_or_else(|| {
-                unauthorized("the client certificate is not registered to any machine")
-            })?
+            let key = format!("cert:{fp}");
+            match state.machine_cache.get(&key) {
+                Some(m) => m,
+                None => {
+                    let m = state.store.machine_by_cert(&fp).await?.ok_or_else(|| {
+                        unauthorized("the client certificate is not registered to any machine")
+                    })?;
+                    state.machine_cache.put(&key, m.clone());
+                    m
+                }
+            }
         } else {
             return Err(unauthorized(
                 "missing machine credential: send Authorization: Bearer <machine key> or a registered client certificate",
