@@ -48,6 +48,12 @@ pub(crate) fn parse_pin(pin: &str) -> Result<[u8; 32]> {
     bytes.try_into().map_err(|_| bad())
 }
 
+/// A pin in its canonical form, `sha256:` and 64 lowercase hex digits (input may use upper
+/// case and `:` between bytes).
+pub fn normalize_pin(pin: &str) -> Result<String> {
+    parse_pin(pin).map(|b| format!("sha256:{}", data_encoding::HEXLOWER.encode(&b)))
+}
+
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

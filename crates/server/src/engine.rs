@@ -80,6 +80,42 @@ fn lock_message(until: i64, now: i64) -> String {
     format!("Too many failures: try again in {} s", (until - now).max(1))
 }
 
+/// One code answer being decided: what the audit lines and denials need.
+struct OtpCtx<'a> {
+    st: &'a State,
+    machine_id: &'a str,
+    tx_id: &'a str,
+    user: Option<&'a str>,
+    client_id: Option<&'a str>,
+}
+
+impl OtpCtx<'_> {
+    async fn audit(&self, result: &str, detail: impl Into<String>) {
+        let actor = Actor::Machine(self.machine_id.to_string());
+        self.st
+            .audit(
+                &actor,
+                "login.otp",
+                self.user,
+                self.client_id,
+                result,
+                detail,
+            )
+            .await;
+    }
+
+    /// Denies: finishes the transaction when `finish`, audits `why`, tells the person `reason`.
+    async fn deny(&self, finish: bool, why: &str, reason: &str) -> Result<LoginStepResult> {
+        if finish {
+            self.st.store.tx_finish(self.tx_id).await?;
+        }
+        self.audit("deny", why).await;
+        Ok(LoginStepResult::Deny {
+            reason: reason.to_string(),
+        })
+    }
+}
+
 /// Result of checking a code against a user's tokens.
 enum OtpCheck {
     Ok { token_id: String },
@@ -244,114 +280,72 @@ impl State {
         tx_id: &str,
         code: &str,
     ) -> Result<LoginStepResult> {
-        let actor = Actor::Machine(machine_id.to_string());
-        let deny = |reason: &str| LoginStepResult::Deny {
-            reason: reason.to_string(),
-        };
         let now = now();
         let Some(tx) = self.store.tx_get(tx_id).await? else {
-            self.audit(
-                &actor,
-                "login.otp",
-                None,
-                None,
-                "deny",
-                "unknown transaction",
-            )
-            .await;
-            return Ok(deny(TX_GONE));
-        };
-        let cid = Some(tx.client_id.as_str());
-        let user_name = tx.user_name.as_str();
-        if tx.machine_id != machine_id {
-            self.audit(
-                &actor,
-                "login.otp",
-                Some(user_name),
-                cid,
-                "deny",
-                "transaction belongs to another machine",
-            )
-            .await;
-            return Ok(deny(TX_GONE));
-        }
-        if tx.done || tx.expires_at <= now {
-            let why = if tx.done {
-                "transaction already finished"
-            } else {
-                "transaction expired"
+            let ctx = OtpCtx {
+                st: self,
+                machine_id,
+                tx_id,
+                user: None,
+                client_id: None,
             };
-            self.audit(&actor, "login.otp", Some(user_name), cid, "deny", why)
+            return ctx.deny(false, "unknown transaction", TX_GONE).await;
+        };
+        let ctx = OtpCtx {
+            st: self,
+            machine_id,
+            tx_id,
+            user: Some(tx.user_name.as_str()),
+            client_id: Some(tx.client_id.as_str()),
+        };
+        if tx.machine_id != machine_id {
+            return ctx
+                .deny(false, "transaction belongs to another machine", TX_GONE)
                 .await;
-            return Ok(deny(TX_GONE));
         }
-        let user = match self.store.user_get(user_name).await? {
+        if tx.done {
+            return ctx
+                .deny(false, "transaction already finished", TX_GONE)
+                .await;
+        }
+        if tx.expires_at <= now {
+            return ctx.deny(false, "transaction expired", TX_GONE).await;
+        }
+        let user = match self.store.user_get(&tx.user_name).await? {
             Some(u) if u.enabled => u,
-            other => {
-                let why = if other.is_some() {
-                    "user disabled during login"
-                } else {
-                    "user removed during login"
-                };
-                self.store.tx_finish(tx_id).await?;
-                self.audit(&actor, "login.otp", Some(user_name), cid, "deny", why)
+            Some(_) => {
+                return ctx
+                    .deny(true, "user disabled during login", GENERIC_DENY)
                     .await;
-                return Ok(deny(GENERIC_DENY));
+            }
+            None => {
+                return ctx
+                    .deny(true, "user removed during login", GENERIC_DENY)
+                    .await;
             }
         };
         if user.locked_until > now {
-            self.store.tx_finish(tx_id).await?;
-            self.audit(
-                &actor,
-                "login.otp",
-                Some(user_name),
-                cid,
-                "deny",
-                "user locked out",
-            )
-            .await;
-            return Ok(deny(&lock_message(user.locked_until, now)));
+            let reason = lock_message(user.locked_until, now);
+            return ctx.deny(true, "user locked out", &reason).await;
         }
         let policy = self
             .policy_for(&tx.client_id, &user.name, &user.groups)
             .await?;
         if !policy.methods.contains(&Method::Otp) {
-            self.store.tx_finish(tx_id).await?;
-            self.audit(
-                &actor,
-                "login.otp",
-                Some(user_name),
-                cid,
-                "deny",
-                "policy no longer allows otp",
-            )
-            .await;
-            return Ok(deny(GENERIC_DENY));
+            return ctx
+                .deny(true, "policy no longer allows otp", GENERIC_DENY)
+                .await;
         }
         match self.check_otp(&user, code, now).await? {
             OtpCheck::Ok { token_id } => {
                 if !self.store.tx_finish(tx_id).await? {
-                    self.audit(
-                        &actor,
-                        "login.otp",
-                        Some(user_name),
-                        cid,
-                        "deny",
-                        "transaction finished concurrently",
-                    )
-                    .await;
-                    return Ok(deny(TX_GONE));
+                    return ctx
+                        .deny(false, "transaction finished concurrently", TX_GONE)
+                        .await;
                 }
                 self.clear_failures(&user).await?;
-                self.audit(
-                    &actor,
-                    "login.otp",
-                    Some(user_name),
-                    cid,
-                    "ok",
-                    format!("code accepted (token {token_id})"),
-                )
-                .await;
+                ctx.audit("ok", format!("code accepted (token {token_id})"))
+                    .await;
                 Ok(LoginStepResult::Success {
                     message: "MFA verified".into(),
                 })
@@ -361,41 +355,23 @@ impl State {
                 let (failures, locked_until) = self.count_failure(&user, &policy, now).await?;
                 let attempts = self.store.tx_add_attempt(tx_id).await?.unwrap_or(i64::MAX);
                 if locked_until > 0 {
-                    self.store.tx_finish(tx_id).await?;
-                    self.audit(
-                        &actor,
-                        "login.otp",
-                        Some(user_name),
-                        cid,
-                        "deny",
-                        format!("{why}; {failures} failures: locked out"),
-                    )
-                    .await;
-                    return Ok(deny(&lock_message(locked_until, now)));
+                    let reason = lock_message(locked_until, now);
+                    let why = format!("{why}; {failures} failures: locked out");
+                    return ctx.deny(true, &why, &reason).await;
                 }
                 let left = i64::from(policy.max_attempts) - attempts;
                 if left <= 0 {
-                    self.store.tx_finish(tx_id).await?;
-                    self.audit(
-                        &actor,
-                        "login.otp",
-                        Some(user_name),
-                        cid,
-                        "deny",
-                        format!("{why}; no attempts left"),
-                    )
-                    .await;
-                    return Ok(deny("Code rejected: too many wrong codes, start again"));
+                    let why = format!("{why}; no attempts left");
+                    return ctx
+                        .deny(
+                            true,
+                            &why,
+                            "Code rejected: too many wrong codes, start again",
+                        )
+                        .await;
                 }
-                self.audit(
-                    &actor,
-                    "login.otp",
-                    Some(user_name),
-                    cid,
-                    "fail",
-                    format!("{why}; {left} attempts left"),
-                )
-                .await;
+                ctx.audit("fail", format!("{why}; {left} attempts left"))
+                    .await;
                 let plural = if left == 1 { "" } else { "s" };
                 let message = if matches!(check, OtpCheck::Replayed) {
                     format!(

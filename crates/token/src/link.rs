@@ -82,22 +82,10 @@ pub fn parse(text: &str) -> Result<RegistrationLink> {
     })
 }
 
-/// `sha256:HEX` in lowercase, `:` between bytes allowed on input.
+/// `sha256:HEX` in lowercase, `:` between bytes allowed on input (the client's own rules).
 fn normalize_pin(pin: &str) -> Result<String> {
-    let bad = || Error::Link("the pin must be sha256: followed by 64 hex digits".into());
-    let hex = pin
-        .strip_prefix("sha256:")
-        .or_else(|| pin.strip_prefix("SHA256:"))
-        .ok_or_else(bad)?;
-    let hex: String = hex
-        .chars()
-        .filter(|c| *c != ':')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    Ok(format!("sha256:{hex}"))
+    latchkey_client::normalize_pin(pin)
+        .map_err(|_| Error::Link("the pin must be sha256: followed by 64 hex digits".into()))
 }
 
 #[cfg(test)]
