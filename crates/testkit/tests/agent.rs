@@ -553,3 +553,39 @@ async fn logins_run_concurrently_a_waiting_one_blocks_no_other() {
         "{reply:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_servers_circuit_state_and_last_contact() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("ivy", &[]).await.unwrap();
+    let (_, uri) = srv.add_token("ivy", TokenKind::Hotp).await.unwrap();
+    let urls = vec!["https://127.0.0.1:1".to_string(), srv.url()];
+    let agent = TestAgent::start_with(&srv, |s| s.servers = urls)
+        .await
+        .unwrap();
+    assert_success(
+        &agent
+            .login("ivy", "login", &[&hotp_at(&uri, 0)])
+            .await
+            .unwrap(),
+    );
+    let socket = agent.socket.clone();
+    let st = tokio::task::spawn_blocking(move || latchkey_agent::shell::status(&socket))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.selection, "ordered");
+    assert_eq!(st.servers.len(), 2);
+    let (dead, live) = (&st.servers[0], &st.servers[1]);
+    assert_eq!(dead.circuit, "open", "{dead:?}");
+    assert!(
+        dead.retry_in_secs.is_some_and(|s| s > 0 && s <= 30),
+        "{dead:?}"
+    );
+    assert!(
+        dead.last_error.as_deref().is_some_and(|e| !e.is_empty()),
+        "{dead:?}"
+    );
+    assert_eq!(live.circuit, "closed", "{live:?}");
+    assert!(live.last_contact.is_some(), "{live:?}");
+}
