@@ -20,6 +20,7 @@ pub use latchkey_server;
 pub mod agent;
 pub mod pam_harness;
 pub mod proxy;
+pub mod raw_http;
 pub mod scripted_agent;
 pub mod token_app;
 
