@@ -161,7 +161,10 @@ impl State {
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());
-        let user_row = self.store.user_get(&req.user).await?;
+        // One statement: the user with the number of OATH tokens and apps it has.
+        let found = self.store.user_get_with_counts(&req.user).await?;
+        let (tokens, apps) = found.as_ref().map(|(_, t, a)| (*t, *a)).unwrap_or((0, 0));
+        let user_row = found.map(|(u, _, _)| u);
         let groups = user_row
             .as_ref()
             .map(|u| u.groups.clone())
@@ -221,9 +224,8 @@ impl State {
                 message: "No MFA needed".into(),
             });
         }
-        let tokens = self.store.token_count_of(&user.name).await?;
         let apps = if policy.methods.contains(&Method::Push) {
-            self.store.app_count_of(&user.name).await?
+            apps
         } else {
             0
         };
