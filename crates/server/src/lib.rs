@@ -149,14 +149,21 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     })
 }
 
-/// Deletes expired login transactions every minute.
+/// Checkpoints the WAL every second and deletes expired login transactions every minute.
 async fn purge_loop(store: store::Store, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = 0u64;
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
-        if let Err(e) = store.tx_purge(state::now(), 3600).await {
+        tick += 1;
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+        if tick.is_multiple_of(60)
+            && let Err(e) = store.tx_purge(state::now(), 3600).await
+        {
             tracing::warn!(error = %e, "could not purge expired login transactions");
         }
     }

@@ -91,8 +91,8 @@ impl Store {
                 .mode(0o600)
                 .open(path);
         }
-        let pool = Self::pool_options(backend, 6).connect(&url).await?;
-        let writer = Self::pool_options(backend, 1).connect(&url).await?;
+        let pool = Self::pool_options(backend, 6, false).connect(&url).await?;
+        let writer = Self::pool_options(backend, 1, true).connect(&url).await?;
         let store = Store {
             pool,
             writer,
@@ -102,7 +102,7 @@ impl Store {
         Ok(store)
     }
 
-    fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
+    fn pool_options(backend: Backend, size: u32, writer: bool) -> AnyPoolOptions {
         AnyPoolOptions::new()
             .max_connections(size)
             .min_connections(1)
@@ -119,6 +119,11 @@ impl Store {
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        if writer {
+                            // Checkpoints run from a background task (`checkpoint`), not
+                            // inside a login's commit.
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                        }
                     }
                     Ok(())
                 })
@@ -135,6 +140,17 @@ impl Store {
 
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Copies committed WAL frames into the database file without waiting for readers or
+    /// the writer (SQLite's PASSIVE checkpoint), from a reader connection.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Cheap query used by `/readyz`.
