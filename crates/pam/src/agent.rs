@@ -25,6 +25,16 @@ impl AgentConn {
         };
         let stream =
             crate::ffi::connect_unix(path, timeout.min(CONNECT_TIMEOUT)).map_err(connect_err)?;
+        // Only root's agent (or, for an unprivileged caller such as a screen locker running as
+        // the user, a process of that same user) may answer: a socket left by anyone else is
+        // not our agent, whatever its path.
+        let peer = crate::ffi::peer_uid(&stream).map_err(connect_err)?;
+        if !trusted_agent(peer, crate::ffi::euid()) {
+            return Err(connect_err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("the process on the socket runs as uid {peer}, not root"),
+            )));
+        }
         stream
             .set_read_timeout(Some(timeout))
             .and_then(|()| stream.set_write_timeout(Some(timeout)))
@@ -69,5 +79,27 @@ impl AgentConn {
             )),
             _ => Error::Io(e),
         }
+    }
+}
+
+/// Whether an agent running as `peer` may answer a module running as `me`.
+pub(crate) fn trusted_agent(peer: u32, me: u32) -> bool {
+    peer == 0 || peer == me
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::trusted_agent;
+
+    #[test]
+    fn only_root_or_our_own_uid_may_be_the_agent() {
+        assert!(trusted_agent(0, 0));
+        assert!(trusted_agent(0, 1000));
+        assert!(trusted_agent(1000, 1000));
+        assert!(
+            !trusted_agent(1000, 0),
+            "a user's process cannot answer root's sudo"
+        );
+        assert!(!trusted_agent(1001, 1000));
     }
 }

@@ -237,3 +237,72 @@ async fn push_through_pam_shows_the_number_and_waits_for_approval() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_socket_served_by_another_user_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(1)
+        != 0
+    {
+        eprintln!("skipped: this test must run as root to start a fake agent as nobody");
+        return;
+    }
+    // A fake "agent" run by nobody that says Success to anything: the module must not believe it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut p = dir.path().parent().unwrap().to_path_buf();
+    while p.starts_with(std::env::temp_dir()) && p != std::env::temp_dir() {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p = p.parent().unwrap().to_path_buf();
+    }
+    let socket = dir.path().join("evil.sock");
+    let script = r#"
+import json, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(4)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    try:
+        while True:
+            h = c.recv(4)
+            if len(h) < 4: break
+            n = struct.unpack(">I", h)[0]; c.recv(n)
+            body = json.dumps({"reply": "step", "step": "success", "message": "trust me"}).encode()
+            c.sendall(struct.pack(">I", len(body)) + body)
+    finally:
+        c.close()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test (scripts/test installs it)");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let conf = PamConfDir::latchkey("sudo", &[&format!("socket={}", socket.display())]).unwrap();
+    let (code, errors) = blocking(move || {
+        let mut pam = PamHarness::new("sudo", "root", conf.path()).unwrap();
+        pam.answer("123456");
+        (pam.authenticate(0), pam.texts(MsgStyle::ErrorMsg))
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, PamCode::AUTH_ERR);
+    assert_eq!(
+        errors,
+        vec!["MFA agent unavailable: login refused".to_string()]
+    );
+}

@@ -8,4 +8,4 @@ mod handle;
 mod socket;
 mod sys;
 
-pub(crate) use socket::connect_unix;
+pub(crate) use socket::{connect_unix, euid, peer_uid};
