@@ -8,7 +8,6 @@
 use crate::store::Settings;
 use latchkey_proto::Method;
 use latchkey_proto::admin::{FailMode, OfflinePolicy, Policy, UnknownUser};
-use std::time::Duration;
 
 pub const FALLBACK: &str = "*";
 pub const BUILT_IN: [&str; 5] = ["*", "login", "unlock", "elevation", "remote"];
@@ -230,10 +229,6 @@ pub fn lockout_secs(p: &Policy, failures: i64) -> i64 {
         .saturating_mul(1u64 << doublings)
         .min(p.lockout_max_backoff);
     i64::try_from(secs).unwrap_or(i64::MAX)
-}
-
-pub fn tx_ttl(p: &Policy) -> Duration {
-    Duration::from_secs(p.tx_ttl)
 }
 
 #[cfg(test)]

@@ -235,15 +235,6 @@ pub fn hotp_at(uri: &OtpAuthUri, counter: u64) -> String {
     latchkey_crypto::otp::hotp(&uri.secret, counter, uri.algorithm, uri.digits)
 }
 
-/// The current TOTP time step.
-pub fn current_step(period: u32) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    now / u64::from(period)
-}
-
 /// Path of a binary of this workspace (built by `cargo test`/`nextest` before tests run):
 /// next to the `deps` directory holding the running test executable.
 pub fn workspace_bin(name: &str) -> Result<PathBuf> {

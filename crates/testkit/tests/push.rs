@@ -64,11 +64,7 @@ fn number_in(text: &str) -> u32 {
         .expect("a number in the Wait text")
 }
 
-async fn start_push(
-    srv: &TestServer,
-    agent: &TestAgent,
-    user: &str,
-) -> (tokio::task::JoinHandle<Vec<Step>>, u32) {
+async fn start_push(agent: &TestAgent, user: &str) -> (tokio::task::JoinHandle<Vec<Step>>, u32) {
     let (tx, rx) = std::sync::mpsc::channel();
     let socket = agent.socket.clone();
     let user = user.to_string();
@@ -78,7 +74,6 @@ async fn start_push(
     })
     .await
     .unwrap();
-    let _ = srv;
     (h, number_in(&text))
 }
 
@@ -96,8 +91,8 @@ fn last(steps: &[Step]) -> &Step {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_approved_with_the_right_number_logs_in() {
-    let (srv, agent, app) = setup("alice").await;
-    let (login, number) = start_push(&srv, &agent, "alice").await;
+    let (_srv, agent, app) = setup("alice").await;
+    let (login, number) = start_push(&agent, "alice").await;
     let reqs = app.pending(5).await.unwrap();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
@@ -134,8 +129,8 @@ async fn push_approved_with_the_right_number_logs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_number_refuses_the_login() {
-    let (srv, agent, app) = setup("bob").await;
-    let (login, number) = start_push(&srv, &agent, "bob").await;
+    let (_srv, agent, app) = setup("bob").await;
+    let (login, number) = start_push(&agent, "bob").await;
     let r = app.pending(5).await.unwrap().remove(0);
     let wrong = if number == 99 { 10 } else { number + 1 };
     let v = app
@@ -155,7 +150,7 @@ async fn wrong_number_refuses_the_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denial_refuses_the_login_and_is_audited() {
     let (srv, agent, app) = setup("carol").await;
-    let (login, _) = start_push(&srv, &agent, "carol").await;
+    let (login, _) = start_push(&agent, "carol").await;
     let r = app.pending(5).await.unwrap().remove(0);
     let mut deny = app.sign(&r.tx, Decision::Deny, None, &r.nonce);
     deny.reason = Some("not me".into());
@@ -183,8 +178,8 @@ async fn denial_refuses_the_login_and_is_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed_answers_are_refused() {
-    let (srv, agent, app) = setup("dave").await;
-    let (login, number) = start_push(&srv, &agent, "dave").await;
+    let (_srv, agent, app) = setup("dave").await;
+    let (login, number) = start_push(&agent, "dave").await;
     let r = app.pending(5).await.unwrap().remove(0);
     // Signed by another key.
     let other = SigningKey::from_bytes(&[7u8; 32]);
@@ -245,7 +240,7 @@ async fn push_expires_with_its_message() {
     srv.add_user("fred", &[]).await.unwrap();
     let _app = register_app(&srv, "fred").await;
     let agent = TestAgent::start(&srv).await.unwrap();
-    let (login, _) = start_push(&srv, &agent, "fred").await;
+    let (login, _) = start_push(&agent, "fred").await;
     let steps = login.await.unwrap();
     assert_eq!(
         last(&steps),

@@ -5,7 +5,7 @@ use super::extract::{AdminCaller, Json, Query};
 use crate::engine::{new_id, validate_client_id, validate_user_name};
 use crate::policy;
 use crate::state::{Actor, Shared, now};
-use crate::store::{NewToken, Settings, UserRow};
+use crate::store::{Settings, TokenRow, UserRow};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
@@ -175,7 +175,7 @@ pub async fn user_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_view(t: &NewToken) -> TokenInfo {
+fn token_view(t: &TokenRow) -> TokenInfo {
     TokenInfo {
         id: t.id.clone(),
         user: t.user_name.clone(),
@@ -228,7 +228,7 @@ pub(super) async fn enroll_otp(
     st: &Shared,
     user: &str,
     req: &OtpTokenCreate,
-) -> Result<(NewToken, String), ApiErr> {
+) -> Result<(TokenRow, String), ApiErr> {
     let algorithm = req.algorithm.unwrap_or_default();
     let digits = req.digits.unwrap_or(6);
     if !latchkey_crypto::otp::DIGITS_RANGE.contains(&digits) {
@@ -281,7 +281,7 @@ pub(super) async fn enroll_otp(
     };
     let id = new_id(8)?;
     let sealed = st.master.seal(&secret, id.as_bytes()).map_err(internal)?;
-    let row = NewToken {
+    let row = TokenRow {
         id,
         user_name: user.to_string(),
         kind: req.kind,

@@ -3,7 +3,7 @@
 use super::error::ApiErr;
 use crate::state::Shared;
 use crate::store::MachineRow;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -79,9 +79,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiErr> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(rej @ QueryRejection::FailedToDeserializeQueryString(_)) => {
-                Err(ApiErr::bad_request(clip(&rej.body_text())))
-            }
             Err(rej) => Err(ApiErr::bad_request(clip(&rej.body_text()))),
         }
     }

@@ -19,7 +19,7 @@ pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
-pub use tokens::{NewToken, TokenRow};
+pub use tokens::TokenRow;
 pub use tx::{NewTx, TxRow};
 pub use users::UserRow;
 

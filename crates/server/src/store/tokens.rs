@@ -29,8 +29,6 @@ impl std::fmt::Debug for TokenRow {
     }
 }
 
-pub type NewToken = TokenRow;
-
 const COLS: &str = "id, user_name, kind, algorithm, digits, period, secret_sealed, used, label, created_at, last_used_at";
 
 fn from_row(r: &AnyRow) -> Result<TokenRow> {
@@ -55,7 +53,7 @@ fn from_row(r: &AnyRow) -> Result<TokenRow> {
 }
 
 impl Store {
-    pub async fn token_create(&self, t: &NewToken) -> Result<()> {
+    pub async fn token_create(&self, t: &TokenRow) -> Result<()> {
         sqlx::query(&format!(
             "INSERT INTO tokens ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
