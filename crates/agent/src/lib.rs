@@ -8,6 +8,7 @@ pub mod join;
 pub mod sessions;
 pub mod shell;
 mod socket;
+pub mod state;
 mod sys;
 pub mod upstream;
 
@@ -22,15 +23,18 @@ pub struct Agent {
     pub config: AgentConfig,
     pub upstream: Upstream,
     pub sessions: sessions::Sessions,
+    pub state: state::StateDb,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
         let upstream = Upstream::new(&config, config_dir)?;
+        let state = state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
         Ok(Agent {
             config,
             upstream,
             sessions: Default::default(),
+            state,
         })
     }
 

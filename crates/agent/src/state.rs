@@ -1,0 +1,175 @@
+//! The agent's state database (`state_dir/agent.db`, SQLite): offline bundles, the clock
+//! guard, the event spool. Root-only (directory 0700, file 0600) and durable: WAL with
+//! `synchronous=FULL`, so a row is on disk when a call returns.
+//!
+//! Access is through one connection behind a mutex. Every call is short (a few rows), so the
+//! async callers run it inline; none holds the lock across an `.await`.
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+pub const STATE_FILE: &str = "agent.db";
+
+/// Each entry is applied once, in order; the version is its index + 1, recorded in
+/// `PRAGMA user_version`. Append only: never edit a migration that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the latest wall-clock time the agent has seen (clock-rollback guard).
+    "CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), latest_unix INTEGER NOT NULL);",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("state directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub struct StateDb {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl StateDb {
+    /// Opens (creating when missing) `dir/agent.db`, tightening permissions and migrating.
+    pub fn open(dir: &Path) -> Result<StateDb, StateError> {
+        create_private_dir(dir)?;
+        let path = dir.join(STATE_FILE);
+        let conn = Connection::open(&path).map_err(|source| StateError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        restrict_file(&path)?;
+        Self::init(conn, path)
+    }
+
+    /// A private in-memory database, for unit tests.
+    pub fn in_memory() -> Result<StateDb, StateError> {
+        Self::init(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+    }
+
+    fn init(conn: Connection, path: PathBuf) -> Result<StateDb, StateError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // journal_mode returns a row; query it rather than execute.
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        migrate(&conn)?;
+        Ok(StateDb {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for one short unit of work. A poisoned lock (a panic while it was
+    /// held) still yields the connection: SQLite rolled back whatever was unfinished.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records `now` and returns the latest time seen before it (`None` the first time).
+    /// The stored value never goes backwards.
+    pub fn observe_time(&self, now_unix: i64) -> Result<Option<i64>, StateError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let prev: Option<i64> = tx
+            .query_row("SELECT latest_unix FROM clock WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        tx.execute(
+            "INSERT INTO clock (id, latest_unix) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET latest_unix = MAX(latest_unix, excluded.latest_unix)",
+            [now_unix],
+        )?;
+        tx.commit()?;
+        Ok(prev)
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StateError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        tx.commit()?;
+        tracing::info!(version, "agent state database migrated");
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| StateError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+}
+
+fn restrict_file(path: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        StateError::Dir {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn opens_private_and_migrates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let db = StateDb::open(&state_dir).unwrap();
+        let v: i64 = db
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        drop(db);
+        // Reopening applies nothing twice.
+        let db = StateDb::open(&state_dir).unwrap();
+        let mode = std::fs::metadata(&state_dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let mode = std::fs::metadata(db.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn clock_never_goes_backwards() {
+        let db = StateDb::in_memory().unwrap();
+        assert_eq!(db.observe_time(1000).unwrap(), None);
+        assert_eq!(db.observe_time(2000).unwrap(), Some(1000));
+        // Going back reports the latest seen and keeps it.
+        assert_eq!(db.observe_time(1500).unwrap(), Some(2000));
+        assert_eq!(db.observe_time(1600).unwrap(), Some(2000));
+    }
+}
