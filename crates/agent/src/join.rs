@@ -8,6 +8,7 @@ use base64::Engine;
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub struct JoinOptions {
     /// State directory (offline data) [default: /var/lib/latchkey].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Agent socket path [default: /run/latchkey/agent.sock].
+    /// Agent socket path [default: /run/latchkey/agent.sock; on Windows \\.\pipe\latchkey-agent].
     #[arg(long)]
     pub socket: Option<PathBuf>,
     /// Name to register instead of the host name.
@@ -89,12 +90,16 @@ fn cert_fingerprint(path: &Path) -> Result<String, String> {
     Ok(latchkey_client::cert_sha256_pin(&der))
 }
 
+/// On Windows the file takes the ACL of its directory (the installer makes
+/// `C:\ProgramData\latchkey` SYSTEM + Administrators only); `mode` is for Unix.
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(contents)
@@ -184,7 +189,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         socket: o
             .socket
             .clone()
-            .unwrap_or_else(|| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET)),
+            .unwrap_or_else(crate::config::default_socket),
         state_dir: o
             .state_dir
             .clone()

@@ -146,6 +146,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+#[cfg(windows)]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
