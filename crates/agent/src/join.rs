@@ -107,8 +107,35 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Empty optional values count as not given: an installer passes every property, set or
+/// not (`msiexec … PROXY=` ends up as `--proxy ""`).
+fn normalized(o: &JoinOptions) -> JoinOptions {
+    let mut o = o.clone();
+    let none_if_empty = |v: &mut Option<String>| {
+        if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            *v = None;
+        }
+    };
+    none_if_empty(&mut o.pin);
+    none_if_empty(&mut o.proxy);
+    if o.ca_cert.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        o.ca_cert = None;
+    }
+    if o.selection.trim().is_empty() {
+        o.selection = "ordered".into();
+    }
+    if o.connect_timeout.trim().is_empty() {
+        o.connect_timeout = "1.5s".into();
+    }
+    if o.timeout.trim().is_empty() {
+        o.timeout = "10s".into();
+    }
+    o
+}
+
 /// Joins and writes `agent.toml` and the machine key. Returns the configuration written.
 pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
+    let o = &normalized(o);
     let servers: Vec<String> = o
         .servers
         .split(',')

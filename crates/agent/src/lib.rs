@@ -7,6 +7,8 @@ pub mod engine;
 pub mod join;
 #[cfg(windows)]
 mod pipe;
+#[cfg(windows)]
+pub mod service;
 pub mod sessions;
 pub mod shell;
 mod socket;

@@ -29,6 +29,9 @@ enum Cmd {
         #[arg(long, default_value = "text")]
         log_format: String,
     },
+    /// Run as a Windows service (started by the Service Control Manager).
+    #[cfg(windows)]
+    Service,
     /// Run a login through the running agent in this terminal.
     Login {
         user: String,
@@ -113,6 +116,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 agent.stop().await;
                 Ok::<_, String>(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(windows)]
+        Cmd::Service => {
+            latchkey_agent::service::dispatch(cli.config_dir.clone())?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Login {

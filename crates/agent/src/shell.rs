@@ -9,7 +9,6 @@ use std::io::{BufRead, Write};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-#[cfg(unix)]
 use std::time::Duration;
 
 #[cfg(unix)]

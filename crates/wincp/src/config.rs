@@ -57,16 +57,27 @@ impl Context {
     }
 }
 
-fn read_raw(name: &str, flags: windows::Win32::System::Registry::REG_ROUTINE_FLAGS) -> Option<Vec<u16>> {
+fn read_raw(
+    name: &str,
+    flags: windows::Win32::System::Registry::REG_ROUTINE_FLAGS,
+) -> Option<Vec<u16>> {
     let key = HSTRING::from(KEY);
     let value = HSTRING::from(name);
     let mut size = 0u32;
     let mut ty = REG_VALUE_TYPE::default();
     // SAFETY: size query, then a read into a buffer of the reported size.
     unsafe {
-        RegGetValueW(HKEY_LOCAL_MACHINE, &key, &value, flags, Some(&mut ty), None, Some(&mut size))
-            .ok()
-            .ok()?;
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            &key,
+            &value,
+            flags,
+            Some(&mut ty),
+            None,
+            Some(&mut size),
+        )
+        .ok()
+        .ok()?;
         if size == 0 || size > 64 * 1024 {
             return None;
         }

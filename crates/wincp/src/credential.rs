@@ -102,7 +102,12 @@ impl Credential_Impl {
     }
 
     /// Tells LogonUI a field changed (outside the state lock: LogonUI may call back).
-    fn notify_string(&self, events: &Option<ICredentialProviderCredentialEvents>, id: u32, s: &str) {
+    fn notify_string(
+        &self,
+        events: &Option<ICredentialProviderCredentialEvents>,
+        id: u32,
+        s: &str,
+    ) {
         if let Some(ev) = events {
             let h = windows::core::HSTRING::from(s);
             // SAFETY: a live interface from Advise; `h` outlives the call.
@@ -224,7 +229,10 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                 // Secrets are write-only: LogonUI never needs them back.
                 fields::PASSWORD | fields::CODE => String::new(),
                 fields::INFO => st.info.clone(),
-                _ if f.kind == CPFT_LARGE_TEXT || f.kind == CPFT_SMALL_TEXT || f.kind == CPFT_COMMAND_LINK => {
+                _ if f.kind == CPFT_LARGE_TEXT
+                    || f.kind == CPFT_SMALL_TEXT
+                    || f.kind == CPFT_COMMAND_LINK =>
+                {
                     f.label.to_string()
                 }
                 _ => return Err(E_INVALIDARG.into()),
@@ -320,7 +328,11 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                 st.events.clone()
             };
             self.notify_string(&events, fields::CODE, "");
-            self.notify_string(&events, fields::INFO, "Press Submit: a push will be sent to your phone.");
+            self.notify_string(
+                &events,
+                fields::INFO,
+                "Press Submit: a push will be sent to your phone.",
+            );
             Ok(())
         })
     }
@@ -402,7 +414,12 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                     unsafe { *pcpgsr = CPGSR_NO_CREDENTIAL_FINISHED };
                     self.state().info = reason.clone();
                     self.notify_string(&events, fields::INFO, &reason);
-                    write_status(&reason, CPSI_ERROR, ppszoptionalstatustext, pcpsioptionalstatusicon)
+                    write_status(
+                        &reason,
+                        CPSI_ERROR,
+                        ppszoptionalstatustext,
+                        pcpsioptionalstatusicon,
+                    )
                 }
                 Outcome::NeedCode { text, qr } => {
                     if let Some(payload) = qr {
@@ -410,7 +427,12 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                     }
                     self.state().info = text.clone();
                     self.notify_string(&events, fields::INFO, &text);
-                    write_status(&text, CPSI_WARNING, ppszoptionalstatustext, pcpsioptionalstatusicon)
+                    write_status(
+                        &text,
+                        CPSI_WARNING,
+                        ppszoptionalstatustext,
+                        pcpsioptionalstatusicon,
+                    )
                 }
             };
             password.zeroize();

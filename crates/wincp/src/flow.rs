@@ -110,7 +110,12 @@ impl Flow {
     }
 
     /// Follows the agent's steps. `code` is the typed code not yet given to a prompt.
-    fn walk(&mut self, mut conv: Conversation, mut reply: AgentReply, code: Option<&str>) -> Outcome {
+    fn walk(
+        &mut self,
+        mut conv: Conversation,
+        mut reply: AgentReply,
+        code: Option<&str>,
+    ) -> Outcome {
         let mut code = code;
         let mut text: Option<String> = None;
         let mut qr: Option<String> = None;
@@ -123,7 +128,8 @@ impl Flow {
                         reason: format!("The latchkey agent refused: {message}"),
                     };
                 }
-                AgentReply::Step(Step::Info { text: t }) | AgentReply::Step(Step::Wait { text: t }) => {
+                AgentReply::Step(Step::Info { text: t })
+                | AgentReply::Step(Step::Wait { text: t }) => {
                     text = Some(t);
                     AgentRequest::Continue
                 }
@@ -146,7 +152,10 @@ impl Flow {
                 },
                 other => {
                     return Outcome::Failure {
-                        reason: format!("The latchkey agent answered out of turn ({})", kind(&other)),
+                        reason: format!(
+                            "The latchkey agent answered out of turn ({})",
+                            kind(&other)
+                        ),
                     };
                 }
             };

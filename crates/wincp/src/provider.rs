@@ -94,7 +94,10 @@ impl ICredentialProvider_Impl for Provider_Impl {
                 return Err(E_INVALIDARG.into());
             }
             let mut st = self.state();
-            if !matches!(st.context, Some(Context::Logon | Context::Unlock | Context::Remote)) {
+            if !matches!(
+                st.context,
+                Some(Context::Logon | Context::Unlock | Context::Remote)
+            ) {
                 return Err(E_NOTIMPL.into());
             }
             // SAFETY: LogonUI guarantees cbSerialization bytes at rgbSerialization.
@@ -182,7 +185,10 @@ impl ICredentialProvider_Impl for Provider_Impl {
         })
     }
 
-    fn GetCredentialAt(&self, dwindex: u32) -> windows::core::Result<ICredentialProviderCredential> {
+    fn GetCredentialAt(
+        &self,
+        dwindex: u32,
+    ) -> windows::core::Result<ICredentialProviderCredential> {
         guard(|| {
             if dwindex != 0 {
                 return Err(E_INVALIDARG.into());

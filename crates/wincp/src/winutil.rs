@@ -104,7 +104,11 @@ pub fn connect_agent() -> Result<Box<dyn Pipe + Send>, String> {
     let name = crate::config::agent_pipe();
     let mut last = None;
     for _ in 0..20 {
-        match std::fs::OpenOptions::new().read(true).write(true).open(&name) {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&name)
+        {
             Ok(f) => return Ok(Box::new(f)),
             // ERROR_PIPE_BUSY: every instance is taken for a moment.
             Err(e) if e.raw_os_error() == Some(231) => {

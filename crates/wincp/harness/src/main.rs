@@ -14,24 +14,29 @@
 #![allow(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use latchkey_cp::{CLSID_LATCHKEY_PROVIDER, CLSID_PASSWORD_PROVIDER, CLSID_PASSWORD_PROVIDER_V1, fields};
+use latchkey_cp::{
+    CLSID_LATCHKEY_PROVIDER, CLSID_PASSWORD_PROVIDER, CLSID_PASSWORD_PROVIDER_V1, fields,
+};
 use serde_json::{Value, json};
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 use windows::Win32::Foundation::HMODULE;
 use windows::Win32::Graphics::Gdi::{BITMAP, DeleteObject, GetObjectW, HBITMAP, HGDIOBJ};
 use windows::Win32::Security::Credentials::{CRED_PACK_FLAGS, CredUnPackAuthenticationBufferW};
-use windows::Win32::System::Com::{COINIT_APARTMENTTHREADED, CoInitializeEx, CoTaskMemFree, IClassFactory};
+use windows::Win32::System::Com::{
+    COINIT_APARTMENTTHREADED, CoInitializeEx, CoTaskMemFree, IClassFactory,
+};
 use windows::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows::Win32::UI::Shell::{
-    CPGSR_NO_CREDENTIAL_FINISHED, CPGSR_NO_CREDENTIAL_NOT_FINISHED, CPGSR_RETURN_CREDENTIAL_FINISHED,
-    CPGSR_RETURN_NO_CREDENTIAL_FINISHED, CPSI_ERROR, CPSI_NONE, CPSI_SUCCESS, CPSI_WARNING, CPUS_CHANGE_PASSWORD,
-    CPUS_CREDUI, CPUS_LOGON, CPUS_UNLOCK_WORKSTATION, CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION,
+    CPGSR_NO_CREDENTIAL_FINISHED, CPGSR_NO_CREDENTIAL_NOT_FINISHED,
+    CPGSR_RETURN_CREDENTIAL_FINISHED, CPGSR_RETURN_NO_CREDENTIAL_FINISHED, CPSI_ERROR, CPSI_NONE,
+    CPSI_SUCCESS, CPSI_WARNING, CPUS_CHANGE_PASSWORD, CPUS_CREDUI, CPUS_LOGON,
+    CPUS_UNLOCK_WORKSTATION, CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION,
     CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE, CREDENTIAL_PROVIDER_FIELD_STATE,
-    CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE, CREDENTIAL_PROVIDER_STATUS_ICON, ICredentialProvider,
-    ICredentialProviderCredential, ICredentialProviderCredential2, ICredentialProviderCredentialEvents,
-    ICredentialProviderCredentialEvents_Impl, ICredentialProviderEvents, ICredentialProviderEvents_Impl,
-    ICredentialProviderFilter,
+    CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE, CREDENTIAL_PROVIDER_STATUS_ICON,
+    ICredentialProvider, ICredentialProviderCredential, ICredentialProviderCredential2,
+    ICredentialProviderCredentialEvents, ICredentialProviderCredentialEvents_Impl,
+    ICredentialProviderEvents, ICredentialProviderEvents_Impl, ICredentialProviderFilter,
 };
 use windows::core::{BOOL, GUID, HRESULT, HSTRING, Interface, PCWSTR, PWSTR, Ref, implement, s};
 
@@ -44,7 +49,10 @@ struct ProviderEvents {
 
 impl ICredentialProviderEvents_Impl for ProviderEvents_Impl {
     fn CredentialsChanged(&self, ctx: usize) -> windows::core::Result<()> {
-        self.log.lock().unwrap().push(json!({"event": "credentials_changed", "context": ctx}));
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "credentials_changed", "context": ctx}));
         Ok(())
     }
 }
@@ -55,40 +63,102 @@ struct CredentialEvents {
 }
 
 fn wide(p: &PCWSTR) -> String {
-    if p.is_null() { String::new() } else { unsafe { p.to_string() }.unwrap_or_default() }
+    if p.is_null() {
+        String::new()
+    } else {
+        unsafe { p.to_string() }.unwrap_or_default()
+    }
 }
 
 impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
-    fn SetFieldState(&self, _: Ref<ICredentialProviderCredential>, id: u32, s: CREDENTIAL_PROVIDER_FIELD_STATE) -> windows::core::Result<()> {
-        self.log.lock().unwrap().push(json!({"event": "field_state", "field": id, "state": s.0}));
+    fn SetFieldState(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        s: CREDENTIAL_PROVIDER_FIELD_STATE,
+    ) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_state", "field": id, "state": s.0}));
         Ok(())
     }
-    fn SetFieldInteractiveState(&self, _: Ref<ICredentialProviderCredential>, id: u32, s: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE) -> windows::core::Result<()> {
-        self.log.lock().unwrap().push(json!({"event": "field_interactive_state", "field": id, "state": s.0}));
+    fn SetFieldInteractiveState(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        s: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
+    ) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_interactive_state", "field": id, "state": s.0}));
         Ok(())
     }
-    fn SetFieldString(&self, _: Ref<ICredentialProviderCredential>, id: u32, psz: &PCWSTR) -> windows::core::Result<()> {
-        self.log.lock().unwrap().push(json!({"event": "field_string", "field": id, "value": wide(psz)}));
+    fn SetFieldString(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        psz: &PCWSTR,
+    ) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_string", "field": id, "value": wide(psz)}));
         Ok(())
     }
-    fn SetFieldCheckbox(&self, _: Ref<ICredentialProviderCredential>, _: u32, _: BOOL, _: &PCWSTR) -> windows::core::Result<()> {
+    fn SetFieldCheckbox(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: BOOL,
+        _: &PCWSTR,
+    ) -> windows::core::Result<()> {
         Ok(())
     }
-    fn SetFieldBitmap(&self, _: Ref<ICredentialProviderCredential>, id: u32, bmp: HBITMAP) -> windows::core::Result<()> {
+    fn SetFieldBitmap(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        bmp: HBITMAP,
+    ) -> windows::core::Result<()> {
         let (w, h) = bitmap_size(bmp);
-        self.log.lock().unwrap().push(json!({"event": "field_bitmap", "field": id, "width": w, "height": h}));
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_bitmap", "field": id, "width": w, "height": h}));
         Ok(())
     }
-    fn SetFieldComboBoxSelectedItem(&self, _: Ref<ICredentialProviderCredential>, _: u32, _: u32) -> windows::core::Result<()> {
+    fn SetFieldComboBoxSelectedItem(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: u32,
+    ) -> windows::core::Result<()> {
         Ok(())
     }
-    fn DeleteFieldComboBoxItem(&self, _: Ref<ICredentialProviderCredential>, _: u32, _: u32) -> windows::core::Result<()> {
+    fn DeleteFieldComboBoxItem(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: u32,
+    ) -> windows::core::Result<()> {
         Ok(())
     }
-    fn AppendFieldComboBoxItem(&self, _: Ref<ICredentialProviderCredential>, _: u32, _: &PCWSTR) -> windows::core::Result<()> {
+    fn AppendFieldComboBoxItem(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: &PCWSTR,
+    ) -> windows::core::Result<()> {
         Ok(())
     }
-    fn SetFieldSubmitButton(&self, _: Ref<ICredentialProviderCredential>, _: u32, _: u32) -> windows::core::Result<()> {
+    fn SetFieldSubmitButton(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: u32,
+    ) -> windows::core::Result<()> {
         Ok(())
     }
     fn OnCreatingWindow(&self) -> windows::core::Result<windows::Win32::Foundation::HWND> {
@@ -98,19 +168,33 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
 
 fn bitmap_size(bmp: HBITMAP) -> (i32, i32) {
     let mut b = BITMAP::default();
-    let n = unsafe { GetObjectW(HGDIOBJ(bmp.0), std::mem::size_of::<BITMAP>() as i32, Some((&mut b as *mut BITMAP).cast())) };
-    if n == 0 { (0, 0) } else { (b.bmWidth, b.bmHeight.abs()) }
+    let n = unsafe {
+        GetObjectW(
+            HGDIOBJ(bmp.0),
+            std::mem::size_of::<BITMAP>() as i32,
+            Some((&mut b as *mut BITMAP).cast()),
+        )
+    };
+    if n == 0 {
+        (0, 0)
+    } else {
+        (b.bmWidth, b.bmHeight.abs())
+    }
 }
 
-type GetClassObject = unsafe extern "system" fn(*const GUID, *const GUID, *mut *mut c_void) -> HRESULT;
+type GetClassObject =
+    unsafe extern "system" fn(*const GUID, *const GUID, *mut *mut c_void) -> HRESULT;
 
 fn load(dll: &str) -> IClassFactory {
     unsafe {
         let module: HMODULE = LoadLibraryW(&HSTRING::from(dll)).expect("LoadLibraryW");
-        let proc = GetProcAddress(module, s!("DllGetClassObject")).expect("DllGetClassObject export");
+        let proc =
+            GetProcAddress(module, s!("DllGetClassObject")).expect("DllGetClassObject export");
         let get: GetClassObject = std::mem::transmute(proc);
         let mut out: *mut c_void = std::ptr::null_mut();
-        get(&CLSID_LATCHKEY_PROVIDER, &IClassFactory::IID, &mut out).ok().expect("DllGetClassObject");
+        get(&CLSID_LATCHKEY_PROVIDER, &IClassFactory::IID, &mut out)
+            .ok()
+            .expect("DllGetClassObject");
         // A foreign CLSID must be refused.
         let mut other: *mut c_void = std::ptr::null_mut();
         let hr = get(&CLSID_PASSWORD_PROVIDER, &IClassFactory::IID, &mut other);
@@ -150,9 +234,15 @@ fn parse_kerb(b: &[u8]) -> Value {
         let max = u16::from_le_bytes([b[at + 2], b[at + 3]]) as usize;
         let off = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
         if len > max || len % 2 != 0 || off < 64 || off + len > b.len() {
-            return Err(format!("bad UNICODE_STRING at {at}: len {len} max {max} offset {off} in {}", b.len()));
+            return Err(format!(
+                "bad UNICODE_STRING at {at}: len {len} max {max} offset {off} in {}",
+                b.len()
+            ));
         }
-        let units: Vec<u16> = b[off..off + len].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = b[off..off + len]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         String::from_utf16(&units).map_err(|e| e.to_string())
     }
     if b.len() < 64 {
@@ -160,7 +250,9 @@ fn parse_kerb(b: &[u8]) -> Value {
     }
     let message_type = u32::from_le_bytes(b[0..4].try_into().unwrap());
     match (string_at(b, 8), string_at(b, 24), string_at(b, 40)) {
-        (Ok(d), Ok(u), Ok(p)) => json!({"format": "kerb_interactive_unlock_logon", "message_type": message_type, "domain": d, "user": u, "password": p, "size": b.len()}),
+        (Ok(d), Ok(u), Ok(p)) => {
+            json!({"format": "kerb_interactive_unlock_logon", "message_type": message_type, "domain": d, "user": u, "password": p, "size": b.len()})
+        }
         (d, u, p) => json!({"error": format!("{:?} {:?} {:?}", d.err(), u.err(), p.err())}),
     }
 }
@@ -184,9 +276,13 @@ fn parse_credui(b: &[u8]) -> Value {
             &mut np,
         )
     };
-    let cut = |v: &[u16]| String::from_utf16_lossy(&v[..v.iter().position(|&c| c == 0).unwrap_or(v.len())]);
+    let cut = |v: &[u16]| {
+        String::from_utf16_lossy(&v[..v.iter().position(|&c| c == 0).unwrap_or(v.len())])
+    };
     match r {
-        Ok(()) => json!({"format": "credui", "user": cut(&user), "domain": cut(&domain), "password": cut(&pass), "size": b.len()}),
+        Ok(()) => {
+            json!({"format": "credui", "user": cut(&user), "domain": cut(&domain), "password": cut(&pass), "size": b.len()})
+        }
         Err(e) => json!({"format": "credui", "error": e.to_string(), "size": b.len()}),
     }
 }
@@ -219,9 +315,15 @@ fn submit(cred: &ICredentialProviderCredential, credui: bool) -> Value {
         Value::String(s)
     };
     let credential = if resp == CPGSR_RETURN_CREDENTIAL_FINISHED && !cs.rgbSerialization.is_null() {
-        let bytes = unsafe { std::slice::from_raw_parts(cs.rgbSerialization, cs.cbSerialization as usize) }.to_vec();
+        let bytes =
+            unsafe { std::slice::from_raw_parts(cs.rgbSerialization, cs.cbSerialization as usize) }
+                .to_vec();
         unsafe { CoTaskMemFree(Some(cs.rgbSerialization as *const c_void)) };
-        let mut v = if credui { parse_credui(&bytes) } else { parse_kerb(&bytes) };
+        let mut v = if credui {
+            parse_credui(&bytes)
+        } else {
+            parse_kerb(&bytes)
+        };
         v["package"] = json!(cs.ulAuthenticationPackage);
         v["clsid"] = json!(guid_str(&cs.clsidCredentialProvider));
         v
@@ -237,8 +339,13 @@ fn submit(cred: &ICredentialProviderCredential, credui: bool) -> Value {
     })
 }
 
-fn open_tile(factory: &IClassFactory, cpus: windows::Win32::UI::Shell::CREDENTIAL_PROVIDER_USAGE_SCENARIO, log: &Log) -> (ICredentialProvider, Value) {
-    let provider: ICredentialProvider = unsafe { factory.CreateInstance(None) }.expect("CreateInstance");
+fn open_tile(
+    factory: &IClassFactory,
+    cpus: windows::Win32::UI::Shell::CREDENTIAL_PROVIDER_USAGE_SCENARIO,
+    log: &Log,
+) -> (ICredentialProvider, Value) {
+    let provider: ICredentialProvider =
+        unsafe { factory.CreateInstance(None) }.expect("CreateInstance");
     unsafe { provider.SetUsageScenario(cpus, 0) }.expect("SetUsageScenario");
     let events: ICredentialProviderEvents = ProviderEvents { log: log.clone() }.into();
     unsafe { provider.Advise(&events, 42) }.expect("Advise");
@@ -246,7 +353,9 @@ fn open_tile(factory: &IClassFactory, cpus: windows::Win32::UI::Shell::CREDENTIA
     let mut descriptors = Vec::new();
     for i in 0..n {
         unsafe {
-            let d = provider.GetFieldDescriptorAt(i).expect("GetFieldDescriptorAt");
+            let d = provider
+                .GetFieldDescriptorAt(i)
+                .expect("GetFieldDescriptorAt");
             let label = (*d).pszLabel.to_string().unwrap_or_default();
             descriptors.push(json!({"id": (*d).dwFieldID, "type": (*d).cpft.0, "label": label}));
             CoTaskMemFree(Some((*d).pszLabel.0 as *const c_void));
@@ -256,9 +365,13 @@ fn open_tile(factory: &IClassFactory, cpus: windows::Win32::UI::Shell::CREDENTIA
     (provider, Value::Array(descriptors))
 }
 
-fn credential_of(provider: &ICredentialProvider, log: &Log) -> (ICredentialProviderCredential, Value) {
+fn credential_of(
+    provider: &ICredentialProvider,
+    log: &Log,
+) -> (ICredentialProviderCredential, Value) {
     let (mut count, mut default, mut auto) = (0u32, 0u32, BOOL(0));
-    unsafe { provider.GetCredentialCount(&mut count, &mut default, &mut auto) }.expect("GetCredentialCount");
+    unsafe { provider.GetCredentialCount(&mut count, &mut default, &mut auto) }
+        .expect("GetCredentialCount");
     let cred = unsafe { provider.GetCredentialAt(0) }.expect("GetCredentialAt");
     let is_v2 = cred.cast::<ICredentialProviderCredential2>().is_ok();
     let events: ICredentialProviderCredentialEvents = CredentialEvents { log: log.clone() }.into();
@@ -297,12 +410,23 @@ fn cmd_login(dll: &str, scenario: &str, user: &str, password: &str, codes: &[Str
 
 fn cmd_filter(dll: &str) -> Value {
     let factory = load(dll);
-    let filter: ICredentialProviderFilter = unsafe { factory.CreateInstance(None) }.expect("CreateInstance filter");
-    let ids = [CLSID_PASSWORD_PROVIDER, CLSID_LATCHKEY_PROVIDER, CLSID_PASSWORD_PROVIDER_V1];
+    let filter: ICredentialProviderFilter =
+        unsafe { factory.CreateInstance(None) }.expect("CreateInstance filter");
+    let ids = [
+        CLSID_PASSWORD_PROVIDER,
+        CLSID_LATCHKEY_PROVIDER,
+        CLSID_PASSWORD_PROVIDER_V1,
+    ];
     let mut out = serde_json::Map::new();
-    for (name, cpus) in [("logon", CPUS_LOGON), ("unlock", CPUS_UNLOCK_WORKSTATION), ("credui", CPUS_CREDUI), ("change_password", CPUS_CHANGE_PASSWORD)] {
+    for (name, cpus) in [
+        ("logon", CPUS_LOGON),
+        ("unlock", CPUS_UNLOCK_WORKSTATION),
+        ("credui", CPUS_CREDUI),
+        ("change_password", CPUS_CHANGE_PASSWORD),
+    ] {
         let mut allow = [BOOL(1); 3];
-        unsafe { filter.Filter(cpus, 0, ids.as_ptr(), allow.as_mut_ptr(), ids.len() as u32) }.expect("Filter");
+        unsafe { filter.Filter(cpus, 0, ids.as_ptr(), allow.as_mut_ptr(), ids.len() as u32) }
+            .expect("Filter");
         out.insert(
             name.to_string(),
             json!({"password_v2": allow[0].as_bool(), "latchkey": allow[1].as_bool(), "password_v1": allow[2].as_bool()}),
@@ -313,7 +437,10 @@ fn cmd_filter(dll: &str) -> Value {
 
 /// Packs a KERB_INTERACTIVE_UNLOCK_LOGON as an RDP client's credential would arrive.
 fn pack_kerb(domain: &str, user: &str, password: &str) -> Vec<u8> {
-    let strings: Vec<Vec<u8>> = [domain, user, password].iter().map(|s| s.encode_utf16().flat_map(u16::to_le_bytes).collect()).collect();
+    let strings: Vec<Vec<u8>> = [domain, user, password]
+        .iter()
+        .map(|s| s.encode_utf16().flat_map(u16::to_le_bytes).collect())
+        .collect();
     let mut out = vec![0u8; 64];
     out[0..4].copy_from_slice(&2u32.to_le_bytes());
     let mut off = 64u64;
@@ -333,7 +460,8 @@ fn pack_kerb(domain: &str, user: &str, password: &str) -> Vec<u8> {
 fn cmd_remote(dll: &str, user: &str, password: &str, code: &str) -> Value {
     let log: Log = Default::default();
     let factory = load(dll);
-    let filter: ICredentialProviderFilter = unsafe { factory.CreateInstance(None) }.expect("CreateInstance filter");
+    let filter: ICredentialProviderFilter =
+        unsafe { factory.CreateInstance(None) }.expect("CreateInstance filter");
     let mut rdp = pack_kerb("", user, password);
     let cin = CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION {
         ulAuthenticationPackage: 0,
@@ -343,7 +471,9 @@ fn cmd_remote(dll: &str, user: &str, password: &str, code: &str) -> Value {
     };
     let mut cout = CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION::default();
     unsafe { filter.UpdateRemoteCredential(&cin, &mut cout) }.expect("UpdateRemoteCredential");
-    let redirected = unsafe { std::slice::from_raw_parts(cout.rgbSerialization, cout.cbSerialization as usize) }.to_vec();
+    let redirected =
+        unsafe { std::slice::from_raw_parts(cout.rgbSerialization, cout.cbSerialization as usize) }
+            .to_vec();
     let (provider, _) = open_tile(&factory, CPUS_LOGON, &log);
     unsafe { provider.SetSerialization(&cout) }.expect("SetSerialization");
     unsafe { CoTaskMemFree(Some(cout.rgbSerialization as *const c_void)) };
@@ -377,7 +507,9 @@ fn main() {
         "remote" if args.len() == 6 => cmd_remote(dll, &args[3], &args[4], &args[5]),
         "filter" => cmd_filter(dll),
         _ => {
-            eprintln!("usage: logonui-sim DLL login SCENARIO USER PASSWORD CODE… | remote USER PASSWORD CODE | filter");
+            eprintln!(
+                "usage: logonui-sim DLL login SCENARIO USER PASSWORD CODE… | remote USER PASSWORD CODE | filter"
+            );
             std::process::exit(2);
         }
     };
