@@ -47,7 +47,7 @@ pub struct Flow {
     paused: Option<Conversation>,
 }
 
-fn exchange(pipe: &mut (dyn Pipe + Send), req: &AgentRequest) -> Result<AgentReply, String> {
+fn exchange(pipe: &mut Box<dyn Pipe + Send>, req: &AgentRequest) -> Result<AgentReply, String> {
     blocking::write(pipe, req).map_err(|e| format!("agent connection: {e}"))?;
     blocking::read(pipe).map_err(|e| format!("agent connection: {e}"))
 }
@@ -75,7 +75,7 @@ impl Flow {
             let req = AgentRequest::Answer {
                 text: code.to_string(),
             };
-            match exchange(conv.pipe.as_mut(), &req) {
+            match exchange(&mut conv.pipe, &req) {
                 Ok(reply) => return self.walk(conv, reply, None),
                 // The agent forgot the login (idle timeout, restart): start it again.
                 Err(_) => {}
@@ -97,7 +97,7 @@ impl Flow {
             rhost: None,
             tty: None,
         };
-        match exchange(pipe.as_mut(), &req) {
+        match exchange(&mut pipe, &req) {
             Ok(reply) => {
                 let conv = Conversation {
                     pipe,
@@ -159,7 +159,7 @@ impl Flow {
                     };
                 }
             };
-            reply = match exchange(conv.pipe.as_mut(), &req) {
+            reply = match exchange(&mut conv.pipe, &req) {
                 Ok(r) => r,
                 Err(e) => return Outcome::Failure { reason: e },
             };

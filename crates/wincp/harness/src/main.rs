@@ -376,7 +376,7 @@ fn credential_of(
     let is_v2 = cred.cast::<ICredentialProviderCredential2>().is_ok();
     let events: ICredentialProviderCredentialEvents = CredentialEvents { log: log.clone() }.into();
     unsafe { cred.Advise(&events) }.expect("credential Advise");
-    unsafe { cred.SetSelected() }.expect("SetSelected");
+    let _auto_submit = unsafe { cred.SetSelected() }.expect("SetSelected");
     let tile = unsafe { cred.GetBitmapValue(fields::TILE) }.expect("GetBitmapValue");
     let (w, h) = bitmap_size(tile);
     let _ = unsafe { DeleteObject(HGDIOBJ(tile.0)) };
