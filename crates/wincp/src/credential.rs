@@ -401,8 +401,11 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                             unsafe { *pcpgsr = CPGSR_RETURN_CREDENTIAL_FINISHED };
                             Ok(())
                         }
-                        Err(_) => write_status(
-                            "MFA passed, but the Windows credential could not be prepared.",
+                        Err(e) => write_status(
+                            &format!(
+                                "MFA passed, but the Windows credential could not be prepared ({:#010x}).",
+                                e.code().0
+                            ),
                             CPSI_ERROR,
                             ppszoptionalstatustext,
                             pcpsioptionalstatusicon,

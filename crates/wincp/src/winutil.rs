@@ -43,22 +43,32 @@ pub fn computer_name() -> String {
     }
 }
 
-/// The LSA id of the Negotiate package (what LogonUI's password provider serializes for).
+/// The LSA id of the package the credential is for: Negotiate (what Windows' own password
+/// provider uses), or Kerberos where Negotiate is not an LSA package (Wine); both take a
+/// `KERB_INTERACTIVE_UNLOCK_LOGON`.
 pub fn negotiate_package() -> windows::core::Result<u32> {
-    let name = b"Negotiate";
-    let lsa_name = LSA_STRING {
-        Length: name.len() as u16,
-        MaximumLength: name.len() as u16,
-        Buffer: PSTR(name.as_ptr() as *mut u8),
-    };
     let mut lsa = HANDLE::default();
-    // SAFETY: plain LSA calls on a handle this function opens and closes.
+    // SAFETY: plain LSA calls on a handle this function opens and closes; the names are
+    // static ASCII strings described by their LSA_STRINGs.
     unsafe {
         LsaConnectUntrusted(&mut lsa).ok()?;
-        let mut package = 0u32;
-        let r = LsaLookupAuthenticationPackage(lsa, &lsa_name, &mut package).ok();
+        let mut result = Err(E_FAIL.into());
+        for name in [&b"Negotiate"[..], &b"Kerberos"[..]] {
+            let lsa_name = LSA_STRING {
+                Length: name.len() as u16,
+                MaximumLength: name.len() as u16,
+                Buffer: PSTR(name.as_ptr() as *mut u8),
+            };
+            let mut package = 0u32;
+            result = LsaLookupAuthenticationPackage(lsa, &lsa_name, &mut package)
+                .ok()
+                .map(|_| package);
+            if result.is_ok() {
+                break;
+            }
+        }
         let _ = LsaDeregisterLogonProcess(lsa);
-        r.map(|_| package)
+        result
     }
 }
 
