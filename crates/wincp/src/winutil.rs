@@ -2,7 +2,7 @@
 //! packing, the agent pipe.
 
 use crate::flow::Pipe;
-use windows::Win32::Foundation::{E_FAIL, E_OUTOFMEMORY, ERROR_INSUFFICIENT_BUFFER, HANDLE};
+use windows::Win32::Foundation::{E_FAIL, E_OUTOFMEMORY, HANDLE};
 use windows::Win32::Security::Authentication::Identity::{
     LSA_STRING, LsaConnectUntrusted, LsaDeregisterLogonProcess, LsaLookupAuthenticationPackage,
 };
@@ -83,19 +83,20 @@ pub fn credui_pack(user: &str, password: &str, wow: bool) -> windows::core::Resu
     let mut password_w: Vec<u16> = password.encode_utf16().chain(Some(0)).collect();
     let pw = windows::core::PCWSTR(password_w.as_ptr());
     let mut size = 0u32;
-    // SAFETY: size query, then packing into a buffer of that size.
+    // SAFETY: size query, then packing into a buffer of that size. The size query fails
+    // with ERROR_INSUFFICIENT_BUFFER on Windows and succeeds on Wine: either way it is the
+    // reported size that matters.
     let result = unsafe {
-        match CredPackAuthenticationBufferW(flags, &user, pw, None, &mut size) {
-            Ok(()) => Err(E_FAIL.into()),
-            Err(e) if e.code() == ERROR_INSUFFICIENT_BUFFER.to_hresult() && size > 0 => {
-                let mut buf = vec![0u8; size as usize];
-                CredPackAuthenticationBufferW(flags, &user, pw, Some(buf.as_mut_ptr()), &mut size)
-                    .map(|_| {
-                        buf.truncate(size as usize);
-                        buf
-                    })
-            }
-            Err(e) => Err(e),
+        let _ = CredPackAuthenticationBufferW(flags, &user, pw, None, &mut size);
+        if size == 0 || size > 64 * 1024 {
+            Err(E_FAIL.into())
+        } else {
+            let mut buf = vec![0u8; size as usize];
+            CredPackAuthenticationBufferW(flags, &user, pw, Some(buf.as_mut_ptr()), &mut size)
+                .map(|_| {
+                    buf.truncate(size as usize);
+                    buf
+                })
         }
     };
     password_w.zeroize();
