@@ -60,7 +60,10 @@ impl OtpAuthUri {
         );
         match self.kind {
             TokenKind::Hotp => uri.push_str(&format!("&counter={}", self.counter)),
-            TokenKind::Totp | TokenKind::App => uri.push_str(&format!("&period={}", self.period)),
+            // Never built for a security key; treated as TOTP like an app seed.
+            TokenKind::Totp | TokenKind::App | TokenKind::Fido2 => {
+                uri.push_str(&format!("&period={}", self.period))
+            }
         }
         uri
     }

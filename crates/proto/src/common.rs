@@ -59,6 +59,8 @@ pub enum TokenKind {
     Hotp,
     /// A registered token app (push approvals, offline keys).
     App,
+    /// A FIDO2 security key (its credential lives in its own table).
+    Fido2,
 }
 
 impl TokenKind {
@@ -67,6 +69,7 @@ impl TokenKind {
             TokenKind::Totp => "totp",
             TokenKind::Hotp => "hotp",
             TokenKind::App => "app",
+            TokenKind::Fido2 => "fido2",
         }
     }
 }
@@ -84,6 +87,7 @@ impl FromStr for TokenKind {
             "totp" => Ok(TokenKind::Totp),
             "hotp" => Ok(TokenKind::Hotp),
             "app" => Ok(TokenKind::App),
+            "fido2" => Ok(TokenKind::Fido2),
             _ => Err(format!("unknown token kind {s:?}")),
         }
     }

@@ -163,6 +163,8 @@ impl State {
                     let start = t.used.max(0) as u64;
                     verify_hotp(&secret, code, start, self.cfg.hotp_look_ahead + 1, params)
                 }
+                // Security keys live in their own table and never answer a code.
+                TokenKind::Fido2 => None,
             };
             let Some(step) = matched else { continue };
             let step = i64::try_from(step).unwrap_or(i64::MAX);

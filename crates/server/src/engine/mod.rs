@@ -10,6 +10,9 @@ use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 
 mod checks;
+mod fido2;
+
+pub use fido2::{REG_GONE, user_handle};
 
 /// Shown for unknown, disabled and token-less users alike, so the answer does not tell an
 /// attacker which of these is true (the audit log records the real reason).
@@ -86,6 +89,8 @@ struct OtpCtx<'a> {
     tx_id: &'a str,
     user: Option<&'a str>,
     client_id: Option<&'a str>,
+    /// Audit action, e.g. `login.otp`.
+    action: &'static str,
 }
 
 impl OtpCtx<'_> {
@@ -94,7 +99,7 @@ impl OtpCtx<'_> {
         self.st
             .audit(
                 &actor,
-                "login.otp",
+                self.action,
                 self.user,
                 self.client_id,
                 result,
@@ -236,6 +241,14 @@ impl State {
         if apps > 0 {
             methods.push(Method::Push);
         }
+        let fido2_creds = if policy.methods.contains(&Method::Fido2) {
+            self.fido2_credentials(&user.name).await?
+        } else {
+            Vec::new()
+        };
+        if !fido2_creds.is_empty() {
+            methods.push(Method::Fido2);
+        }
         if methods.is_empty() {
             audit(
                 "deny",
@@ -262,6 +275,15 @@ impl State {
                 expires_at: now + policy.tx_ttl as i64,
             })
             .await?;
+        let fido2 = if fido2_creds.is_empty() {
+            None
+        } else {
+            let expires_at = now + policy.tx_ttl as i64;
+            Some(
+                self.fido2_challenge(&tx_id, &fido2_creds, &policy, expires_at)
+                    .await?,
+            )
+        };
         audit(
             "challenge",
             format!("challenge sent ({}){from}", method_list(&methods)),
@@ -272,6 +294,7 @@ impl State {
             message: challenge_message(&user.name, &methods),
             methods,
             expires_in: policy.tx_ttl,
+            fido2,
         })
     }
 
@@ -289,6 +312,7 @@ impl State {
                 tx_id,
                 user: None,
                 client_id: None,
+                action: "login.otp",
             };
             return ctx.deny(false, "unknown transaction", TX_GONE).await;
         };
@@ -298,6 +322,7 @@ impl State {
             tx_id,
             user: Some(tx.user_name.as_str()),
             client_id: Some(tx.client_id.as_str()),
+            action: "login.otp",
         };
         if tx.machine_id != machine_id {
             return ctx
@@ -390,8 +415,25 @@ impl State {
     }
 }
 
-/// The prompt the login screen shows for a challenge.
+/// The prompt the login screen shows for a challenge: it names only the methods offered.
+/// With a security key, Enter uses the key (the agent's convention, docs/fido2.md).
 fn challenge_message(user: &str, methods: &[Method]) -> String {
+    if methods.contains(&Method::Fido2) {
+        let otp = methods.contains(&Method::Otp);
+        let push = methods.contains(&Method::Push);
+        return match (otp, push) {
+            (true, true) => format!(
+                "Press Enter to use your security key, type \"push\" for a push, or type a one-time code for {user}:"
+            ),
+            (true, false) => format!(
+                "Press Enter to use your security key, or type a one-time code for {user}:"
+            ),
+            (false, true) => format!(
+                "Press Enter to use your security key, or type \"push\" for a push to {user}'s latchkey app:"
+            ),
+            (false, false) => format!("Security key for {user}"),
+        };
+    }
     match (
         methods.contains(&Method::Otp),
         methods.contains(&Method::Push),

@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 type ApiResult<T> = Result<Json<T>, ApiErr>;
 
 async fn user_view(st: &Shared, u: UserRow) -> Result<User, ApiErr> {
-    let token_count = st.store.token_count_of(&u.name).await?;
+    let token_count =
+        st.store.token_count_of(&u.name).await? + st.store.fido2_of(&u.name).await?.len() as i64;
     Ok(User {
         token_count: u32::try_from(token_count).unwrap_or(u32::MAX),
         locked_until: (u.locked_until > now()).then_some(u.locked_until),
@@ -242,6 +243,11 @@ pub(super) async fn enroll_otp(
                 "token apps register themselves: create a link with `latchkey token add-app USER`",
             ));
         }
+        TokenKind::Fido2 => {
+            return Err(ApiErr::bad_request(
+                "security keys register on the machine they are plugged into: `latchkey token add-fido2 USER`",
+            ));
+        }
     };
     if !(10..=300).contains(&period) {
         return Err(ApiErr::bad_request(
@@ -342,6 +348,13 @@ pub async fn token_list(
                 last_used_at: a.last_seen_at,
             }),
     );
+    out.extend(
+        st.store
+            .fido2_of(&name)
+            .await?
+            .iter()
+            .map(super::fido2::token_view),
+    );
     Ok(Json(out))
 }
 
@@ -353,13 +366,16 @@ pub async fn token_remove(
 ) -> Result<StatusCode, ApiErr> {
     let (user, what) = match st.store.token_delete(&id).await? {
         Some(user) => (user, "token"),
-        None => (
-            st.store
-                .app_delete(&id)
-                .await?
-                .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?,
-            "token app",
-        ),
+        None => match st.store.app_delete(&id).await? {
+            Some(user) => (user, "token app"),
+            None => (
+                st.store
+                    .fido2_delete(&id)
+                    .await?
+                    .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?,
+                "security key",
+            ),
+        },
     };
     st.audit(
         &Actor::Admin,
