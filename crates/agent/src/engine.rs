@@ -9,6 +9,10 @@ use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 use std::time::{Duration, Instant};
 
+// The FIDO2 part of the conversation lives with the rest of the FIDO2 code.
+#[path = "fido2/flow.rs"]
+mod fido2_flow;
+
 pub const UNREACHABLE: &str = "MFA server unreachable; no offline login prepared on this machine";
 
 /// Where a conversation stands.
@@ -32,6 +36,11 @@ enum State {
         tx: String,
         until: Instant,
     },
+    /// A security-key step (PIN prompt or "touch your key") is out.
+    Fido2 {
+        tx: String,
+        flow: fido2_flow::Flow,
+    },
     Done,
 }
 
@@ -39,6 +48,9 @@ pub struct Login {
     user: String,
     client_id: String,
     state: State,
+    /// The challenge's FIDO2 request, when it offered a security key.
+    fido2: Option<latchkey_proto::fido2::Fido2Request>,
+    fido2_settings: crate::fido2::Settings,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -53,7 +65,15 @@ impl Login {
             user: user.to_string(),
             client_id: client_id.to_string(),
             state: State::Idle,
+            fido2: None,
+            fido2_settings: Default::default(),
         }
+    }
+
+    /// Which security keys to use and how long to wait for them.
+    pub fn with_fido2(mut self, settings: crate::fido2::Settings) -> Login {
+        self.fido2_settings = settings;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -116,9 +136,15 @@ impl Login {
                 tx,
                 message,
                 methods,
+                fido2,
                 ..
             }) => {
+                self.fido2 = fido2.filter(|_| methods.contains(&Method::Fido2));
                 let push = methods.contains(&Method::Push);
+                if self.fido2.is_some() && methods.len() == 1 {
+                    // The key is the only way: no menu, straight to it.
+                    return self.fido2_start(tx, None).await;
+                }
                 self.state = State::AwaitCode {
                     tx,
                     label: message.clone(),
@@ -135,9 +161,18 @@ impl Login {
     }
 
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
+        if let State::Fido2 { tx, flow } = self.state.clone() {
+            return self.fido2_answer(tx, flow, text).await;
+        }
         let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
         };
+        if self.fido2.is_some() && fido2_flow::picks_key(text) {
+            return self.fido2_start(tx, Some((label, push))).await;
+        }
+        if push && text.trim().eq_ignore_ascii_case("push") {
+            return self.send_push(up, tx).await;
+        }
         if text.trim().is_empty() {
             if push {
                 return self.send_push(up, tx).await;
@@ -214,6 +249,7 @@ impl Login {
                 Step::Prompt { label, echo: false }
             }
             State::AwaitPush { tx, until } => self.wait_push(up, tx, until).await,
+            State::Fido2 { tx, flow } => self.fido2_continue(up, tx, flow).await,
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

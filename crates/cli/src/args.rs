@@ -132,7 +132,18 @@ pub enum TokenCmd {
         #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
         expires: Duration,
     },
-    /// List a user's tokens (OATH tokens and token apps).
+    /// Start registering a FIDO2 security key for a user: prints a one-time code to finish
+    /// with `latchkey-agent enroll-fido2 USER --code CODE` on the machine the key is in.
+    AddFido2 {
+        user: String,
+        /// Free text shown in listings, e.g. "blue yubikey".
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+        /// How long the code stays valid (e.g. 15m, 1h).
+        #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
+        expires: Duration,
+    },
+    /// List a user's tokens (OATH tokens, token apps and security keys).
     List { user: String },
     /// Delete a token by id.
     Remove { id: String },
