@@ -153,7 +153,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 done.token.user,
                 done.token.id,
                 done.credential_id,
-                if done.user_verified { "done" } else { "not done" }
+                if done.user_verified {
+                    "done"
+                } else {
+                    "not done"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

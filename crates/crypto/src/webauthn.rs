@@ -93,8 +93,12 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoseKey {
     /// P-256 point, uncompressed SEC1 (`04 ‖ x ‖ y`).
-    Es256 { point: [u8; 65] },
-    Ed25519 { public: [u8; 32] },
+    Es256 {
+        point: [u8; 65],
+    },
+    Ed25519 {
+        public: [u8; 32],
+    },
 }
 
 fn cose_err(e: impl std::fmt::Display) -> WebauthnError {

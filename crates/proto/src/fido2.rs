@@ -46,9 +46,7 @@ impl FromStr for UserVerification {
             "required" => Ok(UserVerification::Required),
             "preferred" => Ok(UserVerification::Preferred),
             "discouraged" => Ok(UserVerification::Discouraged),
-            _ => Err(format!(
-                "{s:?} is not required, preferred or discouraged"
-            )),
+            _ => Err(format!("{s:?} is not required, preferred or discouraged")),
         }
     }
 }

@@ -281,7 +281,11 @@ fn ctap2(st: &mut KeyState, req: &[u8]) -> Answer {
 
 type Res = Result<Answer, u8>;
 
-fn ok(build: impl FnOnce(&mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<std::convert::Infallible>>) -> Res {
+fn ok(
+    build: impl FnOnce(
+        &mut Encoder<Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>>,
+) -> Res {
     let mut e = Encoder::new(vec![status::OK]);
     build(&mut e).map_err(|_| 0x7F)?;
     Ok(e.into_writer())
@@ -477,7 +481,11 @@ fn make_credential(st: &mut KeyState, body: &[u8]) -> Res {
         e.u8(2)?.bytes(&ad)?;
         e.u8(3)?;
         if fmt == "packed" {
-            e.map(2)?.str("alg")?.i64(cose.alg())?.str("sig")?.bytes(&sig)?;
+            e.map(2)?
+                .str("alg")?
+                .i64(cose.alg())?
+                .str("sig")?
+                .bytes(&sig)?;
         } else {
             e.map(0)?;
         }
@@ -510,7 +518,12 @@ fn get_assertion(st: &mut KeyState, body: &[u8]) -> Res {
     let id = cred.id.clone();
     ok(|e| {
         e.map(3)?;
-        e.u8(1)?.map(2)?.str("id")?.bytes(&id)?.str("type")?.str("public-key")?;
+        e.u8(1)?
+            .map(2)?
+            .str("id")?
+            .bytes(&id)?
+            .str("type")?
+            .str("public-key")?;
         e.u8(2)?.bytes(&ad)?;
         e.u8(3)?.bytes(&sig)?;
         Ok(())

@@ -126,7 +126,10 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
         .find(|w| w.starts_with("lkf_"))
         .unwrap_or_else(|| panic!("no code in {shown}"))
         .to_string();
-    assert!(shown.contains("latchkey-agent enroll-fido2 alice --code"), "{shown}");
+    assert!(
+        shown.contains("latchkey-agent enroll-fido2 alice --code"),
+        "{shown}"
+    );
 
     // The user finishes on the machine with the key, with the real agent binary.
     let bin = latchkey_testkit::workspace_bin("latchkey-agent").unwrap();
@@ -158,7 +161,10 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
     )
     .await
     .unwrap_err();
-    assert!(again.contains("unknown, already used or expired"), "{again}");
+    assert!(
+        again.contains("unknown, already used or expired"),
+        "{again}"
+    );
 
     let listed = tokio::task::spawn_blocking(move || run_cli(&["token", "list", "alice"]))
         .await
@@ -193,8 +199,9 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
     assert!(tokens[0].last_used_at.is_some());
     let a = audit(&srv, "alice").await;
     assert!(
-        a.iter()
-            .any(|e| e.action == "login.fido2" && e.result == "ok" && e.detail.contains("counter 2")),
+        a.iter().any(|e| e.action == "login.fido2"
+            && e.result == "ok"
+            && e.detail.contains("counter 2")),
         "{a:?}"
     );
 }
@@ -207,8 +214,8 @@ async fn pam_prompt_lists_the_key_and_the_code_and_enter_uses_the_key() {
     let key = SoftKey::start().unwrap();
     let agent = agent_with(&srv, &key).await;
     register(&srv, &agent, "carol", None).await;
-    let conf = PamConfDir::latchkey("sudo", &[&format!("socket={}", agent.socket.display())])
-        .unwrap();
+    let conf =
+        PamConfDir::latchkey("sudo", &[&format!("socket={}", agent.socket.display())]).unwrap();
 
     let confpath = conf.path().to_path_buf();
     let (code, prompts, infos) = tokio::task::spawn_blocking(move || {
@@ -226,7 +233,10 @@ async fn pam_prompt_lists_the_key_and_the_code_and_enter_uses_the_key() {
             "Press Enter to use your security key, or type a one-time code for carol:".to_string()
         ]
     );
-    assert!(infos.iter().any(|t| t == "Touch your security key"), "{infos:?}");
+    assert!(
+        infos.iter().any(|t| t == "Touch your security key"),
+        "{infos:?}"
+    );
 
     // The same prompt still takes a code.
     let confpath = conf.path().to_path_buf();
@@ -238,7 +248,11 @@ async fn pam_prompt_lists_the_key_and_the_code_and_enter_uses_the_key() {
     .await
     .unwrap();
     assert_eq!(code, PamCode::SUCCESS);
-    assert_eq!(key.state().touches, 2, "the code login did not touch the key");
+    assert_eq!(
+        key.state().touches,
+        2,
+        "the code login did not touch the key"
+    );
 }
 
 /// A machine posting an assertion made by a key registered to *another* user.
@@ -317,7 +331,10 @@ async fn another_users_credential_is_refused_and_counted_as_a_failure() {
             message,
         } => {
             assert_eq!(attempts_left, 2);
-            assert!(message.contains("not registered for this account"), "{message}");
+            assert!(
+                message.contains("not registered for this account"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -336,7 +353,13 @@ async fn another_users_credential_is_refused_and_counted_as_a_failure() {
         .await
         .unwrap();
     assert!(
-        matches!(r, LoginStepResult::Retry { attempts_left: 1, .. }),
+        matches!(
+            r,
+            LoginStepResult::Retry {
+                attempts_left: 1,
+                ..
+            }
+        ),
         "{r:?}"
     );
 }
@@ -361,7 +384,8 @@ async fn sign_counter_going_backwards_is_refused_as_a_clone_and_audited() {
     assert!(
         a.iter().any(|e| e.action == "login.fido2"
             && e.result == "deny"
-            && e.detail.contains("sign counter did not increase (stored 2, received 2)")),
+            && e.detail
+                .contains("sign counter did not increase (stored 2, received 2)")),
         "{a:?}"
     );
     // Once the key moves past the stored counter it works again (the admin decides about
@@ -401,7 +425,8 @@ async fn uv_required_by_policy_and_not_done_is_refused() {
     let a = audit(&srv, "erin").await;
     assert!(
         a.iter().any(|e| e.action == "login.fido2"
-            && e.detail.contains("user verification required by policy but not done")),
+            && e.detail
+                .contains("user verification required by policy but not done")),
         "{a:?}"
     );
 }
@@ -469,7 +494,9 @@ async fn policy_without_fido2_does_not_offer_the_key() {
     let agent = agent_with(&srv, &key).await;
     register(&srv, &agent, "hank", None).await;
     register(&srv, &agent, "ivy", None).await;
-    srv.set_policy("remote", &[("methods", "otp")]).await.unwrap();
+    srv.set_policy("remote", &[("methods", "otp")])
+        .await
+        .unwrap();
     // hank has only a key, which `remote` does not allow.
     let steps = agent.login("hank", "remote", &[]).await.unwrap();
     assert_eq!(

@@ -151,7 +151,11 @@ pub struct MakeCredential<'a> {
 }
 
 fn descriptor(e: &mut Encoder<Vec<u8>>, id: &[u8]) -> Result<(), EncErr> {
-    e.map(2)?.str("id")?.bytes(id)?.str("type")?.str("public-key")?;
+    e.map(2)?
+        .str("id")?
+        .bytes(id)?
+        .str("type")?
+        .str("public-key")?;
     Ok(())
 }
 
@@ -173,14 +177,23 @@ pub fn encode_make_credential(
         }
         e.map(n)?;
         e.u8(1)?.bytes(m.client_data_hash)?;
-        e.u8(2)?.map(2)?.str("id")?.str(m.rp_id)?.str("name")?.str(m.rp_name)?;
+        e.u8(2)?
+            .map(2)?
+            .str("id")?
+            .str(m.rp_id)?
+            .str("name")?
+            .str(m.rp_name)?;
         e.u8(3)?.map(3)?;
         e.str("id")?.bytes(m.user_id)?;
         e.str("name")?.str(m.user_name)?;
         e.str("displayName")?.str(m.user_display_name)?;
         e.u8(4)?.array(m.algorithms.len() as u64)?;
         for alg in m.algorithms {
-            e.map(2)?.str("alg")?.i64(*alg)?.str("type")?.str("public-key")?;
+            e.map(2)?
+                .str("alg")?
+                .i64(*alg)?
+                .str("type")?
+                .str("public-key")?;
         }
         if !m.exclude.is_empty() {
             e.u8(5)?.array(m.exclude.len() as u64)?;
@@ -324,11 +337,12 @@ pub fn parse_assertion(body: &[u8], allow: &[Vec<u8>]) -> Result<AssertionRespon
 }
 
 /// Encodes a P-256 key-agreement point as a COSE key (alg -25).
-pub fn encode_agreement_key(
-    e: &mut Encoder<Vec<u8>>,
-    point: &[u8; 65],
-) -> Result<(), EncErr> {
-    e.map(5)?.u8(1)?.u8(2)?.u8(3)?.i64(pin::ALG_ECDH_ES_HKDF_256)?;
+pub fn encode_agreement_key(e: &mut Encoder<Vec<u8>>, point: &[u8; 65]) -> Result<(), EncErr> {
+    e.map(5)?
+        .u8(1)?
+        .u8(2)?
+        .u8(3)?
+        .i64(pin::ALG_ECDH_ES_HKDF_256)?;
     e.i64(-1)?.u8(1)?;
     e.i64(-2)?.bytes(&point[1..33])?;
     e.i64(-3)?.bytes(&point[33..65])?;

@@ -1,8 +1,8 @@
 //! CTAPHID (CTAP 2.1 §11.2): messages split into an initialization packet and continuation
 //! packets of one 64-byte report each, on a channel id allocated with CTAPHID_INIT.
 
-use super::hid::{HidDevice, REPORT_LEN, Report};
 use super::Fido2Error;
+use super::hid::{HidDevice, REPORT_LEN, Report};
 use std::time::{Duration, Instant};
 
 pub const CMD_PING: u8 = 0x81;
@@ -154,7 +154,9 @@ impl Channel {
                 Fed::Done(CMD_INIT, p) if p.len() >= 17 && p[..8] == nonce[..] => {
                     let cid = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
                     if cid == 0 || cid == BROADCAST_CID {
-                        return Err(Fido2Error::Protocol("device allocated an invalid channel".into()));
+                        return Err(Fido2Error::Protocol(
+                            "device allocated an invalid channel".into(),
+                        ));
                     }
                     return Ok(Channel {
                         dev,

@@ -9,7 +9,9 @@ use super::ctap2::MakeCredential;
 use super::{Fido2Error, Settings, UvPlan, open_all, uv_plan};
 use crate::config::AgentConfig;
 use crate::upstream::{Outcome, Upstream};
-use latchkey_crypto::webauthn::{ORIGIN_AGENT, TYPE_CREATE, b64url, b64url_decode, client_data_json, sha256};
+use latchkey_crypto::webauthn::{
+    ORIGIN_AGENT, TYPE_CREATE, b64url, b64url_decode, client_data_json, sha256,
+};
 use latchkey_proto::fido2::{
     Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart, Fido2Registered,
     UserVerification,
@@ -49,7 +51,9 @@ impl EnrollUi for TerminalUi {
                 .map_err(|e| e.to_string())?;
         }
         eprintln!();
-        Ok(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string()))
+        Ok(Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_string(),
+        ))
     }
 
     fn touch(&mut self) {

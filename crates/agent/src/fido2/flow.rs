@@ -45,7 +45,9 @@ impl std::fmt::Debug for Flow {
             Stage::Touch(uv) => format!("Touch({uv:?})"),
             Stage::Again => "Again".to_string(),
         };
-        f.debug_struct("Flow").field("stage", &stage).finish_non_exhaustive()
+        f.debug_struct("Flow")
+            .field("stage", &stage)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,7 +73,9 @@ impl Login {
 
     pub(super) async fn fido2_start(&mut self, tx: String, menu: Menu) -> Step {
         let Some(req) = self.fido2.clone() else {
-            return self.finish(fail("Login refused: protocol error (no security key challenge)"));
+            return self.finish(fail(
+                "Login refused: protocol error (no security key challenge)",
+            ));
         };
         let required = req.user_verification == UserVerification::Required;
         let preferred = req.user_verification == UserVerification::Preferred;
@@ -121,9 +125,7 @@ impl Login {
                 menu,
             },
         };
-        Step::Info {
-            text: TOUCH.into(),
-        }
+        Step::Info { text: TOUCH.into() }
     }
 
     pub(super) async fn fido2_answer(&mut self, tx: String, flow: Flow, text: &str) -> Step {
@@ -146,7 +148,9 @@ impl Login {
             }
         };
         let Some(req) = self.fido2.clone() else {
-            return self.finish(fail("Login refused: protocol error (no security key challenge)"));
+            return self.finish(fail(
+                "Login refused: protocol error (no security key challenge)",
+            ));
         };
         let (Some(challenge), Some(allow)) = (
             b64url_decode(&req.challenge),
@@ -155,7 +159,9 @@ impl Login {
                 .map(|c| b64url_decode(c))
                 .collect::<Option<Vec<_>>>(),
         ) else {
-            return self.finish(fail("Login refused: the server's security key challenge is malformed"));
+            return self.finish(fail(
+                "Login refused: the server's security key challenge is malformed",
+            ));
         };
         let settings = self.fido2_settings.clone();
         let rp_id = req.rp_id.clone();

@@ -44,10 +44,9 @@ impl Fido2Error {
     /// One line for the person at the login screen.
     pub fn user_message(&self, timeout: Duration) -> String {
         match self {
-            Fido2Error::Timeout => format!(
-                "No security key answered in {} s",
-                timeout.as_secs().max(1)
-            ),
+            Fido2Error::Timeout => {
+                format!("No security key answered in {} s", timeout.as_secs().max(1))
+            }
             Fido2Error::WrongPin {
                 retries: Some(n), ..
             } => format!("Wrong security key PIN ({n} tries left before it locks)"),
@@ -67,10 +66,9 @@ impl Fido2Error {
                 "The security key refused (user verification failed or was denied)".into()
             }
             Fido2Error::Status(status::USER_ACTION_TIMEOUT)
-            | Fido2Error::Status(status::KEEPALIVE_CANCEL) => format!(
-                "No security key answered in {} s",
-                timeout.as_secs().max(1)
-            ),
+            | Fido2Error::Status(status::KEEPALIVE_CANCEL) => {
+                format!("No security key answered in {} s", timeout.as_secs().max(1))
+            }
             Fido2Error::Status(status::CREDENTIAL_EXCLUDED) => {
                 "This security key is already registered for this account".into()
             }
@@ -173,9 +171,9 @@ pub fn uv_plan(info: &Info, required: bool, preferred: bool) -> UvPlan {
     if !required {
         return UvPlan::None;
     }
-    if info.client_pin == Some(true) && info.pin_protocols.iter().any(|p| *p == pin::PROTOCOL_1)
-        || info.client_pin == Some(true) && info.pin_protocols.is_empty()
-    {
+    // A key that lists no PIN protocols is a CTAP 2.0 key: protocol 1.
+    let protocol_1 = info.pin_protocols.is_empty() || info.pin_protocols.contains(&pin::PROTOCOL_1);
+    if info.client_pin == Some(true) && protocol_1 {
         return UvPlan::NeedPin;
     }
     UvPlan::Impossible

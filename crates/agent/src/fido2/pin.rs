@@ -50,7 +50,7 @@ pub fn shared_secret(
 
 /// AES-256-CBC with a zero IV over whole blocks (protocol 1 never pads).
 pub fn encrypt(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, Fido2Error> {
-    if data.len() % 16 != 0 {
+    if !data.len().is_multiple_of(16) {
         return Err(crypto_err("plaintext is not whole AES blocks"));
     }
     let cipher = Aes256::new(GenericArray::from_slice(key));
@@ -70,7 +70,7 @@ pub fn encrypt(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, Fido2Error> {
 }
 
 pub fn decrypt(key: &[u8; 32], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, Fido2Error> {
-    if data.len() % 16 != 0 || data.is_empty() {
+    if !data.len().is_multiple_of(16) || data.is_empty() {
         return Err(crypto_err("ciphertext is not whole AES blocks"));
     }
     let cipher = Aes256::new(GenericArray::from_slice(key));
@@ -97,8 +97,8 @@ pub fn pin_hash(pin: &str) -> Zeroizing<[u8; 16]> {
 
 /// LEFT(HMAC-SHA-256(token, message), 16).
 pub fn auth_param(token: &[u8], message: &[u8]) -> Result<[u8; 16], Fido2Error> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token)
-        .map_err(|_| crypto_err("bad PIN token"))?;
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(token).map_err(|_| crypto_err("bad PIN token"))?;
     mac.update(message);
     let full = mac.finalize().into_bytes();
     let mut out = [0u8; 16];

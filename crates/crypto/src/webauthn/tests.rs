@@ -193,7 +193,10 @@ fn tampered_or_foreign_assertions_are_refused() {
         Err(WebauthnError::Origin(_))
     ));
     let s = assertion(&key, 0, 5, good_cd());
-    assert_eq!(check(&key, &s, 0, false), Err(WebauthnError::NoUserPresence));
+    assert_eq!(
+        check(&key, &s, 0, false),
+        Err(WebauthnError::NoUserPresence)
+    );
     let s = assertion(&key, FLAG_UP, 5, good_cd());
     assert_eq!(
         check(&key, &s, 0, true),
@@ -235,7 +238,12 @@ fn attestation_object(fmt: &str, ad: &[u8], stmt: Option<(i64, &[u8])>, x5c: boo
             e.str("alg").unwrap().i64(alg).unwrap();
             e.str("sig").unwrap().bytes(sig).unwrap();
             if x5c {
-                e.str("x5c").unwrap().array(1).unwrap().bytes(b"cert").unwrap();
+                e.str("x5c")
+                    .unwrap()
+                    .array(1)
+                    .unwrap()
+                    .bytes(b"cert")
+                    .unwrap();
             }
         }
         None => {
@@ -309,7 +317,12 @@ fn registration_refuses_wrong_format_type_and_missing_credential() {
         verify_registration(&none, get.as_bytes(), &ex),
         Err(WebauthnError::WrongType(..))
     ));
-    let no_cred = attestation_object("none", &auth_data("latchkey", FLAG_UP, 0, None), None, false);
+    let no_cred = attestation_object(
+        "none",
+        &auth_data("latchkey", FLAG_UP, 0, None),
+        None,
+        false,
+    );
     assert!(matches!(
         verify_registration(&no_cred, cd.as_bytes(), &ex),
         Err(WebauthnError::Attestation(_))

@@ -117,11 +117,19 @@ impl State {
         }
         let Some((challenge, rp_id)) = self.store.fido2_challenge_get(tx_id).await? else {
             return ctx
-                .deny(true, "no FIDO2 challenge was issued for this transaction", GENERIC_DENY)
+                .deny(
+                    true,
+                    "no FIDO2 challenge was issued for this transaction",
+                    GENERIC_DENY,
+                )
                 .await;
         };
         // The credential must be one of *this* user's: another user's key is a wrong answer.
-        let cred = match self.store.fido2_by_credential_id(&req.credential_id).await? {
+        let cred = match self
+            .store
+            .fido2_by_credential_id(&req.credential_id)
+            .await?
+        {
             Some(c) if c.user_name == user.name => c,
             Some(_) => {
                 let why = "credential of another user";
@@ -293,8 +301,15 @@ impl State {
         let reg = match self.store.fido2_reg_get(&hash, now).await? {
             Some(r) if r.user_name == req.user => r,
             _ => {
-                self.audit(&actor, "fido2.register", Some(&req.user), None, "deny", "unknown, used, expired or other user's registration code")
-                    .await;
+                self.audit(
+                    &actor,
+                    "fido2.register",
+                    Some(&req.user),
+                    None,
+                    "deny",
+                    "unknown, used, expired or other user's registration code",
+                )
+                .await;
                 return Ok(Err(REG_GONE.into()));
             }
         };
@@ -342,7 +357,9 @@ impl State {
             _ => return Ok(Err(REG_GONE.into())),
         };
         let Some(challenge_b64) = reg.challenge.clone() else {
-            return Ok(Err("Registration not started: run the enrollment again".into()));
+            return Ok(Err(
+                "Registration not started: run the enrollment again".into()
+            ));
         };
         let user = match self.store.user_get(&reg.user_name).await? {
             Some(u) if u.enabled => u,
@@ -387,9 +404,15 @@ impl State {
             .await?
             .is_some()
         {
-            return Ok(Err("This security key credential is already registered".into()));
+            return Ok(Err(
+                "This security key credential is already registered".into()
+            ));
         }
-        if !self.store.fido2_reg_consume(&hash, &challenge_b64, now).await? {
+        if !self
+            .store
+            .fido2_reg_consume(&hash, &challenge_b64, now)
+            .await?
+        {
             return Ok(Err(REG_GONE.into()));
         }
         let row = Fido2Row {

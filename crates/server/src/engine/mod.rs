@@ -425,9 +425,9 @@ fn challenge_message(user: &str, methods: &[Method]) -> String {
             (true, true) => format!(
                 "Press Enter to use your security key, type \"push\" for a push, or type a one-time code for {user}:"
             ),
-            (true, false) => format!(
-                "Press Enter to use your security key, or type a one-time code for {user}:"
-            ),
+            (true, false) => {
+                format!("Press Enter to use your security key, or type a one-time code for {user}:")
+            }
             (false, true) => format!(
                 "Press Enter to use your security key, or type \"push\" for a push to {user}'s latchkey app:"
             ),

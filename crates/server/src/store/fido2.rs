@@ -217,10 +217,11 @@ impl Store {
 
     /// The login challenge of a transaction: (challenge base64url, rp id).
     pub async fn fido2_challenge_get(&self, tx_id: &str) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT challenge, rp_id FROM fido2_login_challenges WHERE tx_id = $1")
-            .bind(tx_id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT challenge, rp_id FROM fido2_login_challenges WHERE tx_id = $1")
+                .bind(tx_id)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| Ok((r.try_get("challenge")?, r.try_get("rp_id")?)))
             .transpose()
     }
