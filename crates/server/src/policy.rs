@@ -286,6 +286,16 @@ mod tests {
         assert!(apply(&mut p, "tx_ttl", "2h").is_err());
         apply(&mut p, "offline.max_days", "3").unwrap();
         assert_eq!(p.offline.max_days, 3);
+        assert_eq!(
+            p.fido2.user_verification,
+            latchkey_proto::fido2::UserVerification::Preferred
+        );
+        apply(&mut p, "fido2.user_verification", "required").unwrap();
+        assert_eq!(
+            p.fido2.user_verification,
+            latchkey_proto::fido2::UserVerification::Required
+        );
+        assert!(apply(&mut p, "fido2.user_verification", "always").is_err());
     }
 
     #[test]

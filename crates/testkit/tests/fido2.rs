@@ -544,3 +544,104 @@ async fn policy_without_fido2_does_not_offer_the_key() {
         .unwrap();
     assert!(matches!(r, LoginStepResult::Deny { .. }), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations() {
+    use latchkey_proto::fido2::{Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart};
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("jay", &[]).await.unwrap();
+    srv.add_user("kim", &[]).await.unwrap();
+    let (_, m) = srv.join_machine("m").await.unwrap();
+    let code = code_for(&srv, "jay").await;
+
+    // Kim cannot use Jay's code.
+    let err = m
+        .post::<_, Fido2RegisterOptions>(
+            "/v1/fido2/register/start",
+            &Fido2RegisterStart {
+                user: "kim".into(),
+                code: code.clone(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.api_code(), Some("fido2_registration_refused"), "{err}");
+
+    // A finish before a start, and a finish with junk, are refused; the code survives both.
+    let finish = |att: &str| Fido2RegisterFinish {
+        user: "jay".into(),
+        code: code.clone(),
+        attestation_object: att.into(),
+        client_data_json: b64url(b"{}"),
+    };
+    let err = m
+        .post::<_, Fido2Registered>("/v1/fido2/register/finish", &finish("AAAA"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Registration not started"),
+        "{err}"
+    );
+    let opts: Fido2RegisterOptions = m
+        .post(
+            "/v1/fido2/register/start",
+            &Fido2RegisterStart {
+                user: "jay".into(),
+                code: code.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(opts.rp_id, "latchkey");
+    assert_eq!(opts.algorithms, vec![-7, -8]);
+    let err = m
+        .post::<_, Fido2Registered>("/v1/fido2/register/finish", &finish("AAAA"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Security key registration refused"),
+        "{err}"
+    );
+
+    // The real key registers with the same code afterwards.
+    let key = SoftKey::start().unwrap();
+    let agent = agent_with(&srv, &key).await;
+    let reg = enroll(
+        &EnrollOptions {
+            config_dir: agent.config_dir.clone(),
+            user: "jay".into(),
+            code,
+        },
+        Ui(None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reg.aaguid, "6c617463-686b-6579-2d73-6f66746b6579");
+    // Registering the same key for jay again is refused by the key (exclude list).
+    let err = register_err(&srv, &agent, "jay").await;
+    assert_eq!(
+        err,
+        "This security key is already registered for this account"
+    );
+    let a = audit(&srv, "kim").await;
+    assert!(
+        a.iter()
+            .any(|e| e.action == "fido2.register" && e.result == "deny"),
+        "{a:?}"
+    );
+}
+
+async fn register_err(srv: &TestServer, agent: &TestAgent, user: &str) -> String {
+    let code = code_for(srv, user).await;
+    enroll(
+        &EnrollOptions {
+            config_dir: agent.config_dir.clone(),
+            user: user.into(),
+            code,
+        },
+        Ui(None),
+    )
+    .await
+    .unwrap_err()
+}
