@@ -188,6 +188,7 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
         ]
     );
     assert_eq!(key.state().touches, 2);
+    assert_eq!(srv.login_count("fido2", "success").await.unwrap(), 1);
     let tokens: Vec<TokenInfo> = srv
         .admin()
         .unwrap()

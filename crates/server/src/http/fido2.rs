@@ -147,9 +147,9 @@ pub async fn login_fido2(
     ])?;
     let res = st.login_fido2(&m.id, &tx, &req).await?;
     st.metrics.login(match res {
-        LoginStepResult::Success { .. } => Outcome::OtpSuccess,
-        LoginStepResult::Deny { .. } => Outcome::OtpDeny,
-        _ => Outcome::OtpRetry,
+        LoginStepResult::Success { .. } => Outcome::Fido2Success,
+        LoginStepResult::Deny { .. } => Outcome::Fido2Deny,
+        _ => Outcome::Fido2Retry,
     });
     Ok(Json(res))
 }
