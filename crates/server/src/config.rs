@@ -247,6 +247,26 @@ mod tests {
     }
 
     #[test]
+    fn fido2_rp_id_defaults_to_latchkey_and_is_validated() {
+        let (cfg, _) = resolve(Args::default()).unwrap();
+        assert_eq!(cfg.fido2_rp_id, "latchkey");
+        let (cfg, _) = resolve(Args {
+            fido2_rp_id: Some("example.com".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.fido2_rp_id, "example.com");
+        for bad in ["", "a b", "x/y"] {
+            let err = resolve(Args {
+                fido2_rp_id: Some(bad.into()),
+                ..Args::default()
+            })
+            .unwrap_err();
+            assert!(err.contains("fido2_rp_id"), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_file_keys_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.toml");
