@@ -234,9 +234,15 @@ impl Certificate {
             return Err(CertError::UntrustedIssuer);
         }
         let alg: &'static dyn VerificationAlgorithm = match (&ca.key, self.sig_alg) {
-            (PublicKey::Rsa(_), o) if o == SHA256_WITH_RSA => &signature::RSA_PKCS1_2048_8192_SHA256,
-            (PublicKey::Rsa(_), o) if o == SHA384_WITH_RSA => &signature::RSA_PKCS1_2048_8192_SHA384,
-            (PublicKey::Rsa(_), o) if o == SHA512_WITH_RSA => &signature::RSA_PKCS1_2048_8192_SHA512,
+            (PublicKey::Rsa(_), o) if o == SHA256_WITH_RSA => {
+                &signature::RSA_PKCS1_2048_8192_SHA256
+            }
+            (PublicKey::Rsa(_), o) if o == SHA384_WITH_RSA => {
+                &signature::RSA_PKCS1_2048_8192_SHA384
+            }
+            (PublicKey::Rsa(_), o) if o == SHA512_WITH_RSA => {
+                &signature::RSA_PKCS1_2048_8192_SHA512
+            }
             (PublicKey::EcP256(_), o) if o == ECDSA_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
             (PublicKey::EcP384(_), o) if o == ECDSA_SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
             (PublicKey::EcP384(_), o) if o == ECDSA_SHA256 => &signature::ECDSA_P384_SHA256_ASN1,

@@ -108,7 +108,10 @@ fn issuing_ca_is_checked_by_name_and_signature() {
 fn bad_input_is_an_error_never_a_panic() {
     assert!(Certificate::from_der(&[]).is_err());
     assert!(Certificate::from_pem_or_der(b"-----BEGIN CERTIFICATE-----\n!!\n").is_err());
-    assert!(Certificate::from_pem_or_der(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err());
+    assert!(
+        Certificate::from_pem_or_der(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----")
+            .is_err()
+    );
     assert_eq!(pem_to_der("hello"), Err(CertError::NoPem));
     assert_eq!(
         Certificate::from_der(&vec![0x30; MAX_CERT_LEN + 1]),

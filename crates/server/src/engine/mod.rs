@@ -10,6 +10,7 @@ use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 
 mod checks;
+pub mod smartcard;
 
 /// Shown for unknown, disabled and token-less users alike, so the answer does not tell an
 /// attacker which of these is true (the audit log records the real reason).
@@ -236,6 +237,10 @@ impl State {
         if apps > 0 {
             methods.push(Method::Push);
         }
+        let cards = self.smartcards_offered(&user.name, &policy).await?;
+        if !cards.is_empty() {
+            methods.push(Method::Smartcard);
+        }
         if methods.is_empty() {
             audit(
                 "deny",
@@ -267,11 +272,13 @@ impl State {
             format!("challenge sent ({}){from}", method_list(&methods)),
         )
         .await;
+        let smartcard = self.smartcard_request(&tx_id, &cards)?;
         Ok(LoginStartResult::Challenge {
             tx: tx_id,
             message: challenge_message(&user.name, &methods),
             methods,
             expires_in: policy.tx_ttl,
+            smartcard,
         })
     }
 
@@ -398,6 +405,9 @@ fn challenge_message(user: &str, methods: &[Method]) -> String {
     ) {
         (true, true) => format!("Press Enter to send a push, or type a one-time code for {user}:"),
         (false, true) => format!("Press Enter to send a push to {user}'s latchkey app:"),
+        (false, false) if methods.contains(&Method::Smartcard) => {
+            format!("Smartcard for {user}:")
+        }
         _ => format!("One-time code for {user}:"),
     }
 }

@@ -63,7 +63,7 @@ impl Store {
     /// every login start).
     pub async fn user_get_with_counts(&self, name: &str) -> Result<Option<(UserRow, i64, i64)>> {
         let row = sqlx::query(&format!(
-            "SELECT {COLS}, (SELECT COUNT(*) FROM tokens WHERE user_name = $1) AS n_tokens, \
+            "SELECT {COLS}, (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind <> 'smartcard') AS n_tokens, \
              (SELECT COUNT(*) FROM apps WHERE user_name = $1) AS n_apps FROM users WHERE name = $1"
         ))
         .bind(name)
