@@ -2,6 +2,7 @@
 //! steps and decides, in one place, what happens when no server answers. Every path ends in
 //! `Success` only after a server said so.
 
+use crate::smartcard::login::{self as card, CardLogin};
 use crate::upstream::{Outcome, Upstream};
 use latchkey_proto::Method;
 use latchkey_proto::agent::Step;
@@ -32,6 +33,8 @@ enum State {
         tx: String,
         until: Instant,
     },
+    /// A smartcard PIN prompt (or a message before it) is out.
+    Card(Box<CardLogin>),
     Done,
 }
 
@@ -39,6 +42,7 @@ pub struct Login {
     user: String,
     client_id: String,
     state: State,
+    smartcard_module: Option<std::path::PathBuf>,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -53,7 +57,14 @@ impl Login {
             user: user.to_string(),
             client_id: client_id.to_string(),
             state: State::Idle,
+            smartcard_module: None,
         }
+    }
+
+    /// The PKCS#11 module used when the server offers a smartcard.
+    pub fn with_smartcard_module(mut self, module: Option<std::path::PathBuf>) -> Login {
+        self.smartcard_module = module;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -116,9 +127,23 @@ impl Login {
                 tx,
                 message,
                 methods,
+                smartcard,
                 ..
             }) => {
                 let push = methods.contains(&Method::Push);
+                if let Some(req) = smartcard.filter(|_| methods.contains(&Method::Smartcard)) {
+                    let others = methods.contains(&Method::Otp) || push;
+                    let fallback = others.then(|| (message.clone(), push));
+                    let module = self.smartcard_module.as_deref();
+                    match card::begin(module, &tx, &req, fallback).await {
+                        card::Begin::Ask(c, step) => {
+                            self.state = State::Card(c);
+                            return step;
+                        }
+                        card::Begin::Fail(reason) => return self.finish(fail(reason)),
+                        card::Begin::Skip => {}
+                    }
+                }
                 self.state = State::AwaitCode {
                     tx,
                     label: message.clone(),
@@ -135,6 +160,26 @@ impl Login {
     }
 
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
+        if let State::Card(mut c) = self.state.clone() {
+            return match card::answer(&mut c, up, &self.user, text).await {
+                card::Next::Step(step) => {
+                    self.state = State::Card(c);
+                    step
+                }
+                card::Next::Fallback => {
+                    let (label, push) = c.fallback.clone().unwrap_or_default();
+                    self.state = State::AwaitCode {
+                        tx: c.tx.clone(),
+                        label: label.clone(),
+                        push,
+                    };
+                    Step::Prompt { label, echo: false }
+                }
+                card::Next::Done(step) => self.finish(step),
+                card::Next::Unreachable(why) => self.unreachable(&why),
+                card::Next::Refused { code, message } => self.refused(&code, &message),
+            };
+        }
         let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
         };
@@ -214,6 +259,7 @@ impl Login {
                 Step::Prompt { label, echo: false }
             }
             State::AwaitPush { tx, until } => self.wait_push(up, tx, until).await,
+            State::Card(c) => c.prompt(),
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod join;
 pub mod sessions;
 pub mod shell;
+pub mod smartcard;
 mod socket;
 pub mod state;
 mod sys;
