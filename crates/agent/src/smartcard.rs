@@ -364,3 +364,38 @@ fn sign_logged_in(
         })?;
     Ok(CardSignature { mechanism, bytes })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_pin_messages_say_what_the_card_says() {
+        assert_eq!(
+            CardError::WrongPin(PinTries::Unknown).to_string(),
+            "Wrong smartcard PIN"
+        );
+        assert_eq!(
+            CardError::WrongPin(PinTries::Low).to_string(),
+            "Wrong smartcard PIN: few tries left before the card locks"
+        );
+        assert_eq!(
+            CardError::WrongPin(PinTries::FinalTry).to_string(),
+            "Wrong smartcard PIN: one try left before the card locks"
+        );
+        assert_eq!(CardError::NoCard.to_string(), NO_CARD);
+    }
+
+    #[test]
+    fn a_missing_module_is_a_clear_error() {
+        let err = list_certificates(Path::new("/nonexistent/pkcs11.so"), None).unwrap_err();
+        assert!(
+            matches!(&err, CardError::Module { module, .. } if module == "/nonexistent/pkcs11.so"),
+            "{err:?}"
+        );
+        assert_eq!(
+            module_path(Some(Path::new("/x.so"))),
+            Some(PathBuf::from("/x.so"))
+        );
+    }
+}

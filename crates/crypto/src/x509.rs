@@ -253,6 +253,11 @@ impl Certificate {
             .map_err(|_| CertError::UntrustedIssuer)
     }
 
+    /// DER of the subject name (what PKCS#11 stores as `CKA_SUBJECT`).
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
+    }
+
     fn key_bytes(&self) -> &[u8] {
         match &self.key {
             PublicKey::Rsa(b) | PublicKey::EcP256(b) | PublicKey::EcP384(b) => b,
