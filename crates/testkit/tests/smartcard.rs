@@ -141,6 +141,7 @@ async fn rsa_card_logs_in_through_the_agent() {
         matches!(last(&steps), Step::Success { message } if message == "Smartcard verified"),
         "{steps:?}"
     );
+    assert_eq!(srv.login_count("smartcard", "success").await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

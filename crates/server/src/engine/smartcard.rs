@@ -112,10 +112,17 @@ impl State {
             None => Ok(()),
         };
         if let Err(e) = dates.and(issuer) {
+            let why = match e {
+                CertError::Expired(t) => format!("expired on {}", date(t)),
+                CertError::NotYetValid(t) => format!("is valid only from {}", date(t)),
+                CertError::UntrustedIssuer => {
+                    "was not issued by the trusted CA (smartcard_ca)".to_string()
+                }
+                other => other.to_string(),
+            };
             return Err(EngineError::Invalid(format!(
-                "certificate {:?}: {}",
-                cert.subject,
-                refusal(&e).trim_start_matches("Smartcard refused: ")
+                "certificate {} {why}",
+                cert.subject
             )));
         }
         Ok(cert)

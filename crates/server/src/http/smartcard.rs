@@ -6,6 +6,7 @@ use super::error::ApiErr;
 use super::extract::{AdminCaller, Json, MachineCaller};
 use super::machine::rate_limit;
 use crate::engine::smartcard::info;
+use crate::metrics::Outcome;
 use crate::state::{Actor, Shared};
 use crate::store::{SmartcardRow, TokenRow};
 use axum::extract::{Path, State};
@@ -55,7 +56,13 @@ pub async fn login(
             "transaction id, fingerprint or signature is too long",
         ));
     }
-    Ok(Json(st.login_smartcard(&m.id, &tx, &req).await?))
+    let res = st.login_smartcard(&m.id, &tx, &req).await?;
+    st.metrics.login(match res {
+        LoginStepResult::Success { .. } => Outcome::SmartcardSuccess,
+        LoginStepResult::Retry { .. } => Outcome::SmartcardRetry,
+        _ => Outcome::SmartcardDeny,
+    });
+    Ok(Json(res))
 }
 
 /// `POST /v1/smartcards/enroll`: a joined machine registers a card's certificate for a user
