@@ -386,6 +386,40 @@ mod tests {
         assert_eq!(CardError::NoCard.to_string(), NO_CARD);
     }
 
+    fn cert(id: u8, cn: &str, visible: bool) -> CardCert {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let der = p.self_signed(&key).unwrap().der().to_vec();
+        CardCert {
+            slot: 0,
+            token_label: "t".into(),
+            id: vec![id],
+            cert: Certificate::from_der(&der).unwrap(),
+            has_visible_key: visible,
+        }
+    }
+
+    #[test]
+    fn enrollment_picks_the_certificate_with_its_key_or_asks_for_an_id() {
+        assert_eq!(choose_for_enroll(vec![], None), Err(CardError::NoCard));
+        let one = choose_for_enroll(vec![cert(1, "a", false)], None).unwrap();
+        assert_eq!(one.id, vec![1]);
+        let two = || vec![cert(1, "a", false), cert(2, "b", true)];
+        assert_eq!(choose_for_enroll(two(), None).unwrap().id, vec![2]);
+        assert_eq!(choose_for_enroll(two(), Some("01")).unwrap().id, vec![1]);
+        assert_eq!(
+            choose_for_enroll(two(), Some("ff")),
+            Err(CardError::NoCertificate)
+        );
+        let err =
+            choose_for_enroll(vec![cert(1, "a", false), cert(2, "b", false)], None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Several certificates on the smartcard: choose one with --id (01 = CN=a; 02 = CN=b)"
+        );
+    }
+
     #[test]
     fn a_missing_module_is_a_clear_error() {
         let err = list_certificates(Path::new("/nonexistent/pkcs11.so"), None).unwrap_err();
