@@ -162,10 +162,13 @@ impl State {
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());
-        // One statement: the user with the number of OATH tokens and apps it has.
+        // One statement: the user with the number of OATH tokens, apps and smartcards it has.
         let found = self.store.user_get_with_counts(&req.user).await?;
-        let (tokens, apps) = found.as_ref().map(|(_, t, a)| (*t, *a)).unwrap_or((0, 0));
-        let user_row = found.map(|(u, _, _)| u);
+        let (tokens, apps, cards) = found
+            .as_ref()
+            .map(|(_, t, a, c)| (*t, *a, *c))
+            .unwrap_or((0, 0, 0));
+        let user_row = found.map(|(u, _, _, _)| u);
         let groups = user_row
             .as_ref()
             .map(|u| u.groups.clone())
@@ -237,7 +240,7 @@ impl State {
         if apps > 0 {
             methods.push(Method::Push);
         }
-        let cards = self.smartcards_offered(&user.name, &policy).await?;
+        let cards = self.smartcards_offered(&user.name, &policy, cards).await?;
         if !cards.is_empty() {
             methods.push(Method::Smartcard);
         }

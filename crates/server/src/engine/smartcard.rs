@@ -248,14 +248,16 @@ impl State {
             .map(Some)
     }
 
-    /// The user's certificates a login may use, when the policy allows smartcards. Expired
-    /// ones are offered too, so the person hears "expired" rather than "no method".
+    /// The user's certificates a login may use, when the policy allows smartcards (`count`:
+    /// the user's smartcard tokens, so users without one cost no query). Expired ones are
+    /// offered too, so the person hears "expired" rather than "no method".
     pub(super) async fn smartcards_offered(
         &self,
         user: &str,
         policy: &Policy,
+        count: i64,
     ) -> Result<Vec<SmartcardRow>> {
-        if !policy.methods.contains(&Method::Smartcard) {
+        if count == 0 || !policy.methods.contains(&Method::Smartcard) {
             return Ok(Vec::new());
         }
         Ok(self.store.smartcards_of(user).await?)
