@@ -2,6 +2,7 @@
 //! steps and decides, in one place, what happens when no server answers. Every path ends in
 //! `Success` only after a server said so.
 
+use crate::smartcard::login::{self as card, CardLogin};
 use crate::upstream::{Outcome, Upstream};
 use latchkey_proto::Method;
 use latchkey_proto::agent::Step;
@@ -41,6 +42,8 @@ enum State {
         tx: String,
         flow: fido2_flow::Flow,
     },
+    /// A smartcard PIN prompt (or a message before it) is out.
+    Card(Box<CardLogin>),
     Done,
 }
 
@@ -51,6 +54,7 @@ pub struct Login {
     /// The challenge's FIDO2 request, when it offered a security key.
     fido2: Option<latchkey_proto::fido2::Fido2Request>,
     fido2_settings: crate::fido2::Settings,
+    smartcard_module: Option<std::path::PathBuf>,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -67,12 +71,19 @@ impl Login {
             state: State::Idle,
             fido2: None,
             fido2_settings: Default::default(),
+            smartcard_module: None,
         }
     }
 
     /// Which security keys to use and how long to wait for them.
     pub fn with_fido2(mut self, settings: crate::fido2::Settings) -> Login {
         self.fido2_settings = settings;
+        self
+    }
+
+    /// The PKCS#11 module used when the server offers a smartcard.
+    pub fn with_smartcard_module(mut self, module: Option<std::path::PathBuf>) -> Login {
+        self.smartcard_module = module;
         self
     }
 
@@ -137,12 +148,29 @@ impl Login {
                 message,
                 methods,
                 fido2,
+                smartcard,
                 ..
             }) => {
                 self.fido2 = fido2.filter(|_| methods.contains(&Method::Fido2));
                 let push = methods.contains(&Method::Push);
-                if self.fido2.is_some() && methods.len() == 1 {
-                    // The key is the only way: no menu, straight to it.
+                if let Some(req) = smartcard.filter(|_| methods.contains(&Method::Smartcard)) {
+                    let others = methods.contains(&Method::Otp) || push || self.fido2.is_some();
+                    let fallback = others.then(|| (message.clone(), push));
+                    let module = self.smartcard_module.as_deref();
+                    match card::begin(module, &tx, &req, fallback).await {
+                        card::Begin::Ask(c, step) => {
+                            self.state = State::Card(c);
+                            return step;
+                        }
+                        card::Begin::Fail(reason) => return self.finish(fail(reason)),
+                        card::Begin::Skip => {}
+                    }
+                }
+                let only_key = methods
+                    .iter()
+                    .all(|m| *m == Method::Fido2 || *m == Method::Smartcard);
+                if self.fido2.is_some() && only_key {
+                    // The key is the only way left (no card answered): straight to it.
                     return self.fido2_start(tx, None).await;
                 }
                 self.state = State::AwaitCode {
@@ -163,6 +191,26 @@ impl Login {
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
         if let State::Fido2 { tx, flow } = self.state.clone() {
             return self.fido2_answer(tx, flow, text).await;
+        }
+        if let State::Card(mut c) = self.state.clone() {
+            return match card::answer(&mut c, up, &self.user, text).await {
+                card::Next::Step(step) => {
+                    self.state = State::Card(c);
+                    step
+                }
+                card::Next::Fallback => {
+                    let (label, push) = c.fallback.clone().unwrap_or_default();
+                    self.state = State::AwaitCode {
+                        tx: c.tx.clone(),
+                        label: label.clone(),
+                        push,
+                    };
+                    Step::Prompt { label, echo: false }
+                }
+                card::Next::Done(step) => self.finish(step),
+                card::Next::Unreachable(why) => self.unreachable(&why),
+                card::Next::Refused { code, message } => self.refused(&code, &message),
+            };
         }
         let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
@@ -250,6 +298,7 @@ impl Login {
             }
             State::AwaitPush { tx, until } => self.wait_push(up, tx, until).await,
             State::Fido2 { tx, flow } => self.fido2_continue(up, tx, flow).await,
+            State::Card(c) => c.prompt(),
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

@@ -44,6 +44,9 @@ enum Cmd {
         #[arg(long)]
         code: String,
     },
+    /// Register the certificate on a smartcard for a user (needs a one-time code from
+    /// `latchkey token add-smartcard USER --enroll`).
+    EnrollSmartcard(latchkey_agent::smartcard::enroll::EnrollOptions),
     /// Show the servers, their circuit state and last contact.
     Status {
         #[arg(long)]
@@ -158,6 +161,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 } else {
                     "not done"
                 }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::EnrollSmartcard(o) => {
+            let t = runtime()?.block_on(latchkey_agent::smartcard::enroll::enroll(
+                &cli.config_dir,
+                &o,
+            ))?;
+            let sc = t.smartcard.as_ref();
+            println!(
+                "smartcard token {} registered for {}: {} (sha256 {})",
+                t.id,
+                t.user,
+                sc.map(|s| s.subject.as_str()).unwrap_or("-"),
+                sc.map(|s| s.fingerprint.as_str()).unwrap_or("-"),
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -8,6 +8,7 @@ pub mod otp;
 pub mod otpauth;
 pub mod seal;
 pub mod webauthn;
+pub mod x509;
 
 use thiserror::Error;
 

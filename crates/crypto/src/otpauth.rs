@@ -60,10 +60,7 @@ impl OtpAuthUri {
         );
         match self.kind {
             TokenKind::Hotp => uri.push_str(&format!("&counter={}", self.counter)),
-            // Never built for a security key; treated as TOTP like an app seed.
-            TokenKind::Totp | TokenKind::App | TokenKind::Fido2 => {
-                uri.push_str(&format!("&period={}", self.period))
-            }
+            _ => uri.push_str(&format!("&period={}", self.period)),
         }
         uri
     }

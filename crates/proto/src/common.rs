@@ -61,6 +61,8 @@ pub enum TokenKind {
     App,
     /// A FIDO2 security key (its credential lives in its own table).
     Fido2,
+    /// A smartcard certificate (PKCS#11): no secret on the server, only the certificate.
+    Smartcard,
 }
 
 impl TokenKind {
@@ -70,6 +72,7 @@ impl TokenKind {
             TokenKind::Hotp => "hotp",
             TokenKind::App => "app",
             TokenKind::Fido2 => "fido2",
+            TokenKind::Smartcard => "smartcard",
         }
     }
 }
@@ -88,6 +91,7 @@ impl FromStr for TokenKind {
             "hotp" => Ok(TokenKind::Hotp),
             "app" => Ok(TokenKind::App),
             "fido2" => Ok(TokenKind::Fido2),
+            "smartcard" => Ok(TokenKind::Smartcard),
             _ => Err(format!("unknown token kind {s:?}")),
         }
     }

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// FIDO2 relying party id: the name security-key credentials are bound to. Changing it
     /// orphans every registered key (see docs/fido2.md).
     pub fido2_rp_id: String,
+    /// PEM certificate of the CA that must have issued every smartcard certificate.
+    pub smartcard_ca: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -61,6 +63,7 @@ impl ServerConfig {
             max_body_bytes: 64 * 1024,
             issuer: "latchkey".to_string(),
             fido2_rp_id: DEFAULT_RP_ID.to_string(),
+            smartcard_ca: None,
         }
     }
 
@@ -118,6 +121,9 @@ pub struct Args {
     /// Log format: text or json [default: text].
     #[arg(long, env = "LATCHKEY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// PEM CA certificate: smartcard certificates must be issued by it [default: none].
+    #[arg(long, env = "LATCHKEY_SMARTCARD_CA")]
+    pub smartcard_ca: Option<PathBuf>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -137,6 +143,7 @@ pub struct FileConfig {
     pub issuer: Option<String>,
     pub fido2_rp_id: Option<String>,
     pub log_format: Option<String>,
+    pub smartcard_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -210,6 +217,7 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
         }
         cfg.fido2_rp_id = v;
     }
+    cfg.smartcard_ca = args.smartcard_ca.or(file.smartcard_ca);
     let log_format = args
         .log_format
         .or(file.log_format)

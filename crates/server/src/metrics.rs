@@ -16,9 +16,12 @@ pub enum Outcome {
     Fido2Success,
     Fido2Retry,
     Fido2Deny,
+    SmartcardSuccess,
+    SmartcardRetry,
+    SmartcardDeny,
 }
 
-const OUTCOMES: [(Outcome, &str, &str); 9] = [
+const OUTCOMES: [(Outcome, &str, &str); 12] = [
     (Outcome::StartAllow, "start", "allow"),
     (Outcome::StartChallenge, "start", "challenge"),
     (Outcome::StartDeny, "start", "deny"),
@@ -28,6 +31,9 @@ const OUTCOMES: [(Outcome, &str, &str); 9] = [
     (Outcome::Fido2Success, "fido2", "success"),
     (Outcome::Fido2Retry, "fido2", "retry"),
     (Outcome::Fido2Deny, "fido2", "deny"),
+    (Outcome::SmartcardSuccess, "smartcard", "success"),
+    (Outcome::SmartcardRetry, "smartcard", "retry"),
+    (Outcome::SmartcardDeny, "smartcard", "deny"),
 ];
 
 const BUCKETS: [f64; 12] = [
@@ -74,7 +80,7 @@ impl Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    logins: [AtomicU64; 9],
+    logins: [AtomicU64; OUTCOMES.len()],
     start_latency: Histogram,
     otp_latency: Histogram,
     http_client_errors: AtomicU64,

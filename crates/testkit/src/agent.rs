@@ -29,6 +29,8 @@ pub struct AgentSetup {
     /// `fido2_devices` written into agent.toml after the join (e.g. a SoftKey's spec).
     pub fido2_devices: Vec<String>,
     pub fido2_timeout: Option<String>,
+    /// `smartcard_module` written into agent.toml after the join.
+    pub smartcard_module: Option<PathBuf>,
 }
 
 impl TestAgent {
@@ -52,6 +54,7 @@ impl TestAgent {
             client_cert: None,
             fido2_devices: Vec::new(),
             fido2_timeout: None,
+            smartcard_module: None,
         };
         tweak(&mut setup);
         let config_dir = dir.path().join("etc");
@@ -87,6 +90,13 @@ impl TestAgent {
                 config_dir.join(latchkey_agent::config::CONFIG_FILE),
                 toml::to_string(&cfg)?,
             )?;
+        }
+        if let Some(module) = setup.smartcard_module {
+            let mut cfg = latchkey_agent::config::AgentConfig::load(&config_dir)
+                .map_err(anyhow::Error::msg)?;
+            cfg.smartcard_module = Some(module);
+            let path = config_dir.join(latchkey_agent::config::CONFIG_FILE);
+            std::fs::write(path, toml::to_string(&cfg)?)?;
         }
         let running = latchkey_agent::start(RunOptions {
             config_dir: config_dir.clone(),

@@ -646,3 +646,42 @@ async fn register_err(srv: &TestServer, agent: &TestAgent, user: &str) -> String
     .await
     .unwrap_err()
 }
+
+/// A user with a smartcard and a security key, at a machine without a card reader module:
+/// the card is skipped and the key answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_card_and_a_key_and_no_card_here_the_key_is_used() {
+    use latchkey_testkit::softhsm::{Card, KeyKind, TestCa, Validity};
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("lee", &[]).await.unwrap();
+    let ca = TestCa::new("Test CA").unwrap();
+    let mut card = Card::new("lee-card", KeyKind::EcP256).unwrap();
+    let pem = card.issue(&ca, "lee", Validity::current()).unwrap();
+    let _: TokenInfo = srv
+        .admin()
+        .unwrap()
+        .post(
+            "/v1/admin/users/lee/smartcards",
+            &latchkey_proto::smartcard::SmartcardAdd {
+                cert_pem: pem,
+                label: None,
+            },
+        )
+        .await
+        .unwrap();
+    let key = SoftKey::start().unwrap();
+    let agent = agent_with(&srv, &key).await;
+    register(&srv, &agent, "lee", None).await;
+    let steps = agent.login("lee", "login", &[]).await.unwrap();
+    assert_eq!(
+        steps,
+        vec![
+            Step::Info {
+                text: "Touch your security key".into()
+            },
+            Step::Success {
+                message: "Security key verified".into()
+            }
+        ]
+    );
+}

@@ -13,6 +13,7 @@ mod checks;
 mod fido2;
 
 pub use fido2::{REG_GONE, user_handle};
+pub mod smartcard;
 
 /// Shown for unknown, disabled and token-less users alike, so the answer does not tell an
 /// attacker which of these is true (the audit log records the real reason).
@@ -166,10 +167,14 @@ impl State {
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());
-        // One statement: the user with the number of OATH tokens and apps it has.
+        // One statement: the user with the number of OATH tokens, apps, smartcards and
+        // security keys it has.
         let found = self.store.user_get_with_counts(&req.user).await?;
-        let (tokens, apps) = found.as_ref().map(|(_, t, a)| (*t, *a)).unwrap_or((0, 0));
-        let user_row = found.map(|(u, _, _)| u);
+        let (tokens, apps, cards, keys) = found
+            .as_ref()
+            .map(|(_, t, a, c, k)| (*t, *a, *c, *k))
+            .unwrap_or((0, 0, 0, 0));
+        let user_row = found.map(|(u, _, _, _, _)| u);
         let groups = user_row
             .as_ref()
             .map(|u| u.groups.clone())
@@ -241,13 +246,18 @@ impl State {
         if apps > 0 {
             methods.push(Method::Push);
         }
-        let fido2_creds = if policy.methods.contains(&Method::Fido2) {
+        // The credential list is read only when there is one to offer.
+        let fido2_creds = if keys > 0 && policy.methods.contains(&Method::Fido2) {
             self.fido2_credentials(&user.name).await?
         } else {
             Vec::new()
         };
         if !fido2_creds.is_empty() {
             methods.push(Method::Fido2);
+        }
+        let cards = self.smartcards_offered(&user.name, &policy, cards).await?;
+        if !cards.is_empty() {
+            methods.push(Method::Smartcard);
         }
         if methods.is_empty() {
             audit(
@@ -289,12 +299,14 @@ impl State {
             format!("challenge sent ({}){from}", method_list(&methods)),
         )
         .await;
+        let smartcard = self.smartcard_request(&tx_id, &cards)?;
         Ok(LoginStartResult::Challenge {
             tx: tx_id,
             message: challenge_message(&user.name, &methods),
             methods,
             expires_in: policy.tx_ttl,
             fido2,
+            smartcard,
         })
     }
 
@@ -431,7 +443,7 @@ fn challenge_message(user: &str, methods: &[Method]) -> String {
             (false, true) => format!(
                 "Press Enter to use your security key, or type \"push\" for a push to {user}'s latchkey app:"
             ),
-            (false, false) => format!("Security key for {user}"),
+            (false, false) => format!("Press Enter to use your security key for {user}:"),
         };
     }
     match (
@@ -440,6 +452,9 @@ fn challenge_message(user: &str, methods: &[Method]) -> String {
     ) {
         (true, true) => format!("Press Enter to send a push, or type a one-time code for {user}:"),
         (false, true) => format!("Press Enter to send a push to {user}'s latchkey app:"),
+        (false, false) if methods.contains(&Method::Smartcard) => {
+            format!("Smartcard for {user}:")
+        }
         _ => format!("One-time code for {user}:"),
     }
 }

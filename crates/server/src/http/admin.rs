@@ -32,7 +32,7 @@ async fn user_view(st: &Shared, u: UserRow) -> Result<User, ApiErr> {
     })
 }
 
-fn no_user(name: &str) -> ApiErr {
+pub(super) fn no_user(name: &str) -> ApiErr {
     ApiErr::not_found(format!("user {name:?} not found"))
 }
 
@@ -176,7 +176,7 @@ pub async fn user_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_view(t: &TokenRow) -> TokenInfo {
+pub(super) fn token_view(t: &TokenRow) -> TokenInfo {
     TokenInfo {
         id: t.id.clone(),
         user: t.user_name.clone(),
@@ -187,6 +187,7 @@ fn token_view(t: &TokenRow) -> TokenInfo {
         label: t.label.clone(),
         created_at: t.created_at,
         last_used_at: t.last_used_at,
+        smartcard: None,
     }
 }
 
@@ -246,6 +247,11 @@ pub(super) async fn enroll_otp(
         TokenKind::Fido2 => {
             return Err(ApiErr::bad_request(
                 "security keys register on the machine they are plugged into: `latchkey token add-fido2 USER`",
+            ));
+        }
+        TokenKind::Smartcard => {
+            return Err(ApiErr::bad_request(
+                "register a smartcard with `latchkey token add-smartcard USER --cert FILE.pem`",
             ));
         }
     };
@@ -331,6 +337,7 @@ pub async fn token_list(
         .iter()
         .map(token_view)
         .collect();
+    super::smartcard::attach_info(&st, &name, &mut out).await?;
     out.extend(
         st.store
             .apps_of(&name)
@@ -346,6 +353,7 @@ pub async fn token_list(
                 label: a.device_name,
                 created_at: a.created_at,
                 last_used_at: a.last_seen_at,
+                smartcard: None,
             }),
     );
     out.extend(

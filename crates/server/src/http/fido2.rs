@@ -25,6 +25,7 @@ pub(super) fn token_view(c: &Fido2Row) -> TokenInfo {
         label: c.label.clone(),
         created_at: c.created_at,
         last_used_at: c.last_used_at,
+        smartcard: None,
     }
 }
 

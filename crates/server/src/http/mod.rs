@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod fido2;
 mod machine;
+mod smartcard;
 
 use crate::state::Shared;
 use axum::Router;
@@ -38,6 +39,13 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/v1/admin/users/{name}/fido2",
             post(fido2::registration_create),
+        )
+        .route("/v1/login/{tx}/smartcard", post(smartcard::login))
+        .route("/v1/smartcards/enroll", post(smartcard::enroll))
+        .route("/v1/admin/users/{name}/smartcards", post(smartcard::add))
+        .route(
+            "/v1/admin/users/{name}/smartcards/enroll",
+            post(smartcard::code_create),
         )
         .route("/v1/login/{tx}/push", post(app::push_start))
         .route("/v1/login/{tx}/push/wait", post(app::push_wait))
