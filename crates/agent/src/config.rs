@@ -52,9 +52,23 @@ pub struct AgentConfig {
     pub socket: PathBuf,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// PKCS#11 module for smartcard logins (default: OpenSC's module when installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smartcard_module: Option<PathBuf>,
     /// PAM service → client_id overrides (added to the built-in mapping).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_ids: BTreeMap<String, String>,
+    /// FIDO2 security keys to use: `unix:/path` (a SOCK_SEQPACKET HID bridge) or
+    /// `/dev/hidrawN`. Empty: detect hidraw devices with the FIDO usage page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fido2_devices: Vec<String>,
+    /// How long a security key has to answer, touch included, e.g. "30s".
+    #[serde(default = "default_fido2_timeout")]
+    pub fido2_timeout: String,
+}
+
+fn default_fido2_timeout() -> String {
+    crate::fido2::DEFAULT_TIMEOUT.into()
 }
 
 fn default_selection() -> String {
@@ -106,6 +120,10 @@ impl AgentConfig {
             .map_err(|e| format!("selection: {e}"))?;
         parse_duration("connect_timeout", &self.connect_timeout)?;
         parse_duration("timeout", &self.timeout)?;
+        let t = parse_duration("fido2_timeout", &self.fido2_timeout)?;
+        if t.is_zero() || t.as_secs() > 600 {
+            return Err("fido2_timeout must be between 1s and 10m".into());
+        }
         if self.pin.is_some() && self.ca_cert.is_some() {
             return Err("pin and ca_cert exclude each other".into());
         }
@@ -113,6 +131,11 @@ impl AgentConfig {
             return Err("client_cert and client_key go together".into());
         }
         Ok(())
+    }
+
+    /// The PKCS#11 module smartcard logins use, if any.
+    pub fn smartcard_module(&self) -> Option<PathBuf> {
+        crate::smartcard::module_path(self.smartcard_module.as_deref())
     }
 
     /// The client_id for a PAM service: configured override, then the built-in table.

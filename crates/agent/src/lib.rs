@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fido2;
 pub mod join;
 #[cfg(windows)]
 mod pipe;
@@ -11,6 +12,7 @@ mod pipe;
 pub mod service;
 pub mod sessions;
 pub mod shell;
+pub mod smartcard;
 mod socket;
 pub mod state;
 mod sys;

@@ -8,17 +8,21 @@
 
 mod apps;
 mod audit;
+mod fido2;
 mod machines;
 mod policies;
 mod schema;
+mod smartcards;
 mod tokens;
 mod tx;
 mod users;
 
 pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
+pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
+pub use smartcards::SmartcardRow;
 pub use tokens::TokenRow;
 pub use tx::{NewTx, TxRow};
 pub use users::UserRow;
