@@ -92,11 +92,12 @@ pub fn credui_pack(user: &str, password: &str, wow: bool) -> windows::core::Resu
             Err(E_FAIL.into())
         } else {
             let mut buf = vec![0u8; size as usize];
-            CredPackAuthenticationBufferW(flags, &user, pw, Some(buf.as_mut_ptr()), &mut size)
-                .map(|_| {
+            CredPackAuthenticationBufferW(flags, &user, pw, Some(buf.as_mut_ptr()), &mut size).map(
+                |_| {
                     buf.truncate(size as usize);
                     buf
-                })
+                },
+            )
         }
     };
     password_w.zeroize();

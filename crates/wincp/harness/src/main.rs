@@ -495,13 +495,25 @@ fn cmd_remote(dll: &str, user: &str, password: &str, code: &str) -> Value {
 /// Which LSA authentication packages this system knows (diagnostics for Wine).
 fn cmd_lsa() -> Value {
     use windows::Win32::Foundation::HANDLE;
-    use windows::Win32::Security::Authentication::Identity::{LSA_STRING, LsaConnectUntrusted, LsaLookupAuthenticationPackage};
+    use windows::Win32::Security::Authentication::Identity::{
+        LSA_STRING, LsaConnectUntrusted, LsaLookupAuthenticationPackage,
+    };
     let mut lsa = HANDLE::default();
     let connect = unsafe { LsaConnectUntrusted(&mut lsa) };
     let mut out = serde_json::Map::new();
     out.insert("connect".into(), json!(format!("{:#x}", connect.0)));
-    for name in ["Negotiate", "Kerberos", "MICROSOFT_AUTHENTICATION_PACKAGE_V1_0", "NTLM", "negotiate"] {
-        let s = LSA_STRING { Length: name.len() as u16, MaximumLength: name.len() as u16, Buffer: windows::core::PSTR(name.as_ptr() as *mut u8) };
+    for name in [
+        "Negotiate",
+        "Kerberos",
+        "MICROSOFT_AUTHENTICATION_PACKAGE_V1_0",
+        "NTLM",
+        "negotiate",
+    ] {
+        let s = LSA_STRING {
+            Length: name.len() as u16,
+            MaximumLength: name.len() as u16,
+            Buffer: windows::core::PSTR(name.as_ptr() as *mut u8),
+        };
         let mut id = 0u32;
         let r = unsafe { LsaLookupAuthenticationPackage(lsa, &s, &mut id) };
         out.insert(name.into(), json!(format!("{:#x} id {id}", r.0)));
