@@ -261,3 +261,44 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
     }
     Ok(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> JoinOptions {
+        JoinOptions {
+            servers: "https://a".into(),
+            join_token: "t".into(),
+            ca_cert: Some(PathBuf::new()),
+            pin: Some(" ".into()),
+            selection: String::new(),
+            connect_timeout: String::new(),
+            timeout: String::new(),
+            proxy: Some(String::new()),
+            client_cert: None,
+            client_key: None,
+            config_dir: PathBuf::new(),
+            state_dir: None,
+            socket: None,
+            hostname: None,
+        }
+    }
+
+    #[test]
+    fn empty_installer_properties_count_as_not_given() {
+        let o = normalized(&options());
+        assert_eq!(o.pin, None);
+        assert_eq!(o.proxy, None);
+        assert_eq!(o.ca_cert, None);
+        assert_eq!(o.selection, "ordered");
+        assert_eq!(o.connect_timeout, "1.5s");
+        assert_eq!(o.timeout, "10s");
+        let mut given = options();
+        given.pin = Some("sha256:ab".into());
+        given.selection = "balanced".into();
+        let o = normalized(&given);
+        assert_eq!(o.pin.as_deref(), Some("sha256:ab"));
+        assert_eq!(o.selection, "balanced");
+    }
+}
