@@ -80,8 +80,9 @@ impl Win {
         c
     }
 
-    /// `latchkey-agent.exe join` then `run` under Wine; returns once the pipe is listening.
-    async fn agent(&self, server: &TestServer) -> WineAgent {
+    /// `latchkey-agent.exe join` under Wine into a fresh directory; returns it and the
+    /// configuration directory as Wine sees it.
+    async fn join(&self, server: &TestServer) -> (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().unwrap();
         let conf = z(&dir.path().join("etc"));
         let token = server.join_token().await.unwrap();
@@ -112,6 +113,12 @@ impl Win {
             String::from_utf8_lossy(&join.stdout),
             String::from_utf8_lossy(&join.stderr)
         );
+        (dir, conf)
+    }
+
+    /// `latchkey-agent.exe join` then `run` under Wine; returns once the pipe is listening.
+    async fn agent(&self, server: &TestServer) -> WineAgent {
+        let (dir, conf) = self.join(server).await;
         let mut child = self
             .cmd("latchkey-agent.exe")
             .args(["--config-dir", &conf, "run"])
