@@ -5,6 +5,7 @@
 
 pub mod base45;
 pub mod bundle;
+pub mod challenge;
 pub mod hpke;
 pub mod keys;
 pub mod otp;

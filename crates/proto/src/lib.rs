@@ -11,6 +11,7 @@ pub mod app;
 pub mod common;
 pub mod login;
 pub mod machine;
+pub mod offline;
 
 pub use common::*;
 

@@ -5,6 +5,7 @@ mod app;
 pub mod error;
 pub mod extract;
 mod machine;
+mod offline;
 
 use crate::state::Shared;
 use axum::Router;
@@ -64,6 +65,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/admin/machines", get(admin::machine_list))
         .route("/v1/admin/machines/{id}", delete(admin::machine_remove))
+        .route(
+            "/v1/admin/machines/{id}/forget-offline",
+            post(offline::forget),
+        )
         .route("/v1/admin/join-tokens", post(admin::join_token_create))
         .route("/v1/admin/audit", get(admin::audit))
         .fallback(not_found)

@@ -9,6 +9,7 @@
 mod apps;
 mod audit;
 mod machines;
+mod offline;
 mod policies;
 mod schema;
 mod tokens;
