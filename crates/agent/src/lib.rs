@@ -5,6 +5,7 @@
 pub mod config;
 pub mod engine;
 pub mod join;
+pub mod offline;
 pub mod sessions;
 pub mod shell;
 mod socket;
@@ -23,18 +24,22 @@ pub struct Agent {
     pub config: AgentConfig,
     pub upstream: Upstream,
     pub sessions: sessions::Sessions,
-    pub state: state::StateDb,
+    pub state: Arc<state::StateDb>,
+    pub clock: Arc<offline::Clock>,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
-        let upstream = Upstream::new(&config, config_dir)?;
-        let state = state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+        let state = Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
+        let clock = Arc::new(offline::Clock::default());
+        let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
+        let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
         Ok(Agent {
             config,
             upstream,
             sessions: Default::default(),
             state,
+            clock,
         })
     }
 
@@ -80,6 +85,8 @@ pub struct RunOptions {
 
 pub struct RunningAgent {
     pub socket: PathBuf,
+    /// The agent's clock (end-to-end tests move it; nothing else can).
+    pub clock: Arc<offline::Clock>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -100,12 +107,14 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     }
     let socket = config.socket.clone();
     let agent = Arc::new(Agent::new(config, &opts.config_dir)?);
+    let clock = agent.clock.clone();
     let listener = socket::bind(&socket).await?;
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(socket::serve(agent, listener, rx));
     tracing::info!(socket = %socket.display(), "latchkey-agent listening");
     Ok(RunningAgent {
         socket,
+        clock,
         shutdown,
         task,
     })

@@ -63,9 +63,11 @@ pub fn to_text(c: &Challenge) -> Result<String> {
 pub fn from_text(text: &str) -> Result<Challenge> {
     let text = text.trim_matches(|c: char| c == '\n' || c == '\r' || c == '\t');
     let text = text.trim_start();
-    let body = text
-        .strip_prefix(CHALLENGE_PREFIX)
-        .ok_or_else(|| Error::Encoding(format!("not a latchkey challenge (no {CHALLENGE_PREFIX} prefix)")))?;
+    let body = text.strip_prefix(CHALLENGE_PREFIX).ok_or_else(|| {
+        Error::Encoding(format!(
+            "not a latchkey challenge (no {CHALLENGE_PREFIX} prefix)"
+        ))
+    })?;
     if body.len() > 1024 {
         return Err(Error::Encoding("challenge text is too long".into()));
     }

@@ -115,10 +115,12 @@ impl Bundle {
         if bytes.len() > MAX_BUNDLE_BYTES {
             return Err(bad("bundle too large"));
         }
-        let b: Bundle =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("bundle: {e}")))?;
+        let b: Bundle = serde_json::from_slice(bytes).map_err(|e| bad(format!("bundle: {e}")))?;
         if b.version != BUNDLE_VERSION {
-            return Err(bad(format!("bundle version {} is not supported", b.version)));
+            return Err(bad(format!(
+                "bundle version {} is not supported",
+                b.version
+            )));
         }
         let short = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control);
         if !short(&b.user) || !short(&b.machine_id) || !short(&b.id) {
@@ -242,7 +244,8 @@ impl<'a> Reader<'a> {
         if len == 0 || len > MAX_CONTEXT_FIELD {
             return Err(bad("challenge field length is out of range"));
         }
-        let s = std::str::from_utf8(self.take(len)?).map_err(|_| bad("challenge field is not UTF-8"))?;
+        let s = std::str::from_utf8(self.take(len)?)
+            .map_err(|_| bad("challenge field is not UTF-8"))?;
         if s.chars().any(char::is_control) {
             return Err(bad("challenge field has control characters"));
         }
@@ -360,8 +363,14 @@ mod tests {
 
     #[test]
     fn code_plaintext_round_trips() {
-        assert_eq!(code_from_plaintext(&code_plaintext(8, 42)).unwrap(), "00000042");
-        assert_eq!(code_from_plaintext(&code_plaintext(6, 999_999)).unwrap(), "999999");
+        assert_eq!(
+            code_from_plaintext(&code_plaintext(8, 42)).unwrap(),
+            "00000042"
+        );
+        assert_eq!(
+            code_from_plaintext(&code_plaintext(6, 999_999)).unwrap(),
+            "999999"
+        );
         assert!(code_from_plaintext(&code_plaintext(6, 1_000_000)).is_err());
         assert!(code_from_plaintext(&code_plaintext(3, 1)).is_err());
         assert!(code_from_plaintext(&[8, 0, 0]).is_err());
@@ -416,7 +425,9 @@ mod tests {
         let mut e = b.clone();
         e.not_after = 100;
         assert!(Bundle::decode(&e.encode().unwrap()).is_err());
-        let extra = String::from_utf8(bytes).unwrap().replacen('{', "{\"x\":1,", 1);
+        let extra = String::from_utf8(bytes)
+            .unwrap()
+            .replacen('{', "{\"x\":1,", 1);
         assert!(Bundle::decode(extra.as_bytes()).is_err());
         assert!(Bundle::decode(&vec![b' '; MAX_BUNDLE_BYTES + 1]).is_err());
     }

@@ -31,7 +31,11 @@ impl State {
     ///
     /// One bundle covers every client_id whose policy (for this user) enables offline and
     /// allows the token app; its limits are the strictest of those policies.
-    pub async fn offline_bundle(&self, machine_id: &str, user: &str) -> Result<Option<SignedBundle>> {
+    pub async fn offline_bundle(
+        &self,
+        machine_id: &str,
+        user: &str,
+    ) -> Result<Option<SignedBundle>> {
         let Some(u) = self.store.user_get(user).await? else {
             return Ok(None);
         };
@@ -128,12 +132,16 @@ impl State {
         let mut out = OfflineAttachment::default();
         match self.store.offline_forget_list(machine_id, now()).await {
             Ok(list) => out.offline_forget = list,
-            Err(e) => tracing::error!(error = %e, machine = machine_id, "offline forget list unavailable"),
+            Err(e) => {
+                tracing::error!(error = %e, machine = machine_id, "offline forget list unavailable")
+            }
         }
         if on == AttachOn::MfaSuccess {
             match self.offline_bundle(machine_id, user).await {
                 Ok(b) => out.offline_bundle = b,
-                Err(e) => tracing::error!(error = %e, machine = machine_id, user, "offline bundle not issued"),
+                Err(e) => {
+                    tracing::error!(error = %e, machine = machine_id, user, "offline bundle not issued")
+                }
             }
         } else if on == AttachOn::Refusal && !out.offline_forget.iter().any(|u| u == user) {
             // A definite refusal because the user is unknown or disabled wipes its bundle

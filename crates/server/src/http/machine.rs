@@ -4,6 +4,7 @@ use super::error::ApiErr;
 use super::extract::{ConnInfo, Json, MachineCaller};
 use crate::engine::new_id;
 use crate::metrics::Outcome;
+use crate::offline::AttachOn;
 use crate::state::{Actor, Shared, now};
 use crate::store::NewMachine;
 use axum::Extension;
@@ -17,7 +18,6 @@ use latchkey_proto::login::{
 };
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use latchkey_proto::offline::WithOffline;
-use crate::offline::AttachOn;
 use std::time::Instant;
 
 fn normalize_fingerprint(fp: &str) -> Result<String, ApiErr> {
@@ -148,7 +148,10 @@ pub async fn login_start(
         _ => AttachOn::Other,
     };
     let offline = st.offline_attachment(&m.id, &req.user, on).await;
-    Ok(Json(WithOffline { inner: res, offline }))
+    Ok(Json(WithOffline {
+        inner: res,
+        offline,
+    }))
 }
 
 pub async fn login_otp(
@@ -209,5 +212,8 @@ pub(super) async fn step_with_offline(
             .offline_attachment(machine_id, &t.user_name, AttachOn::MfaSuccess)
             .await;
     }
-    Ok(WithOffline { inner: res, offline })
+    Ok(WithOffline {
+        inner: res,
+        offline,
+    })
 }

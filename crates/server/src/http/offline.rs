@@ -34,7 +34,12 @@ pub async fn forget(
     };
     let now = now();
     st.store
-        .offline_forget(&m.id, &req.user, "forget-offline requested by an admin", now)
+        .offline_forget(
+            &m.id,
+            &req.user,
+            "forget-offline requested by an admin",
+            now,
+        )
         .await?;
     st.audit(
         &Actor::Admin,
@@ -42,7 +47,10 @@ pub async fn forget(
         Some(&req.user),
         None,
         "ok",
-        format!("machine {} ({}) will wipe the offline bundle at its next contact", m.id, m.hostname),
+        format!(
+            "machine {} ({}) will wipe the offline bundle at its next contact",
+            m.id, m.hostname
+        ),
     )
     .await;
     Ok(Json(ForgetOfflineQueued {
