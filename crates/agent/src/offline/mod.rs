@@ -7,6 +7,8 @@
 mod challenge;
 mod db;
 mod qr;
+#[cfg(test)]
+mod tests;
 
 pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Verdict};
 pub use db::{OfflineEvent, StoredBundle};
@@ -222,7 +224,7 @@ pub fn utc_date(unix: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
 
     #[test]
