@@ -60,8 +60,8 @@ fn ms(d: Duration) -> f64 {
 async fn time_to_qr(agent: &TestAgent) -> Result<Duration> {
     let socket = agent.socket.clone();
     let t0 = Instant::now();
-    let steps = tokio::task::spawn_blocking(move || socket_login(&socket, "alice", "login", &[]))
-        .await??;
+    let steps =
+        tokio::task::spawn_blocking(move || socket_login(&socket, "alice", "login", &[])).await??;
     let took = t0.elapsed();
     anyhow::ensure!(
         matches!(steps.first(), Some(Step::Qr { .. })),
@@ -106,7 +106,10 @@ async fn fallback(args: &Args) -> Result<()> {
         refused.push(ms(time_to_qr(&agent).await?));
     }
     let ct = humantime::parse_duration(&args.connect_timeout).context("connect timeout")?;
-    println!("Begin → offline QR step (median of {} runs, ms):", args.runs);
+    println!(
+        "Begin → offline QR step (median of {} runs, ms):",
+        args.runs
+    );
     println!(
         "  silent server, first login : {:8.1}   (target ≤ {:.0}: connect timeout + 100)   runs {first:.1?}",
         median(first.clone()),
@@ -168,7 +171,9 @@ fn verification(args: &Args) -> Result<()> {
     let (mut begin, mut answer) = (vec![], vec![]);
     for _ in 0..args.verifications {
         let t0 = Instant::now();
-        let ch = offline.begin("alice", "login").map_err(anyhow::Error::msg)?;
+        let ch = offline
+            .begin("alice", "login")
+            .map_err(anyhow::Error::msg)?;
         begin.push(ms(t0.elapsed()));
         // What the token app does (not timed).
         let c = latchkey_crypto::challenge::from_text(&ch.payload)?;
@@ -176,13 +181,19 @@ fn verification(args: &Args) -> Result<()> {
         let t1 = Instant::now();
         let v = offline.answer(&ch, &code);
         answer.push(ms(t1.elapsed()));
-        anyhow::ensure!(matches!(v, Verdict::Passed(_)), "offline answer refused: {v:?}");
+        anyhow::ensure!(
+            matches!(v, Verdict::Passed(_)),
+            "offline answer refused: {v:?}"
+        );
     }
     let p99 = |mut v: Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[(v.len() * 99 / 100).min(v.len() - 1)]
     };
-    println!("Offline checks ({} logins, ms; target < 2):", args.verifications);
+    println!(
+        "Offline checks ({} logins, ms; target < 2):",
+        args.verifications
+    );
     println!(
         "  begin  (bundle signature + limits + HPKE seal + QR): median {:.3}  p99 {:.3}",
         median(begin.clone()),

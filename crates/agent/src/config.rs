@@ -46,6 +46,9 @@ pub struct AgentConfig {
     pub socket: PathBuf,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// PKCS#11 module for smartcard logins (default: OpenSC's module when installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smartcard_module: Option<PathBuf>,
     /// PAM service → client_id overrides (added to the built-in mapping).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_ids: BTreeMap<String, String>,
@@ -151,6 +154,11 @@ impl AgentConfig {
             return Err("client_cert and client_key go together".into());
         }
         self.offline.validate()
+    }
+
+    /// The PKCS#11 module smartcard logins use, if any.
+    pub fn smartcard_module(&self) -> Option<PathBuf> {
+        crate::smartcard::module_path(self.smartcard_module.as_deref())
     }
 
     /// The client_id for a PAM service: configured override, then the built-in table.

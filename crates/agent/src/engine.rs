@@ -2,6 +2,7 @@
 //! steps and decides, in one place, what happens when no server answers. Every path ends in
 //! `Success` only after a server said so.
 
+use crate::smartcard::login::{self as card, CardLogin};
 use crate::upstream::{Outcome, Upstream};
 use latchkey_proto::Method;
 use latchkey_proto::agent::Step;
@@ -37,6 +38,8 @@ enum State {
         challenge: crate::offline::OfflineChallenge,
         prompted: bool,
     },
+    /// A smartcard PIN prompt (or a message before it) is out.
+    Card(Box<CardLogin>),
     Done,
 }
 
@@ -44,6 +47,7 @@ pub struct Login {
     user: String,
     client_id: String,
     state: State,
+    smartcard_module: Option<std::path::PathBuf>,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -58,7 +62,14 @@ impl Login {
             user: user.to_string(),
             client_id: client_id.to_string(),
             state: State::Idle,
+            smartcard_module: None,
         }
+    }
+
+    /// The PKCS#11 module used when the server offers a smartcard.
+    pub fn with_smartcard_module(mut self, module: Option<std::path::PathBuf>) -> Login {
+        self.smartcard_module = module;
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -156,9 +167,23 @@ impl Login {
                 tx,
                 message,
                 methods,
+                smartcard,
                 ..
             }) => {
                 let push = methods.contains(&Method::Push);
+                if let Some(req) = smartcard.filter(|_| methods.contains(&Method::Smartcard)) {
+                    let others = methods.contains(&Method::Otp) || push;
+                    let fallback = others.then(|| (message.clone(), push));
+                    let module = self.smartcard_module.as_deref();
+                    match card::begin(module, &tx, &req, fallback).await {
+                        card::Begin::Ask(c, step) => {
+                            self.state = State::Card(c);
+                            return step;
+                        }
+                        card::Begin::Fail(reason) => return self.finish(fail(reason)),
+                        card::Begin::Skip => {}
+                    }
+                }
                 self.state = State::AwaitCode {
                     tx,
                     label: message.clone(),
@@ -177,6 +202,26 @@ impl Login {
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
         if matches!(self.state, State::Offline { .. }) {
             return self.offline_answer(up, text);
+        }
+        if let State::Card(mut c) = self.state.clone() {
+            return match card::answer(&mut c, up, &self.user, text).await {
+                card::Next::Step(step) => {
+                    self.state = State::Card(c);
+                    step
+                }
+                card::Next::Fallback => {
+                    let (label, push) = c.fallback.clone().unwrap_or_default();
+                    self.state = State::AwaitCode {
+                        tx: c.tx.clone(),
+                        label: label.clone(),
+                        push,
+                    };
+                    Step::Prompt { label, echo: false }
+                }
+                card::Next::Done(step) => self.finish(step),
+                card::Next::Unreachable(why) => self.unreachable(up, &why),
+                card::Next::Refused { code, message } => self.refused(&code, &message),
+            };
         }
         let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
@@ -270,6 +315,7 @@ impl Login {
                     echo: false,
                 }
             }
+            State::Card(c) => c.prompt(),
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

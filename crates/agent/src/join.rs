@@ -191,6 +191,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         client_ids: Default::default(),
         offline: Default::default(),
+        smartcard_module: None,
     };
     cfg.validate()?;
     let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@ pub mod join;
 pub mod offline;
 pub mod sessions;
 pub mod shell;
+pub mod smartcard;
 mod socket;
 pub mod state;
 mod sys;

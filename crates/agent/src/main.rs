@@ -37,6 +37,9 @@ enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Register the certificate on a smartcard for a user (needs a one-time code from
+    /// `latchkey token add-smartcard USER --enroll`).
+    EnrollSmartcard(latchkey_agent::smartcard::enroll::EnrollOptions),
     /// Show the servers, their circuit state and last contact.
     Status {
         #[arg(long)]
@@ -130,6 +133,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::EnrollSmartcard(o) => {
+            let t = runtime()?.block_on(latchkey_agent::smartcard::enroll::enroll(
+                &cli.config_dir,
+                &o,
+            ))?;
+            let sc = t.smartcard.as_ref();
+            println!(
+                "smartcard token {} registered for {}: {} (sha256 {})",
+                t.id,
+                t.user,
+                sc.map(|s| s.subject.as_str()).unwrap_or("-"),
+                sc.map(|s| s.fingerprint.as_str()).unwrap_or("-"),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Status { socket, json } => {
             let st = latchkey_agent::shell::status(&socket_path(&cli.config_dir, socket))?;

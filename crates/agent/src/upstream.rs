@@ -166,6 +166,26 @@ impl Upstream {
         self.call(&path, &serde_json::json!({}), user).await
     }
 
+    pub async fn login_smartcard(
+        &self,
+        tx: &str,
+        user: &str,
+        req: &latchkey_proto::smartcard::LoginSmartcard,
+    ) -> Outcome<LoginStepResult> {
+        let path = format!(
+            "/v1/login/{}/smartcard",
+            latchkey_client::encode_path_segment(tx)
+        );
+        self.call(&path, req, user).await
+    }
+
+    pub async fn smartcard_enroll(
+        &self,
+        req: &latchkey_proto::smartcard::SmartcardEnroll,
+    ) -> Outcome<latchkey_proto::admin::TokenInfo> {
+        self.call("/v1/smartcards/enroll", req, &req.user).await
+    }
+
     pub async fn account_check(&self, user: &str, client_id: &str) -> Outcome<AccountStatus> {
         self.call(
             "/v1/account/check",

@@ -132,7 +132,28 @@ pub enum TokenCmd {
         #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
         expires: Duration,
     },
-    /// List a user's tokens (OATH tokens and token apps).
+    /// Register a smartcard certificate (PEM) for a user, or with --enroll create a one-time
+    /// code for `latchkey-agent enroll-smartcard` on the machine where the card is.
+    AddSmartcard {
+        user: String,
+        /// The card's certificate, PEM.
+        #[arg(
+            long,
+            value_name = "FILE.pem",
+            required_unless_present = "enroll",
+            conflicts_with = "enroll"
+        )]
+        cert: Option<std::path::PathBuf>,
+        #[arg(long)]
+        label: Option<String>,
+        /// Print a one-time enrollment code instead of registering a certificate.
+        #[arg(long)]
+        enroll: bool,
+        /// How long the enrollment code stays valid (e.g. 15m, 1h).
+        #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
+        expires: Duration,
+    },
+    /// List a user's tokens (OATH tokens, token apps, smartcards).
     List { user: String },
     /// Delete a token by id.
     Remove { id: String },

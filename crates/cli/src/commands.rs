@@ -47,19 +47,19 @@ pub async fn execute(cli: &Cli, data_dir: &Path, out: &mut (dyn Write + Send)) -
     }
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     client: Client,
     json: bool,
     out: &'a mut (dyn Write + Send),
 }
 
-fn body<B: Serialize>(b: &B) -> Result<Option<serde_json::Value>> {
+pub(crate) fn body<B: Serialize>(b: &B) -> Result<Option<serde_json::Value>> {
     serde_json::to_value(b)
         .map(Some)
         .map_err(|e| CliError::Other(format!("cannot encode the request: {e}")))
 }
 
-fn user_path(name: &str) -> String {
+pub(crate) fn user_path(name: &str) -> String {
     format!("/v1/admin/users/{}", seg(name))
 }
 
@@ -96,7 +96,7 @@ impl Ctx<'_> {
     }
 
     /// Calls the API and prints the answer: raw JSON with `--json`, else `render(answer)`.
-    async fn show<T: DeserializeOwned>(
+    pub(crate) async fn show<T: DeserializeOwned>(
         &mut self,
         method: Method,
         path: &str,
@@ -208,6 +208,16 @@ impl Ctx<'_> {
                     ))
                 })
                 .await?;
+            }
+            TokenCmd::AddSmartcard {
+                user,
+                cert,
+                label,
+                enroll,
+                expires,
+            } => {
+                self.add_smartcard(user, cert.as_deref(), label, *enroll, *expires)
+                    .await?;
             }
             TokenCmd::List { user } => {
                 let path = format!("{}/tokens", user_path(user));

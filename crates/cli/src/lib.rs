@@ -9,6 +9,7 @@ mod conn;
 mod error;
 mod output;
 pub mod qr;
+mod smartcard;
 
 pub use args::Cli;
 pub use commands::{Outcome, execute};

@@ -154,10 +154,14 @@ pub fn tokens(tokens: &[TokenInfo]) -> String {
                 t.period
                     .map(|p| format!("{p}s"))
                     .unwrap_or_else(|| "-".into()),
-                if t.label.is_empty() {
-                    "-".into()
-                } else {
-                    t.label.clone()
+                match (&t.smartcard, t.label.is_empty()) {
+                    (Some(sc), _) => {
+                        format!("{} {} (until {})", t.label, sc.subject, time(sc.not_after))
+                            .trim()
+                            .to_string()
+                    }
+                    (None, true) => "-".into(),
+                    (None, false) => t.label.clone(),
                 },
                 time(t.created_at),
                 opt_time(t.last_used_at),
@@ -352,6 +356,7 @@ mod tests {
             label: String::new(),
             created_at: 1_738_324_800,
             last_used_at: None,
+            smartcard: None,
         };
         let out = tokens(&[t]);
         assert!(

@@ -245,7 +245,10 @@ async fn forget_offline_names_a_machine_by_id_or_hostname() {
         .await;
     let audit: Vec<latchkey_proto::admin::AuditEntry> = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        audit.iter().filter(|a| a.action == "offline.forget").count(),
+        audit
+            .iter()
+            .filter(|a| a.action == "offline.forget")
+            .count(),
         2
     );
 }

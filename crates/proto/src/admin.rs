@@ -74,6 +74,9 @@ pub struct TokenInfo {
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<i64>,
+    /// The certificate of a smartcard token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smartcard: Option<crate::smartcard::SmartcardInfo>,
 }
 
 /// Answer to a token enrolment: the only time the secret leaves the server.

@@ -59,6 +59,8 @@ pub enum TokenKind {
     Hotp,
     /// A registered token app (push approvals, offline keys).
     App,
+    /// A smartcard certificate (PKCS#11): no secret on the server, only the certificate.
+    Smartcard,
 }
 
 impl TokenKind {
@@ -67,6 +69,7 @@ impl TokenKind {
             TokenKind::Totp => "totp",
             TokenKind::Hotp => "hotp",
             TokenKind::App => "app",
+            TokenKind::Smartcard => "smartcard",
         }
     }
 }
@@ -84,6 +87,7 @@ impl FromStr for TokenKind {
             "totp" => Ok(TokenKind::Totp),
             "hotp" => Ok(TokenKind::Hotp),
             "app" => Ok(TokenKind::App),
+            "smartcard" => Ok(TokenKind::Smartcard),
             _ => Err(format!("unknown token kind {s:?}")),
         }
     }

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Issuer shown in authenticator apps.
     pub issuer: String,
+    /// PEM certificate of the CA that must have issued every smartcard certificate.
+    pub smartcard_ca: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -53,6 +55,7 @@ impl ServerConfig {
             machine_burst: 100,
             max_body_bytes: 64 * 1024,
             issuer: "latchkey".to_string(),
+            smartcard_ca: None,
         }
     }
 
@@ -107,6 +110,9 @@ pub struct Args {
     /// Log format: text or json [default: text].
     #[arg(long, env = "LATCHKEY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// PEM CA certificate: smartcard certificates must be issued by it [default: none].
+    #[arg(long, env = "LATCHKEY_SMARTCARD_CA")]
+    pub smartcard_ca: Option<PathBuf>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -125,6 +131,7 @@ pub struct FileConfig {
     pub machine_burst: Option<u32>,
     pub issuer: Option<String>,
     pub log_format: Option<String>,
+    pub smartcard_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -186,6 +193,7 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     if let Some(v) = args.issuer.or(file.issuer) {
         cfg.issuer = v;
     }
+    cfg.smartcard_ca = args.smartcard_ca.or(file.smartcard_ca);
     let log_format = args
         .log_format
         .or(file.log_format)

@@ -13,15 +13,21 @@ pub enum Outcome {
     OtpSuccess,
     OtpRetry,
     OtpDeny,
+    SmartcardSuccess,
+    SmartcardRetry,
+    SmartcardDeny,
 }
 
-const OUTCOMES: [(Outcome, &str, &str); 6] = [
+const OUTCOMES: [(Outcome, &str, &str); 9] = [
     (Outcome::StartAllow, "start", "allow"),
     (Outcome::StartChallenge, "start", "challenge"),
     (Outcome::StartDeny, "start", "deny"),
     (Outcome::OtpSuccess, "otp", "success"),
     (Outcome::OtpRetry, "otp", "retry"),
     (Outcome::OtpDeny, "otp", "deny"),
+    (Outcome::SmartcardSuccess, "smartcard", "success"),
+    (Outcome::SmartcardRetry, "smartcard", "retry"),
+    (Outcome::SmartcardDeny, "smartcard", "deny"),
 ];
 
 const BUCKETS: [f64; 12] = [
@@ -68,7 +74,7 @@ impl Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    logins: [AtomicU64; 6],
+    logins: [AtomicU64; OUTCOMES.len()],
     start_latency: Histogram,
     otp_latency: Histogram,
     http_client_errors: AtomicU64,

@@ -28,6 +28,8 @@ pub struct AgentSetup {
     pub proxy: Option<String>,
     pub pin: Option<String>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `smartcard_module` written into agent.toml after the join.
+    pub smartcard_module: Option<PathBuf>,
 }
 
 impl TestAgent {
@@ -49,6 +51,7 @@ impl TestAgent {
             proxy: None,
             pin: Some(server.info.tls_fingerprint.clone()),
             client_cert: None,
+            smartcard_module: None,
         };
         tweak(&mut setup);
         let config_dir = dir.path().join("etc");
@@ -73,6 +76,13 @@ impl TestAgent {
             .await
             .map_err(anyhow::Error::msg)
             .context("agent join")?;
+        if let Some(module) = setup.smartcard_module {
+            let mut cfg = latchkey_agent::config::AgentConfig::load(&config_dir)
+                .map_err(anyhow::Error::msg)?;
+            cfg.smartcard_module = Some(module);
+            let path = config_dir.join(latchkey_agent::config::CONFIG_FILE);
+            std::fs::write(path, toml::to_string(&cfg)?)?;
+        }
         let running = latchkey_agent::start(RunOptions {
             config_dir: config_dir.clone(),
             socket: None,

@@ -167,7 +167,11 @@ async fn offline_login_answered_by_the_token_cli_after_one_online_login() {
     );
     // The QR code: half blocks, within 80 columns, and with the message within 24 lines.
     let picture: Vec<&str> = infos[0].text.lines().skip(1).collect();
-    assert!(picture.len() < 24, "{} lines with the message", picture.len() + 1);
+    assert!(
+        picture.len() < 24,
+        "{} lines with the message",
+        picture.len() + 1
+    );
     assert!(picture.iter().all(|l| l.chars().count() <= 80));
     assert!(
         picture

@@ -10,6 +10,7 @@ use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 
 mod checks;
+pub mod smartcard;
 
 /// Shown for unknown, disabled and token-less users alike, so the answer does not tell an
 /// attacker which of these is true (the audit log records the real reason).
@@ -161,10 +162,13 @@ impl State {
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());
-        // One statement: the user with the number of OATH tokens and apps it has.
+        // One statement: the user with the number of OATH tokens, apps and smartcards it has.
         let found = self.store.user_get_with_counts(&req.user).await?;
-        let (tokens, apps) = found.as_ref().map(|(_, t, a)| (*t, *a)).unwrap_or((0, 0));
-        let user_row = found.map(|(u, _, _)| u);
+        let (tokens, apps, cards) = found
+            .as_ref()
+            .map(|(_, t, a, c)| (*t, *a, *c))
+            .unwrap_or((0, 0, 0));
+        let user_row = found.map(|(u, _, _, _)| u);
         let groups = user_row
             .as_ref()
             .map(|u| u.groups.clone())
@@ -236,6 +240,10 @@ impl State {
         if apps > 0 {
             methods.push(Method::Push);
         }
+        let cards = self.smartcards_offered(&user.name, &policy, cards).await?;
+        if !cards.is_empty() {
+            methods.push(Method::Smartcard);
+        }
         if methods.is_empty() {
             audit(
                 "deny",
@@ -267,11 +275,13 @@ impl State {
             format!("challenge sent ({}){from}", method_list(&methods)),
         )
         .await;
+        let smartcard = self.smartcard_request(&tx_id, &cards)?;
         Ok(LoginStartResult::Challenge {
             tx: tx_id,
             message: challenge_message(&user.name, &methods),
             methods,
             expires_in: policy.tx_ttl,
+            smartcard,
         })
     }
 
@@ -398,6 +408,9 @@ fn challenge_message(user: &str, methods: &[Method]) -> String {
     ) {
         (true, true) => format!("Press Enter to send a push, or type a one-time code for {user}:"),
         (false, true) => format!("Press Enter to send a push to {user}'s latchkey app:"),
+        (false, false) if methods.contains(&Method::Smartcard) => {
+            format!("Smartcard for {user}:")
+        }
         _ => format!("One-time code for {user}:"),
     }
 }

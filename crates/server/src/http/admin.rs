@@ -31,7 +31,7 @@ async fn user_view(st: &Shared, u: UserRow) -> Result<User, ApiErr> {
     })
 }
 
-fn no_user(name: &str) -> ApiErr {
+pub(super) fn no_user(name: &str) -> ApiErr {
     ApiErr::not_found(format!("user {name:?} not found"))
 }
 
@@ -179,7 +179,7 @@ pub async fn user_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_view(t: &TokenRow) -> TokenInfo {
+pub(super) fn token_view(t: &TokenRow) -> TokenInfo {
     TokenInfo {
         id: t.id.clone(),
         user: t.user_name.clone(),
@@ -190,6 +190,7 @@ fn token_view(t: &TokenRow) -> TokenInfo {
         label: t.label.clone(),
         created_at: t.created_at,
         last_used_at: t.last_used_at,
+        smartcard: None,
     }
 }
 
@@ -244,6 +245,11 @@ pub(super) async fn enroll_otp(
         TokenKind::App => {
             return Err(ApiErr::bad_request(
                 "token apps register themselves: create a link with `latchkey token add-app USER`",
+            ));
+        }
+        TokenKind::Smartcard => {
+            return Err(ApiErr::bad_request(
+                "register a smartcard with `latchkey token add-smartcard USER --cert FILE.pem`",
             ));
         }
     };
@@ -329,6 +335,7 @@ pub async fn token_list(
         .iter()
         .map(token_view)
         .collect();
+    super::smartcard::attach_info(&st, &name, &mut out).await?;
     out.extend(
         st.store
             .apps_of(&name)
@@ -344,6 +351,7 @@ pub async fn token_list(
                 label: a.device_name,
                 created_at: a.created_at,
                 last_used_at: a.last_seen_at,
+                smartcard: None,
             }),
     );
     Ok(Json(out))

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod machine;
 mod offline;
+mod smartcard;
 
 use crate::state::Shared;
 use axum::Router;
@@ -32,6 +33,13 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
         .route("/v1/account/check", post(machine::account_check))
+        .route("/v1/login/{tx}/smartcard", post(smartcard::login))
+        .route("/v1/smartcards/enroll", post(smartcard::enroll))
+        .route("/v1/admin/users/{name}/smartcards", post(smartcard::add))
+        .route(
+            "/v1/admin/users/{name}/smartcards/enroll",
+            post(smartcard::code_create),
+        )
         .route("/v1/login/{tx}/push", post(app::push_start))
         .route("/v1/login/{tx}/push/wait", post(app::push_wait))
         .route("/v1/admin/users/{name}/apps", post(app::link_create))

@@ -124,7 +124,28 @@ CREATE TABLE badges (
 );
 ALTER TABLE tokens ADD COLUMN app_id TEXT
 "#,
-    // 3: offline bundles handed out, and bundles agents must wipe (see store/offline.rs)
+    // 3: smartcards (the certificate of a `smartcard` token; one-time enrollment codes)
+    r#"
+CREATE TABLE smartcards (
+    token_id TEXT PRIMARY KEY REFERENCES tokens(id) ON DELETE CASCADE,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL UNIQUE,
+    cert_der TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    not_before BIGINT NOT NULL,
+    not_after BIGINT NOT NULL
+);
+CREATE INDEX smartcards_user ON smartcards(user_name);
+CREATE TABLE smartcard_codes (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+)
+"#,
+    // 4: offline bundles handed out, and bundles agents must wipe (see store/offline.rs)
     r#"
 CREATE TABLE offline_issued (
     machine_id TEXT NOT NULL,
