@@ -244,34 +244,23 @@ impl Offline {
         }
         let typed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         if latchkey_crypto::ct_eq(typed.as_bytes(), ch.code.as_bytes()) {
-            return match self
+            let max = ch.max_logins;
+            let counted = self
                 .db
-                .bundle_count_login(user, &ch.bundle_payload, ch.max_logins)
-            {
+                .bundle_count_login(user, &ch.bundle_payload, max, |n| {
+                    self.event(user, cid, "success", &format!("offline login {n} of {max}"))
+                });
+            return match counted {
                 Ok(Some(n)) => {
-                    self.record(
-                        user,
-                        cid,
-                        "success",
-                        &format!("offline login {n} of {}", ch.max_logins),
-                    );
-                    tracing::info!(
-                        user,
-                        client_id = cid,
-                        n,
-                        max = ch.max_logins,
-                        "offline login: MFA passed"
-                    );
-                    if n >= ch.max_logins {
+                    tracing::info!(user, client_id = cid, n, max, "offline login: MFA passed");
+                    if n >= max {
                         self.wipe(user, "last offline login used");
                         Verdict::Passed(
-                            "Offline login accepted; that was the last one: log in once while connected".into(),
+                            "Offline login accepted; that was the last one: log in once while connected"
+                                .into(),
                         )
                     } else {
-                        Verdict::Passed(format!(
-                            "Offline login accepted ({} left)",
-                            ch.max_logins - n
-                        ))
+                        Verdict::Passed(format!("Offline login accepted ({} left)", max - n))
                     }
                 }
                 Ok(None) => {
@@ -287,36 +276,30 @@ impl Offline {
                 }
             };
         }
-        match self.db.bundle_count_failure(user, &ch.bundle_payload) {
-            Ok(Some(f)) if f >= ch.max_failures => {
+        let max = ch.max_failures;
+        let counted = self.db.bundle_count_failure(user, &ch.bundle_payload, |f| {
+            let reason = match f {
+                Some(f) if f >= max => format!("wrong code; {f} failures: bundle wiped"),
+                Some(f) => format!("wrong code ({f} of {max})"),
+                None => "wrong code; bundle gone".to_string(),
+            };
+            self.event(user, cid, "failure", &reason)
+        });
+        match counted {
+            Ok(Some(f)) if f >= max => {
                 self.wipe(user, "too many offline failures");
-                self.record(
-                    user,
-                    cid,
-                    "failure",
-                    &format!("wrong code; {f} failures: bundle wiped"),
-                );
                 Verdict::Failed(format!(
                     "Offline code rejected: too many wrong codes, offline login for {user} is disabled; log in once while connected"
                 ))
             }
             Ok(Some(f)) => {
-                self.record(
-                    user,
-                    cid,
-                    "failure",
-                    &format!("wrong code ({f} of {})", ch.max_failures),
-                );
-                let left = ch.max_failures - f;
+                let left = max - f;
                 Verdict::Failed(format!(
                     "Offline code rejected ({left} more wrong code{} disable offline login)",
                     if left == 1 { "" } else { "s" }
                 ))
             }
-            Ok(None) => {
-                self.record(user, cid, "failure", "wrong code; bundle gone");
-                Verdict::Failed("Offline code rejected".into())
-            }
+            Ok(None) => Verdict::Failed("Offline code rejected".into()),
             Err(e) => {
                 tracing::error!(error = %e, "offline failure not counted");
                 self.record(user, cid, "failure", "wrong code; state database error");

@@ -79,40 +79,56 @@ impl StateDb {
         Ok(rows.collect::<Result<Vec<String>, _>>()?)
     }
 
-    /// Counts one offline login if fewer than `max` were used: the new count, or None when
-    /// the limit was already reached (one conditional UPDATE: two logins cannot both pass).
+    /// Counts one offline login if fewer than `max` were used, and records its event in the
+    /// same transaction (one fsync): the new count, or None when the limit was already reached
+    /// (a conditional UPDATE: two logins cannot both pass).
     pub fn bundle_count_login(
         &self,
         user: &str,
         payload: &str,
         max: u32,
+        event: impl FnOnce(u32) -> Option<OfflineEvent>,
     ) -> Result<Option<u32>, StateError> {
-        Ok(self
-            .conn()
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let n: Option<u32> = tx
             .query_row(
                 "UPDATE offline_bundles SET logins_used = logins_used + 1
                  WHERE user_name = ?1 AND payload = ?2 AND logins_used < ?3 RETURNING logins_used",
                 params![user, payload, max],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        if let Some(e) = n.and_then(event) {
+            insert_event(&tx, &e)?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
-    /// Counts one wrong answer; returns the new failure count (None: bundle gone or replaced).
+    /// Counts one wrong answer and records its event in the same transaction; returns the
+    /// new failure count (None: bundle gone or replaced).
     pub fn bundle_count_failure(
         &self,
         user: &str,
         payload: &str,
+        event: impl FnOnce(Option<u32>) -> Option<OfflineEvent>,
     ) -> Result<Option<u32>, StateError> {
-        Ok(self
-            .conn()
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let f: Option<u32> = tx
             .query_row(
                 "UPDATE offline_bundles SET failures = failures + 1
                  WHERE user_name = ?1 AND payload = ?2 RETURNING failures",
                 params![user, payload],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        if let Some(e) = event(f) {
+            insert_event(&tx, &e)?;
+        }
+        tx.commit()?;
+        Ok(f)
     }
 
     pub fn offline_event_add(&self, e: &OfflineEvent) -> Result<(), StateError> {
@@ -151,4 +167,21 @@ impl StateDb {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+fn insert_event(conn: &rusqlite::Connection, e: &OfflineEvent) -> Result<(), StateError> {
+    conn.execute(
+        "INSERT INTO offline_events (uuid, time, user_name, client_id, method, outcome, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            e.uuid,
+            e.time,
+            e.user,
+            e.client_id,
+            e.method,
+            e.outcome,
+            e.reason
+        ],
+    )?;
+    Ok(())
 }

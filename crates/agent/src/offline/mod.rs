@@ -169,14 +169,30 @@ impl Offline {
     }
 
     pub(crate) fn record(&self, user: &str, client_id: &str, outcome: &str, reason: &str) {
+        let Some(e) = self.event(user, client_id, outcome, reason) else {
+            return;
+        };
+        if let Err(err) = self.db.offline_event_add(&e) {
+            tracing::error!(error = %err, "offline event not recorded");
+        }
+    }
+
+    /// An event row (None, logged, when the OS has no randomness for its id).
+    pub(crate) fn event(
+        &self,
+        user: &str,
+        client_id: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Option<OfflineEvent> {
         let uuid = match latchkey_crypto::random_bytes(16) {
             Ok(b) => uuid_v4(&b),
             Err(e) => {
                 tracing::error!(error = %e, "no randomness for an offline event id");
-                return;
+                return None;
             }
         };
-        let e = OfflineEvent {
+        Some(OfflineEvent {
             uuid,
             time: self.now(),
             user: user.to_string(),
@@ -184,10 +200,7 @@ impl Offline {
             method: "app_qr".into(),
             outcome: outcome.to_string(),
             reason: reason.to_string(),
-        };
-        if let Err(err) = self.db.offline_event_add(&e) {
-            tracing::error!(error = %err, "offline event not recorded");
-        }
+        })
     }
 }
 
