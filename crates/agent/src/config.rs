@@ -55,6 +55,17 @@ pub struct AgentConfig {
     /// Offline login settings (`[offline]`); the limits themselves come signed from the server.
     #[serde(default, skip_serializing_if = "OfflineConfig::is_default")]
     pub offline: OfflineConfig,
+    /// FIDO2 security keys to use: `unix:/path` (a SOCK_SEQPACKET HID bridge) or
+    /// `/dev/hidrawN`. Empty: detect hidraw devices with the FIDO usage page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fido2_devices: Vec<String>,
+    /// How long a security key has to answer, touch included, e.g. "30s".
+    #[serde(default = "default_fido2_timeout")]
+    pub fido2_timeout: String,
+}
+
+fn default_fido2_timeout() -> String {
+    crate::fido2::DEFAULT_TIMEOUT.into()
 }
 
 /// `[offline]` in agent.toml.
@@ -147,6 +158,10 @@ impl AgentConfig {
             .map_err(|e| format!("selection: {e}"))?;
         parse_duration("connect_timeout", &self.connect_timeout)?;
         parse_duration("timeout", &self.timeout)?;
+        let t = parse_duration("fido2_timeout", &self.fido2_timeout)?;
+        if t.is_zero() || t.as_secs() > 600 {
+            return Err("fido2_timeout must be between 1s and 10m".into());
+        }
         if self.pin.is_some() && self.ca_cert.is_some() {
             return Err("pin and ca_cert exclude each other".into());
         }

@@ -10,6 +10,10 @@ use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 use std::time::{Duration, Instant};
 
+// The FIDO2 part of the conversation lives with the rest of the FIDO2 code.
+#[path = "fido2/flow.rs"]
+mod fido2_flow;
+
 pub const UNREACHABLE: &str = "MFA server unreachable; no offline login prepared on this machine";
 
 /// Where a conversation stands.
@@ -38,6 +42,11 @@ enum State {
         challenge: crate::offline::OfflineChallenge,
         prompted: bool,
     },
+    /// A security-key step (PIN prompt or "touch your key") is out.
+    Fido2 {
+        tx: String,
+        flow: fido2_flow::Flow,
+    },
     /// A smartcard PIN prompt (or a message before it) is out.
     Card(Box<CardLogin>),
     Done,
@@ -47,6 +56,9 @@ pub struct Login {
     user: String,
     client_id: String,
     state: State,
+    /// The challenge's FIDO2 request, when it offered a security key.
+    fido2: Option<latchkey_proto::fido2::Fido2Request>,
+    fido2_settings: crate::fido2::Settings,
     smartcard_module: Option<std::path::PathBuf>,
 }
 
@@ -62,8 +74,16 @@ impl Login {
             user: user.to_string(),
             client_id: client_id.to_string(),
             state: State::Idle,
+            fido2: None,
+            fido2_settings: Default::default(),
             smartcard_module: None,
         }
+    }
+
+    /// Which security keys to use and how long to wait for them.
+    pub fn with_fido2(mut self, settings: crate::fido2::Settings) -> Login {
+        self.fido2_settings = settings;
+        self
     }
 
     /// The PKCS#11 module used when the server offers a smartcard.
@@ -167,12 +187,14 @@ impl Login {
                 tx,
                 message,
                 methods,
+                fido2,
                 smartcard,
                 ..
             }) => {
+                self.fido2 = fido2.filter(|_| methods.contains(&Method::Fido2));
                 let push = methods.contains(&Method::Push);
                 if let Some(req) = smartcard.filter(|_| methods.contains(&Method::Smartcard)) {
-                    let others = methods.contains(&Method::Otp) || push;
+                    let others = methods.contains(&Method::Otp) || push || self.fido2.is_some();
                     let fallback = others.then(|| (message.clone(), push));
                     let module = self.smartcard_module.as_deref();
                     match card::begin(module, &tx, &req, fallback).await {
@@ -183,6 +205,13 @@ impl Login {
                         card::Begin::Fail(reason) => return self.finish(fail(reason)),
                         card::Begin::Skip => {}
                     }
+                }
+                let only_key = methods
+                    .iter()
+                    .all(|m| *m == Method::Fido2 || *m == Method::Smartcard);
+                if self.fido2.is_some() && only_key {
+                    // The key is the only way left (no card answered): straight to it.
+                    return self.fido2_start(tx, None).await;
                 }
                 self.state = State::AwaitCode {
                     tx,
@@ -202,6 +231,9 @@ impl Login {
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
         if matches!(self.state, State::Offline { .. }) {
             return self.offline_answer(up, text);
+        }
+        if let State::Fido2 { tx, flow } = self.state.clone() {
+            return self.fido2_answer(tx, flow, text).await;
         }
         if let State::Card(mut c) = self.state.clone() {
             return match card::answer(&mut c, up, &self.user, text).await {
@@ -226,6 +258,12 @@ impl Login {
         let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
         };
+        if self.fido2.is_some() && fido2_flow::picks_key(text) {
+            return self.fido2_start(tx, Some((label, push))).await;
+        }
+        if push && text.trim().eq_ignore_ascii_case("push") {
+            return self.send_push(up, tx).await;
+        }
         if text.trim().is_empty() {
             if push {
                 return self.send_push(up, tx).await;
@@ -315,6 +353,7 @@ impl Login {
                     echo: false,
                 }
             }
+            State::Fido2 { tx, flow } => self.fido2_continue(up, tx, flow).await,
             State::Card(c) => c.prompt(),
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }

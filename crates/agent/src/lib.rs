@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fido2;
 pub mod join;
 pub mod offline;
 pub mod sessions;

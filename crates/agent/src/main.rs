@@ -37,6 +37,13 @@ enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Register the FIDO2 security key plugged into this machine for USER, with the
+    /// one-time code from `latchkey token add-fido2 USER`.
+    EnrollFido2 {
+        user: String,
+        #[arg(long)]
+        code: String,
+    },
     /// Register the certificate on a smartcard for a user (needs a one-time code from
     /// `latchkey token add-smartcard USER --enroll`).
     EnrollSmartcard(latchkey_agent::smartcard::enroll::EnrollOptions),
@@ -133,6 +140,29 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::EnrollFido2 { user, code } => {
+            let opts = latchkey_agent::fido2::enroll::EnrollOptions {
+                config_dir: cli.config_dir.clone(),
+                user,
+                code,
+            };
+            let done = runtime()?.block_on(latchkey_agent::fido2::enroll::enroll(
+                &opts,
+                latchkey_agent::fido2::enroll::TerminalUi,
+            ))?;
+            println!(
+                "Security key registered for {} (token {}, credential {}, user verification {}).",
+                done.token.user,
+                done.token.id,
+                done.credential_id,
+                if done.user_verified {
+                    "done"
+                } else {
+                    "not done"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::EnrollSmartcard(o) => {
             let t = runtime()?.block_on(latchkey_agent::smartcard::enroll::enroll(

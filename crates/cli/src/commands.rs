@@ -209,6 +209,27 @@ impl Ctx<'_> {
                 })
                 .await?;
             }
+            TokenCmd::AddFido2 {
+                user,
+                label,
+                expires,
+            } => {
+                let path = format!("{}/fido2", user_path(user));
+                let req = latchkey_proto::fido2::Fido2RegistrationCreate {
+                    label: label.clone(),
+                    expires_in: Some(expires.as_secs().max(1)),
+                };
+                self.show(Method::POST, &path, body(&req)?, |r: &latchkey_proto::fido2::Fido2RegistrationCreated| {
+                    Ok(format!(
+                        "Security key registration for {user} (one use, until {}, relying party {:?}):\n\n  {}\n\nOn the machine with the key plugged in, as root:\n  latchkey-agent enroll-fido2 {user} --code {}\n",
+                        output::time(r.expires_at),
+                        r.rp_id,
+                        r.code,
+                        r.code,
+                    ))
+                })
+                .await?;
+            }
             TokenCmd::AddSmartcard {
                 user,
                 cert,

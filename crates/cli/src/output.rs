@@ -1,6 +1,7 @@
 //! Text rendering for people: aligned tables and RFC 3339 UTC times. Pure functions returning
 //! strings, so they are tested without a server.
 
+use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{AuditEntry, Machine, Policy, TokenInfo, User};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,11 +147,14 @@ pub fn tokens(tokens: &[TokenInfo]) -> String {
     let rows: Vec<Vec<String>> = tokens
         .iter()
         .map(|t| {
+            // Apps and security keys have no OATH parameters of their own to show.
+            let oath = matches!(t.kind, TokenKind::Totp | TokenKind::Hotp);
+            let dash = |v: String| if oath { v } else { "-".into() };
             vec![
                 t.id.clone(),
                 t.kind.to_string(),
-                t.algorithm.to_string(),
-                t.digits.to_string(),
+                dash(t.algorithm.to_string()),
+                dash(t.digits.to_string()),
                 t.period
                     .map(|p| format!("{p}s"))
                     .unwrap_or_else(|| "-".into()),
@@ -241,6 +245,10 @@ pub fn policy(p: &Policy) -> String {
             ("offline.max_days", p.offline.max_days.to_string()),
             ("offline.max_logins", p.offline.max_logins.to_string()),
             ("offline.max_failures", p.offline.max_failures.to_string()),
+            (
+                "fido2.user_verification",
+                p.fido2.user_verification.to_string(),
+            ),
         ],
         " = ",
     )
@@ -383,14 +391,15 @@ mod tests {
                 max_logins: 10,
                 max_failures: 5,
             },
+            fido2: Default::default(),
         };
         let shown = policy(&p);
         assert!(
-            shown.contains("methods              = otp,push\n"),
+            shown.contains("methods                 = otp,push\n"),
             "{shown}"
         );
-        assert!(shown.contains("failmode             = closed\n"));
-        assert!(shown.contains("offline.max_days     = 7\n"));
+        assert!(shown.contains("failmode                = closed\n"));
+        assert!(shown.contains("offline.max_days        = 7\n"));
         let listed = policies(&[p]);
         assert!(
             listed.contains("login      yes  otp,push  -      staff   closed    7d/10 logins"),

@@ -147,6 +147,8 @@ pub struct Policy {
     /// Seconds a login transaction lives.
     pub tx_ttl: u64,
     pub offline: OfflinePolicy,
+    #[serde(default)]
+    pub fido2: crate::fido2::Fido2Policy,
 }
 
 /// `PATCH /v1/admin/policies/{client_id}`: `key=value` settings, parsed and validated by the

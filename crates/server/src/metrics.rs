@@ -13,18 +13,24 @@ pub enum Outcome {
     OtpSuccess,
     OtpRetry,
     OtpDeny,
+    Fido2Success,
+    Fido2Retry,
+    Fido2Deny,
     SmartcardSuccess,
     SmartcardRetry,
     SmartcardDeny,
 }
 
-const OUTCOMES: [(Outcome, &str, &str); 9] = [
+const OUTCOMES: [(Outcome, &str, &str); 12] = [
     (Outcome::StartAllow, "start", "allow"),
     (Outcome::StartChallenge, "start", "challenge"),
     (Outcome::StartDeny, "start", "deny"),
     (Outcome::OtpSuccess, "otp", "success"),
     (Outcome::OtpRetry, "otp", "retry"),
     (Outcome::OtpDeny, "otp", "deny"),
+    (Outcome::Fido2Success, "fido2", "success"),
+    (Outcome::Fido2Retry, "fido2", "retry"),
+    (Outcome::Fido2Deny, "fido2", "deny"),
     (Outcome::SmartcardSuccess, "smartcard", "success"),
     (Outcome::SmartcardRetry, "smartcard", "retry"),
     (Outcome::SmartcardDeny, "smartcard", "deny"),

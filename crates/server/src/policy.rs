@@ -47,6 +47,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "offline.max_failures",
         "offline failures before the bundle is wiped",
     ),
+    (
+        "fido2.user_verification",
+        "required|preferred|discouraged: PIN/biometrics on security keys",
+    ),
 ];
 
 pub fn defaults(client_id: &str) -> Policy {
@@ -69,6 +73,7 @@ pub fn defaults(client_id: &str) -> Policy {
             max_logins: 10,
             max_failures: 5,
         },
+        fido2: Default::default(),
     }
 }
 
@@ -150,6 +155,7 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "offline.max_days" => p.offline.max_days = parse_u32(value, 1, 365)?,
             "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,
             "offline.max_failures" => p.offline.max_failures = parse_u32(value, 1, 100)?,
+            "fido2.user_verification" => p.fido2.user_verification = value.parse()?,
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(format!("unknown setting (known: {})", known.join(", ")));
@@ -280,6 +286,16 @@ mod tests {
         assert!(apply(&mut p, "tx_ttl", "2h").is_err());
         apply(&mut p, "offline.max_days", "3").unwrap();
         assert_eq!(p.offline.max_days, 3);
+        assert_eq!(
+            p.fido2.user_verification,
+            latchkey_proto::fido2::UserVerification::Preferred
+        );
+        apply(&mut p, "fido2.user_verification", "required").unwrap();
+        assert_eq!(
+            p.fido2.user_verification,
+            latchkey_proto::fido2::UserVerification::Required
+        );
+        assert!(apply(&mut p, "fido2.user_verification", "always").is_err());
     }
 
     #[test]

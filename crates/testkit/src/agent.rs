@@ -28,6 +28,9 @@ pub struct AgentSetup {
     pub proxy: Option<String>,
     pub pin: Option<String>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `fido2_devices` written into agent.toml after the join (e.g. a SoftKey's spec).
+    pub fido2_devices: Vec<String>,
+    pub fido2_timeout: Option<String>,
     /// `smartcard_module` written into agent.toml after the join.
     pub smartcard_module: Option<PathBuf>,
 }
@@ -51,6 +54,8 @@ impl TestAgent {
             proxy: None,
             pin: Some(server.info.tls_fingerprint.clone()),
             client_cert: None,
+            fido2_devices: Vec::new(),
+            fido2_timeout: None,
             smartcard_module: None,
         };
         tweak(&mut setup);
@@ -76,6 +81,18 @@ impl TestAgent {
             .await
             .map_err(anyhow::Error::msg)
             .context("agent join")?;
+        if !setup.fido2_devices.is_empty() || setup.fido2_timeout.is_some() {
+            let mut cfg = latchkey_agent::config::AgentConfig::load(&config_dir)
+                .map_err(anyhow::Error::msg)?;
+            cfg.fido2_devices = setup.fido2_devices.clone();
+            if let Some(t) = &setup.fido2_timeout {
+                cfg.fido2_timeout = t.clone();
+            }
+            std::fs::write(
+                config_dir.join(latchkey_agent::config::CONFIG_FILE),
+                toml::to_string(&cfg)?,
+            )?;
+        }
         if let Some(module) = setup.smartcard_module {
             let mut cfg = latchkey_agent::config::AgentConfig::load(&config_dir)
                 .map_err(anyhow::Error::msg)?;

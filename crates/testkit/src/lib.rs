@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod raw_http;
 pub mod scripted_agent;
 pub mod softhsm;
+pub mod softkey;
 pub mod token_app;
 pub mod token_cli;
 

@@ -166,7 +166,7 @@ impl State {
                     let start = t.used.max(0) as u64;
                     verify_hotp(&secret, code, start, self.cfg.hotp_look_ahead + 1, params)
                 }
-                // Certificates have no code.
+                // Certificates and security keys have no code.
                 _ => continue,
             };
             let Some(step) = matched else { continue };

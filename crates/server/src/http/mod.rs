@@ -4,6 +4,7 @@ mod admin;
 mod app;
 pub mod error;
 pub mod extract;
+mod fido2;
 mod machine;
 mod offline;
 mod smartcard;
@@ -33,6 +34,13 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
         .route("/v1/account/check", post(machine::account_check))
+        .route("/v1/login/{tx}/fido2", post(fido2::login_fido2))
+        .route("/v1/fido2/register/start", post(fido2::register_start))
+        .route("/v1/fido2/register/finish", post(fido2::register_finish))
+        .route(
+            "/v1/admin/users/{name}/fido2",
+            post(fido2::registration_create),
+        )
         .route("/v1/login/{tx}/smartcard", post(smartcard::login))
         .route("/v1/smartcards/enroll", post(smartcard::enroll))
         .route("/v1/admin/users/{name}/smartcards", post(smartcard::add))

@@ -8,6 +8,7 @@
 
 mod apps;
 mod audit;
+mod fido2;
 mod machines;
 mod offline;
 mod policies;
@@ -19,6 +20,7 @@ mod users;
 
 pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
+pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use smartcards::SmartcardRow;

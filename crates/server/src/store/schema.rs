@@ -145,7 +145,41 @@ CREATE TABLE smartcard_codes (
     used_at BIGINT
 )
 "#,
-    // 4: offline bundles handed out, and bundles agents must wipe (see store/offline.rs)
+    // 4: FIDO2 security keys
+    r#"
+CREATE TABLE fido2_credentials (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    public_key TEXT NOT NULL,
+    alg BIGINT NOT NULL,
+    sign_count BIGINT NOT NULL,
+    uv_registered BIGINT NOT NULL,
+    aaguid TEXT NOT NULL,
+    rp_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX fido2_credentials_user ON fido2_credentials(user_name);
+CREATE TABLE fido2_registrations (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    challenge TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE fido2_login_challenges (
+    tx_id TEXT PRIMARY KEY,
+    challenge TEXT NOT NULL,
+    rp_id TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX fido2_login_challenges_expires ON fido2_login_challenges(expires_at)
+"#,
+    // 5: offline bundles handed out, and bundles agents must wipe (see store/offline.rs)
     r#"
 CREATE TABLE offline_issued (
     machine_id TEXT NOT NULL,

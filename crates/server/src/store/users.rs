@@ -64,11 +64,12 @@ impl Store {
     pub async fn user_get_with_counts(
         &self,
         name: &str,
-    ) -> Result<Option<(UserRow, i64, i64, i64)>> {
+    ) -> Result<Option<(UserRow, i64, i64, i64, i64)>> {
         let row = sqlx::query(&format!(
             "SELECT {COLS}, (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind <> 'smartcard') AS n_tokens, \
              (SELECT COUNT(*) FROM apps WHERE user_name = $1) AS n_apps, \
-             (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind = 'smartcard') AS n_cards \
+             (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind = 'smartcard') AS n_cards, \
+             (SELECT COUNT(*) FROM fido2_credentials WHERE user_name = $1) AS n_fido2 \
              FROM users WHERE name = $1"
         ))
         .bind(name)
@@ -80,6 +81,7 @@ impl Store {
                 r.try_get("n_tokens")?,
                 r.try_get("n_apps")?,
                 r.try_get("n_cards")?,
+                r.try_get("n_fido2")?,
             ))
         })
         .transpose()
