@@ -10,6 +10,7 @@ pub mod join;
 mod pipe;
 #[cfg(windows)]
 pub mod service;
+pub mod offline;
 pub mod sessions;
 pub mod shell;
 pub mod smartcard;
@@ -29,18 +30,22 @@ pub struct Agent {
     pub config: AgentConfig,
     pub upstream: Upstream,
     pub sessions: sessions::Sessions,
-    pub state: state::StateDb,
+    pub state: Arc<state::StateDb>,
+    pub clock: Arc<offline::Clock>,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
-        let upstream = Upstream::new(&config, config_dir)?;
-        let state = state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+        let state = Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
+        let clock = Arc::new(offline::Clock::default());
+        let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
+        let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
         Ok(Agent {
             config,
             upstream,
             sessions: Default::default(),
             state,
+            clock,
         })
     }
 
@@ -86,6 +91,8 @@ pub struct RunOptions {
 
 pub struct RunningAgent {
     pub socket: PathBuf,
+    /// The agent's clock (end-to-end tests move it; nothing else can).
+    pub clock: Arc<offline::Clock>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -107,6 +114,7 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     }
     let socket = config.socket.clone();
     let agent = Arc::new(Agent::new(config, &opts.config_dir)?);
+    let clock = agent.clock.clone();
     let (shutdown, rx) = watch::channel(false);
     #[cfg(unix)]
     let task = {
@@ -121,6 +129,7 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     tracing::info!(socket = %socket.display(), "latchkey-agent listening");
     Ok(RunningAgent {
         socket,
+        clock,
         shutdown,
         task,
     })

@@ -12,6 +12,7 @@ pub mod common;
 pub mod fido2;
 pub mod login;
 pub mod machine;
+pub mod offline;
 pub mod smartcard;
 
 pub use common::*;

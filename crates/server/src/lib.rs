@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 mod http;
 mod metrics;
+pub mod offline;
 pub mod policy;
 mod push;
 mod ratelimit;

@@ -14,6 +14,8 @@ pub struct TestAgent {
     running: Option<RunningAgent>,
     pub config_dir: PathBuf,
     pub socket: PathBuf,
+    /// The agent's state directory (`agent.db`).
+    pub state_dir: PathBuf,
     _dir: TempDir,
 }
 
@@ -109,6 +111,7 @@ impl TestAgent {
             running: Some(running),
             config_dir,
             socket,
+            state_dir: dir.path().join("state"),
             _dir: dir,
         })
     }
@@ -117,6 +120,34 @@ impl TestAgent {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
+    }
+
+    /// Stops and starts the agent again with the same configuration and state.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await;
+        let running = latchkey_agent::start(RunOptions {
+            config_dir: self.config_dir.clone(),
+            socket: None,
+        })
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("agent restart")?;
+        self.running = Some(running);
+        Ok(())
+    }
+
+    /// Moves the running agent's clock `secs` away from the system clock.
+    pub fn set_clock_offset(&self, secs: i64) {
+        if let Some(r) = &self.running {
+            r.clock.set_offset(secs);
+        }
+    }
+
+    /// The agent's state database, opened beside the agent (tests inspect and damage it).
+    pub fn state_db(&self) -> Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open(
+            self.state_dir.join(latchkey_agent::state::STATE_FILE),
+        )?)
     }
 
     /// Runs a whole login over the socket on a blocking thread, answering prompts from

@@ -10,6 +10,7 @@ mod apps;
 mod audit;
 mod fido2;
 mod machines;
+mod offline;
 mod policies;
 mod schema;
 mod smartcards;
