@@ -6,11 +6,11 @@ pub mod config;
 pub mod engine;
 pub mod fido2;
 pub mod join;
+pub mod offline;
 #[cfg(windows)]
 mod pipe;
 #[cfg(windows)]
 pub mod service;
-pub mod offline;
 pub mod sessions;
 pub mod shell;
 pub mod smartcard;
