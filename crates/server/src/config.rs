@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Issuer shown in authenticator apps.
     pub issuer: String,
+    /// Days agent events (and closed sessions) are kept after they arrive; 0 keeps them forever.
+    pub event_retention_days: u32,
 }
 
 impl ServerConfig {
@@ -53,6 +55,7 @@ impl ServerConfig {
             machine_burst: 100,
             max_body_bytes: 64 * 1024,
             issuer: "latchkey".to_string(),
+            event_retention_days: 90,
         }
     }
 
@@ -107,6 +110,9 @@ pub struct Args {
     /// Log format: text or json [default: text].
     #[arg(long, env = "LATCHKEY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Days agent events are kept after they arrive; 0 keeps them forever [default: 90].
+    #[arg(long, env = "LATCHKEY_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u32>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -125,6 +131,7 @@ pub struct FileConfig {
     pub machine_burst: Option<u32>,
     pub issuer: Option<String>,
     pub log_format: Option<String>,
+    pub event_retention_days: Option<u32>,
 }
 
 impl FileConfig {
@@ -185,6 +192,12 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     }
     if let Some(v) = args.issuer.or(file.issuer) {
         cfg.issuer = v;
+    }
+    if let Some(v) = args.event_retention_days.or(file.event_retention_days) {
+        if v > 36_500 {
+            return Err("event_retention_days must be at most 36500".into());
+        }
+        cfg.event_retention_days = v;
     }
     let log_format = args
         .log_format

@@ -8,6 +8,7 @@
 
 mod apps;
 mod audit;
+mod events;
 mod machines;
 mod policies;
 mod schema;
@@ -17,6 +18,7 @@ mod users;
 
 pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
+pub use events::{EventFilter, SessionRow};
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use tokens::TokenRow;
