@@ -46,9 +46,21 @@ pub struct AgentConfig {
     pub socket: PathBuf,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Circuit breaker: how long a failed server is skipped at first (doubling per further
+    /// failure up to `breaker_max`). Defaults 30s and 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_max: Option<String>,
     /// PAM service → client_id overrides (added to the built-in mapping).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_ids: BTreeMap<String, String>,
+    /// `[events]`: spool, uploader and `[events.journal]` rules.
+    #[serde(default)]
+    pub events: crate::events::config::EventsConfig,
+    /// `[session_lock]`: the lock watcher and its command.
+    #[serde(default)]
+    pub session_lock: crate::events::config::LockConfig,
 }
 
 fn default_selection() -> String {
@@ -103,6 +115,13 @@ impl AgentConfig {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err("client_cert and client_key go together".into());
         }
+        if let Some(v) = &self.breaker_base {
+            parse_duration("breaker_base", v)?;
+        }
+        if let Some(v) = &self.breaker_max {
+            parse_duration("breaker_max", v)?;
+        }
+        crate::events::config::validate(&self.events, &self.session_lock)?;
         Ok(())
     }
 

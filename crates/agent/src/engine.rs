@@ -39,6 +39,10 @@ pub struct Login {
     user: String,
     client_id: String,
     state: State,
+    /// The method that was tried last, for the authentication event.
+    method: Option<Method>,
+    /// False once the offline path decides (events record which side decided).
+    online: bool,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -53,7 +57,14 @@ impl Login {
             user: user.to_string(),
             client_id: client_id.to_string(),
             state: State::Idle,
+            method: None,
+            online: true,
         }
+    }
+
+    /// What the authentication event records: (user, client_id, method, online).
+    pub fn facts(&self) -> (&str, &str, Option<Method>, bool) {
+        (&self.user, &self.client_id, self.method, self.online)
     }
 
     pub fn is_done(&self) -> bool {
@@ -147,6 +158,7 @@ impl Login {
                 text: "No code typed.".into(),
             };
         }
+        self.method = Some(Method::Otp);
         match up.login_otp(&tx, &self.user, text).await {
             Outcome::Answer(LoginStepResult::Success { message }) => {
                 self.finish(Step::Success { message })
@@ -165,6 +177,7 @@ impl Login {
     }
 
     async fn send_push(&mut self, up: &Upstream, tx: String) -> Step {
+        self.method = Some(Method::Push);
         match up.push_start(&tx, &self.user).await {
             Outcome::Answer(PushStartResult::Started(p)) => {
                 // A little past the push's own expiry: the server answers "expired" itself.

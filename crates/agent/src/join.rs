@@ -190,6 +190,10 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         client_ids: Default::default(),
+        breaker_base: None,
+        breaker_max: None,
+        events: Default::default(),
+        session_lock: Default::default(),
     };
     cfg.validate()?;
     let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;

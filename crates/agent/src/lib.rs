@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod join;
 pub mod sessions;
 pub mod shell;
@@ -23,18 +24,29 @@ pub struct Agent {
     pub config: AgentConfig,
     pub upstream: Upstream,
     pub sessions: sessions::Sessions,
-    pub state: state::StateDb,
+    pub state: Arc<state::StateDb>,
+    /// The event spool: every event goes here first.
+    pub events: Arc<events::Events>,
+    pub timings: events::config::Timings,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
         let upstream = Upstream::new(&config, config_dir)?;
-        let state = state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?;
+        let timings = events::config::validate(&config.events, &config.session_lock)?;
+        let state =
+            Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
+        let events = Arc::new(
+            events::Events::open(state.clone(), config.events.spool_max)
+                .map_err(|e| e.to_string())?,
+        );
         Ok(Agent {
             config,
             upstream,
-            sessions: Default::default(),
+            sessions: sessions::Sessions::new(events.clone()),
             state,
+            events,
+            timings,
         })
     }
 
@@ -80,14 +92,17 @@ pub struct RunOptions {
 
 pub struct RunningAgent {
     pub socket: PathBuf,
+    pub agent: Arc<Agent>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningAgent {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
         let _ = std::fs::remove_file(&self.socket);
     }
 }
@@ -102,11 +117,21 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     let agent = Arc::new(Agent::new(config, &opts.config_dir)?);
     let listener = socket::bind(&socket).await?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(socket::serve(agent, listener, rx));
-    tracing::info!(socket = %socket.display(), "latchkey-agent listening");
+    let mut tasks = vec![
+        tokio::spawn(socket::serve(agent.clone(), listener, rx.clone())),
+        tokio::spawn(events::upload::run(agent.clone(), rx.clone())),
+    ];
+    if !agent.config.events.journal.rules.is_empty() {
+        tasks.push(tokio::spawn(events::journal::run(agent.clone(), rx.clone())));
+    }
+    if agent.config.session_lock.enabled {
+        tasks.push(tokio::spawn(events::lock::run(agent.clone(), rx)));
+    }
+    tracing::info!(socket = %socket.display(), spooled = agent.events.spool().len(), "latchkey-agent listening");
     Ok(RunningAgent {
         socket,
+        agent,
         shutdown,
-        task,
+        tasks,
     })
 }
