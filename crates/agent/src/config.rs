@@ -56,11 +56,15 @@ pub struct AgentConfig {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_ids: BTreeMap<String, String>,
     /// `[events]`: spool, uploader and `[events.journal]` rules.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub events: crate::events::config::EventsConfig,
     /// `[session_lock]`: the lock watcher and its command.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub session_lock: crate::events::config::LockConfig,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn default_selection() -> String {
