@@ -34,8 +34,7 @@ impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
         let upstream = Upstream::new(&config, config_dir)?;
         let timings = events::config::validate(&config.events, &config.session_lock)?;
-        let state =
-            Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
+        let state = Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
         let events = Arc::new(
             events::Events::open(state.clone(), config.events.spool_max)
                 .map_err(|e| e.to_string())?,
@@ -122,7 +121,10 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
         tokio::spawn(events::upload::run(agent.clone(), rx.clone())),
     ];
     if !agent.config.events.journal.rules.is_empty() {
-        tasks.push(tokio::spawn(events::journal::run(agent.clone(), rx.clone())));
+        tasks.push(tokio::spawn(events::journal::run(
+            agent.clone(),
+            rx.clone(),
+        )));
     }
     if agent.config.session_lock.enabled {
         tasks.push(tokio::spawn(events::lock::run(agent.clone(), rx)));

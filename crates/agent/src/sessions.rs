@@ -207,7 +207,10 @@ mod tests {
         // logon, logon, logoff: each spooled with the session's key.
         let spooled = ev.spool().batch(ev.db(), 10).unwrap();
         let kinds: Vec<EventKind> = spooled.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, vec![EventKind::Logon, EventKind::Logon, EventKind::Logoff]);
+        assert_eq!(
+            kinds,
+            vec![EventKind::Logon, EventKind::Logon, EventKind::Logoff]
+        );
         assert_eq!(spooled[1].session_id, spooled[2].session_id);
         let c = ev.db().conn();
         mark_locked(&c, &outer, "expired").unwrap();

@@ -134,7 +134,10 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             }
         };
         if let AgentRequest::Begin {
-            service, rhost, tty, ..
+            service,
+            rhost,
+            tty,
+            ..
         } = &req
         {
             origin = Origin {

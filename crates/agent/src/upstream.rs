@@ -73,8 +73,8 @@ impl Upstream {
         if let Some(v) = &cfg.breaker_max {
             breaker.max = parse_duration("breaker_max", v)?;
         }
-        let servers = ServerList::new(&cfg.servers, selection, breaker, cc)
-            .map_err(|e| e.to_string())?;
+        let servers =
+            ServerList::new(&cfg.servers, selection, breaker, cc).map_err(|e| e.to_string())?;
         Ok(Upstream {
             servers,
             push_poll_secs,

@@ -218,8 +218,7 @@ pub fn render_sessions(sessions: &[SessionInfo]) -> String {
         .collect();
     table(
         &[
-            "USER", "MACHINE", "SESSION", "SERVICE", "FROM", "OPENED", "EXPIRES", "BADGE",
-            "LOCKED",
+            "USER", "MACHINE", "SESSION", "SERVICE", "FROM", "OPENED", "EXPIRES", "BADGE", "LOCKED",
         ],
         &rows,
     )

@@ -257,7 +257,7 @@ pub fn policy(p: &Policy) -> String {
 
 /// Seconds as hours for `session.max_hours` (`0`, `8`, `0.5`).
 fn hours(secs: u64) -> String {
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         (secs / 3600).to_string()
     } else {
         format!("{:.4}", secs as f64 / 3600.0)

@@ -55,15 +55,17 @@ pub fn check(e: &Event) -> Option<String> {
         &e.client_id,
         &e.method,
     ];
-    if short.iter().any(|v| v.as_ref().is_some_and(|s| s.len() > 256)) {
+    if short
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|s| s.len() > 256))
+    {
         return Some("a name field is longer than 256 bytes".into());
     }
     if !text_ok(&e.reason) || !text_ok(&e.message) {
         return Some(format!("reason or message is longer than {MAX_TEXT} bytes"));
     }
     if e.fields.len() > MAX_FIELDS
-        || e
-            .fields
+        || e.fields
             .iter()
             .any(|(k, v)| k.len() > 128 || v.len() > MAX_TEXT)
     {

@@ -66,9 +66,10 @@ impl State {
         let cid = client_id.unwrap_or(policy::FALLBACK);
         match self.policy_for(cid, user, &groups).await {
             Ok(p) => Ok(p.session),
-            Err(EngineError::UnknownClient(_)) => {
-                Ok(self.policy_for(policy::FALLBACK, user, &groups).await?.session)
-            }
+            Err(EngineError::UnknownClient(_)) => Ok(self
+                .policy_for(policy::FALLBACK, user, &groups)
+                .await?
+                .session),
             Err(e) => Err(e),
         }
     }
@@ -109,8 +110,7 @@ impl State {
             let badge = self.store.badge_get(&r.user).await?;
             let opened_at = r.opened_at;
             let mut info = SessionInfo::from(r);
-            info.expires_at =
-                (p.max_secs > 0).then(|| opened_at.saturating_add(p.max_secs as i64));
+            info.expires_at = (p.max_secs > 0).then(|| opened_at.saturating_add(p.max_secs as i64));
             if let Some((state, time)) = badge {
                 info.badge = Some(state);
                 info.badge_time = Some(time);

@@ -173,14 +173,21 @@ async fn events_of_100_logins_while_the_server_is_down_all_arrive_once() {
         for _ in 0..100 {
             let steps = socket_login(&socket, "bob", "login", &[]).unwrap();
             assert!(
-                matches!(steps.last(), Some(latchkey_proto::agent::Step::Failure { .. })),
+                matches!(
+                    steps.last(),
+                    Some(latchkey_proto::agent::Step::Failure { .. })
+                ),
                 "{steps:?}"
             );
         }
     })
     .await;
     let spool = agent.agent().unwrap().events.spool();
-    assert_eq!(spool.len(), 100, "every failure is spooled while the server is down");
+    assert_eq!(
+        spool.len(),
+        100,
+        "every failure is spooled while the server is down"
+    );
     srv.restart().await.unwrap();
     wait_until(20, "an empty spool", || async { spool.is_empty() }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -233,7 +240,9 @@ impl Drop for AgentProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     let srv = TestServer::start().await.unwrap();
-    let proxy = HoldProxy::start(srv.info.addr, srv.info.scheme).await.unwrap();
+    let proxy = HoldProxy::start(srv.info.addr, srv.info.scheme)
+        .await
+        .unwrap();
     let prepared = TestAgent::prepare(&srv, |s| {
         s.servers = vec![proxy.url.clone()];
         s.timeout = "60s".into();
@@ -258,7 +267,10 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     })
     .await;
     wait_until(10, "the answer held", || async { proxy.held_bytes() > 0 }).await;
-    assert_eq!(metric(&srv, "latchkey_events_total{result=\"duplicate\"}").await, 0);
+    assert_eq!(
+        metric(&srv, "latchkey_events_total{result=\"duplicate\"}").await,
+        0
+    );
     agent.kill9();
     proxy.set(HoldMode::Pass);
     let _agent = AgentProcess::spawn(&prepared).await;
@@ -278,10 +290,15 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     assert_eq!(evs.len(), 51);
     assert_eq!(ids(&evs).len(), 51);
     assert_eq!(
-        evs.iter().filter(|e| e.event.kind == EventKind::Logon).count(),
+        evs.iter()
+            .filter(|e| e.event.kind == EventKind::Logon)
+            .count(),
         50
     );
-    assert_eq!(metric(&srv, "latchkey_events_total{result=\"stored\"}").await, 51);
+    assert_eq!(
+        metric(&srv, "latchkey_events_total{result=\"stored\"}").await,
+        51
+    );
 }
 
 /// A recorded journal: 60 entries, every third one a failed sshd password at PRIORITY 4
@@ -392,7 +409,10 @@ async fn journal_rules_resume_at_the_cursor_after_a_restart() {
     let args = std::fs::read_to_string(dir.path().join("journalctl.args")).unwrap();
     let runs: Vec<&str> = args.lines().collect();
     assert_eq!(runs[0], "--follow --output=json", "{args}");
-    assert!(runs[1].starts_with("--follow --output=json --after-cursor=s=abc;i="), "{args}");
+    assert!(
+        runs[1].starts_with("--follow --output=json --after-cursor=s=abc;i="),
+        "{args}"
+    );
 }
 
 /// A lock command that records its arguments, one line per run.
@@ -445,12 +465,7 @@ async fn lock_events(srv: &TestServer) -> Vec<(String, String)> {
     events(srv, "type=session_lock")
         .await
         .into_iter()
-        .map(|e| {
-            (
-                e.event.user.unwrap(),
-                e.event.reason.unwrap(),
-            )
-        })
+        .map(|e| (e.event.user.unwrap(), e.event.reason.unwrap()))
         .collect()
 }
 
@@ -466,7 +481,11 @@ async fn an_expired_session_is_locked_once() {
     // Through sshd (the `remote` policy: no limit): never locked.
     pam_open(&agent, "sshd", "ben", "s2").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(locks(&log).is_empty(), "nothing expired yet: {:?}", locks(&log));
+    assert!(
+        locks(&log).is_empty(),
+        "nothing expired yet: {:?}",
+        locks(&log)
+    );
     wait_until(10, "the lock", || async { !locks(&log).is_empty() }).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(locks(&log), vec!["ann s1".to_string()]);
@@ -474,12 +493,23 @@ async fn an_expired_session_is_locked_once() {
         lock_events(&srv).await == vec![("ann".to_string(), "expired".to_string())]
     })
     .await;
-    let open: Vec<SessionInfo> = srv.admin().unwrap().get("/v1/admin/sessions").await.unwrap();
+    let open: Vec<SessionInfo> = srv
+        .admin()
+        .unwrap()
+        .get("/v1/admin/sessions")
+        .await
+        .unwrap();
     assert_eq!(open.len(), 2);
     let ann = open.iter().find(|s| s.user == "ann").unwrap();
     assert_eq!(ann.expires_at, Some(ann.opened_at + 2));
     assert!(ann.locked_at.is_some());
-    assert!(open.iter().find(|s| s.user == "ben").unwrap().expires_at.is_none());
+    assert!(
+        open.iter()
+            .find(|s| s.user == "ben")
+            .unwrap()
+            .expires_at
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,9 +188,12 @@ pub fn validate(ev: &EventsConfig, lock: &LockConfig) -> Result<Timings, String>
         return Err("events.journal.command is empty".into());
     }
     for r in &ev.journal.rules {
-        super::journal::Rule::parse(r).map_err(|e| format!("events.journal.rules {:?}: {e}", r.name))?;
+        super::journal::Rule::parse(r)
+            .map_err(|e| format!("events.journal.rules {:?}: {e}", r.name))?;
     }
-    lock.command.args().map_err(|e| format!("session_lock.command: {e}"))?;
+    lock.command
+        .args()
+        .map_err(|e| format!("session_lock.command: {e}"))?;
     Ok(t)
 }
 
@@ -215,7 +218,11 @@ mod tests {
             upload_batch: 0,
             ..Default::default()
         };
-        assert!(validate(&ev, &LockConfig::default()).unwrap_err().contains("upload_batch"));
+        assert!(
+            validate(&ev, &LockConfig::default())
+                .unwrap_err()
+                .contains("upload_batch")
+        );
         let lock = LockConfig {
             poll_interval: "soon".into(),
             ..Default::default()

@@ -210,7 +210,11 @@ pub fn command_for(cfg: &JournalConfig, cursor: Option<&str>) -> Vec<String> {
 /// Follows the journal until shutdown, restarting the follower when it ends.
 pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     let cfg = agent.config.events.journal.clone();
-    let rules: Vec<Rule> = cfg.rules.iter().filter_map(|r| Rule::parse(r).ok()).collect();
+    let rules: Vec<Rule> = cfg
+        .rules
+        .iter()
+        .filter_map(|r| Rule::parse(r).ok())
+        .collect();
     if rules.is_empty() {
         return;
     }
@@ -322,21 +326,34 @@ mod tests {
 
     #[test]
     fn conditions_all_have_to_hold() {
-        let r = rule(&["_SYSTEMD_UNIT=sshd.service", "PRIORITY<=4", "MESSAGE~^Failed password for (\\w+)"]);
-        let hit = entry(r#"{"_SYSTEMD_UNIT":"sshd.service","PRIORITY":"3","MESSAGE":"Failed password for bob"}"#);
+        let r = rule(&[
+            "_SYSTEMD_UNIT=sshd.service",
+            "PRIORITY<=4",
+            "MESSAGE~^Failed password for (\\w+)",
+        ]);
+        let hit = entry(
+            r#"{"_SYSTEMD_UNIT":"sshd.service","PRIORITY":"3","MESSAGE":"Failed password for bob"}"#,
+        );
         assert!(r.matches(&hit));
-        let low = entry(r#"{"_SYSTEMD_UNIT":"sshd.service","PRIORITY":"6","MESSAGE":"Failed password for bob"}"#);
+        let low = entry(
+            r#"{"_SYSTEMD_UNIT":"sshd.service","PRIORITY":"6","MESSAGE":"Failed password for bob"}"#,
+        );
         assert!(!r.matches(&low));
-        let other = entry(r#"{"_SYSTEMD_UNIT":"cron.service","PRIORITY":"3","MESSAGE":"Failed password for bob"}"#);
+        let other = entry(
+            r#"{"_SYSTEMD_UNIT":"cron.service","PRIORITY":"3","MESSAGE":"Failed password for bob"}"#,
+        );
         assert!(!r.matches(&other));
-        let missing = entry(r#"{"_SYSTEMD_UNIT":"sshd.service","MESSAGE":"Failed password for bob"}"#);
+        let missing =
+            entry(r#"{"_SYSTEMD_UNIT":"sshd.service","MESSAGE":"Failed password for bob"}"#);
         assert!(!r.matches(&missing));
         assert!(rule(&["_COMM!=cron"]).matches(&missing));
     }
 
     #[test]
     fn binary_messages_are_read_as_lossy_text() {
-        let e = entry(r#"{"MESSAGE":[104,105,255],"__CURSOR":"c","__REALTIME_TIMESTAMP":"1700000000123456"}"#);
+        let e = entry(
+            r#"{"MESSAGE":[104,105,255],"__CURSOR":"c","__REALTIME_TIMESTAMP":"1700000000123456"}"#,
+        );
         assert_eq!(field(&e, "MESSAGE").unwrap(), "hi\u{fffd}");
         let ev = entry_event(&e, "bin");
         assert_eq!(ev.time_ms, 1_700_000_000_123);

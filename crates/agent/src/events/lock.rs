@@ -80,8 +80,12 @@ async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReas
         None => Err("the lock command is empty".into()),
     };
     match &result {
-        Ok(()) => tracing::info!(user = %s.user, session = %s.lock_target(), reason = reason.as_str(), "session locked"),
-        Err(e) => tracing::error!(user = %s.user, session = %s.lock_target(), reason = reason.as_str(), error = %e, "session lock failed"),
+        Ok(()) => {
+            tracing::info!(user = %s.user, session = %s.lock_target(), reason = reason.as_str(), "session locked")
+        }
+        Err(e) => {
+            tracing::error!(user = %s.user, session = %s.lock_target(), reason = reason.as_str(), error = %e, "session lock failed")
+        }
     }
     let mut e = new_event(EventKind::SessionLock);
     e.user = Some(s.user.clone());
@@ -108,6 +112,26 @@ async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReas
     }
 }
 
+/// How long no server has answered: the shorter of the time since this watcher's last
+/// answer (exact) and since any server answered anything, a login or an upload (whole
+/// seconds, from the server list), so a long stretch without sessions does not count.
+fn unreachable_for(agent: &Agent, last_answer: Instant) -> Duration {
+    let since_start = last_answer.elapsed();
+    let newest = agent
+        .upstream
+        .status()
+        .iter()
+        .filter_map(|s| s.last_contact)
+        .max();
+    match newest {
+        Some(t) => {
+            let now = super::now_ms().div_euclid(1000);
+            Duration::from_secs(now.saturating_sub(t).max(0) as u64).min(since_start)
+        }
+        None => since_start,
+    }
+}
+
 pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     let argv = match agent.config.session_lock.command.args() {
         Ok(a) => a,
@@ -117,8 +141,7 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         }
     };
     let interval = agent.timings.lock_poll;
-    let mut last_contact = Instant::now();
-    let mut outage_locked = false;
+    let mut last_answer = Instant::now();
     loop {
         if !super::upload::pause(interval, &mut shutdown).await {
             return;
@@ -150,10 +173,7 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         };
         match answer {
             Outcome::Answer(resp) => {
-                last_contact = Instant::now();
-                if outage_locked {
-                    outage_locked = false;
-                }
+                last_answer = Instant::now();
                 if let Err(e) = forget_trigger(&agent.events, UNREACHABLE) {
                     tracing::warn!(error = %e, "cannot reset the unreachable lock trigger");
                 }
@@ -178,7 +198,7 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
                 }
             }
             Outcome::Unreachable(_) | Outcome::Refused { .. } => {
-                let down = last_contact.elapsed();
+                let down = unreachable_for(&agent, last_answer);
                 for s in &sessions {
                     let after = remembered_unreachable_after(&agent, &s.client_id);
                     if after > 0
@@ -186,7 +206,6 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
                         && !s.locks.iter().any(|t| t == UNREACHABLE)
                     {
                         lock(&agent, &argv, s, LockReason::Unreachable, UNREACHABLE).await;
-                        outage_locked = true;
                     }
                 }
             }
@@ -209,10 +228,9 @@ mod tests {
             opened_at: 0,
             locks: vec![],
         };
-        let t: Vec<String> = ["lock", "--user={user}", "{session}"].map(String::from).to_vec();
-        assert_eq!(
-            lock_argv(&t, &s),
-            vec!["lock", "--user=eve; rm -rf /", "7"]
-        );
+        let t: Vec<String> = ["lock", "--user={user}", "{session}"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(lock_argv(&t, &s), vec!["lock", "--user=eve; rm -rf /", "7"]);
     }
 }

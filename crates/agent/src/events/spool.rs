@@ -107,7 +107,11 @@ impl Spool {
         insert(&tx, &drop_event)?;
         tx.commit()?;
         self.count.store(n - low - high + 1, Ordering::SeqCst);
-        tracing::warn!(dropped = low + high, journal = low, "event spool full: oldest events dropped");
+        tracing::warn!(
+            dropped = low + high,
+            journal = low,
+            "event spool full: oldest events dropped"
+        );
         Ok(())
     }
 
@@ -166,16 +170,28 @@ mod tests {
         let spool = Spool::open(&db, 1000).unwrap();
         let evs: Vec<Event> = (0..5).map(|_| new_event(EventKind::Logon)).collect();
         for e in &evs {
-            spool.push_with(&db, std::slice::from_ref(e), |_| Ok(())).unwrap();
+            spool
+                .push_with(&db, std::slice::from_ref(e), |_| Ok(()))
+                .unwrap();
         }
         // A second write of the same id is no second row.
         spool.push_with(&db, &evs[..1], |_| Ok(())).unwrap();
         assert_eq!(spool.len(), 5);
         let b = spool.batch(&db, 3).unwrap();
         assert_eq!(b, evs[..3].to_vec());
-        spool.ack(&db, &[evs[0].id.clone(), evs[2].id.clone()]).unwrap();
-        let ids: Vec<String> = spool.batch(&db, 10).unwrap().into_iter().map(|e| e.id).collect();
-        assert_eq!(ids, vec![evs[1].id.clone(), evs[3].id.clone(), evs[4].id.clone()]);
+        spool
+            .ack(&db, &[evs[0].id.clone(), evs[2].id.clone()])
+            .unwrap();
+        let ids: Vec<String> = spool
+            .batch(&db, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![evs[1].id.clone(), evs[3].id.clone(), evs[4].id.clone()]
+        );
         assert_eq!(spool.len(), 3);
     }
 
@@ -185,7 +201,11 @@ mod tests {
         let spool = Spool::open(&db, 100).unwrap();
         let mut auth = Vec::new();
         for i in 0..101 {
-            let kind = if i % 2 == 0 { EventKind::AuthFailure } else { EventKind::Journal };
+            let kind = if i % 2 == 0 {
+                EventKind::AuthFailure
+            } else {
+                EventKind::Journal
+            };
             let e = new_event(kind);
             if kind == EventKind::AuthFailure {
                 auth.push(e.id.clone());

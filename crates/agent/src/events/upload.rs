@@ -68,7 +68,12 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
                 if let Err(e) = events.spool().ack(events.db(), &ids) {
                     tracing::error!(error = %e, "cannot delete uploaded events from the spool");
                 }
-                tracing::debug!(sent = n, new = acc.inserted, left = events.spool().len(), "events uploaded");
+                tracing::debug!(
+                    sent = n,
+                    new = acc.inserted,
+                    left = events.spool().len(),
+                    "events uploaded"
+                );
                 if ids.is_empty() {
                     Some("the server acknowledged nothing".to_string())
                 } else {
