@@ -82,7 +82,9 @@ async fn events_and_sessions_are_listed_filtered_and_followed() {
     // Follow: prints what is stored after it started, as JSON lines, then exits at --count.
     let mut follow = cli(
         &srv,
-        &["events", "--follow", "--count", "2", "--json", "--user", "alice"],
+        &[
+            "events", "--follow", "--count", "2", "--json", "--user", "alice",
+        ],
     );
     follow.stdout(Stdio::piped());
     let child = follow.spawn().unwrap();

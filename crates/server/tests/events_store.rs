@@ -32,9 +32,15 @@ async fn a_batch_stored_twice_is_stored_once_and_sessions_follow_new_events_only
     // 450 events: more than one INSERT statement.
     let mut batch: Vec<Event> = (0..450).map(|n| ev(n, EventKind::Journal, "j")).collect();
     batch.push(ev(1000, EventKind::Logon, "s1"));
-    let new = store.events_insert("m1", "host1", &batch, 50).await.unwrap();
+    let new = store
+        .events_insert("m1", "host1", &batch, 50)
+        .await
+        .unwrap();
     assert_eq!(new.len(), 451);
-    let again = store.events_insert("m1", "host1", &batch, 60).await.unwrap();
+    let again = store
+        .events_insert("m1", "host1", &batch, 60)
+        .await
+        .unwrap();
     assert!(again.is_empty());
     let upto = store.events_max_seq().await.unwrap();
     assert_eq!(store.events_query(&all(), upto).await.unwrap().len(), 451);

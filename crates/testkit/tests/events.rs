@@ -350,7 +350,7 @@ while IFS= read -r line; do
   if [ $started = 1 ]; then printf '%s\n' "$line"; sleep 0.05; fi
   case "$line" in *"\"__CURSOR\":\"$cursor\""*) started=1;; esac
 done < '{recorded}'
-exec sleep 1000
+exec sleep 30
 "#,
             args = args_log.display(),
             recorded = recorded.display()
@@ -413,6 +413,53 @@ async fn journal_rules_resume_at_the_cursor_after_a_restart() {
         runs[1].starts_with("--follow --output=json --after-cursor=s=abc;i="),
         "{args}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_follower_killed_mid_stream_neither_loses_nor_repeats() {
+    let srv = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (text, wanted) = recorded_journal();
+    let recorded = dir.path().join("recorded.json");
+    std::fs::write(&recorded, text).unwrap();
+    let script = fake_journalctl(dir.path(), &recorded);
+    let config = format!(
+        "{FAST}[events.journal]\n\
+         command = [\"{}\"]\n\
+         restart_delay = \"100ms\"\n\
+         [[events.journal.rules]]\nname = \"ssh-failures\"\n\
+         match = [\"_SYSTEMD_UNIT=sshd.service\", \"PRIORITY<=4\", \"MESSAGE~^Failed\"]\n\
+         [session_lock]\nenabled = false\n",
+        script.display()
+    );
+    let prepared = TestAgent::prepare(&srv, |s| s.config_append = config)
+        .await
+        .unwrap();
+    let agent = AgentProcess::spawn(&prepared).await;
+    wait_until(20, "some journal events", || async {
+        events(&srv, "type=journal").await.len() >= 5
+    })
+    .await;
+    agent.kill9();
+    let before = events(&srv, "type=journal").await.len();
+    assert!(before < 20, "killed mid-stream ({before} of 20)");
+    let _agent = AgentProcess::spawn(&prepared).await;
+    wait_until(30, "all journal events", || async {
+        events(&srv, "type=journal").await.len() >= 20
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let messages: Vec<String> = events(&srv, "type=journal")
+        .await
+        .iter()
+        .map(|e| e.event.message.clone().unwrap())
+        .collect();
+    assert_eq!(messages, wanted, "each matching entry once, in order");
+    // Without a {cursor} argument the cursor is appended.
+    let args = std::fs::read_to_string(dir.path().join("journalctl.args")).unwrap();
+    let runs: Vec<&str> = args.lines().collect();
+    assert_eq!(runs[0], "", "{args}");
+    assert!(runs[1].starts_with("--after-cursor=s=abc;i="), "{args}");
 }
 
 /// A lock command that records its arguments, one line per run.
