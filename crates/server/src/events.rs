@@ -96,14 +96,13 @@ impl State {
         // The same id twice in one batch would be one row; acknowledge it once.
         let mut seen = std::collections::HashSet::new();
         good.retain(|e| seen.insert(e.id.clone()));
-        let inserted = if good.is_empty() {
-            Default::default()
+        let n_new = if good.is_empty() {
+            0
         } else {
             self.store
                 .events_insert(machine_id, hostname, &good, now())
                 .await?
         };
-        let n_new = inserted.len() as u64;
         self.metrics
             .events(good.len() as u64, n_new, rejected.len() as u64);
         if n_new > 0 {

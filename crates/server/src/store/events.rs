@@ -8,7 +8,6 @@
 use super::{Result, Store, StoreError};
 use latchkey_proto::events::{Event, EventEntry, EventKind, SessionInfo};
 use sqlx::Row;
-use std::collections::HashSet;
 
 /// Rows per INSERT statement (10 parameters each; well under SQLite's 32766).
 const ROWS: usize = 200;
@@ -60,100 +59,153 @@ impl From<SessionRow> for SessionInfo {
     }
 }
 
+fn touches_session(e: &Event) -> bool {
+    e.session_id.is_some()
+        && e.user.is_some()
+        && matches!(
+            e.kind,
+            EventKind::Logon | EventKind::Logoff | EventKind::SessionLock
+        )
+}
+
+fn insert_sql(rows: usize, returning: bool) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (id, machine_id, hostname, time_ms, received_at, kind, user_name, session_id, client_id, body) VALUES ",
+    );
+    for i in 0..rows {
+        let b = i * 10;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for k in 1..=10 {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", b + k));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    if returning {
+        sql.push_str(" RETURNING id");
+    }
+    sql
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_event<'q>(
+    q: AnyQuery<'q>,
+    e: &Event,
+    machine_id: &str,
+    hostname: &str,
+    now: i64,
+) -> Result<AnyQuery<'q>> {
+    let body = serde_json::to_string(e)
+        .map_err(|err| StoreError::Corrupt(format!("event {}: {err}", e.id)))?;
+    Ok(q.bind(e.id.clone())
+        .bind(machine_id.to_string())
+        .bind(hostname.to_string())
+        .bind(e.time_ms)
+        .bind(now)
+        .bind(e.kind.as_str())
+        .bind(e.user.clone())
+        .bind(e.session_id.clone())
+        .bind(e.client_id.clone())
+        .bind(body))
+}
+
+/// The session row change of a new logon, logoff or lock event.
+async fn apply_session(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    machine_id: &str,
+    e: &Event,
+) -> Result<()> {
+    let (Some(session), Some(user)) = (&e.session_id, &e.user) else {
+        return Ok(());
+    };
+    let secs = e.time_ms.div_euclid(1000);
+    match e.kind {
+        EventKind::Logon => {
+            sqlx::query(
+                "INSERT INTO sessions (id, machine_id, session_id, user_name, service, client_id, rhost, opened_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(e.id.clone())
+            .bind(machine_id.to_string())
+            .bind(session.clone())
+            .bind(user.clone())
+            .bind(e.service.clone())
+            .bind(e.client_id.clone())
+            .bind(e.rhost.clone())
+            .bind(secs)
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventKind::Logoff => {
+            sqlx::query(
+                "UPDATE sessions SET closed_at = $1 WHERE machine_id = $2 AND session_id = $3 AND closed_at IS NULL",
+            )
+            .bind(secs)
+            .bind(machine_id.to_string())
+            .bind(session.clone())
+            .execute(&mut **tx)
+            .await?;
+        }
+        EventKind::SessionLock => {
+            sqlx::query(
+                "UPDATE sessions SET locked_at = $1 WHERE machine_id = $2 AND session_id = $3 AND closed_at IS NULL",
+            )
+            .bind(secs)
+            .bind(machine_id.to_string())
+            .bind(session.clone())
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Stores a batch of one machine's events; returns the ids that were new.
+    /// Stores a batch of one machine's events, in order, in one transaction; returns how
+    /// many were new. Runs of plain events go in multi-row INSERTs; an event that changes a
+    /// session (logon, logoff, lock) goes alone, with `RETURNING`, so its session row changes
+    /// only when the event is new.
     pub async fn events_insert(
         &self,
         machine_id: &str,
         hostname: &str,
         events: &[Event],
         now: i64,
-    ) -> Result<HashSet<String>> {
+    ) -> Result<u64> {
         let mut tx = self.writer().begin().await?;
-        let mut inserted = HashSet::new();
-        for chunk in events.chunks(ROWS) {
-            let mut sql = String::from(
-                "INSERT INTO events (id, machine_id, hostname, time_ms, received_at, kind, user_name, session_id, client_id, body) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                let b = i * 10;
-                if i > 0 {
-                    sql.push_str(", ");
+        let mut inserted = 0u64;
+        let mut i = 0;
+        while i < events.len() {
+            if touches_session(&events[i]) {
+                let e = &events[i];
+                let sql = insert_sql(1, true);
+                let q = bind_event(sqlx::query(&sql), e, machine_id, hostname, now)?;
+                if q.fetch_optional(&mut *tx).await?.is_some() {
+                    inserted += 1;
+                    apply_session(&mut tx, machine_id, e).await?;
                 }
-                sql.push('(');
-                for k in 1..=10 {
-                    if k > 1 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${}", b + k));
-                }
-                sql.push(')');
-            }
-            sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            let mut q = sqlx::query(&sql);
-            for e in chunk {
-                let body = serde_json::to_string(e)
-                    .map_err(|err| StoreError::Corrupt(format!("event {}: {err}", e.id)))?;
-                q = q
-                    .bind(e.id.clone())
-                    .bind(machine_id.to_string())
-                    .bind(hostname.to_string())
-                    .bind(e.time_ms)
-                    .bind(now)
-                    .bind(e.kind.as_str())
-                    .bind(e.user.clone())
-                    .bind(e.session_id.clone())
-                    .bind(e.client_id.clone())
-                    .bind(body);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get::<String, _>("id")?);
-            }
-        }
-        for e in events.iter().filter(|e| inserted.contains(&e.id)) {
-            let (Some(session), Some(user)) = (&e.session_id, &e.user) else {
+                i += 1;
                 continue;
-            };
-            let secs = e.time_ms.div_euclid(1000);
-            match e.kind {
-                EventKind::Logon => {
-                    sqlx::query(
-                        "INSERT INTO sessions (id, machine_id, session_id, user_name, service, client_id, rhost, opened_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(e.id.clone())
-                    .bind(machine_id.to_string())
-                    .bind(session.clone())
-                    .bind(user.clone())
-                    .bind(e.service.clone())
-                    .bind(e.client_id.clone())
-                    .bind(e.rhost.clone())
-                    .bind(secs)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                EventKind::Logoff => {
-                    sqlx::query(
-                        "UPDATE sessions SET closed_at = $1 WHERE machine_id = $2 AND session_id = $3 AND closed_at IS NULL",
-                    )
-                    .bind(secs)
-                    .bind(machine_id.to_string())
-                    .bind(session.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                EventKind::SessionLock => {
-                    sqlx::query(
-                        "UPDATE sessions SET locked_at = $1 WHERE machine_id = $2 AND session_id = $3 AND closed_at IS NULL",
-                    )
-                    .bind(secs)
-                    .bind(machine_id.to_string())
-                    .bind(session.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                _ => {}
             }
+            let mut j = i;
+            while j < events.len() && j - i < ROWS && !touches_session(&events[j]) {
+                j += 1;
+            }
+            let sql = insert_sql(j - i, false);
+            let mut q = sqlx::query(&sql);
+            for e in &events[i..j] {
+                q = bind_event(q, e, machine_id, hostname, now)?;
+            }
+            inserted += q.execute(&mut *tx).await?.rows_affected();
+            i = j;
         }
         tx.commit().await?;
         Ok(inserted)
