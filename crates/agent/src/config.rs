@@ -46,21 +46,35 @@ pub struct AgentConfig {
     pub socket: PathBuf,
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// PKCS#11 module for smartcard logins (default: OpenSC's module when installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smartcard_module: Option<PathBuf>,
+    /// PAM service → client_id overrides (added to the built-in mapping).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_ids: BTreeMap<String, String>,
+    /// FIDO2 security keys to use: `unix:/path` (a SOCK_SEQPACKET HID bridge) or
+    /// `/dev/hidrawN`. Empty: detect hidraw devices with the FIDO usage page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fido2_devices: Vec<String>,
+    /// How long a security key has to answer, touch included, e.g. "30s".
+    #[serde(default = "default_fido2_timeout")]
+    pub fido2_timeout: String,
     /// Circuit breaker: how long a failed server is skipped at first (doubling per further
     /// failure up to `breaker_max`). Defaults 30s and 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker_base: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker_max: Option<String>,
-    /// PAM service → client_id overrides (added to the built-in mapping).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub client_ids: BTreeMap<String, String>,
     /// `[events]`: spool, uploader and `[events.journal]` rules.
     #[serde(default, skip_serializing_if = "is_default")]
     pub events: crate::events::config::EventsConfig,
     /// `[session_lock]`: the lock watcher and its command.
     #[serde(default, skip_serializing_if = "is_default")]
     pub session_lock: crate::events::config::LockConfig,
+}
+
+fn default_fido2_timeout() -> String {
+    crate::fido2::DEFAULT_TIMEOUT.into()
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -113,6 +127,10 @@ impl AgentConfig {
             .map_err(|e| format!("selection: {e}"))?;
         parse_duration("connect_timeout", &self.connect_timeout)?;
         parse_duration("timeout", &self.timeout)?;
+        let t = parse_duration("fido2_timeout", &self.fido2_timeout)?;
+        if t.is_zero() || t.as_secs() > 600 {
+            return Err("fido2_timeout must be between 1s and 10m".into());
+        }
         if self.pin.is_some() && self.ca_cert.is_some() {
             return Err("pin and ca_cert exclude each other".into());
         }
@@ -127,6 +145,11 @@ impl AgentConfig {
         }
         crate::events::config::validate(&self.events, &self.session_lock)?;
         Ok(())
+    }
+
+    /// The PKCS#11 module smartcard logins use, if any.
+    pub fn smartcard_module(&self) -> Option<PathBuf> {
+        crate::smartcard::module_path(self.smartcard_module.as_deref())
     }
 
     /// The client_id for a PAM service: configured override, then the built-in table.

@@ -2,12 +2,17 @@
 //! steps and decides, in one place, what happens when no server answers. Every path ends in
 //! `Success` only after a server said so.
 
+use crate::smartcard::login::{self as card, CardLogin};
 use crate::upstream::{Outcome, Upstream};
 use latchkey_proto::Method;
 use latchkey_proto::agent::Step;
 use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 use std::time::{Duration, Instant};
+
+// The FIDO2 part of the conversation lives with the rest of the FIDO2 code.
+#[path = "fido2/flow.rs"]
+mod fido2_flow;
 
 pub const UNREACHABLE: &str = "MFA server unreachable; no offline login prepared on this machine";
 
@@ -32,6 +37,13 @@ enum State {
         tx: String,
         until: Instant,
     },
+    /// A security-key step (PIN prompt or "touch your key") is out.
+    Fido2 {
+        tx: String,
+        flow: fido2_flow::Flow,
+    },
+    /// A smartcard PIN prompt (or a message before it) is out.
+    Card(Box<CardLogin>),
     Done,
 }
 
@@ -39,6 +51,10 @@ pub struct Login {
     user: String,
     client_id: String,
     state: State,
+    /// The challenge's FIDO2 request, when it offered a security key.
+    fido2: Option<latchkey_proto::fido2::Fido2Request>,
+    fido2_settings: crate::fido2::Settings,
+    smartcard_module: Option<std::path::PathBuf>,
     /// The method that was tried last, for the authentication event.
     method: Option<Method>,
     /// False once the offline path decides (events record which side decided).
@@ -57,9 +73,24 @@ impl Login {
             user: user.to_string(),
             client_id: client_id.to_string(),
             state: State::Idle,
+            fido2: None,
+            fido2_settings: Default::default(),
+            smartcard_module: None,
             method: None,
             online: true,
         }
+    }
+
+    /// Which security keys to use and how long to wait for them.
+    pub fn with_fido2(mut self, settings: crate::fido2::Settings) -> Login {
+        self.fido2_settings = settings;
+        self
+    }
+
+    /// The PKCS#11 module used when the server offers a smartcard.
+    pub fn with_smartcard_module(mut self, module: Option<std::path::PathBuf>) -> Login {
+        self.smartcard_module = module;
+        self
     }
 
     /// What the authentication event records: (user, client_id, method, online).
@@ -127,9 +158,32 @@ impl Login {
                 tx,
                 message,
                 methods,
+                fido2,
+                smartcard,
                 ..
             }) => {
+                self.fido2 = fido2.filter(|_| methods.contains(&Method::Fido2));
                 let push = methods.contains(&Method::Push);
+                if let Some(req) = smartcard.filter(|_| methods.contains(&Method::Smartcard)) {
+                    let others = methods.contains(&Method::Otp) || push || self.fido2.is_some();
+                    let fallback = others.then(|| (message.clone(), push));
+                    let module = self.smartcard_module.as_deref();
+                    match card::begin(module, &tx, &req, fallback).await {
+                        card::Begin::Ask(c, step) => {
+                            self.state = State::Card(c);
+                            return step;
+                        }
+                        card::Begin::Fail(reason) => return self.finish(fail(reason)),
+                        card::Begin::Skip => {}
+                    }
+                }
+                let only_key = methods
+                    .iter()
+                    .all(|m| *m == Method::Fido2 || *m == Method::Smartcard);
+                if self.fido2.is_some() && only_key {
+                    // The key is the only way left (no card answered): straight to it.
+                    return self.fido2_start(tx, None).await;
+                }
                 self.state = State::AwaitCode {
                     tx,
                     label: message.clone(),
@@ -146,9 +200,38 @@ impl Login {
     }
 
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
+        if let State::Fido2 { tx, flow } = self.state.clone() {
+            return self.fido2_answer(tx, flow, text).await;
+        }
+        if let State::Card(mut c) = self.state.clone() {
+            return match card::answer(&mut c, up, &self.user, text).await {
+                card::Next::Step(step) => {
+                    self.state = State::Card(c);
+                    step
+                }
+                card::Next::Fallback => {
+                    let (label, push) = c.fallback.clone().unwrap_or_default();
+                    self.state = State::AwaitCode {
+                        tx: c.tx.clone(),
+                        label: label.clone(),
+                        push,
+                    };
+                    Step::Prompt { label, echo: false }
+                }
+                card::Next::Done(step) => self.finish(step),
+                card::Next::Unreachable(why) => self.unreachable(&why),
+                card::Next::Refused { code, message } => self.refused(&code, &message),
+            };
+        }
         let State::AwaitCode { tx, label, push } = self.state.clone() else {
             return self.finish(fail("Login refused: protocol error (unexpected answer)"));
         };
+        if self.fido2.is_some() && fido2_flow::picks_key(text) {
+            return self.fido2_start(tx, Some((label, push))).await;
+        }
+        if push && text.trim().eq_ignore_ascii_case("push") {
+            return self.send_push(up, tx).await;
+        }
         if text.trim().is_empty() {
             if push {
                 return self.send_push(up, tx).await;
@@ -227,6 +310,8 @@ impl Login {
                 Step::Prompt { label, echo: false }
             }
             State::AwaitPush { tx, until } => self.wait_push(up, tx, until).await,
+            State::Fido2 { tx, flow } => self.fido2_continue(up, tx, flow).await,
+            State::Card(c) => c.prompt(),
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

@@ -5,9 +5,11 @@
 pub mod config;
 pub mod engine;
 pub mod events;
+pub mod fido2;
 pub mod join;
 pub mod sessions;
 pub mod shell;
+pub mod smartcard;
 mod socket;
 pub mod state;
 mod sys;

@@ -37,6 +37,16 @@ enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Register the FIDO2 security key plugged into this machine for USER, with the
+    /// one-time code from `latchkey token add-fido2 USER`.
+    EnrollFido2 {
+        user: String,
+        #[arg(long)]
+        code: String,
+    },
+    /// Register the certificate on a smartcard for a user (needs a one-time code from
+    /// `latchkey token add-smartcard USER --enroll`).
+    EnrollSmartcard(latchkey_agent::smartcard::enroll::EnrollOptions),
     /// Show the servers, their circuit state and last contact.
     Status {
         #[arg(long)]
@@ -130,6 +140,44 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::EnrollFido2 { user, code } => {
+            let opts = latchkey_agent::fido2::enroll::EnrollOptions {
+                config_dir: cli.config_dir.clone(),
+                user,
+                code,
+            };
+            let done = runtime()?.block_on(latchkey_agent::fido2::enroll::enroll(
+                &opts,
+                latchkey_agent::fido2::enroll::TerminalUi,
+            ))?;
+            println!(
+                "Security key registered for {} (token {}, credential {}, user verification {}).",
+                done.token.user,
+                done.token.id,
+                done.credential_id,
+                if done.user_verified {
+                    "done"
+                } else {
+                    "not done"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::EnrollSmartcard(o) => {
+            let t = runtime()?.block_on(latchkey_agent::smartcard::enroll::enroll(
+                &cli.config_dir,
+                &o,
+            ))?;
+            let sc = t.smartcard.as_ref();
+            println!(
+                "smartcard token {} registered for {}: {} (sha256 {})",
+                t.id,
+                t.user,
+                sc.map(|s| s.subject.as_str()).unwrap_or("-"),
+                sc.map(|s| s.fingerprint.as_str()).unwrap_or("-"),
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Status { socket, json } => {
             let st = latchkey_agent::shell::status(&socket_path(&cli.config_dir, socket))?;

@@ -223,7 +223,9 @@ async fn handle(
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
-            let mut l = Login::new(&user, &client_id);
+            let mut l = Login::new(&user, &client_id)
+                .with_fido2(crate::fido2::Settings::from_config(&agent.config))
+                .with_smartcard_module(agent.config.smartcard_module());
             let step = l.begin(&agent.upstream, rhost, tty).await;
             *login = Some(l);
             AgentReply::Step(step)

@@ -151,6 +151,53 @@ impl Upstream {
         self.call(&path, &serde_json::json!({}), user).await
     }
 
+    pub async fn login_fido2(
+        &self,
+        tx: &str,
+        user: &str,
+        answer: &latchkey_proto::fido2::LoginFido2,
+    ) -> Outcome<LoginStepResult> {
+        let path = format!(
+            "/v1/login/{}/fido2",
+            latchkey_client::encode_path_segment(tx)
+        );
+        self.call(&path, answer, user).await
+    }
+
+    pub async fn fido2_register_start(
+        &self,
+        req: &latchkey_proto::fido2::Fido2RegisterStart,
+    ) -> Outcome<latchkey_proto::fido2::Fido2RegisterOptions> {
+        self.call("/v1/fido2/register/start", req, &req.user).await
+    }
+
+    pub async fn fido2_register_finish(
+        &self,
+        req: &latchkey_proto::fido2::Fido2RegisterFinish,
+    ) -> Outcome<latchkey_proto::fido2::Fido2Registered> {
+        self.call("/v1/fido2/register/finish", req, &req.user).await
+    }
+
+    pub async fn login_smartcard(
+        &self,
+        tx: &str,
+        user: &str,
+        req: &latchkey_proto::smartcard::LoginSmartcard,
+    ) -> Outcome<LoginStepResult> {
+        let path = format!(
+            "/v1/login/{}/smartcard",
+            latchkey_client::encode_path_segment(tx)
+        );
+        self.call(&path, req, user).await
+    }
+
+    pub async fn smartcard_enroll(
+        &self,
+        req: &latchkey_proto::smartcard::SmartcardEnroll,
+    ) -> Outcome<latchkey_proto::admin::TokenInfo> {
+        self.call("/v1/smartcards/enroll", req, &req.user).await
+    }
+
     pub async fn account_check(&self, user: &str, client_id: &str) -> Outcome<AccountStatus> {
         self.call(
             "/v1/account/check",

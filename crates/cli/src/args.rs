@@ -169,7 +169,39 @@ pub enum TokenCmd {
         #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
         expires: Duration,
     },
-    /// List a user's tokens (OATH tokens and token apps).
+    /// Start registering a FIDO2 security key for a user: prints a one-time code to finish
+    /// with `latchkey-agent enroll-fido2 USER --code CODE` on the machine the key is in.
+    AddFido2 {
+        user: String,
+        /// Free text shown in listings, e.g. "blue yubikey".
+        #[arg(long, value_name = "TEXT")]
+        label: Option<String>,
+        /// How long the code stays valid (e.g. 15m, 1h).
+        #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
+        expires: Duration,
+    },
+    /// Register a smartcard certificate (PEM) for a user, or with --enroll create a one-time
+    /// code for `latchkey-agent enroll-smartcard` on the machine where the card is.
+    AddSmartcard {
+        user: String,
+        /// The card's certificate, PEM.
+        #[arg(
+            long,
+            value_name = "FILE.pem",
+            required_unless_present = "enroll",
+            conflicts_with = "enroll"
+        )]
+        cert: Option<std::path::PathBuf>,
+        #[arg(long)]
+        label: Option<String>,
+        /// Print a one-time enrollment code instead of registering a certificate.
+        #[arg(long)]
+        enroll: bool,
+        /// How long the enrollment code stays valid (e.g. 15m, 1h).
+        #[arg(long, value_parser = parse_lifetime, default_value = "15m", value_name = "DURATION")]
+        expires: Duration,
+    },
+    /// List a user's tokens (OATH tokens, token apps, smartcards, security keys).
     List { user: String },
     /// Delete a token by id.
     Remove { id: String },

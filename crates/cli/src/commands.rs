@@ -51,19 +51,19 @@ pub async fn execute(cli: &Cli, data_dir: &Path, out: &mut (dyn Write + Send)) -
     }
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     client: Client,
     json: bool,
     out: &'a mut (dyn Write + Send),
 }
 
-fn body<B: Serialize>(b: &B) -> Result<Option<serde_json::Value>> {
+pub(crate) fn body<B: Serialize>(b: &B) -> Result<Option<serde_json::Value>> {
     serde_json::to_value(b)
         .map(Some)
         .map_err(|e| CliError::Other(format!("cannot encode the request: {e}")))
 }
 
-fn user_path(name: &str) -> String {
+pub(crate) fn user_path(name: &str) -> String {
     format!("/v1/admin/users/{}", seg(name))
 }
 
@@ -100,7 +100,7 @@ impl Ctx<'_> {
     }
 
     /// Calls the API and prints the answer: raw JSON with `--json`, else `render(answer)`.
-    async fn show<T: DeserializeOwned>(
+    pub(crate) async fn show<T: DeserializeOwned>(
         &mut self,
         method: Method,
         path: &str,
@@ -212,6 +212,37 @@ impl Ctx<'_> {
                     ))
                 })
                 .await?;
+            }
+            TokenCmd::AddFido2 {
+                user,
+                label,
+                expires,
+            } => {
+                let path = format!("{}/fido2", user_path(user));
+                let req = latchkey_proto::fido2::Fido2RegistrationCreate {
+                    label: label.clone(),
+                    expires_in: Some(expires.as_secs().max(1)),
+                };
+                self.show(Method::POST, &path, body(&req)?, |r: &latchkey_proto::fido2::Fido2RegistrationCreated| {
+                    Ok(format!(
+                        "Security key registration for {user} (one use, until {}, relying party {:?}):\n\n  {}\n\nOn the machine with the key plugged in, as root:\n  latchkey-agent enroll-fido2 {user} --code {}\n",
+                        output::time(r.expires_at),
+                        r.rp_id,
+                        r.code,
+                        r.code,
+                    ))
+                })
+                .await?;
+            }
+            TokenCmd::AddSmartcard {
+                user,
+                cert,
+                label,
+                enroll,
+                expires,
+            } => {
+                self.add_smartcard(user, cert.as_deref(), label, *enroll, *expires)
+                    .await?;
             }
             TokenCmd::List { user } => {
                 let path = format!("{}/tokens", user_path(user));

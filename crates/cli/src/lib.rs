@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod output;
 pub mod qr;
+mod smartcard;
 
 pub use args::Cli;
 pub use commands::{Outcome, execute};

@@ -1,6 +1,7 @@
 //! Text rendering for people: aligned tables and RFC 3339 UTC times. Pure functions returning
 //! strings, so they are tested without a server.
 
+use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{AuditEntry, Machine, Policy, TokenInfo, User};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,18 +147,25 @@ pub fn tokens(tokens: &[TokenInfo]) -> String {
     let rows: Vec<Vec<String>> = tokens
         .iter()
         .map(|t| {
+            // Apps and security keys have no OATH parameters of their own to show.
+            let oath = matches!(t.kind, TokenKind::Totp | TokenKind::Hotp);
+            let dash = |v: String| if oath { v } else { "-".into() };
             vec![
                 t.id.clone(),
                 t.kind.to_string(),
-                t.algorithm.to_string(),
-                t.digits.to_string(),
+                dash(t.algorithm.to_string()),
+                dash(t.digits.to_string()),
                 t.period
                     .map(|p| format!("{p}s"))
                     .unwrap_or_else(|| "-".into()),
-                if t.label.is_empty() {
-                    "-".into()
-                } else {
-                    t.label.clone()
+                match (&t.smartcard, t.label.is_empty()) {
+                    (Some(sc), _) => {
+                        format!("{} {} (until {})", t.label, sc.subject, time(sc.not_after))
+                            .trim()
+                            .to_string()
+                    }
+                    (None, true) => "-".into(),
+                    (None, false) => t.label.clone(),
                 },
                 time(t.created_at),
                 opt_time(t.last_used_at),
@@ -237,6 +245,10 @@ pub fn policy(p: &Policy) -> String {
             ("offline.max_days", p.offline.max_days.to_string()),
             ("offline.max_logins", p.offline.max_logins.to_string()),
             ("offline.max_failures", p.offline.max_failures.to_string()),
+            (
+                "fido2.user_verification",
+                p.fido2.user_verification.to_string(),
+            ),
         ],
         " = ",
     ) + &key_values(
@@ -376,6 +388,7 @@ mod tests {
             label: String::new(),
             created_at: 1_738_324_800,
             last_used_at: None,
+            smartcard: None,
         };
         let out = tokens(&[t]);
         assert!(
@@ -402,15 +415,16 @@ mod tests {
                 max_logins: 10,
                 max_failures: 5,
             },
+            fido2: Default::default(),
             session: Default::default(),
         };
         let shown = policy(&p);
         assert!(
-            shown.contains("methods              = otp,push\n"),
+            shown.contains("methods                 = otp,push\n"),
             "{shown}"
         );
-        assert!(shown.contains("failmode             = closed\n"));
-        assert!(shown.contains("offline.max_days     = 7\n"));
+        assert!(shown.contains("failmode                = closed\n"));
+        assert!(shown.contains("offline.max_days        = 7\n"));
         let listed = policies(&[p]);
         assert!(
             listed.contains("login      yes  otp,push  -      staff   closed    7d/10 logins"),

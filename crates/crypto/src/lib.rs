@@ -7,6 +7,8 @@ pub mod keys;
 pub mod otp;
 pub mod otpauth;
 pub mod seal;
+pub mod webauthn;
+pub mod x509;
 
 use thiserror::Error;
 

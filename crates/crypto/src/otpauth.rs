@@ -60,7 +60,7 @@ impl OtpAuthUri {
         );
         match self.kind {
             TokenKind::Hotp => uri.push_str(&format!("&counter={}", self.counter)),
-            TokenKind::Totp | TokenKind::App => uri.push_str(&format!("&period={}", self.period)),
+            _ => uri.push_str(&format!("&period={}", self.period)),
         }
         uri
     }

@@ -74,6 +74,9 @@ pub struct TokenInfo {
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<i64>,
+    /// The certificate of a smartcard token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smartcard: Option<crate::smartcard::SmartcardInfo>,
 }
 
 /// Answer to a token enrolment: the only time the secret leaves the server.
@@ -144,6 +147,8 @@ pub struct Policy {
     /// Seconds a login transaction lives.
     pub tx_ttl: u64,
     pub offline: OfflinePolicy,
+    #[serde(default)]
+    pub fido2: crate::fido2::Fido2Policy,
     /// Session rules (events issue): absent in answers of older servers.
     #[serde(default)]
     pub session: SessionPolicy,

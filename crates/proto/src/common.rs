@@ -59,6 +59,10 @@ pub enum TokenKind {
     Hotp,
     /// A registered token app (push approvals, offline keys).
     App,
+    /// A FIDO2 security key (its credential lives in its own table).
+    Fido2,
+    /// A smartcard certificate (PKCS#11): no secret on the server, only the certificate.
+    Smartcard,
 }
 
 impl TokenKind {
@@ -67,6 +71,8 @@ impl TokenKind {
             TokenKind::Totp => "totp",
             TokenKind::Hotp => "hotp",
             TokenKind::App => "app",
+            TokenKind::Fido2 => "fido2",
+            TokenKind::Smartcard => "smartcard",
         }
     }
 }
@@ -84,6 +90,8 @@ impl FromStr for TokenKind {
             "totp" => Ok(TokenKind::Totp),
             "hotp" => Ok(TokenKind::Hotp),
             "app" => Ok(TokenKind::App),
+            "fido2" => Ok(TokenKind::Fido2),
+            "smartcard" => Ok(TokenKind::Smartcard),
             _ => Err(format!("unknown token kind {s:?}")),
         }
     }

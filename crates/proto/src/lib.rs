@@ -10,8 +10,10 @@ pub mod agent;
 pub mod app;
 pub mod common;
 pub mod events;
+pub mod fido2;
 pub mod login;
 pub mod machine;
+pub mod smartcard;
 
 pub use common::*;
 

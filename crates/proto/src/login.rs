@@ -29,6 +29,12 @@ pub enum LoginStartResult {
         message: String,
         /// Seconds until the transaction expires.
         expires_in: u64,
+        /// Present when `methods` offers `fido2`: what to ask the security key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fido2: Option<crate::fido2::Fido2Request>,
+        /// Present when `methods` offers a smartcard.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        smartcard: Option<crate::smartcard::SmartcardRequest>,
     },
     /// Refused; `reason` is safe to show to the person logging in.
     Deny { reason: String },

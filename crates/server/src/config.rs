@@ -17,6 +17,10 @@ pub enum TlsSetting {
     InsecureHttp,
 }
 
+/// Default FIDO2 relying party id: a fixed name, not a host name, so credentials survive a
+/// rename and work with every instance of a server list.
+pub const DEFAULT_RP_ID: &str = "latchkey";
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -37,6 +41,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Issuer shown in authenticator apps.
     pub issuer: String,
+    /// FIDO2 relying party id: the name security-key credentials are bound to. Changing it
+    /// orphans every registered key (see docs/fido2.md).
+    pub fido2_rp_id: String,
+    /// PEM certificate of the CA that must have issued every smartcard certificate.
+    pub smartcard_ca: Option<PathBuf>,
     /// Days agent events (and closed sessions) are kept after they arrive; 0 keeps them forever.
     pub event_retention_days: u32,
 }
@@ -55,6 +64,8 @@ impl ServerConfig {
             machine_burst: 100,
             max_body_bytes: 64 * 1024,
             issuer: "latchkey".to_string(),
+            fido2_rp_id: DEFAULT_RP_ID.to_string(),
+            smartcard_ca: None,
             event_retention_days: 90,
         }
     }
@@ -107,9 +118,15 @@ pub struct Args {
     /// Issuer name shown in authenticator apps [default: latchkey].
     #[arg(long, env = "LATCHKEY_ISSUER")]
     pub issuer: Option<String>,
+    /// FIDO2 relying party id security keys are registered for [default: latchkey].
+    #[arg(long, env = "LATCHKEY_FIDO2_RP_ID")]
+    pub fido2_rp_id: Option<String>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "LATCHKEY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// PEM CA certificate: smartcard certificates must be issued by it [default: none].
+    #[arg(long, env = "LATCHKEY_SMARTCARD_CA")]
+    pub smartcard_ca: Option<PathBuf>,
     /// Days agent events are kept after they arrive; 0 keeps them forever [default: 90].
     #[arg(long, env = "LATCHKEY_EVENT_RETENTION_DAYS")]
     pub event_retention_days: Option<u32>,
@@ -130,7 +147,9 @@ pub struct FileConfig {
     pub machine_rate: Option<u32>,
     pub machine_burst: Option<u32>,
     pub issuer: Option<String>,
+    pub fido2_rp_id: Option<String>,
     pub log_format: Option<String>,
+    pub smartcard_ca: Option<PathBuf>,
     pub event_retention_days: Option<u32>,
 }
 
@@ -193,6 +212,19 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     if let Some(v) = args.issuer.or(file.issuer) {
         cfg.issuer = v;
     }
+    if let Some(v) = args.fido2_rp_id.or(file.fido2_rp_id) {
+        let ok = !v.is_empty()
+            && v.len() <= 253
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+        if !ok {
+            return Err(format!(
+                "fido2_rp_id {v:?} must be a host name or a short name (letters, digits, '.', '-', ':')"
+            ));
+        }
+        cfg.fido2_rp_id = v;
+    }
+    cfg.smartcard_ca = args.smartcard_ca.or(file.smartcard_ca);
     if let Some(v) = args.event_retention_days.or(file.event_retention_days) {
         if v > 36_500 {
             return Err("event_retention_days must be at most 36500".into());
@@ -233,6 +265,26 @@ mod tests {
         assert_eq!(cfg.issuer, "corp");
         assert_eq!(fmt, "text");
         assert_eq!(cfg.tls, TlsSetting::SelfSigned);
+    }
+
+    #[test]
+    fn fido2_rp_id_defaults_to_latchkey_and_is_validated() {
+        let (cfg, _) = resolve(Args::default()).unwrap();
+        assert_eq!(cfg.fido2_rp_id, "latchkey");
+        let (cfg, _) = resolve(Args {
+            fido2_rp_id: Some("example.com".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.fido2_rp_id, "example.com");
+        for bad in ["", "a b", "x/y"] {
+            let err = resolve(Args {
+                fido2_rp_id: Some(bad.into()),
+                ..Args::default()
+            })
+            .unwrap_err();
+            assert!(err.contains("fido2_rp_id"), "{err}");
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("smartcard_ca: {0}")]
+    SmartcardCa(String),
     #[error("cannot listen on {addr}: {err}")]
     Listen {
         addr: SocketAddr,
@@ -78,6 +80,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let store = store::Store::open(&cfg.database_spec()).await?;
     let now = state::now();
     let keys = bootstrap::keys(&cfg.data_dir, &store, now).await?;
+    let smartcard_ca =
+        engine::smartcard::load_ca(cfg.smartcard_ca.as_deref()).map_err(StartError::SmartcardCa)?;
     for id in policy::BUILT_IN {
         store
             .policy_insert_if_missing(id, &Default::default(), now)
@@ -131,6 +135,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         policy_cache: cache::TtlCache::new(std::time::Duration::from_secs(2)),
         machine_cache: cache::TtlCache::new(std::time::Duration::from_secs(5)),
         touched: Default::default(),
+        smartcard_ca,
         events_hub: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);

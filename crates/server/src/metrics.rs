@@ -13,15 +13,27 @@ pub enum Outcome {
     OtpSuccess,
     OtpRetry,
     OtpDeny,
+    Fido2Success,
+    Fido2Retry,
+    Fido2Deny,
+    SmartcardSuccess,
+    SmartcardRetry,
+    SmartcardDeny,
 }
 
-const OUTCOMES: [(Outcome, &str, &str); 6] = [
+const OUTCOMES: [(Outcome, &str, &str); 12] = [
     (Outcome::StartAllow, "start", "allow"),
     (Outcome::StartChallenge, "start", "challenge"),
     (Outcome::StartDeny, "start", "deny"),
     (Outcome::OtpSuccess, "otp", "success"),
     (Outcome::OtpRetry, "otp", "retry"),
     (Outcome::OtpDeny, "otp", "deny"),
+    (Outcome::Fido2Success, "fido2", "success"),
+    (Outcome::Fido2Retry, "fido2", "retry"),
+    (Outcome::Fido2Deny, "fido2", "deny"),
+    (Outcome::SmartcardSuccess, "smartcard", "success"),
+    (Outcome::SmartcardRetry, "smartcard", "retry"),
+    (Outcome::SmartcardDeny, "smartcard", "deny"),
 ];
 
 const BUCKETS: [f64; 12] = [
@@ -68,7 +80,7 @@ impl Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    logins: [AtomicU64; 6],
+    logins: [AtomicU64; OUTCOMES.len()],
     start_latency: Histogram,
     otp_latency: Histogram,
     http_client_errors: AtomicU64,

@@ -48,6 +48,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "offline failures before the bundle is wiped",
     ),
     (
+        "fido2.user_verification",
+        "required|preferred|discouraged: PIN/biometrics on security keys",
+    ),
+    (
         "session.max_hours",
         "longest session: hours (8, 0.5) or a duration (90m); 0 for no limit",
     ),
@@ -81,6 +85,7 @@ pub fn defaults(client_id: &str) -> Policy {
             max_logins: 10,
             max_failures: 5,
         },
+        fido2: Default::default(),
         session: latchkey_proto::admin::SessionPolicy {
             max_secs: 0,
             lock_on_badge_out: true,
@@ -167,6 +172,7 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "offline.max_days" => p.offline.max_days = parse_u32(value, 1, 365)?,
             "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,
             "offline.max_failures" => p.offline.max_failures = parse_u32(value, 1, 100)?,
+            "fido2.user_verification" => p.fido2.user_verification = value.parse()?,
             "session.max_hours" => p.session.max_secs = crate::sessions::parse_hours(value)?,
             "session.lock_on_badge_out" => p.session.lock_on_badge_out = parse_bool(value)?,
             "session.lock_when_unreachable_after" => {
@@ -302,6 +308,16 @@ mod tests {
         assert!(apply(&mut p, "tx_ttl", "2h").is_err());
         apply(&mut p, "offline.max_days", "3").unwrap();
         assert_eq!(p.offline.max_days, 3);
+        assert_eq!(
+            p.fido2.user_verification,
+            latchkey_proto::fido2::UserVerification::Preferred
+        );
+        apply(&mut p, "fido2.user_verification", "required").unwrap();
+        assert_eq!(
+            p.fido2.user_verification,
+            latchkey_proto::fido2::UserVerification::Required
+        );
+        assert!(apply(&mut p, "fido2.user_verification", "always").is_err());
     }
 
     #[test]

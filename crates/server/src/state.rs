@@ -28,6 +28,8 @@ pub struct State {
     pub machine_cache: crate::cache::TtlCache<crate::store::MachineRow>,
     /// When each machine's `last_seen_at` was last written (at most once a minute).
     pub touched: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// `smartcard_ca`: the CA every smartcard certificate must be issued by, when set.
+    pub smartcard_ca: Option<latchkey_crypto::x509::Certificate>,
     /// Wakes admins following the event stream.
     pub events_hub: crate::events::EventHub,
 }

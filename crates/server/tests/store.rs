@@ -36,3 +36,26 @@ async fn audit_batches_larger_than_one_statement_are_written_whole_and_in_order(
     assert_eq!(alice.len(), 75);
     store.close().await;
 }
+
+#[tokio::test]
+async fn purge_removes_expired_fido2_login_challenges_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite").display().to_string())
+        .await
+        .unwrap();
+    store
+        .fido2_challenge_create("old", "c1", "latchkey", 1_000)
+        .await
+        .unwrap();
+    store
+        .fido2_challenge_create("live", "c2", "latchkey", 9_000)
+        .await
+        .unwrap();
+    store.tx_purge(5_000, 100).await.unwrap();
+    assert!(store.fido2_challenge_get("old").await.unwrap().is_none());
+    assert_eq!(
+        store.fido2_challenge_get("live").await.unwrap(),
+        Some(("c2".to_string(), "latchkey".to_string()))
+    );
+    store.close().await;
+}

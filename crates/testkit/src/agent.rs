@@ -26,6 +26,11 @@ pub struct AgentSetup {
     pub proxy: Option<String>,
     pub pin: Option<String>,
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `fido2_devices` written into agent.toml after the join (e.g. a SoftKey's spec).
+    pub fido2_devices: Vec<String>,
+    pub fido2_timeout: Option<String>,
+    /// `smartcard_module` written into agent.toml after the join.
+    pub smartcard_module: Option<PathBuf>,
     /// TOML appended to agent.toml after the join (e.g. `[events]`, `[session_lock]`
     /// sections, `breaker_base = …`: top-level keys must come before any table).
     pub config_append: String,
@@ -102,6 +107,9 @@ impl TestAgent {
             proxy: None,
             pin: Some(server.info.tls_fingerprint.clone()),
             client_cert: None,
+            fido2_devices: Vec::new(),
+            fido2_timeout: None,
+            smartcard_module: None,
             config_append: String::new(),
         };
         tweak(&mut setup);
@@ -127,6 +135,25 @@ impl TestAgent {
             .await
             .map_err(anyhow::Error::msg)
             .context("agent join")?;
+        if !setup.fido2_devices.is_empty() || setup.fido2_timeout.is_some() {
+            let mut cfg = latchkey_agent::config::AgentConfig::load(&config_dir)
+                .map_err(anyhow::Error::msg)?;
+            cfg.fido2_devices = setup.fido2_devices.clone();
+            if let Some(t) = &setup.fido2_timeout {
+                cfg.fido2_timeout = t.clone();
+            }
+            std::fs::write(
+                config_dir.join(latchkey_agent::config::CONFIG_FILE),
+                toml::to_string(&cfg)?,
+            )?;
+        }
+        if let Some(module) = setup.smartcard_module {
+            let mut cfg = latchkey_agent::config::AgentConfig::load(&config_dir)
+                .map_err(anyhow::Error::msg)?;
+            cfg.smartcard_module = Some(module);
+            let path = config_dir.join(latchkey_agent::config::CONFIG_FILE);
+            std::fs::write(path, toml::to_string(&cfg)?)?;
+        }
         if !setup.config_append.is_empty() {
             let path = config_dir.join(latchkey_agent::config::CONFIG_FILE);
             let mut text = std::fs::read_to_string(&path)?;

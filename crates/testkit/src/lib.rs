@@ -22,6 +22,8 @@ pub mod pam_harness;
 pub mod proxy;
 pub mod raw_http;
 pub mod scripted_agent;
+pub mod softhsm;
+pub mod softkey;
 pub mod token_app;
 
 pub struct TestServer {

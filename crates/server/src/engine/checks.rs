@@ -139,6 +139,9 @@ impl State {
         let tokens = self.store.tokens_of(&user.name).await?;
         let mut replayed = false;
         for t in &tokens {
+            if !matches!(t.kind, TokenKind::Totp | TokenKind::Hotp | TokenKind::App) {
+                continue;
+            }
             let secret = self.open_secret(t)?;
             let params = OtpParams {
                 algorithm: t.algorithm,
@@ -163,6 +166,8 @@ impl State {
                     let start = t.used.max(0) as u64;
                     verify_hotp(&secret, code, start, self.cfg.hotp_look_ahead + 1, params)
                 }
+                // Certificates and security keys have no code.
+                _ => continue,
             };
             let Some(step) = matched else { continue };
             let step = i64::try_from(step).unwrap_or(i64::MAX);

@@ -10,6 +10,10 @@ use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 
 mod checks;
+mod fido2;
+
+pub use fido2::{REG_GONE, user_handle};
+pub mod smartcard;
 
 /// Shown for unknown, disabled and token-less users alike, so the answer does not tell an
 /// attacker which of these is true (the audit log records the real reason).
@@ -86,6 +90,8 @@ struct OtpCtx<'a> {
     tx_id: &'a str,
     user: Option<&'a str>,
     client_id: Option<&'a str>,
+    /// Audit action, e.g. `login.otp`.
+    action: &'static str,
 }
 
 impl OtpCtx<'_> {
@@ -94,7 +100,7 @@ impl OtpCtx<'_> {
         self.st
             .audit(
                 &actor,
-                "login.otp",
+                self.action,
                 self.user,
                 self.client_id,
                 result,
@@ -161,10 +167,14 @@ impl State {
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());
-        // One statement: the user with the number of OATH tokens and apps it has.
+        // One statement: the user with the number of OATH tokens, apps, smartcards and
+        // security keys it has.
         let found = self.store.user_get_with_counts(&req.user).await?;
-        let (tokens, apps) = found.as_ref().map(|(_, t, a)| (*t, *a)).unwrap_or((0, 0));
-        let user_row = found.map(|(u, _, _)| u);
+        let (tokens, apps, cards, keys) = found
+            .as_ref()
+            .map(|(_, t, a, c, k)| (*t, *a, *c, *k))
+            .unwrap_or((0, 0, 0, 0));
+        let user_row = found.map(|(u, _, _, _, _)| u);
         let groups = user_row
             .as_ref()
             .map(|u| u.groups.clone())
@@ -236,6 +246,19 @@ impl State {
         if apps > 0 {
             methods.push(Method::Push);
         }
+        // The credential list is read only when there is one to offer.
+        let fido2_creds = if keys > 0 && policy.methods.contains(&Method::Fido2) {
+            self.fido2_credentials(&user.name).await?
+        } else {
+            Vec::new()
+        };
+        if !fido2_creds.is_empty() {
+            methods.push(Method::Fido2);
+        }
+        let cards = self.smartcards_offered(&user.name, &policy, cards).await?;
+        if !cards.is_empty() {
+            methods.push(Method::Smartcard);
+        }
         if methods.is_empty() {
             audit(
                 "deny",
@@ -262,16 +285,28 @@ impl State {
                 expires_at: now + policy.tx_ttl as i64,
             })
             .await?;
+        let fido2 = if fido2_creds.is_empty() {
+            None
+        } else {
+            let expires_at = now + policy.tx_ttl as i64;
+            Some(
+                self.fido2_challenge(&tx_id, &fido2_creds, &policy, expires_at)
+                    .await?,
+            )
+        };
         audit(
             "challenge",
             format!("challenge sent ({}){from}", method_list(&methods)),
         )
         .await;
+        let smartcard = self.smartcard_request(&tx_id, &cards)?;
         Ok(LoginStartResult::Challenge {
             tx: tx_id,
             message: challenge_message(&user.name, &methods),
             methods,
             expires_in: policy.tx_ttl,
+            fido2,
+            smartcard,
         })
     }
 
@@ -289,6 +324,7 @@ impl State {
                 tx_id,
                 user: None,
                 client_id: None,
+                action: "login.otp",
             };
             return ctx.deny(false, "unknown transaction", TX_GONE).await;
         };
@@ -298,6 +334,7 @@ impl State {
             tx_id,
             user: Some(tx.user_name.as_str()),
             client_id: Some(tx.client_id.as_str()),
+            action: "login.otp",
         };
         if tx.machine_id != machine_id {
             return ctx
@@ -390,14 +427,34 @@ impl State {
     }
 }
 
-/// The prompt the login screen shows for a challenge.
+/// The prompt the login screen shows for a challenge: it names only the methods offered.
+/// With a security key, Enter uses the key (the agent's convention, docs/fido2.md).
 fn challenge_message(user: &str, methods: &[Method]) -> String {
+    if methods.contains(&Method::Fido2) {
+        let otp = methods.contains(&Method::Otp);
+        let push = methods.contains(&Method::Push);
+        return match (otp, push) {
+            (true, true) => format!(
+                "Press Enter to use your security key, type \"push\" for a push, or type a one-time code for {user}:"
+            ),
+            (true, false) => {
+                format!("Press Enter to use your security key, or type a one-time code for {user}:")
+            }
+            (false, true) => format!(
+                "Press Enter to use your security key, or type \"push\" for a push to {user}'s latchkey app:"
+            ),
+            (false, false) => format!("Press Enter to use your security key for {user}:"),
+        };
+    }
     match (
         methods.contains(&Method::Otp),
         methods.contains(&Method::Push),
     ) {
         (true, true) => format!("Press Enter to send a push, or type a one-time code for {user}:"),
         (false, true) => format!("Press Enter to send a push to {user}'s latchkey app:"),
+        (false, false) if methods.contains(&Method::Smartcard) => {
+            format!("Smartcard for {user}:")
+        }
         _ => format!("One-time code for {user}:"),
     }
 }

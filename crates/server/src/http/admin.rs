@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 type ApiResult<T> = Result<Json<T>, ApiErr>;
 
 async fn user_view(st: &Shared, u: UserRow) -> Result<User, ApiErr> {
-    let token_count = st.store.token_count_of(&u.name).await?;
+    let token_count =
+        st.store.token_count_of(&u.name).await? + st.store.fido2_of(&u.name).await?.len() as i64;
     Ok(User {
         token_count: u32::try_from(token_count).unwrap_or(u32::MAX),
         locked_until: (u.locked_until > now()).then_some(u.locked_until),
@@ -31,7 +32,7 @@ async fn user_view(st: &Shared, u: UserRow) -> Result<User, ApiErr> {
     })
 }
 
-fn no_user(name: &str) -> ApiErr {
+pub(super) fn no_user(name: &str) -> ApiErr {
     ApiErr::not_found(format!("user {name:?} not found"))
 }
 
@@ -175,7 +176,7 @@ pub async fn user_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_view(t: &TokenRow) -> TokenInfo {
+pub(super) fn token_view(t: &TokenRow) -> TokenInfo {
     TokenInfo {
         id: t.id.clone(),
         user: t.user_name.clone(),
@@ -186,6 +187,7 @@ fn token_view(t: &TokenRow) -> TokenInfo {
         label: t.label.clone(),
         created_at: t.created_at,
         last_used_at: t.last_used_at,
+        smartcard: None,
     }
 }
 
@@ -240,6 +242,16 @@ pub(super) async fn enroll_otp(
         TokenKind::App => {
             return Err(ApiErr::bad_request(
                 "token apps register themselves: create a link with `latchkey token add-app USER`",
+            ));
+        }
+        TokenKind::Fido2 => {
+            return Err(ApiErr::bad_request(
+                "security keys register on the machine they are plugged into: `latchkey token add-fido2 USER`",
+            ));
+        }
+        TokenKind::Smartcard => {
+            return Err(ApiErr::bad_request(
+                "register a smartcard with `latchkey token add-smartcard USER --cert FILE.pem`",
             ));
         }
     };
@@ -325,6 +337,7 @@ pub async fn token_list(
         .iter()
         .map(token_view)
         .collect();
+    super::smartcard::attach_info(&st, &name, &mut out).await?;
     out.extend(
         st.store
             .apps_of(&name)
@@ -340,7 +353,15 @@ pub async fn token_list(
                 label: a.device_name,
                 created_at: a.created_at,
                 last_used_at: a.last_seen_at,
+                smartcard: None,
             }),
+    );
+    out.extend(
+        st.store
+            .fido2_of(&name)
+            .await?
+            .iter()
+            .map(super::fido2::token_view),
     );
     Ok(Json(out))
 }
@@ -353,13 +374,16 @@ pub async fn token_remove(
 ) -> Result<StatusCode, ApiErr> {
     let (user, what) = match st.store.token_delete(&id).await? {
         Some(user) => (user, "token"),
-        None => (
-            st.store
-                .app_delete(&id)
-                .await?
-                .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?,
-            "token app",
-        ),
+        None => match st.store.app_delete(&id).await? {
+            Some(user) => (user, "token app"),
+            None => (
+                st.store
+                    .fido2_delete(&id)
+                    .await?
+                    .ok_or_else(|| ApiErr::not_found(format!("token {id:?} not found")))?,
+                "security key",
+            ),
+        },
     };
     st.audit(
         &Actor::Admin,

@@ -114,7 +114,7 @@ pub async fn join(
     }))
 }
 
-fn rate_limit(st: &Shared, machine_id: &str) -> Result<(), ApiErr> {
+pub(super) fn rate_limit(st: &Shared, machine_id: &str) -> Result<(), ApiErr> {
     if st.limiter.allow(machine_id) {
         return Ok(());
     }

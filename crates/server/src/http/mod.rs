@@ -5,7 +5,9 @@ mod app;
 pub mod error;
 mod events;
 pub mod extract;
+mod fido2;
 mod machine;
+mod smartcard;
 
 use crate::state::Shared;
 use axum::Router;
@@ -32,6 +34,20 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
         .route("/v1/account/check", post(machine::account_check))
+        .route("/v1/login/{tx}/fido2", post(fido2::login_fido2))
+        .route("/v1/fido2/register/start", post(fido2::register_start))
+        .route("/v1/fido2/register/finish", post(fido2::register_finish))
+        .route(
+            "/v1/admin/users/{name}/fido2",
+            post(fido2::registration_create),
+        )
+        .route("/v1/login/{tx}/smartcard", post(smartcard::login))
+        .route("/v1/smartcards/enroll", post(smartcard::enroll))
+        .route("/v1/admin/users/{name}/smartcards", post(smartcard::add))
+        .route(
+            "/v1/admin/users/{name}/smartcards/enroll",
+            post(smartcard::code_create),
+        )
         .route("/v1/login/{tx}/push", post(app::push_start))
         .route("/v1/login/{tx}/push/wait", post(app::push_wait))
         .route("/v1/admin/users/{name}/apps", post(app::link_create))

@@ -124,7 +124,62 @@ CREATE TABLE badges (
 );
 ALTER TABLE tokens ADD COLUMN app_id TEXT
 "#,
-    // 3: agent events and the sessions derived from them
+    // 3: smartcards (the certificate of a `smartcard` token; one-time enrollment codes)
+    r#"
+CREATE TABLE smartcards (
+    token_id TEXT PRIMARY KEY REFERENCES tokens(id) ON DELETE CASCADE,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    fingerprint TEXT NOT NULL UNIQUE,
+    cert_der TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    not_before BIGINT NOT NULL,
+    not_after BIGINT NOT NULL
+);
+CREATE INDEX smartcards_user ON smartcards(user_name);
+CREATE TABLE smartcard_codes (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+)
+"#,
+    // 4: FIDO2 security keys
+    r#"
+CREATE TABLE fido2_credentials (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    credential_id TEXT NOT NULL UNIQUE,
+    public_key TEXT NOT NULL,
+    alg BIGINT NOT NULL,
+    sign_count BIGINT NOT NULL,
+    uv_registered BIGINT NOT NULL,
+    aaguid TEXT NOT NULL,
+    rp_id TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX fido2_credentials_user ON fido2_credentials(user_name);
+CREATE TABLE fido2_registrations (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    challenge TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE fido2_login_challenges (
+    tx_id TEXT PRIMARY KEY,
+    challenge TEXT NOT NULL,
+    rp_id TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX fido2_login_challenges_expires ON fido2_login_challenges(expires_at)
+"#,
+    // 5: agent events and the sessions derived from them
     r#"
 CREATE TABLE events (
     seq @AUTOID@,

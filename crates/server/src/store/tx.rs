@@ -85,12 +85,20 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
-    /// Deletes transactions that expired more than `grace` seconds ago.
+    /// Deletes transactions, and the per-login FIDO2 challenges that belong to them, that
+    /// expired more than `grace` seconds ago.
     pub async fn tx_purge(&self, now: i64, grace: i64) -> Result<u64> {
-        let res = sqlx::query("DELETE FROM login_tx WHERE expires_at < $1")
-            .bind(now - grace)
-            .execute(self.writer())
-            .await?;
-        Ok(res.rows_affected())
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM login_tx WHERE expires_at < $1",
+            "DELETE FROM fido2_login_challenges WHERE expires_at < $1",
+        ] {
+            let res = sqlx::query(sql)
+                .bind(now - grace)
+                .execute(self.writer())
+                .await?;
+            purged += res.rows_affected();
+        }
+        Ok(purged)
     }
 }

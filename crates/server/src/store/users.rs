@@ -59,18 +59,32 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// The user with its numbers of OATH tokens and token apps, in one statement (read on
-    /// every login start).
-    pub async fn user_get_with_counts(&self, name: &str) -> Result<Option<(UserRow, i64, i64)>> {
+    /// The user with its numbers of OATH tokens, token apps and smartcards, in one statement
+    /// (read on every login start).
+    pub async fn user_get_with_counts(
+        &self,
+        name: &str,
+    ) -> Result<Option<(UserRow, i64, i64, i64, i64)>> {
         let row = sqlx::query(&format!(
-            "SELECT {COLS}, (SELECT COUNT(*) FROM tokens WHERE user_name = $1) AS n_tokens, \
-             (SELECT COUNT(*) FROM apps WHERE user_name = $1) AS n_apps FROM users WHERE name = $1"
+            "SELECT {COLS}, (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind <> 'smartcard') AS n_tokens, \
+             (SELECT COUNT(*) FROM apps WHERE user_name = $1) AS n_apps, \
+             (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind = 'smartcard') AS n_cards, \
+             (SELECT COUNT(*) FROM fido2_credentials WHERE user_name = $1) AS n_fido2 \
+             FROM users WHERE name = $1"
         ))
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| Ok((from_row(&r)?, r.try_get("n_tokens")?, r.try_get("n_apps")?)))
-            .transpose()
+        row.map(|r| {
+            Ok((
+                from_row(&r)?,
+                r.try_get("n_tokens")?,
+                r.try_get("n_apps")?,
+                r.try_get("n_cards")?,
+                r.try_get("n_fido2")?,
+            ))
+        })
+        .transpose()
     }
 
     pub async fn user_list(&self) -> Result<Vec<UserRow>> {

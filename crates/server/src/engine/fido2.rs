@@ -1,0 +1,447 @@
+//! FIDO2 security keys: the login challenge, assertion checks with the clone rule, and the
+//! registration ceremony. Cryptographic checks are `latchkey_crypto::webauthn` (shared with
+//! the agent's offline verifier); this module decides and records.
+
+use super::*;
+use crate::store::Fido2Row;
+use latchkey_crypto::keys::hash_api_key;
+use latchkey_crypto::webauthn::{
+    self, ALG_EDDSA, ALG_ES256, Assertion, Expect, ORIGIN_AGENT, WebauthnError, b64url,
+    b64url_decode,
+};
+use latchkey_proto::fido2::{
+    Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart, Fido2Request, LoginFido2,
+    UserVerification,
+};
+
+/// Origins whose client data is accepted: the agent's. The browser enrollment page will add
+/// `https://<rp id>`.
+const ORIGINS: &[&str] = &[ORIGIN_AGENT];
+pub const REG_GONE: &str = "The registration code is unknown, already used or expired: ask an administrator for a new one (`latchkey token add-fido2 USER`)";
+
+/// A registration or registration step the caller made a mistake in: safe to show.
+pub type Refusal = String;
+
+fn random_challenge() -> Result<Vec<u8>> {
+    latchkey_crypto::random_bytes(32).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+/// The WebAuthn user handle of a user: stable, not secret, 32 bytes.
+pub fn user_handle(user: &str) -> Vec<u8> {
+    webauthn::sha256(format!("latchkey-user:{user}").as_bytes()).to_vec()
+}
+
+impl State {
+    /// A user's registered FIDO2 credentials (credential id, COSE key, rp id, counter, UV at
+    /// registration): what a login's allow list and an offline bundle are made of.
+    pub async fn fido2_credentials(&self, user: &str) -> Result<Vec<Fido2Row>> {
+        Ok(self.store.fido2_of(user).await?)
+    }
+
+    /// Draws and stores the single-use challenge of a login transaction.
+    pub(super) async fn fido2_challenge(
+        &self,
+        tx_id: &str,
+        creds: &[Fido2Row],
+        policy: &Policy,
+        expires_at: i64,
+    ) -> Result<Fido2Request> {
+        let challenge = b64url(&random_challenge()?);
+        let rp_id = self.cfg.fido2_rp_id.clone();
+        self.store
+            .fido2_challenge_create(tx_id, &challenge, &rp_id, expires_at)
+            .await?;
+        Ok(Fido2Request {
+            rp_id: rp_id.clone(),
+            challenge,
+            // Credentials registered under another rp id cannot answer this one.
+            allow_credentials: creds
+                .iter()
+                .filter(|c| c.rp_id == rp_id)
+                .map(|c| c.credential_id.clone())
+                .collect(),
+            user_verification: policy.fido2.user_verification,
+        })
+    }
+
+    /// `POST /v1/login/{tx}/fido2`.
+    pub async fn login_fido2(
+        &self,
+        machine_id: &str,
+        tx_id: &str,
+        req: &LoginFido2,
+    ) -> Result<LoginStepResult> {
+        let now = now();
+        let mut ctx = OtpCtx {
+            st: self,
+            machine_id,
+            tx_id,
+            user: None,
+            client_id: None,
+            action: "login.fido2",
+        };
+        let Some(tx) = self.store.tx_get(tx_id).await? else {
+            return ctx.deny(false, "unknown transaction", TX_GONE).await;
+        };
+        ctx.user = Some(tx.user_name.as_str());
+        ctx.client_id = Some(tx.client_id.as_str());
+        if tx.machine_id != machine_id {
+            return ctx
+                .deny(false, "transaction belongs to another machine", TX_GONE)
+                .await;
+        }
+        if tx.done || tx.expires_at <= now {
+            return ctx
+                .deny(false, "transaction finished or expired", TX_GONE)
+                .await;
+        }
+        let user = match self.store.user_get(&tx.user_name).await? {
+            Some(u) if u.enabled => u,
+            _ => {
+                return ctx
+                    .deny(true, "user disabled or removed during login", GENERIC_DENY)
+                    .await;
+            }
+        };
+        if user.locked_until > now {
+            let reason = lock_message(user.locked_until, now);
+            return ctx.deny(true, "user locked out", &reason).await;
+        }
+        let policy = self
+            .policy_for(&tx.client_id, &user.name, &user.groups)
+            .await?;
+        if !policy.methods.contains(&Method::Fido2) {
+            return ctx
+                .deny(true, "policy does not allow fido2", GENERIC_DENY)
+                .await;
+        }
+        let Some((challenge, rp_id)) = self.store.fido2_challenge_get(tx_id).await? else {
+            return ctx
+                .deny(
+                    true,
+                    "no FIDO2 challenge was issued for this transaction",
+                    GENERIC_DENY,
+                )
+                .await;
+        };
+        // The credential must be one of *this* user's: another user's key is a wrong answer.
+        let cred = match self
+            .store
+            .fido2_by_credential_id(&req.credential_id)
+            .await?
+        {
+            Some(c) if c.user_name == user.name => c,
+            Some(_) => {
+                let why = "credential of another user";
+                return self.fido2_failure(&ctx, &user, &policy, now, why).await;
+            }
+            None => {
+                let why = "unknown credential";
+                return self.fido2_failure(&ctx, &user, &policy, now, why).await;
+            }
+        };
+        let decode = |v: &str| b64url_decode(v).unwrap_or_default();
+        let (ad, cd, sig) = (
+            decode(&req.authenticator_data),
+            decode(&req.client_data_json),
+            decode(&req.signature),
+        );
+        let public_key = b64url_decode(&cred.public_key).ok_or_else(|| {
+            StoreError::Corrupt(format!("fido2 credential {} key is not base64url", cred.id))
+        })?;
+        let challenge = b64url_decode(&challenge).unwrap_or_default();
+        let stored = u32::try_from(cred.sign_count).unwrap_or(u32::MAX);
+        let verdict = webauthn::verify_assertion(
+            &public_key,
+            stored,
+            &Assertion {
+                authenticator_data: &ad,
+                client_data_json: &cd,
+                signature: &sig,
+            },
+            &Expect {
+                rp_id: &rp_id,
+                challenge: &challenge,
+                origins: ORIGINS,
+                require_uv: policy.fido2.user_verification == UserVerification::Required,
+            },
+        );
+        let v = match verdict {
+            Ok(v) => v,
+            Err(e @ WebauthnError::Counter { .. }) => {
+                // Clone signal: two authenticators hold this key. Deny, whatever else.
+                self.count_failure(&user, &policy, now).await?;
+                let why = format!("security key {} ({}): {e}", cred.id, cred.label);
+                return ctx
+                    .deny(
+                        true,
+                        &why,
+                        "Login refused: this security key may have been cloned; contact your administrator",
+                    )
+                    .await;
+            }
+            Err(WebauthnError::NoUserVerification) => {
+                let why = "user verification required by policy but not done";
+                return self.fido2_failure(&ctx, &user, &policy, now, why).await;
+            }
+            Err(e) => {
+                let why = format!("assertion refused: {e}");
+                return self.fido2_failure(&ctx, &user, &policy, now, &why).await;
+            }
+        };
+        if !self
+            .store
+            .fido2_advance(&cred.id, cred.sign_count, i64::from(v.sign_count), now)
+            .await?
+        {
+            return ctx
+                .deny(
+                    true,
+                    "sign counter changed by a concurrent login (replayed assertion or clone)",
+                    "Login refused: this security key answer was already used",
+                )
+                .await;
+        }
+        if !self.store.tx_finish(tx_id).await? {
+            return ctx
+                .deny(false, "transaction finished concurrently", TX_GONE)
+                .await;
+        }
+        self.clear_failures(&user).await?;
+        ctx.audit(
+            "ok",
+            format!(
+                "security key {} accepted (counter {}, uv {})",
+                cred.id, v.sign_count, v.user_verified
+            ),
+        )
+        .await;
+        Ok(LoginStepResult::Success {
+            message: "Security key verified".into(),
+        })
+    }
+
+    /// A wrong security-key answer counts like a wrong code: toward the user's lockout and
+    /// the transaction's attempts.
+    async fn fido2_failure(
+        &self,
+        ctx: &OtpCtx<'_>,
+        user: &crate::store::UserRow,
+        policy: &Policy,
+        now: i64,
+        why: &str,
+    ) -> Result<LoginStepResult> {
+        let (failures, locked_until) = self.count_failure(user, policy, now).await?;
+        let attempts = self
+            .store
+            .tx_add_attempt(ctx.tx_id)
+            .await?
+            .unwrap_or(i64::MAX);
+        if locked_until > 0 {
+            let reason = lock_message(locked_until, now);
+            let why = format!("{why}; {failures} failures: locked out");
+            return ctx.deny(true, &why, &reason).await;
+        }
+        let left = i64::from(policy.max_attempts) - attempts;
+        let said = if why.contains("user verification") {
+            "Security key refused: PIN or fingerprint verification is required"
+        } else {
+            "Security key refused: it is not registered for this account"
+        };
+        if left <= 0 {
+            let why = format!("{why}; no attempts left");
+            return ctx.deny(true, &why, said).await;
+        }
+        ctx.audit("fail", format!("{why}; {left} attempts left"))
+            .await;
+        let plural = if left == 1 { "" } else { "s" };
+        Ok(LoginStepResult::Retry {
+            attempts_left: left as u32,
+            message: format!("{said} ({left} attempt{plural} left)"),
+        })
+    }
+
+    /// Admin: a one-time registration code for `user` (shown once, stored hashed).
+    pub async fn fido2_registration_create(
+        &self,
+        user: &str,
+        code: &str,
+        label: &str,
+        ttl: i64,
+    ) -> Result<i64> {
+        let now = now();
+        self.store
+            .fido2_reg_create(&hash_api_key(code), user, label, now, now + ttl)
+            .await?;
+        self.audit(
+            &Actor::Admin,
+            "fido2.register",
+            Some(user),
+            None,
+            "ok",
+            format!("registration code issued, valid {ttl} s"),
+        )
+        .await;
+        Ok(now + ttl)
+    }
+
+    /// `POST /v1/fido2/register/start`: checks the code and answers the makeCredential
+    /// options with a fresh challenge. The code stays usable (a new start replaces the
+    /// challenge) until a registration finishes or it expires.
+    pub async fn fido2_register_start(
+        &self,
+        machine_id: &str,
+        req: &Fido2RegisterStart,
+    ) -> Result<std::result::Result<Fido2RegisterOptions, Refusal>> {
+        validate_user_name(&req.user)?;
+        let actor = Actor::Machine(machine_id.to_string());
+        let now = now();
+        let challenge = b64url(&random_challenge()?);
+        let hash = hash_api_key(&req.code);
+        let reg = match self.store.fido2_reg_get(&hash, now).await? {
+            Some(r) if r.user_name == req.user => r,
+            _ => {
+                self.audit(
+                    &actor,
+                    "fido2.register",
+                    Some(&req.user),
+                    None,
+                    "deny",
+                    "unknown, used, expired or other user's registration code",
+                )
+                .await;
+                return Ok(Err(REG_GONE.into()));
+            }
+        };
+        let user = match self.store.user_get(&reg.user_name).await? {
+            Some(u) if u.enabled => u,
+            _ => return Ok(Err(GENERIC_DENY.into())),
+        };
+        if self
+            .store
+            .fido2_reg_challenge(&hash, &challenge, now)
+            .await?
+            .is_none()
+        {
+            return Ok(Err(REG_GONE.into()));
+        }
+        let policy = self
+            .policy_for(policy::FALLBACK, &user.name, &user.groups)
+            .await?;
+        let existing = self.store.fido2_of(&user.name).await?;
+        Ok(Ok(Fido2RegisterOptions {
+            rp_id: self.cfg.fido2_rp_id.clone(),
+            rp_name: self.cfg.issuer.clone(),
+            user_id: b64url(&user_handle(&user.name)),
+            user_name: user.name.clone(),
+            user_display_name: user.display_name.clone(),
+            challenge,
+            algorithms: vec![ALG_ES256, ALG_EDDSA],
+            exclude_credentials: existing.into_iter().map(|c| c.credential_id).collect(),
+            user_verification: policy.fido2.user_verification,
+        }))
+    }
+
+    /// `POST /v1/fido2/register/finish`: verifies the attestation and stores the credential.
+    pub async fn fido2_register_finish(
+        &self,
+        machine_id: &str,
+        req: &Fido2RegisterFinish,
+    ) -> Result<std::result::Result<(Fido2Row, &'static str), Refusal>> {
+        validate_user_name(&req.user)?;
+        let actor = Actor::Machine(machine_id.to_string());
+        let now = now();
+        let hash = hash_api_key(&req.code);
+        let reg = match self.store.fido2_reg_get(&hash, now).await? {
+            Some(r) if r.user_name == req.user => r,
+            _ => return Ok(Err(REG_GONE.into())),
+        };
+        let Some(challenge_b64) = reg.challenge.clone() else {
+            return Ok(Err(
+                "Registration not started: run the enrollment again".into()
+            ));
+        };
+        let user = match self.store.user_get(&reg.user_name).await? {
+            Some(u) if u.enabled => u,
+            _ => return Ok(Err(GENERIC_DENY.into())),
+        };
+        let policy = self
+            .policy_for(policy::FALLBACK, &user.name, &user.groups)
+            .await?;
+        let att = b64url_decode(&req.attestation_object).unwrap_or_default();
+        let cd = b64url_decode(&req.client_data_json).unwrap_or_default();
+        let challenge = b64url_decode(&challenge_b64).unwrap_or_default();
+        let rp_id = self.cfg.fido2_rp_id.clone();
+        let verified = webauthn::verify_registration(
+            &att,
+            &cd,
+            &Expect {
+                rp_id: &rp_id,
+                challenge: &challenge,
+                origins: ORIGINS,
+                require_uv: policy.fido2.user_verification == UserVerification::Required,
+            },
+        );
+        let v = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                self.audit(
+                    &actor,
+                    "fido2.register",
+                    Some(&user.name),
+                    None,
+                    "deny",
+                    format!("attestation refused: {e}"),
+                )
+                .await;
+                return Ok(Err(format!("Security key registration refused: {e}")));
+            }
+        };
+        let credential_id = b64url(&v.credential_id);
+        if self
+            .store
+            .fido2_by_credential_id(&credential_id)
+            .await?
+            .is_some()
+        {
+            return Ok(Err(
+                "This security key credential is already registered".into()
+            ));
+        }
+        if !self
+            .store
+            .fido2_reg_consume(&hash, &challenge_b64, now)
+            .await?
+        {
+            return Ok(Err(REG_GONE.into()));
+        }
+        let row = Fido2Row {
+            id: new_id(8)?,
+            user_name: user.name.clone(),
+            credential_id,
+            public_key: b64url(&v.public_key_cose),
+            alg: v.alg,
+            sign_count: i64::from(v.sign_count),
+            uv_registered: v.user_verified,
+            aaguid: webauthn::aaguid_string(&v.aaguid),
+            rp_id,
+            label: reg.label.clone(),
+            created_at: now,
+            last_used_at: None,
+        };
+        self.store.fido2_create(&row).await?;
+        self.audit(
+            &actor,
+            "fido2.register",
+            Some(&user.name),
+            None,
+            "ok",
+            format!(
+                "security key {} registered (aaguid {}, attestation {}, uv {})",
+                row.id, row.aaguid, v.attestation, v.user_verified
+            ),
+        )
+        .await;
+        Ok(Ok((row, v.attestation)))
+    }
+}

@@ -1,0 +1,443 @@
+//! Smartcard logins and registration. The server holds only certificates; at login it derives
+//! a challenge for the transaction, the agent has the card sign it, and the signature is
+//! verified here with the registered certificate's key. Validity dates and, when
+//! `smartcard_ca` is set, the issuing CA are checked at registration and again at every login
+//! (a certificate that expired or a CA that changed since registration refuses the login).
+
+use super::*;
+use crate::store::{SmartcardRow, TokenRow};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use latchkey_crypto::keys::{generate_api_key, hash_api_key};
+use latchkey_crypto::x509::{CertError, Certificate, SigMechanism, login_challenge};
+use latchkey_proto::smartcard::{
+    LoginSmartcard, SmartcardEnroll, SmartcardEnrollCode, SmartcardInfo, SmartcardRequest,
+};
+use latchkey_proto::{OtpAlgorithm, TokenKind};
+use std::path::Path;
+
+/// Loads `smartcard_ca` at start: a server with an unreadable or invalid CA does not start.
+pub fn load_ca(path: Option<&Path>) -> std::result::Result<Option<Certificate>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Certificate::from_pem_or_der(&data)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `YYYY-MM-DD` of a Unix time, for messages.
+pub fn date(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.get(..10).unwrap_or(&s).to_string()
+}
+
+/// The sentence shown when a certificate is refused at login.
+fn refusal(e: &CertError) -> String {
+    match e {
+        CertError::Expired(t) => {
+            format!("Smartcard refused: its certificate expired on {}", date(*t))
+        }
+        CertError::NotYetValid(t) => {
+            format!(
+                "Smartcard refused: its certificate is valid only from {}",
+                date(*t)
+            )
+        }
+        CertError::UntrustedIssuer => {
+            "Smartcard refused: its certificate was not issued by the trusted CA".into()
+        }
+        _ => "Smartcard refused: its certificate is not usable".into(),
+    }
+}
+
+pub fn info(row: &SmartcardRow) -> SmartcardInfo {
+    SmartcardInfo {
+        fingerprint: row.fingerprint.clone(),
+        subject: row.subject.clone(),
+        issuer: row.issuer.clone(),
+        not_before: row.not_before,
+        not_after: row.not_after,
+    }
+}
+
+/// One smartcard answer being decided.
+struct Ctx<'a> {
+    st: &'a State,
+    machine_id: &'a str,
+    tx_id: &'a str,
+    user: Option<&'a str>,
+    client_id: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    async fn audit(&self, result: &str, detail: impl Into<String>) {
+        let actor = Actor::Machine(self.machine_id.to_string());
+        self.st
+            .audit(
+                &actor,
+                "login.smartcard",
+                self.user,
+                self.client_id,
+                result,
+                detail,
+            )
+            .await;
+    }
+
+    async fn deny(&self, finish: bool, why: &str, reason: &str) -> Result<LoginStepResult> {
+        if finish {
+            self.st.store.tx_finish(self.tx_id).await?;
+        }
+        self.audit("deny", why).await;
+        Ok(LoginStepResult::Deny {
+            reason: reason.to_string(),
+        })
+    }
+}
+
+impl State {
+    /// Parses a certificate offered for registration and applies the login checks to it.
+    fn acceptable_cert(&self, der: &[u8], now: i64) -> Result<Certificate> {
+        let cert = Certificate::from_pem_or_der(der)
+            .map_err(|e| EngineError::Invalid(format!("certificate: {e}")))?;
+        if SigMechanism::for_key(&cert.key).is_none() {
+            return Err(EngineError::Invalid(
+                "certificate: unsupported public key (expected RSA 2048+ or EC P-256)".into(),
+            ));
+        }
+        let dates = cert.check_validity(now);
+        let issuer = match &self.smartcard_ca {
+            Some(ca) => cert.check_issued_by(ca, now),
+            None => Ok(()),
+        };
+        if let Err(e) = dates.and(issuer) {
+            let why = match e {
+                CertError::Expired(t) => format!("expired on {}", date(t)),
+                CertError::NotYetValid(t) => format!("is valid only from {}", date(t)),
+                CertError::UntrustedIssuer => {
+                    "was not issued by the trusted CA (smartcard_ca)".to_string()
+                }
+                other => other.to_string(),
+            };
+            return Err(EngineError::Invalid(format!(
+                "certificate {} {why}",
+                cert.subject
+            )));
+        }
+        Ok(cert)
+    }
+
+    /// Registers a smartcard certificate (PEM or DER) as a `smartcard` token of `user`.
+    pub async fn smartcard_register(
+        &self,
+        actor: &Actor,
+        user: &str,
+        cert: &[u8],
+        label: Option<&str>,
+    ) -> Result<(TokenRow, SmartcardRow)> {
+        let now = now();
+        let label = label.unwrap_or_default().trim();
+        if label.len() > 64 || label.chars().any(char::is_control) {
+            return Err(EngineError::Invalid(
+                "label must be at most 64 printable characters".into(),
+            ));
+        }
+        let cert = self.acceptable_cert(cert, now)?;
+        let id = new_id(8)?;
+        let token = TokenRow {
+            id: id.clone(),
+            user_name: user.to_string(),
+            kind: TokenKind::Smartcard,
+            algorithm: OtpAlgorithm::Sha256,
+            digits: 0,
+            period: 0,
+            secret_sealed: String::new(),
+            used: -1,
+            label: label.to_string(),
+            created_at: now,
+            last_used_at: None,
+        };
+        let row = SmartcardRow {
+            token_id: id,
+            user_name: user.to_string(),
+            fingerprint: cert.fingerprint.clone(),
+            cert_der: cert.der.clone(),
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+        };
+        self.store.smartcard_create(&token, &row).await?;
+        self.audit(
+            actor,
+            "token.add",
+            Some(user),
+            None,
+            "ok",
+            format!(
+                "smartcard token {} ({}, sha256 {})",
+                row.token_id, row.subject, row.fingerprint
+            ),
+        )
+        .await;
+        Ok((token, row))
+    }
+
+    /// A one-time code that lets a joined machine register a certificate for `user`.
+    pub async fn smartcard_code_create(&self, user: &str, ttl: u64) -> Result<SmartcardEnrollCode> {
+        if !(1..=7 * 86_400).contains(&ttl) {
+            return Err(EngineError::Invalid(
+                "expires_in must be between 1 second and 7 days".into(),
+            ));
+        }
+        let code = generate_api_key("lks").map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now();
+        let expires_at = now + ttl as i64;
+        self.store
+            .smartcard_code_create(&hash_api_key(&code), user, now, expires_at)
+            .await?;
+        self.audit(
+            &Actor::Admin,
+            "smartcard.code",
+            Some(user),
+            None,
+            "ok",
+            format!("enrollment code valid {ttl} s"),
+        )
+        .await;
+        Ok(SmartcardEnrollCode {
+            user: user.to_string(),
+            code,
+            expires_at,
+        })
+    }
+
+    /// `POST /v1/smartcards/enroll`: a machine registers a card's certificate with the
+    /// admin's one-time code for that user. `Ok(None)`: the code is wrong, used or expired.
+    pub async fn smartcard_enroll(
+        &self,
+        machine_id: &str,
+        req: &SmartcardEnroll,
+    ) -> Result<Option<(TokenRow, SmartcardRow)>> {
+        validate_user_name(&req.user)?;
+        let der = B64
+            .decode(req.cert.trim())
+            .map_err(|_| EngineError::Invalid("cert must be base64 DER".into()))?;
+        let actor = Actor::Machine(machine_id.to_string());
+        // Check the certificate before spending the code: a refused card can be retried.
+        self.acceptable_cert(&der, now())?;
+        if !self
+            .store
+            .smartcard_code_consume(&hash_api_key(&req.code), &req.user, now())
+            .await?
+        {
+            self.audit(
+                &actor,
+                "smartcard.enroll",
+                Some(&req.user),
+                None,
+                "deny",
+                "unknown, used or expired enrollment code",
+            )
+            .await;
+            return Ok(None);
+        }
+        self.smartcard_register(&actor, &req.user, &der, req.label.as_deref())
+            .await
+            .map(Some)
+    }
+
+    /// The user's certificates a login may use, when the policy allows smartcards (`count`:
+    /// the user's smartcard tokens, so users without one cost no query). Expired ones are
+    /// offered too, so the person hears "expired" rather than "no method".
+    pub(super) async fn smartcards_offered(
+        &self,
+        user: &str,
+        policy: &Policy,
+        count: i64,
+    ) -> Result<Vec<SmartcardRow>> {
+        if count == 0 || !policy.methods.contains(&Method::Smartcard) {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.smartcards_of(user).await?)
+    }
+
+    pub(super) fn smartcard_request(
+        &self,
+        tx_id: &str,
+        cards: &[SmartcardRow],
+    ) -> Result<Option<SmartcardRequest>> {
+        if cards.is_empty() {
+            return Ok(None);
+        }
+        let challenge = login_challenge(self.master.as_bytes(), tx_id)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(SmartcardRequest {
+            challenge: B64.encode(challenge),
+            fingerprints: cards.iter().map(|c| c.fingerprint.clone()).collect(),
+        }))
+    }
+
+    /// `POST /v1/login/{tx}/smartcard`.
+    pub async fn login_smartcard(
+        &self,
+        machine_id: &str,
+        tx_id: &str,
+        req: &LoginSmartcard,
+    ) -> Result<LoginStepResult> {
+        let mechanism = SigMechanism::parse(&req.mechanism).ok_or_else(|| {
+            EngineError::Invalid("mechanism must be rsa-pkcs1-sha256 or ecdsa-p256-sha256".into())
+        })?;
+        let signature = B64
+            .decode(req.signature.trim())
+            .map_err(|_| EngineError::Invalid("signature must be base64".into()))?;
+        let now = now();
+        let Some(tx) = self.store.tx_get(tx_id).await? else {
+            let ctx = Ctx {
+                st: self,
+                machine_id,
+                tx_id,
+                user: None,
+                client_id: None,
+            };
+            return ctx.deny(false, "unknown transaction", TX_GONE).await;
+        };
+        let ctx = Ctx {
+            st: self,
+            machine_id,
+            tx_id,
+            user: Some(tx.user_name.as_str()),
+            client_id: Some(tx.client_id.as_str()),
+        };
+        if tx.machine_id != machine_id {
+            return ctx
+                .deny(false, "transaction belongs to another machine", TX_GONE)
+                .await;
+        }
+        if tx.done {
+            return ctx
+                .deny(false, "transaction already finished", TX_GONE)
+                .await;
+        }
+        if tx.expires_at <= now {
+            return ctx.deny(false, "transaction expired", TX_GONE).await;
+        }
+        let user = match self.store.user_get(&tx.user_name).await? {
+            Some(u) if u.enabled => u,
+            Some(_) => {
+                return ctx
+                    .deny(true, "user disabled during login", GENERIC_DENY)
+                    .await;
+            }
+            None => {
+                return ctx
+                    .deny(true, "user removed during login", GENERIC_DENY)
+                    .await;
+            }
+        };
+        if user.locked_until > now {
+            let reason = lock_message(user.locked_until, now);
+            return ctx.deny(true, "user locked out", &reason).await;
+        }
+        let policy = self
+            .policy_for(&tx.client_id, &user.name, &user.groups)
+            .await?;
+        if !policy.methods.contains(&Method::Smartcard) {
+            return ctx
+                .deny(true, "policy does not allow smartcard", GENERIC_DENY)
+                .await;
+        }
+        let fingerprint = req.fingerprint.trim().to_ascii_lowercase();
+        let cards = self.store.smartcards_of(&user.name).await?;
+        let card = cards.iter().find(|c| c.fingerprint == fingerprint);
+        let verified = match card {
+            None => Err("certificate not registered to this user".to_string()),
+            Some(card) => {
+                let cert = Certificate::from_der(&card.cert_der).map_err(|e| {
+                    StoreError::Corrupt(format!("smartcard {}: {e}", card.token_id))
+                })?;
+                let challenge = login_challenge(self.master.as_bytes(), tx_id)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                match cert.verify_signature(mechanism, &challenge, &signature) {
+                    Ok(()) => Ok((card, cert)),
+                    Err(_) => Err(format!("bad signature (token {})", card.token_id)),
+                }
+            }
+        };
+        let (card, cert) = match verified {
+            Ok(v) => v,
+            Err(why) => {
+                return self
+                    .smartcard_failure(&ctx, &user, &policy, &why, now)
+                    .await;
+            }
+        };
+        // The card holder proved possession; now the certificate itself must still be good.
+        let dates = cert.check_validity(now);
+        let issuer = match &self.smartcard_ca {
+            Some(ca) => cert.check_issued_by(ca, now),
+            None => Ok(()),
+        };
+        if let Err(e) = dates.and(issuer) {
+            let why = format!("certificate of token {} refused: {e}", card.token_id);
+            return ctx.deny(true, &why, &refusal(&e)).await;
+        }
+        if !self.store.tx_finish(tx_id).await? {
+            return ctx
+                .deny(false, "transaction finished concurrently", TX_GONE)
+                .await;
+        }
+        self.clear_failures(&user).await?;
+        self.store.smartcard_touch(&card.token_id, now).await?;
+        ctx.audit(
+            "ok",
+            format!("smartcard signature verified (token {})", card.token_id),
+        )
+        .await;
+        Ok(LoginStepResult::Success {
+            message: "Smartcard verified".into(),
+        })
+    }
+
+    /// A wrong signature or unknown certificate: counts toward the lockout and the
+    /// transaction's attempts, as a wrong code does.
+    async fn smartcard_failure(
+        &self,
+        ctx: &Ctx<'_>,
+        user: &crate::store::UserRow,
+        policy: &Policy,
+        why: &str,
+        now: i64,
+    ) -> Result<LoginStepResult> {
+        let (failures, locked_until) = self.count_failure(user, policy, now).await?;
+        let attempts = self
+            .store
+            .tx_add_attempt(ctx.tx_id)
+            .await?
+            .unwrap_or(i64::MAX);
+        if locked_until > 0 {
+            let reason = lock_message(locked_until, now);
+            let why = format!("{why}; {failures} failures: locked out");
+            return ctx.deny(true, &why, &reason).await;
+        }
+        let left = i64::from(policy.max_attempts) - attempts;
+        if left <= 0 {
+            let why = format!("{why}; no attempts left");
+            return ctx
+                .deny(
+                    true,
+                    &why,
+                    "Smartcard refused: too many failures, start again",
+                )
+                .await;
+        }
+        ctx.audit("fail", format!("{why}; {left} attempts left"))
+            .await;
+        let plural = if left == 1 { "" } else { "s" };
+        Ok(LoginStepResult::Retry {
+            attempts_left: left as u32,
+            message: format!("Smartcard signature rejected, {left} attempt{plural} left"),
+        })
+    }
+}
