@@ -2,7 +2,7 @@
 //! sessions (`POST /v1/sessions/state`), and what admins read (`GET /v1/admin/events`,
 //! `GET /v1/admin/sessions`).
 //!
-//! Every event gets a UUID on the machine where it happened, before it is stored anywhere;
+//! Every event gets a UUID (v7) on the machine where it happened, before it is stored anywhere;
 //! the server keeps each UUID once, so an agent may send an event any number of times and it
 //! is stored exactly once.
 
@@ -94,7 +94,8 @@ impl FromStr for EventKind {
 /// takes it from the credential of the upload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Event {
-    /// UUID (v4) given when the event was created.
+    /// UUID given when the event was created (agents use version 7, time-ordered; the
+    /// server accepts any version).
     pub id: String,
     /// Unix milliseconds when it happened (the agent's clock).
     pub time_ms: i64,
