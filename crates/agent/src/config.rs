@@ -52,6 +52,9 @@ pub struct AgentConfig {
     /// PAM service → client_id overrides (added to the built-in mapping).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_ids: BTreeMap<String, String>,
+    /// Offline login settings (`[offline]`); the limits themselves come signed from the server.
+    #[serde(default, skip_serializing_if = "OfflineConfig::is_default")]
+    pub offline: OfflineConfig,
     /// FIDO2 security keys to use: `unix:/path` (a SOCK_SEQPACKET HID bridge) or
     /// `/dev/hidrawN`. Empty: detect hidraw devices with the FIDO usage page.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,6 +78,50 @@ pub struct AgentConfig {
 
 fn default_fido2_timeout() -> String {
     crate::fido2::DEFAULT_TIMEOUT.into()
+}
+
+/// `[offline]` in agent.toml.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// Digits of the offline QR code (6 to 9).
+    pub code_digits: u8,
+    /// How long a QR challenge can be answered, e.g. "5m".
+    pub challenge_ttl: String,
+    /// How far the clock may go back (behind the latest time seen) before offline login is
+    /// refused, e.g. "5m".
+    pub clock_skew: String,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig {
+            code_digits: 8,
+            challenge_ttl: "5m".into(),
+            clock_skew: "5m".into(),
+        }
+    }
+}
+
+impl OfflineConfig {
+    pub fn is_default(&self) -> bool {
+        *self == OfflineConfig::default()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(6..=9).contains(&self.code_digits) {
+            return Err("offline.code_digits must be 6 to 9".into());
+        }
+        let ttl = parse_duration("offline.challenge_ttl", &self.challenge_ttl)?;
+        if ttl.as_secs() < 30 || ttl.as_secs() > 3600 {
+            return Err("offline.challenge_ttl must be 30s to 1h".into());
+        }
+        let skew = parse_duration("offline.clock_skew", &self.clock_skew)?;
+        if skew.as_secs() > 86_400 {
+            return Err("offline.clock_skew must be at most 1d".into());
+        }
+        Ok(())
+    }
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -144,7 +191,7 @@ impl AgentConfig {
             parse_duration("breaker_max", v)?;
         }
         crate::events::config::validate(&self.events, &self.session_lock)?;
-        Ok(())
+        self.offline.validate()
     }
 
     /// The PKCS#11 module smartcard logins use, if any.

@@ -37,6 +37,11 @@ enum State {
         tx: String,
         until: Instant,
     },
+    /// No server answered: an offline QR challenge is out (Qr step, then its prompt).
+    Offline {
+        challenge: crate::offline::OfflineChallenge,
+        prompted: bool,
+    },
     /// A security-key step (PIN prompt or "touch your key") is out.
     Fido2 {
         tx: String,
@@ -127,11 +132,49 @@ impl Login {
         self.finish(fail(reason))
     }
 
-    fn unreachable(&mut self, why: &str) -> Step {
-        // The one place where "no server answered" is decided. Offline login (bundles) will
-        // branch here; until then the answer is a refusal, never a password-only pass.
-        tracing::warn!(user = %self.user, client_id = %self.client_id, error = why, "no MFA server answered");
-        self.finish(fail(UNREACHABLE))
+    fn unreachable(&mut self, up: &Upstream, why: &str) -> Step {
+        // The one place where "no server answered" is decided: the offline flow (a signed
+        // bundle of this user's public keys), never a password-only pass. A definite answer
+        // (deny, disabled, locked, 4xx) never comes here.
+        tracing::warn!(user = %self.user, client_id = %self.client_id, error = why, "no MFA server answered: offline login");
+        let Some(offline) = up.offline() else {
+            return self.finish(fail(UNREACHABLE));
+        };
+        match offline.begin(&self.user, &self.client_id) {
+            Ok(challenge) => {
+                // From here the offline module decides and records the outcome itself
+                // (offline_events, imported into the event spool by the uploader).
+                self.online = false;
+                let step = Step::Qr {
+                    payload: challenge.payload.clone(),
+                    text: challenge.text.clone(),
+                };
+                self.state = State::Offline {
+                    challenge,
+                    prompted: false,
+                };
+                step
+            }
+            Err(reason) => self.finish(fail(reason)),
+        }
+    }
+
+    fn offline_answer(&mut self, up: &Upstream, text: &str) -> Step {
+        let State::Offline {
+            challenge,
+            prompted: true,
+        } = &self.state
+        else {
+            return self.finish(fail("Login refused: protocol error (unexpected answer)"));
+        };
+        let verdict = match up.offline() {
+            Some(o) => o.answer(challenge, text),
+            None => crate::offline::Verdict::Failed(UNREACHABLE.into()),
+        };
+        match verdict {
+            crate::offline::Verdict::Passed(message) => self.finish(Step::Success { message }),
+            crate::offline::Verdict::Failed(reason) => self.finish(fail(reason)),
+        }
     }
 
     pub async fn begin(
@@ -194,12 +237,15 @@ impl Login {
                     echo: false,
                 }
             }
-            Outcome::Unreachable(why) => self.unreachable(&why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why),
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }
 
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
+        if matches!(self.state, State::Offline { .. }) {
+            return self.offline_answer(up, text);
+        }
         if let State::Fido2 { tx, flow } = self.state.clone() {
             return self.fido2_answer(tx, flow, text).await;
         }
@@ -219,7 +265,7 @@ impl Login {
                     Step::Prompt { label, echo: false }
                 }
                 card::Next::Done(step) => self.finish(step),
-                card::Next::Unreachable(why) => self.unreachable(&why),
+                card::Next::Unreachable(why) => self.unreachable(up, &why),
                 card::Next::Refused { code, message } => self.refused(&code, &message),
             };
         }
@@ -254,7 +300,7 @@ impl Login {
             Outcome::Answer(LoginStepResult::Pending { .. }) => self.finish(fail(
                 "Login refused: protocol error (pending answer to a code)",
             )),
-            Outcome::Unreachable(why) => self.unreachable(&why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why),
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }
@@ -274,7 +320,7 @@ impl Login {
             Outcome::Answer(PushStartResult::Step(other)) => self.finish(fail(format!(
                 "Login refused: unexpected answer to a push ({other:?})"
             ))),
-            Outcome::Unreachable(why) => self.unreachable(&why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why),
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }
@@ -292,7 +338,7 @@ impl Login {
                 Outcome::Answer(LoginStepResult::Retry { message, .. }) => {
                     return self.finish(fail(message));
                 }
-                Outcome::Unreachable(why) => return self.unreachable(&why),
+                Outcome::Unreachable(why) => return self.unreachable(up, &why),
                 Outcome::Refused { code, message } => return self.refused(&code, &message),
             }
         }
@@ -310,6 +356,19 @@ impl Login {
                 Step::Prompt { label, echo: false }
             }
             State::AwaitPush { tx, until } => self.wait_push(up, tx, until).await,
+            State::Offline {
+                challenge,
+                prompted: false,
+            } => {
+                self.state = State::Offline {
+                    challenge,
+                    prompted: true,
+                };
+                Step::Prompt {
+                    label: crate::offline::CODE_LABEL.into(),
+                    echo: false,
+                }
+            }
             State::Fido2 { tx, flow } => self.fido2_continue(up, tx, flow).await,
             State::Card(c) => c.prompt(),
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),

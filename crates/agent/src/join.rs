@@ -190,6 +190,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         client_ids: Default::default(),
+        offline: Default::default(),
         fido2_devices: Vec::new(),
         fido2_timeout: crate::fido2::DEFAULT_TIMEOUT.into(),
         smartcard_module: None,

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod events;
 pub mod fido2;
 pub mod join;
+pub mod offline;
 pub mod sessions;
 pub mod shell;
 pub mod smartcard;
@@ -30,13 +31,16 @@ pub struct Agent {
     /// The event spool: every event goes here first.
     pub events: Arc<events::Events>,
     pub timings: events::config::Timings,
+    pub clock: Arc<offline::Clock>,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
-        let upstream = Upstream::new(&config, config_dir)?;
-        let timings = events::config::validate(&config.events, &config.session_lock)?;
         let state = Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
+        let clock = Arc::new(offline::Clock::default());
+        let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
+        let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
+        let timings = events::config::validate(&config.events, &config.session_lock)?;
         let events = Arc::new(
             events::Events::open(state.clone(), config.events.spool_max)
                 .map_err(|e| e.to_string())?,
@@ -48,6 +52,7 @@ impl Agent {
             state,
             events,
             timings,
+            clock,
         })
     }
 
@@ -94,6 +99,8 @@ pub struct RunOptions {
 pub struct RunningAgent {
     pub socket: PathBuf,
     pub agent: Arc<Agent>,
+    /// The agent's clock (end-to-end tests move it; nothing else can).
+    pub clock: Arc<offline::Clock>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -116,6 +123,7 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     }
     let socket = config.socket.clone();
     let agent = Arc::new(Agent::new(config, &opts.config_dir)?);
+    let clock = agent.clock.clone();
     let listener = socket::bind(&socket).await?;
     let (shutdown, rx) = watch::channel(false);
     let mut tasks = vec![
@@ -135,6 +143,7 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     Ok(RunningAgent {
         socket,
         agent,
+        clock,
         shutdown,
         tasks,
     })

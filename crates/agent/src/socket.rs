@@ -170,6 +170,10 @@ struct Origin {
 
 fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
     let (user, client_id, method, online) = l.facts();
+    if !online {
+        // The offline module records offline outcomes (see events::Events::import_offline).
+        return;
+    }
     let reason = match step {
         Step::Failure { reason } => Some(reason.clone()),
         _ => None,

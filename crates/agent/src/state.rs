@@ -16,7 +16,27 @@ pub const STATE_FILE: &str = "agent.db";
 const MIGRATIONS: &[&str] = &[
     // 1: the latest wall-clock time the agent has seen (clock-rollback guard).
     "CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), latest_unix INTEGER NOT NULL);",
-    // 2: the event spool, the sessions it watches, the journal cursor, the session policy
+    // 2: offline login (crates/agent/src/offline): one signed bundle per user, kept exactly as
+    // received, with the agent's own counters; and the offline outcomes for the event uploader.
+    "CREATE TABLE offline_bundles (
+        user_name TEXT PRIMARY KEY,
+        payload TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        not_after INTEGER NOT NULL,
+        logins_used INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        stored_at INTEGER NOT NULL
+     );
+     CREATE TABLE offline_events (
+        uuid TEXT PRIMARY KEY,
+        time INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL
+     );",
+    // 3: the event spool, the sessions it watches, the journal cursor, the session policy
     // learnt from the server (events/).
     "CREATE TABLE event_spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, \
         low INTEGER NOT NULL, body TEXT NOT NULL);

@@ -8,8 +8,10 @@ use latchkey_proto::agent::ServerStatus;
 use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
+use latchkey_proto::offline::WithOffline;
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What a server call can end in, as the login engine sees it.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct Upstream {
     servers: ServerList,
     /// Seconds the server may hold a push long poll: below the request timeout.
     push_poll_secs: u64,
+    /// Where offline material riding along answers goes, and the offline flow's store.
+    offline: Option<Arc<crate::offline::Offline>>,
 }
 
 impl Upstream {
@@ -78,7 +82,18 @@ impl Upstream {
         Ok(Upstream {
             servers,
             push_poll_secs,
+            offline: None,
         })
+    }
+
+    /// Attaches the offline store: bundles and forget lists in answers are applied to it.
+    pub fn with_offline(mut self, offline: Arc<crate::offline::Offline>) -> Upstream {
+        self.offline = Some(offline);
+        self
+    }
+
+    pub fn offline(&self) -> Option<&crate::offline::Offline> {
+        self.offline.as_deref()
     }
 
     async fn call<B: serde::Serialize, T: DeserializeOwned>(
@@ -98,10 +113,17 @@ impl Upstream {
         };
         match self
             .servers
-            .call::<T>(Method::POST, path, Some(body), Some(user))
+            .call::<WithOffline<T>>(Method::POST, path, Some(body), Some(user))
             .await
         {
-            Ok(v) => Outcome::Answer(v),
+            Ok(v) => {
+                if let Some(o) = &self.offline
+                    && !v.offline.is_empty()
+                {
+                    o.absorb(user, &v.offline);
+                }
+                Outcome::Answer(v.inner)
+            }
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Refused {
                 code: e.api_code().unwrap_or("error").to_string(),

@@ -265,6 +265,12 @@ pub enum MachineCmd {
     List,
     /// Remove a machine: its credential stops working at once.
     Remove { id: String },
+    /// Make a machine wipe USER's offline login bundle at its next contact with the server.
+    ForgetOffline {
+        /// Machine id or hostname.
+        machine: String,
+        user: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -414,6 +414,22 @@ impl Ctx<'_> {
                 let path = format!("/v1/admin/machines/{}", seg(id));
                 return self.remove(&path, format!("Removed machine {id}.")).await;
             }
+            MachineCmd::ForgetOffline { machine, user } => {
+                let path = format!("/v1/admin/machines/{}/forget-offline", seg(machine));
+                let req = latchkey_proto::offline::ForgetOffline { user: user.clone() };
+                self.show(
+                    Method::POST,
+                    &path,
+                    body(&req)?,
+                    |q: &latchkey_proto::offline::ForgetOfflineQueued| {
+                        Ok(format!(
+                            "Machine {} will wipe the offline login of {} at its next contact with the server.",
+                            q.machine_id, q.user
+                        ))
+                    },
+                )
+                .await?;
+            }
         }
         Ok(Outcome::Success)
     }

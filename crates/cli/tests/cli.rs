@@ -215,3 +215,40 @@ async fn add_app_prints_a_registration_link_with_its_qr_code() {
     );
     assert_one_line_error(&cli.run(&["token", "add-app", "ghost"]).await, "not found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_offline_names_a_machine_by_id_or_hostname() {
+    let srv = TestServer::start().await.unwrap();
+    let (joined, _) = srv.join_machine("laptop-7").await.unwrap();
+    let cli = Cli::new(&srv);
+    let o = cli
+        .run(&["machine", "forget-offline", "laptop-7", "alice"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        format!(
+            "Machine {} will wipe the offline login of alice at its next contact with the server.",
+            joined.machine_id
+        )
+    );
+    let o = cli
+        .run(&["machine", "forget-offline", &joined.machine_id, "alice"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli
+        .run(&["machine", "forget-offline", "no-such-host", "alice"])
+        .await;
+    assert_one_line_error(&o, "not found");
+    let o = cli
+        .run(&["--json", "audit", "--user", "alice", "--since", "1h"])
+        .await;
+    let audit: Vec<latchkey_proto::admin::AuditEntry> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "offline.forget")
+            .count(),
+        2
+    );
+}

@@ -3,6 +3,10 @@
 //! Nothing here does I/O (except drawing randomness from the OS). Every comparison of a
 //! secret value is constant time.
 
+pub mod base45;
+pub mod bundle;
+pub mod challenge;
+pub mod hpke;
 pub mod keys;
 pub mod otp;
 pub mod otpauth;
@@ -22,6 +26,10 @@ pub enum Error {
     Unseal,
     #[error("invalid key material: {0}")]
     Key(String),
+    #[error("invalid encoding: {0}")]
+    Encoding(String),
+    #[error("HPKE: {0}")]
+    Hpke(String),
     #[error("the operating system's random generator failed")]
     Random,
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod fido2;
 pub mod login;
 pub mod machine;
+pub mod offline;
 pub mod smartcard;
 
 pub use common::*;

@@ -11,6 +11,7 @@ pub mod engine;
 mod events;
 mod http;
 mod metrics;
+pub mod offline;
 pub mod policy;
 mod push;
 mod ratelimit;

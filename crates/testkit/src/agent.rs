@@ -14,6 +14,8 @@ pub struct TestAgent {
     running: Option<RunningAgent>,
     pub config_dir: PathBuf,
     pub socket: PathBuf,
+    /// The agent's state directory (`agent.db`).
+    pub state_dir: PathBuf,
     _dir: TempDir,
 }
 
@@ -70,22 +72,9 @@ impl TestAgent {
             running: Some(running),
             config_dir: p.config_dir,
             socket: p.socket,
+            state_dir: p.dir.path().join("state"),
             _dir: p.dir,
         })
-    }
-
-    /// Starts the agent again over the same configuration and state (after `stop`).
-    pub async fn restart(&mut self) -> Result<()> {
-        self.stop().await;
-        let running = latchkey_agent::start(RunOptions {
-            config_dir: self.config_dir.clone(),
-            socket: None,
-        })
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("agent restart")?;
-        self.running = Some(running);
-        Ok(())
     }
 
     /// The running agent's library object (spool, sessions, state).
@@ -172,6 +161,34 @@ impl TestAgent {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
+    }
+
+    /// Stops and starts the agent again with the same configuration and state.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await;
+        let running = latchkey_agent::start(RunOptions {
+            config_dir: self.config_dir.clone(),
+            socket: None,
+        })
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("agent restart")?;
+        self.running = Some(running);
+        Ok(())
+    }
+
+    /// Moves the running agent's clock `secs` away from the system clock.
+    pub fn set_clock_offset(&self, secs: i64) {
+        if let Some(r) = &self.running {
+            r.clock.set_offset(secs);
+        }
+    }
+
+    /// The agent's state database, opened beside the agent (tests inspect and damage it).
+    pub fn state_db(&self) -> Result<rusqlite::Connection> {
+        Ok(rusqlite::Connection::open(
+            self.state_dir.join(latchkey_agent::state::STATE_FILE),
+        )?)
     }
 
     /// Runs a whole login over the socket on a blocking thread, answering prompts from

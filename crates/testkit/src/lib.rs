@@ -25,6 +25,7 @@ pub mod scripted_agent;
 pub mod softhsm;
 pub mod softkey;
 pub mod token_app;
+pub mod token_cli;
 
 pub struct TestServer {
     running: Option<RunningServer>,

@@ -103,7 +103,7 @@ async fn server_down_is_a_refusal_never_a_pass() {
     let steps = agent.login("carol", "login", &["123456"]).await.unwrap();
     assert_eq!(
         failure_reason(&steps),
-        "MFA server unreachable; no offline login prepared on this machine"
+        "No offline login is prepared for carol on this machine: log in once while connected"
     );
 }
 

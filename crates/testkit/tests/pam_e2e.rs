@@ -149,7 +149,10 @@ async fn server_down_is_auth_err_never_password_only() {
     assert_eq!(code, PamCode::AUTH_ERR);
     assert_eq!(
         errors,
-        vec!["MFA server unreachable; no offline login prepared on this machine".to_string()]
+        vec![
+            "No offline login is prepared for carol on this machine: log in once while connected"
+                .to_string()
+        ]
     );
 }
 

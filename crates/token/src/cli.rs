@@ -84,6 +84,16 @@ pub enum Command {
         state: BadgeArg,
         account: Option<String>,
     },
+    /// Answer an offline login: open the QR challenge the login screen shows and print the
+    /// code to type there.
+    Answer {
+        /// The challenge text under the QR code (LK1:…); quote it, it may contain spaces.
+        #[arg(required_unless_present = "image", conflicts_with = "image")]
+        payload: Option<String>,
+        /// A PNG picture of the QR code (a photo or screenshot).
+        #[arg(long, value_name = "FILE.png")]
+        image: Option<PathBuf>,
+    },
     /// Forget an account locally (an administrator still has to remove the app on the server).
     Remove { account: String },
 }
@@ -157,7 +167,34 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => answer_cmd(&ctx, account.as_deref(), &tx, Answer::Deny, reason).await,
         Command::Badge { state, account } => badge(&ctx, account.as_deref(), state).await,
         Command::Remove { account } => remove(&ctx, &account),
+        Command::Answer { payload, image } => offline_answer(&ctx, payload, image),
     }
+}
+
+fn offline_answer(ctx: &Ctx, payload: Option<String>, image: Option<PathBuf>) -> Result<()> {
+    let text = match (payload, image) {
+        (_, Some(path)) => crate::offline::read_png(&path)?,
+        (Some(p), None) => p,
+        (None, None) => {
+            return Err(Error::Usage(
+                "give the challenge text or --image FILE.png".into(),
+            ));
+        }
+    };
+    // Parse before asking for the passphrase: a typo fails at once.
+    latchkey_crypto::challenge::from_text(&text)
+        .map_err(|e| Error::Challenge(format!("not a latchkey offline challenge: {e}")))?;
+    let file = ctx.open()?;
+    let o = crate::offline::open(&file.accounts, &text, now())?;
+    println!(
+        "{}@{}, {}, expires {}",
+        o.user,
+        o.host,
+        o.client_id,
+        crate::offline::hhmm(o.expires_at)
+    );
+    println!("{}", o.code.as_str());
+    Ok(())
 }
 
 struct Ctx {

@@ -54,6 +54,10 @@ pub enum Error {
     #[error("{0}")]
     Crypto(String),
 
+    /// An offline challenge cannot be answered (expired, unknown key, damaged).
+    #[error("{0}")]
+    Challenge(String),
+
     /// Reading the answer from the terminal failed.
     #[error("{0}")]
     Terminal(String),

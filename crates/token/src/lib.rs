@@ -8,6 +8,7 @@
 //! - [`api`]: the server's token-app API over HTTPS.
 //! - [`gateway`]: how push requests reach the app ([`gateway::PushGateway`]; long poll here,
 //!   FCM/APNs would be other implementations).
+//! - [`offline`]: answering an offline login's QR challenge.
 //! - [`watch`]: showing requests and sending signed answers with number matching.
 //! - [`cli`]: the `latchkey-token` command line.
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod error;
 pub mod gateway;
 pub mod link;
+pub mod offline;
 pub mod passphrase;
 pub mod store;
 pub mod watch;

@@ -108,6 +108,68 @@ impl Events {
         Ok(())
     }
 
+    /// Moves the offline login outcomes the offline module wrote (`offline_events`) into the
+    /// spool, keeping their UUIDs, in one transaction: each moves once.
+    pub fn import_offline(&self) -> Result<usize, StateError> {
+        let rows: Vec<(String, i64, String, String, String, String, String)> = {
+            let conn = self.db.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT uuid, time, user_name, client_id, method, outcome, reason \
+                 FROM offline_events ORDER BY time, uuid LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        for (uuid, time, user, client_id, method, outcome, reason) in &rows {
+            let kind = if outcome == "success" {
+                EventKind::AuthSuccess
+            } else {
+                EventKind::AuthFailure
+            };
+            let mut e = new_event(kind);
+            if uuid::Uuid::parse_str(uuid).is_ok() {
+                e.id = uuid.clone();
+            }
+            // Seconds (the offline module's clock); milliseconds pass through.
+            e.time_ms = if *time > 100_000_000_000 {
+                *time
+            } else {
+                time * 1000
+            };
+            e.user = Some(user.clone());
+            e.client_id = Some(client_id.clone());
+            e.method = Some(method.clone());
+            e.online = Some(false);
+            if !reason.is_empty() {
+                e.reason = Some(clip(reason));
+            }
+            events.push(e);
+        }
+        let n = events.len();
+        self.record_with(&events, |c| {
+            let mut stmt = c.prepare_cached("DELETE FROM offline_events WHERE uuid = ?1")?;
+            for r in &rows {
+                stmt.execute([&r.0])?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
     /// Records an authentication result (and an `unlock` event for a successful unlock).
     /// A spool failure is logged, never turned into a login decision.
     pub fn auth(&self, a: &AuthRecord) {
@@ -141,5 +203,35 @@ impl Events {
         if let Err(err) = self.record_with(&events, |_| Ok(())) {
             tracing::error!(error = %err, user = %a.user, "authentication event NOT spooled");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_outcomes_move_into_the_spool_once_with_their_ids() {
+        let db = Arc::new(StateDb::in_memory().unwrap());
+        let ev = Events::open(db.clone(), 1000).unwrap();
+        let id = "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11";
+        db.conn()
+            .execute(
+                "INSERT INTO offline_events (uuid, time, user_name, client_id, method, outcome, reason) \
+                 VALUES (?1, 1700000000, 'ann', 'login', 'app_qr', 'failure', 'wrong code')",
+                [id],
+            )
+            .unwrap();
+        assert_eq!(ev.import_offline().unwrap(), 1);
+        assert_eq!(ev.import_offline().unwrap(), 0);
+        let spooled = ev.spool().batch(ev.db(), 10).unwrap();
+        assert_eq!(spooled.len(), 1);
+        let e = &spooled[0];
+        assert_eq!(e.id, id);
+        assert_eq!(e.kind, EventKind::AuthFailure);
+        assert_eq!(e.online, Some(false));
+        assert_eq!(e.time_ms, 1_700_000_000_000);
+        assert_eq!(e.method.as_deref(), Some("app_qr"));
+        assert_eq!(e.reason.as_deref(), Some("wrong code"));
     }
 }

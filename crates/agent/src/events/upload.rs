@@ -34,6 +34,9 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
+        if let Err(e) = events.import_offline() {
+            tracing::error!(error = %e, "cannot move offline login events into the spool");
+        }
         let batch = match events.spool().batch(events.db(), limit) {
             Ok(b) => b,
             Err(e) => {

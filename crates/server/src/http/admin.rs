@@ -138,6 +138,9 @@ pub async fn user_update(
         // Re-enabling also clears a lockout: the admin has looked at the account.
         st.store.user_reset_failures(&name).await?;
     }
+    if req.enabled == Some(false) {
+        st.offline_revoke(&name, "user disabled").await?;
+    }
     let detail = serde_json::to_string(&req).unwrap_or_default();
     st.audit(
         &Actor::Admin,
@@ -164,6 +167,7 @@ pub async fn user_remove(
     if !st.store.user_delete(&name).await? {
         return Err(no_user(&name));
     }
+    st.offline_revoke(&name, "user removed").await?;
     st.audit(
         &Actor::Admin,
         "user.remove",
@@ -385,6 +389,9 @@ pub async fn token_remove(
             ),
         },
     };
+    if what == "token app" {
+        st.offline_revoke(&user, "token app revoked").await?;
+    }
     st.audit(
         &Actor::Admin,
         "token.remove",

@@ -270,10 +270,13 @@ pub async fn push_wait(
     MachineCaller(m): MachineCaller,
     Path(tx): Path<String>,
     Query(q): Query<WaitQuery>,
-) -> Result<Json<LoginStepResult>, ApiErr> {
+) -> Result<Json<latchkey_proto::offline::WithOffline<LoginStepResult>>, ApiErr> {
     if tx.len() > 64 {
         return Err(ApiErr::bad_request("transaction id is too long"));
     }
     let wait = Duration::from_secs(q.wait.unwrap_or(25));
-    Ok(Json(st.push_wait(&m.id, &tx, wait).await?))
+    let res = st.push_wait(&m.id, &tx, wait).await?;
+    Ok(Json(
+        super::machine::step_with_offline(&st, &m.id, &tx, res).await?,
+    ))
 }

@@ -135,7 +135,7 @@ pub async fn login_fido2(
     MachineCaller(m): MachineCaller,
     Path(tx): Path<String>,
     Json(req): Json<LoginFido2>,
-) -> Result<Json<LoginStepResult>, ApiErr> {
+) -> Result<Json<latchkey_proto::offline::WithOffline<LoginStepResult>>, ApiErr> {
     super::machine::rate_limit(&st, &m.id)?;
     if tx.len() > 64 {
         return Err(ApiErr::bad_request("transaction id is too long"));
@@ -152,5 +152,7 @@ pub async fn login_fido2(
         LoginStepResult::Deny { .. } => Outcome::Fido2Deny,
         _ => Outcome::Fido2Retry,
     });
-    Ok(Json(res))
+    Ok(Json(
+        super::machine::step_with_offline(&st, &m.id, &tx, res).await?,
+    ))
 }

@@ -4,6 +4,7 @@ use super::error::ApiErr;
 use super::extract::{ConnInfo, Json, MachineCaller};
 use crate::engine::new_id;
 use crate::metrics::Outcome;
+use crate::offline::AttachOn;
 use crate::state::{Actor, Shared, now};
 use crate::store::NewMachine;
 use axum::Extension;
@@ -16,6 +17,7 @@ use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
+use latchkey_proto::offline::WithOffline;
 use std::time::Instant;
 
 fn normalize_fingerprint(fp: &str) -> Result<String, ApiErr> {
@@ -131,7 +133,7 @@ pub async fn login_start(
     State(st): State<Shared>,
     MachineCaller(m): MachineCaller,
     Json(req): Json<LoginStart>,
-) -> Result<Json<LoginStartResult>, ApiErr> {
+) -> Result<Json<WithOffline<LoginStartResult>>, ApiErr> {
     rate_limit(&st, &m.id)?;
     let t0 = Instant::now();
     let res = st.login_start(&m.id, &req).await?;
@@ -141,7 +143,15 @@ pub async fn login_start(
         LoginStartResult::Deny { .. } => Outcome::StartDeny,
     });
     st.metrics.start_latency(t0.elapsed());
-    Ok(Json(res))
+    let on = match res {
+        LoginStartResult::Deny { .. } => AttachOn::Refusal,
+        _ => AttachOn::Other,
+    };
+    let offline = st.offline_attachment(&m.id, &req.user, on).await;
+    Ok(Json(WithOffline {
+        inner: res,
+        offline,
+    }))
 }
 
 pub async fn login_otp(
@@ -149,7 +159,7 @@ pub async fn login_otp(
     MachineCaller(m): MachineCaller,
     Path(tx): Path<String>,
     Json(req): Json<LoginOtp>,
-) -> Result<Json<LoginStepResult>, ApiErr> {
+) -> Result<Json<WithOffline<LoginStepResult>>, ApiErr> {
     rate_limit(&st, &m.id)?;
     if tx.len() > 64 || req.code.len() > 64 {
         return Err(ApiErr::bad_request("transaction id or code is too long"));
@@ -164,15 +174,46 @@ pub async fn login_otp(
         LoginStepResult::Pending { .. } => Outcome::OtpRetry,
     });
     st.metrics.otp_latency(t0.elapsed());
-    Ok(Json(res))
+    Ok(Json(step_with_offline(&st, &m.id, &tx, res).await?))
 }
 
 pub async fn account_check(
     State(st): State<Shared>,
     MachineCaller(m): MachineCaller,
     Json(req): Json<AccountCheck>,
-) -> Result<Json<AccountStatus>, ApiErr> {
+) -> Result<Json<WithOffline<AccountStatus>>, ApiErr> {
     rate_limit(&st, &m.id)?;
     let (allowed, message) = st.account_check(&m.id, &req.user, &req.client_id).await?;
-    Ok(Json(AccountStatus { allowed, message }))
+    let on = if allowed {
+        AttachOn::Other
+    } else {
+        AttachOn::Refusal
+    };
+    let offline = st.offline_attachment(&m.id, &req.user, on).await;
+    Ok(Json(WithOffline {
+        inner: AccountStatus { allowed, message },
+        offline,
+    }))
+}
+
+/// A second-factor answer with its offline attachment: a bundle after a success (for the
+/// transaction's user), nothing otherwise (the login start already carried the forget list).
+pub(super) async fn step_with_offline(
+    st: &Shared,
+    machine_id: &str,
+    tx: &str,
+    res: LoginStepResult,
+) -> Result<WithOffline<LoginStepResult>, ApiErr> {
+    let mut offline = Default::default();
+    if matches!(res, LoginStepResult::Success { .. })
+        && let Some(t) = st.store.tx_get(tx).await?
+    {
+        offline = st
+            .offline_attachment(machine_id, &t.user_name, AttachOn::MfaSuccess)
+            .await;
+    }
+    Ok(WithOffline {
+        inner: res,
+        offline,
+    })
 }

@@ -7,6 +7,7 @@ mod events;
 pub mod extract;
 mod fido2;
 mod machine;
+mod offline;
 mod smartcard;
 
 use crate::state::Shared;
@@ -81,6 +82,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/admin/machines", get(admin::machine_list))
         .route("/v1/admin/machines/{id}", delete(admin::machine_remove))
+        .route(
+            "/v1/admin/machines/{id}/forget-offline",
+            post(offline::forget),
+        )
         .route("/v1/admin/join-tokens", post(admin::join_token_create))
         .route("/v1/admin/audit", get(admin::audit))
         .route(

@@ -48,7 +48,7 @@ pub async fn login(
     MachineCaller(m): MachineCaller,
     Path(tx): Path<String>,
     Json(req): Json<LoginSmartcard>,
-) -> Result<Json<LoginStepResult>, ApiErr> {
+) -> Result<Json<latchkey_proto::offline::WithOffline<LoginStepResult>>, ApiErr> {
     rate_limit(&st, &m.id)?;
     // An RSA-8192 signature is 1 KiB; base64 of 2 KiB leaves room.
     if tx.len() > 64 || req.fingerprint.len() > 80 || req.signature.len() > 2800 {
@@ -62,7 +62,9 @@ pub async fn login(
         LoginStepResult::Retry { .. } => Outcome::SmartcardRetry,
         _ => Outcome::SmartcardDeny,
     });
-    Ok(Json(res))
+    Ok(Json(
+        super::machine::step_with_offline(&st, &m.id, &tx, res).await?,
+    ))
 }
 
 /// `POST /v1/smartcards/enroll`: a joined machine registers a card's certificate for a user

@@ -11,6 +11,7 @@ mod audit;
 mod events;
 mod fido2;
 mod machines;
+mod offline;
 mod policies;
 mod schema;
 mod smartcards;

@@ -179,7 +179,26 @@ CREATE TABLE fido2_login_challenges (
 );
 CREATE INDEX fido2_login_challenges_expires ON fido2_login_challenges(expires_at)
 "#,
-    // 5: agent events and the sessions derived from them
+    // 5: offline bundles handed out, and bundles agents must wipe (see store/offline.rs)
+    r#"
+CREATE TABLE offline_issued (
+    machine_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    bundle_id TEXT NOT NULL,
+    issued_at BIGINT NOT NULL,
+    not_after BIGINT NOT NULL,
+    PRIMARY KEY (machine_id, user_name)
+);
+CREATE INDEX offline_issued_user ON offline_issued(user_name);
+CREATE TABLE offline_forget (
+    machine_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (machine_id, user_name)
+)
+"#,
+    // 6: agent events and the sessions derived from them
     r#"
 CREATE TABLE events (
     seq @AUTOID@,

@@ -1,0 +1,252 @@
+//! Offline login: the signed bundles the servers hand out, kept in the state database, and
+//! the token-app QR challenge used when no server answers. See docs/offline.md.
+//!
+//! Nothing here is secret: a bundle holds public keys only, and a challenge's code is drawn
+//! at random per login and kept in memory for that one conversation.
+
+mod challenge;
+mod db;
+mod qr;
+#[cfg(test)]
+mod tests;
+
+pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Verdict};
+pub use db::{OfflineEvent, StoredBundle};
+
+use crate::config::{AgentConfig, parse_duration};
+use crate::state::StateDb;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use latchkey_proto::offline::{Bundle, OfflineAttachment, SignedBundle};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The agent's clock. Production reads the system clock; the offset exists so end-to-end
+/// tests (which run the agent in-process) can move an agent's time. Only Rust code holding
+/// the `Arc` can change it: no configuration, variable or socket request reaches it.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> i64 {
+        let sys = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        sys.saturating_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Moves this agent's clock by `secs` from the system clock (tests).
+    pub fn set_offset(&self, secs: i64) {
+        self.offset.store(secs, Ordering::Relaxed);
+    }
+}
+
+/// Why a bundle from a server was not stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BundleError {
+    #[error("bundle signature is not valid for the pinned server key")]
+    Signature,
+    #[error("bundle is malformed: {0}")]
+    Malformed(String),
+    #[error("bundle is for user {0:?}")]
+    OtherUser(String),
+    #[error("bundle is for machine {0:?}")]
+    OtherMachine(String),
+    #[error("bundle expired")]
+    Expired,
+}
+
+pub struct Offline {
+    pub(crate) db: Arc<StateDb>,
+    pub(crate) machine_id: String,
+    server_key: Vec<u8>,
+    pub(crate) host: String,
+    pub(crate) clock: Arc<Clock>,
+    pub(crate) digits: u8,
+    pub(crate) ttl_secs: i64,
+    pub(crate) skew_secs: i64,
+}
+
+impl Offline {
+    pub fn new(cfg: &AgentConfig, db: Arc<StateDb>, clock: Arc<Clock>) -> Result<Offline, String> {
+        let server_key = B64
+            .decode(cfg.server_signing_key.trim())
+            .ok()
+            .filter(|k| k.len() == 32)
+            .ok_or("server_signing_key in agent.toml is not a base64 Ed25519 public key")?;
+        // The challenge carries the short host name (at most 64 bytes).
+        let full = crate::sys::hostname();
+        let mut host: String = full.split('.').next().unwrap_or("host").to_string();
+        while host.len() > 64 {
+            host.pop();
+        }
+        Ok(Offline {
+            db,
+            machine_id: cfg.machine_id.clone(),
+            server_key,
+            host,
+            clock,
+            digits: cfg.offline.code_digits,
+            ttl_secs: parse_duration("offline.challenge_ttl", &cfg.offline.challenge_ttl)?.as_secs()
+                as i64,
+            skew_secs: parse_duration("offline.clock_skew", &cfg.offline.clock_skew)?.as_secs()
+                as i64,
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// Checks a signed bundle: the pinned server key signed exactly these bytes, and they
+    /// describe a bundle for `user` on this machine. Expiry is checked by the caller (a
+    /// stored bundle past `not_after` still says when it expired).
+    pub fn verify(&self, signed: &SignedBundle, user: &str) -> Result<Bundle, BundleError> {
+        let payload = B64
+            .decode(signed.payload.as_bytes())
+            .map_err(|_| BundleError::Malformed("payload is not base64".into()))?;
+        let sig = B64
+            .decode(signed.signature.as_bytes())
+            .map_err(|_| BundleError::Malformed("signature is not base64".into()))?;
+        if !latchkey_crypto::bundle::verify(&self.server_key, &payload, &sig) {
+            return Err(BundleError::Signature);
+        }
+        let b = Bundle::decode(&payload).map_err(|e| BundleError::Malformed(e.0))?;
+        if b.user != user {
+            return Err(BundleError::OtherUser(b.user));
+        }
+        if b.machine_id != self.machine_id {
+            return Err(BundleError::OtherMachine(b.machine_id));
+        }
+        Ok(b)
+    }
+
+    /// Verifies and stores a bundle a server sent for `user`, replacing the previous one.
+    pub fn store(&self, signed: &SignedBundle, user: &str) -> Result<Bundle, BundleError> {
+        let b = self.verify(signed, user)?;
+        let now = self.now();
+        if b.not_after <= now {
+            return Err(BundleError::Expired);
+        }
+        // An online contact is a good moment to advance the clock guard.
+        if let Err(e) = self.db.observe_time(now) {
+            tracing::error!(error = %e, "clock guard not updated");
+        }
+        self.db
+            .bundle_put(user, &signed.payload, &signed.signature, b.not_after, now)
+            .map_err(|e| BundleError::Malformed(format!("not stored: {e}")))?;
+        Ok(b)
+    }
+
+    /// Applies what rode along a server answer about `user`: wipes first, then stores.
+    pub fn absorb(&self, user: &str, att: &OfflineAttachment) {
+        for u in &att.offline_forget {
+            match self.db.bundle_delete(u) {
+                Ok(true) => {
+                    tracing::info!(user = %u, "offline bundle wiped at the server's request")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(user = %u, error = %e, "offline bundle could not be wiped")
+                }
+            }
+        }
+        if let Some(signed) = &att.offline_bundle {
+            match self.store(signed, user) {
+                Ok(b) => tracing::info!(
+                    user,
+                    bundle = %b.id,
+                    not_after = b.not_after,
+                    client_ids = %b.client_ids.join(","),
+                    "offline bundle stored"
+                ),
+                Err(e) => tracing::error!(user, error = %e, "offline bundle refused"),
+            }
+        }
+    }
+
+    pub(crate) fn record(&self, user: &str, client_id: &str, outcome: &str, reason: &str) {
+        let Some(e) = self.event(user, client_id, outcome, reason) else {
+            return;
+        };
+        if let Err(err) = self.db.offline_event_add(&e) {
+            tracing::error!(error = %err, "offline event not recorded");
+        }
+    }
+
+    /// An event row (None, logged, when the OS has no randomness for its id).
+    pub(crate) fn event(
+        &self,
+        user: &str,
+        client_id: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Option<OfflineEvent> {
+        let uuid = match latchkey_crypto::random_bytes(16) {
+            Ok(b) => uuid_v4(&b),
+            Err(e) => {
+                tracing::error!(error = %e, "no randomness for an offline event id");
+                return None;
+            }
+        };
+        Some(OfflineEvent {
+            uuid,
+            time: self.now(),
+            user: user.to_string(),
+            client_id: client_id.to_string(),
+            method: "app_qr".into(),
+            outcome: outcome.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+}
+
+/// RFC 9562 version 4 UUID text from 16 random bytes.
+fn uuid_v4(b: &[u8]) -> String {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16.min(b.len())]);
+    a[6] = (a[6] & 0x0f) | 0x40;
+    a[8] = (a[8] & 0x3f) | 0x80;
+    let h = data_encoding::HEXLOWER.encode(&a);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time, for messages.
+pub fn utc_date(unix: i64) -> String {
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = unix.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn dates_and_uuids() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(1_796_342_400), "2026-12-04");
+        assert_eq!(utc_date(951_782_400), "2000-02-29");
+        let u = uuid_v4(&[0xff; 16]);
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+    }
+}
