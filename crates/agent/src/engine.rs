@@ -140,11 +140,11 @@ impl Login {
         let Some(offline) = up.offline() else {
             return self.finish(fail(UNREACHABLE));
         };
+        // From here the offline module decides and records the outcome itself (its
+        // offline_events, which the uploader moves into the event spool).
+        self.online = false;
         match offline.begin(&self.user, &self.client_id) {
             Ok(challenge) => {
-                // From here the offline module decides and records the outcome itself
-                // (offline_events, imported into the event spool by the uploader).
-                self.online = false;
                 let step = Step::Qr {
                     payload: challenge.payload.clone(),
                     text: challenge.text.clone(),

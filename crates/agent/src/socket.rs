@@ -171,7 +171,9 @@ struct Origin {
 fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
     let (user, client_id, method, online) = l.facts();
     if !online {
-        // The offline module records offline outcomes (see events::Events::import_offline).
+        // The offline module recorded the outcome (offline_events): have the uploader move it
+        // into the spool now (events::Events::import_offline).
+        agent.events.nudge();
         return;
     }
     let reason = match step {

@@ -91,6 +91,11 @@ impl Events {
         self.wake.notified().await
     }
 
+    /// Wakes the uploader (e.g. the offline module wrote outcomes to import).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
     /// Spools one event; durable when this returns Ok.
     pub fn record(&self, e: Event) -> Result<(), StateError> {
         self.record_with(&[e], |_| Ok(()))
