@@ -68,6 +68,18 @@ pub struct AgentConfig {
     /// How long a security key has to answer, touch included, e.g. "30s".
     #[serde(default = "default_fido2_timeout")]
     pub fido2_timeout: String,
+    /// Circuit breaker: how long a failed server is skipped at first (doubling per further
+    /// failure up to `breaker_max`). Defaults 30s and 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_max: Option<String>,
+    /// `[events]`: spool, uploader and `[events.journal]` rules.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub events: crate::events::config::EventsConfig,
+    /// `[session_lock]`: the lock watcher and its command.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub session_lock: crate::events::config::LockConfig,
 }
 
 fn default_fido2_timeout() -> String {
@@ -116,6 +128,10 @@ impl OfflineConfig {
         }
         Ok(())
     }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn default_selection() -> String {
@@ -177,6 +193,13 @@ impl AgentConfig {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err("client_cert and client_key go together".into());
         }
+        if let Some(v) = &self.breaker_base {
+            parse_duration("breaker_base", v)?;
+        }
+        if let Some(v) = &self.breaker_max {
+            parse_duration("breaker_max", v)?;
+        }
+        crate::events::config::validate(&self.events, &self.session_lock)?;
         self.offline.validate()
     }
 

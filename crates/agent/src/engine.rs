@@ -60,6 +60,10 @@ pub struct Login {
     fido2: Option<latchkey_proto::fido2::Fido2Request>,
     fido2_settings: crate::fido2::Settings,
     smartcard_module: Option<std::path::PathBuf>,
+    /// The method that was tried last, for the authentication event.
+    method: Option<Method>,
+    /// False once the offline path decides (events record which side decided).
+    online: bool,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -77,6 +81,8 @@ impl Login {
             fido2: None,
             fido2_settings: Default::default(),
             smartcard_module: None,
+            method: None,
+            online: true,
         }
     }
 
@@ -90,6 +96,11 @@ impl Login {
     pub fn with_smartcard_module(mut self, module: Option<std::path::PathBuf>) -> Login {
         self.smartcard_module = module;
         self
+    }
+
+    /// What the authentication event records: (user, client_id, method, online).
+    pub fn facts(&self) -> (&str, &str, Option<Method>, bool) {
+        (&self.user, &self.client_id, self.method, self.online)
     }
 
     pub fn is_done(&self) -> bool {
@@ -129,6 +140,9 @@ impl Login {
         let Some(offline) = up.offline() else {
             return self.finish(fail(UNREACHABLE));
         };
+        // From here the offline module decides and records the outcome itself (its
+        // offline_events, which the uploader moves into the event spool).
+        self.online = false;
         match offline.begin(&self.user, &self.client_id) {
             Ok(challenge) => {
                 let step = Step::Qr {
@@ -273,6 +287,7 @@ impl Login {
                 text: "No code typed.".into(),
             };
         }
+        self.method = Some(Method::Otp);
         match up.login_otp(&tx, &self.user, text).await {
             Outcome::Answer(LoginStepResult::Success { message }) => {
                 self.finish(Step::Success { message })
@@ -291,6 +306,7 @@ impl Login {
     }
 
     async fn send_push(&mut self, up: &Upstream, tx: String) -> Step {
+        self.method = Some(Method::Push);
         match up.push_start(&tx, &self.user).await {
             Outcome::Answer(PushStartResult::Started(p)) => {
                 // A little past the push's own expiry: the server answers "expired" itself.

@@ -226,6 +226,10 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         fido2_devices: Vec::new(),
         fido2_timeout: crate::fido2::DEFAULT_TIMEOUT.into(),
         smartcard_module: None,
+        breaker_base: None,
+        breaker_max: None,
+        events: Default::default(),
+        session_lock: Default::default(),
     };
     cfg.validate()?;
     let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod fido2;
 pub mod join;
 pub mod offline;
@@ -31,6 +32,9 @@ pub struct Agent {
     pub upstream: Upstream,
     pub sessions: sessions::Sessions,
     pub state: Arc<state::StateDb>,
+    /// The event spool: every event goes here first.
+    pub events: Arc<events::Events>,
+    pub timings: events::config::Timings,
     pub clock: Arc<offline::Clock>,
 }
 
@@ -40,11 +44,18 @@ impl Agent {
         let clock = Arc::new(offline::Clock::default());
         let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
         let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
+        let timings = events::config::validate(&config.events, &config.session_lock)?;
+        let events = Arc::new(
+            events::Events::open(state.clone(), config.events.spool_max)
+                .map_err(|e| e.to_string())?,
+        );
         Ok(Agent {
             config,
             upstream,
-            sessions: Default::default(),
+            sessions: sessions::Sessions::new(events.clone()),
             state,
+            events,
+            timings,
             clock,
         })
     }
@@ -91,16 +102,19 @@ pub struct RunOptions {
 
 pub struct RunningAgent {
     pub socket: PathBuf,
+    pub agent: Arc<Agent>,
     /// The agent's clock (end-to-end tests move it; nothing else can).
     pub clock: Arc<offline::Clock>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningAgent {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
         #[cfg(unix)]
         let _ = std::fs::remove_file(&self.socket);
     }
@@ -117,20 +131,34 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     let clock = agent.clock.clone();
     let (shutdown, rx) = watch::channel(false);
     #[cfg(unix)]
-    let task = {
+    let serve = {
         let listener = socket::bind(&socket).await?;
-        tokio::spawn(socket::serve(agent, listener, rx))
+        tokio::spawn(socket::serve(agent.clone(), listener, rx.clone()))
     };
     #[cfg(windows)]
-    let task = {
+    let serve = {
         let listener = pipe::bind(&socket.to_string_lossy())?;
-        tokio::spawn(pipe::serve(agent, listener, rx))
+        tokio::spawn(pipe::serve(agent.clone(), listener, rx.clone()))
     };
-    tracing::info!(socket = %socket.display(), "latchkey-agent listening");
+    let mut tasks = vec![
+        serve,
+        tokio::spawn(events::upload::run(agent.clone(), rx.clone())),
+    ];
+    if !agent.config.events.journal.rules.is_empty() {
+        tasks.push(tokio::spawn(events::journal::run(
+            agent.clone(),
+            rx.clone(),
+        )));
+    }
+    if agent.config.session_lock.enabled {
+        tasks.push(tokio::spawn(events::lock::run(agent.clone(), rx)));
+    }
+    tracing::info!(socket = %socket.display(), spooled = agent.events.spool().len(), "latchkey-agent listening");
     Ok(RunningAgent {
         socket,
+        agent,
         clock,
         shutdown,
-        task,
+        tasks,
     })
 }

@@ -1,52 +1,222 @@
-//! Sessions reported by the PAM session hooks. Kept in memory for `status`; the events work
-//! makes them durable and uploads them.
+//! Sessions reported by the PAM session hooks, kept in the state database so a restarted
+//! agent still watches them. Opening and closing a session writes its row and its
+//! logon/logoff event in one transaction.
+//!
+//! Each PAM session gets a local key of its own: `su` or `sudo` inside a desktop session
+//! inherit its `XDG_SESSION_ID`, so the logind id alone cannot tell them apart. The logind id
+//! is kept beside the key; it is what the lock command gets as `{session}`.
 
-use latchkey_proto::agent::{OpenSession, SessionEvent};
-use std::sync::Mutex;
+use crate::events::{Events, new_event};
+use crate::state::StateError;
+use latchkey_proto::agent::OpenSession;
+use latchkey_proto::events::EventKind;
+use rusqlite::{OptionalExtension, params};
+use std::sync::Arc;
 
-#[derive(Default)]
-pub struct Sessions {
-    open: Mutex<Vec<OpenSession>>,
+/// What the PAM module told about a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFacts {
+    pub user: String,
+    pub service: String,
+    pub client_id: String,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    /// systemd-logind session id (`XDG_SESSION_ID`).
+    pub logind_id: Option<String>,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// A session the agent watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSession {
+    pub key: String,
+    pub user: String,
+    pub service: String,
+    pub client_id: String,
+    pub logind_id: Option<String>,
+    pub opened_at: i64,
+    /// Lock triggers already acted on.
+    pub locks: Vec<String>,
+}
+
+impl LocalSession {
+    /// What `{session}` means in the lock command.
+    pub fn lock_target(&self) -> &str {
+        self.logind_id.as_deref().unwrap_or(&self.key)
+    }
+}
+
+pub struct Sessions {
+    events: Arc<Events>,
+}
+
+fn event_for(kind: EventKind, key: &str, f: &SessionFacts) -> latchkey_proto::events::Event {
+    let mut e = new_event(kind);
+    e.user = Some(f.user.clone());
+    e.service = Some(f.service.clone());
+    e.client_id = Some(f.client_id.clone());
+    e.tty = f.tty.clone();
+    e.rhost = f.rhost.clone();
+    e.session_id = Some(key.to_string());
+    if let Some(id) = &f.logind_id {
+        e.fields.insert("logind_session".into(), id.clone());
+    }
+    e
 }
 
 impl Sessions {
-    pub fn record(&self, event: SessionEvent, user: &str, service: &str, session_id: Option<&str>) {
-        let Ok(mut open) = self.open.lock() else {
-            return;
-        };
-        match event {
-            SessionEvent::Open => {
-                if open.len() >= 10_000 {
-                    open.remove(0);
-                }
-                open.push(OpenSession {
-                    user: user.to_string(),
-                    service: service.to_string(),
-                    session_id: session_id.map(str::to_string),
-                    opened_at: now(),
-                });
-            }
-            SessionEvent::Close => {
-                // Close the newest matching session (same id if known, else same user+service).
-                if let Some(i) = open.iter().rposition(|s| {
-                    s.user == user
-                        && s.service == service
-                        && (session_id.is_none() || s.session_id.as_deref() == session_id)
-                }) {
-                    open.remove(i);
-                }
+    pub fn new(events: Arc<Events>) -> Sessions {
+        Sessions { events }
+    }
+
+    /// Records an opened session; returns its local key.
+    pub fn open(&self, f: &SessionFacts) -> Result<String, StateError> {
+        let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let e = event_for(EventKind::Logon, &key, f);
+        let opened_at = e.time_ms.div_euclid(1000);
+        self.events.record_with(&[e], |c| {
+            c.execute(
+                "INSERT INTO local_sessions (key, user, service, client_id, logind_id, opened_at, locks) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')",
+                params![key, f.user, f.service, f.client_id, f.logind_id, opened_at],
+            )?;
+            Ok(())
+        })?;
+        Ok(key)
+    }
+
+    /// Records a closed session: the newest open one of this user and service (with the same
+    /// logind id when one is given).
+    pub fn close(&self, f: &SessionFacts) -> Result<(), StateError> {
+        let key: Option<String> = self
+            .events
+            .db()
+            .conn()
+            .query_row(
+                "SELECT key FROM local_sessions WHERE user = ?1 AND service = ?2 \
+                 AND (?3 IS NULL OR logind_id = ?3) ORDER BY opened_at DESC, rowid DESC LIMIT 1",
+                params![f.user, f.service, f.logind_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let key = key.unwrap_or_default();
+        let mut e = event_for(EventKind::Logoff, &key, f);
+        if key.is_empty() {
+            e.session_id = None;
+            e.reason = Some("no matching open session".into());
+        }
+        self.events.record_with(&[e], |c| {
+            c.execute("DELETE FROM local_sessions WHERE key = ?1", [&key])?;
+            Ok(())
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<LocalSession>, StateError> {
+        let conn = self.events.db().conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, user, service, client_id, logind_id, opened_at, locks FROM local_sessions ORDER BY opened_at, rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let locks: String = r.get(6)?;
+            Ok(LocalSession {
+                key: r.get(0)?,
+                user: r.get(1)?,
+                service: r.get(2)?,
+                client_id: r.get(3)?,
+                logind_id: r.get(4)?,
+                opened_at: r.get(5)?,
+                locks: locks
+                    .split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// For `latchkey-agent status`.
+    pub fn open_sessions(&self) -> Vec<OpenSession> {
+        match self.list() {
+            Ok(l) => l
+                .into_iter()
+                .map(|s| OpenSession {
+                    user: s.user,
+                    service: s.service,
+                    session_id: s.logind_id,
+                    opened_at: s.opened_at,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sessions");
+                Vec::new()
             }
         }
     }
 
-    pub fn open(&self) -> Vec<OpenSession> {
-        self.open.lock().map(|o| o.clone()).unwrap_or_default()
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+}
+
+/// Marks a lock trigger done for a session (inside the lock event's transaction).
+pub fn mark_locked(c: &rusqlite::Connection, key: &str, trigger: &str) -> Result<(), StateError> {
+    c.execute(
+        "UPDATE local_sessions SET locks = locks || ?2 || char(10) WHERE key = ?1",
+        params![key, trigger],
+    )?;
+    Ok(())
+}
+
+/// Forgets that sessions were locked for `trigger` (a server answered again: a later outage
+/// is a new trigger).
+pub fn forget_trigger(events: &Events, trigger: &str) -> Result<(), StateError> {
+    events.db().conn().execute(
+        "UPDATE local_sessions SET locks = replace(locks, ?1 || char(10), '') WHERE instr(locks, ?1) > 0",
+        [trigger],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::StateDb;
+
+    fn facts(user: &str, service: &str, logind: Option<&str>) -> SessionFacts {
+        SessionFacts {
+            user: user.into(),
+            service: service.into(),
+            client_id: "login".into(),
+            logind_id: logind.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn su_inside_a_session_keeps_the_outer_session() {
+        let db = Arc::new(StateDb::in_memory().unwrap());
+        let ev = Arc::new(Events::open(db, 1000).unwrap());
+        let s = Sessions::new(ev.clone());
+        let outer = s.open(&facts("alice", "login", Some("4"))).unwrap();
+        s.open(&facts("alice", "su", Some("4"))).unwrap();
+        s.close(&facts("alice", "su", Some("4"))).unwrap();
+        let left = s.list().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].key, outer);
+        assert_eq!(left[0].lock_target(), "4");
+        // logon, logon, logoff: each spooled with the session's key.
+        let spooled = ev.spool().batch(ev.db(), 10).unwrap();
+        let kinds: Vec<EventKind> = spooled.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::Logon, EventKind::Logon, EventKind::Logoff]
+        );
+        assert_eq!(spooled[1].session_id, spooled[2].session_id);
+        let c = ev.db().conn();
+        mark_locked(&c, &outer, "expired").unwrap();
+        mark_locked(&c, &outer, "unreachable").unwrap();
+        drop(c);
+        forget_trigger(&ev, "unreachable").unwrap();
+        assert_eq!(s.list().unwrap()[0].locks, vec!["expired".to_string()]);
     }
 }

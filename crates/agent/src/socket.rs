@@ -6,7 +6,7 @@
 use crate::Agent;
 use crate::engine::Login;
 use latchkey_proto::agent::{
-    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
+    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, Step, frame_len,
 };
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
@@ -144,6 +144,7 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     caller: Caller,
 ) {
     let mut login: Option<Login> = None;
+    let mut origin = Origin::default();
     loop {
         let req = match read_frame(&mut stream).await {
             Ok(Some(r)) => r,
@@ -154,13 +155,64 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
+        if let AgentRequest::Begin {
+            service,
+            rhost,
+            tty,
+            ..
+        } = &req
+        {
+            origin = Origin {
+                service: Some(service.clone()),
+                rhost: rhost.clone(),
+                tty: tty.clone(),
+            };
+        }
         let reply = handle(&agent, &caller, &mut login, req).await;
+        if let (AgentReply::Step(step), Some(l)) = (&reply, &login)
+            && step.is_final()
+        {
+            record_auth(&agent, l, &origin, step);
+        }
         let last = matches!(&reply, AgentReply::Error { .. })
             || matches!(&reply, AgentReply::Step(s) if s.is_final());
         if write_reply(&mut stream, &reply).await.is_err() || last {
             return;
         }
     }
+}
+
+/// Where a login came from (its `Begin`), for its authentication event.
+#[derive(Default)]
+struct Origin {
+    service: Option<String>,
+    rhost: Option<String>,
+    tty: Option<String>,
+}
+
+fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
+    let (user, client_id, method, online) = l.facts();
+    if !online {
+        // The offline module recorded the outcome (offline_events): have the uploader move it
+        // into the spool now (events::Events::import_offline).
+        agent.events.nudge();
+        return;
+    }
+    let reason = match step {
+        Step::Failure { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    agent.events.auth(&crate::events::AuthRecord {
+        user: user.to_string(),
+        client_id: client_id.to_string(),
+        service: o.service.clone(),
+        rhost: o.rhost.clone(),
+        tty: o.tty.clone(),
+        success: matches!(step, Step::Success { .. }),
+        online,
+        method: Some(method.map_or("none", |m| m.as_str()).to_string()),
+        reason,
+    });
 }
 
 async fn handle(
@@ -248,16 +300,33 @@ async fn handle(
                 %user, %service, tty = tty.as_deref().unwrap_or("-"), rhost = rhost.as_deref().unwrap_or("-"),
                 session = session_id.as_deref().unwrap_or("-"), "{what}"
             );
-            agent
-                .sessions
-                .record(event, &user, &service, session_id.as_deref());
-            AgentReply::Ack
+            let facts = crate::sessions::SessionFacts {
+                client_id: agent.config.client_id_for(&service),
+                user,
+                service,
+                tty,
+                rhost,
+                logind_id: session_id,
+            };
+            let r = match event {
+                SessionEvent::Open => agent.sessions.open(&facts).map(|_| ()),
+                SessionEvent::Close => agent.sessions.close(&facts),
+            };
+            match r {
+                Ok(()) => AgentReply::Ack,
+                Err(e) => {
+                    tracing::error!(error = %e, "session event NOT spooled");
+                    AgentReply::Error {
+                        message: "the agent could not record the session".into(),
+                    }
+                }
+            }
         }
         AgentRequest::Status => AgentReply::Status(AgentStatus {
             machine_id: agent.config.machine_id.clone(),
             selection: agent.config.selection.clone(),
             servers: agent.upstream.status(),
-            open_sessions: agent.sessions.open(),
+            open_sessions: agent.sessions.open_sessions(),
         }),
     }
 }

@@ -36,6 +36,15 @@ const MIGRATIONS: &[&str] = &[
         outcome TEXT NOT NULL,
         reason TEXT NOT NULL
      );",
+    // 3: the event spool, the sessions it watches, the journal cursor, the session policy
+    // learnt from the server (events/).
+    "CREATE TABLE event_spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, \
+        low INTEGER NOT NULL, body TEXT NOT NULL);
+     CREATE INDEX event_spool_low ON event_spool(low, seq);
+     CREATE TABLE local_sessions (key TEXT PRIMARY KEY, user TEXT NOT NULL, service TEXT NOT NULL, \
+        client_id TEXT NOT NULL, logind_id TEXT, opened_at INTEGER NOT NULL, locks TEXT NOT NULL);
+     CREATE TABLE journal_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), cursor TEXT NOT NULL);
+     CREATE TABLE session_policy (client_id TEXT PRIMARY KEY, unreachable_after INTEGER NOT NULL);",
 ];
 
 #[derive(Debug, thiserror::Error)]

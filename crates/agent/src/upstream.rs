@@ -70,8 +70,15 @@ impl Upstream {
             .selection
             .parse()
             .map_err(|e| format!("selection: {e}"))?;
-        let servers = ServerList::new(&cfg.servers, selection, BreakerConfig::default(), cc)
-            .map_err(|e| e.to_string())?;
+        let mut breaker = BreakerConfig::default();
+        if let Some(v) = &cfg.breaker_base {
+            breaker.base = parse_duration("breaker_base", v)?;
+        }
+        if let Some(v) = &cfg.breaker_max {
+            breaker.max = parse_duration("breaker_max", v)?;
+        }
+        let servers =
+            ServerList::new(&cfg.servers, selection, breaker, cc).map_err(|e| e.to_string())?;
         Ok(Upstream {
             servers,
             push_poll_secs,
@@ -223,6 +230,24 @@ impl Upstream {
             user,
         )
         .await
+    }
+
+    /// Uploads a batch of events (`key` only picks the server under `consistent`).
+    pub async fn upload_events(
+        &self,
+        batch: &latchkey_proto::events::EventBatch,
+        key: &str,
+    ) -> Outcome<latchkey_proto::events::EventsAccepted> {
+        self.call("/v1/events", batch, key).await
+    }
+
+    /// Asks whether local sessions must be locked.
+    pub async fn session_state(
+        &self,
+        req: &latchkey_proto::events::SessionStateRequest,
+        key: &str,
+    ) -> Outcome<latchkey_proto::events::SessionStateResponse> {
+        self.call("/v1/sessions/state", req, key).await
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {

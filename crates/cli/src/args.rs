@@ -82,6 +82,43 @@ pub enum Command {
     Machine(MachineCmd),
     /// Show the audit log (admin changes, logins, verifications).
     Audit(AuditArgs),
+    /// Show events uploaded by agents (logons, logoffs, authentications, journal, locks).
+    Events(EventsArgs),
+    /// List open sessions (from the agents' logon/logoff events) with expiry and badge.
+    Sessions(SessionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events of this machine (id or hostname).
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Only events of this type (logon, logoff, unlock, auth_success, auth_failure, journal,
+    /// session_lock, spool_dropped).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// Only events since a time: a duration ago (30m, 1h, 2d) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_since, value_name = "WHEN")]
+    pub since: Option<Since>,
+    /// At most this many (the newest).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Keep printing new events as they arrive (Ctrl-C ends).
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: exit after this many events were printed.
+    #[arg(long, value_name = "N", requires = "follow")]
+    pub count: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Only sessions of this user.
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -44,6 +44,10 @@ pub async fn execute(cli: &Cli, data_dir: &Path, out: &mut (dyn Write + Send)) -
         Command::Policy(cmd) => ctx.policy(cmd).await,
         Command::Machine(cmd) => ctx.machine(cmd).await,
         Command::Audit(args) => ctx.audit(args).await,
+        Command::Events(args) => crate::events::events(&ctx.client, ctx.json, ctx.out, args).await,
+        Command::Sessions(args) => {
+            crate::events::sessions(&ctx.client, ctx.json, ctx.out, args).await
+        }
     }
 }
 

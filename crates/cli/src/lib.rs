@@ -7,6 +7,7 @@ pub mod args;
 mod commands;
 mod conn;
 mod error;
+mod events;
 mod output;
 pub mod qr;
 mod smartcard;

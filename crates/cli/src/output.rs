@@ -251,7 +251,31 @@ pub fn policy(p: &Policy) -> String {
             ),
         ],
         " = ",
+    ) + &key_values(
+        &[
+            ("session.max_hours", hours(p.session.max_secs)),
+            (
+                "session.lock_on_badge_out",
+                p.session.lock_on_badge_out.to_string(),
+            ),
+            (
+                "session.lock_when_unreachable_after",
+                p.session.lock_when_unreachable_after.to_string(),
+            ),
+        ],
+        " = ",
     )
+}
+
+/// Seconds as hours for `session.max_hours` (`0`, `8`, `0.5`).
+fn hours(secs: u64) -> String {
+    if secs.is_multiple_of(3600) {
+        (secs / 3600).to_string()
+    } else {
+        format!("{:.4}", secs as f64 / 3600.0)
+            .trim_end_matches('0')
+            .to_string()
+    }
 }
 
 pub fn machines(machines: &[Machine]) -> String {
@@ -392,6 +416,7 @@ mod tests {
                 max_failures: 5,
             },
             fido2: Default::default(),
+            session: Default::default(),
         };
         let shown = policy(&p);
         assert!(

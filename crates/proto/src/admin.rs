@@ -149,6 +149,21 @@ pub struct Policy {
     pub offline: OfflinePolicy,
     #[serde(default)]
     pub fido2: crate::fido2::Fido2Policy,
+    /// Session rules (events issue): absent in answers of older servers.
+    #[serde(default)]
+    pub session: SessionPolicy,
+}
+
+/// Session rules of a client policy, applied to sessions opened through that context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SessionPolicy {
+    /// Longest session in seconds (`session.max_hours`); 0: no limit.
+    pub max_secs: u64,
+    /// Lock the session when the user badges out.
+    pub lock_on_badge_out: bool,
+    /// Lock when no server answered for this many seconds
+    /// (`session.lock_when_unreachable_after`); 0: never.
+    pub lock_when_unreachable_after: u64,
 }
 
 /// `PATCH /v1/admin/policies/{client_id}`: `key=value` settings, parsed and validated by the

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod common;
+pub mod events;
 pub mod fido2;
 pub mod login;
 pub mod machine;

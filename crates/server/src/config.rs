@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub fido2_rp_id: String,
     /// PEM certificate of the CA that must have issued every smartcard certificate.
     pub smartcard_ca: Option<PathBuf>,
+    /// Days agent events (and closed sessions) are kept after they arrive; 0 keeps them forever.
+    pub event_retention_days: u32,
 }
 
 impl ServerConfig {
@@ -64,6 +66,7 @@ impl ServerConfig {
             issuer: "latchkey".to_string(),
             fido2_rp_id: DEFAULT_RP_ID.to_string(),
             smartcard_ca: None,
+            event_retention_days: 90,
         }
     }
 
@@ -124,6 +127,9 @@ pub struct Args {
     /// PEM CA certificate: smartcard certificates must be issued by it [default: none].
     #[arg(long, env = "LATCHKEY_SMARTCARD_CA")]
     pub smartcard_ca: Option<PathBuf>,
+    /// Days agent events are kept after they arrive; 0 keeps them forever [default: 90].
+    #[arg(long, env = "LATCHKEY_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u32>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -144,6 +150,7 @@ pub struct FileConfig {
     pub fido2_rp_id: Option<String>,
     pub log_format: Option<String>,
     pub smartcard_ca: Option<PathBuf>,
+    pub event_retention_days: Option<u32>,
 }
 
 impl FileConfig {
@@ -218,6 +225,12 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
         cfg.fido2_rp_id = v;
     }
     cfg.smartcard_ca = args.smartcard_ca.or(file.smartcard_ca);
+    if let Some(v) = args.event_retention_days.or(file.event_retention_days) {
+        if v > 36_500 {
+            return Err("event_retention_days must be at most 36500".into());
+        }
+        cfg.event_retention_days = v;
+    }
     let log_format = args
         .log_format
         .or(file.log_format)

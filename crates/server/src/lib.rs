@@ -8,12 +8,14 @@ pub mod bootstrap;
 mod cache;
 pub mod config;
 pub mod engine;
+mod events;
 mod http;
 mod metrics;
 pub mod offline;
 pub mod policy;
 mod push;
 mod ratelimit;
+mod sessions;
 mod state;
 pub mod store;
 mod tls;
@@ -135,6 +137,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         machine_cache: cache::TtlCache::new(std::time::Duration::from_secs(5)),
         touched: Default::default(),
         smartcard_ca,
+        events_hub: Default::default(),
     });
     let (shutdown, rx) = watch::channel(false);
     let serve = tokio::spawn(http::serve(
@@ -143,7 +146,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         http::router(state.clone()),
         rx.clone(),
     ));
-    let purge_task = tokio::spawn(purge_loop(store, rx));
+    let retention = i64::from(state.cfg.event_retention_days) * 86_400;
+    let purge_task = tokio::spawn(purge_loop(store, retention, rx));
     tracing::info!(addr = %info.addr, scheme, "latchkeyd listening");
     Ok(RunningServer {
         info,
@@ -156,7 +160,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
 }
 
 /// Checkpoints the WAL every second and deletes expired login transactions every minute.
-async fn purge_loop(store: store::Store, mut shutdown: watch::Receiver<bool>) {
+async fn purge_loop(store: store::Store, retention: i64, mut shutdown: watch::Receiver<bool>) {
     let mut tick = 0u64;
     loop {
         tokio::select! {
@@ -171,6 +175,13 @@ async fn purge_loop(store: store::Store, mut shutdown: watch::Receiver<bool>) {
             && let Err(e) = store.tx_purge(state::now(), 3600).await
         {
             tracing::warn!(error = %e, "could not purge expired login transactions");
+        }
+        if tick % 60 == 1 && retention > 0 {
+            match store.events_purge(state::now() - retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "events past their retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "could not purge old events"),
+            }
         }
     }
 }

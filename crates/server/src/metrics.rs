@@ -86,6 +86,11 @@ pub struct Metrics {
     http_client_errors: AtomicU64,
     http_server_errors: AtomicU64,
     rate_limited: AtomicU64,
+    /// Uploaded events: well formed, stored new, refused (`new` ≤ `received`; the rest were
+    /// re-sent duplicates).
+    events_received: AtomicU64,
+    events_new: AtomicU64,
+    events_rejected: AtomicU64,
 }
 
 impl Metrics {
@@ -113,6 +118,12 @@ impl Metrics {
 
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Relaxed);
+    }
+
+    pub fn events(&self, received: u64, new: u64, rejected: u64) {
+        self.events_received.fetch_add(received, Relaxed);
+        self.events_new.fetch_add(new, Relaxed);
+        self.events_rejected.fetch_add(rejected, Relaxed);
     }
 
     pub fn render(&self, users: i64) -> String {
@@ -158,6 +169,17 @@ impl Metrics {
             "latchkey_rate_limited_total {}",
             self.rate_limited.load(Relaxed)
         );
+        out.push_str("# HELP latchkey_events_total Events uploaded by agents, by outcome (duplicate: re-sent, already stored).\n");
+        out.push_str("# TYPE latchkey_events_total counter\n");
+        let received = self.events_received.load(Relaxed);
+        let new = self.events_new.load(Relaxed);
+        for (result, n) in [
+            ("stored", new),
+            ("duplicate", received.saturating_sub(new)),
+            ("rejected", self.events_rejected.load(Relaxed)),
+        ] {
+            let _ = writeln!(out, "latchkey_events_total{{result=\"{result}\"}} {n}");
+        }
         out.push_str("# HELP latchkey_users Users in the store.\n# TYPE latchkey_users gauge\n");
         let _ = writeln!(out, "latchkey_users {users}");
         out

@@ -51,6 +51,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "fido2.user_verification",
         "required|preferred|discouraged: PIN/biometrics on security keys",
     ),
+    (
+        "session.max_hours",
+        "longest session: hours (8, 0.5) or a duration (90m); 0 for no limit",
+    ),
+    (
+        "session.lock_on_badge_out",
+        "true|false: lock sessions when the user badges out",
+    ),
+    (
+        "session.lock_when_unreachable_after",
+        "lock when no server answered this long (e.g. 30m); 0 for never",
+    ),
 ];
 
 pub fn defaults(client_id: &str) -> Policy {
@@ -74,6 +86,11 @@ pub fn defaults(client_id: &str) -> Policy {
             max_failures: 5,
         },
         fido2: Default::default(),
+        session: latchkey_proto::admin::SessionPolicy {
+            max_secs: 0,
+            lock_on_badge_out: true,
+            lock_when_unreachable_after: 0,
+        },
     }
 }
 
@@ -156,6 +173,11 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,
             "offline.max_failures" => p.offline.max_failures = parse_u32(value, 1, 100)?,
             "fido2.user_verification" => p.fido2.user_verification = value.parse()?,
+            "session.max_hours" => p.session.max_secs = crate::sessions::parse_hours(value)?,
+            "session.lock_on_badge_out" => p.session.lock_on_badge_out = parse_bool(value)?,
+            "session.lock_when_unreachable_after" => {
+                p.session.lock_when_unreachable_after = parse_secs(value, 0, 30 * 86_400)?
+            }
             _ => {
                 let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(format!("unknown setting (known: {})", known.join(", ")));

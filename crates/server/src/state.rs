@@ -30,6 +30,8 @@ pub struct State {
     pub touched: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// `smartcard_ca`: the CA every smartcard certificate must be issued by, when set.
     pub smartcard_ca: Option<latchkey_crypto::x509::Certificate>,
+    /// Wakes admins following the event stream.
+    pub events_hub: crate::events::EventHub,
 }
 
 pub type Shared = Arc<State>;

@@ -33,6 +33,16 @@ pub struct AgentSetup {
     pub fido2_timeout: Option<String>,
     /// `smartcard_module` written into agent.toml after the join.
     pub smartcard_module: Option<PathBuf>,
+    /// TOML appended to agent.toml after the join (e.g. `[events]`, `[session_lock]`
+    /// sections, `breaker_base = …`: top-level keys must come before any table).
+    pub config_append: String,
+}
+
+/// A joined agent that is not running yet (run it in-process or as a separate process).
+pub struct PreparedAgent {
+    pub config_dir: PathBuf,
+    pub socket: PathBuf,
+    pub dir: TempDir,
 }
 
 impl TestAgent {
@@ -45,6 +55,38 @@ impl TestAgent {
         server: &TestServer,
         tweak: impl FnOnce(&mut AgentSetup),
     ) -> Result<TestAgent> {
+        let p = Self::prepare(server, tweak).await?;
+        Self::run_prepared(p).await
+    }
+
+    /// Starts an agent over a prepared (joined) configuration.
+    pub async fn run_prepared(p: PreparedAgent) -> Result<TestAgent> {
+        let running = latchkey_agent::start(RunOptions {
+            config_dir: p.config_dir.clone(),
+            socket: None,
+        })
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("agent start")?;
+        Ok(TestAgent {
+            running: Some(running),
+            config_dir: p.config_dir,
+            socket: p.socket,
+            state_dir: p.dir.path().join("state"),
+            _dir: p.dir,
+        })
+    }
+
+    /// The running agent's library object (spool, sessions, state).
+    pub fn agent(&self) -> Option<&std::sync::Arc<latchkey_agent::Agent>> {
+        self.running.as_ref().map(|r| &r.agent)
+    }
+
+    /// Joins an agent without starting it.
+    pub async fn prepare(
+        server: &TestServer,
+        tweak: impl FnOnce(&mut AgentSetup),
+    ) -> Result<PreparedAgent> {
         let dir = tempfile::tempdir()?;
         let mut setup = AgentSetup {
             servers: vec![server.url()],
@@ -57,6 +99,7 @@ impl TestAgent {
             fido2_devices: Vec::new(),
             fido2_timeout: None,
             smartcard_module: None,
+            config_append: String::new(),
         };
         tweak(&mut setup);
         let config_dir = dir.path().join("etc");
@@ -100,19 +143,17 @@ impl TestAgent {
             let path = config_dir.join(latchkey_agent::config::CONFIG_FILE);
             std::fs::write(path, toml::to_string(&cfg)?)?;
         }
-        let running = latchkey_agent::start(RunOptions {
-            config_dir: config_dir.clone(),
-            socket: None,
-        })
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("agent start")?;
-        Ok(TestAgent {
-            running: Some(running),
+        if !setup.config_append.is_empty() {
+            let path = config_dir.join(latchkey_agent::config::CONFIG_FILE);
+            let mut text = std::fs::read_to_string(&path)?;
+            text.push('\n');
+            text.push_str(&setup.config_append);
+            std::fs::write(&path, text)?;
+        }
+        Ok(PreparedAgent {
             config_dir,
             socket,
-            state_dir: dir.path().join("state"),
-            _dir: dir,
+            dir,
         })
     }
 

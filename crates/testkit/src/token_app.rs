@@ -76,6 +76,20 @@ impl SoftApp {
         self.client.post("/v1/apps/respond", r).await
     }
 
+    /// Badges in or out now, signed as `latchkey-token badge` does.
+    pub async fn badge(&self, state: BadgeState) -> Result<PushVerdict> {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let sig = self.key.sign(&badge_signing_bytes(&self.id, state, time));
+        let b = Badge {
+            state,
+            time,
+            signature: B64.encode(sig.to_bytes()),
+        };
+        Ok(self.client.post("/v1/apps/badge", &b).await?)
+    }
+
     pub async fn approve(
         &self,
         req: &PushRequest,

@@ -3,6 +3,7 @@
 mod admin;
 mod app;
 pub mod error;
+mod events;
 pub mod extract;
 mod fido2;
 mod machine;
@@ -87,6 +88,14 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/admin/join-tokens", post(admin::join_token_create))
         .route("/v1/admin/audit", get(admin::audit))
+        .route(
+            "/v1/events",
+            // Batches are larger than other requests: up to MAX_BATCH events.
+            post(events::upload).layer(DefaultBodyLimit::max(max_body.max(4 << 20))),
+        )
+        .route("/v1/sessions/state", post(events::session_state))
+        .route("/v1/admin/events", get(events::list))
+        .route("/v1/admin/sessions", get(events::sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -8,6 +8,7 @@
 
 mod apps;
 mod audit;
+mod events;
 mod fido2;
 mod machines;
 mod offline;
@@ -20,6 +21,7 @@ mod users;
 
 pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
+pub use events::{EventFilter, SessionRow};
 pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;

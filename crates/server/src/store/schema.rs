@@ -198,6 +198,40 @@ CREATE TABLE offline_forget (
     PRIMARY KEY (machine_id, user_name)
 )
 "#,
+    // 6: agent events and the sessions derived from them
+    r#"
+CREATE TABLE events (
+    seq @AUTOID@,
+    id TEXT NOT NULL UNIQUE,
+    machine_id TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    time_ms BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    user_name TEXT,
+    session_id TEXT,
+    client_id TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_time ON events(time_ms);
+CREATE INDEX events_user_time ON events(user_name, time_ms);
+CREATE INDEX events_machine_time ON events(machine_id, time_ms);
+CREATE INDEX events_received ON events(received_at);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    service TEXT,
+    client_id TEXT,
+    rhost TEXT,
+    opened_at BIGINT NOT NULL,
+    closed_at BIGINT,
+    locked_at BIGINT
+);
+CREATE INDEX sessions_machine ON sessions(machine_id, session_id);
+CREATE INDEX sessions_open_user ON sessions(closed_at, user_name)
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

@@ -1,0 +1,232 @@
+//! `agent.toml` sections of the events work: `[events]` (spool and uploader),
+//! `[events.journal]` (journal rules) and `[session_lock]`.
+
+use crate::config::parse_duration;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events per upload (at most 1000, the server's limit).
+    pub upload_batch: usize,
+    /// First wait after a failed upload; doubles per failure up to `retry_max`.
+    pub retry_min: String,
+    pub retry_max: String,
+    /// Most events kept in the spool; past it the oldest journal entries go first, then the
+    /// oldest of the rest, and the drop is itself recorded.
+    pub spool_max: usize,
+    pub journal: JournalConfig,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            upload_batch: 500,
+            retry_min: "1s".into(),
+            retry_max: "5m".into(),
+            spool_max: 100_000,
+            journal: JournalConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// The follower, run without a shell. An argument holding `{cursor}` gets the saved
+    /// cursor (and is left out when there is none yet); without such an argument,
+    /// `--after-cursor=CURSOR` is appended when a cursor is saved.
+    pub command: Vec<String>,
+    /// Wait before starting the follower again after it ended.
+    pub restart_delay: String,
+    pub rules: Vec<JournalRule>,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            command: [
+                "journalctl",
+                "--follow",
+                "--output=json",
+                "--lines=0",
+                "--after-cursor={cursor}",
+            ]
+            .map(String::from)
+            .to_vec(),
+            restart_delay: "5s".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One rule: an entry matches when every condition holds. Conditions: `FIELD=value`,
+/// `FIELD!=value`, `FIELD<=N`, `FIELD>=N`, `FIELD<N`, `FIELD>N` (numbers), `FIELD~REGEX`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JournalRule {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matches: Vec<String>,
+}
+
+/// A command line: a TOML array (each element one argument) or a string split on
+/// whitespace with `'…'`/`"…"` quoting. Never passed to a shell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum CommandLine {
+    Args(Vec<String>),
+    Line(String),
+}
+
+impl CommandLine {
+    pub fn args(&self) -> Result<Vec<String>, String> {
+        let args = match self {
+            CommandLine::Args(a) => a.clone(),
+            CommandLine::Line(l) => split_words(l)?,
+        };
+        if args.first().is_none_or(|p| p.is_empty()) {
+            return Err("the command is empty".into());
+        }
+        Ok(args)
+    }
+}
+
+/// Splits like a shell would for plain words and quotes, with no expansion of any kind.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => cur.push(c),
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            None => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("unbalanced quote in {line:?}"));
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockConfig {
+    /// Watch local sessions and lock them on the server's word or when unreachable.
+    pub enabled: bool,
+    /// `{user}` and `{session}` are replaced inside each argument.
+    pub command: CommandLine,
+    /// How often the sessions' state is asked.
+    pub poll_interval: String,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig {
+            enabled: true,
+            command: CommandLine::Args(
+                ["loginctl", "lock-session", "{session}"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            poll_interval: "15s".into(),
+        }
+    }
+}
+
+/// Parsed durations and limits, checked once at start.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub journal_restart: Duration,
+    pub lock_poll: Duration,
+}
+
+pub fn validate(ev: &EventsConfig, lock: &LockConfig) -> Result<Timings, String> {
+    if ev.upload_batch == 0 || ev.upload_batch > latchkey_proto::events::MAX_BATCH {
+        return Err(format!(
+            "events.upload_batch must be 1..={}",
+            latchkey_proto::events::MAX_BATCH
+        ));
+    }
+    if ev.spool_max < 100 {
+        return Err("events.spool_max must be at least 100".into());
+    }
+    let t = Timings {
+        retry_min: parse_duration("events.retry_min", &ev.retry_min)?,
+        retry_max: parse_duration("events.retry_max", &ev.retry_max)?,
+        journal_restart: parse_duration("events.journal.restart_delay", &ev.journal.restart_delay)?,
+        lock_poll: parse_duration("session_lock.poll_interval", &lock.poll_interval)?,
+    };
+    if t.retry_min.is_zero() || t.retry_min > t.retry_max {
+        return Err("events.retry_min must be above 0 and at most events.retry_max".into());
+    }
+    if t.lock_poll < Duration::from_millis(50) {
+        return Err("session_lock.poll_interval must be at least 50ms".into());
+    }
+    if ev.journal.command.is_empty() {
+        return Err("events.journal.command is empty".into());
+    }
+    for r in &ev.journal.rules {
+        super::journal::Rule::parse(r)
+            .map_err(|e| format!("events.journal.rules {:?}: {e}", r.name))?;
+    }
+    lock.command
+        .args()
+        .map_err(|e| format!("session_lock.command: {e}"))?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_with_quotes_and_nothing_else() {
+        assert_eq!(
+            split_words(r#"lock  --who "{user} x" '$HOME' a"b"c"#).unwrap(),
+            vec!["lock", "--who", "{user} x", "$HOME", "abc"]
+        );
+        assert!(split_words("a 'b").is_err());
+        assert!(CommandLine::Line("  ".into()).args().is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        validate(&EventsConfig::default(), &LockConfig::default()).unwrap();
+        let ev = EventsConfig {
+            upload_batch: 0,
+            ..Default::default()
+        };
+        assert!(
+            validate(&ev, &LockConfig::default())
+                .unwrap_err()
+                .contains("upload_batch")
+        );
+        let lock = LockConfig {
+            poll_interval: "soon".into(),
+            ..Default::default()
+        };
+        assert!(validate(&EventsConfig::default(), &lock).is_err());
+    }
+}

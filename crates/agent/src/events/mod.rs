@@ -1,0 +1,242 @@
+//! Events of this machine: logons, logoffs, unlocks, authentication results, journal
+//! entries matched by rules, session locks. Each gets a UUID when it is created and goes
+//! into the durable spool before anything else happens with it; the uploader sends the
+//! spool to the servers, which keep each UUID once.
+//!
+//! Other parts of the agent record through [`Events`]: the socket (PAM session hooks), the
+//! login engine's outcome ([`AuthRecord`], also for offline logins), the journal follower and
+//! the session-lock watcher.
+
+pub mod config;
+pub mod journal;
+pub mod lock;
+pub mod spool;
+pub mod upload;
+
+use crate::state::{StateDb, StateError};
+use latchkey_proto::events::{Event, EventKind, MAX_TEXT};
+use rusqlite::Connection;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new event with a fresh UUID and the current time. Version 7 (RFC 9562): time-ordered
+/// with 74 random bits, so the server's unique index on it grows at its end instead of
+/// touching a random page per event.
+pub fn new_event(kind: EventKind) -> Event {
+    Event::new(uuid::Uuid::now_v7().to_string(), now_ms(), kind)
+}
+
+/// Cuts text to what the server accepts, on a character boundary.
+pub fn clip(s: &str) -> String {
+    if s.len() <= MAX_TEXT {
+        return s.to_string();
+    }
+    let mut end = MAX_TEXT - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The outcome of one authentication, as the login engine (online or offline) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRecord {
+    pub user: String,
+    pub client_id: String,
+    pub service: Option<String>,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub success: bool,
+    /// False when the offline path decided.
+    pub online: bool,
+    /// `otp`, `push`, `fido2`, `smartcard`, `offline_qr` … when known.
+    pub method: Option<String>,
+    /// Why it failed (the text shown to the person).
+    pub reason: Option<String>,
+}
+
+pub struct Events {
+    db: Arc<StateDb>,
+    spool: spool::Spool,
+    /// Rung when something was spooled, so the uploader need not poll.
+    wake: Notify,
+}
+
+impl Events {
+    pub fn open(db: Arc<StateDb>, spool_max: usize) -> Result<Events, StateError> {
+        let spool = spool::Spool::open(&db, spool_max)?;
+        Ok(Events {
+            db,
+            spool,
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn db(&self) -> &StateDb {
+        &self.db
+    }
+
+    pub fn spool(&self) -> &spool::Spool {
+        &self.spool
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
+
+    /// Wakes the uploader (e.g. the offline module wrote outcomes to import).
+    pub fn nudge(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Spools one event; durable when this returns Ok.
+    pub fn record(&self, e: Event) -> Result<(), StateError> {
+        self.record_with(&[e], |_| Ok(()))
+    }
+
+    /// Spools events and, in the same transaction, whatever `also` writes (a journal cursor,
+    /// a session row): both are on disk, or neither.
+    pub fn record_with(
+        &self,
+        events: &[Event],
+        also: impl FnOnce(&Connection) -> Result<(), StateError>,
+    ) -> Result<(), StateError> {
+        self.spool.push_with(&self.db, events, also)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Moves the offline login outcomes the offline module wrote (`offline_events`) into the
+    /// spool, keeping their UUIDs, in one transaction: each moves once.
+    pub fn import_offline(&self) -> Result<usize, StateError> {
+        let rows: Vec<(String, i64, String, String, String, String, String)> = {
+            let conn = self.db.conn();
+            let mut stmt = conn.prepare_cached(
+                "SELECT uuid, time, user_name, client_id, method, outcome, reason \
+                 FROM offline_events ORDER BY time, uuid LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        for (uuid, time, user, client_id, method, outcome, reason) in &rows {
+            let kind = if outcome == "success" {
+                EventKind::AuthSuccess
+            } else {
+                EventKind::AuthFailure
+            };
+            let mut e = new_event(kind);
+            if uuid::Uuid::parse_str(uuid).is_ok() {
+                e.id = uuid.clone();
+            }
+            // Seconds (the offline module's clock); milliseconds pass through.
+            e.time_ms = if *time > 100_000_000_000 {
+                *time
+            } else {
+                time * 1000
+            };
+            e.user = Some(user.clone());
+            e.client_id = Some(client_id.clone());
+            e.method = Some(method.clone());
+            e.online = Some(false);
+            if !reason.is_empty() {
+                e.reason = Some(clip(reason));
+            }
+            events.push(e);
+        }
+        let n = events.len();
+        self.record_with(&events, |c| {
+            let mut stmt = c.prepare_cached("DELETE FROM offline_events WHERE uuid = ?1")?;
+            for r in &rows {
+                stmt.execute([&r.0])?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Records an authentication result (and an `unlock` event for a successful unlock).
+    /// A spool failure is logged, never turned into a login decision.
+    pub fn auth(&self, a: &AuthRecord) {
+        let kind = if a.success {
+            EventKind::AuthSuccess
+        } else {
+            EventKind::AuthFailure
+        };
+        let mut e = new_event(kind);
+        e.user = Some(a.user.clone());
+        e.client_id = Some(a.client_id.clone());
+        e.service = a.service.clone();
+        e.rhost = a.rhost.clone();
+        e.tty = a.tty.clone();
+        e.online = Some(a.online);
+        e.method = a.method.clone();
+        e.reason = a.reason.as_deref().map(clip);
+        let mut events = vec![e.clone()];
+        if a.success && a.client_id == "unlock" {
+            let mut u = new_event(EventKind::Unlock);
+            u.time_ms = e.time_ms;
+            u.user = e.user.clone();
+            u.client_id = e.client_id.clone();
+            u.service = e.service.clone();
+            u.rhost = e.rhost.clone();
+            u.tty = e.tty.clone();
+            u.online = e.online;
+            u.method = e.method.clone();
+            events.push(u);
+        }
+        if let Err(err) = self.record_with(&events, |_| Ok(())) {
+            tracing::error!(error = %err, user = %a.user, "authentication event NOT spooled");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_outcomes_move_into_the_spool_once_with_their_ids() {
+        let db = Arc::new(StateDb::in_memory().unwrap());
+        let ev = Events::open(db.clone(), 1000).unwrap();
+        let id = "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11";
+        db.conn()
+            .execute(
+                "INSERT INTO offline_events (uuid, time, user_name, client_id, method, outcome, reason) \
+                 VALUES (?1, 1700000000, 'ann', 'login', 'app_qr', 'failure', 'wrong code')",
+                [id],
+            )
+            .unwrap();
+        assert_eq!(ev.import_offline().unwrap(), 1);
+        assert_eq!(ev.import_offline().unwrap(), 0);
+        let spooled = ev.spool().batch(ev.db(), 10).unwrap();
+        assert_eq!(spooled.len(), 1);
+        let e = &spooled[0];
+        assert_eq!(e.id, id);
+        assert_eq!(e.kind, EventKind::AuthFailure);
+        assert_eq!(e.online, Some(false));
+        assert_eq!(e.time_ms, 1_700_000_000_000);
+        assert_eq!(e.method.as_deref(), Some("app_qr"));
+        assert_eq!(e.reason.as_deref(), Some("wrong code"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Agent events: checking and storing uploaded batches, and waking admins who follow the
+//! stream. Separate from the audit log: the audit log is what this server decided; events
+//! are what agents saw on their machines.
+
+use crate::state::{State, now};
+use crate::store::{EventFilter, Result};
+use latchkey_proto::events::{Event, EventPage, EventsAccepted, MAX_TEXT, RejectedEvent};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Most fields an event may carry in `fields`.
+const MAX_FIELDS: usize = 64;
+
+/// Tells followers (`GET /v1/admin/events?after=…&wait=…`) that new events were stored.
+pub struct EventHub {
+    latest: watch::Sender<u64>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        EventHub {
+            latest: watch::channel(0).0,
+        }
+    }
+}
+
+impl EventHub {
+    fn bump(&self) {
+        self.latest.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+}
+
+fn text_ok(v: &Option<String>) -> bool {
+    v.as_ref().is_none_or(|s| s.len() <= MAX_TEXT)
+}
+
+/// Why an event can never be stored, or None when it is well formed.
+pub fn check(e: &Event) -> Option<String> {
+    if uuid::Uuid::parse_str(&e.id).is_err() || e.id.len() != 36 {
+        return Some("id is not a UUID".into());
+    }
+    if e.time_ms <= 0 {
+        return Some("time_ms must be positive".into());
+    }
+    let short = [
+        &e.user,
+        &e.session_id,
+        &e.rhost,
+        &e.tty,
+        &e.service,
+        &e.client_id,
+        &e.method,
+    ];
+    if short
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|s| s.len() > 256))
+    {
+        return Some("a name field is longer than 256 bytes".into());
+    }
+    if !text_ok(&e.reason) || !text_ok(&e.message) {
+        return Some(format!("reason or message is longer than {MAX_TEXT} bytes"));
+    }
+    if e.fields.len() > MAX_FIELDS
+        || e.fields
+            .iter()
+            .any(|(k, v)| k.len() > 128 || v.len() > MAX_TEXT)
+    {
+        return Some("too many or too long fields".into());
+    }
+    None
+}
+
+impl State {
+    /// Stores one machine's batch; every well-formed id is acknowledged (new or not).
+    pub async fn events_ingest(
+        &self,
+        machine_id: &str,
+        hostname: &str,
+        events: Vec<Event>,
+    ) -> Result<EventsAccepted> {
+        let mut good = Vec::with_capacity(events.len());
+        let mut rejected = Vec::new();
+        for e in events {
+            match check(&e) {
+                None => good.push(e),
+                Some(reason) => {
+                    tracing::warn!(machine = machine_id, id = %e.id, %reason, "event refused");
+                    rejected.push(RejectedEvent { id: e.id, reason });
+                }
+            }
+        }
+        // The same id twice in one batch would be one row; acknowledge it once.
+        let mut seen = std::collections::HashSet::new();
+        good.retain(|e| seen.insert(e.id.clone()));
+        let n_new = if good.is_empty() {
+            0
+        } else {
+            self.store
+                .events_insert(machine_id, hostname, &good, now())
+                .await?
+        };
+        self.metrics
+            .events(good.len() as u64, n_new, rejected.len() as u64);
+        if n_new > 0 {
+            self.events_hub.bump();
+        }
+        Ok(EventsAccepted {
+            accepted: good.into_iter().map(|e| e.id).collect(),
+            rejected,
+            inserted: n_new,
+        })
+    }
+
+    /// One page of events; with `after` and `wait`, holds the request until something new
+    /// matches or `wait` passes (long poll).
+    pub async fn events_page(&self, f: &EventFilter, wait: Duration) -> Result<EventPage> {
+        let deadline = Instant::now() + wait;
+        let mut rx = self.events_hub.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let upto = self.store.events_max_seq().await?;
+            let events = self.store.events_query(f, upto).await?;
+            let full = events.len() as i64 >= f.limit;
+            let last_seq = match events.last() {
+                Some(e) if full => e.seq,
+                _ => upto.max(f.after.unwrap_or(0)),
+            };
+            let now = Instant::now();
+            if !events.is_empty() || f.after.is_none() || now >= deadline {
+                return Ok(EventPage { events, last_seq });
+            }
+            // Another instance sharing the database does not ring our hub: look again at
+            // least once a second.
+            let left = (deadline - now).min(Duration::from_secs(1));
+            let _ = tokio::time::timeout(left, rx.changed()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_proto::events::EventKind;
+
+    #[test]
+    fn malformed_events_are_named() {
+        let ok = Event::new(
+            "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11".into(),
+            1,
+            EventKind::Logon,
+        );
+        assert_eq!(check(&ok), None);
+        let mut bad = ok.clone();
+        bad.id = "not-a-uuid".into();
+        assert!(check(&bad).unwrap().contains("UUID"));
+        let mut bad = ok.clone();
+        bad.message = Some("x".repeat(MAX_TEXT + 1));
+        assert!(check(&bad).is_some());
+        let mut bad = ok;
+        bad.time_ms = 0;
+        assert!(check(&bad).is_some());
+    }
+}
