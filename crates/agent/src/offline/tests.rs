@@ -48,6 +48,7 @@ impl Fixture {
             }],
             fido2: vec![],
             smartcards: vec![],
+            methods: Default::default(),
         }
     }
 
