@@ -36,6 +36,15 @@ const MIGRATIONS: &[&str] = &[
         outcome TEXT NOT NULL,
         reason TEXT NOT NULL
      );",
+    // 3: offline FIDO2 (crates/agent/src/offline/hw.rs): the highest signature counter seen
+    // offline per credential. The bundle is signed and immutable; the agent's counter starts
+    // from the bundle's and never goes lower.
+    "CREATE TABLE offline_fido2_counters (
+        user_name TEXT NOT NULL,
+        credential_id TEXT NOT NULL,
+        sign_count INTEGER NOT NULL,
+        PRIMARY KEY (user_name, credential_id)
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]
