@@ -8,6 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_agent::fido2::enroll::{EnrollOptions, EnrollUi, enroll};
+use latchkey_proto::agent::Step;
 use latchkey_proto::fido2::{Fido2RegistrationCreate, Fido2RegistrationCreated};
 use latchkey_proto::offline::Bundle;
 use latchkey_proto::smartcard::SmartcardAdd;
@@ -19,16 +20,18 @@ use latchkey_testkit::softkey::SoftKey;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
-struct Ui;
+struct Ui(Option<&'static str>);
 
 impl EnrollUi for Ui {
     fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
-        Err("no PIN in this test".into())
+        self.0
+            .map(|p| Zeroizing::new(p.to_string()))
+            .ok_or_else(|| "no PIN in this test".to_string())
     }
     fn touch(&mut self) {}
 }
 
-async fn register_key(srv: &TestServer, agent: &TestAgent, user: &str) {
+async fn register_key(srv: &TestServer, agent: &TestAgent, user: &str, pin: Option<&'static str>) {
     let created: Fido2RegistrationCreated = srv
         .admin()
         .unwrap()
@@ -46,7 +49,7 @@ async fn register_key(srv: &TestServer, agent: &TestAgent, user: &str) {
         user: user.into(),
         code: created.code,
     };
-    enroll(&opts, Ui).await.unwrap();
+    enroll(&opts, Ui(pin)).await.unwrap();
 }
 
 /// One PAM login of `user` answering every prompt with `answer`.
@@ -127,7 +130,7 @@ async fn fido2_offline_login_then_a_cloned_counter_is_refused() {
     let agent = TestAgent::start_with(&srv, |s| s.fido2_devices = vec![spec])
         .await
         .unwrap();
-    register_key(&srv, &agent, "dave").await;
+    register_key(&srv, &agent, "dave", None).await;
     let conf =
         PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap();
     let path = conf.path().to_path_buf();
@@ -271,4 +274,50 @@ async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
         "{msgs:?}"
     );
     assert!(texts(&msgs, MsgStyle::PromptEchoOff).is_empty(), "{msgs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fido2_offline_with_uv_required_asks_for_the_key_pin() {
+    let mut srv = TestServer::start().await.unwrap();
+    srv.set_policy("*", &[("fido2.user_verification", "required")])
+        .await
+        .unwrap();
+    srv.add_user("frank", &[]).await.unwrap();
+    let key = SoftKey::start().unwrap();
+    key.state().pin = Some("4321".into());
+    let spec = key.spec();
+    let agent = TestAgent::start_with(&srv, |s| s.fido2_devices = vec![spec])
+        .await
+        .unwrap();
+    register_key(&srv, &agent, "frank", Some("4321")).await;
+    let steps = agent.login("frank", "login", &["4321"]).await.unwrap();
+    assert!(
+        matches!(steps.last(), Some(Step::Success { .. })),
+        "{steps:?}"
+    );
+    let b = decoded(&agent, "frank");
+    assert!(b.fido2[0].uv_required, "{b:?}");
+    srv.stop().await;
+
+    let steps = agent.login("frank", "login", &["4321"]).await.unwrap();
+    assert_eq!(
+        steps[0],
+        Step::Prompt {
+            label: "Offline: security key PIN:".into(),
+            echo: false
+        }
+    );
+    assert!(
+        matches!(steps.last(), Some(Step::Success { .. })),
+        "{steps:?}"
+    );
+
+    // A wrong PIN is the key's refusal (its own retry counter), with the online message.
+    let steps = agent.login("frank", "login", &["0000"]).await.unwrap();
+    assert!(
+        matches!(steps.last(), Some(Step::Failure { reason }) if reason.starts_with("Wrong security key PIN")),
+        "{steps:?}"
+    );
+    let ev = events(&agent);
+    assert_eq!(ev.last().unwrap().1, "failure", "{ev:?}");
 }
