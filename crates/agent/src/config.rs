@@ -5,8 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(not(windows))]
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/latchkey";
+#[cfg(not(windows))]
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/latchkey";
+#[cfg(windows)]
+pub const DEFAULT_CONFIG_DIR: &str = r"C:\ProgramData\latchkey";
+#[cfg(windows)]
+pub const DEFAULT_STATE_DIR: &str = r"C:\ProgramData\latchkey\state";
 pub const CONFIG_FILE: &str = "agent.toml";
 pub const MACHINE_KEY_FILE: &str = "machine.key";
 
@@ -121,7 +127,10 @@ fn default_connect_timeout() -> String {
 fn default_timeout() -> String {
     "10s".into()
 }
-fn default_socket() -> PathBuf {
+pub fn default_socket() -> PathBuf {
+    #[cfg(windows)]
+    return PathBuf::from(latchkey_proto::agent::DEFAULT_PIPE);
+    #[cfg(not(windows))]
     PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET)
 }
 fn default_state_dir() -> PathBuf {

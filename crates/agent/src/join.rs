@@ -8,6 +8,7 @@ use base64::Engine;
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub struct JoinOptions {
     /// State directory (offline data) [default: /var/lib/latchkey].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Agent socket path [default: /run/latchkey/agent.sock].
+    /// Agent socket path [default: /run/latchkey/agent.sock; on Windows \\.\pipe\latchkey-agent].
     #[arg(long)]
     pub socket: Option<PathBuf>,
     /// Name to register instead of the host name.
@@ -89,12 +90,16 @@ fn cert_fingerprint(path: &Path) -> Result<String, String> {
     Ok(latchkey_client::cert_sha256_pin(&der))
 }
 
+/// On Windows the file takes the ACL of its directory (the installer makes
+/// `C:\ProgramData\latchkey` SYSTEM + Administrators only); `mode` is for Unix.
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(contents)
@@ -102,8 +107,35 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Empty optional values count as not given: an installer passes every property, set or
+/// not (`msiexec … PROXY=` ends up as `--proxy ""`).
+fn normalized(o: &JoinOptions) -> JoinOptions {
+    let mut o = o.clone();
+    let none_if_empty = |v: &mut Option<String>| {
+        if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            *v = None;
+        }
+    };
+    none_if_empty(&mut o.pin);
+    none_if_empty(&mut o.proxy);
+    if o.ca_cert.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        o.ca_cert = None;
+    }
+    if o.selection.trim().is_empty() {
+        o.selection = "ordered".into();
+    }
+    if o.connect_timeout.trim().is_empty() {
+        o.connect_timeout = "1.5s".into();
+    }
+    if o.timeout.trim().is_empty() {
+        o.timeout = "10s".into();
+    }
+    o
+}
+
 /// Joins and writes `agent.toml` and the machine key. Returns the configuration written.
 pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
+    let o = &normalized(o);
     let servers: Vec<String> = o
         .servers
         .split(',')
@@ -184,7 +216,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         socket: o
             .socket
             .clone()
-            .unwrap_or_else(|| PathBuf::from(latchkey_proto::agent::DEFAULT_SOCKET)),
+            .unwrap_or_else(crate::config::default_socket),
         state_dir: o
             .state_dir
             .clone()
@@ -229,4 +261,45 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         return Err(e);
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> JoinOptions {
+        JoinOptions {
+            servers: "https://a".into(),
+            join_token: "t".into(),
+            ca_cert: Some(PathBuf::new()),
+            pin: Some(" ".into()),
+            selection: String::new(),
+            connect_timeout: String::new(),
+            timeout: String::new(),
+            proxy: Some(String::new()),
+            client_cert: None,
+            client_key: None,
+            config_dir: PathBuf::new(),
+            state_dir: None,
+            socket: None,
+            hostname: None,
+        }
+    }
+
+    #[test]
+    fn empty_installer_properties_count_as_not_given() {
+        let o = normalized(&options());
+        assert_eq!(o.pin, None);
+        assert_eq!(o.proxy, None);
+        assert_eq!(o.ca_cert, None);
+        assert_eq!(o.selection, "ordered");
+        assert_eq!(o.connect_timeout, "1.5s");
+        assert_eq!(o.timeout, "10s");
+        let mut given = options();
+        given.pin = Some("sha256:ab".into());
+        given.selection = "balanced".into();
+        let o = normalized(&given);
+        assert_eq!(o.pin.as_deref(), Some("sha256:ab"));
+        assert_eq!(o.selection, "balanced");
+    }
 }

@@ -7,6 +7,10 @@ pub mod engine;
 pub mod fido2;
 pub mod join;
 pub mod offline;
+#[cfg(windows)]
+mod pipe;
+#[cfg(windows)]
+pub mod service;
 pub mod sessions;
 pub mod shell;
 pub mod smartcard;
@@ -97,11 +101,12 @@ impl RunningAgent {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        #[cfg(unix)]
         let _ = std::fs::remove_file(&self.socket);
     }
 }
 
-/// Loads the configuration, binds the socket and serves until `stop`.
+/// Loads the configuration, binds the socket (a named pipe on Windows) and serves until `stop`.
 pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     let mut config = AgentConfig::load(&opts.config_dir)?;
     if let Some(s) = opts.socket {
@@ -110,9 +115,17 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
     let socket = config.socket.clone();
     let agent = Arc::new(Agent::new(config, &opts.config_dir)?);
     let clock = agent.clock.clone();
-    let listener = socket::bind(&socket).await?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(socket::serve(agent, listener, rx));
+    #[cfg(unix)]
+    let task = {
+        let listener = socket::bind(&socket).await?;
+        tokio::spawn(socket::serve(agent, listener, rx))
+    };
+    #[cfg(windows)]
+    let task = {
+        let listener = pipe::bind(&socket.to_string_lossy())?;
+        tokio::spawn(pipe::serve(agent, listener, rx))
+    };
     tracing::info!(socket = %socket.display(), "latchkey-agent listening");
     Ok(RunningAgent {
         socket,

@@ -29,6 +29,9 @@ enum Cmd {
         #[arg(long, default_value = "text")]
         log_format: String,
     },
+    /// Run as a Windows service (started by the Service Control Manager).
+    #[cfg(windows)]
+    Service,
     /// Run a login through the running agent in this terminal.
     Login {
         user: String,
@@ -125,6 +128,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(windows)]
+        Cmd::Service => {
+            latchkey_agent::service::dispatch(cli.config_dir.clone())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Login {
             user,
             client_id,
@@ -194,6 +202,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+#[cfg(windows)]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (

@@ -6,22 +6,41 @@ use latchkey_proto::agent::{
     AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, Step, blocking,
 };
 use std::io::{BufRead, Write};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-fn connect(socket: &Path) -> Result<UnixStream, String> {
-    let s = UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the agent at {}: {e} (is latchkey-agent running?)",
-            socket.display()
-        )
-    })?;
+#[cfg(unix)]
+type Conn = UnixStream;
+/// The client end of the agent's named pipe opens like a file.
+#[cfg(windows)]
+type Conn = std::fs::File;
+
+fn unreachable(socket: &Path, e: std::io::Error) -> String {
+    format!(
+        "cannot reach the agent at {}: {e} (is latchkey-agent running?)",
+        socket.display()
+    )
+}
+
+#[cfg(unix)]
+fn connect(socket: &Path) -> Result<Conn, String> {
+    let s = UnixStream::connect(socket).map_err(|e| unreachable(socket, e))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(600)));
     Ok(s)
 }
 
-fn exchange(s: &mut UnixStream, req: &AgentRequest) -> Result<AgentReply, String> {
+#[cfg(windows)]
+fn connect(socket: &Path) -> Result<Conn, String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(socket)
+        .map_err(|e| unreachable(socket, e))
+}
+
+fn exchange(s: &mut Conn, req: &AgentRequest) -> Result<AgentReply, String> {
     blocking::write(s, req).map_err(|e| format!("agent connection: {e}"))?;
     blocking::read(s).map_err(|e| format!("agent connection: {e}"))
 }

@@ -1,26 +1,33 @@
 //! The agent's Unix socket: who is calling (SO_PEERCRED), and the per-connection
 //! conversation. Root may act for any user; any other caller (a screen locker runs PAM as
-//! the user) only for itself.
+//! the user) only for itself. On Windows the same conversation runs over a named pipe
+//! (`pipe.rs`); only the transport and the caller check differ.
 
 use crate::Agent;
 use crate::engine::Login;
 use latchkey_proto::agent::{
     AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
 };
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
+#[cfg(unix)]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+#[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
+#[cfg(unix)]
 use tokio::sync::watch;
 
 /// How long a shell may take between two messages (a person is typing a code).
 const IDLE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
+    /// root on Unix; SYSTEM or an administrator on Windows.
     Root,
+    #[cfg_attr(windows, allow(dead_code))]
     User(String),
 }
 
@@ -36,6 +43,7 @@ impl Caller {
 /// Binds the socket: parent directory 0755, socket 0666 (any local user may connect; what
 /// they may do is checked per request). A stale socket file is replaced; a live one (another
 /// agent answering) is an error.
+#[cfg(unix)]
 pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -56,6 +64,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
+#[cfg(unix)]
 pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
@@ -65,7 +74,7 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watc
         match accepted {
             Ok((stream, _)) => {
                 let agent = agent.clone();
-                tokio::spawn(async move { connection(agent, stream).await });
+                tokio::spawn(async move { unix_connection(agent, stream).await });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept on the agent socket failed");
@@ -75,7 +84,7 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watc
     }
 }
 
-async fn read_frame(stream: &mut UnixStream) -> Result<Option<AgentRequest>, String> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<AgentRequest>, String> {
     let mut header = [0u8; 4];
     match tokio::time::timeout(IDLE, stream.read_exact(&mut header)).await {
         Err(_) => return Err("idle too long".into()),
@@ -95,12 +104,16 @@ async fn read_frame(stream: &mut UnixStream) -> Result<Option<AgentRequest>, Str
         .map_err(|e| format!("bad request: {e}"))
 }
 
-async fn write_reply(stream: &mut UnixStream, reply: &AgentReply) -> Result<(), String> {
+pub(crate) async fn write_reply<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    reply: &AgentReply,
+) -> Result<(), String> {
     let frame = latchkey_proto::agent::encode_frame(reply)?;
     stream.write_all(&frame).await.map_err(|e| e.to_string())
 }
 
-async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
+#[cfg(unix)]
+async fn unix_connection(agent: Arc<Agent>, mut stream: UnixStream) {
     let caller = match stream.peer_cred() {
         Ok(cred) if cred.uid() == 0 => Caller::Root,
         Ok(cred) => match crate::sys::user_name(cred.uid()) {
@@ -121,6 +134,15 @@ async fn connection(agent: Arc<Agent>, mut stream: UnixStream) {
             return;
         }
     };
+    connection(agent, stream, caller).await
+}
+
+/// One conversation with an identified caller, whatever the transport.
+pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    agent: Arc<Agent>,
+    mut stream: S,
+    caller: Caller,
+) {
     let mut login: Option<Login> = None;
     loop {
         let req = match read_frame(&mut stream).await {

@@ -149,15 +149,26 @@ fn migrate(conn: &Connection) -> Result<(), StateError> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StateError> {
-    use std::os::unix::fs::PermissionsExt;
     let err = |source| StateError::Dir {
         path: dir.to_path_buf(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
 }
 
+/// On Windows the database inherits the ACL of the state directory (set by the installer).
+#[cfg(not(unix))]
+fn restrict_file(_path: &Path) -> Result<(), StateError> {
+    Ok(())
+}
+
+#[cfg(unix)]
 fn restrict_file(path: &Path) -> Result<(), StateError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {

@@ -1,9 +1,11 @@
 //! The few OS calls the agent needs that std does not offer.
 #![allow(unsafe_code)]
 
+#[cfg(unix)]
 use std::ffi::CStr;
 
 /// The login name of a uid (getpwuid_r), or None if it has none.
+#[cfg(unix)]
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
@@ -19,6 +21,16 @@ pub fn user_name(uid: u32) -> Option<String> {
 }
 
 /// The host name (what `join` registers).
+#[cfg(windows)]
+pub fn hostname() -> String {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The host name (what `join` registers).
+#[cfg(not(windows))]
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -28,11 +40,13 @@ pub fn hostname() -> String {
 }
 
 /// Turns terminal echo off (for typing a code) and returns a guard restoring it.
+#[cfg(unix)]
 pub struct EchoOff {
     fd: i32,
     saved: Option<libc::termios>,
 }
 
+#[cfg(unix)]
 impl EchoOff {
     pub fn new(fd: i32) -> EchoOff {
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
@@ -51,11 +65,24 @@ impl EchoOff {
     }
 }
 
+#[cfg(unix)]
 impl Drop for EchoOff {
     fn drop(&mut self) {
         if let Some(saved) = self.saved {
             // SAFETY: restoring the attributes read in `new` on the same fd.
             unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &saved) };
         }
+    }
+}
+
+/// Windows: the console keeps echoing (`latchkey-agent login` is an admin's test tool there;
+/// codes are one-time).
+#[cfg(not(unix))]
+pub struct EchoOff;
+
+#[cfg(not(unix))]
+impl EchoOff {
+    pub fn new(_fd: i32) -> EchoOff {
+        EchoOff
     }
 }

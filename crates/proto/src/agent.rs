@@ -17,6 +17,9 @@ pub const AGENT_PROTOCOL_VERSION: u32 = 1;
 /// Default socket path on Linux.
 pub const DEFAULT_SOCKET: &str = "/run/latchkey/agent.sock";
 
+/// The agent's named pipe on Windows.
+pub const DEFAULT_PIPE: &str = r"\\.\pipe\latchkey-agent";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentRequest {

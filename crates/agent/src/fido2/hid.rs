@@ -3,11 +3,18 @@
 //! security keys) and a Unix SOCK_SEQPACKET socket carrying one report per packet (the tests'
 //! software authenticator; the same framing a /dev/uhid bridge would carry).
 
+#[cfg(unix)]
 use super::sys::{SeqPacket, poll_readable};
+#[cfg(unix)]
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
+#[cfg(unix)]
+use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const REPORT_LEN: usize = 64;
@@ -24,11 +31,13 @@ pub trait HidDevice: Send {
 
 /// `/dev/hidrawN`: writes carry a leading report id 0 (FIDO devices have no numbered
 /// reports), reads return the bare 64-byte report.
+#[cfg(unix)]
 pub struct Hidraw {
     file: File,
     path: PathBuf,
 }
 
+#[cfg(unix)]
 impl Hidraw {
     pub fn open(path: &Path) -> io::Result<Hidraw> {
         let file = std::fs::OpenOptions::new()
@@ -42,6 +51,7 @@ impl Hidraw {
     }
 }
 
+#[cfg(unix)]
 impl HidDevice for Hidraw {
     fn send_report(&mut self, report: &Report) -> io::Result<()> {
         let mut buf = [0u8; REPORT_LEN + 1];
@@ -70,11 +80,13 @@ impl HidDevice for Hidraw {
 }
 
 /// A software authenticator behind a SOCK_SEQPACKET socket: one packet per report.
+#[cfg(unix)]
 pub struct UnixHid {
     sock: SeqPacket,
     path: PathBuf,
 }
 
+#[cfg(unix)]
 impl UnixHid {
     pub fn connect(path: &Path) -> io::Result<UnixHid> {
         Ok(UnixHid {
@@ -84,6 +96,7 @@ impl UnixHid {
     }
 }
 
+#[cfg(unix)]
 impl HidDevice for UnixHid {
     fn send_report(&mut self, report: &Report) -> io::Result<()> {
         self.sock.send(report)
@@ -138,6 +151,7 @@ pub fn is_fido_descriptor(desc: &[u8]) -> bool {
 }
 
 /// `/dev/hidrawN` devices whose report descriptor (from sysfs) is a FIDO one.
+#[cfg(unix)]
 pub fn detect_hidraw() -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(dir) = std::fs::read_dir("/sys/class/hidraw") else {
@@ -160,11 +174,27 @@ pub fn detect_hidraw() -> Vec<PathBuf> {
 }
 
 /// Opens a device named as in `fido2_devices`: `unix:/path` or a hidraw path.
+#[cfg(unix)]
 pub fn open(spec: &str) -> io::Result<Box<dyn HidDevice>> {
     match spec.strip_prefix("unix:") {
         Some(path) => Ok(Box::new(UnixHid::connect(Path::new(path))?)),
         None => Ok(Box::new(Hidraw::open(Path::new(spec))?)),
     }
+}
+
+/// Windows: USB security keys are reached through the Windows WebAuthn API there, not raw
+/// HID; the Windows agent has no FIDO2 transport yet (docs/windows.md).
+#[cfg(not(unix))]
+pub fn detect_hidraw() -> Vec<PathBuf> {
+    Vec::new()
+}
+
+#[cfg(not(unix))]
+pub fn open(spec: &str) -> io::Result<Box<dyn HidDevice>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{spec}: FIDO2 keys are not supported by the Windows agent yet"),
+    ))
 }
 
 #[cfg(test)]

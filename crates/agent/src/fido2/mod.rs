@@ -12,6 +12,7 @@ pub mod ctaphid;
 pub mod enroll;
 pub mod hid;
 pub mod pin;
+#[cfg(unix)]
 pub mod sys;
 
 use crate::config::{AgentConfig, parse_duration};

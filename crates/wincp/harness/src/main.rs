@@ -1,0 +1,547 @@
+//! logonui-sim.exe: drives latchkey_cp.dll the way LogonUI (and CredUI) do, for the Wine
+//! tests, and prints what happened as one JSON object on stdout.
+//!
+//! ```text
+//! logonui-sim DLL login  SCENARIO USER PASSWORD CODE [CODE…]   (SCENARIO: logon|unlock|credui)
+//! logonui-sim DLL remote USER PASSWORD CODE                    (RDP: filter → SetSerialization)
+//! logonui-sim DLL filter
+//! ```
+//!
+//! The DLL is loaded with LoadLibrary + DllGetClassObject (no registration needed). Each CODE
+//! is one Submit: SetStringValue for the fields, then GetSerialization. Serialized
+//! credentials are parsed back here, independently of the DLL's packing code.
+
+#![allow(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey_cp::{
+    CLSID_LATCHKEY_PROVIDER, CLSID_PASSWORD_PROVIDER, CLSID_PASSWORD_PROVIDER_V1, fields,
+};
+use serde_json::{Value, json};
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+use windows::Win32::Foundation::HMODULE;
+use windows::Win32::Graphics::Gdi::{BITMAP, DeleteObject, GetObjectW, HBITMAP, HGDIOBJ};
+use windows::Win32::Security::Credentials::{CRED_PACK_FLAGS, CredUnPackAuthenticationBufferW};
+use windows::Win32::System::Com::{
+    COINIT_APARTMENTTHREADED, CoInitializeEx, CoTaskMemFree, IClassFactory,
+};
+use windows::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
+use windows::Win32::UI::Shell::{
+    CPGSR_NO_CREDENTIAL_FINISHED, CPGSR_NO_CREDENTIAL_NOT_FINISHED,
+    CPGSR_RETURN_CREDENTIAL_FINISHED, CPGSR_RETURN_NO_CREDENTIAL_FINISHED, CPSI_ERROR, CPSI_NONE,
+    CPSI_SUCCESS, CPSI_WARNING, CPUS_CHANGE_PASSWORD, CPUS_CREDUI, CPUS_LOGON,
+    CPUS_UNLOCK_WORKSTATION, CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION,
+    CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE, CREDENTIAL_PROVIDER_FIELD_STATE,
+    CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE, CREDENTIAL_PROVIDER_STATUS_ICON,
+    ICredentialProvider, ICredentialProviderCredential, ICredentialProviderCredential2,
+    ICredentialProviderCredentialEvents, ICredentialProviderCredentialEvents_Impl,
+    ICredentialProviderEvents, ICredentialProviderEvents_Impl, ICredentialProviderFilter,
+};
+use windows::core::{BOOL, GUID, HRESULT, HSTRING, Interface, PCWSTR, PWSTR, Ref, implement, s};
+
+type Log = Arc<Mutex<Vec<Value>>>;
+
+#[implement(ICredentialProviderEvents)]
+struct ProviderEvents {
+    log: Log,
+}
+
+impl ICredentialProviderEvents_Impl for ProviderEvents_Impl {
+    fn CredentialsChanged(&self, ctx: usize) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "credentials_changed", "context": ctx}));
+        Ok(())
+    }
+}
+
+#[implement(ICredentialProviderCredentialEvents)]
+struct CredentialEvents {
+    log: Log,
+}
+
+fn wide(p: &PCWSTR) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        unsafe { p.to_string() }.unwrap_or_default()
+    }
+}
+
+impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
+    fn SetFieldState(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        s: CREDENTIAL_PROVIDER_FIELD_STATE,
+    ) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_state", "field": id, "state": s.0}));
+        Ok(())
+    }
+    fn SetFieldInteractiveState(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        s: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
+    ) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_interactive_state", "field": id, "state": s.0}));
+        Ok(())
+    }
+    fn SetFieldString(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        psz: &PCWSTR,
+    ) -> windows::core::Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_string", "field": id, "value": wide(psz)}));
+        Ok(())
+    }
+    fn SetFieldCheckbox(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: BOOL,
+        _: &PCWSTR,
+    ) -> windows::core::Result<()> {
+        Ok(())
+    }
+    fn SetFieldBitmap(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        id: u32,
+        bmp: HBITMAP,
+    ) -> windows::core::Result<()> {
+        let (w, h) = bitmap_size(bmp);
+        self.log
+            .lock()
+            .unwrap()
+            .push(json!({"event": "field_bitmap", "field": id, "width": w, "height": h}));
+        Ok(())
+    }
+    fn SetFieldComboBoxSelectedItem(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: u32,
+    ) -> windows::core::Result<()> {
+        Ok(())
+    }
+    fn DeleteFieldComboBoxItem(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: u32,
+    ) -> windows::core::Result<()> {
+        Ok(())
+    }
+    fn AppendFieldComboBoxItem(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: &PCWSTR,
+    ) -> windows::core::Result<()> {
+        Ok(())
+    }
+    fn SetFieldSubmitButton(
+        &self,
+        _: Ref<ICredentialProviderCredential>,
+        _: u32,
+        _: u32,
+    ) -> windows::core::Result<()> {
+        Ok(())
+    }
+    fn OnCreatingWindow(&self) -> windows::core::Result<windows::Win32::Foundation::HWND> {
+        Ok(windows::Win32::Foundation::HWND::default())
+    }
+}
+
+fn bitmap_size(bmp: HBITMAP) -> (i32, i32) {
+    let mut b = BITMAP::default();
+    let n = unsafe {
+        GetObjectW(
+            HGDIOBJ(bmp.0),
+            std::mem::size_of::<BITMAP>() as i32,
+            Some((&mut b as *mut BITMAP).cast()),
+        )
+    };
+    if n == 0 {
+        (0, 0)
+    } else {
+        (b.bmWidth, b.bmHeight.abs())
+    }
+}
+
+type GetClassObject =
+    unsafe extern "system" fn(*const GUID, *const GUID, *mut *mut c_void) -> HRESULT;
+
+fn load(dll: &str) -> IClassFactory {
+    unsafe {
+        let module: HMODULE = LoadLibraryW(&HSTRING::from(dll)).expect("LoadLibraryW");
+        let proc =
+            GetProcAddress(module, s!("DllGetClassObject")).expect("DllGetClassObject export");
+        let get: GetClassObject = std::mem::transmute(proc);
+        let mut out: *mut c_void = std::ptr::null_mut();
+        get(&CLSID_LATCHKEY_PROVIDER, &IClassFactory::IID, &mut out)
+            .ok()
+            .expect("DllGetClassObject");
+        // A foreign CLSID must be refused.
+        let mut other: *mut c_void = std::ptr::null_mut();
+        let hr = get(&CLSID_PASSWORD_PROVIDER, &IClassFactory::IID, &mut other);
+        assert!(hr.is_err() && other.is_null(), "a foreign CLSID was served");
+        IClassFactory::from_raw(out)
+    }
+}
+
+fn guid_str(g: &GUID) -> String {
+    format!("{:?}", g)
+}
+
+fn response_name(r: CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE) -> &'static str {
+    match r {
+        CPGSR_RETURN_CREDENTIAL_FINISHED => "CPGSR_RETURN_CREDENTIAL_FINISHED",
+        CPGSR_NO_CREDENTIAL_NOT_FINISHED => "CPGSR_NO_CREDENTIAL_NOT_FINISHED",
+        CPGSR_NO_CREDENTIAL_FINISHED => "CPGSR_NO_CREDENTIAL_FINISHED",
+        CPGSR_RETURN_NO_CREDENTIAL_FINISHED => "CPGSR_RETURN_NO_CREDENTIAL_FINISHED",
+        _ => "unknown",
+    }
+}
+
+fn icon_name(i: CREDENTIAL_PROVIDER_STATUS_ICON) -> &'static str {
+    match i {
+        CPSI_NONE => "none",
+        CPSI_ERROR => "error",
+        CPSI_WARNING => "warning",
+        CPSI_SUCCESS => "success",
+        _ => "unknown",
+    }
+}
+
+/// Parses a packed KERB_INTERACTIVE_UNLOCK_LOGON (64-bit layout), checking every offset.
+fn parse_kerb(b: &[u8]) -> Value {
+    fn string_at(b: &[u8], at: usize) -> Result<String, String> {
+        let len = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+        let max = u16::from_le_bytes([b[at + 2], b[at + 3]]) as usize;
+        let off = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
+        if len > max || len % 2 != 0 || off < 64 || off + len > b.len() {
+            return Err(format!(
+                "bad UNICODE_STRING at {at}: len {len} max {max} offset {off} in {}",
+                b.len()
+            ));
+        }
+        let units: Vec<u16> = b[off..off + len]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16(&units).map_err(|e| e.to_string())
+    }
+    if b.len() < 64 {
+        return json!({"error": "shorter than KERB_INTERACTIVE_UNLOCK_LOGON"});
+    }
+    let message_type = u32::from_le_bytes(b[0..4].try_into().unwrap());
+    match (string_at(b, 8), string_at(b, 24), string_at(b, 40)) {
+        (Ok(d), Ok(u), Ok(p)) => {
+            json!({"format": "kerb_interactive_unlock_logon", "message_type": message_type, "domain": d, "user": u, "password": p, "size": b.len()})
+        }
+        (d, u, p) => json!({"error": format!("{:?} {:?} {:?}", d.err(), u.err(), p.err())}),
+    }
+}
+
+/// Unpacks a CredUI buffer with CredUnPackAuthenticationBufferW.
+fn parse_credui(b: &[u8]) -> Value {
+    let mut user = vec![0u16; 512];
+    let mut domain = vec![0u16; 512];
+    let mut pass = vec![0u16; 512];
+    let (mut nu, mut nd, mut np) = (512u32, 512u32, 512u32);
+    let r = unsafe {
+        CredUnPackAuthenticationBufferW(
+            CRED_PACK_FLAGS(0),
+            b.as_ptr().cast(),
+            b.len() as u32,
+            Some(PWSTR(user.as_mut_ptr())),
+            &mut nu,
+            Some(PWSTR(domain.as_mut_ptr())),
+            Some(&mut nd),
+            Some(PWSTR(pass.as_mut_ptr())),
+            &mut np,
+        )
+    };
+    let cut = |v: &[u16]| {
+        String::from_utf16_lossy(&v[..v.iter().position(|&c| c == 0).unwrap_or(v.len())])
+    };
+    match r {
+        Ok(()) => {
+            json!({"format": "credui", "user": cut(&user), "domain": cut(&domain), "password": cut(&pass), "size": b.len()})
+        }
+        Err(e) => json!({"format": "credui", "error": e.to_string(), "size": b.len()}),
+    }
+}
+
+fn set(cred: &ICredentialProviderCredential, id: u32, v: &str) {
+    let h = HSTRING::from(v);
+    unsafe { cred.SetStringValue(id, PCWSTR(h.as_ptr())) }.expect("SetStringValue");
+}
+
+fn get_string(cred: &ICredentialProviderCredential, id: u32) -> String {
+    unsafe {
+        let p = cred.GetStringValue(id).expect("GetStringValue");
+        let s = p.to_string().unwrap_or_default();
+        CoTaskMemFree(Some(p.0 as *const c_void));
+        s
+    }
+}
+
+fn submit(cred: &ICredentialProviderCredential, credui: bool) -> Value {
+    let mut resp = CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE::default();
+    let mut cs = CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION::default();
+    let mut status = PWSTR::null();
+    let mut icon = CREDENTIAL_PROVIDER_STATUS_ICON::default();
+    let r = unsafe { cred.GetSerialization(&mut resp, &mut cs, &mut status, &mut icon) };
+    let status_text = if status.is_null() {
+        Value::Null
+    } else {
+        let s = unsafe { status.to_string() }.unwrap_or_default();
+        unsafe { CoTaskMemFree(Some(status.0 as *const c_void)) };
+        Value::String(s)
+    };
+    let credential = if resp == CPGSR_RETURN_CREDENTIAL_FINISHED && !cs.rgbSerialization.is_null() {
+        let bytes =
+            unsafe { std::slice::from_raw_parts(cs.rgbSerialization, cs.cbSerialization as usize) }
+                .to_vec();
+        unsafe { CoTaskMemFree(Some(cs.rgbSerialization as *const c_void)) };
+        let mut v = if credui {
+            parse_credui(&bytes)
+        } else {
+            parse_kerb(&bytes)
+        };
+        v["package"] = json!(cs.ulAuthenticationPackage);
+        v["clsid"] = json!(guid_str(&cs.clsidCredentialProvider));
+        v
+    } else {
+        Value::Null
+    };
+    json!({
+        "hresult": format!("{:#010x}", r.as_ref().err().map(|e| e.code().0).unwrap_or(0)),
+        "response": response_name(resp),
+        "status": status_text,
+        "icon": icon_name(icon),
+        "credential": credential,
+    })
+}
+
+fn open_tile(
+    factory: &IClassFactory,
+    cpus: windows::Win32::UI::Shell::CREDENTIAL_PROVIDER_USAGE_SCENARIO,
+    log: &Log,
+) -> (ICredentialProvider, Value) {
+    let provider: ICredentialProvider =
+        unsafe { factory.CreateInstance(None) }.expect("CreateInstance");
+    unsafe { provider.SetUsageScenario(cpus, 0) }.expect("SetUsageScenario");
+    let events: ICredentialProviderEvents = ProviderEvents { log: log.clone() }.into();
+    unsafe { provider.Advise(&events, 42) }.expect("Advise");
+    let n = unsafe { provider.GetFieldDescriptorCount() }.expect("GetFieldDescriptorCount");
+    let mut descriptors = Vec::new();
+    for i in 0..n {
+        unsafe {
+            let d = provider
+                .GetFieldDescriptorAt(i)
+                .expect("GetFieldDescriptorAt");
+            let label = (*d).pszLabel.to_string().unwrap_or_default();
+            descriptors.push(json!({"id": (*d).dwFieldID, "type": (*d).cpft.0, "label": label}));
+            CoTaskMemFree(Some((*d).pszLabel.0 as *const c_void));
+            CoTaskMemFree(Some(d as *const c_void));
+        }
+    }
+    (provider, Value::Array(descriptors))
+}
+
+fn credential_of(
+    provider: &ICredentialProvider,
+    log: &Log,
+) -> (ICredentialProviderCredential, Value) {
+    let (mut count, mut default, mut auto) = (0u32, 0u32, BOOL(0));
+    unsafe { provider.GetCredentialCount(&mut count, &mut default, &mut auto) }
+        .expect("GetCredentialCount");
+    let cred = unsafe { provider.GetCredentialAt(0) }.expect("GetCredentialAt");
+    let is_v2 = cred.cast::<ICredentialProviderCredential2>().is_ok();
+    let events: ICredentialProviderCredentialEvents = CredentialEvents { log: log.clone() }.into();
+    unsafe { cred.Advise(&events) }.expect("credential Advise");
+    let _auto_submit = unsafe { cred.SetSelected() }.expect("SetSelected");
+    let tile = unsafe { cred.GetBitmapValue(fields::TILE) }.expect("GetBitmapValue");
+    let (w, h) = bitmap_size(tile);
+    let _ = unsafe { DeleteObject(HGDIOBJ(tile.0)) };
+    (
+        cred,
+        json!({"count": count, "default": default, "autologon": auto.as_bool(), "v2": is_v2, "tile_bitmap": [w, h]}),
+    )
+}
+
+fn cmd_login(dll: &str, scenario: &str, user: &str, password: &str, codes: &[String]) -> Value {
+    let cpus = match scenario {
+        "logon" => CPUS_LOGON,
+        "unlock" => CPUS_UNLOCK_WORKSTATION,
+        "credui" => CPUS_CREDUI,
+        other => panic!("unknown scenario {other}"),
+    };
+    let log: Log = Default::default();
+    let factory = load(dll);
+    let (provider, descriptors) = open_tile(&factory, cpus, &log);
+    let (cred, tile) = credential_of(&provider, &log);
+    let mut submits = Vec::new();
+    for code in codes {
+        set(&cred, fields::USER, user);
+        set(&cred, fields::PASSWORD, password);
+        set(&cred, fields::CODE, code);
+        submits.push(submit(&cred, scenario == "credui"));
+    }
+    let info = get_string(&cred, fields::INFO);
+    json!({"descriptors": descriptors, "tile": tile, "submits": submits, "info": info, "events": *log.lock().unwrap()})
+}
+
+fn cmd_filter(dll: &str) -> Value {
+    let factory = load(dll);
+    let filter: ICredentialProviderFilter =
+        unsafe { factory.CreateInstance(None) }.expect("CreateInstance filter");
+    let ids = [
+        CLSID_PASSWORD_PROVIDER,
+        CLSID_LATCHKEY_PROVIDER,
+        CLSID_PASSWORD_PROVIDER_V1,
+    ];
+    let mut out = serde_json::Map::new();
+    for (name, cpus) in [
+        ("logon", CPUS_LOGON),
+        ("unlock", CPUS_UNLOCK_WORKSTATION),
+        ("credui", CPUS_CREDUI),
+        ("change_password", CPUS_CHANGE_PASSWORD),
+    ] {
+        let mut allow = [BOOL(1); 3];
+        unsafe { filter.Filter(cpus, 0, ids.as_ptr(), allow.as_mut_ptr(), ids.len() as u32) }
+            .expect("Filter");
+        out.insert(
+            name.to_string(),
+            json!({"password_v2": allow[0].as_bool(), "latchkey": allow[1].as_bool(), "password_v1": allow[2].as_bool()}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Packs a KERB_INTERACTIVE_UNLOCK_LOGON as an RDP client's credential would arrive.
+fn pack_kerb(domain: &str, user: &str, password: &str) -> Vec<u8> {
+    let strings: Vec<Vec<u8>> = [domain, user, password]
+        .iter()
+        .map(|s| s.encode_utf16().flat_map(u16::to_le_bytes).collect())
+        .collect();
+    let mut out = vec![0u8; 64];
+    out[0..4].copy_from_slice(&2u32.to_le_bytes());
+    let mut off = 64u64;
+    for (i, s) in strings.iter().enumerate() {
+        let at = 8 + 16 * i;
+        out[at..at + 2].copy_from_slice(&(s.len() as u16).to_le_bytes());
+        out[at + 2..at + 4].copy_from_slice(&(s.len() as u16).to_le_bytes());
+        out[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
+        off += s.len() as u64;
+    }
+    for s in strings {
+        out.extend_from_slice(&s);
+    }
+    out
+}
+
+fn cmd_remote(dll: &str, user: &str, password: &str, code: &str) -> Value {
+    let log: Log = Default::default();
+    let factory = load(dll);
+    let filter: ICredentialProviderFilter =
+        unsafe { factory.CreateInstance(None) }.expect("CreateInstance filter");
+    let mut rdp = pack_kerb("", user, password);
+    let cin = CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION {
+        ulAuthenticationPackage: 0,
+        clsidCredentialProvider: CLSID_PASSWORD_PROVIDER,
+        cbSerialization: rdp.len() as u32,
+        rgbSerialization: rdp.as_mut_ptr(),
+    };
+    let mut cout = CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION::default();
+    unsafe { filter.UpdateRemoteCredential(&cin, &mut cout) }.expect("UpdateRemoteCredential");
+    let redirected =
+        unsafe { std::slice::from_raw_parts(cout.rgbSerialization, cout.cbSerialization as usize) }
+            .to_vec();
+    let (provider, _) = open_tile(&factory, CPUS_LOGON, &log);
+    unsafe { provider.SetSerialization(&cout) }.expect("SetSerialization");
+    unsafe { CoTaskMemFree(Some(cout.rgbSerialization as *const c_void)) };
+    let (cred, tile) = credential_of(&provider, &log);
+    let prefilled_user = get_string(&cred, fields::USER);
+    // The person types only the code; user and password came from the RDP client.
+    set(&cred, fields::CODE, code);
+    let result = submit(&cred, false);
+    json!({
+        "redirected_to": guid_str(&cout.clsidCredentialProvider),
+        "redirected_same_bytes": redirected == rdp,
+        "tile": tile,
+        "prefilled_user": prefilled_user,
+        "submit": result,
+        "events": *log.lock().unwrap(),
+    })
+}
+
+/// Which LSA authentication packages this system knows (diagnostics for Wine).
+fn cmd_lsa() -> Value {
+    use windows::Win32::Foundation::HANDLE;
+    use windows::Win32::Security::Authentication::Identity::{
+        LSA_STRING, LsaConnectUntrusted, LsaLookupAuthenticationPackage,
+    };
+    let mut lsa = HANDLE::default();
+    let connect = unsafe { LsaConnectUntrusted(&mut lsa) };
+    let mut out = serde_json::Map::new();
+    out.insert("connect".into(), json!(format!("{:#x}", connect.0)));
+    for name in [
+        "Negotiate",
+        "Kerberos",
+        "MICROSOFT_AUTHENTICATION_PACKAGE_V1_0",
+        "NTLM",
+        "negotiate",
+    ] {
+        let s = LSA_STRING {
+            Length: name.len() as u16,
+            MaximumLength: name.len() as u16,
+            Buffer: windows::core::PSTR(name.as_ptr() as *mut u8),
+        };
+        let mut id = 0u32;
+        let r = unsafe { LsaLookupAuthenticationPackage(lsa, &s, &mut id) };
+        out.insert(name.into(), json!(format!("{:#x} id {id}", r.0)));
+    }
+    Value::Object(out)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: logonui-sim DLL login|remote|filter …");
+        std::process::exit(2);
+    }
+    unsafe {
+        let _ = CoInitializeEx(None, COINIT_APARTMENTTHREADED);
+    }
+    let dll = &args[1];
+    let out = match args[2].as_str() {
+        "login" if args.len() >= 7 => cmd_login(dll, &args[3], &args[4], &args[5], &args[6..]),
+        "remote" if args.len() == 6 => cmd_remote(dll, &args[3], &args[4], &args[5]),
+        "filter" => cmd_filter(dll),
+        "lsa" => cmd_lsa(),
+        _ => {
+            eprintln!(
+                "usage: logonui-sim DLL login SCENARIO USER PASSWORD CODE… | remote USER PASSWORD CODE | filter"
+            );
+            std::process::exit(2);
+        }
+    };
+    println!("{out}");
+}
