@@ -159,6 +159,7 @@ fn verification(args: &Args) -> Result<()> {
         }],
         fido2: vec![],
         smartcards: vec![],
+        methods: Default::default(),
     };
     let payload = bundle.encode().map_err(|e| anyhow::anyhow!("{e}"))?;
     let signed = SignedBundle {

@@ -49,6 +49,10 @@ enum State {
     },
     /// A smartcard PIN prompt (or a message before it) is out.
     Card(Box<CardLogin>),
+    /// No server answered: an offline security-key step is out.
+    OfflineKey(Box<crate::offline::OfflineKey>),
+    /// No server answered: an offline smartcard PIN prompt (or a message before it) is out.
+    OfflineCard(Box<crate::offline::OfflineCard>),
     Done,
 }
 
@@ -132,7 +136,7 @@ impl Login {
         self.finish(fail(reason))
     }
 
-    fn unreachable(&mut self, up: &Upstream, why: &str) -> Step {
+    async fn unreachable(&mut self, up: &Upstream, why: &str) -> Step {
         // The one place where "no server answered" is decided: the offline flow (a signed
         // bundle of this user's public keys), never a password-only pass. A definite answer
         // (deny, disabled, locked, 4xx) never comes here.
@@ -143,6 +147,23 @@ impl Login {
         // From here the offline module decides and records the outcome itself (its
         // offline_events, which the uploader moves into the event spool).
         self.online = false;
+        // A card or a security key first (as online), else the token app's QR challenge.
+        let module = self.smartcard_module.as_deref();
+        match offline
+            .begin_hw(&self.user, &self.client_id, &self.fido2_settings, module)
+            .await
+        {
+            crate::offline::Hw::Key(k, step) => {
+                self.state = State::OfflineKey(k);
+                return step;
+            }
+            crate::offline::Hw::Card(c, step) => {
+                self.state = State::OfflineCard(c);
+                return step;
+            }
+            crate::offline::Hw::Fail(reason) => return self.finish(fail(reason)),
+            crate::offline::Hw::Qr => {}
+        }
         match offline.begin(&self.user, &self.client_id) {
             Ok(challenge) => {
                 let step = Step::Qr {
@@ -237,14 +258,52 @@ impl Login {
                     echo: false,
                 }
             }
-            Outcome::Unreachable(why) => self.unreachable(up, &why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why).await,
             Outcome::Refused { code, message } => self.refused(&code, &message),
+        }
+    }
+
+    fn verdict(&mut self, v: crate::offline::Verdict) -> Step {
+        match v {
+            crate::offline::Verdict::Passed(message) => self.finish(Step::Success { message }),
+            crate::offline::Verdict::Failed(reason) => self.finish(fail(reason)),
+        }
+    }
+
+    /// An answer or Continue in an offline security-key or smartcard step.
+    async fn offline_hw(&mut self, up: &Upstream, text: Option<&str>) -> Step {
+        let Some(offline) = up.offline() else {
+            return self.finish(fail(UNREACHABLE));
+        };
+        let next = match (self.state.clone(), text) {
+            (State::OfflineKey(mut k), Some(pin)) => {
+                let next = offline.key_pin(&mut k, pin);
+                self.state = State::OfflineKey(k);
+                next
+            }
+            (State::OfflineKey(k), None) => {
+                crate::offline::HwNext::Done(offline.key_continue(&k).await)
+            }
+            (State::OfflineCard(mut c), Some(pin)) => {
+                let next = offline.card_answer(&mut c, pin).await;
+                self.state = State::OfflineCard(c);
+                next
+            }
+            (State::OfflineCard(c), None) => return c.prompt(),
+            _ => return self.finish(fail("Login refused: protocol error (unexpected step)")),
+        };
+        match next {
+            crate::offline::HwNext::Step(step) => step,
+            crate::offline::HwNext::Done(v) => self.verdict(v),
         }
     }
 
     pub async fn answer(&mut self, up: &Upstream, text: &str) -> Step {
         if matches!(self.state, State::Offline { .. }) {
             return self.offline_answer(up, text);
+        }
+        if matches!(self.state, State::OfflineKey(_) | State::OfflineCard(_)) {
+            return self.offline_hw(up, Some(text)).await;
         }
         if let State::Fido2 { tx, flow } = self.state.clone() {
             return self.fido2_answer(tx, flow, text).await;
@@ -265,7 +324,7 @@ impl Login {
                     Step::Prompt { label, echo: false }
                 }
                 card::Next::Done(step) => self.finish(step),
-                card::Next::Unreachable(why) => self.unreachable(up, &why),
+                card::Next::Unreachable(why) => self.unreachable(up, &why).await,
                 card::Next::Refused { code, message } => self.refused(&code, &message),
             };
         }
@@ -300,7 +359,7 @@ impl Login {
             Outcome::Answer(LoginStepResult::Pending { .. }) => self.finish(fail(
                 "Login refused: protocol error (pending answer to a code)",
             )),
-            Outcome::Unreachable(why) => self.unreachable(up, &why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why).await,
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }
@@ -320,7 +379,7 @@ impl Login {
             Outcome::Answer(PushStartResult::Step(other)) => self.finish(fail(format!(
                 "Login refused: unexpected answer to a push ({other:?})"
             ))),
-            Outcome::Unreachable(why) => self.unreachable(up, &why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why).await,
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }
@@ -338,7 +397,7 @@ impl Login {
                 Outcome::Answer(LoginStepResult::Retry { message, .. }) => {
                     return self.finish(fail(message));
                 }
-                Outcome::Unreachable(why) => return self.unreachable(up, &why),
+                Outcome::Unreachable(why) => return self.unreachable(up, &why).await,
                 Outcome::Refused { code, message } => return self.refused(&code, &message),
             }
         }
@@ -371,6 +430,7 @@ impl Login {
             }
             State::Fido2 { tx, flow } => self.fido2_continue(up, tx, flow).await,
             State::Card(c) => c.prompt(),
+            State::OfflineKey(_) | State::OfflineCard(_) => self.offline_hw(up, None).await,
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

@@ -45,6 +45,15 @@ const MIGRATIONS: &[&str] = &[
         client_id TEXT NOT NULL, logind_id TEXT, opened_at INTEGER NOT NULL, locks TEXT NOT NULL);
      CREATE TABLE journal_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), cursor TEXT NOT NULL);
      CREATE TABLE session_policy (client_id TEXT PRIMARY KEY, unreachable_after INTEGER NOT NULL);",
+    // 4: offline FIDO2 (crates/agent/src/offline/hw.rs): the highest signature counter seen
+    // offline per credential. The bundle is signed and immutable; the agent's counter starts
+    // from the bundle's and never goes lower.
+    "CREATE TABLE offline_fido2_counters (
+        user_name TEXT NOT NULL,
+        credential_id TEXT NOT NULL,
+        sign_count INTEGER NOT NULL,
+        PRIMARY KEY (user_name, credential_id)
+     );",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -55,9 +55,24 @@ pub struct Bundle {
     /// FIDO2 credentials (filled once the FIDO2 method exists).
     #[serde(default)]
     pub fido2: Vec<OfflineFido2>,
-    /// Smartcard certificates (filled once the smartcard method exists).
+    /// Smartcard certificates.
     #[serde(default)]
     pub smartcards: Vec<OfflineSmartcard>,
+    /// Which offline methods each client_id allows (its policy's `methods`: `push` stands for
+    /// the token-app QR challenge). A client_id missing here (bundles before this field)
+    /// allows the token app only.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub methods: std::collections::BTreeMap<String, Vec<crate::Method>>,
+}
+
+impl Bundle {
+    /// Whether `client_id` allows `method` offline (see [`Bundle::methods`]).
+    pub fn allows(&self, client_id: &str, method: crate::Method) -> bool {
+        match self.methods.get(client_id) {
+            Some(m) => m.contains(&method),
+            None => method == crate::Method::Push,
+        }
+    }
 }
 
 /// A registered token app: the QR challenge is sealed to its X25519 key.
@@ -76,7 +91,7 @@ pub struct OfflineApp {
 pub struct OfflineFido2 {
     /// base64url credential id.
     pub credential_id: String,
-    /// base64 of the COSE_Key.
+    /// base64url of the COSE_Key.
     pub cose_key: String,
     pub rp_id: String,
     /// Last signature counter the server saw; the agent keeps its own, higher one.
@@ -90,7 +105,7 @@ pub struct OfflineFido2 {
 pub struct OfflineSmartcard {
     /// base64 of the DER certificate.
     pub cert_der: String,
-    /// `sha256:HEX` of the DER certificate.
+    /// Lowercase hex SHA-256 of the DER certificate (as in the online smartcard request).
     pub fingerprint: String,
 }
 
@@ -416,6 +431,7 @@ mod tests {
             apps: vec![],
             fido2: vec![],
             smartcards: vec![],
+            methods: Default::default(),
         };
         let bytes = b.encode().unwrap();
         assert_eq!(Bundle::decode(&bytes).unwrap(), b);

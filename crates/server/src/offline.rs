@@ -9,8 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_proto::Method;
 use latchkey_proto::offline::{
-    BUNDLE_VERSION, Bundle, OfflineApp, OfflineAttachment, SignedBundle,
+    BUNDLE_VERSION, Bundle, OfflineApp, OfflineAttachment, OfflineFido2, OfflineSmartcard,
+    SignedBundle,
 };
+use std::collections::BTreeMap;
 
 type Result<T> = std::result::Result<T, EngineError>;
 
@@ -27,10 +29,12 @@ pub enum AttachOn {
 
 impl State {
     /// Builds and signs the bundle of `user` for `machine_id`, or `None` when no client_id
-    /// enables offline for this user or the user has no token app (nothing to verify with).
+    /// enables offline for this user with a method the user has (nothing to verify with).
     ///
     /// One bundle covers every client_id whose policy (for this user) enables offline and
-    /// allows the token app; its limits are the strictest of those policies.
+    /// allows one of the user's offline-capable methods (token app via `push`, `fido2`,
+    /// `smartcard`); `methods` says which per client_id; its limits are the strictest of
+    /// those policies, and a security key needs UV offline if one of them requires it.
     pub async fn offline_bundle(
         &self,
         machine_id: &str,
@@ -40,24 +44,6 @@ impl State {
             return Ok(None);
         };
         if !u.enabled {
-            return Ok(None);
-        }
-        let mut client_ids = Vec::new();
-        let (mut days, mut logins, mut failures) = (u32::MAX, u32::MAX, u32::MAX);
-        for (client_id, _) in self.store.policy_list().await? {
-            if client_id == policy::FALLBACK {
-                continue;
-            }
-            let p = self.policy_for(&client_id, &u.name, &u.groups).await?;
-            if !p.offline.enabled || !p.methods.contains(&Method::Push) {
-                continue;
-            }
-            days = days.min(p.offline.max_days);
-            logins = logins.min(p.offline.max_logins);
-            failures = failures.min(p.offline.max_failures);
-            client_ids.push(client_id);
-        }
-        if client_ids.is_empty() {
             return Ok(None);
         }
         let apps: Vec<OfflineApp> = self
@@ -73,9 +59,79 @@ impl State {
                 device_name: a.device_name,
             })
             .collect();
-        if apps.is_empty() {
+        let keys = self.store.fido2_of(&u.name).await?;
+        let cards = self.store.smartcards_of(&u.name).await?;
+        // What this user could answer offline with: the token app (the QR challenge stands
+        // in for push), a security key, a smartcard.
+        let mut has = Vec::new();
+        if !apps.is_empty() {
+            has.push(Method::Push);
+        }
+        if !keys.is_empty() {
+            has.push(Method::Fido2);
+        }
+        if !cards.is_empty() {
+            has.push(Method::Smartcard);
+        }
+        let mut client_ids = Vec::new();
+        let mut methods = BTreeMap::new();
+        let mut uv_required = false;
+        let (mut days, mut logins, mut failures) = (u32::MAX, u32::MAX, u32::MAX);
+        for (client_id, _) in self.store.policy_list().await? {
+            if client_id == policy::FALLBACK {
+                continue;
+            }
+            let p = self.policy_for(&client_id, &u.name, &u.groups).await?;
+            let usable: Vec<Method> = has
+                .iter()
+                .copied()
+                .filter(|m| p.methods.contains(m))
+                .collect();
+            if !p.offline.enabled || usable.is_empty() {
+                continue;
+            }
+            if usable.contains(&Method::Fido2)
+                && p.fido2.user_verification == latchkey_proto::fido2::UserVerification::Required
+            {
+                uv_required = true;
+            }
+            days = days.min(p.offline.max_days);
+            logins = logins.min(p.offline.max_logins);
+            failures = failures.min(p.offline.max_failures);
+            methods.insert(client_id.clone(), usable);
+            client_ids.push(client_id);
+        }
+        if client_ids.is_empty() {
             return Ok(None);
         }
+        let used = |m: Method| methods.values().any(|v: &Vec<Method>| v.contains(&m));
+        let apps = if used(Method::Push) { apps } else { vec![] };
+        let fido2: Vec<OfflineFido2> = if used(Method::Fido2) {
+            keys.into_iter()
+                .filter(|k| k.rp_id == self.cfg.fido2_rp_id)
+                .map(|k| OfflineFido2 {
+                    credential_id: k.credential_id,
+                    cose_key: k.public_key,
+                    rp_id: k.rp_id,
+                    sign_count: u32::try_from(k.sign_count).unwrap_or(u32::MAX),
+                    // Strictest: one client_id requiring UV makes it required offline.
+                    uv_required,
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        let smartcards: Vec<OfflineSmartcard> = if used(Method::Smartcard) {
+            cards
+                .into_iter()
+                .map(|c| OfflineSmartcard {
+                    cert_der: B64.encode(&c.cert_der),
+                    fingerprint: c.fingerprint,
+                })
+                .collect()
+        } else {
+            vec![]
+        };
         let issued_at = now();
         let bundle = Bundle {
             version: BUNDLE_VERSION,
@@ -88,8 +144,9 @@ impl State {
             max_logins: logins,
             max_failures: failures,
             apps,
-            fido2: vec![],
-            smartcards: vec![],
+            fido2,
+            smartcards,
+            methods,
         };
         let payload = bundle
             .encode()

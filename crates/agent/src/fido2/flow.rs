@@ -215,7 +215,7 @@ impl Login {
             Outcome::Answer(LoginStepResult::Pending { .. }) => self.finish(fail(
                 "Login refused: protocol error (pending answer to a security key)",
             )),
-            Outcome::Unreachable(why) => self.unreachable(up, &why),
+            Outcome::Unreachable(why) => self.unreachable(up, &why).await,
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }

@@ -47,7 +47,14 @@ pub enum Verdict {
     Failed(String),
 }
 
-fn no_bundle(user: &str) -> String {
+/// A stored bundle that passed [`Offline::check`].
+pub(crate) struct Checked {
+    pub stored: super::StoredBundle,
+    pub bundle: latchkey_proto::offline::Bundle,
+    pub now: i64,
+}
+
+pub(crate) fn no_bundle(user: &str) -> String {
     format!("No offline login is prepared for {user} on this machine: log in once while connected")
 }
 
@@ -73,26 +80,38 @@ impl Offline {
         reason: String,
         log: &str,
     ) -> Result<OfflineChallenge, String> {
+        self.refuse_with(user, client_id, reason, log)
+    }
+
+    /// [`Offline::refuse`] for checks that return no challenge.
+    pub(crate) fn refuse_with<T>(
+        &self,
+        user: &str,
+        client_id: &str,
+        reason: String,
+        log: &str,
+    ) -> Result<T, String> {
         tracing::warn!(user, client_id, why = log, "offline login refused");
         self.record(user, client_id, "failure", log);
         Err(reason)
     }
 
-    fn wipe(&self, user: &str, why: &str) {
+    pub(crate) fn wipe(&self, user: &str, why: &str) {
         match self.db.bundle_delete(user) {
             Ok(_) => tracing::warn!(user, why, "offline bundle wiped"),
             Err(e) => tracing::error!(user, error = %e, "offline bundle could not be wiped"),
         }
     }
 
-    /// Starts an offline login, or says why there is none.
-    pub fn begin(&self, user: &str, client_id: &str) -> Result<OfflineChallenge, String> {
+    /// The checks every offline login starts with: a stored bundle that verifies, a clock
+    /// that did not go back, not expired, the client_id covered, limits not reached.
+    pub(crate) fn check(&self, user: &str, client_id: &str) -> Result<Checked, String> {
         let stored = match self.db.bundle_get(user) {
             Ok(Some(s)) => s,
-            Ok(None) => return self.refuse(user, client_id, no_bundle(user), "no bundle"),
+            Ok(None) => return self.refuse_with(user, client_id, no_bundle(user), "no bundle"),
             Err(e) => {
                 tracing::error!(error = %e, "state database unreadable");
-                return self.refuse(
+                return self.refuse_with(
                     user,
                     client_id,
                     "Offline login refused: the agent's state database is unreadable".into(),
@@ -109,7 +128,7 @@ impl Offline {
             Err(e) => {
                 tracing::error!(user, error = %e, "stored offline bundle does not verify");
                 self.wipe(user, "stored bundle does not verify");
-                return self.refuse(
+                return self.refuse_with(
                     user,
                     client_id,
                     format!("The offline login data for {user} on this machine is not valid: log in once while connected"),
@@ -122,7 +141,7 @@ impl Offline {
             Ok(l) => l.unwrap_or(now),
             Err(e) => {
                 tracing::error!(error = %e, "clock guard unreadable");
-                return self.refuse(
+                return self.refuse_with(
                     user,
                     client_id,
                     "Offline login refused: the agent's state database is unreadable".into(),
@@ -131,7 +150,7 @@ impl Offline {
             }
         };
         if latest > now + self.skew_secs || bundle.issued_at > now + self.skew_secs {
-            return self.refuse(
+            return self.refuse_with(
                 user,
                 client_id,
                 "Offline login refused: the clock of this machine went back; correct the time or connect to the network".into(),
@@ -139,7 +158,7 @@ impl Offline {
             );
         }
         if now >= bundle.not_after {
-            return self.refuse(
+            return self.refuse_with(
                 user,
                 client_id,
                 format!(
@@ -150,7 +169,7 @@ impl Offline {
             );
         }
         if !bundle.client_ids.iter().any(|c| c == client_id) {
-            return self.refuse(
+            return self.refuse_with(
                 user,
                 client_id,
                 format!("Offline login is not allowed for {client_id} on this machine"),
@@ -159,15 +178,37 @@ impl Offline {
         }
         if stored.logins_used >= bundle.max_logins {
             self.wipe(user, "offline logins used up");
-            return self.refuse(user, client_id, no_bundle(user), "offline logins used up");
+            return self.refuse_with(user, client_id, no_bundle(user), "offline logins used up");
         }
         if stored.failures >= bundle.max_failures {
             self.wipe(user, "too many offline failures");
-            return self.refuse(
+            return self.refuse_with(
                 user,
                 client_id,
                 no_bundle(user),
                 "too many offline failures",
+            );
+        }
+        Ok(Checked {
+            stored,
+            bundle,
+            now,
+        })
+    }
+
+    /// Starts an offline login, or says why there is none.
+    pub fn begin(&self, user: &str, client_id: &str) -> Result<OfflineChallenge, String> {
+        let Checked {
+            stored,
+            bundle,
+            now,
+        } = self.check(user, client_id)?;
+        if !bundle.allows(client_id, latchkey_proto::Method::Push) {
+            return self.refuse(
+                user,
+                client_id,
+                "Offline login refused: insert your security key or smartcard".into(),
+                "token app not allowed offline for this client_id",
             );
         }
         let Some(app) = bundle.apps.first() else {

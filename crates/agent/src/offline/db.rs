@@ -131,6 +131,39 @@ impl StateDb {
         Ok(f)
     }
 
+    /// The highest counter seen offline for a credential (None: never used offline).
+    pub fn fido2_counter(
+        &self,
+        user: &str,
+        credential_id: &str,
+    ) -> Result<Option<u32>, StateError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT sign_count FROM offline_fido2_counters WHERE user_name = ?1 AND credential_id = ?2",
+                params![user, credential_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores `new` as the credential's counter only if it is above the stored one (a
+    /// conditional upsert: two logins with the same counter cannot both pass). True when
+    /// stored.
+    pub fn fido2_counter_advance(
+        &self,
+        user: &str,
+        credential_id: &str,
+        new: u32,
+    ) -> Result<bool, StateError> {
+        Ok(self.conn().execute(
+            "INSERT INTO offline_fido2_counters (user_name, credential_id, sign_count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_name, credential_id) DO UPDATE SET sign_count = excluded.sign_count
+               WHERE offline_fido2_counters.sign_count < excluded.sign_count",
+            params![user, credential_id, new],
+        )? == 1)
+    }
+
     pub fn offline_event_add(&self, e: &OfflineEvent) -> Result<(), StateError> {
         self.conn().execute(
             "INSERT INTO offline_events (uuid, time, user_name, client_id, method, outcome, reason)

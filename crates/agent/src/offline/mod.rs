@@ -6,12 +6,14 @@
 
 mod challenge;
 mod db;
+mod hw;
 mod qr;
 #[cfg(test)]
 mod tests;
 
 pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Verdict};
 pub use db::{OfflineEvent, StoredBundle};
+pub use hw::{Hw, HwNext, OfflineCard, OfflineKey};
 
 use crate::config::{AgentConfig, parse_duration};
 use crate::state::StateDb;
@@ -169,7 +171,20 @@ impl Offline {
     }
 
     pub(crate) fn record(&self, user: &str, client_id: &str, outcome: &str, reason: &str) {
-        let Some(e) = self.event(user, client_id, outcome, reason) else {
+        self.record_m(user, client_id, "app_qr", outcome, reason)
+    }
+
+    /// Records an offline outcome of `method` (`app_qr`, `fido2`, `smartcard`).
+    pub(crate) fn record_m(
+        &self,
+        user: &str,
+        client_id: &str,
+        method: &str,
+        outcome: &str,
+        reason: &str,
+    ) {
+        tracing::info!(user, client_id, method, outcome, reason, "offline event");
+        let Some(e) = self.event_m(user, client_id, method, outcome, reason) else {
             return;
         };
         if let Err(err) = self.db.offline_event_add(&e) {
@@ -185,6 +200,17 @@ impl Offline {
         outcome: &str,
         reason: &str,
     ) -> Option<OfflineEvent> {
+        self.event_m(user, client_id, "app_qr", outcome, reason)
+    }
+
+    pub(crate) fn event_m(
+        &self,
+        user: &str,
+        client_id: &str,
+        method: &str,
+        outcome: &str,
+        reason: &str,
+    ) -> Option<OfflineEvent> {
         let uuid = match latchkey_crypto::random_bytes(16) {
             Ok(b) => uuid_v4(&b),
             Err(e) => {
@@ -197,7 +223,7 @@ impl Offline {
             time: self.now(),
             user: user.to_string(),
             client_id: client_id.to_string(),
-            method: "app_qr".into(),
+            method: method.to_string(),
             outcome: outcome.to_string(),
             reason: reason.to_string(),
         })

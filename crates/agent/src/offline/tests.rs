@@ -48,6 +48,7 @@ impl Fixture {
             }],
             fido2: vec![],
             smartcards: vec![],
+            methods: Default::default(),
         }
     }
 
@@ -190,4 +191,39 @@ proptest! {
         f.offline.db.bundle_put("alice", &payload, &signature, i64::MAX, 0).unwrap();
         prop_assert!(f.offline.begin("alice", "login").is_err());
     }
+}
+
+#[test]
+fn fido2_counters_only_go_up_and_survive_a_new_bundle() {
+    let f = fixture();
+    let db = &f.offline.db;
+    assert_eq!(db.fido2_counter("alice", "c1").unwrap(), None);
+    assert!(db.fido2_counter_advance("alice", "c1", 5).unwrap());
+    assert_eq!(db.fido2_counter("alice", "c1").unwrap(), Some(5));
+    // Same or lower: refused, unchanged.
+    assert!(!db.fido2_counter_advance("alice", "c1", 5).unwrap());
+    assert!(!db.fido2_counter_advance("alice", "c1", 2).unwrap());
+    assert_eq!(db.fido2_counter("alice", "c1").unwrap(), Some(5));
+    assert!(db.fido2_counter_advance("alice", "c1", 6).unwrap());
+    // Per user and credential.
+    assert_eq!(db.fido2_counter("bob", "c1").unwrap(), None);
+    assert_eq!(db.fido2_counter("alice", "c2").unwrap(), None);
+    // A fresh bundle (online login) does not reset the agent's counter.
+    f.offline.store(&f.signed(&f.bundle()), "alice").unwrap();
+    assert_eq!(db.fido2_counter("alice", "c1").unwrap(), Some(6));
+}
+
+#[test]
+fn per_client_methods_choose_the_offline_method() {
+    let f = fixture();
+    let mut b = f.bundle();
+    // Old bundles (no map): the token app only.
+    assert!(b.allows("login", latchkey_proto::Method::Push));
+    assert!(!b.allows("login", latchkey_proto::Method::Fido2));
+    b.methods
+        .insert("login".into(), vec![latchkey_proto::Method::Fido2]);
+    f.offline.store(&f.signed(&b), "alice").unwrap();
+    // The token app is not allowed for this client_id: no QR challenge.
+    let err = f.offline.begin("alice", "login").unwrap_err();
+    assert!(err.contains("security key or smartcard"), "{err}");
 }

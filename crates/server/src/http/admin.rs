@@ -389,9 +389,14 @@ pub async fn token_remove(
             ),
         },
     };
-    if what == "token app" {
-        st.offline_revoke(&user, "token app revoked").await?;
-    }
+    // Bundles carry token apps, security keys and smartcard certificates: any removal
+    // (an OATH token or smartcard too: which one it was is not known here) wipes them.
+    let why = if what == "token app" {
+        "token app revoked".to_string()
+    } else {
+        format!("{what} removed")
+    };
+    st.offline_revoke(&user, &why).await?;
     st.audit(
         &Actor::Admin,
         "token.remove",

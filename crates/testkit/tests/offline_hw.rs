@@ -1,0 +1,323 @@
+//! Offline login with a security key (testkit's software CTAP2 authenticator) and with a
+//! smartcard (SoftHSM2), end to end: a real latchkeyd issues the bundle at an online login
+//! and is stopped; the real PAM module in the real libpam talks to the real agent, which
+//! verifies with the bundle's cached COSE key or certificate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use latchkey_agent::fido2::enroll::{EnrollOptions, EnrollUi, enroll};
+use latchkey_proto::agent::Step;
+use latchkey_proto::fido2::{Fido2RegistrationCreate, Fido2RegistrationCreated};
+use latchkey_proto::offline::Bundle;
+use latchkey_proto::smartcard::SmartcardAdd;
+use latchkey_testkit::TestServer;
+use latchkey_testkit::agent::TestAgent;
+use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
+use latchkey_testkit::softhsm::{self, Card, KeyKind, PIN, TestCa, Validity, unix_now};
+use latchkey_testkit::softkey::SoftKey;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+struct Ui(Option<&'static str>);
+
+impl EnrollUi for Ui {
+    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
+        self.0
+            .map(|p| Zeroizing::new(p.to_string()))
+            .ok_or_else(|| "no PIN in this test".to_string())
+    }
+    fn touch(&mut self) {}
+}
+
+async fn register_key(srv: &TestServer, agent: &TestAgent, user: &str, pin: Option<&'static str>) {
+    let created: Fido2RegistrationCreated = srv
+        .admin()
+        .unwrap()
+        .post(
+            &format!("/v1/admin/users/{user}/fido2"),
+            &Fido2RegistrationCreate {
+                label: Some("key".into()),
+                expires_in: None,
+            },
+        )
+        .await
+        .unwrap();
+    let opts = EnrollOptions {
+        config_dir: agent.config_dir.clone(),
+        user: user.into(),
+        code: created.code,
+    };
+    enroll(&opts, Ui(pin)).await.unwrap();
+}
+
+/// One PAM login of `user` answering every prompt with `answer`.
+async fn pam_login(conf: PathBuf, user: &str, answer: &str) -> (PamCode, Vec<ConvMessage>) {
+    let (user, answer) = (user.to_string(), answer.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut pam = PamHarness::new("login", &user, &conf).unwrap();
+        pam.answer(&answer);
+        let code = pam.authenticate(0);
+        (code, pam.messages())
+    })
+    .await
+    .unwrap()
+}
+
+fn texts(msgs: &[ConvMessage], style: MsgStyle) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.style == style)
+        .map(|m| m.text.clone())
+        .collect()
+}
+
+fn decoded(agent: &TestAgent, user: &str) -> Bundle {
+    let payload: String = agent
+        .state_db()
+        .unwrap()
+        .query_row(
+            "SELECT payload FROM offline_bundles WHERE user_name = ?1",
+            [user],
+            |r| r.get(0),
+        )
+        .unwrap();
+    Bundle::decode(&B64.decode(payload).unwrap()).unwrap()
+}
+
+/// (method, outcome, reason) of every offline event.
+fn events(agent: &TestAgent) -> Vec<(String, String, String)> {
+    let db = agent.state_db().unwrap();
+    let mut stmt = db
+        .prepare("SELECT method, outcome, reason FROM offline_events ORDER BY time, rowid")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+fn counter(agent: &TestAgent, user: &str) -> Option<u32> {
+    agent
+        .state_db()
+        .unwrap()
+        .query_row(
+            "SELECT sign_count FROM offline_fido2_counters WHERE user_name = ?1",
+            [user],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+fn failures(agent: &TestAgent, user: &str) -> u32 {
+    agent
+        .state_db()
+        .unwrap()
+        .query_row(
+            "SELECT failures FROM offline_bundles WHERE user_name = ?1",
+            [user],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fido2_offline_login_then_a_cloned_counter_is_refused() {
+    let mut srv = TestServer::start().await.unwrap();
+    srv.add_user("dave", &[]).await.unwrap();
+    let key = SoftKey::start().unwrap();
+    let spec = key.spec();
+    let agent = TestAgent::start_with(&srv, |s| s.fido2_devices = vec![spec])
+        .await
+        .unwrap();
+    register_key(&srv, &agent, "dave", None).await;
+    let conf =
+        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    let path = conf.path().to_path_buf();
+
+    // Online with the key only (no token app): the bundle carries the credential.
+    let (code, _) = pam_login(path.clone(), "dave", "").await;
+    assert_eq!(code, PamCode::SUCCESS);
+    let b = decoded(&agent, "dave");
+    assert!(b.apps.is_empty(), "dave has no token app");
+    assert_eq!(b.fido2.len(), 1, "{b:?}");
+    assert_eq!(b.fido2[0].rp_id, "latchkey");
+    let online_count = b.fido2[0].sign_count;
+    assert!(online_count >= 1, "{b:?}");
+    srv.stop().await;
+
+    // Offline: the key answers a fresh challenge, checked with the cached COSE key.
+    let (code, msgs) = pam_login(path.clone(), "dave", "").await;
+    assert_eq!(code, PamCode::SUCCESS, "{msgs:?}");
+    assert!(
+        texts(&msgs, MsgStyle::TextInfo)
+            .iter()
+            .any(|t| t == "Offline: touch your security key"),
+        "{msgs:?}"
+    );
+    let after = counter(&agent, "dave").expect("counter stored");
+    assert!(after > online_count, "{after} > {online_count}");
+    let ev = events(&agent);
+    assert_eq!(ev.last().unwrap().0, "fido2");
+    assert_eq!(ev.last().unwrap().1, "success", "{ev:?}");
+
+    // A copy of the key that has signed less: refused, counted, recorded.
+    key.state().counter = 1;
+    let (code, msgs) = pam_login(path.clone(), "dave", "").await;
+    assert_eq!(code, PamCode::AUTH_ERR, "{msgs:?}");
+    assert!(
+        texts(&msgs, MsgStyle::ErrorMsg).iter().any(|t| t
+            == "Security key refused: its signature counter did not increase (possible cloned key)"),
+        "{msgs:?}"
+    );
+    assert_eq!(failures(&agent, "dave"), 1);
+    assert_eq!(counter(&agent, "dave"), Some(after), "never lowered");
+    let ev = events(&agent);
+    let (m, o, r) = ev.last().unwrap();
+    assert_eq!((m.as_str(), o.as_str()), ("fido2", "failure"));
+    assert!(r.contains("possible cloned key"), "{r}");
+
+    // The same counter as the last accepted one is a clone too.
+    key.state().counter = after - 1;
+    let (code, _) = pam_login(path.clone(), "dave", "").await;
+    assert_eq!(code, PamCode::AUTH_ERR);
+    assert_eq!(failures(&agent, "dave"), 2);
+
+    // Moving past the stored counter works again.
+    key.state().counter = after + 10;
+    let (code, msgs) = pam_login(path, "dave", "").await;
+    assert_eq!(code, PamCode::SUCCESS, "{msgs:?}");
+    assert_eq!(counter(&agent, "dave"), Some(after + 11));
+}
+
+async fn register_card(srv: &TestServer, user: &str, pem: &str) {
+    let req = SmartcardAdd {
+        cert_pem: pem.to_string(),
+        label: Some("card".into()),
+    };
+    let _: latchkey_proto::admin::TokenInfo = srv
+        .admin()
+        .unwrap()
+        .post(&format!("/v1/admin/users/{user}/smartcards"), &req)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
+    let mut srv = TestServer::start().await.unwrap();
+    srv.add_user("erin", &[]).await.unwrap();
+    let ca = TestCa::new("Test CA").unwrap();
+    let mut c = Card::new("erin-ec", KeyKind::EcP256).unwrap();
+    let now = unix_now();
+    // Valid for an hour: the agent's clock moved two hours later sees it expired, while the
+    // bundle (days) still holds.
+    let pem = c
+        .issue(
+            &ca,
+            "Erin",
+            Validity {
+                not_before: now - 60,
+                not_after: now + 3600,
+            },
+        )
+        .unwrap();
+    register_card(&srv, "erin", &pem).await;
+    let module = softhsm::module().unwrap();
+    let agent = TestAgent::start_with(&srv, |s| s.smartcard_module = Some(module))
+        .await
+        .unwrap();
+    let conf =
+        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    let path = conf.path().to_path_buf();
+
+    let (code, _) = pam_login(path.clone(), "erin", PIN).await;
+    assert_eq!(code, PamCode::SUCCESS);
+    let b = decoded(&agent, "erin");
+    assert_eq!(b.smartcards.len(), 1, "{b:?}");
+    assert_eq!(b.smartcards[0].fingerprint, c.fingerprint());
+    srv.stop().await;
+
+    // Offline: PIN, signature of a fresh challenge, checked with the cached certificate.
+    let (code, msgs) = pam_login(path.clone(), "erin", PIN).await;
+    assert_eq!(code, PamCode::SUCCESS, "{msgs:?}");
+    assert!(
+        texts(&msgs, MsgStyle::PromptEchoOff)
+            .iter()
+            .any(|t| t == "Offline: smartcard PIN for erin-ec (CN=Erin):"),
+        "{msgs:?}"
+    );
+    let ev = events(&agent);
+    assert_eq!(
+        (ev.last().unwrap().0.as_str(), ev.last().unwrap().1.as_str()),
+        ("smartcard", "success")
+    );
+
+    // A wrong PIN: the online message, counted as an offline failure.
+    let (code, msgs) = pam_login(path.clone(), "erin", "000000").await;
+    assert_eq!(code, PamCode::AUTH_ERR, "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.text.starts_with("Wrong smartcard PIN")),
+        "{msgs:?}"
+    );
+    assert!(failures(&agent, "erin") >= 1);
+
+    // The cached certificate expired by the agent's (guarded) clock: refused before the PIN.
+    agent.set_clock_offset(2 * 3600);
+    let (code, msgs) = pam_login(path, "erin", PIN).await;
+    assert_eq!(code, PamCode::AUTH_ERR, "{msgs:?}");
+    assert!(
+        texts(&msgs, MsgStyle::ErrorMsg)
+            .iter()
+            .any(|t| t.starts_with("Smartcard certificate expired on")),
+        "{msgs:?}"
+    );
+    assert!(texts(&msgs, MsgStyle::PromptEchoOff).is_empty(), "{msgs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fido2_offline_with_uv_required_asks_for_the_key_pin() {
+    let mut srv = TestServer::start().await.unwrap();
+    srv.set_policy("*", &[("fido2.user_verification", "required")])
+        .await
+        .unwrap();
+    srv.add_user("frank", &[]).await.unwrap();
+    let key = SoftKey::start().unwrap();
+    key.state().pin = Some("4321".into());
+    let spec = key.spec();
+    let agent = TestAgent::start_with(&srv, |s| s.fido2_devices = vec![spec])
+        .await
+        .unwrap();
+    register_key(&srv, &agent, "frank", Some("4321")).await;
+    let steps = agent.login("frank", "login", &["4321"]).await.unwrap();
+    assert!(
+        matches!(steps.last(), Some(Step::Success { .. })),
+        "{steps:?}"
+    );
+    let b = decoded(&agent, "frank");
+    assert!(b.fido2[0].uv_required, "{b:?}");
+    srv.stop().await;
+
+    let steps = agent.login("frank", "login", &["4321"]).await.unwrap();
+    assert_eq!(
+        steps[0],
+        Step::Prompt {
+            label: "Offline: security key PIN:".into(),
+            echo: false
+        }
+    );
+    assert!(
+        matches!(steps.last(), Some(Step::Success { .. })),
+        "{steps:?}"
+    );
+
+    // A wrong PIN is the key's refusal (its own retry counter), with the online message.
+    let steps = agent.login("frank", "login", &["0000"]).await.unwrap();
+    assert!(
+        matches!(steps.last(), Some(Step::Failure { reason }) if reason.starts_with("Wrong security key PIN")),
+        "{steps:?}"
+    );
+    let ev = events(&agent);
+    assert_eq!(ev.last().unwrap().1, "failure", "{ev:?}");
+}
