@@ -193,16 +193,14 @@ async fn offline_login_answered_by_the_token_cli_after_one_online_login() {
         "{ctx}"
     );
     // Recorded for the event uploader.
-    let outcomes: Vec<(String, String)> = {
-        let db = s.agent.state_db().unwrap();
-        let mut st = db
-            .prepare("SELECT outcome, method FROM offline_events WHERE user_name = 'alice'")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let outcomes: Vec<(String, String)> = s
+        .agent
+        .offline_outcomes()
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.0 == "alice")
+        .map(|o| (o.2, o.1))
+        .collect();
     assert_eq!(
         outcomes,
         vec![("success".to_string(), "app_qr".to_string())]

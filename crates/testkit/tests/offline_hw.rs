@@ -87,14 +87,12 @@ fn decoded(agent: &TestAgent, user: &str) -> Bundle {
 
 /// (method, outcome, reason) of every offline event.
 fn events(agent: &TestAgent) -> Vec<(String, String, String)> {
-    let db = agent.state_db().unwrap();
-    let mut stmt = db
-        .prepare("SELECT method, outcome, reason FROM offline_events ORDER BY time, rowid")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    agent
+        .offline_outcomes()
         .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
+        .into_iter()
+        .map(|(_, method, outcome, reason)| (method, outcome, reason))
+        .collect()
 }
 
 fn counter(agent: &TestAgent, user: &str) -> Option<u32> {

@@ -211,13 +211,9 @@ impl Offline {
         outcome: &str,
         reason: &str,
     ) -> Option<OfflineEvent> {
-        let uuid = match latchkey_crypto::random_bytes(16) {
-            Ok(b) => uuid_v4(&b),
-            Err(e) => {
-                tracing::error!(error = %e, "no randomness for an offline event id");
-                return None;
-            }
-        };
+        // Time-ordered (version 7), like every spooled event: two outcomes in the same second
+        // keep their order, and the server's id index grows at its end.
+        let uuid = uuid::Uuid::now_v7().to_string();
         Some(OfflineEvent {
             uuid,
             time: self.now(),
@@ -228,23 +224,6 @@ impl Offline {
             reason: reason.to_string(),
         })
     }
-}
-
-/// RFC 9562 version 4 UUID text from 16 random bytes.
-fn uuid_v4(b: &[u8]) -> String {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[..16.min(b.len())]);
-    a[6] = (a[6] & 0x0f) | 0x40;
-    a[8] = (a[8] & 0x3f) | 0x80;
-    let h = data_encoding::HEXLOWER.encode(&a);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// `YYYY-MM-DD` (UTC) of a Unix time, for messages.
@@ -267,12 +246,9 @@ mod unit {
     use super::*;
 
     #[test]
-    fn dates_and_uuids() {
+    fn dates() {
         assert_eq!(utc_date(0), "1970-01-01");
         assert_eq!(utc_date(1_796_342_400), "2026-12-04");
         assert_eq!(utc_date(951_782_400), "2000-02-29");
-        let u = uuid_v4(&[0xff; 16]);
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
     }
 }
