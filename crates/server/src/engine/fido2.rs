@@ -72,49 +72,13 @@ impl State {
         req: &LoginFido2,
     ) -> Result<LoginStepResult> {
         let now = now();
-        let mut ctx = OtpCtx {
-            st: self,
-            machine_id,
-            tx_id,
-            user: None,
-            client_id: None,
-            action: "login.fido2",
+        let OpenStep { ctx, user, policy } = match self
+            .open_step(machine_id, tx_id, Method::Fido2, "login.fido2", now)
+            .await?
+        {
+            Ok(open) => open,
+            Err(denied) => return Ok(denied),
         };
-        let Some(tx) = self.store.tx_get(tx_id).await? else {
-            return ctx.deny(false, "unknown transaction", TX_GONE).await;
-        };
-        ctx.user = Some(tx.user_name.as_str());
-        ctx.client_id = Some(tx.client_id.as_str());
-        if tx.machine_id != machine_id {
-            return ctx
-                .deny(false, "transaction belongs to another machine", TX_GONE)
-                .await;
-        }
-        if tx.done || tx.expires_at <= now {
-            return ctx
-                .deny(false, "transaction finished or expired", TX_GONE)
-                .await;
-        }
-        let user = match self.store.user_get(&tx.user_name).await? {
-            Some(u) if u.enabled => u,
-            _ => {
-                return ctx
-                    .deny(true, "user disabled or removed during login", GENERIC_DENY)
-                    .await;
-            }
-        };
-        if user.locked_until > now {
-            let reason = lock_message(user.locked_until, now);
-            return ctx.deny(true, "user locked out", &reason).await;
-        }
-        let policy = self
-            .policy_for(&tx.client_id, &user.name, &user.groups)
-            .await?;
-        if !policy.methods.contains(&Method::Fido2) {
-            return ctx
-                .deny(true, "policy does not allow fido2", GENERIC_DENY)
-                .await;
-        }
         let Some((challenge, rp_id)) = self.store.fido2_challenge_get(tx_id).await? else {
             return ctx
                 .deny(
@@ -225,35 +189,21 @@ impl State {
     /// the transaction's attempts.
     async fn fido2_failure(
         &self,
-        ctx: &OtpCtx<'_>,
+        ctx: &StepCtx<'_>,
         user: &crate::store::UserRow,
         policy: &Policy,
         now: i64,
         why: &str,
     ) -> Result<LoginStepResult> {
-        let (failures, locked_until) = self.count_failure(user, policy, now).await?;
-        let attempts = self
-            .store
-            .tx_add_attempt(ctx.tx_id)
-            .await?
-            .unwrap_or(i64::MAX);
-        if locked_until > 0 {
-            let reason = lock_message(locked_until, now);
-            let why = format!("{why}; {failures} failures: locked out");
-            return ctx.deny(true, &why, &reason).await;
-        }
-        let left = i64::from(policy.max_attempts) - attempts;
         let said = if why.contains("user verification") {
             "Security key refused: PIN or fingerprint verification is required"
         } else {
             "Security key refused: it is not registered for this account"
         };
-        if left <= 0 {
-            let why = format!("{why}; no attempts left");
-            return ctx.deny(true, &why, said).await;
-        }
-        ctx.audit("fail", format!("{why}; {left} attempts left"))
-            .await;
+        let left = match self.step_failure(ctx, user, policy, now, why, said).await? {
+            FailureOutcome::AttemptsLeft(left) => left,
+            FailureOutcome::Denied(denied) => return Ok(denied),
+        };
         let plural = if left == 1 { "" } else { "s" };
         Ok(LoginStepResult::Retry {
             attempts_left: left as u32,

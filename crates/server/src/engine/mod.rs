@@ -4,7 +4,7 @@
 
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{NewTx, StoreError};
+use crate::store::{NewTx, StoreError, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
@@ -83,26 +83,27 @@ fn lock_message(until: i64, now: i64) -> String {
     format!("Too many failures: try again in {} s", (until - now).max(1))
 }
 
-/// One code answer being decided: what the audit lines and denials need.
-struct OtpCtx<'a> {
+/// One answer to a login transaction being decided (a code, a security key, a smartcard):
+/// what the audit lines and denials need.
+struct StepCtx<'a> {
     st: &'a State,
     machine_id: &'a str,
     tx_id: &'a str,
-    user: Option<&'a str>,
-    client_id: Option<&'a str>,
+    user: Option<String>,
+    client_id: Option<String>,
     /// Audit action, e.g. `login.otp`.
     action: &'static str,
 }
 
-impl OtpCtx<'_> {
+impl StepCtx<'_> {
     async fn audit(&self, result: &str, detail: impl Into<String>) {
         let actor = Actor::Machine(self.machine_id.to_string());
         self.st
             .audit(
                 &actor,
                 self.action,
-                self.user,
-                self.client_id,
+                self.user.as_deref(),
+                self.client_id.as_deref(),
                 result,
                 detail,
             )
@@ -119,6 +120,19 @@ impl OtpCtx<'_> {
             reason: reason.to_string(),
         })
     }
+}
+
+/// An answer whose transaction passed the checks every method shares.
+struct OpenStep<'a> {
+    ctx: StepCtx<'a>,
+    user: UserRow,
+    policy: Policy,
+}
+
+/// What a counted failure leaves: attempts, or a denial already audited.
+enum FailureOutcome {
+    AttemptsLeft(i64),
+    Denied(LoginStepResult),
 }
 
 /// Result of checking a code against a user's tokens.
@@ -138,6 +152,114 @@ impl OtpCheck {
 }
 
 impl State {
+    /// The checks every answer to a transaction goes through, whatever the method: the
+    /// transaction exists, is this machine's, is still open and unexpired; its user is still
+    /// enabled and not locked out; the policy still allows `method`. `Err` is the denial to
+    /// send, already audited.
+    async fn open_step<'a>(
+        &'a self,
+        machine_id: &'a str,
+        tx_id: &'a str,
+        method: Method,
+        action: &'static str,
+        now: i64,
+    ) -> Result<std::result::Result<OpenStep<'a>, LoginStepResult>> {
+        let mut ctx = StepCtx {
+            st: self,
+            machine_id,
+            tx_id,
+            user: None,
+            client_id: None,
+            action,
+        };
+        let Some(tx) = self.store.tx_get(tx_id).await? else {
+            return ctx
+                .deny(false, "unknown transaction", TX_GONE)
+                .await
+                .map(Err);
+        };
+        ctx.user = Some(tx.user_name.clone());
+        ctx.client_id = Some(tx.client_id.clone());
+        let gone = if tx.machine_id != machine_id {
+            Some("transaction belongs to another machine")
+        } else if tx.done {
+            Some("transaction already finished")
+        } else if tx.expires_at <= now {
+            Some("transaction expired")
+        } else {
+            None
+        };
+        if let Some(why) = gone {
+            return ctx.deny(false, why, TX_GONE).await.map(Err);
+        }
+        let user = match self.store.user_get(&tx.user_name).await? {
+            Some(u) if u.enabled => u,
+            Some(_) => {
+                return ctx
+                    .deny(true, "user disabled during login", GENERIC_DENY)
+                    .await
+                    .map(Err);
+            }
+            None => {
+                return ctx
+                    .deny(true, "user removed during login", GENERIC_DENY)
+                    .await
+                    .map(Err);
+            }
+        };
+        if user.locked_until > now {
+            let reason = lock_message(user.locked_until, now);
+            return ctx.deny(true, "user locked out", &reason).await.map(Err);
+        }
+        let policy = self
+            .policy_for(&tx.client_id, &user.name, &user.groups)
+            .await?;
+        if !policy.methods.contains(&method) {
+            let why = format!("policy does not allow {}", method.as_str());
+            return ctx.deny(true, &why, GENERIC_DENY).await.map(Err);
+        }
+        Ok(Ok(OpenStep { ctx, user, policy }))
+    }
+
+    /// A wrong answer (code, signature, credential): counts toward the user's lockout and the
+    /// transaction's attempts. Denies with the lockout message, or with `exhausted` when no
+    /// attempt is left; otherwise audits the failure and says how many attempts are left.
+    async fn step_failure(
+        &self,
+        ctx: &StepCtx<'_>,
+        user: &UserRow,
+        policy: &Policy,
+        now: i64,
+        why: &str,
+        exhausted: &str,
+    ) -> Result<FailureOutcome> {
+        let (failures, locked_until) = self.count_failure(user, policy, now).await?;
+        let attempts = self
+            .store
+            .tx_add_attempt(ctx.tx_id)
+            .await?
+            .unwrap_or(i64::MAX);
+        if locked_until > 0 {
+            let reason = lock_message(locked_until, now);
+            let why = format!("{why}; {failures} failures: locked out");
+            return ctx
+                .deny(true, &why, &reason)
+                .await
+                .map(FailureOutcome::Denied);
+        }
+        let left = i64::from(policy.max_attempts) - attempts;
+        if left <= 0 {
+            let why = format!("{why}; no attempts left");
+            return ctx
+                .deny(true, &why, exhausted)
+                .await
+                .map(FailureOutcome::Denied);
+        }
+        ctx.audit("fail", format!("{why}; {left} attempts left"))
+            .await;
+        Ok(FailureOutcome::AttemptsLeft(left))
+    }
+
     pub(crate) async fn policy_for(
         &self,
         client_id: &str,
@@ -317,63 +439,13 @@ impl State {
         code: &str,
     ) -> Result<LoginStepResult> {
         let now = now();
-        let Some(tx) = self.store.tx_get(tx_id).await? else {
-            let ctx = OtpCtx {
-                st: self,
-                machine_id,
-                tx_id,
-                user: None,
-                client_id: None,
-                action: "login.otp",
-            };
-            return ctx.deny(false, "unknown transaction", TX_GONE).await;
+        let OpenStep { ctx, user, policy } = match self
+            .open_step(machine_id, tx_id, Method::Otp, "login.otp", now)
+            .await?
+        {
+            Ok(open) => open,
+            Err(denied) => return Ok(denied),
         };
-        let ctx = OtpCtx {
-            st: self,
-            machine_id,
-            tx_id,
-            user: Some(tx.user_name.as_str()),
-            client_id: Some(tx.client_id.as_str()),
-            action: "login.otp",
-        };
-        if tx.machine_id != machine_id {
-            return ctx
-                .deny(false, "transaction belongs to another machine", TX_GONE)
-                .await;
-        }
-        if tx.done {
-            return ctx
-                .deny(false, "transaction already finished", TX_GONE)
-                .await;
-        }
-        if tx.expires_at <= now {
-            return ctx.deny(false, "transaction expired", TX_GONE).await;
-        }
-        let user = match self.store.user_get(&tx.user_name).await? {
-            Some(u) if u.enabled => u,
-            Some(_) => {
-                return ctx
-                    .deny(true, "user disabled during login", GENERIC_DENY)
-                    .await;
-            }
-            None => {
-                return ctx
-                    .deny(true, "user removed during login", GENERIC_DENY)
-                    .await;
-            }
-        };
-        if user.locked_until > now {
-            let reason = lock_message(user.locked_until, now);
-            return ctx.deny(true, "user locked out", &reason).await;
-        }
-        let policy = self
-            .policy_for(&tx.client_id, &user.name, &user.groups)
-            .await?;
-        if !policy.methods.contains(&Method::Otp) {
-            return ctx
-                .deny(true, "policy no longer allows otp", GENERIC_DENY)
-                .await;
-        }
         match self.check_otp(&user, code, now).await? {
             OtpCheck::Ok { token_id } => {
                 if !self.store.tx_finish(tx_id).await? {
@@ -390,26 +462,20 @@ impl State {
             }
             check => {
                 let why = check.failure_words();
-                let (failures, locked_until) = self.count_failure(&user, &policy, now).await?;
-                let attempts = self.store.tx_add_attempt(tx_id).await?.unwrap_or(i64::MAX);
-                if locked_until > 0 {
-                    let reason = lock_message(locked_until, now);
-                    let why = format!("{why}; {failures} failures: locked out");
-                    return ctx.deny(true, &why, &reason).await;
-                }
-                let left = i64::from(policy.max_attempts) - attempts;
-                if left <= 0 {
-                    let why = format!("{why}; no attempts left");
-                    return ctx
-                        .deny(
-                            true,
-                            &why,
-                            "Code rejected: too many wrong codes, start again",
-                        )
-                        .await;
-                }
-                ctx.audit("fail", format!("{why}; {left} attempts left"))
-                    .await;
+                let left = match self
+                    .step_failure(
+                        &ctx,
+                        &user,
+                        &policy,
+                        now,
+                        why,
+                        "Code rejected: too many wrong codes, start again",
+                    )
+                    .await?
+                {
+                    FailureOutcome::AttemptsLeft(left) => left,
+                    FailureOutcome::Denied(denied) => return Ok(denied),
+                };
                 let plural = if left == 1 { "" } else { "s" };
                 let message = if matches!(check, OtpCheck::Replayed) {
                     format!(

@@ -61,41 +61,6 @@ pub fn info(row: &SmartcardRow) -> SmartcardInfo {
     }
 }
 
-/// One smartcard answer being decided.
-struct Ctx<'a> {
-    st: &'a State,
-    machine_id: &'a str,
-    tx_id: &'a str,
-    user: Option<&'a str>,
-    client_id: Option<&'a str>,
-}
-
-impl Ctx<'_> {
-    async fn audit(&self, result: &str, detail: impl Into<String>) {
-        let actor = Actor::Machine(self.machine_id.to_string());
-        self.st
-            .audit(
-                &actor,
-                "login.smartcard",
-                self.user,
-                self.client_id,
-                result,
-                detail,
-            )
-            .await;
-    }
-
-    async fn deny(&self, finish: bool, why: &str, reason: &str) -> Result<LoginStepResult> {
-        if finish {
-            self.st.store.tx_finish(self.tx_id).await?;
-        }
-        self.audit("deny", why).await;
-        Ok(LoginStepResult::Deny {
-            reason: reason.to_string(),
-        })
-    }
-}
-
 impl State {
     /// Parses a certificate offered for registration and applies the login checks to it.
     fn acceptable_cert(&self, der: &[u8], now: i64) -> Result<Certificate> {
@@ -293,61 +258,13 @@ impl State {
             .decode(req.signature.trim())
             .map_err(|_| EngineError::Invalid("signature must be base64".into()))?;
         let now = now();
-        let Some(tx) = self.store.tx_get(tx_id).await? else {
-            let ctx = Ctx {
-                st: self,
-                machine_id,
-                tx_id,
-                user: None,
-                client_id: None,
-            };
-            return ctx.deny(false, "unknown transaction", TX_GONE).await;
+        let OpenStep { ctx, user, policy } = match self
+            .open_step(machine_id, tx_id, Method::Smartcard, "login.smartcard", now)
+            .await?
+        {
+            Ok(open) => open,
+            Err(denied) => return Ok(denied),
         };
-        let ctx = Ctx {
-            st: self,
-            machine_id,
-            tx_id,
-            user: Some(tx.user_name.as_str()),
-            client_id: Some(tx.client_id.as_str()),
-        };
-        if tx.machine_id != machine_id {
-            return ctx
-                .deny(false, "transaction belongs to another machine", TX_GONE)
-                .await;
-        }
-        if tx.done {
-            return ctx
-                .deny(false, "transaction already finished", TX_GONE)
-                .await;
-        }
-        if tx.expires_at <= now {
-            return ctx.deny(false, "transaction expired", TX_GONE).await;
-        }
-        let user = match self.store.user_get(&tx.user_name).await? {
-            Some(u) if u.enabled => u,
-            Some(_) => {
-                return ctx
-                    .deny(true, "user disabled during login", GENERIC_DENY)
-                    .await;
-            }
-            None => {
-                return ctx
-                    .deny(true, "user removed during login", GENERIC_DENY)
-                    .await;
-            }
-        };
-        if user.locked_until > now {
-            let reason = lock_message(user.locked_until, now);
-            return ctx.deny(true, "user locked out", &reason).await;
-        }
-        let policy = self
-            .policy_for(&tx.client_id, &user.name, &user.groups)
-            .await?;
-        if !policy.methods.contains(&Method::Smartcard) {
-            return ctx
-                .deny(true, "policy does not allow smartcard", GENERIC_DENY)
-                .await;
-        }
         let fingerprint = req.fingerprint.trim().to_ascii_lowercase();
         let cards = self.store.smartcards_of(&user.name).await?;
         let card = cards.iter().find(|c| c.fingerprint == fingerprint);
@@ -404,36 +321,26 @@ impl State {
     /// transaction's attempts, as a wrong code does.
     async fn smartcard_failure(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &StepCtx<'_>,
         user: &crate::store::UserRow,
         policy: &Policy,
         why: &str,
         now: i64,
     ) -> Result<LoginStepResult> {
-        let (failures, locked_until) = self.count_failure(user, policy, now).await?;
-        let attempts = self
-            .store
-            .tx_add_attempt(ctx.tx_id)
+        let left = match self
+            .step_failure(
+                ctx,
+                user,
+                policy,
+                now,
+                why,
+                "Smartcard refused: too many failures, start again",
+            )
             .await?
-            .unwrap_or(i64::MAX);
-        if locked_until > 0 {
-            let reason = lock_message(locked_until, now);
-            let why = format!("{why}; {failures} failures: locked out");
-            return ctx.deny(true, &why, &reason).await;
-        }
-        let left = i64::from(policy.max_attempts) - attempts;
-        if left <= 0 {
-            let why = format!("{why}; no attempts left");
-            return ctx
-                .deny(
-                    true,
-                    &why,
-                    "Smartcard refused: too many failures, start again",
-                )
-                .await;
-        }
-        ctx.audit("fail", format!("{why}; {left} attempts left"))
-            .await;
+        {
+            FailureOutcome::AttemptsLeft(left) => left,
+            FailureOutcome::Denied(denied) => return Ok(denied),
+        };
         let plural = if left == 1 { "" } else { "s" };
         Ok(LoginStepResult::Retry {
             attempts_left: left as u32,
