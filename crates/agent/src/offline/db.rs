@@ -165,20 +165,7 @@ impl StateDb {
     }
 
     pub fn offline_event_add(&self, e: &OfflineEvent) -> Result<(), StateError> {
-        self.conn().execute(
-            "INSERT INTO offline_events (uuid, time, user_name, client_id, method, outcome, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                e.uuid,
-                e.time,
-                e.user,
-                e.client_id,
-                e.method,
-                e.outcome,
-                e.reason
-            ],
-        )?;
-        Ok(())
+        insert_event(&self.conn(), e)
     }
 
     /// Offline events in time order (the uploader reads and deletes them).

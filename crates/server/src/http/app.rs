@@ -60,12 +60,7 @@ pub async fn link_create(
         .user_get(&name)
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("user {name:?} not found")))?;
-    let ttl = req.expires_in.unwrap_or(900);
-    if !(1..=7 * 86_400).contains(&ttl) {
-        return Err(ApiErr::bad_request(
-            "expires_in must be between 1 second and 7 days",
-        ));
-    }
+    let ttl = super::one_time_code_ttl(req.expires_in)?;
     let code = generate_api_key("lkr").map_err(internal)?;
     let now = now();
     st.store

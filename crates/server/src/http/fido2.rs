@@ -61,12 +61,7 @@ pub async fn registration_create(
         .user_get(&name)
         .await?
         .ok_or_else(|| ApiErr::not_found(format!("user {name:?} not found")))?;
-    let ttl = req.expires_in.unwrap_or(900);
-    if !(1..=7 * 86_400).contains(&ttl) {
-        return Err(ApiErr::bad_request(
-            "expires_in must be between 1 second and 7 days",
-        ));
-    }
+    let ttl = super::one_time_code_ttl(req.expires_in)?;
     let label = req.label.clone().unwrap_or_else(|| "security key".into());
     if label.len() > 64 || label.chars().any(char::is_control) {
         return Err(ApiErr::bad_request(

@@ -25,6 +25,18 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// The lifetime of a one-time code an admin hands out (token-app link, FIDO2 registration):
+/// 15 minutes unless asked, at most 7 days.
+pub(crate) fn one_time_code_ttl(expires_in: Option<u64>) -> Result<u64, ApiErr> {
+    let ttl = expires_in.unwrap_or(900);
+    if !(1..=7 * 86_400).contains(&ttl) {
+        return Err(ApiErr::bad_request(
+            "expires_in must be between 1 second and 7 days",
+        ));
+    }
+    Ok(ttl)
+}
+
 pub fn router(state: Shared) -> Router {
     let max_body = state.cfg.max_body_bytes;
     Router::new()
