@@ -4,7 +4,7 @@
 use super::*;
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{StoreError, TokenRow, UserRow};
+use crate::store::{Consumed, StoreError, TokenRow, UserRow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::otp::{OtpParams, resync_hotp, verify_hotp, verify_totp};
@@ -74,7 +74,7 @@ impl State {
         let policy = self
             .policy_for(policy::FALLBACK, &user.name, &user.groups)
             .await?;
-        let result = match self.check_otp(&user, code, now).await? {
+        let result = match self.check_otp(&user, code, now, None).await? {
             OtpCheck::Ok { token_id } => {
                 self.clear_failures(&user).await?;
                 (true, format!("code accepted (token {token_id})"))
@@ -135,7 +135,15 @@ impl State {
         })
     }
 
-    pub(super) async fn check_otp(&self, user: &UserRow, code: &str, now: i64) -> Result<OtpCheck> {
+    /// Checks `code` against the user's OATH tokens and uses it up when it matches. With
+    /// `finish_tx`, the login transaction is finished in the same database transaction.
+    pub(super) async fn check_otp(
+        &self,
+        user: &UserRow,
+        code: &str,
+        now: i64,
+        finish_tx: Option<&str>,
+    ) -> Result<OtpCheck> {
         let tokens = self.store.tokens_of(&user.name).await?;
         let mut replayed = false;
         for t in &tokens {
@@ -175,12 +183,24 @@ impl State {
                 replayed = true;
                 continue;
             }
-            if self.store.token_consume(&t.id, step, now).await? {
-                return Ok(OtpCheck::Ok {
-                    token_id: t.id.clone(),
-                });
+            let consumed = match finish_tx {
+                Some(tx) => {
+                    self.store
+                        .token_consume_finishing(&t.id, step, now, tx)
+                        .await?
+                }
+                None if self.store.token_consume(&t.id, step, now).await? => Consumed::Yes,
+                None => Consumed::Replayed,
+            };
+            match consumed {
+                Consumed::Yes => {
+                    return Ok(OtpCheck::Ok {
+                        token_id: t.id.clone(),
+                    });
+                }
+                Consumed::TxFinished => return Ok(OtpCheck::TxGone),
+                Consumed::Replayed => replayed = true,
             }
-            replayed = true;
         }
         Ok(if replayed {
             OtpCheck::Replayed

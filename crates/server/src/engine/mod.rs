@@ -137,9 +137,14 @@ enum FailureOutcome {
 
 /// Result of checking a code against a user's tokens.
 enum OtpCheck {
-    Ok { token_id: String },
+    /// The code matched and was used up; the transaction is finished with it.
+    Ok {
+        token_id: String,
+    },
     Wrong,
     Replayed,
+    /// The transaction was finished meanwhile (another answer won): nothing was used up.
+    TxGone,
 }
 
 impl OtpCheck {
@@ -446,13 +451,12 @@ impl State {
             Ok(open) => open,
             Err(denied) => return Ok(denied),
         };
-        match self.check_otp(&user, code, now).await? {
+        match self.check_otp(&user, code, now, Some(tx_id)).await? {
+            OtpCheck::TxGone => {
+                ctx.deny(false, "transaction finished concurrently", TX_GONE)
+                    .await
+            }
             OtpCheck::Ok { token_id } => {
-                if !self.store.tx_finish(tx_id).await? {
-                    return ctx
-                        .deny(false, "transaction finished concurrently", TX_GONE)
-                        .await;
-                }
                 self.clear_failures(&user).await?;
                 ctx.audit("ok", format!("code accepted (token {token_id})"))
                     .await;

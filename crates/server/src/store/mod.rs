@@ -26,7 +26,7 @@ pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use smartcards::SmartcardRow;
-pub use tokens::TokenRow;
+pub use tokens::{Consumed, TokenRow};
 pub use tx::{NewTx, TxRow};
 pub use users::UserRow;
 
@@ -48,6 +48,9 @@ pub enum StoreError {
     /// A UNIQUE or PRIMARY KEY constraint failed (turned into `Conflict` by the caller).
     #[error("unique constraint failed: {0}")]
     Unique(String),
+    /// Internal to the store: rolls back a transaction whose login was finished meanwhile.
+    #[error("login transaction already finished")]
+    TxFinished,
     #[error("{0} already exists")]
     Conflict(String),
     #[error("corrupt row: {0}")]
