@@ -10,12 +10,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use latchkey_proto::TokenKind;
+use latchkey_testkit::token_cli::TokenCli;
 use latchkey_testkit::{TestServer, hotp_at};
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const PASSWORD: &str = "Corr3ct horse: battery staple!";
 
@@ -63,7 +65,100 @@ fn z(p: &Path) -> String {
 
 struct WineAgent {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl WineAgent {
+    /// The agent's state database (its state directory is on the Linux side, drive Z:).
+    fn state_db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(
+            self.dir
+                .path()
+                .join("state")
+                .join(latchkey_agent::state::STATE_FILE),
+        )
+        .unwrap()
+    }
+}
+
+/// `logonui-sim session`: one tile driven line by line, its output read as it comes.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    lines: UnboundedReceiver<Value>,
+    /// Everything read so far, for failure messages.
+    seen: Vec<Value>,
+    dumps: tempfile::TempDir,
+}
+
+impl Session {
+    fn send(&mut self, cmd: &[&str]) {
+        writeln!(self.stdin, "{}", json!(cmd)).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next output line of `kind` ("submit", "tile", "event"…); earlier lines are kept in
+    /// `seen`.
+    async fn next(&mut self, kind: &str) -> Value {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(90), self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} from logonui-sim after {:?}", self.seen))
+                .unwrap_or_else(|| panic!("logonui-sim ended before {kind}: {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line["kind"] == kind {
+                return line;
+            }
+        }
+    }
+
+    /// Sets the fields and presses Submit; returns the Submit's report.
+    async fn submit(&mut self, user: &str, password: &str, code: &str) -> Value {
+        self.send(&["set", "user", user]);
+        self.send(&["set", "password", password]);
+        self.send(&["set", "code", code]);
+        self.send(&["submit"]);
+        self.next("submit").await
+    }
+
+    /// Events seen so far.
+    fn events(&self) -> Vec<&Value> {
+        self.seen.iter().filter(|v| v["kind"] == "event").collect()
+    }
+
+    /// A bitmap the harness dumped (PGM), as a PNG file a phone's camera would see.
+    fn png_of(&self, dump: &Value) -> PathBuf {
+        let name = dump["file"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no bitmap dump: {dump}"));
+        let pgm = std::fs::read(self.dumps.path().join(name)).unwrap();
+        // "P5\nW H\n255\n" then one byte per pixel.
+        let mut header = pgm.splitn(4, |b| *b == b'\n');
+        assert_eq!(header.next().unwrap(), b"P5");
+        let size = String::from_utf8(header.next().unwrap().to_vec()).unwrap();
+        let (w, h) = size.split_once(' ').unwrap();
+        let (w, h): (u32, u32) = (w.parse().unwrap(), h.parse().unwrap());
+        assert_eq!(header.next().unwrap(), b"255");
+        let px = header.next().unwrap();
+        assert_eq!(px.len(), (w * h) as usize);
+        let png_path = self.dumps.path().join(format!("{name}.png"));
+        let file = std::fs::File::create(&png_path).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().unwrap().write_image_data(px).unwrap();
+        png_path
+    }
+
+    async fn quit(mut self) {
+        self.send(&["quit"]);
+        let _ = self.next("done").await;
+        let status = tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "logonui-sim session: {status}");
+    }
 }
 
 impl Drop for WineAgent {
@@ -137,12 +232,52 @@ impl Win {
                 }
             }
         });
-        let agent = WineAgent { child, _dir: dir };
+        let agent = WineAgent { child, dir };
         tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(120)))
             .await
             .unwrap()
             .expect("the Windows agent did not start listening on its pipe");
         agent
+    }
+
+    /// Starts `logonui-sim session SCENARIO` (see crates/wincp/harness).
+    fn session(&self, scenario: &str) -> Session {
+        let dumps = tempfile::tempdir().unwrap();
+        let mut child = self
+            .cmd("logonui-sim.exe")
+            .arg(z(&self.out.join("latchkey_cp.dll")))
+            .args(["session", scenario])
+            .arg(z(dumps.path()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[logonui-sim] {line}");
+            }
+        });
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+                    let _ = tx.send(v);
+                } else {
+                    eprintln!("[logonui-sim] {line}");
+                }
+            }
+        });
+        Session {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            dumps,
+        }
     }
 
     /// Runs logonui-sim.exe and parses its JSON report.
@@ -434,4 +569,114 @@ async fn rdp_credential_goes_through_the_tile_as_remote() {
         "the code was checked"
     );
     assert_eq!(client_ids(&server, "frank").await, ["remote"]);
+}
+
+/// The agent received an offline bundle at an online login through the tile; then the server
+/// stops. The next Submit shows the QR challenge as the tile image, the real `latchkey-token`
+/// reads that image (as a phone's camera would) and its code logs in.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Windows build and Wine: scripts/test runs it"]
+async fn server_stopped_the_offline_qr_tile_and_a_token_app_code_log_in() {
+    let w = win();
+    let mut server = TestServer::start().await.unwrap();
+    server.add_user("grace", &[]).await.unwrap();
+    let token = std::sync::Arc::new(TokenCli::register(&server, "grace").await.unwrap());
+    let agent = w.agent(&server).await;
+
+    // Online once, with the app's TOTP code: the agent stores the signed bundle.
+    let t = token.clone();
+    let code = tokio::task::spawn_blocking(move || t.totp().unwrap())
+        .await
+        .unwrap();
+    let r = w.sim(&["login", "logon", "grace", PASSWORD, &code]).await;
+    assert_eq!(
+        r["submits"][0]["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED",
+        "{r}"
+    );
+    let bundles: i64 = agent
+        .state_db()
+        .query_row(
+            "SELECT count(*) FROM offline_bundles WHERE user_name = 'grace'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bundles, 1, "a bundle stored at the online login");
+    server.stop().await;
+
+    let mut s = w.session("logon");
+    // Whatever was typed first cannot answer a challenge not shown yet.
+    let first = s.submit("grace", PASSWORD, "").await;
+    assert_eq!(
+        first["response"], "CPGSR_NO_CREDENTIAL_NOT_FINISHED",
+        "{first}"
+    );
+    assert!(first["credential"].is_null(), "{first}");
+    assert_eq!(first["icon"], "warning", "{first}");
+    assert_eq!(
+        first["info"],
+        latchkey_agent::offline::PROMPT_TEXT,
+        "the instruction alone on the info line (the QR is the image): {first}"
+    );
+    assert_eq!(first["status"], first["info"]);
+    // LogonUI was handed the QR as the tile image…
+    let shown = s
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "field_bitmap" && e["field"] == 0)
+        .cloned()
+        .unwrap_or_else(|| panic!("no SetFieldBitmap for the tile: {:?}", s.seen));
+    assert!(shown["width"].as_i64().unwrap() >= 128, "{shown}");
+    // …and GetBitmapValue (a repaint) draws it again.
+    s.send(&["tile"]);
+    let repaint = s.next("tile").await;
+
+    // The person scans the picture with the token app (the real CLI reads the image).
+    let mut codes = Vec::new();
+    for dump in [&shown["dump"], &repaint["dump"]] {
+        let png = s.png_of(dump);
+        let t = token.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            t.run(&["answer", "--image", png.to_str().unwrap()])
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            out.code, 0,
+            "the token app could not read the tile: {}",
+            out.stderr
+        );
+        let mut lines = out.stdout.lines();
+        let context = lines.next().unwrap().to_string();
+        assert!(context.starts_with("grace@"), "{context}");
+        assert!(context.contains(", login, "), "client_id login: {context}");
+        codes.push(lines.next().unwrap().trim().to_string());
+    }
+    assert_eq!(codes[0], codes[1], "both pictures carry the same challenge");
+    assert_eq!(codes[0].len(), 8, "{codes:?}");
+
+    let second = s.submit("grace", PASSWORD, &codes[0]).await;
+    assert_eq!(
+        second["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED",
+        "{second} after {:?}",
+        s.seen
+    );
+    let c = &second["credential"];
+    assert_eq!(c["format"], "kerb_interactive_unlock_logon", "{second}");
+    assert_eq!(c["message_type"], 2);
+    assert_eq!(c["user"], "grace");
+    assert_eq!(c["password"], PASSWORD);
+    s.quit().await;
+
+    let outcomes =
+        latchkey_testkit::agent::offline_outcomes_in(&agent.dir.path().join("state")).unwrap();
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(|(u, _, o, _)| (u.as_str(), o.as_str()))
+            .collect::<Vec<_>>(),
+        [("grace", "success")],
+        "the offline login recorded: {outcomes:?}"
+    );
 }

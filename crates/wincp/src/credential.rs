@@ -380,8 +380,17 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
             // The conversation blocks this thread while the agent works (a push waits for
             // the phone); the agent bounds every step with its own timeouts.
             let outcome = {
-                let mut flow = std::mem::take(&mut self.state().flow);
-                let o = flow.submit(winutil::connect_agent, &begin, &code);
+                let (mut flow, events) = {
+                    let mut st = self.state();
+                    (std::mem::take(&mut st.flow), st.events.clone())
+                };
+                // What the agent says while the Submit runs (the push number to match) goes
+                // to the info line at once.
+                let mut show = |text: &str| {
+                    self.state().info = text.to_string();
+                    self.notify_string(&events, fields::INFO, text);
+                };
+                let o = flow.submit(winutil::connect_agent, &begin, &code, &mut show);
                 self.state().flow = flow;
                 o
             };

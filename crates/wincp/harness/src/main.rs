@@ -5,7 +5,15 @@
 //! logonui-sim DLL login  SCENARIO USER PASSWORD CODE [CODE…]   (SCENARIO: logon|unlock|credui)
 //! logonui-sim DLL remote USER PASSWORD CODE                    (RDP: filter → SetSerialization)
 //! logonui-sim DLL filter
+//! logonui-sim DLL session SCENARIO DUMPDIR                     (driven line by line, below)
 //! ```
+//!
+//! `session` is for conversations a test takes part in (the offline QR, a push): it reads one
+//! JSON array per line on stdin — `["set", "user"|"password"|"code", VALUE]`, `["submit"]`,
+//! `["push"]` (the command link), `["tile"]` (GetBitmapValue), `["quit"]` — and prints one
+//! JSON object per line as things happen, events included (a push's number arrives while
+//! its Submit still waits). Bitmaps are written to DUMPDIR as 8-bit greyscale PGM files,
+//! read back from the HBITMAP with GetDIBits.
 //!
 //! The DLL is loaded with LoadLibrary + DllGetClassObject (no registration needed). Each CODE
 //! is one Submit: SetStringValue for the fields, then GetSerialization. Serialized
@@ -21,7 +29,10 @@ use serde_json::{Value, json};
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 use windows::Win32::Foundation::HMODULE;
-use windows::Win32::Graphics::Gdi::{BITMAP, DeleteObject, GetObjectW, HBITMAP, HGDIOBJ};
+use windows::Win32::Graphics::Gdi::{
+    BI_RGB, BITMAP, BITMAPINFO, BITMAPINFOHEADER, CreateCompatibleDC, DIB_RGB_COLORS, DeleteDC,
+    DeleteObject, GetDIBits, GetObjectW, HBITMAP, HGDIOBJ,
+};
 use windows::Win32::Security::Credentials::{CRED_PACK_FLAGS, CredUnPackAuthenticationBufferW};
 use windows::Win32::System::Com::{
     COINIT_APARTMENTTHREADED, CoInitializeEx, CoTaskMemFree, IClassFactory,
@@ -42,6 +53,18 @@ use windows::core::{BOOL, GUID, HRESULT, HSTRING, Interface, PCWSTR, PWSTR, Ref,
 
 type Log = Arc<Mutex<Vec<Value>>>;
 
+/// In `session` mode every event is printed at once (and bitmaps dumped here).
+static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static DUMPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn record(log: &Log, mut v: Value) {
+    if STREAM.get().is_some() {
+        v["kind"] = json!("event");
+        println!("{v}");
+    }
+    log.lock().unwrap().push(v);
+}
+
 #[implement(ICredentialProviderEvents)]
 struct ProviderEvents {
     log: Log,
@@ -49,10 +72,10 @@ struct ProviderEvents {
 
 impl ICredentialProviderEvents_Impl for ProviderEvents_Impl {
     fn CredentialsChanged(&self, ctx: usize) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "credentials_changed", "context": ctx}));
+        record(
+            &self.log,
+            json!({"event": "credentials_changed", "context": ctx}),
+        );
         Ok(())
     }
 }
@@ -77,10 +100,10 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         id: u32,
         s: CREDENTIAL_PROVIDER_FIELD_STATE,
     ) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_state", "field": id, "state": s.0}));
+        record(
+            &self.log,
+            json!({"event": "field_state", "field": id, "state": s.0}),
+        );
         Ok(())
     }
     fn SetFieldInteractiveState(
@@ -89,10 +112,10 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         id: u32,
         s: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
     ) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_interactive_state", "field": id, "state": s.0}));
+        record(
+            &self.log,
+            json!({"event": "field_interactive_state", "field": id, "state": s.0}),
+        );
         Ok(())
     }
     fn SetFieldString(
@@ -101,10 +124,10 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         id: u32,
         psz: &PCWSTR,
     ) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_string", "field": id, "value": wide(psz)}));
+        record(
+            &self.log,
+            json!({"event": "field_string", "field": id, "value": wide(psz)}),
+        );
         Ok(())
     }
     fn SetFieldCheckbox(
@@ -123,10 +146,12 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         bmp: HBITMAP,
     ) -> windows::core::Result<()> {
         let (w, h) = bitmap_size(bmp);
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_bitmap", "field": id, "width": w, "height": h}));
+        // The bitmap stays the DLL's: read it now.
+        let dump = dump_bitmap(bmp, "event");
+        record(
+            &self.log,
+            json!({"event": "field_bitmap", "field": id, "width": w, "height": h, "dump": dump}),
+        );
         Ok(())
     }
     fn SetFieldComboBoxSelectedItem(
@@ -180,6 +205,61 @@ fn bitmap_size(bmp: HBITMAP) -> (i32, i32) {
     } else {
         (b.bmWidth, b.bmHeight.abs())
     }
+}
+
+/// Reads a bitmap's pixels with GetDIBits (32-bit, top-down) and writes them to the session's
+/// dump directory as a greyscale PGM; returns the file name (None outside `session`).
+fn dump_bitmap(bmp: HBITMAP, prefix: &str) -> Value {
+    let Some(dir) = STREAM.get() else {
+        return Value::Null;
+    };
+    let (w, h) = bitmap_size(bmp);
+    if w <= 0 || h <= 0 {
+        return json!({"error": "no bitmap"});
+    }
+    let mut info = BITMAPINFO {
+        bmiHeader: BITMAPINFOHEADER {
+            biSize: std::mem::size_of::<BITMAPINFOHEADER>() as u32,
+            biWidth: w,
+            biHeight: -h,
+            biPlanes: 1,
+            biBitCount: 32,
+            biCompression: BI_RGB.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut px = vec![0u32; (w * h) as usize];
+    let lines = unsafe {
+        let dc = CreateCompatibleDC(None);
+        let n = GetDIBits(
+            dc,
+            bmp,
+            0,
+            h as u32,
+            Some(px.as_mut_ptr().cast()),
+            &mut info,
+            DIB_RGB_COLORS,
+        );
+        let _ = DeleteDC(dc);
+        n
+    };
+    if lines != h {
+        return json!({"error": format!("GetDIBits gave {lines} of {h} lines")});
+    }
+    let grey: Vec<u8> = px
+        .iter()
+        .map(|p| {
+            let (b, g, r) = (p & 0xff, (p >> 8) & 0xff, (p >> 16) & 0xff);
+            ((299 * r + 587 * g + 114 * b) / 1000) as u8
+        })
+        .collect();
+    let n = DUMPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("{prefix}-{n}.pgm");
+    let mut file = format!("P5\n{w} {h}\n255\n").into_bytes();
+    file.extend_from_slice(&grey);
+    std::fs::write(format!("{dir}\\{name}"), file).expect("writing the bitmap dump");
+    json!({"file": name, "width": w, "height": h})
 }
 
 type GetClassObject =
@@ -387,12 +467,7 @@ fn credential_of(
 }
 
 fn cmd_login(dll: &str, scenario: &str, user: &str, password: &str, codes: &[String]) -> Value {
-    let cpus = match scenario {
-        "logon" => CPUS_LOGON,
-        "unlock" => CPUS_UNLOCK_WORKSTATION,
-        "credui" => CPUS_CREDUI,
-        other => panic!("unknown scenario {other}"),
-    };
+    let cpus = scenario_of(scenario);
     let log: Log = Default::default();
     let factory = load(dll);
     let (provider, descriptors) = open_tile(&factory, cpus, &log);
@@ -492,6 +567,64 @@ fn cmd_remote(dll: &str, user: &str, password: &str, code: &str) -> Value {
     })
 }
 
+fn scenario_of(name: &str) -> windows::Win32::UI::Shell::CREDENTIAL_PROVIDER_USAGE_SCENARIO {
+    match name {
+        "logon" => CPUS_LOGON,
+        "unlock" => CPUS_UNLOCK_WORKSTATION,
+        "credui" => CPUS_CREDUI,
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// One tile driven by commands on stdin (see the top of this file).
+fn cmd_session(dll: &str, scenario: &str, dump_dir: &str) -> Value {
+    STREAM.set(dump_dir.to_string()).unwrap();
+    let log: Log = Default::default();
+    let factory = load(dll);
+    let (provider, descriptors) = open_tile(&factory, scenario_of(scenario), &log);
+    let (cred, tile) = credential_of(&provider, &log);
+    println!(
+        "{}",
+        json!({"kind": "ready", "descriptors": descriptors, "tile": tile})
+    );
+    for line in std::io::stdin().lines() {
+        let line = line.expect("reading stdin");
+        let cmd: Vec<String> = serde_json::from_str(&line).expect("a JSON array of strings");
+        let out = match cmd.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["set", field, value] => {
+                let id = match field {
+                    "user" => fields::USER,
+                    "password" => fields::PASSWORD,
+                    "code" => fields::CODE,
+                    other => panic!("unknown field {other}"),
+                };
+                set(&cred, id, value);
+                json!({"kind": "set", "field": field})
+            }
+            ["submit"] => {
+                let mut s = submit(&cred, scenario == "credui");
+                s["kind"] = json!("submit");
+                s["info"] = json!(get_string(&cred, fields::INFO));
+                s
+            }
+            ["push"] => {
+                unsafe { cred.CommandLinkClicked(fields::PUSH) }.expect("CommandLinkClicked");
+                json!({"kind": "push"})
+            }
+            ["tile"] => {
+                let bmp = unsafe { cred.GetBitmapValue(fields::TILE) }.expect("GetBitmapValue");
+                let dump = dump_bitmap(bmp, "tile");
+                let _ = unsafe { DeleteObject(HGDIOBJ(bmp.0)) };
+                json!({"kind": "tile", "dump": dump})
+            }
+            ["quit"] => break,
+            _ => panic!("unknown command {line}"),
+        };
+        println!("{out}");
+    }
+    json!({"kind": "done"})
+}
+
 /// Which LSA authentication packages this system knows (diagnostics for Wine).
 fn cmd_lsa() -> Value {
     use windows::Win32::Foundation::HANDLE;
@@ -535,6 +668,7 @@ fn main() {
         "login" if args.len() >= 7 => cmd_login(dll, &args[3], &args[4], &args[5], &args[6..]),
         "remote" if args.len() == 6 => cmd_remote(dll, &args[3], &args[4], &args[5]),
         "filter" => cmd_filter(dll),
+        "session" if args.len() == 5 => cmd_session(dll, &args[3], &args[4]),
         "lsa" => cmd_lsa(),
         _ => {
             eprintln!(
