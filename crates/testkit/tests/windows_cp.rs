@@ -81,6 +81,45 @@ impl WineAgent {
     }
 }
 
+/// A Wine prefix of its own (a copy of the test prefix), for a test that installs things the
+/// other tests must not see (a service that would own the agent pipe). Its wineserver is
+/// stopped when it is dropped.
+struct OwnPrefix {
+    dir: tempfile::TempDir,
+}
+
+impl OwnPrefix {
+    fn copy_of_test_prefix() -> OwnPrefix {
+        let from = PathBuf::from(std::env::var("WINEPREFIX").expect("WINEPREFIX"));
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "copying the Wine prefix");
+        OwnPrefix { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn c_drive(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("drive_c").join(rel)
+    }
+}
+
+impl Drop for OwnPrefix {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/lib/wine/wineserver")
+            .env("WINEPREFIX", self.dir.path())
+            .arg("-k")
+            .status();
+    }
+}
+
 /// `logonui-sim session`: one tile driven line by line, its output read as it comes.
 struct Session {
     child: Child,
@@ -175,6 +214,13 @@ impl Win {
         c
     }
 
+    /// A Wine built-in program (`msiexec`, `reg`…) in `prefix`.
+    fn builtin(&self, prefix: &OwnPrefix, program: &str) -> Command {
+        let mut c = Command::new(&self.wine);
+        c.env("WINEPREFIX", prefix.path()).arg(program);
+        c
+    }
+
     /// `latchkey-agent.exe join` under Wine into a fresh directory; returns it and the
     /// configuration directory as Wine sees it.
     async fn join(&self, server: &TestServer) -> (tempfile::TempDir, String) {
@@ -242,9 +288,17 @@ impl Win {
 
     /// Starts `logonui-sim session SCENARIO` (see crates/wincp/harness).
     fn session(&self, scenario: &str) -> Session {
+        self.session_in(None, scenario)
+    }
+
+    /// The same, in another Wine prefix than the shared test prefix.
+    fn session_in(&self, prefix: Option<&OwnPrefix>, scenario: &str) -> Session {
         let dumps = tempfile::tempdir().unwrap();
-        let mut child = self
-            .cmd("logonui-sim.exe")
+        let mut cmd = self.cmd("logonui-sim.exe");
+        if let Some(p) = prefix {
+            cmd.env("WINEPREFIX", p.path());
+        }
+        let mut child = cmd
             .arg(z(&self.out.join("latchkey_cp.dll")))
             .args(["session", scenario])
             .arg(z(dumps.path()))
@@ -679,4 +733,211 @@ async fn server_stopped_the_offline_qr_tile_and_a_token_app_code_log_in() {
         [("grace", "success")],
         "the offline login recorded: {outcomes:?}"
     );
+}
+
+/// `reg query KEY` in `prefix`: the output, or None when the key does not exist.
+async fn reg_query(w: &Win, prefix: &OwnPrefix, key: &str) -> Option<String> {
+    let mut c = w.builtin(prefix, "reg");
+    c.args(["query", key]);
+    let out = tokio::task::spawn_blocking(move || c.output())
+        .await
+        .unwrap()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `msiexec ARGS /qn /l*v LOG` in `prefix`; returns the log on success, panics with it
+/// otherwise.
+async fn msiexec(w: &Win, prefix: &OwnPrefix, args: &[String]) -> String {
+    let log = prefix
+        .path()
+        .join(format!("msi-{}.log", args[0].trim_start_matches('/')));
+    let mut c = w.builtin(prefix, "msiexec");
+    c.args(args).args(["/qn", "/l*v"]).arg(z(&log));
+    let out = tokio::task::spawn_blocking(move || c.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = std::fs::read(&log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "msiexec {args:?}: {}\n{}{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+const CLSID: &str = "{f4efd6f9-775c-4541-9dcb-303661afb99d}";
+
+fn registry_keys() -> [String; 4] {
+    [
+        format!(r"HKCR\CLSID\{CLSID}\InprocServer32"),
+        format!(
+            r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Authentication\Credential Providers\{CLSID}"
+        ),
+        format!(
+            r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Authentication\Credential Provider Filters\{CLSID}"
+        ),
+        r"HKLM\System\CurrentControlSet\Services\latchkey-agent".to_string(),
+    ]
+}
+
+/// The silent install as an administrator would run it, in a prefix of its own: the MSI
+/// installs the files, registers the COM class, the provider, the filter and the service,
+/// and joins with the properties (through the given proxy); the service then runs the agent
+/// and a logon through the tile works against it; uninstall removes it all again.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Windows build and Wine: scripts/test runs it"]
+async fn msi_silent_install_joins_runs_the_agent_service_and_uninstalls() {
+    let w = win();
+    let msi = w.out.join("../../../latchkey.msi");
+    assert!(
+        msi.exists(),
+        "{} missing: scripts/windows-toolchain build",
+        msi.display()
+    );
+    let server = TestServer::start().await.unwrap();
+    let uri = user_with_hotp(&server, "heidi").await;
+    let proxy = latchkey_testkit::proxy::ConnectProxy::start()
+        .await
+        .unwrap();
+    let prefix = OwnPrefix::copy_of_test_prefix();
+    let token = server.join_token().await.unwrap();
+
+    let log = msiexec(
+        &w,
+        &prefix,
+        &[
+            "/i".into(),
+            z(&msi),
+            format!("SERVER_URL={}", server.url()),
+            format!("JOIN_TOKEN={token}"),
+            format!("CA_CERT_PIN={}", server.info.tls_fingerprint),
+            "SELECTION=balanced".into(),
+            "CONNECT_TIMEOUT=2500ms".into(),
+            format!("PROXY={}", proxy.url),
+        ],
+    )
+    .await;
+    assert!(log.contains("Join"), "the join custom action ran: {log}");
+
+    // The files.
+    for (installed, built) in [
+        (
+            "Program Files/latchkey/latchkey-agent.exe",
+            "latchkey-agent.exe",
+        ),
+        ("windows/system32/latchkey_cp.dll", "latchkey_cp.dll"),
+    ] {
+        let got = std::fs::read(prefix.c_drive(installed))
+            .unwrap_or_else(|e| panic!("{installed} not installed: {e}"));
+        assert!(
+            got == std::fs::read(w.out.join(built)).unwrap(),
+            "{installed} differs from the build"
+        );
+    }
+
+    // The agent configuration, from the properties.
+    let conf_dir = prefix.c_drive("ProgramData/latchkey");
+    let conf: toml::Value =
+        toml::from_str(&std::fs::read_to_string(conf_dir.join("agent.toml")).unwrap()).unwrap();
+    assert_eq!(
+        conf["servers"].as_array().unwrap(),
+        &[toml::Value::from(server.url())]
+    );
+    assert_eq!(conf["selection"].as_str(), Some("balanced"));
+    assert_eq!(conf["connect_timeout"].as_str(), Some("2500ms"));
+    assert_eq!(conf["proxy"].as_str(), Some(proxy.url.as_str()));
+    assert_eq!(
+        conf["pin"].as_str(),
+        Some(server.info.tls_fingerprint.as_str())
+    );
+    assert_eq!(conf["socket"].as_str(), Some(r"\\.\pipe\latchkey-agent"));
+    assert!(conf_dir.join("machine.key").exists());
+    assert!(proxy.tunnels() >= 1, "the join went through PROXY");
+
+    // The machine joined.
+    let machines: Vec<latchkey_proto::admin::Machine> = server
+        .admin()
+        .unwrap()
+        .get("/v1/admin/machines")
+        .await
+        .unwrap();
+    let id = conf["machine_id"].as_str().unwrap();
+    assert_eq!(
+        machines.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [id],
+        "{machines:?}"
+    );
+
+    // COM class, provider, filter, service.
+    let [inproc, provider, filter, service] = registry_keys();
+    let v = reg_query(&w, &prefix, &inproc)
+        .await
+        .expect("InprocServer32");
+    assert!(
+        v.contains("latchkey_cp.dll") && v.contains("Apartment"),
+        "{v}"
+    );
+    assert!(
+        reg_query(&w, &prefix, &provider).await.is_some(),
+        "provider key"
+    );
+    assert!(
+        reg_query(&w, &prefix, &filter).await.is_some(),
+        "filter key"
+    );
+    let v = reg_query(&w, &prefix, &service).await.expect("service key");
+    assert!(v.contains(r"latchkey\latchkey-agent.exe service"), "{v}");
+    assert!(v.contains("LocalSystem"), "{v}");
+    let start = v
+        .lines()
+        .find(|l| l.trim_start().starts_with("Start "))
+        .unwrap_or_default();
+    assert!(start.trim_end().ends_with("0x2"), "automatic start: {v}");
+
+    // The service runs the agent (Wine starts automatic services with the prefix; they live
+    // while a program runs in it, here the LogonUI stand-in), and a logon goes through it.
+    let mut s = w.session_in(Some(&prefix), "logon");
+    s.send(&["wait-agent", "60000"]);
+    let waited = s.next("wait-agent").await;
+    assert!(
+        waited["waited_ms"].is_u64(),
+        "the service's pipe never came up: {waited}"
+    );
+    let r = s.submit("heidi", PASSWORD, &hotp_at(&uri, 0)).await;
+    assert_eq!(r["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED", "{r}");
+    assert_eq!(r["credential"]["user"], "heidi");
+    assert_eq!(r["credential"]["password"], PASSWORD);
+    s.quit().await;
+    assert_eq!(server.login_count("otp", "success").await.unwrap(), 1);
+    let agent_log = std::fs::read_to_string(conf_dir.join("agent.log")).unwrap_or_default();
+    assert!(
+        agent_log.contains("latchkey-agent listening"),
+        "the service (which logs to agent.log) served the login: {agent_log}"
+    );
+    assert!(proxy.tunnels() >= 2, "the service's agent uses PROXY too");
+
+    // Uninstall removes files, keys and the service; the joined configuration stays
+    // (docs/windows.md: delete C:\ProgramData\latchkey by hand).
+    msiexec(&w, &prefix, &["/x".into(), z(&msi)]).await;
+    assert!(
+        !prefix
+            .c_drive("Program Files/latchkey/latchkey-agent.exe")
+            .exists()
+    );
+    assert!(!prefix.c_drive("windows/system32/latchkey_cp.dll").exists());
+    for key in registry_keys() {
+        assert!(
+            reg_query(&w, &prefix, &key).await.is_none(),
+            "{key} left behind"
+        );
+    }
+    assert!(conf_dir.join("agent.toml").exists());
 }

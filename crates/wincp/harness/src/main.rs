@@ -10,7 +10,8 @@
 //!
 //! `session` is for conversations a test takes part in (the offline QR, a push): it reads one
 //! JSON array per line on stdin — `["set", "user"|"password"|"code", VALUE]`, `["submit"]`,
-//! `["push"]` (the command link), `["tile"]` (GetBitmapValue), `["quit"]` — and prints one
+//! `["push"]` (the command link), `["tile"]` (GetBitmapValue), `["wait-agent", MS]` (until
+//! the agent's pipe exists, e.g. a service starting), `["quit"]` — and prints one
 //! JSON object per line as things happen, events included (a push's number arrives while
 //! its Submit still waits). Bitmaps are written to DUMPDIR as 8-bit greyscale PGM files,
 //! read back from the HBITMAP with GetDIBits.
@@ -576,6 +577,22 @@ fn scenario_of(name: &str) -> windows::Win32::UI::Shell::CREDENTIAL_PROVIDER_USA
     }
 }
 
+/// Waits until the agent's pipe exists (a service starting in the background); returns the
+/// milliseconds waited, or None on timeout. WaitNamedPipeW does not take an instance.
+fn wait_agent(limit_ms: u64) -> Option<u64> {
+    let name = HSTRING::from(latchkey_cp::config::agent_pipe());
+    let start = std::time::Instant::now();
+    loop {
+        if unsafe { windows::Win32::System::Pipes::WaitNamedPipeW(&name, 200) }.as_bool() {
+            return Some(start.elapsed().as_millis() as u64);
+        }
+        if start.elapsed().as_millis() as u64 > limit_ms {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// One tile driven by commands on stdin (see the top of this file).
 fn cmd_session(dll: &str, scenario: &str, dump_dir: &str) -> Value {
     STREAM.set(dump_dir.to_string()).unwrap();
@@ -616,6 +633,10 @@ fn cmd_session(dll: &str, scenario: &str, dump_dir: &str) -> Value {
                 let dump = dump_bitmap(bmp, "tile");
                 let _ = unsafe { DeleteObject(HGDIOBJ(bmp.0)) };
                 json!({"kind": "tile", "dump": dump})
+            }
+            ["wait-agent", ms] => {
+                let ms: u64 = ms.parse().expect("milliseconds");
+                json!({"kind": "wait-agent", "waited_ms": wait_agent(ms)})
             }
             ["quit"] => break,
             _ => panic!("unknown command {line}"),
