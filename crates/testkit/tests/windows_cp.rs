@@ -509,13 +509,13 @@ async fn unlock_serializes_a_workstation_unlock_logon() {
     );
 }
 
-/// CredUI (UAC) maps to `elevation` and packs with CredPackAuthenticationBufferW. Wine 8's
-/// CredPackAuthenticationBufferW is a stub that fails, so under Wine this checks that the MFA
-/// ran in the right context and that a packing failure gives no credential (fail closed); the
-/// packed buffer itself is only produced on Windows.
+/// CredUI (UAC) maps to `elevation` and packs with CredPackAuthenticationBufferW, as
+/// Microsoft's CredUI sample provider does. Wine 8's CredPackAuthenticationBufferW is a stub,
+/// so under Wine the tile packs the structure Windows' function produces itself (a
+/// KERB_INTERACTIVE_UNLOCK_LOGON, KerbInteractiveLogon); the buffer is checked either way.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the Windows build and Wine: scripts/test runs it"]
-async fn credui_elevation_runs_mfa_as_elevation_and_fails_closed_without_credpack() {
+async fn credui_elevation_runs_mfa_as_elevation_and_returns_a_packed_credential() {
     let w = win();
     let server = TestServer::start().await.unwrap();
     let uri = user_with_hotp(&server, "erin").await;
@@ -530,22 +530,18 @@ async fn credui_elevation_runs_mfa_as_elevation_and_fails_closed_without_credpac
     );
     assert_eq!(client_ids(&server, "erin").await, ["elevation"]);
     let s = &r["submits"][0];
-    if s["response"] == "CPGSR_RETURN_CREDENTIAL_FINISHED" {
-        // A Wine with a real CredPackAuthenticationBufferW: the buffer must read back.
-        let c = &s["credential"];
-        assert!(c["error"].is_null(), "{r}");
+    assert_eq!(s["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED", "{r}");
+    let c = &s["credential"];
+    assert!(c["error"].is_null(), "{r}");
+    assert_eq!(c["password"], PASSWORD, "{r}");
+    if c["format"] == "credui" {
+        // A CredUnPackAuthenticationBufferW that works (Windows).
         assert!(c["user"].as_str().unwrap().ends_with("erin"), "{r}");
-        assert_eq!(c["password"], PASSWORD);
     } else {
-        assert!(s["credential"].is_null(), "{r}");
-        assert_eq!(s["icon"], "error", "{r}");
-        assert!(
-            s["status"]
-                .as_str()
-                .unwrap()
-                .starts_with("MFA passed, but the Windows credential could not be prepared"),
-            "{r}"
-        );
+        assert_eq!(c["format"], "kerb_interactive_unlock_logon", "{r}");
+        assert_eq!(c["message_type"], 2, "KerbInteractiveLogon: {r}");
+        assert_eq!(c["user"], "erin", "{r}");
+        assert!(!c["domain"].as_str().unwrap().is_empty(), "{r}");
     }
 }
 
@@ -940,4 +936,75 @@ async fn msi_silent_install_joins_runs_the_agent_service_and_uninstalls() {
         );
     }
     assert!(conf_dir.join("agent.toml").exists());
+}
+
+/// The push link: an empty code asks the agent for a push; the number to match is on the
+/// tile's info line while the Submit still waits, the phone (SoftApp) approves with it, and
+/// the Submit returns the credential.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Windows build and Wine: scripts/test runs it"]
+async fn push_link_sends_a_push_and_the_approved_push_logs_in() {
+    let w = win();
+    let server = TestServer::start().await.unwrap();
+    server.add_user("ivan", &[]).await.unwrap();
+    let app = latchkey_testkit::token_app::SoftApp::register(&server, "ivan")
+        .await
+        .unwrap();
+    let _agent = w.agent(&server).await;
+    let mut s = w.session("logon");
+    s.send(&["set", "user", "ivan"]);
+    s.send(&["set", "password", PASSWORD]);
+    s.send(&["set", "code", "123"]);
+    // The link empties the code field and says what Submit will do.
+    s.send(&["push"]);
+    s.next("push").await;
+    assert!(
+        s.events()
+            .iter()
+            .any(|e| e["event"] == "field_string" && e["field"] == 5 && e["value"] == ""),
+        "code field emptied: {:?}",
+        s.seen
+    );
+    s.send(&["submit"]);
+    // While the Submit waits for the phone, the number arrives on the info line.
+    let number = loop {
+        let e = s.next("event").await;
+        if e["event"] == "field_string" && e["field"] == 2 {
+            let text = e["value"].as_str().unwrap().to_string();
+            if let Some(n) = text.split_whitespace().find_map(|w| {
+                w.trim_matches(|c: char| !c.is_ascii_digit())
+                    .parse::<u32>()
+                    .ok()
+            }) {
+                break n;
+            }
+        }
+    };
+    let reqs = app.pending(10).await.unwrap();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0].user, "ivan");
+    assert_eq!(reqs[0].client_id, "login");
+    let v = app.approve(&reqs[0], number).await.unwrap();
+    assert!(v.ok, "{v:?}");
+    let r = s.next("submit").await;
+    assert_eq!(
+        r["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED",
+        "{r} {:?}",
+        s.seen
+    );
+    assert_eq!(r["credential"]["user"], "ivan");
+    assert_eq!(r["credential"]["password"], PASSWORD);
+    s.quit().await;
+    let audit: Vec<latchkey_proto::admin::AuditEntry> = server
+        .admin()
+        .unwrap()
+        .get("/v1/admin/audit?user=ivan")
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.result == "ok"
+            && e.client_id.as_deref() == Some("login")
+            && (e.action.contains("push") || e.detail.contains("push"))),
+        "the server recorded the approved push: {audit:?}"
+    );
 }

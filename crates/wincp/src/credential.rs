@@ -128,7 +128,22 @@ impl Credential_Impl {
             } else {
                 format!("{domain}\\{user}")
             };
-            winutil::credui_pack(&full, password, self.wow)?
+            // CredPackAuthenticationBufferW, as Microsoft's CredUI sample provider does; with
+            // no flags Windows packs a KERB_INTERACTIVE_UNLOCK_LOGON (KerbInteractiveLogon).
+            // Where it fails (Wine 8 has a stub), the same structure is packed here: the
+            // 64-bit layout only, so a 32-bit (WOW) caller gets no credential instead.
+            match winutil::credui_pack(&full, password, self.wow) {
+                Ok(b) => b,
+                Err(e) if self.wow => return Err(e),
+                Err(_) => {
+                    let cred = kerb::WinCredential {
+                        domain,
+                        user,
+                        password: password.to_string(),
+                    };
+                    kerb::pack(kerb::KERB_INTERACTIVE_LOGON, &cred).map_err(|_| E_INVALIDARG)?
+                }
+            }
         } else {
             let message = if self.context == Context::Unlock {
                 kerb::KERB_WORKSTATION_UNLOCK_LOGON

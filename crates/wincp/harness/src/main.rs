@@ -401,7 +401,17 @@ fn submit(cred: &ICredentialProviderCredential, credui: bool) -> Value {
                 .to_vec();
         unsafe { CoTaskMemFree(Some(cs.rgbSerialization as *const c_void)) };
         let mut v = if credui {
-            parse_credui(&bytes)
+            // CredUnPackAuthenticationBufferW where it works (Windows); Wine 8's is a stub
+            // (it "succeeds" with empty strings), so the buffer is then read as the packed
+            // KERB_INTERACTIVE_UNLOCK_LOGON it is.
+            match parse_credui(&bytes) {
+                v if v["error"].is_null() && v["user"].as_str().is_some_and(|u| !u.is_empty()) => v,
+                v => {
+                    let mut k = parse_kerb(&bytes);
+                    k["credunpack"] = v;
+                    k
+                }
+            }
         } else {
             parse_kerb(&bytes)
         };
