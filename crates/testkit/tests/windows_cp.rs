@@ -214,6 +214,15 @@ impl Win {
         c
     }
 
+    /// `exe` from the build in `prefix` (None: the shared test prefix).
+    fn cmd_in(&self, prefix: Option<&OwnPrefix>, exe: &str) -> Command {
+        let mut c = self.cmd(exe);
+        if let Some(p) = prefix {
+            c.env("WINEPREFIX", p.path());
+        }
+        c
+    }
+
     /// A Wine built-in program (`msiexec`, `reg`…) in `prefix`.
     fn builtin(&self, prefix: &OwnPrefix, program: &str) -> Command {
         let mut c = Command::new(&self.wine);
@@ -223,12 +232,16 @@ impl Win {
 
     /// `latchkey-agent.exe join` under Wine into a fresh directory; returns it and the
     /// configuration directory as Wine sees it.
-    async fn join(&self, server: &TestServer) -> (tempfile::TempDir, String) {
+    async fn join(
+        &self,
+        prefix: Option<&OwnPrefix>,
+        server: &TestServer,
+    ) -> (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().unwrap();
         let conf = z(&dir.path().join("etc"));
         let token = server.join_token().await.unwrap();
         let join = self
-            .cmd("latchkey-agent.exe")
+            .cmd_in(prefix, "latchkey-agent.exe")
             .args([
                 "--config-dir",
                 &conf,
@@ -259,10 +272,21 @@ impl Win {
 
     /// `latchkey-agent.exe join` then `run` under Wine; returns once the pipe is listening.
     async fn agent(&self, server: &TestServer) -> WineAgent {
-        let (dir, conf) = self.join(server).await;
+        self.agent_in(None, server, &[]).await
+    }
+
+    /// The same in `prefix` (None: the shared test prefix), with more `run` arguments.
+    async fn agent_in(
+        &self,
+        prefix: Option<&OwnPrefix>,
+        server: &TestServer,
+        run_args: &[&str],
+    ) -> WineAgent {
+        let (dir, conf) = self.join(prefix, server).await;
         let mut child = self
-            .cmd("latchkey-agent.exe")
+            .cmd_in(prefix, "latchkey-agent.exe")
             .args(["--config-dir", &conf, "run"])
+            .args(run_args)
             .env("LATCHKEY_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -294,11 +318,8 @@ impl Win {
     /// The same, in another Wine prefix than the shared test prefix.
     fn session_in(&self, prefix: Option<&OwnPrefix>, scenario: &str) -> Session {
         let dumps = tempfile::tempdir().unwrap();
-        let mut cmd = self.cmd("logonui-sim.exe");
-        if let Some(p) = prefix {
-            cmd.env("WINEPREFIX", p.path());
-        }
-        let mut child = cmd
+        let mut child = self
+            .cmd_in(prefix, "logonui-sim.exe")
             .arg(z(&self.out.join("latchkey_cp.dll")))
             .args(["session", scenario])
             .arg(z(dumps.path()))
@@ -1006,5 +1027,52 @@ async fn push_link_sends_a_push_and_the_approved_push_logs_in() {
             && e.client_id.as_deref() == Some("login")
             && (e.action.contains("push") || e.detail.contains("push"))),
         "the server recorded the approved push: {audit:?}"
+    );
+}
+
+/// `HKLM\SOFTWARE\latchkey` overrides the client_id of a scenario and the agent's pipe name
+/// (in a prefix of its own, so the other tests keep the defaults).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Windows build and Wine: scripts/test runs it"]
+async fn registry_overrides_the_client_id_and_the_pipe() {
+    let w = win();
+    let server = TestServer::start().await.unwrap();
+    let uri = user_with_hotp(&server, "judy").await;
+    let prefix = OwnPrefix::copy_of_test_prefix();
+    let pipe = r"\\.\pipe\latchkey-agent-other";
+    for (name, value) in [("ClientIdLogon", "elevation"), ("AgentPipe", pipe)] {
+        let mut c = w.builtin(&prefix, "reg");
+        c.args([
+            "add",
+            r"HKLM\SOFTWARE\latchkey",
+            "/v",
+            name,
+            "/t",
+            "REG_SZ",
+            "/d",
+            value,
+            "/f",
+        ]);
+        let out = tokio::task::spawn_blocking(move || c.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.status.success(), "reg add {name}: {out:?}");
+    }
+    let _agent = w
+        .agent_in(Some(&prefix), &server, &["--socket", pipe])
+        .await;
+    let mut s = w.session_in(Some(&prefix), "logon");
+    let r = s.submit("judy", PASSWORD, &hotp_at(&uri, 0)).await;
+    assert_eq!(r["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED", "{r}");
+    assert_eq!(
+        r["credential"]["message_type"], 2,
+        "still a logon credential: {r}"
+    );
+    s.quit().await;
+    assert_eq!(
+        client_ids(&server, "judy").await,
+        ["elevation"],
+        "a logon under the client_id from the registry"
     );
 }
