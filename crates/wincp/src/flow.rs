@@ -85,10 +85,9 @@ impl Flow {
             let req = AgentRequest::Answer {
                 text: code.to_string(),
             };
-            match exchange(&mut conv.pipe, &req) {
-                Ok(reply) => return self.walk(conv, reply, None, show),
-                // The agent forgot the login (idle timeout, restart): start it again.
-                Err(_) => {}
+            // An error: the agent forgot the login (idle timeout, restart): start it again.
+            if let Ok(reply) = exchange(&mut conv.pipe, &req) {
+                return self.walk(conv, reply, None, show);
             }
         }
         let mut pipe = match connect() {

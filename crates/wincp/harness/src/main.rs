@@ -314,7 +314,7 @@ fn parse_kerb(b: &[u8]) -> Value {
         let len = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
         let max = u16::from_le_bytes([b[at + 2], b[at + 3]]) as usize;
         let off = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
-        if len > max || len % 2 != 0 || off < 64 || off + len > b.len() {
+        if len > max || !len.is_multiple_of(2) || off < 64 || off + len > b.len() {
             return Err(format!(
                 "bad UNICODE_STRING at {at}: len {len} max {max} offset {off} in {}",
                 b.len()
