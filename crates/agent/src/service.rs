@@ -147,6 +147,8 @@ fn run_service() {
                     return Ok(());
                 }
             }
+            // The configuration directory (and so agent.log) exists only from the join on.
+            init_file_logs(&config_dir);
             tracing::info!("the machine joined: starting the agent");
         }
         let agent = crate::start(RunOptions {

@@ -1076,3 +1076,67 @@ async fn registry_overrides_the_client_id_and_the_pipe() {
         "a logon under the client_id from the registry"
     );
 }
+
+/// An interactive-style install (no properties): nothing to join with, yet the install must
+/// not roll back. The service runs and waits; `latchkey-agent join` by hand afterwards is
+/// picked up by the running service, which then serves logons.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Windows build and Wine: scripts/test runs it"]
+async fn msi_without_properties_installs_and_the_service_waits_for_join() {
+    let w = win();
+    let msi = w.out.join("../../../latchkey.msi");
+    let server = TestServer::start().await.unwrap();
+    let uri = user_with_hotp(&server, "kim").await;
+    let prefix = OwnPrefix::copy_of_test_prefix();
+    msiexec(&w, &prefix, &["/i".into(), z(&msi)]).await;
+    let conf_dir = prefix.c_drive("ProgramData/latchkey");
+    assert!(!conf_dir.join("agent.toml").exists(), "nothing joined yet");
+    assert!(
+        prefix
+            .c_drive("Program Files/latchkey/latchkey-agent.exe")
+            .exists()
+    );
+
+    // The prefix runs (and with it the automatic service) while the tile is up.
+    let mut s = w.session_in(Some(&prefix), "logon");
+    let r = s.submit("kim", PASSWORD, &hotp_at(&uri, 0)).await;
+    assert_eq!(
+        r["response"], "CPGSR_NO_CREDENTIAL_FINISHED",
+        "not joined: no credential: {r}"
+    );
+    assert!(r["credential"].is_null());
+
+    let token = server.join_token().await.unwrap();
+    let mut join = w.builtin(&prefix, r"C:\Program Files\latchkey\latchkey-agent.exe");
+    join.args([
+        "join",
+        "--server",
+        &server.url(),
+        "--join-token",
+        &token,
+        "--pin",
+    ])
+    .arg(&server.info.tls_fingerprint);
+    let out = tokio::task::spawn_blocking(move || join.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "join by hand: {out:?}");
+    assert!(conf_dir.join("agent.toml").exists());
+
+    s.send(&["wait-agent", "60000"]);
+    let waited = s.next("wait-agent").await;
+    assert!(
+        waited["waited_ms"].is_u64(),
+        "the waiting service never started the agent: {waited}"
+    );
+    let r = s.submit("kim", PASSWORD, &hotp_at(&uri, 0)).await;
+    assert_eq!(r["response"], "CPGSR_RETURN_CREDENTIAL_FINISHED", "{r}");
+    assert_eq!(r["credential"]["user"], "kim");
+    s.quit().await;
+    let log = std::fs::read_to_string(conf_dir.join("agent.log")).unwrap_or_default();
+    assert!(
+        log.contains("the machine joined: starting the agent"),
+        "{log}"
+    );
+}
