@@ -1,8 +1,8 @@
 //! Token apps, their one-time registration links, push requests and badge state.
 
+use super::Row;
 use super::{Result, Store, map_conflict};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use super::{query, query_scalar};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRow {
@@ -18,7 +18,7 @@ pub struct AppRow {
 const APP_COLS: &str =
     "id, user_name, device_name, x25519_public, ed25519_public, created_at, last_seen_at";
 
-fn app_from_row(r: &AnyRow) -> Result<AppRow> {
+fn app_from_row(r: &Row) -> Result<AppRow> {
     Ok(AppRow {
         id: r.try_get("id")?,
         user_name: r.try_get("user_name")?,
@@ -48,7 +48,7 @@ pub struct PushRow {
 const PUSH_COLS: &str =
     "tx_id, user_name, host, client_id, rhost, number, nonce, expires_at, state, detail";
 
-fn push_from_row(r: &AnyRow) -> Result<PushRow> {
+fn push_from_row(r: &Row) -> Result<PushRow> {
     Ok(PushRow {
         tx_id: r.try_get("tx_id")?,
         user_name: r.try_get("user_name")?,
@@ -81,7 +81,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO app_links (code_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        query("INSERT INTO app_links (code_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(code_hash)
             .bind(user)
             .bind(now)
@@ -93,17 +93,17 @@ impl Store {
 
     /// Spends a registration code; returns its user for exactly one caller, before expiry.
     pub async fn app_link_consume(&self, code_hash: &str, now: i64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
+        query_scalar(
             "UPDATE app_links SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_name",
         )
         .bind(now)
         .bind(code_hash)
         .fetch_optional(self.writer())
-        .await?)
+        .await
     }
 
     pub async fn app_create(&self, a: &NewApp<'_>) -> Result<()> {
-        sqlx::query(&format!(
+        query(format!(
             "INSERT INTO apps ({APP_COLS}, key_hash) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7)"
         ))
         .bind(a.id)
@@ -120,41 +120,42 @@ impl Store {
     }
 
     pub async fn app_by_key_hash(&self, hash: &str) -> Result<Option<AppRow>> {
-        let row = sqlx::query(&format!("SELECT {APP_COLS} FROM apps WHERE key_hash = $1"))
+        let row = query(format!("SELECT {APP_COLS} FROM apps WHERE key_hash = $1"))
             .bind(hash)
+            .quick()
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(app_from_row).transpose()
     }
 
     pub async fn apps_of(&self, user: &str) -> Result<Vec<AppRow>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {APP_COLS} FROM apps WHERE user_name = $1 ORDER BY created_at, id"
         ))
         .bind(user)
+        .quick()
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(app_from_row).collect()
     }
 
     pub async fn app_count_of(&self, user: &str) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM apps WHERE user_name = $1")
-                .bind(user)
-                .fetch_one(self.pool())
-                .await?,
-        )
+        query_scalar("SELECT COUNT(*) FROM apps WHERE user_name = $1")
+            .bind(user)
+            .quick()
+            .fetch_one(self.pool())
+            .await
     }
 
     /// Revokes an app and the TOTP token that came with it; returns its user.
     pub async fn app_delete(&self, id: &str) -> Result<Option<String>> {
         let user: Option<String> =
-            sqlx::query_scalar("DELETE FROM apps WHERE id = $1 RETURNING user_name")
+            query_scalar("DELETE FROM apps WHERE id = $1 RETURNING user_name")
                 .bind(id)
                 .fetch_optional(self.writer())
                 .await?;
         if user.is_some() {
-            sqlx::query("DELETE FROM tokens WHERE app_id = $1")
+            query("DELETE FROM tokens WHERE app_id = $1")
                 .bind(id)
                 .execute(self.writer())
                 .await?;
@@ -163,7 +164,7 @@ impl Store {
     }
 
     pub async fn token_set_app(&self, token_id: &str, app_id: &str) -> Result<()> {
-        sqlx::query("UPDATE tokens SET app_id = $1 WHERE id = $2")
+        query("UPDATE tokens SET app_id = $1 WHERE id = $2")
             .bind(app_id)
             .bind(token_id)
             .execute(self.writer())
@@ -173,7 +174,7 @@ impl Store {
 
     /// Creates the push request of a transaction, or returns the one already there.
     pub async fn push_create(&self, p: &PushRow, now: i64) -> Result<PushRow> {
-        sqlx::query(&format!(
+        query(format!(
             "INSERT INTO push_requests ({PUSH_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (tx_id) DO NOTHING"
         ))
@@ -188,6 +189,7 @@ impl Store {
         .bind(&p.state)
         .bind(&p.detail)
         .bind(now)
+        .quick()
         .execute(self.writer())
         .await?;
         self.push_get(&p.tx_id)
@@ -196,21 +198,23 @@ impl Store {
     }
 
     pub async fn push_get(&self, tx_id: &str) -> Result<Option<PushRow>> {
-        let row = sqlx::query(&format!(
+        let row = query(format!(
             "SELECT {PUSH_COLS} FROM push_requests WHERE tx_id = $1"
         ))
         .bind(tx_id)
+        .quick()
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(push_from_row).transpose()
     }
 
     pub async fn push_pending_for(&self, user: &str, now: i64) -> Result<Vec<PushRow>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {PUSH_COLS} FROM push_requests WHERE user_name = $1 AND state = 'pending' AND expires_at > $2 ORDER BY created_at"
         ))
         .bind(user)
         .bind(now)
+        .quick()
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(push_from_row).collect()
@@ -225,7 +229,7 @@ impl Store {
         detail: &str,
         now: i64,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let res = query(
             "UPDATE push_requests SET state = $1, app_id = $2, detail = $3 WHERE tx_id = $4 AND state = 'pending' AND expires_at > $5",
         )
         .bind(state)
@@ -233,13 +237,14 @@ impl Store {
         .bind(detail)
         .bind(tx_id)
         .bind(now)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
 
     pub async fn badge_set(&self, user: &str, state: &str, time: i64, app_id: &str) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO badges (user_name, state, time, app_id) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_name) DO UPDATE SET state = excluded.state, time = excluded.time, app_id = excluded.app_id",
         )
@@ -253,8 +258,9 @@ impl Store {
     }
 
     pub async fn badge_get(&self, user: &str) -> Result<Option<(String, i64)>> {
-        let row = sqlx::query("SELECT state, time FROM badges WHERE user_name = $1")
+        let row = query("SELECT state, time FROM badges WHERE user_name = $1")
             .bind(user)
+            .quick()
             .fetch_optional(self.pool())
             .await?;
         row.map(|r| Ok((r.try_get("state")?, r.try_get("time")?)))

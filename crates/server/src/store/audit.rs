@@ -1,6 +1,6 @@
+use super::query;
 use super::{Result, Store};
 use latchkey_proto::admin::AuditEntry;
-use sqlx::Row;
 
 /// One audit line to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Store {
                     b + 7
                 ));
             }
-            let mut q = sqlx::query(&sql);
+            let mut q = query(&sql);
             for a in chunk {
                 q = q
                     .bind(a.time)
@@ -61,7 +61,7 @@ impl Store {
         since: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, time, actor, action, user_name, client_id, result, detail FROM audit \
              WHERE ($1 IS NULL OR user_name = $1) AND time >= $2 ORDER BY id DESC LIMIT $3",
         )

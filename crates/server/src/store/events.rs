@@ -5,9 +5,10 @@
 //! batch re-sent after a lost answer stores nothing twice; session rows change only for the
 //! events that were new.
 
+use super::db::Query;
 use super::{Result, Store, StoreError};
+use super::{query, query_scalar};
 use latchkey_proto::events::{Event, EventEntry, EventKind, SessionInfo};
-use sqlx::Row;
 
 /// Rows per INSERT statement (10 parameters each; well under SQLite's 32766).
 const ROWS: usize = 200;
@@ -93,15 +94,7 @@ fn insert_sql(rows: usize, returning: bool) -> String {
     sql
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-fn bind_event<'q>(
-    q: AnyQuery<'q>,
-    e: &Event,
-    machine_id: &str,
-    hostname: &str,
-    now: i64,
-) -> Result<AnyQuery<'q>> {
+fn bind_event(q: Query, e: &Event, machine_id: &str, hostname: &str, now: i64) -> Result<Query> {
     let body = serde_json::to_string(e)
         .map_err(|err| StoreError::Corrupt(format!("event {}: {err}", e.id)))?;
     Ok(q.bind(e.id.clone())
@@ -116,19 +109,15 @@ fn bind_event<'q>(
         .bind(body))
 }
 
-/// The session row change of a new logon, logoff or lock event.
-async fn apply_session(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    machine_id: &str,
-    e: &Event,
-) -> Result<()> {
+/// The session row change of a new logon, logoff or lock event (None for other events).
+fn session_change(machine_id: &str, e: &Event) -> Option<Query> {
     let (Some(session), Some(user)) = (&e.session_id, &e.user) else {
-        return Ok(());
+        return None;
     };
     let secs = e.time_ms.div_euclid(1000);
     match e.kind {
-        EventKind::Logon => {
-            sqlx::query(
+        EventKind::Logon => Some(
+            query(
                 "INSERT INTO sessions (id, machine_id, session_id, user_name, service, client_id, rhost, opened_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
             )
@@ -139,33 +128,33 @@ async fn apply_session(
             .bind(e.service.clone())
             .bind(e.client_id.clone())
             .bind(e.rhost.clone())
-            .bind(secs)
-            .execute(&mut **tx)
-            .await?;
-        }
-        EventKind::Logoff => {
-            sqlx::query(
+            .bind(secs),
+        ),
+        EventKind::Logoff => Some(
+            query(
                 "UPDATE sessions SET closed_at = $1 WHERE machine_id = $2 AND session_id = $3 AND closed_at IS NULL",
             )
             .bind(secs)
             .bind(machine_id.to_string())
-            .bind(session.clone())
-            .execute(&mut **tx)
-            .await?;
-        }
-        EventKind::SessionLock => {
-            sqlx::query(
+            .bind(session.clone()),
+        ),
+        EventKind::SessionLock => Some(
+            query(
                 "UPDATE sessions SET locked_at = $1 WHERE machine_id = $2 AND session_id = $3 AND closed_at IS NULL",
             )
             .bind(secs)
             .bind(machine_id.to_string())
-            .bind(session.clone())
-            .execute(&mut **tx)
-            .await?;
-        }
-        _ => {}
+            .bind(session.clone()),
+        ),
+        _ => None,
     }
-    Ok(())
+}
+
+/// One statement of a batch: a run of plain events, or one session-changing event with
+/// `RETURNING` and the session change to apply when it was new.
+enum Step {
+    Plain(Query),
+    Session(Query, Query),
 }
 
 impl Store {
@@ -180,17 +169,17 @@ impl Store {
         events: &[Event],
         now: i64,
     ) -> Result<u64> {
-        let mut tx = self.writer().begin().await?;
-        let mut inserted = 0u64;
+        // The statements are built here, from the borrowed batch; the transaction runs them
+        // on the writer's thread.
+        let mut steps = Vec::new();
         let mut i = 0;
         while i < events.len() {
             if touches_session(&events[i]) {
                 let e = &events[i];
-                let sql = insert_sql(1, true);
-                let q = bind_event(sqlx::query(&sql), e, machine_id, hostname, now)?;
-                if q.fetch_optional(&mut *tx).await?.is_some() {
-                    inserted += 1;
-                    apply_session(&mut tx, machine_id, e).await?;
+                let q = bind_event(query(insert_sql(1, true)), e, machine_id, hostname, now)?;
+                match session_change(machine_id, e) {
+                    Some(change) => steps.push(Step::Session(q, change)),
+                    None => steps.push(Step::Plain(q)),
                 }
                 i += 1;
                 continue;
@@ -199,21 +188,35 @@ impl Store {
             while j < events.len() && j - i < ROWS && !touches_session(&events[j]) {
                 j += 1;
             }
-            let sql = insert_sql(j - i, false);
-            let mut q = sqlx::query(&sql);
+            let mut q = query(insert_sql(j - i, false));
             for e in &events[i..j] {
                 q = bind_event(q, e, machine_id, hostname, now)?;
             }
-            inserted += q.execute(&mut *tx).await?.rows_affected();
+            steps.push(Step::Plain(q));
             i = j;
         }
-        tx.commit().await?;
-        Ok(inserted)
+        self.writer()
+            .transaction(false, move |c| {
+                let mut inserted = 0u64;
+                for step in &steps {
+                    match step {
+                        Step::Plain(q) => inserted += q.execute_on(c)?.rows_affected(),
+                        Step::Session(q, change) => {
+                            if q.fetch_optional_on(c)?.is_some() {
+                                inserted += 1;
+                                change.execute_on(c)?;
+                            }
+                        }
+                    }
+                }
+                Ok(inserted)
+            })
+            .await
     }
 
     /// The highest sequence number stored (0 when there is none).
     pub async fn events_max_seq(&self) -> Result<i64> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+        let v: Option<i64> = query_scalar("SELECT MAX(seq) FROM events")
             .fetch_one(self.pool())
             .await?;
         Ok(v.unwrap_or(0))
@@ -229,7 +232,7 @@ impl Store {
              AND ($4 IS NULL OR machine_id = $4 OR hostname = $4) AND ($5 IS NULL OR kind = $5) \
              AND time_ms >= $6 ORDER BY seq {order} LIMIT $7"
         );
-        let rows = sqlx::query(&sql)
+        let rows = query(&sql)
             .bind(f.after.unwrap_or(0))
             .bind(upto)
             .bind(f.user.clone())
@@ -262,7 +265,7 @@ impl Store {
 
     /// Open sessions (all machines), oldest first.
     pub async fn sessions_open(&self, user: Option<&str>) -> Result<Vec<SessionRow>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT s.machine_id, COALESCE(m.hostname, '') AS hostname, s.session_id, s.user_name, s.service, \
              s.client_id, s.rhost, s.opened_at, s.locked_at FROM sessions s LEFT JOIN machines m ON m.id = s.machine_id \
              WHERE s.closed_at IS NULL AND ($1 IS NULL OR s.user_name = $1) ORDER BY s.opened_at, s.id",
@@ -290,12 +293,12 @@ impl Store {
     /// Retention: deletes events stored before `cutoff` (unix seconds) and sessions closed
     /// before it. Returns the number of events deleted.
     pub async fn events_purge(&self, cutoff: i64) -> Result<u64> {
-        let n = sqlx::query("DELETE FROM events WHERE received_at < $1")
+        let n = query("DELETE FROM events WHERE received_at < $1")
             .bind(cutoff)
             .execute(self.writer())
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < $1")
+        query("DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < $1")
             .bind(cutoff)
             .execute(self.writer())
             .await?;

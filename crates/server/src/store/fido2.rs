@@ -1,8 +1,8 @@
 //! FIDO2 credentials, registration codes and per-login challenges.
 
+use super::Row;
 use super::{Result, Store, map_conflict};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use super::{query, query_scalar};
 
 /// A registered security-key credential. `public_key` is the COSE key (base64url) exactly as
 /// the authenticator sent it; `credential_id` is base64url.
@@ -26,7 +26,7 @@ pub struct Fido2Row {
 
 const COLS: &str = "id, user_name, credential_id, public_key, alg, sign_count, uv_registered, aaguid, rp_id, label, created_at, last_used_at";
 
-fn from_row(r: &AnyRow) -> Result<Fido2Row> {
+fn from_row(r: &Row) -> Result<Fido2Row> {
     Ok(Fido2Row {
         id: r.try_get("id")?,
         user_name: r.try_get("user_name")?,
@@ -55,7 +55,7 @@ pub struct Fido2RegRow {
 
 impl Store {
     pub async fn fido2_create(&self, c: &Fido2Row) -> Result<()> {
-        sqlx::query(&format!(
+        query(format!(
             "INSERT INTO fido2_credentials ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&c.id)
@@ -78,20 +78,22 @@ impl Store {
 
     /// A user's FIDO2 credentials, oldest first (also what an offline bundle carries).
     pub async fn fido2_of(&self, user: &str) -> Result<Vec<Fido2Row>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {COLS} FROM fido2_credentials WHERE user_name = $1 ORDER BY created_at, id"
         ))
         .bind(user)
+        .quick()
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn fido2_by_credential_id(&self, credential_id: &str) -> Result<Option<Fido2Row>> {
-        let row = sqlx::query(&format!(
+        let row = query(format!(
             "SELECT {COLS} FROM fido2_credentials WHERE credential_id = $1"
         ))
         .bind(credential_id)
+        .quick()
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(from_row).transpose()
@@ -101,7 +103,7 @@ impl Store {
     /// (`seen`): exactly one of several concurrent logins with one assertion wins, and a
     /// counter stored meanwhile by another login makes this one lose.
     pub async fn fido2_advance(&self, id: &str, seen: i64, new: i64, now: i64) -> Result<bool> {
-        let res = sqlx::query(
+        let res = query(
             "UPDATE fido2_credentials SET sign_count = $1, last_used_at = $2 \
              WHERE id = $3 AND sign_count = $4",
         )
@@ -109,18 +111,17 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(seen)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(res.rows_affected() == 1)
     }
 
     pub async fn fido2_delete(&self, id: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("DELETE FROM fido2_credentials WHERE id = $1 RETURNING user_name")
-                .bind(id)
-                .fetch_optional(self.writer())
-                .await?,
-        )
+        query_scalar("DELETE FROM fido2_credentials WHERE id = $1 RETURNING user_name")
+            .bind(id)
+            .fetch_optional(self.writer())
+            .await
     }
 
     pub async fn fido2_reg_create(
@@ -131,7 +132,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO fido2_registrations (code_hash, user_name, label, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -152,7 +153,7 @@ impl Store {
         challenge: &str,
         now: i64,
     ) -> Result<Option<Fido2RegRow>> {
-        let row = sqlx::query(
+        let row = query(
             "UPDATE fido2_registrations SET challenge = $1 \
              WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $3 \
              RETURNING user_name, label, challenge, expires_at",
@@ -166,7 +167,7 @@ impl Store {
     }
 
     pub async fn fido2_reg_get(&self, code_hash: &str, now: i64) -> Result<Option<Fido2RegRow>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT user_name, label, challenge, expires_at FROM fido2_registrations \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2",
         )
@@ -184,7 +185,7 @@ impl Store {
         challenge: &str,
         now: i64,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let res = query(
             "UPDATE fido2_registrations SET used_at = $1 \
              WHERE code_hash = $2 AND challenge = $3 AND used_at IS NULL AND expires_at > $1",
         )
@@ -203,13 +204,14 @@ impl Store {
         rp_id: &str,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO fido2_login_challenges (tx_id, challenge, rp_id, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(tx_id)
         .bind(challenge)
         .bind(rp_id)
         .bind(expires_at)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(())
@@ -217,17 +219,17 @@ impl Store {
 
     /// The login challenge of a transaction: (challenge base64url, rp id).
     pub async fn fido2_challenge_get(&self, tx_id: &str) -> Result<Option<(String, String)>> {
-        let row =
-            sqlx::query("SELECT challenge, rp_id FROM fido2_login_challenges WHERE tx_id = $1")
-                .bind(tx_id)
-                .fetch_optional(self.pool())
-                .await?;
+        let row = query("SELECT challenge, rp_id FROM fido2_login_challenges WHERE tx_id = $1")
+            .bind(tx_id)
+            .quick()
+            .fetch_optional(self.pool())
+            .await?;
         row.map(|r| Ok((r.try_get("challenge")?, r.try_get("rp_id")?)))
             .transpose()
     }
 }
 
-fn reg_row(r: &AnyRow) -> Result<Fido2RegRow> {
+fn reg_row(r: &Row) -> Result<Fido2RegRow> {
     Ok(Fido2RegRow {
         user_name: r.try_get("user_name")?,
         label: r.try_get("label")?,

@@ -1,6 +1,6 @@
+use super::Row;
 use super::{Result, Store, map_conflict};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use super::{query, query_scalar};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineRow {
@@ -19,7 +19,7 @@ pub struct NewMachine<'a> {
     pub now: i64,
 }
 
-fn from_row(r: &AnyRow) -> Result<MachineRow> {
+fn from_row(r: &Row) -> Result<MachineRow> {
     Ok(MachineRow {
         id: r.try_get("id")?,
         hostname: r.try_get("hostname")?,
@@ -39,7 +39,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO join_tokens (token_hash, note, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        query("INSERT INTO join_tokens (token_hash, note, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(note)
             .bind(now)
@@ -56,7 +56,7 @@ impl Store {
         now: i64,
         machine_id: &str,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let res = query(
             "UPDATE join_tokens SET used_at = $1, machine_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
         )
         .bind(now)
@@ -68,7 +68,7 @@ impl Store {
     }
 
     pub async fn machine_create(&self, m: &NewMachine<'_>) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO machines (id, hostname, api_key_hash, cert_sha256, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(m.id)
@@ -83,36 +83,36 @@ impl Store {
     }
 
     pub async fn machine_by_key_hash(&self, hash: &str) -> Result<Option<MachineRow>> {
-        let row = sqlx::query(&format!(
+        let row = query(format!(
             "SELECT {COLS} FROM machines WHERE api_key_hash = $1"
         ))
         .bind(hash)
+        .quick()
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn machine_by_cert(&self, cert_sha256: &str) -> Result<Option<MachineRow>> {
-        let row = sqlx::query(&format!(
+        let row = query(format!(
             "SELECT {COLS} FROM machines WHERE cert_sha256 = $1"
         ))
         .bind(cert_sha256)
+        .quick()
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     pub async fn machine_list(&self) -> Result<Vec<MachineRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM machines ORDER BY hostname, id"
-        ))
-        .fetch_all(self.pool())
-        .await?;
+        let rows = query(format!("SELECT {COLS} FROM machines ORDER BY hostname, id"))
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn machine_delete(&self, id: &str) -> Result<bool> {
-        let res = sqlx::query("DELETE FROM machines WHERE id = $1")
+        let res = query("DELETE FROM machines WHERE id = $1")
             .bind(id)
             .execute(self.writer())
             .await?;
@@ -122,19 +122,20 @@ impl Store {
     /// Updates `last_seen_at` at most once a minute per machine (a write per request would
     /// cost more than the request).
     pub async fn machine_touch(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE machines SET last_seen_at = $1 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $3)",
         )
         .bind(now)
         .bind(id)
         .bind(now - 60)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(())
     }
 
     pub async fn admin_key_insert(&self, hash: &str, name: &str, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO admin_keys (key_hash, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING")
+        query("INSERT INTO admin_keys (key_hash, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING")
             .bind(hash)
             .bind(name)
             .bind(now)
@@ -144,8 +145,9 @@ impl Store {
     }
 
     pub async fn admin_key_exists(&self, hash: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_keys WHERE key_hash = $1")
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM admin_keys WHERE key_hash = $1")
             .bind(hash)
+            .quick()
             .fetch_one(self.pool())
             .await?;
         Ok(n > 0)
@@ -154,7 +156,7 @@ impl Store {
 
 impl Store {
     pub async fn admin_any(&self) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_keys")
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM admin_keys")
             .fetch_one(self.pool())
             .await?;
         Ok(n > 0)

@@ -1,7 +1,7 @@
 //! The store: one code path over SQLite (default) and, later, PostgreSQL.
 //!
-//! All queries go through `sqlx::Any` with `$N` placeholders and portable types (BIGINT,
-//! TEXT); only the schema DDL may differ per backend. Every state change that guards a
+//! All queries go through [`db`] with `$N` placeholders and portable types (BIGINT, TEXT);
+//! only the schema DDL may differ per backend. Every state change that guards a
 //! security property (a code used once, a join token used once, a transaction finished once)
 //! is a single conditional UPDATE whose affected-row count decides the outcome, so it stays
 //! atomic across several server instances sharing one database.
@@ -30,16 +30,24 @@ pub use tokens::TokenRow;
 pub use tx::{NewTx, TxRow};
 pub use users::UserRow;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use db::Handle;
+pub(crate) use db::{Row, query, query_scalar};
 use std::path::Path;
-use std::time::Duration;
 use thiserror::Error;
+
+mod db;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(String),
+    /// The database is locked by another connection (retried on the blocking pool; seen by
+    /// callers only if that wait runs out too).
+    #[error("database is busy")]
+    Busy,
+    /// A UNIQUE or PRIMARY KEY constraint failed (turned into `Conflict` by the caller).
+    #[error("unique constraint failed: {0}")]
+    Unique(String),
     #[error("{0} already exists")]
     Conflict(String),
     #[error("corrupt row: {0}")]
@@ -55,97 +63,88 @@ pub enum Backend {
     Sqlite,
 }
 
+/// Reader connections: WAL lets them read beside the writer. A few are enough: each
+/// statement holds one for microseconds.
+const READERS: usize = 4;
+
 #[derive(Clone)]
 pub struct Store {
     /// Readers (WAL lets them run beside the writer).
-    pool: AnyPool,
+    pool: Handle,
     /// The one writer connection: SQLite allows one writer at a time, and queueing writes
-    /// here (async, in order) avoids SQLite's busy-wait sleeps when writers collide.
-    writer: AnyPool,
+    /// here (in order) avoids SQLite's busy-wait sleeps when writers collide.
+    writer: Handle,
     backend: Backend,
 }
 
-/// Turns `--database` into a sqlx URL. A bare path means SQLite.
-fn database_url(spec: &str) -> Result<(String, Backend)> {
+/// Turns `--database` into a backend and its location. A bare path means SQLite.
+fn database_path(spec: &str) -> Result<(String, Backend)> {
     if let Some(rest) = spec.strip_prefix("sqlite:") {
         let path = rest.trim_start_matches("//");
-        return Ok((format!("sqlite://{path}?mode=rwc"), Backend::Sqlite));
+        let path = path.split('?').next().unwrap_or(path);
+        return Ok((path.to_string(), Backend::Sqlite));
     }
     if spec.contains("://") {
         return Err(StoreError::Url(spec.to_string()));
     }
-    Ok((format!("sqlite://{spec}?mode=rwc"), Backend::Sqlite))
+    Ok((spec.to_string(), Backend::Sqlite))
 }
 
 impl Store {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub async fn open(spec: &str) -> Result<Store> {
-        install_default_drivers();
-        let (url, backend) = database_url(spec)?;
-        if backend == Backend::Sqlite {
-            let path = Path::new(spec.trim_start_matches("sqlite:").trim_start_matches("//"));
-            if let Some(parent) = path.parent()
-                && !parent.as_os_str().is_empty()
-            {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            // The database holds sealed seeds and key hashes: owner-only, like the keys.
-            // SQLite gives its -wal/-shm files the database file's permissions.
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path);
+        let (path, backend) = database_path(spec)?;
+        if path.is_empty() {
+            return Err(StoreError::Url(spec.to_string()));
         }
-        let pool = Self::pool_options(backend, 6, false).connect(&url).await?;
-        let writer = Self::pool_options(backend, 1, true).connect(&url).await?;
+        let path = Path::new(&path).to_path_buf();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        // The database holds sealed seeds and key hashes: owner-only, like the keys.
+        // SQLite gives its -wal/-shm files the database file's permissions.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        let p = path.clone();
+        // Opening runs file I/O (and WAL recovery): off the async threads.
+        let (writer, pool) = tokio::task::spawn_blocking(move || {
+            let writer = Handle::open_sqlite(&p, 1, true)?;
+            Ok::<_, StoreError>((writer, p))
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("database task failed: {e}")))??;
         let store = Store {
-            pool,
+            pool: writer.clone(),
             writer,
             backend,
         };
+        // The schema first (through the writer), then the readers see it.
         schema::migrate(&store).await?;
-        Ok(store)
-    }
-
-    fn pool_options(backend: Backend, size: u32, writer: bool) -> AnyPoolOptions {
-        AnyPoolOptions::new()
-            .max_connections(size)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            // A ping before each use would double the round trips to SQLite's worker thread;
-            // a broken connection shows up as a query error anyway (and a 503, never a grant).
-            .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the single writer; NORMAL sync is
-                        // durable across process crashes (fsync at checkpoints).
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        if writer {
-                            // Checkpoints run from a background task (`checkpoint`), not
-                            // inside a login's commit.
-                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
+        let readers =
+            tokio::task::spawn_blocking(move || Handle::open_sqlite(&pool, READERS, false))
+                .await
+                .map_err(|e| StoreError::Db(format!("database task failed: {e}")))??;
+        Ok(Store {
+            pool: readers,
+            ..store
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &Handle {
         &self.pool
     }
 
-    pub(crate) fn writer(&self) -> &AnyPool {
+    pub(crate) fn writer(&self) -> &Handle {
         &self.writer
     }
 
@@ -153,7 +152,7 @@ impl Store {
     /// the writer (SQLite's PASSIVE checkpoint), from a reader connection.
     pub async fn checkpoint(&self) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(&self.pool)
                 .await?;
         }
@@ -162,22 +161,26 @@ impl Store {
 
     /// Cheap query used by `/readyz`.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        query("SELECT 1").quick().execute(&self.pool).await?;
         Ok(())
     }
 
+    /// Folds the WAL into the database file before shutdown (connections close on drop).
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
+        if self.backend == Backend::Sqlite
+            && let Err(e) = query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.writer)
+                .await
+        {
+            tracing::warn!(error = %e, "final checkpoint failed");
+        }
     }
 }
 
 /// Unique-constraint violations become `Conflict`.
-pub(crate) fn map_conflict(e: sqlx::Error, what: &str) -> StoreError {
-    if let sqlx::Error::Database(db) = &e
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict(what.to_string());
+pub(crate) fn map_conflict(e: StoreError, what: &str) -> StoreError {
+    match e {
+        StoreError::Unique(_) => StoreError::Conflict(what.to_string()),
+        other => other,
     }
-    StoreError::Db(e)
 }

@@ -7,6 +7,7 @@
 //! account-check answer.
 
 use super::{Result, Store};
+use super::{query, query_scalar};
 
 /// Longest a bundle can live (`offline.max_days` ≤ 365) plus a margin.
 const FORGET_KEEP_SECS: i64 = 400 * 86_400;
@@ -21,12 +22,13 @@ impl Store {
         issued_at: i64,
         not_after: i64,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM offline_forget WHERE machine_id = $1 AND user_name = $2")
+        query("DELETE FROM offline_forget WHERE machine_id = $1 AND user_name = $2")
             .bind(machine_id)
             .bind(user)
+            .quick()
             .execute(self.writer())
             .await?;
-        sqlx::query(
+        query(
             "INSERT INTO offline_issued (machine_id, user_name, bundle_id, issued_at, not_after) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (machine_id, user_name) DO UPDATE SET bundle_id = excluded.bundle_id, issued_at = excluded.issued_at, not_after = excluded.not_after",
         )
@@ -35,6 +37,7 @@ impl Store {
         .bind(bundle_id)
         .bind(issued_at)
         .bind(not_after)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(())
@@ -48,7 +51,7 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO offline_forget (machine_id, user_name, requested_at, reason) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (machine_id, user_name) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason",
         )
@@ -58,7 +61,7 @@ impl Store {
         .bind(reason)
         .execute(self.writer())
         .await?;
-        sqlx::query("DELETE FROM offline_issued WHERE machine_id = $1 AND user_name = $2")
+        query("DELETE FROM offline_issued WHERE machine_id = $1 AND user_name = $2")
             .bind(machine_id)
             .bind(user)
             .execute(self.writer())
@@ -69,7 +72,7 @@ impl Store {
     /// Asks every machine holding a bundle of `user` to wipe it (user disabled or removed,
     /// token app revoked); returns how many machines.
     pub async fn offline_revoke_user(&self, user: &str, reason: &str, now: i64) -> Result<u64> {
-        let res = sqlx::query(
+        let res = query(
             "INSERT INTO offline_forget (machine_id, user_name, requested_at, reason) \
              SELECT machine_id, user_name, $2, $3 FROM offline_issued WHERE user_name = $1 \
              ON CONFLICT (machine_id, user_name) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason",
@@ -79,7 +82,7 @@ impl Store {
         .bind(reason)
         .execute(self.writer())
         .await?;
-        sqlx::query("DELETE FROM offline_issued WHERE user_name = $1")
+        query("DELETE FROM offline_issued WHERE user_name = $1")
             .bind(user)
             .execute(self.writer())
             .await?;
@@ -88,12 +91,13 @@ impl Store {
 
     /// Users whose bundles `machine_id` must wipe.
     pub async fn offline_forget_list(&self, machine_id: &str, now: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
+        query_scalar(
             "SELECT user_name FROM offline_forget WHERE machine_id = $1 AND requested_at > $2 ORDER BY user_name",
         )
         .bind(machine_id)
         .bind(now - FORGET_KEEP_SECS)
+        .quick()
         .fetch_all(self.pool())
-        .await?)
+        .await
     }
 }

@@ -1,5 +1,5 @@
 use super::{Result, Store, StoreError};
-use sqlx::Row;
+use super::{query, query_scalar};
 use std::collections::BTreeMap;
 
 /// Explicitly set `key=value` settings of one client policy (unset keys inherit from `*`).
@@ -8,8 +8,9 @@ pub type Settings = BTreeMap<String, String>;
 impl Store {
     pub async fn policy_get(&self, client_id: &str) -> Result<Option<Settings>> {
         let json: Option<String> =
-            sqlx::query_scalar("SELECT settings_json FROM policies WHERE client_id = $1")
+            query_scalar("SELECT settings_json FROM policies WHERE client_id = $1")
                 .bind(client_id)
+                .quick()
                 .fetch_optional(self.pool())
                 .await?;
         json.map(|j| {
@@ -19,7 +20,7 @@ impl Store {
     }
 
     pub async fn policy_list(&self) -> Result<Vec<(String, Settings)>> {
-        let rows = sqlx::query("SELECT client_id, settings_json FROM policies ORDER BY client_id")
+        let rows = query("SELECT client_id, settings_json FROM policies ORDER BY client_id")
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -42,7 +43,7 @@ impl Store {
     ) -> Result<()> {
         let json =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        query(
             "INSERT INTO policies (client_id, settings_json, updated_at) VALUES ($1, $2, $3) ON CONFLICT (client_id) DO NOTHING",
         )
         .bind(client_id)
@@ -56,7 +57,7 @@ impl Store {
     pub async fn policy_put(&self, client_id: &str, settings: &Settings, now: i64) -> Result<()> {
         let json =
             serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        query(
             "INSERT INTO policies (client_id, settings_json, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (client_id) DO UPDATE SET settings_json = excluded.settings_json, updated_at = excluded.updated_at",
         )
@@ -69,7 +70,7 @@ impl Store {
     }
 
     pub async fn policy_delete(&self, client_id: &str) -> Result<bool> {
-        let res = sqlx::query("DELETE FROM policies WHERE client_id = $1")
+        let res = query("DELETE FROM policies WHERE client_id = $1")
             .bind(client_id)
             .execute(self.writer())
             .await?;

@@ -1,6 +1,7 @@
 //! Schema and migrations. DDL is the only place where backends may differ.
 
 use super::{Backend, Result, Store};
+use super::{query, query_scalar};
 
 /// Each entry is applied once, in order, and recorded in `schema_version`.
 const MIGRATIONS: &[&str] = &[
@@ -242,10 +243,10 @@ fn dialect(sql: &str, backend: Backend) -> String {
 
 pub(super) async fn migrate(store: &Store) -> Result<()> {
     let pool = store.writer();
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+    query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
         .execute(pool)
         .await?;
-    let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+    let current: Option<i64> = query_scalar("SELECT MAX(version) FROM schema_version")
         .fetch_one(pool)
         .await?;
     let current = current.unwrap_or(0);
@@ -254,18 +255,21 @@ pub(super) async fn migrate(store: &Store) -> Result<()> {
         if version <= current {
             continue;
         }
-        let mut tx = pool.begin().await?;
-        for stmt in dialect(migration, store.backend()).split(';') {
-            if stmt.trim().is_empty() {
-                continue;
+        let statements: Vec<_> = dialect(migration, store.backend())
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| query(s.to_string()))
+            .collect();
+        pool.transaction(false, move |c| {
+            for q in &statements {
+                q.execute_on(c)?;
             }
-            sqlx::query(stmt).execute(&mut *tx).await?;
-        }
-        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(version)
+                .execute_on(c)?;
+            Ok(())
+        })
+        .await?;
         tracing::info!(version, "database schema migrated");
     }
     Ok(())

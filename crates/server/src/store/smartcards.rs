@@ -2,10 +2,10 @@
 //! codes. A smartcard is a `tokens` row (so listing and removal work as for any token, and
 //! removal cascades here) plus its certificate in `smartcards`.
 
+use super::query;
 use super::{Result, Store, StoreError, TokenRow, map_conflict};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sqlx::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmartcardRow {
@@ -23,7 +23,7 @@ pub struct SmartcardRow {
 const COLS: &str =
     "token_id, user_name, fingerprint, cert_der, subject, issuer, not_before, not_after";
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<SmartcardRow> {
+fn from_row(r: &super::Row) -> Result<SmartcardRow> {
     let der: String = r.try_get("cert_der")?;
     let token_id: String = r.try_get("token_id")?;
     Ok(SmartcardRow {
@@ -44,8 +44,7 @@ impl Store {
     /// Creates the token and its certificate in one transaction. A certificate already
     /// registered (to anyone) is a conflict.
     pub async fn smartcard_create(&self, t: &TokenRow, sc: &SmartcardRow) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(
+        let token = query(
             "INSERT INTO tokens (id, user_name, kind, algorithm, digits, period, secret_sealed, used, label, created_at, last_used_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
@@ -60,10 +59,8 @@ impl Store {
         .bind(&t.label)
         .bind(t.created_at)
         .bind(t.last_used_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_conflict(e, "token"))?;
-        sqlx::query(&format!(
+        ;
+        let card = query(format!(
             "INSERT INTO smartcards ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(&sc.token_id)
@@ -73,16 +70,19 @@ impl Store {
         .bind(&sc.subject)
         .bind(&sc.issuer)
         .bind(sc.not_before)
-        .bind(sc.not_after)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| map_conflict(e, "this certificate"))?;
-        tx.commit().await?;
-        Ok(())
+        .bind(sc.not_after);
+        self.writer()
+            .transaction(false, move |c| {
+                token.execute_on(c).map_err(|e| map_conflict(e, "token"))?;
+                card.execute_on(c)
+                    .map_err(|e| map_conflict(e, "this certificate"))?;
+                Ok(())
+            })
+            .await
     }
 
     pub async fn smartcards_of(&self, user: &str) -> Result<Vec<SmartcardRow>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {COLS} FROM smartcards WHERE user_name = $1 ORDER BY token_id"
         ))
         .bind(user)
@@ -92,7 +92,7 @@ impl Store {
     }
 
     pub async fn smartcard_touch(&self, token_id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+        query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(token_id)
             .execute(self.writer())
@@ -107,7 +107,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO smartcard_codes (code_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(code_hash)
@@ -126,7 +126,7 @@ impl Store {
         user: &str,
         now: i64,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let res = query(
             "UPDATE smartcard_codes SET used_at = $1 WHERE code_hash = $2 AND user_name = $3 \
              AND used_at IS NULL AND expires_at > $1",
         )

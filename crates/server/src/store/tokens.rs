@@ -1,7 +1,7 @@
+use super::Row;
 use super::{Result, Store, StoreError, map_conflict};
+use super::{query, query_scalar};
 use latchkey_proto::{OtpAlgorithm, TokenKind};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// A token as stored. `secret_sealed` is the master-key-sealed seed (base64), never plain.
 #[derive(Clone)]
@@ -31,7 +31,7 @@ impl std::fmt::Debug for TokenRow {
 
 const COLS: &str = "id, user_name, kind, algorithm, digits, period, secret_sealed, used, label, created_at, last_used_at";
 
-fn from_row(r: &AnyRow) -> Result<TokenRow> {
+fn from_row(r: &Row) -> Result<TokenRow> {
     let corrupt = |f: &str, e: String| StoreError::Corrupt(format!("tokens.{f}: {e}"));
     let kind: String = r.try_get("kind")?;
     let alg: String = r.try_get("algorithm")?;
@@ -54,7 +54,7 @@ fn from_row(r: &AnyRow) -> Result<TokenRow> {
 
 impl Store {
     pub async fn token_create(&self, t: &TokenRow) -> Result<()> {
-        sqlx::query(&format!(
+        query(format!(
             "INSERT INTO tokens ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&t.id)
@@ -75,27 +75,27 @@ impl Store {
     }
 
     pub async fn tokens_of(&self, user: &str) -> Result<Vec<TokenRow>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(format!(
             "SELECT {COLS} FROM tokens WHERE user_name = $1 ORDER BY created_at, id"
         ))
         .bind(user)
+        .quick()
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn token_count_of(&self, user: &str) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE user_name = $1")
-                .bind(user)
-                .fetch_one(self.pool())
-                .await?,
-        )
+        query_scalar("SELECT COUNT(*) FROM tokens WHERE user_name = $1")
+            .bind(user)
+            .quick()
+            .fetch_one(self.pool())
+            .await
     }
 
     pub async fn token_delete(&self, id: &str) -> Result<Option<String>> {
         let user: Option<String> =
-            sqlx::query_scalar("DELETE FROM tokens WHERE id = $1 RETURNING user_name")
+            query_scalar("DELETE FROM tokens WHERE id = $1 RETURNING user_name")
                 .bind(id)
                 .fetch_optional(self.writer())
                 .await?;
@@ -105,22 +105,23 @@ impl Store {
     /// Marks `step` (TOTP step or HOTP counter) as used, only if it is newer than the last
     /// used one. Exactly one of several concurrent callers with the same code gets `true`.
     pub async fn token_consume(&self, id: &str, step: i64, now: i64) -> Result<bool> {
-        let res = sqlx::query(
-            "UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1",
-        )
-        .bind(step)
-        .bind(now)
-        .bind(id)
-        .execute(self.writer())
-        .await?;
+        let res =
+            query("UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1")
+                .bind(step)
+                .bind(now)
+                .bind(id)
+                .quick()
+                .execute(self.writer())
+                .await?;
         Ok(res.rows_affected() == 1)
     }
 }
 
 impl Store {
     pub async fn token_get(&self, id: &str) -> Result<Option<TokenRow>> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM tokens WHERE id = $1"))
+        let row = query(format!("SELECT {COLS} FROM tokens WHERE id = $1"))
             .bind(id)
+            .quick()
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(from_row).transpose()

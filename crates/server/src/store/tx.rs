@@ -1,5 +1,5 @@
 use super::{Result, Store};
-use sqlx::Row;
+use super::{query, query_scalar};
 
 /// A login transaction: one person at one machine proving a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct NewTx<'a> {
 
 impl Store {
     pub async fn tx_create(&self, t: &NewTx<'_>) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO login_tx (id, user_name, client_id, machine_id, rhost, tty, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -39,16 +39,18 @@ impl Store {
         .bind(t.tty)
         .bind(t.now)
         .bind(t.expires_at)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(())
     }
 
     pub async fn tx_get(&self, id: &str) -> Result<Option<TxRow>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, user_name, client_id, machine_id, expires_at, attempts, done, rhost FROM login_tx WHERE id = $1",
         )
         .bind(id)
+        .quick()
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| {
@@ -68,18 +70,20 @@ impl Store {
 
     /// Counts one wrong answer; returns the new attempt count (None if the tx is finished).
     pub async fn tx_add_attempt(&self, id: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
+        query_scalar(
             "UPDATE login_tx SET attempts = attempts + 1 WHERE id = $1 AND done = 0 RETURNING attempts",
         )
         .bind(id)
+        .quick()
         .fetch_optional(self.writer())
-        .await?)
+        .await
     }
 
     /// Finishes a transaction; true for exactly one caller.
     pub async fn tx_finish(&self, id: &str) -> Result<bool> {
-        let res = sqlx::query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0")
+        let res = query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0")
             .bind(id)
+            .quick()
             .execute(self.writer())
             .await?;
         Ok(res.rows_affected() == 1)
@@ -93,10 +97,7 @@ impl Store {
             "DELETE FROM login_tx WHERE expires_at < $1",
             "DELETE FROM fido2_login_challenges WHERE expires_at < $1",
         ] {
-            let res = sqlx::query(sql)
-                .bind(now - grace)
-                .execute(self.writer())
-                .await?;
+            let res = query(sql).bind(now - grace).execute(self.writer()).await?;
             purged += res.rows_affected();
         }
         Ok(purged)

@@ -1,6 +1,6 @@
+use super::Row;
 use super::{Result, Store, StoreError, map_conflict};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use super::{query, query_scalar};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
@@ -15,7 +15,7 @@ pub struct UserRow {
 
 const COLS: &str = "name, display_name, groups_json, enabled, created_at, failures, locked_until";
 
-fn from_row(r: &AnyRow) -> Result<UserRow> {
+fn from_row(r: &Row) -> Result<UserRow> {
     let groups_json: String = r.try_get("groups_json")?;
     let groups = serde_json::from_str(&groups_json)
         .map_err(|e| StoreError::Corrupt(format!("users.groups_json: {e}")))?;
@@ -36,7 +36,7 @@ fn groups_json(groups: &[String]) -> String {
 
 impl Store {
     pub async fn user_create(&self, u: &UserRow) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO users (name, display_name, groups_json, enabled, created_at, failures, locked_until) \
              VALUES ($1, $2, $3, $4, $5, 0, 0)",
         )
@@ -52,8 +52,9 @@ impl Store {
     }
 
     pub async fn user_get(&self, name: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query(&format!("SELECT {COLS} FROM users WHERE name = $1"))
+        let row = query(format!("SELECT {COLS} FROM users WHERE name = $1"))
             .bind(name)
+            .quick()
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(from_row).transpose()
@@ -65,7 +66,7 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<(UserRow, i64, i64, i64, i64)>> {
-        let row = sqlx::query(&format!(
+        let row = query(format!(
             "SELECT {COLS}, (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind <> 'smartcard') AS n_tokens, \
              (SELECT COUNT(*) FROM apps WHERE user_name = $1) AS n_apps, \
              (SELECT COUNT(*) FROM tokens WHERE user_name = $1 AND kind = 'smartcard') AS n_cards, \
@@ -73,6 +74,7 @@ impl Store {
              FROM users WHERE name = $1"
         ))
         .bind(name)
+        .quick()
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| {
@@ -88,7 +90,7 @@ impl Store {
     }
 
     pub async fn user_list(&self) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM users ORDER BY name"))
+        let rows = query(format!("SELECT {COLS} FROM users ORDER BY name"))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(from_row).collect()
@@ -102,7 +104,7 @@ impl Store {
         groups: Option<&[String]>,
         enabled: Option<bool>,
     ) -> Result<bool> {
-        let res = sqlx::query(
+        let res = query(
             "UPDATE users SET display_name = COALESCE($1, display_name), \
              groups_json = COALESCE($2, groups_json), enabled = COALESCE($3, enabled) WHERE name = $4",
         )
@@ -118,15 +120,15 @@ impl Store {
     pub async fn user_delete(&self, name: &str) -> Result<bool> {
         // Tokens go with the user (ON DELETE CASCADE; deleted explicitly too so the
         // behaviour does not depend on the foreign-key pragma).
-        sqlx::query("DELETE FROM tokens WHERE user_name = $1")
+        query("DELETE FROM tokens WHERE user_name = $1")
             .bind(name)
             .execute(self.writer())
             .await?;
-        sqlx::query("DELETE FROM apps WHERE user_name = $1")
+        query("DELETE FROM apps WHERE user_name = $1")
             .bind(name)
             .execute(self.writer())
             .await?;
-        let res = sqlx::query("DELETE FROM users WHERE name = $1")
+        let res = query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(self.writer())
             .await?;
@@ -141,10 +143,11 @@ impl Store {
         now: i64,
         lock_for: impl Fn(i64) -> i64,
     ) -> Result<(i64, i64)> {
-        let failures: Option<i64> = sqlx::query_scalar(
+        let failures: Option<i64> = query_scalar(
             "UPDATE users SET failures = failures + 1 WHERE name = $1 RETURNING failures",
         )
         .bind(name)
+        .quick()
         .fetch_optional(self.writer())
         .await?;
         let Some(failures) = failures else {
@@ -154,9 +157,10 @@ impl Store {
         if secs > 0 {
             let until = now + secs;
             // Only ever extend a lock.
-            sqlx::query("UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1")
+            query("UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1")
                 .bind(until)
                 .bind(name)
+                .quick()
                 .execute(self.writer())
                 .await?;
             return Ok((failures, until));
@@ -165,18 +169,19 @@ impl Store {
     }
 
     pub async fn user_reset_failures(&self, name: &str) -> Result<()> {
-        sqlx::query(
+        query(
             "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1 AND (failures <> 0 OR locked_until <> 0)",
         )
         .bind(name)
+        .quick()
         .execute(self.writer())
         .await?;
         Ok(())
     }
 
     pub async fn user_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(self.pool())
-            .await?)
+            .await
     }
 }

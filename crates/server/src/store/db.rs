@@ -1,0 +1,656 @@
+//! The database layer under the store: SQL text with `$N` placeholders, owned argument
+//! values and owned result rows, run on a small set of SQLite connections.
+//!
+//! Why not an async driver: a login verification is a handful of point statements of a few
+//! microseconds each. Handing each one to a driver's worker thread and back (two wake-ups,
+//! two context switches per statement) cost more than the rest of the verification together
+//! (docs/performance.md). Here a statement marked [`Query::quick`] runs on the calling thread
+//! when a connection is free at that instant, and everything else (and a quick statement
+//! that finds every connection busy, or the database locked by another process) runs on
+//! tokio's blocking pool, so a slow statement never stalls the async workers.
+//!
+//! Connections: one writer (SQLite has one writer at a time; queueing writes on our side
+//! avoids its busy-wait sleeps) and a few readers (WAL lets them read beside the writer).
+//!
+//! The API is backend-neutral on purpose (portable SQL, [`Value`] arguments, [`Row`]
+//! results): PostgreSQL joins as another kind of connection behind [`Handle`], not as a
+//! second copy of the store's logic.
+
+use super::{Result, StoreError};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{CachedStatement, Connection, OpenFlags, ToSql};
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
+
+/// How long a statement on the blocking pool waits for a lock held by another process.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+
+/// One argument or column value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl TryFrom<ValueRef<'_>> for Value {
+    type Error = StoreError;
+    fn try_from(v: ValueRef<'_>) -> Result<Value> {
+        Ok(match v {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Int(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(t) => Value::Text(
+                String::from_utf8(t.to_vec())
+                    .map_err(|_| StoreError::Corrupt("text column is not UTF-8".into()))?,
+            ),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        })
+    }
+}
+
+/// A Rust value that can be bound as an argument.
+pub(crate) trait Bind {
+    fn into_value(self) -> Value;
+}
+
+macro_rules! bind_int {
+    ($($t:ty),*) => {$(
+        impl Bind for $t {
+            fn into_value(self) -> Value {
+                Value::Int(i64::from(self))
+            }
+        }
+        impl Bind for &$t {
+            fn into_value(self) -> Value {
+                Value::Int(i64::from(*self))
+            }
+        }
+    )*};
+}
+bind_int!(i64, i32, u32, u16, u8, bool);
+
+impl Bind for f64 {
+    fn into_value(self) -> Value {
+        Value::Real(self)
+    }
+}
+impl Bind for String {
+    fn into_value(self) -> Value {
+        Value::Text(self)
+    }
+}
+impl Bind for &String {
+    fn into_value(self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl Bind for &str {
+    fn into_value(self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+impl Bind for Vec<u8> {
+    fn into_value(self) -> Value {
+        Value::Blob(self)
+    }
+}
+impl Bind for &[u8] {
+    fn into_value(self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+impl Bind for &Vec<u8> {
+    fn into_value(self) -> Value {
+        Value::Blob(self.clone())
+    }
+}
+impl<T: Bind> Bind for Option<T> {
+    fn into_value(self) -> Value {
+        self.map_or(Value::Null, Bind::into_value)
+    }
+}
+impl<'a, T> Bind for &'a Option<T>
+where
+    &'a T: Bind,
+{
+    fn into_value(self) -> Value {
+        self.as_ref().map_or(Value::Null, Bind::into_value)
+    }
+}
+
+/// A Rust value a column can be read as. Strict: no silent conversion between text and
+/// numbers, NULL only into `Option`.
+pub(crate) trait Decode: Sized {
+    fn decode(v: &Value) -> std::result::Result<Self, String>;
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NULL",
+        Value::Int(_) => "an integer",
+        Value::Real(_) => "a real",
+        Value::Text(_) => "text",
+        Value::Blob(_) => "a blob",
+    }
+}
+
+impl Decode for i64 {
+    fn decode(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            other => Err(format!("expected an integer, found {}", kind(other))),
+        }
+    }
+}
+impl Decode for bool {
+    fn decode(v: &Value) -> std::result::Result<Self, String> {
+        i64::decode(v).map(|i| i != 0)
+    }
+}
+impl Decode for f64 {
+    fn decode(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Real(f) => Ok(*f),
+            Value::Int(i) => Ok(*i as f64),
+            other => Err(format!("expected a number, found {}", kind(other))),
+        }
+    }
+}
+impl Decode for String {
+    fn decode(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Text(s) => Ok(s.clone()),
+            other => Err(format!("expected text, found {}", kind(other))),
+        }
+    }
+}
+impl Decode for Vec<u8> {
+    fn decode(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Blob(b) => Ok(b.clone()),
+            other => Err(format!("expected a blob, found {}", kind(other))),
+        }
+    }
+}
+impl<T: Decode> Decode for Option<T> {
+    fn decode(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Null => Ok(None),
+            other => T::decode(other).map(Some),
+        }
+    }
+}
+
+/// One result row, owned.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    cols: Arc<[String]>,
+    vals: Vec<Value>,
+}
+
+/// A column by name or by position.
+pub(crate) trait ColumnIndex: std::fmt::Display {
+    fn position(&self, cols: &[String]) -> Option<usize>;
+}
+impl ColumnIndex for &str {
+    fn position(&self, cols: &[String]) -> Option<usize> {
+        cols.iter().position(|c| c == self)
+    }
+}
+impl ColumnIndex for usize {
+    fn position(&self, cols: &[String]) -> Option<usize> {
+        (*self < cols.len()).then_some(*self)
+    }
+}
+
+impl Row {
+    pub(crate) fn try_get<T: Decode, I: ColumnIndex>(&self, col: I) -> Result<T> {
+        let i = col
+            .position(&self.cols)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {col} in the result")))?;
+        T::decode(&self.vals[i]).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+    }
+}
+
+/// What a statement changed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Done {
+    rows: u64,
+}
+
+impl Done {
+    pub(crate) fn rows_affected(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// A statement with its arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct Query {
+    sql: String,
+    args: Vec<Value>,
+    quick: bool,
+}
+
+pub(crate) fn query(sql: impl Into<String>) -> Query {
+    Query {
+        sql: sql.into(),
+        args: Vec::new(),
+        quick: false,
+    }
+}
+
+/// A statement whose first column is the result.
+#[derive(Debug, Clone)]
+pub(crate) struct QueryScalar<T> {
+    q: Query,
+    _t: PhantomData<fn() -> T>,
+}
+
+pub(crate) fn query_scalar<T: Decode>(sql: impl Into<String>) -> QueryScalar<T> {
+    QueryScalar {
+        q: query(sql),
+        _t: PhantomData,
+    }
+}
+
+impl Query {
+    pub(crate) fn bind(mut self, v: impl Bind) -> Self {
+        self.args.push(v.into_value());
+        self
+    }
+
+    /// A point statement (by key, one or few rows, microseconds): it may run on the calling
+    /// async thread when a connection is free, instead of a hand-off to the blocking pool.
+    pub(crate) fn quick(mut self) -> Self {
+        self.quick = true;
+        self
+    }
+
+    pub(crate) async fn execute(self, db: &Handle) -> Result<Done> {
+        let quick = self.quick;
+        db.run(quick, move |c| self.execute_on(c)).await
+    }
+
+    pub(crate) async fn fetch_all(self, db: &Handle) -> Result<Vec<Row>> {
+        let quick = self.quick;
+        db.run(quick, move |c| self.fetch_all_on(c)).await
+    }
+
+    pub(crate) async fn fetch_optional(self, db: &Handle) -> Result<Option<Row>> {
+        let quick = self.quick;
+        db.run(quick, move |c| self.fetch_optional_on(c)).await
+    }
+
+    pub(crate) async fn fetch_one(self, db: &Handle) -> Result<Row> {
+        self.fetch_optional(db).await?.ok_or_else(no_row)
+    }
+
+    /// Binds the arguments: `$N` (or `?N`) takes argument N, a bare `?` the next one.
+    fn prepare<'c>(&self, c: &'c Connection) -> Result<CachedStatement<'c>> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        for i in 1..=st.parameter_count() {
+            let n = match st.parameter_name(i) {
+                None => i,
+                Some(name) => name
+                    .get(1..)
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|_| name.starts_with('$') || name.starts_with('?'))
+                    .ok_or_else(|| StoreError::Db(format!("unsupported SQL parameter {name}")))?,
+            };
+            let v = n
+                .checked_sub(1)
+                .and_then(|k| self.args.get(k))
+                .ok_or_else(|| StoreError::Db(format!("SQL parameter {n} is not bound")))?;
+            st.raw_bind_parameter(i, v)?;
+        }
+        Ok(st)
+    }
+
+    fn rows_on(&self, c: &Connection, limit: Option<usize>) -> Result<Vec<Row>> {
+        let mut st = self.prepare(c)?;
+        let cols: Arc<[String]> = st.column_names().into_iter().map(String::from).collect();
+        let mut rows = st.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut vals = Vec::with_capacity(cols.len());
+            for i in 0..cols.len() {
+                vals.push(Value::try_from(r.get_ref(i)?)?);
+            }
+            out.push(Row {
+                cols: cols.clone(),
+                vals,
+            });
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the statement on a connection the caller holds (inside [`Handle::transaction`]).
+    pub(crate) fn execute_on(&self, c: &Connection) -> Result<Done> {
+        let mut st = self.prepare(c)?;
+        let mut rows = st.raw_query();
+        while rows.next()?.is_some() {}
+        drop(rows);
+        Ok(Done { rows: c.changes() })
+    }
+
+    pub(crate) fn fetch_all_on(&self, c: &Connection) -> Result<Vec<Row>> {
+        self.rows_on(c, None)
+    }
+
+    /// The first row. A DML statement with `RETURNING` has made all its changes by then.
+    pub(crate) fn fetch_optional_on(&self, c: &Connection) -> Result<Option<Row>> {
+        Ok(self.rows_on(c, Some(1))?.into_iter().next())
+    }
+}
+
+fn no_row() -> StoreError {
+    StoreError::Db("the query returned no row".into())
+}
+
+impl<T: Decode + Send + 'static> QueryScalar<T> {
+    pub(crate) fn bind(mut self, v: impl Bind) -> Self {
+        self.q = self.q.bind(v);
+        self
+    }
+
+    pub(crate) fn quick(mut self) -> Self {
+        self.q = self.q.quick();
+        self
+    }
+
+    fn first(row: &Row) -> Result<T> {
+        row.try_get(0usize)
+    }
+
+    pub(crate) async fn fetch_one(self, db: &Handle) -> Result<T> {
+        Self::first(&self.q.fetch_one(db).await?)
+    }
+
+    pub(crate) async fn fetch_optional(self, db: &Handle) -> Result<Option<T>> {
+        self.q
+            .fetch_optional(db)
+            .await?
+            .as_ref()
+            .map(Self::first)
+            .transpose()
+    }
+
+    pub(crate) async fn fetch_all(self, db: &Handle) -> Result<Vec<T>> {
+        self.q
+            .fetch_all(db)
+            .await?
+            .iter()
+            .map(Self::first)
+            .collect()
+    }
+}
+
+struct Inner {
+    conns: Box<[Mutex<Connection>]>,
+    next: AtomicUsize,
+}
+
+/// A set of connections used the same way (the readers, or the one writer). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    inner: Arc<Inner>,
+}
+
+/// A connection left inside a transaction (a panic mid-way) is rolled back before reuse.
+fn ready(c: MutexGuard<'_, Connection>) -> MutexGuard<'_, Connection> {
+    if !c.is_autocommit() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    c
+}
+
+impl Handle {
+    /// Opens `n` connections to the SQLite file at `path`.
+    pub(crate) fn open_sqlite(path: &Path, n: usize, writer: bool) -> Result<Handle> {
+        let conns = (0..n.max(1))
+            .map(|_| open_sqlite(path, writer).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Handle {
+            inner: Arc::new(Inner {
+                conns: conns.into_boxed_slice(),
+                next: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Runs `f` on one connection. Quick: on this thread if a connection is free now and the
+    /// database is not locked by another process; otherwise on the blocking pool (where it
+    /// waits for a connection, and up to [`BUSY_WAIT`] for a lock). `f` may run twice when the
+    /// first try found the database locked: it must start with no effect before its first
+    /// statement succeeds (a single statement, or [`Handle::transaction`]).
+    pub(crate) async fn run<R, F>(&self, quick: bool, f: F) -> Result<R>
+    where
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = &self.inner;
+        let n = inner.conns.len();
+        if quick {
+            let start = inner.next.fetch_add(1, Ordering::Relaxed);
+            for k in 0..n {
+                let guard = match inner.conns[(start + k) % n].try_lock() {
+                    Ok(g) => g,
+                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(TryLockError::WouldBlock) => continue,
+                };
+                let c = ready(guard);
+                // Never sleep on this thread: a lock held elsewhere sends `f` to the pool.
+                c.busy_timeout(Duration::ZERO)?;
+                let r = f(&c);
+                c.busy_timeout(BUSY_WAIT)?;
+                match r {
+                    Err(StoreError::Busy) => break,
+                    other => return other,
+                }
+            }
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let i = inner.next.fetch_add(1, Ordering::Relaxed) % n;
+            let guard = inner.conns[i]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&ready(guard))
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE` … `COMMIT`), rolled back when `f`
+    /// or the commit fails.
+    pub(crate) async fn transaction<R, F>(&self, quick: bool, f: F) -> Result<R>
+    where
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(quick, move |c| {
+            c.execute_batch("BEGIN IMMEDIATE")?;
+            let r = f(c).and_then(|r| {
+                c.execute_batch("COMMIT")?;
+                Ok(r)
+            });
+            if r.is_err() && !c.is_autocommit() {
+                let _ = c.execute_batch("ROLLBACK");
+            }
+            r
+        })
+        .await
+    }
+}
+
+fn open_sqlite(path: &Path, writer: bool) -> Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(BUSY_WAIT)?;
+    // WAL lets readers run beside the single writer; NORMAL sync is durable across process
+    // crashes (the WAL is fsync'd at checkpoints).
+    c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    if writer {
+        // Checkpoints run from a background task (`Store::checkpoint`), not inside a commit.
+        c.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+    }
+    c.set_prepared_statement_cache_capacity(256);
+    Ok(c)
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            match f.code {
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                    return StoreError::Busy;
+                }
+                rusqlite::ErrorCode::ConstraintViolation
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    return StoreError::Unique(e.to_string());
+                }
+                _ => {}
+            }
+        }
+        StoreError::Db(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn db() -> (tempfile::TempDir, Handle) {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Handle::open_sqlite(&dir.path().join("t.db"), 2, true).unwrap();
+        query("CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT, b BLOB)")
+            .execute(&h)
+            .await
+            .unwrap();
+        (dir, h)
+    }
+
+    #[tokio::test]
+    async fn placeholders_follow_their_numbers_not_their_order() {
+        let (_d, h) = db().await;
+        query("INSERT INTO t (n, k) VALUES ($2, $1)")
+            .bind("a")
+            .bind(7i64)
+            .execute(&h)
+            .await
+            .unwrap();
+        let n: i64 = query_scalar("SELECT n FROM t WHERE k = $1 AND n > $2 - 1 AND k = $1")
+            .bind("a")
+            .bind(7i64)
+            .quick()
+            .fetch_one(&h)
+            .await
+            .unwrap();
+        assert_eq!(n, 7);
+    }
+
+    #[tokio::test]
+    async fn unbound_parameter_is_an_error_not_a_null() {
+        let (_d, h) = db().await;
+        let e = query("SELECT * FROM t WHERE k = $2")
+            .bind("a")
+            .fetch_all(&h)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("parameter 2 is not bound"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unique_violation_and_strict_types() {
+        let (_d, h) = db().await;
+        let ins = || query("INSERT INTO t (k, n, b) VALUES ($1, NULL, $2)").bind("x");
+        ins().bind(vec![1u8, 2]).execute(&h).await.unwrap();
+        let e = ins().bind(vec![3u8]).execute(&h).await.unwrap_err();
+        assert!(matches!(e, StoreError::Unique(_)), "{e:?}");
+        let row = query("SELECT k, n, b FROM t").fetch_one(&h).await.unwrap();
+        assert_eq!(row.try_get::<Option<i64>, _>("n").unwrap(), None);
+        assert_eq!(row.try_get::<Vec<u8>, _>("b").unwrap(), vec![1, 2]);
+        assert!(row.try_get::<i64, _>("k").is_err());
+        assert!(row.try_get::<i64, _>("n").is_err());
+        assert!(row.try_get::<String, _>("missing").is_err());
+    }
+
+    #[tokio::test]
+    async fn failed_transaction_leaves_nothing() {
+        let (_d, h) = db().await;
+        let r = h
+            .transaction(true, |c| {
+                query("INSERT INTO t (k) VALUES ('y')").execute_on(c)?;
+                query("INSERT INTO t (k) VALUES ('y')").execute_on(c)?;
+                Ok(())
+            })
+            .await;
+        assert!(r.is_err());
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&h)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        // The connection is usable again, outside any transaction.
+        query("INSERT INTO t (k) VALUES ('z')")
+            .quick()
+            .execute(&h)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn returning_changes_and_rows_affected() {
+        let (_d, h) = db().await;
+        for k in ["a", "b", "c"] {
+            query("INSERT INTO t (k, n) VALUES ($1, 0)")
+                .bind(k)
+                .execute(&h)
+                .await
+                .unwrap();
+        }
+        let done = query("UPDATE t SET n = n + 1").execute(&h).await.unwrap();
+        assert_eq!(done.rows_affected(), 3);
+        // fetch_optional stops after the first row, yet every row was updated.
+        let first: Option<i64> = query_scalar("UPDATE t SET n = n + 1 RETURNING n")
+            .fetch_optional(&h)
+            .await
+            .unwrap();
+        assert_eq!(first, Some(2));
+        let sum: i64 = query_scalar("SELECT SUM(n) FROM t")
+            .fetch_one(&h)
+            .await
+            .unwrap();
+        assert_eq!(sum, 6);
+    }
+}
