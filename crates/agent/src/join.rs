@@ -90,8 +90,8 @@ fn cert_fingerprint(path: &Path) -> Result<String, String> {
     Ok(latchkey_client::cert_sha256_pin(&der))
 }
 
-/// On Windows the file takes the ACL of its directory (the installer makes
-/// `C:\ProgramData\latchkey` SYSTEM + Administrators only); `mode` is for Unix.
+/// On Windows the file takes the ACL of its directory (`join` makes the configuration and
+/// state directories SYSTEM + Administrators only, `sys::restrict_dir`); `mode` is for Unix.
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -237,8 +237,13 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
     // Write both files beside their final names, then rename: nothing half-written.
     std::fs::create_dir_all(&o.config_dir)
         .map_err(|e| format!("{}: {e}", o.config_dir.display()))?;
+    // Windows has no file modes: the directories' ACLs keep the key to SYSTEM and admins.
+    #[cfg(windows)]
+    crate::sys::restrict_dir(&o.config_dir)?;
     std::fs::create_dir_all(&cfg.state_dir)
         .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    #[cfg(windows)]
+    crate::sys::restrict_dir(&cfg.state_dir)?;
     let conf_path = o.config_dir.join(CONFIG_FILE);
     let key_path = o.config_dir.join(MACHINE_KEY_FILE);
     let conf_tmp = o.config_dir.join(".agent.toml.new");

@@ -1,7 +1,8 @@
 //! `latchkey-agent service`: the agent as a Windows service (the Service Control Manager
 //! starts it; `run` is the same agent in a console). Stop and shutdown requests stop the
 //! agent cleanly; logs go to `agent.log` in the configuration directory (a service has no
-//! console).
+//! console). Started before the machine joined, it waits for `join` instead of failing (an
+//! MSI installed without `SERVER_URL`/`JOIN_TOKEN` must not roll back).
 #![allow(unsafe_code)]
 
 use crate::RunOptions;
@@ -17,6 +18,9 @@ use windows_sys::Win32::System::Services::{
     SERVICE_STOPPED, SERVICE_TABLE_ENTRYW, SERVICE_WIN32_OWN_PROCESS, SetServiceStatus,
     StartServiceCtrlDispatcherW,
 };
+
+/// How often a service installed before the join looks for agent.toml.
+const JOIN_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The service name the installer registers.
 pub const SERVICE_NAME: &str = "latchkey-agent";
@@ -129,6 +133,24 @@ fn run_service() {
         }
     };
     let result = rt.block_on(async {
+        // Installed before the machine joined (an interactive MSI install): the service runs
+        // and waits for `latchkey-agent join` to write agent.toml, then starts the agent.
+        // Until then the pipe does not exist and the credential provider refuses every logon.
+        let config_file = config_dir.join(crate::config::CONFIG_FILE);
+        if !config_file.exists() {
+            set_status(SERVICE_RUNNING, NO_ERROR);
+            tracing::warn!(path = %config_file.display(), "this machine has not joined yet: waiting for `latchkey-agent join`");
+            while !config_file.exists() {
+                let stop = tokio::time::timeout(JOIN_POLL, rx.wait_for(|stop| *stop)).await;
+                if stop.is_ok() {
+                    tracing::info!("service stop requested before the machine joined");
+                    return Ok(());
+                }
+            }
+            // The configuration directory (and so agent.log) exists only from the join on.
+            init_file_logs(&config_dir);
+            tracing::info!("the machine joined: starting the agent");
+        }
         let agent = crate::start(RunOptions {
             config_dir,
             socket: None,

@@ -86,3 +86,76 @@ impl EchoOff {
         EchoOff
     }
 }
+
+/// SYSTEM and Administrators: full control, inherited by files and subdirectories; nothing
+/// inherited from the parent (`C:\ProgramData` lets Users read).
+#[cfg(windows)]
+const PRIVATE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+
+/// Windows: gives `dir` (which must exist) a protected DACL for SYSTEM and Administrators
+/// only, so `agent.toml`, `machine.key` and the state database created in it are readable by
+/// nobody else. This is the Windows counterpart of the 0600/0700 modes set on Unix.
+#[cfg(windows)]
+pub fn restrict_dir(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1, SE_FILE_OBJECT,
+        SetNamedSecurityInfoW,
+    };
+    use windows_sys::Win32::Security::{
+        ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    };
+    let sddl: Vec<u16> = PRIVATE_DIR_SDDL.encode_utf16().chain(Some(0)).collect();
+    let path: Vec<u16> = dir.as_os_str().encode_wide().chain(Some(0)).collect();
+    let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+    // SAFETY: `sddl` is NUL-terminated; `sd` receives a LocalAlloc'ed descriptor, freed below.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            std::ptr::null_mut(),
+        )
+    };
+    if ok == 0 || sd.is_null() {
+        return Err(format!(
+            "{}: cannot build its access control list: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let (mut present, mut defaulted) = (0, 0);
+    let mut dacl: *mut ACL = std::ptr::null_mut();
+    // SAFETY: `sd` is a valid descriptor; the DACL pointer points into it (alive until
+    // LocalFree); `path` is NUL-terminated.
+    let result = unsafe {
+        if GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) == 0
+            || present == 0
+        {
+            Err(std::io::Error::last_os_error().to_string())
+        } else {
+            match SetNamedSecurityInfoW(
+                path.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            ) {
+                0 => Ok(()),
+                e => Err(std::io::Error::from_raw_os_error(e as i32).to_string()),
+            }
+        }
+    };
+    // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
+    unsafe { LocalFree(sd) };
+    result.map_err(|e| {
+        format!(
+            "{}: cannot restrict it to SYSTEM and Administrators: {e}",
+            dir.display()
+        )
+    })
+}

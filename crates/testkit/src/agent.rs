@@ -198,46 +198,7 @@ impl TestAgent {
     /// (user, method, outcome, reason). The offline module writes them to `offline_events`
     /// and the event uploader moves them into the spool at any moment, so both are read.
     pub fn offline_outcomes(&self) -> Result<Vec<OfflineOutcome>> {
-        use latchkey_proto::events::{Event, EventKind};
-        let db = self.state_db()?;
-        let mut rows: Vec<(i64, String, OfflineOutcome)> = Vec::new();
-        let mut stmt = db
-            .prepare("SELECT time, uuid, user_name, method, outcome, reason FROM offline_events")?;
-        for r in stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
-            ))
-        })? {
-            let (time, uuid, o) = r?;
-            // offline_events keeps seconds; the spool milliseconds.
-            rows.push((time * 1000, uuid, o));
-        }
-        let mut stmt = db.prepare("SELECT body FROM event_spool")?;
-        for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
-            let e: Event = serde_json::from_str(&body?)?;
-            let outcome = match e.kind {
-                EventKind::AuthSuccess => "success",
-                EventKind::AuthFailure => "failure",
-                _ => continue,
-            };
-            if e.online != Some(false) {
-                continue;
-            }
-            rows.push((
-                e.time_ms,
-                e.id,
-                (
-                    e.user.unwrap_or_default(),
-                    e.method.unwrap_or_default(),
-                    outcome.to_string(),
-                    e.reason.unwrap_or_default(),
-                ),
-            ));
-        }
-        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        Ok(rows.into_iter().map(|r| r.2).collect())
+        offline_outcomes_in(&self.state_dir)
     }
 
     /// Runs a whole login over the socket on a blocking thread, answering prompts from
@@ -286,4 +247,49 @@ pub fn socket_login(
             _ => AgentRequest::Continue,
         };
     }
+}
+
+/// The offline outcomes an agent recorded in the state directory `state_dir` (see
+/// [`TestAgent::offline_outcomes`]; also for an agent run as another program, e.g. under Wine).
+pub fn offline_outcomes_in(state_dir: &Path) -> Result<Vec<OfflineOutcome>> {
+    use latchkey_proto::events::{Event, EventKind};
+    let db = rusqlite::Connection::open(state_dir.join(latchkey_agent::state::STATE_FILE))?;
+    let mut rows: Vec<(i64, String, OfflineOutcome)> = Vec::new();
+    let mut stmt =
+        db.prepare("SELECT time, uuid, user_name, method, outcome, reason FROM offline_events")?;
+    for r in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+        ))
+    })? {
+        let (time, uuid, o) = r?;
+        // offline_events keeps seconds; the spool milliseconds.
+        rows.push((time * 1000, uuid, o));
+    }
+    let mut stmt = db.prepare("SELECT body FROM event_spool")?;
+    for body in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        let e: Event = serde_json::from_str(&body?)?;
+        let outcome = match e.kind {
+            EventKind::AuthSuccess => "success",
+            EventKind::AuthFailure => "failure",
+            _ => continue,
+        };
+        if e.online != Some(false) {
+            continue;
+        }
+        rows.push((
+            e.time_ms,
+            e.id,
+            (
+                e.user.unwrap_or_default(),
+                e.method.unwrap_or_default(),
+                outcome.to_string(),
+                e.reason.unwrap_or_default(),
+            ),
+        ));
+    }
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(rows.into_iter().map(|r| r.2).collect())
 }

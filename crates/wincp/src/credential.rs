@@ -128,7 +128,22 @@ impl Credential_Impl {
             } else {
                 format!("{domain}\\{user}")
             };
-            winutil::credui_pack(&full, password, self.wow)?
+            // CredPackAuthenticationBufferW, as Microsoft's CredUI sample provider does; with
+            // no flags Windows packs a KERB_INTERACTIVE_UNLOCK_LOGON (KerbInteractiveLogon).
+            // Where it fails (Wine 8 has a stub), the same structure is packed here: the
+            // 64-bit layout only, so a 32-bit (WOW) caller gets no credential instead.
+            match winutil::credui_pack(&full, password, self.wow) {
+                Ok(b) => b,
+                Err(e) if self.wow => return Err(e),
+                Err(_) => {
+                    let cred = kerb::WinCredential {
+                        domain,
+                        user,
+                        password: password.to_string(),
+                    };
+                    kerb::pack(kerb::KERB_INTERACTIVE_LOGON, &cred).map_err(|_| E_INVALIDARG)?
+                }
+            }
         } else {
             let message = if self.context == Context::Unlock {
                 kerb::KERB_WORKSTATION_UNLOCK_LOGON
@@ -380,8 +395,17 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
             // The conversation blocks this thread while the agent works (a push waits for
             // the phone); the agent bounds every step with its own timeouts.
             let outcome = {
-                let mut flow = std::mem::take(&mut self.state().flow);
-                let o = flow.submit(winutil::connect_agent, &begin, &code);
+                let (mut flow, events) = {
+                    let mut st = self.state();
+                    (std::mem::take(&mut st.flow), st.events.clone())
+                };
+                // What the agent says while the Submit runs (the push number to match) goes
+                // to the info line at once.
+                let mut show = |text: &str| {
+                    self.state().info = text.to_string();
+                    self.notify_string(&events, fields::INFO, text);
+                };
+                let o = flow.submit(winutil::connect_agent, &begin, &code, &mut show);
                 self.state().flow = flow;
                 o
             };

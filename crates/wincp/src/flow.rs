@@ -64,7 +64,17 @@ impl Flow {
 
     /// One Submit: answers a paused prompt of the same login with `code`, or starts a new
     /// login and answers its first prompt with `code` (empty: the agent may send a push).
-    pub fn submit<C>(&mut self, connect: C, begin: &Begin, code: &str) -> Outcome
+    ///
+    /// `show` gets each text the agent wants shown while the Submit is still running (an
+    /// `Info`, or a push's `Wait` with the number to match on the phone), before the shell
+    /// continues.
+    pub fn submit<C>(
+        &mut self,
+        connect: C,
+        begin: &Begin,
+        code: &str,
+        show: &mut dyn FnMut(&str),
+    ) -> Outcome
     where
         C: Fn() -> Result<Box<dyn Pipe + Send>, String>,
     {
@@ -75,10 +85,9 @@ impl Flow {
             let req = AgentRequest::Answer {
                 text: code.to_string(),
             };
-            match exchange(&mut conv.pipe, &req) {
-                Ok(reply) => return self.walk(conv, reply, None),
-                // The agent forgot the login (idle timeout, restart): start it again.
-                Err(_) => {}
+            // An error: the agent forgot the login (idle timeout, restart): start it again.
+            if let Ok(reply) = exchange(&mut conv.pipe, &req) {
+                return self.walk(conv, reply, None, show);
             }
         }
         let mut pipe = match connect() {
@@ -103,7 +112,7 @@ impl Flow {
                     pipe,
                     begin: begin.clone(),
                 };
-                self.walk(conv, reply, Some(code))
+                self.walk(conv, reply, Some(code), show)
             }
             Err(e) => Outcome::Failure { reason: e },
         }
@@ -115,6 +124,7 @@ impl Flow {
         mut conv: Conversation,
         mut reply: AgentReply,
         code: Option<&str>,
+        show: &mut dyn FnMut(&str),
     ) -> Outcome {
         let mut code = code;
         let mut text: Option<String> = None;
@@ -130,12 +140,15 @@ impl Flow {
                 }
                 AgentReply::Step(Step::Info { text: t })
                 | AgentReply::Step(Step::Wait { text: t }) => {
+                    show(&t);
                     text = Some(t);
                     AgentRequest::Continue
                 }
                 AgentReply::Step(Step::Qr { payload, text: t }) => {
                     qr = Some(payload);
-                    text = Some(t);
+                    // The text is the instruction and a terminal drawing of the QR; the tile
+                    // draws the QR as its image, so only the instruction is shown.
+                    text = Some(t.lines().next().unwrap_or_default().to_string());
                     // The code typed before the QR was shown cannot answer it.
                     code = None;
                     AgentRequest::Continue

@@ -95,7 +95,7 @@ fn read_string(b: &[u8], at: usize) -> Result<String, String> {
             u64::from_le_bytes(a)
         })
         .ok_or("truncated credential")?;
-    if len % 2 != 0 || len > max {
+    if !len.is_multiple_of(2) || len > max {
         return Err("malformed UNICODE_STRING".into());
     }
     let start = usize::try_from(off).map_err(|_| "bad string offset")?;

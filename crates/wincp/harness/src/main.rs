@@ -5,7 +5,16 @@
 //! logonui-sim DLL login  SCENARIO USER PASSWORD CODE [CODE…]   (SCENARIO: logon|unlock|credui)
 //! logonui-sim DLL remote USER PASSWORD CODE                    (RDP: filter → SetSerialization)
 //! logonui-sim DLL filter
+//! logonui-sim DLL session SCENARIO DUMPDIR                     (driven line by line, below)
 //! ```
+//!
+//! `session` is for conversations a test takes part in (the offline QR, a push): it reads one
+//! JSON array per line on stdin — `["set", "user"|"password"|"code", VALUE]`, `["submit"]`,
+//! `["push"]` (the command link), `["tile"]` (GetBitmapValue), `["wait-agent", MS]` (until
+//! the agent's pipe exists, e.g. a service starting), `["quit"]` — and prints one
+//! JSON object per line as things happen, events included (a push's number arrives while
+//! its Submit still waits). Bitmaps are written to DUMPDIR as 8-bit greyscale PGM files,
+//! read back from the HBITMAP with GetDIBits.
 //!
 //! The DLL is loaded with LoadLibrary + DllGetClassObject (no registration needed). Each CODE
 //! is one Submit: SetStringValue for the fields, then GetSerialization. Serialized
@@ -21,7 +30,10 @@ use serde_json::{Value, json};
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 use windows::Win32::Foundation::HMODULE;
-use windows::Win32::Graphics::Gdi::{BITMAP, DeleteObject, GetObjectW, HBITMAP, HGDIOBJ};
+use windows::Win32::Graphics::Gdi::{
+    BI_RGB, BITMAP, BITMAPINFO, BITMAPINFOHEADER, CreateCompatibleDC, DIB_RGB_COLORS, DeleteDC,
+    DeleteObject, GetDIBits, GetObjectW, HBITMAP, HGDIOBJ,
+};
 use windows::Win32::Security::Credentials::{CRED_PACK_FLAGS, CredUnPackAuthenticationBufferW};
 use windows::Win32::System::Com::{
     COINIT_APARTMENTTHREADED, CoInitializeEx, CoTaskMemFree, IClassFactory,
@@ -42,6 +54,18 @@ use windows::core::{BOOL, GUID, HRESULT, HSTRING, Interface, PCWSTR, PWSTR, Ref,
 
 type Log = Arc<Mutex<Vec<Value>>>;
 
+/// In `session` mode every event is printed at once (and bitmaps dumped here).
+static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static DUMPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn record(log: &Log, mut v: Value) {
+    if STREAM.get().is_some() {
+        v["kind"] = json!("event");
+        println!("{v}");
+    }
+    log.lock().unwrap().push(v);
+}
+
 #[implement(ICredentialProviderEvents)]
 struct ProviderEvents {
     log: Log,
@@ -49,10 +73,10 @@ struct ProviderEvents {
 
 impl ICredentialProviderEvents_Impl for ProviderEvents_Impl {
     fn CredentialsChanged(&self, ctx: usize) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "credentials_changed", "context": ctx}));
+        record(
+            &self.log,
+            json!({"event": "credentials_changed", "context": ctx}),
+        );
         Ok(())
     }
 }
@@ -77,10 +101,10 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         id: u32,
         s: CREDENTIAL_PROVIDER_FIELD_STATE,
     ) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_state", "field": id, "state": s.0}));
+        record(
+            &self.log,
+            json!({"event": "field_state", "field": id, "state": s.0}),
+        );
         Ok(())
     }
     fn SetFieldInteractiveState(
@@ -89,10 +113,10 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         id: u32,
         s: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
     ) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_interactive_state", "field": id, "state": s.0}));
+        record(
+            &self.log,
+            json!({"event": "field_interactive_state", "field": id, "state": s.0}),
+        );
         Ok(())
     }
     fn SetFieldString(
@@ -101,10 +125,10 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         id: u32,
         psz: &PCWSTR,
     ) -> windows::core::Result<()> {
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_string", "field": id, "value": wide(psz)}));
+        record(
+            &self.log,
+            json!({"event": "field_string", "field": id, "value": wide(psz)}),
+        );
         Ok(())
     }
     fn SetFieldCheckbox(
@@ -123,10 +147,12 @@ impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
         bmp: HBITMAP,
     ) -> windows::core::Result<()> {
         let (w, h) = bitmap_size(bmp);
-        self.log
-            .lock()
-            .unwrap()
-            .push(json!({"event": "field_bitmap", "field": id, "width": w, "height": h}));
+        // The bitmap stays the DLL's: read it now.
+        let dump = dump_bitmap(bmp, "event");
+        record(
+            &self.log,
+            json!({"event": "field_bitmap", "field": id, "width": w, "height": h, "dump": dump}),
+        );
         Ok(())
     }
     fn SetFieldComboBoxSelectedItem(
@@ -182,6 +208,61 @@ fn bitmap_size(bmp: HBITMAP) -> (i32, i32) {
     }
 }
 
+/// Reads a bitmap's pixels with GetDIBits (32-bit, top-down) and writes them to the session's
+/// dump directory as a greyscale PGM; returns the file name (None outside `session`).
+fn dump_bitmap(bmp: HBITMAP, prefix: &str) -> Value {
+    let Some(dir) = STREAM.get() else {
+        return Value::Null;
+    };
+    let (w, h) = bitmap_size(bmp);
+    if w <= 0 || h <= 0 {
+        return json!({"error": "no bitmap"});
+    }
+    let mut info = BITMAPINFO {
+        bmiHeader: BITMAPINFOHEADER {
+            biSize: std::mem::size_of::<BITMAPINFOHEADER>() as u32,
+            biWidth: w,
+            biHeight: -h,
+            biPlanes: 1,
+            biBitCount: 32,
+            biCompression: BI_RGB.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut px = vec![0u32; (w * h) as usize];
+    let lines = unsafe {
+        let dc = CreateCompatibleDC(None);
+        let n = GetDIBits(
+            dc,
+            bmp,
+            0,
+            h as u32,
+            Some(px.as_mut_ptr().cast()),
+            &mut info,
+            DIB_RGB_COLORS,
+        );
+        let _ = DeleteDC(dc);
+        n
+    };
+    if lines != h {
+        return json!({"error": format!("GetDIBits gave {lines} of {h} lines")});
+    }
+    let grey: Vec<u8> = px
+        .iter()
+        .map(|p| {
+            let (b, g, r) = (p & 0xff, (p >> 8) & 0xff, (p >> 16) & 0xff);
+            ((299 * r + 587 * g + 114 * b) / 1000) as u8
+        })
+        .collect();
+    let n = DUMPS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("{prefix}-{n}.pgm");
+    let mut file = format!("P5\n{w} {h}\n255\n").into_bytes();
+    file.extend_from_slice(&grey);
+    std::fs::write(format!("{dir}\\{name}"), file).expect("writing the bitmap dump");
+    json!({"file": name, "width": w, "height": h})
+}
+
 type GetClassObject =
     unsafe extern "system" fn(*const GUID, *const GUID, *mut *mut c_void) -> HRESULT;
 
@@ -233,7 +314,7 @@ fn parse_kerb(b: &[u8]) -> Value {
         let len = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
         let max = u16::from_le_bytes([b[at + 2], b[at + 3]]) as usize;
         let off = u64::from_le_bytes(b[at + 8..at + 16].try_into().unwrap()) as usize;
-        if len > max || len % 2 != 0 || off < 64 || off + len > b.len() {
+        if len > max || !len.is_multiple_of(2) || off < 64 || off + len > b.len() {
             return Err(format!(
                 "bad UNICODE_STRING at {at}: len {len} max {max} offset {off} in {}",
                 b.len()
@@ -320,7 +401,17 @@ fn submit(cred: &ICredentialProviderCredential, credui: bool) -> Value {
                 .to_vec();
         unsafe { CoTaskMemFree(Some(cs.rgbSerialization as *const c_void)) };
         let mut v = if credui {
-            parse_credui(&bytes)
+            // CredUnPackAuthenticationBufferW where it works (Windows); Wine 8's is a stub
+            // (it "succeeds" with empty strings), so the buffer is then read as the packed
+            // KERB_INTERACTIVE_UNLOCK_LOGON it is.
+            match parse_credui(&bytes) {
+                v if v["error"].is_null() && v["user"].as_str().is_some_and(|u| !u.is_empty()) => v,
+                v => {
+                    let mut k = parse_kerb(&bytes);
+                    k["credunpack"] = v;
+                    k
+                }
+            }
         } else {
             parse_kerb(&bytes)
         };
@@ -387,12 +478,7 @@ fn credential_of(
 }
 
 fn cmd_login(dll: &str, scenario: &str, user: &str, password: &str, codes: &[String]) -> Value {
-    let cpus = match scenario {
-        "logon" => CPUS_LOGON,
-        "unlock" => CPUS_UNLOCK_WORKSTATION,
-        "credui" => CPUS_CREDUI,
-        other => panic!("unknown scenario {other}"),
-    };
+    let cpus = scenario_of(scenario);
     let log: Log = Default::default();
     let factory = load(dll);
     let (provider, descriptors) = open_tile(&factory, cpus, &log);
@@ -492,6 +578,84 @@ fn cmd_remote(dll: &str, user: &str, password: &str, code: &str) -> Value {
     })
 }
 
+fn scenario_of(name: &str) -> windows::Win32::UI::Shell::CREDENTIAL_PROVIDER_USAGE_SCENARIO {
+    match name {
+        "logon" => CPUS_LOGON,
+        "unlock" => CPUS_UNLOCK_WORKSTATION,
+        "credui" => CPUS_CREDUI,
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// Waits until the agent's pipe exists (a service starting in the background); returns the
+/// milliseconds waited, or None on timeout. WaitNamedPipeW does not take an instance.
+fn wait_agent(limit_ms: u64) -> Option<u64> {
+    let name = HSTRING::from(latchkey_cp::config::agent_pipe());
+    let start = std::time::Instant::now();
+    loop {
+        if unsafe { windows::Win32::System::Pipes::WaitNamedPipeW(&name, 200) }.as_bool() {
+            return Some(start.elapsed().as_millis() as u64);
+        }
+        if start.elapsed().as_millis() as u64 > limit_ms {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// One tile driven by commands on stdin (see the top of this file).
+fn cmd_session(dll: &str, scenario: &str, dump_dir: &str) -> Value {
+    STREAM.set(dump_dir.to_string()).unwrap();
+    let log: Log = Default::default();
+    let factory = load(dll);
+    let (provider, descriptors) = open_tile(&factory, scenario_of(scenario), &log);
+    let (cred, tile) = credential_of(&provider, &log);
+    println!(
+        "{}",
+        json!({"kind": "ready", "descriptors": descriptors, "tile": tile})
+    );
+    for line in std::io::stdin().lines() {
+        let line = line.expect("reading stdin");
+        let cmd: Vec<String> = serde_json::from_str(&line).expect("a JSON array of strings");
+        let out = match cmd.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["set", field, value] => {
+                let id = match field {
+                    "user" => fields::USER,
+                    "password" => fields::PASSWORD,
+                    "code" => fields::CODE,
+                    other => panic!("unknown field {other}"),
+                };
+                set(&cred, id, value);
+                json!({"kind": "set", "field": field})
+            }
+            ["submit"] => {
+                let mut s = submit(&cred, scenario == "credui");
+                s["kind"] = json!("submit");
+                s["info"] = json!(get_string(&cred, fields::INFO));
+                s
+            }
+            ["push"] => {
+                unsafe { cred.CommandLinkClicked(fields::PUSH) }.expect("CommandLinkClicked");
+                json!({"kind": "push"})
+            }
+            ["tile"] => {
+                let bmp = unsafe { cred.GetBitmapValue(fields::TILE) }.expect("GetBitmapValue");
+                let dump = dump_bitmap(bmp, "tile");
+                let _ = unsafe { DeleteObject(HGDIOBJ(bmp.0)) };
+                json!({"kind": "tile", "dump": dump})
+            }
+            ["wait-agent", ms] => {
+                let ms: u64 = ms.parse().expect("milliseconds");
+                json!({"kind": "wait-agent", "waited_ms": wait_agent(ms)})
+            }
+            ["quit"] => break,
+            _ => panic!("unknown command {line}"),
+        };
+        println!("{out}");
+    }
+    json!({"kind": "done"})
+}
+
 /// Which LSA authentication packages this system knows (diagnostics for Wine).
 fn cmd_lsa() -> Value {
     use windows::Win32::Foundation::HANDLE;
@@ -535,6 +699,7 @@ fn main() {
         "login" if args.len() >= 7 => cmd_login(dll, &args[3], &args[4], &args[5], &args[6..]),
         "remote" if args.len() == 6 => cmd_remote(dll, &args[3], &args[4], &args[5]),
         "filter" => cmd_filter(dll),
+        "session" if args.len() == 5 => cmd_session(dll, &args[3], &args[4]),
         "lsa" => cmd_lsa(),
         _ => {
             eprintln!(
