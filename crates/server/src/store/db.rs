@@ -416,6 +416,10 @@ struct Inner {
 #[derive(Clone)]
 pub(crate) struct Handle {
     inner: Arc<Inner>,
+    /// Tried first by quick statements (the readers prefer the writer's connection: its
+    /// page cache stays valid, while a reader's is dropped after every commit by another
+    /// connection and read again from the file).
+    quick_first: Option<Arc<Inner>>,
 }
 
 /// A connection left inside a transaction (a panic mid-way) is rolled back before reuse.
@@ -437,7 +441,16 @@ impl Handle {
                 conns: conns.into_boxed_slice(),
                 next: AtomicUsize::new(0),
             }),
+            quick_first: None,
         })
+    }
+
+    /// This handle, with quick statements tried on `first`'s connections before its own.
+    pub(crate) fn preferring(self, first: &Handle) -> Handle {
+        Handle {
+            quick_first: Some(first.inner.clone()),
+            ..self
+        }
     }
 
     /// Runs `f` on one connection. Quick: on this thread if a connection is free now and the
@@ -450,24 +463,26 @@ impl Handle {
         F: Fn(&Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let inner = &self.inner;
-        let n = inner.conns.len();
+        let n = self.inner.conns.len();
         if quick {
-            let start = inner.next.fetch_add(1, Ordering::Relaxed);
-            for k in 0..n {
-                let guard = match inner.conns[(start + k) % n].try_lock() {
-                    Ok(g) => g,
-                    Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                    Err(TryLockError::WouldBlock) => continue,
-                };
-                let c = ready(guard);
-                // Never sleep on this thread: a lock held elsewhere sends `f` to the pool.
-                c.busy_timeout(Duration::ZERO)?;
-                let r = f(&c);
-                c.busy_timeout(BUSY_WAIT)?;
-                match r {
-                    Err(StoreError::Busy) => break,
-                    other => return other,
+            for inner in self.quick_first.iter().chain([&self.inner]) {
+                let m = inner.conns.len();
+                let start = inner.next.fetch_add(1, Ordering::Relaxed);
+                for k in 0..m {
+                    let guard = match inner.conns[(start + k) % m].try_lock() {
+                        Ok(g) => g,
+                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                        Err(TryLockError::WouldBlock) => continue,
+                    };
+                    let c = ready(guard);
+                    // Never sleep on this thread: a lock held elsewhere sends `f` to the pool.
+                    c.busy_timeout(Duration::ZERO)?;
+                    let r = f(&c);
+                    c.busy_timeout(BUSY_WAIT)?;
+                    match r {
+                        Err(StoreError::Busy) => break,
+                        other => return other,
+                    }
                 }
             }
         }
@@ -519,7 +534,10 @@ fn open_sqlite(path: &Path, writer: bool) -> Result<Connection> {
     c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
     if writer {
         // Checkpoints run from a background task (`Store::checkpoint`), not inside a commit.
-        c.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        // The writer also answers most point reads (its cache stays valid: no other
+        // connection writes), so it gets the larger page cache; pages are allocated only as
+        // they are used.
+        c.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384;")?;
     }
     c.set_prepared_statement_cache_capacity(256);
     Ok(c)

@@ -134,7 +134,7 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Db(format!("database task failed: {e}")))??;
         Ok(Store {
-            pool: readers,
+            pool: readers.preferring(&store.writer),
             ..store
         })
     }
