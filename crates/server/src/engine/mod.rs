@@ -177,7 +177,7 @@ impl State {
             client_id: None,
             action,
         };
-        let Some(tx) = self.store.tx_get(tx_id).await? else {
+        let Some((tx, user)) = self.store.tx_get_with_user(tx_id).await? else {
             return ctx
                 .deny(false, "unknown transaction", TX_GONE)
                 .await
@@ -197,7 +197,7 @@ impl State {
         if let Some(why) = gone {
             return ctx.deny(false, why, TX_GONE).await.map(Err);
         }
-        let user = match self.store.user_get(&tx.user_name).await? {
+        let user = match user {
             Some(u) if u.enabled => u,
             Some(_) => {
                 return ctx

@@ -1,4 +1,4 @@
-use super::{Result, Store};
+use super::{Result, Store, UserRow, users};
 use super::{query, query_scalar};
 
 /// A login transaction: one person at one machine proving a second factor.
@@ -43,6 +43,40 @@ impl Store {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+
+    /// The transaction and its user (None when the user is gone), in one statement: every
+    /// answer to a login reads both.
+    pub async fn tx_get_with_user(&self, id: &str) -> Result<Option<(TxRow, Option<UserRow>)>> {
+        let row = query(format!(
+            "SELECT t.id AS tx_id, t.user_name, t.client_id, t.machine_id, t.expires_at, t.attempts, t.done, t.rhost, \
+             {} FROM login_tx t LEFT JOIN users u ON u.name = t.user_name WHERE t.id = $1",
+            users::COLS_U
+        ))
+        .bind(id)
+        .quick()
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            let user = match r.try_get::<Option<String>, _>("name")? {
+                Some(_) => Some(users::from_row(&r)?),
+                None => None,
+            };
+            Ok((
+                TxRow {
+                    id: r.try_get("tx_id")?,
+                    user_name: r.try_get("user_name")?,
+                    client_id: r.try_get("client_id")?,
+                    machine_id: r.try_get("machine_id")?,
+                    expires_at: r.try_get("expires_at")?,
+                    attempts: r.try_get("attempts")?,
+                    done: r.try_get::<i64, _>("done")? != 0,
+                    rhost: r.try_get("rhost")?,
+                },
+                user,
+            ))
+        })
+        .transpose()
     }
 
     pub async fn tx_get(&self, id: &str) -> Result<Option<TxRow>> {

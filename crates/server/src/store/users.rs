@@ -14,8 +14,11 @@ pub struct UserRow {
 }
 
 const COLS: &str = "name, display_name, groups_json, enabled, created_at, failures, locked_until";
+/// The same columns from a `users u` in a join.
+pub(super) const COLS_U: &str =
+    "u.name, u.display_name, u.groups_json, u.enabled, u.created_at, u.failures, u.locked_until";
 
-fn from_row(r: &Row) -> Result<UserRow> {
+pub(super) fn from_row(r: &Row) -> Result<UserRow> {
     let groups_json: String = r.try_get("groups_json")?;
     let groups = serde_json::from_str(&groups_json)
         .map_err(|e| StoreError::Corrupt(format!("users.groups_json: {e}")))?;
