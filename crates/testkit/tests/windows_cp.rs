@@ -943,6 +943,40 @@ async fn msi_silent_install_joins_runs_the_agent_service_and_uninstalls() {
 
     // Uninstall removes files, keys and the service; the joined configuration stays
     // (docs/windows.md: delete C:\ProgramData\latchkey by hand).
+    //
+    // Under Wine, every program started in a prefix whose wineserver is down boots it again
+    // and starts the automatic services with it, so `msiexec /x` would race the agent it is
+    // about to stop: a service still starting when StopServices runs keeps its .exe in use
+    // and RemoveFiles leaves it behind. On Windows services start at boot, not with msiexec.
+    // So: demand start (the automatic start was checked above), and wait until this
+    // prefix's wineserver (and with it the service) is gone.
+    let mut c = w.builtin(&prefix, "reg");
+    c.args([
+        "add",
+        r"HKLM\SYSTEM\CurrentControlSet\Services\latchkey-agent",
+        "/v",
+        "Start",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "3",
+        "/f",
+    ]);
+    let out = tokio::task::spawn_blocking(move || c.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "reg add: {out:?}");
+    let mut c = Command::new("/usr/lib/wine/wineserver");
+    c.env("WINEPREFIX", prefix.path()).arg("-w");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || c.status()),
+    )
+    .await
+    .expect("the prefix's wineserver did not exit within 60 s")
+    .unwrap()
+    .unwrap();
     msiexec(&w, &prefix, &["/x".into(), z(&msi)]).await;
     assert!(
         !prefix
