@@ -114,14 +114,7 @@ impl Store {
             .create_new(true)
             .mode(0o600)
             .open(&path);
-        let p = path.clone();
-        // Opening runs file I/O (and WAL recovery): off the async threads.
-        let (writer, pool) = tokio::task::spawn_blocking(move || {
-            let writer = Handle::open_sqlite(&p, 1, true)?;
-            Ok::<_, StoreError>((writer, p))
-        })
-        .await
-        .map_err(|e| StoreError::Db(format!("database task failed: {e}")))??;
+        let writer = Handle::open_sqlite(path.clone(), 1, true).await?;
         let store = Store {
             pool: writer.clone(),
             writer,
@@ -129,10 +122,7 @@ impl Store {
         };
         // The schema first (through the writer), then the readers see it.
         schema::migrate(&store).await?;
-        let readers =
-            tokio::task::spawn_blocking(move || Handle::open_sqlite(&pool, READERS, false))
-                .await
-                .map_err(|e| StoreError::Db(format!("database task failed: {e}")))??;
+        let readers = Handle::open_sqlite(path, READERS, false).await?;
         Ok(Store {
             pool: readers.preferring(&store.writer),
             ..store
