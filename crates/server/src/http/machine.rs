@@ -206,11 +206,15 @@ pub(super) async fn step_with_offline(
 ) -> Result<WithOffline<LoginStepResult>, ApiErr> {
     let mut offline = Default::default();
     if matches!(res, LoginStepResult::Success { .. })
-        && let Some(t) = st.store.tx_get(tx).await?
+        && let Some((user, has_offline)) = st.store.tx_user_offline_candidate(tx).await?
     {
-        offline = st
-            .offline_attachment(machine_id, &t.user_name, AttachOn::MfaSuccess)
-            .await;
+        // A user with nothing to use offline gets no bundle: only the forget list.
+        let on = if has_offline {
+            AttachOn::MfaSuccess
+        } else {
+            AttachOn::Other
+        };
+        offline = st.offline_attachment(machine_id, &user, on).await;
     }
     Ok(WithOffline {
         inner: res,

@@ -30,14 +30,17 @@ pub use tokens::{Consumed, TokenRow};
 pub use tx::{NewTx, TxRow};
 pub use users::UserRow;
 
+use crate::cache::TtlCache;
 use db::Handle;
 pub(crate) use db::{Row, query, query_scalar};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 mod db;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
@@ -78,6 +81,10 @@ pub struct Store {
     /// here (in order) avoids SQLite's busy-wait sleeps when writers collide.
     writer: Handle,
     backend: Backend,
+    /// machine id → users whose bundles it must wipe: read on every login answer, written
+    /// rarely. Cleared on this instance's own changes; other instances sharing the database
+    /// see a change within the TTL, as with policies (docs/decisions.md).
+    forget_cache: Arc<TtlCache<Vec<String>>>,
 }
 
 /// Turns `--database` into a backend and its location. A bare path means SQLite.
@@ -119,6 +126,7 @@ impl Store {
             pool: writer.clone(),
             writer,
             backend,
+            forget_cache: Arc::new(TtlCache::new(Duration::from_secs(2))),
         };
         // The schema first (through the writer), then the readers see it.
         schema::migrate(&store).await?;
@@ -161,8 +169,9 @@ impl Store {
     /// Folds the WAL into the database file before shutdown (connections close on drop).
     pub async fn close(&self) {
         if self.backend == Backend::Sqlite
-            && let Err(e) = query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.writer)
+            && let Err(e) = self
+                .writer
+                .run_alone(|c| query("PRAGMA wal_checkpoint(TRUNCATE)").execute_on(c))
                 .await
         {
             tracing::warn!(error = %e, "final checkpoint failed");

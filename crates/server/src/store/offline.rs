@@ -22,13 +22,10 @@ impl Store {
         issued_at: i64,
         not_after: i64,
     ) -> Result<()> {
-        query("DELETE FROM offline_forget WHERE machine_id = $1 AND user_name = $2")
+        let unforget = query("DELETE FROM offline_forget WHERE machine_id = $1 AND user_name = $2")
             .bind(machine_id)
-            .bind(user)
-            .quick()
-            .execute(self.writer())
-            .await?;
-        query(
+            .bind(user);
+        let issued = query(
             "INSERT INTO offline_issued (machine_id, user_name, bundle_id, issued_at, not_after) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (machine_id, user_name) DO UPDATE SET bundle_id = excluded.bundle_id, issued_at = excluded.issued_at, not_after = excluded.not_after",
         )
@@ -36,10 +33,18 @@ impl Store {
         .bind(user)
         .bind(bundle_id)
         .bind(issued_at)
-        .bind(not_after)
-        .quick()
-        .execute(self.writer())
-        .await?;
+        .bind(not_after);
+        let forgot = self
+            .writer()
+            .transaction(true, move |c| {
+                let n = unforget.execute_on(c)?.rows_affected();
+                issued.execute_on(c)?;
+                Ok(n)
+            })
+            .await?;
+        if forgot > 0 {
+            self.forget_cache.clear();
+        }
         Ok(())
     }
 
@@ -51,53 +56,68 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        query(
+        let forget = query(
             "INSERT INTO offline_forget (machine_id, user_name, requested_at, reason) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (machine_id, user_name) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason",
         )
         .bind(machine_id)
         .bind(user)
         .bind(now)
-        .bind(reason)
-        .execute(self.writer())
-        .await?;
-        query("DELETE FROM offline_issued WHERE machine_id = $1 AND user_name = $2")
+        .bind(reason);
+        let unissue = query("DELETE FROM offline_issued WHERE machine_id = $1 AND user_name = $2")
             .bind(machine_id)
-            .bind(user)
-            .execute(self.writer())
-            .await?;
-        Ok(())
+            .bind(user);
+        let r = self
+            .writer()
+            .transaction(false, move |c| {
+                forget.execute_on(c)?;
+                unissue.execute_on(c)?;
+                Ok(())
+            })
+            .await;
+        self.forget_cache.clear();
+        r
     }
 
     /// Asks every machine holding a bundle of `user` to wipe it (user disabled or removed,
     /// token app revoked); returns how many machines.
     pub async fn offline_revoke_user(&self, user: &str, reason: &str, now: i64) -> Result<u64> {
-        let res = query(
+        let forget = query(
             "INSERT INTO offline_forget (machine_id, user_name, requested_at, reason) \
              SELECT machine_id, user_name, $2, $3 FROM offline_issued WHERE user_name = $1 \
              ON CONFLICT (machine_id, user_name) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason",
         )
         .bind(user)
         .bind(now)
-        .bind(reason)
-        .execute(self.writer())
-        .await?;
-        query("DELETE FROM offline_issued WHERE user_name = $1")
-            .bind(user)
-            .execute(self.writer())
-            .await?;
-        Ok(res.rows_affected())
+        .bind(reason);
+        let unissue = query("DELETE FROM offline_issued WHERE user_name = $1").bind(user);
+        let n = self
+            .writer()
+            .transaction(false, move |c| {
+                let n = forget.execute_on(c)?.rows_affected();
+                unissue.execute_on(c)?;
+                Ok(n)
+            })
+            .await;
+        self.forget_cache.clear();
+        n
     }
 
-    /// Users whose bundles `machine_id` must wipe.
+    /// Users whose bundles `machine_id` must wipe (through a 2 s cache: it is read on every
+    /// login answer).
     pub async fn offline_forget_list(&self, machine_id: &str, now: i64) -> Result<Vec<String>> {
-        query_scalar(
+        if let Some(hit) = self.forget_cache.get(machine_id) {
+            return Ok(hit);
+        }
+        let list: Vec<String> = query_scalar(
             "SELECT user_name FROM offline_forget WHERE machine_id = $1 AND requested_at > $2 ORDER BY user_name",
         )
         .bind(machine_id)
         .bind(now - FORGET_KEEP_SECS)
         .quick()
         .fetch_all(self.pool())
-        .await
+        .await?;
+        self.forget_cache.put(machine_id, list.clone());
+        Ok(list)
     }
 }

@@ -102,6 +102,30 @@ impl Store {
         .transpose()
     }
 
+    /// The transaction's user, and whether that user has anything an offline bundle could
+    /// carry (a token app, a smartcard or a security key), in one statement: asked after every
+    /// MFA success, and most users of a fleet have OATH tokens only.
+    pub async fn tx_user_offline_candidate(&self, id: &str) -> Result<Option<(String, bool)>> {
+        let row = query(
+            "SELECT t.user_name, \
+             (EXISTS (SELECT 1 FROM apps a WHERE a.user_name = t.user_name) \
+              OR EXISTS (SELECT 1 FROM tokens k WHERE k.user_name = t.user_name AND k.kind = 'smartcard') \
+              OR EXISTS (SELECT 1 FROM fido2_credentials f WHERE f.user_name = t.user_name)) AS has_offline \
+             FROM login_tx t WHERE t.id = $1",
+        )
+        .bind(id)
+        .quick()
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("user_name")?,
+                r.try_get::<i64, _>("has_offline")? != 0,
+            ))
+        })
+        .transpose()
+    }
+
     /// Counts one wrong answer; returns the new attempt count (None if the tx is finished).
     pub async fn tx_add_attempt(&self, id: &str) -> Result<Option<i64>> {
         query_scalar(

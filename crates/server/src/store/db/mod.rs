@@ -208,6 +208,10 @@ impl<T: Decode + Send + 'static> QueryScalar<T> {
 struct Inner {
     conns: Box<[Mutex<Connection>]>,
     next: AtomicUsize,
+    /// The writer: its statements are group-committed.
+    writer: bool,
+    /// The writer's jobs waiting for the next group commit (always empty for readers).
+    queue: Mutex<Vec<Job>>,
 }
 
 /// A set of connections used the same way (the readers, or the one writer). Cheap to clone.
@@ -228,12 +232,26 @@ fn ready(c: MutexGuard<'_, Connection>) -> MutexGuard<'_, Connection> {
     c
 }
 
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn try_lock(m: &Mutex<Connection>) -> Option<MutexGuard<'_, Connection>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 impl Handle {
     /// Opens `n` connections to the SQLite file at `path`, off the async threads (file I/O
-    /// and WAL recovery).
+    /// and WAL recovery). The writer is one connection whatever `n`: its statements are
+    /// group-committed (see [`Handle::run`]).
     pub(crate) async fn open_sqlite(path: PathBuf, n: usize, writer: bool) -> Result<Handle> {
+        let n = if writer { 1 } else { n.max(1) };
         let conns = tokio::task::spawn_blocking(move || {
-            (0..n.max(1))
+            (0..n)
                 .map(|_| open_sqlite(&path, writer).map(Mutex::new))
                 .collect::<Result<Vec<_>>>()
         })
@@ -243,6 +261,8 @@ impl Handle {
             inner: Arc::new(Inner {
                 conns: conns.into_boxed_slice(),
                 next: AtomicUsize::new(0),
+                writer,
+                queue: Mutex::new(Vec::new()),
             }),
             quick_first: None,
         })
@@ -256,32 +276,42 @@ impl Handle {
         }
     }
 
-    /// Runs `f` on one connection. Quick: on this thread if a connection is free now and the
-    /// database is not locked by another process; otherwise on the blocking pool (where it
-    /// waits for a connection, and up to [`BUSY_WAIT`] for a lock). `f` may run twice when the
-    /// first try found the database locked: it must start with no effect before its first
-    /// statement succeeds (a single statement, or [`Handle::transaction`]).
+    /// Runs `f` on one connection.
+    ///
+    /// On the writer, `f` is one statement of a group commit: it joins the writes waiting
+    /// at that moment in one transaction, and its result comes back once that transaction
+    /// has committed (see [`Inner::drain`]).
+    ///
+    /// On the readers, quick: on this thread if a connection is free now and the database
+    /// is not locked by another process; otherwise on the blocking pool (where it waits for
+    /// a connection, and up to [`BUSY_WAIT`] for a lock). `f` may run twice when the first
+    /// try found the database locked: it must have no effect before its first statement
+    /// succeeds.
     pub(crate) async fn run<R, F>(&self, quick: bool, f: F) -> Result<R>
     where
         F: Fn(&Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
+        if self.inner.writer {
+            return self.inner.submit(quick, Mode::Statement, f).await;
+        }
         let n = self.inner.conns.len();
         if quick {
             for inner in self.quick_first.iter().chain([&self.inner]) {
                 let m = inner.conns.len();
                 let start = inner.next.fetch_add(1, Ordering::Relaxed);
                 for k in 0..m {
-                    let guard = match inner.conns[(start + k) % m].try_lock() {
-                        Ok(g) => g,
-                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                        Err(TryLockError::WouldBlock) => continue,
+                    let Some(guard) = try_lock(&inner.conns[(start + k) % m]) else {
+                        continue;
                     };
                     let c = ready(guard);
                     // Never sleep on this thread: a lock held elsewhere sends `f` to the pool.
                     c.busy_timeout(Duration::ZERO)?;
                     let r = f(&c);
                     c.busy_timeout(BUSY_WAIT)?;
+                    drop(c);
+                    // Writes that queued while this read held the writer's connection.
+                    inner.drain(false);
                     match r {
                         Err(StoreError::Busy) => break,
                         other => return other,
@@ -292,22 +322,23 @@ impl Handle {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let i = inner.next.fetch_add(1, Ordering::Relaxed) % n;
-            let guard = inner.conns[i]
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&ready(guard))
+            f(&ready(lock(&inner.conns[i])))
         })
         .await
         .map_err(task_failed)?
     }
 
-    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE` … `COMMIT`), rolled back when `f`
-    /// or the commit fails.
+    /// Runs `f` as one atomic unit: all its statements take effect, or none. On the writer
+    /// it is a savepoint inside a group commit; elsewhere its own `BEGIN IMMEDIATE` …
+    /// `COMMIT`, rolled back when `f` or the commit fails.
     pub(crate) async fn transaction<R, F>(&self, quick: bool, f: F) -> Result<R>
     where
         F: Fn(&Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
+        if self.inner.writer {
+            return self.inner.submit(quick, Mode::Savepoint, f).await;
+        }
         self.run(quick, move |c| {
             c.execute_batch("BEGIN IMMEDIATE")?;
             let r = f(c).and_then(|r| {
@@ -321,6 +352,232 @@ impl Handle {
         })
         .await
     }
+
+    /// Runs `f` outside any transaction (a WAL checkpoint), on the blocking pool.
+    pub(crate) async fn run_alone<R, F>(&self, f: F) -> Result<R>
+    where
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.inner.writer {
+            return self.inner.submit(false, Mode::Alone, f).await;
+        }
+        self.run(false, f).await
+    }
+}
+
+/// How a writer's job joins a group commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One statement: atomic by itself (a failed statement undoes only its own changes).
+    Statement,
+    /// Several statements in a savepoint, rolled back to it when the job fails.
+    Savepoint,
+    /// Outside any transaction, after the group.
+    Alone,
+}
+
+/// A write waiting for a group commit.
+struct Job {
+    quick: bool,
+    mode: Mode,
+    work: Box<dyn Work>,
+}
+
+trait Work: Send {
+    /// Runs the job's statements and keeps their result until the group commits. Whether it
+    /// succeeded.
+    fn run(&mut self, c: &Connection) -> bool;
+    /// Sends the result: the job's own error, the group's commit error, or the job's value.
+    fn finish(self: Box<Self>, commit: Result<()>);
+}
+
+struct Typed<R, F> {
+    f: F,
+    out: Option<Result<R>>,
+    tx: tokio::sync::oneshot::Sender<Result<R>>,
+}
+
+impl<R: Send, F: Fn(&Connection) -> Result<R> + Send> Work for Typed<R, F> {
+    fn run(&mut self, c: &Connection) -> bool {
+        let r = (self.f)(c);
+        let ok = r.is_ok();
+        self.out = Some(r);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<()>) {
+        let r = match (self.out, commit) {
+            (Some(Err(e)), _) | (_, Err(e)) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (None, Ok(())) => Err(StoreError::Db("the write was not run".into())),
+        };
+        // The caller may have gone (its request was cancelled): nothing to tell.
+        let _ = self.tx.send(r);
+    }
+}
+
+/// Batches the writer may run in a row on one async thread before handing the rest on
+/// (bounds how long one request's task works for the others).
+const DRAIN_ROUNDS: usize = 8;
+
+impl Inner {
+    fn queue(&self) -> MutexGuard<'_, Vec<Job>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a writer's job, runs the waiting group itself when the writer's connection is
+    /// free, and waits for the job's result.
+    async fn submit<R, F>(self: &Arc<Self>, quick: bool, mode: Mode, f: F) -> Result<R>
+    where
+        F: Fn(&Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work = Box::new(Typed { f, out: None, tx });
+        self.queue().push(Job { quick, mode, work });
+        self.drain(false);
+        rx.await
+            .map_err(|_| StoreError::Db("the database writer stopped".into()))?
+    }
+
+    /// Group commit. Whoever finds the writer's connection free takes every queued job and
+    /// runs them in one transaction; whoever releases the connection looks at the queue
+    /// again, so a queued job is never left without a runner. On an async thread only
+    /// quick jobs run here, with no busy wait; a group with a slow job, or one that finds
+    /// the database locked by another process, goes to the blocking pool.
+    fn drain(self: &Arc<Self>, blocking: bool) {
+        if !self.writer {
+            return;
+        }
+        for _ in 0..DRAIN_ROUNDS {
+            let Some(guard) = try_lock(&self.conns[0]) else {
+                // The holder looks at the queue when it lets go.
+                return;
+            };
+            let jobs = std::mem::take(&mut *self.queue());
+            if jobs.is_empty() {
+                drop(guard);
+                // A job queued between the take and the unlock found the connection held.
+                if self.queue().is_empty() {
+                    return;
+                }
+                continue;
+            }
+            if !blocking && !jobs.iter().all(|j| j.quick && j.mode != Mode::Alone) {
+                drop(guard);
+                self.spawn_group(jobs);
+                return;
+            }
+            let c = ready(guard);
+            let left = if blocking {
+                run_group(&c, jobs, false)
+            } else {
+                let _ = c.busy_timeout(Duration::ZERO);
+                let left = run_group(&c, jobs, true);
+                let _ = c.busy_timeout(BUSY_WAIT);
+                left
+            };
+            drop(c);
+            if let Some(jobs) = left {
+                self.spawn_group(jobs);
+                return;
+            }
+        }
+        if !self.queue().is_empty() {
+            let me = self.clone();
+            if blocking {
+                tokio::task::spawn_blocking(move || me.drain(true));
+            } else {
+                tokio::spawn(async move { me.drain(false) });
+            }
+        }
+    }
+
+    /// Runs a group on the blocking pool (waiting for the connection and for locks), then
+    /// carries on with whatever queued meanwhile.
+    fn spawn_group(self: &Arc<Self>, jobs: Vec<Job>) {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            {
+                let c = ready(lock(&me.conns[0]));
+                let _ = run_group(&c, jobs, false);
+            }
+            me.drain(true);
+        });
+    }
+}
+
+/// Runs `jobs` as one group commit on `c`. With `inline`, a database locked by another
+/// process hands the jobs back untouched (the caller sends them to the blocking pool).
+fn run_group(c: &Connection, jobs: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
+    let (mut group, alone): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|j| j.mode != Mode::Alone);
+    if !group.is_empty() {
+        match c.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from) {
+            Err(StoreError::Busy) if inline => {
+                group.extend(alone);
+                return Some(group);
+            }
+            Err(e) => {
+                for j in group.drain(..) {
+                    j.work.finish(Err(e.clone()));
+                }
+            }
+            Ok(()) => {
+                let commit = run_in_transaction(c, &mut group).and_then(|()| {
+                    c.execute_batch("COMMIT")?;
+                    Ok(())
+                });
+                if commit.is_err() && !c.is_autocommit() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+                for j in group {
+                    j.work.finish(commit.clone());
+                }
+            }
+        }
+    }
+    for mut j in alone {
+        j.work.run(c);
+        j.work.finish(Ok(()));
+    }
+    None
+}
+
+/// The group's jobs inside the open transaction. `Err` when the transaction itself was lost
+/// (SQLite rolls back the whole transaction on some errors, e.g. a full disk): then no job's
+/// changes are kept.
+fn run_in_transaction(c: &Connection, group: &mut [Job]) -> Result<()> {
+    for j in group.iter_mut() {
+        match j.mode {
+            Mode::Savepoint => {
+                c.prepare_cached("SAVEPOINT job")?.execute([])?;
+                let ok = j.work.run(c);
+                if c.is_autocommit() {
+                    return Err(lost_transaction());
+                }
+                if !ok {
+                    c.prepare_cached("ROLLBACK TO job")?.execute([])?;
+                }
+                c.prepare_cached("RELEASE job")?.execute([])?;
+            }
+            Mode::Statement => {
+                j.work.run(c);
+                if c.is_autocommit() {
+                    return Err(lost_transaction());
+                }
+            }
+            Mode::Alone => {}
+        }
+    }
+    Ok(())
+}
+
+fn lost_transaction() -> StoreError {
+    StoreError::Db("a write failed and SQLite rolled back its whole group".into())
 }
 
 fn task_failed(e: tokio::task::JoinError) -> StoreError {
@@ -377,7 +634,7 @@ mod tests {
 
     async fn db() -> (tempfile::TempDir, Handle) {
         let dir = tempfile::tempdir().unwrap();
-        let h = Handle::open_sqlite(dir.path().join("t.db"), 2, true)
+        let h = Handle::open_sqlite(dir.path().join("t.db"), 1, true)
             .await
             .unwrap();
         query("CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT, b BLOB)")
@@ -479,5 +736,68 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sum, 6);
+    }
+
+    /// Many writers at once: each gets its own result, a failing one (a duplicate key, a
+    /// transaction that gives up) leaves the others of its group committed, and nothing of
+    /// its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_keeps_each_write_apart() {
+        let (_d, h) = db().await;
+        let mut tasks = Vec::new();
+        for i in 0..200i64 {
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 10 == 3 {
+                    // Two statements; the second fails on the key the first just inserted.
+                    let k = format!("t{i}");
+                    h.transaction(true, move |c| {
+                        query("INSERT INTO t (k, n) VALUES ($1, 1)")
+                            .bind(k.as_str())
+                            .execute_on(c)?;
+                        query("INSERT INTO t (k, n) VALUES ($1, 2)")
+                            .bind(k.as_str())
+                            .execute_on(c)?;
+                        Ok(())
+                    })
+                    .await
+                    .map(|()| 0)
+                } else {
+                    // Every fifth one repeats a key an earlier one (i - 1) also inserts.
+                    let k = format!("k{}", if i % 5 == 0 { i - 1 } else { i });
+                    query("INSERT INTO t (k, n) VALUES ($1, $2) RETURNING n")
+                        .bind(k)
+                        .bind(i)
+                        .quick()
+                        .execute(&h)
+                        .await
+                        .map(|d| d.rows_affected())
+                }
+            }));
+        }
+        let mut ok = 0;
+        let mut unique = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(1) => ok += 1,
+                Err(StoreError::Unique(_)) => unique += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // 20 savepoint jobs fail on their own key; of the 180 single inserts, the pairs
+        // (i - 1, i) for i % 5 == 0 and i > 0 collide, except where i - 1 is a savepoint
+        // job's index (i - 1 = 3 mod 10 never holds for i = 0 mod 5): 39 collisions.
+        assert_eq!(unique, 20 + 39);
+        assert_eq!(ok, 200 - unique);
+        let n: i64 = query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&h)
+            .await
+            .unwrap();
+        assert_eq!(n, ok as i64);
+        let half: i64 = query_scalar("SELECT COUNT(*) FROM t WHERE k LIKE 't%'")
+            .fetch_one(&h)
+            .await
+            .unwrap();
+        assert_eq!(half, 0, "a failed savepoint job left rows behind");
     }
 }
