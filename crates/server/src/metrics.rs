@@ -126,7 +126,8 @@ impl Metrics {
         self.events_rejected.fetch_add(rejected, Relaxed);
     }
 
-    pub fn render(&self, users: i64) -> String {
+    /// `writes`: (group commits, writes in them) from [`crate::store::Store::write_stats`].
+    pub fn render(&self, users: i64, writes: (u64, u64)) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP latchkey_logins_total Login decisions by step and result.\n");
         out.push_str("# TYPE latchkey_logins_total counter\n");
@@ -182,6 +183,10 @@ impl Metrics {
         }
         out.push_str("# HELP latchkey_users Users in the store.\n# TYPE latchkey_users gauge\n");
         let _ = writeln!(out, "latchkey_users {users}");
+        out.push_str("# HELP latchkey_db_commits_total Database transactions committed by the writer (each carries one or more writes).\n# TYPE latchkey_db_commits_total counter\n");
+        let _ = writeln!(out, "latchkey_db_commits_total {}", writes.0);
+        out.push_str("# HELP latchkey_db_writes_total Writes (statements or atomic units) committed by the writer.\n# TYPE latchkey_db_writes_total counter\n");
+        let _ = writeln!(out, "latchkey_db_writes_total {}", writes.1);
         out
     }
 }

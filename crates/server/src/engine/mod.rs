@@ -399,7 +399,7 @@ impl State {
                 reason: GENERIC_DENY.into(),
             });
         }
-        let tx_id = new_id(16)?;
+        let tx_id = new_tx_id()?;
         self.store
             .tx_create(&NewTx {
                 id: &tx_id,
@@ -531,6 +531,20 @@ fn challenge_message(user: &str, methods: &[Method]) -> String {
 
 fn method_list(m: &[Method]) -> String {
     m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// A login transaction's id: the time in milliseconds (6 bytes, big-endian) then 16 random
+/// bytes, lowercase base32. The random part makes it unguessable; the time prefix makes new
+/// transactions sort last, so their rows go to the same few pages of `login_tx` instead of a
+/// random page each (fewer pages written per commit).
+pub fn new_tx_id() -> std::result::Result<String, StoreError> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut raw = ms.to_be_bytes()[2..].to_vec();
+    raw.extend(latchkey_crypto::random_bytes(16).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    Ok(latchkey_crypto::base32_encode(&raw).to_ascii_lowercase())
 }
 
 /// A random identifier: `bytes` random bytes, lowercase base32.

@@ -169,7 +169,7 @@ async fn metrics(State(st): State<Shared>) -> Response {
     let users = st.store.user_count().await.unwrap_or(-1);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(users),
+        st.metrics.render(users, st.store.write_stats()),
     )
         .into_response()
 }

@@ -20,7 +20,7 @@ use super::{Result, StoreError};
 use rusqlite::{CachedStatement, Connection, OpenFlags};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
@@ -153,6 +153,10 @@ impl Query {
         Ok(Done { rows: c.changes() })
     }
 
+    pub(crate) fn fetch_one_on(&self, c: &Connection) -> Result<Row> {
+        self.fetch_optional_on(c)?.ok_or_else(no_row)
+    }
+
     pub(crate) fn fetch_all_on(&self, c: &Connection) -> Result<Vec<Row>> {
         self.rows_on(c, None)
     }
@@ -212,6 +216,9 @@ struct Inner {
     writer: bool,
     /// The writer's jobs waiting for the next group commit (always empty for readers).
     queue: Mutex<Vec<Job>>,
+    /// Group commits and the writes they carried (for `/metrics`).
+    groups: AtomicU64,
+    writes: AtomicU64,
 }
 
 /// A set of connections used the same way (the readers, or the one writer). Cheap to clone.
@@ -263,6 +270,8 @@ impl Handle {
                 next: AtomicUsize::new(0),
                 writer,
                 queue: Mutex::new(Vec::new()),
+                groups: AtomicU64::new(0),
+                writes: AtomicU64::new(0),
             }),
             quick_first: None,
         })
@@ -353,6 +362,14 @@ impl Handle {
         .await
     }
 
+    /// Group commits on this handle's writer and the writes they carried, since start.
+    pub(crate) fn write_stats(&self) -> (u64, u64) {
+        (
+            self.inner.groups.load(Ordering::Relaxed),
+            self.inner.writes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Runs `f` outside any transaction (a WAL checkpoint), on the blocking pool.
     pub(crate) async fn run_alone<R, F>(&self, f: F) -> Result<R>
     where
@@ -438,6 +455,9 @@ impl Inner {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let work = Box::new(Typed { f, out: None, tx });
         self.queue().push(Job { quick, mode, work });
+        // Let the other requests ready on this thread queue their writes first: they then
+        // share one commit (a commit costs more than the writes in it).
+        tokio::task::yield_now().await;
         self.drain(false);
         rx.await
             .map_err(|_| StoreError::Db("the database writer stopped".into()))?
@@ -473,10 +493,10 @@ impl Inner {
             }
             let c = ready(guard);
             let left = if blocking {
-                run_group(&c, jobs, false)
+                self.run_group(&c, jobs, false)
             } else {
                 let _ = c.busy_timeout(Duration::ZERO);
-                let left = run_group(&c, jobs, true);
+                let left = self.run_group(&c, jobs, true);
                 let _ = c.busy_timeout(BUSY_WAIT);
                 left
             };
@@ -503,22 +523,43 @@ impl Inner {
         tokio::task::spawn_blocking(move || {
             {
                 let c = ready(lock(&me.conns[0]));
-                let _ = run_group(&c, jobs, false);
+                let _ = me.run_group(&c, jobs, false);
             }
             me.drain(true);
         });
     }
 }
 
-/// Runs `jobs` as one group commit on `c`. With `inline`, a database locked by another
-/// process hands the jobs back untouched (the caller sends them to the blocking pool).
-fn run_group(c: &Connection, jobs: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
-    let (mut group, alone): (Vec<Job>, Vec<Job>) =
-        jobs.into_iter().partition(|j| j.mode != Mode::Alone);
-    if !group.is_empty() {
+impl Inner {
+    /// Runs `jobs` as one group commit on `c`. With `inline`, a database locked by another
+    /// process hands the jobs back untouched (the caller sends them to the blocking pool).
+    fn run_group(&self, c: &Connection, jobs: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
+        let (group, alone): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|j| j.mode != Mode::Alone);
+        if !group.is_empty() {
+            let n = group.len() as u64;
+            if let Some(back) = commit_group(c, group, inline) {
+                let mut back = back;
+                back.extend(alone);
+                return Some(back);
+            }
+            self.groups.fetch_add(1, Ordering::Relaxed);
+            self.writes.fetch_add(n, Ordering::Relaxed);
+        }
+        for mut j in alone {
+            j.work.run(c);
+            j.work.finish(Ok(()));
+        }
+        None
+    }
+}
+
+/// One transaction for `group`. With `inline`, a database locked by another process hands
+/// the jobs back untouched.
+fn commit_group(c: &Connection, mut group: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
+    {
         match c.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from) {
             Err(StoreError::Busy) if inline => {
-                group.extend(alone);
                 return Some(group);
             }
             Err(e) => {
@@ -539,10 +580,6 @@ fn run_group(c: &Connection, jobs: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
                 }
             }
         }
-    }
-    for mut j in alone {
-        j.work.run(c);
-        j.work.finish(Ok(()));
     }
     None
 }
@@ -601,7 +638,10 @@ fn open_sqlite(path: &Path, writer: bool) -> Result<Connection> {
         // The writer also answers most point reads (its cache stays valid: no other
         // connection writes), so it gets the larger page cache; pages are allocated only as
         // they are used.
-        c.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384;")?;
+        // After a burst, the WAL file is cut back to 64 MiB when it starts over.
+        c.execute_batch(
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384; PRAGMA journal_size_limit = 67108864;",
+        )?;
     }
     c.set_prepared_statement_cache_capacity(256);
     Ok(c)
