@@ -153,7 +153,7 @@ impl Store {
     /// (SQLite's PASSIVE checkpoint, which never waits for a reader), in two passes:
     ///
     /// 1. from a reader, beside the writes: it copies what was committed when it started,
-    ///    which is nearly everything, without holding up a login;
+    ///    without holding up a login; repeated while much was committed meanwhile;
     /// 2. on the writer, between two group commits: only the frames committed during pass 1
     ///    are left, and no frame can be appended meanwhile, so it finishes the copy and the
     ///    next write starts the WAL file over.
@@ -173,9 +173,19 @@ impl Store {
                 row.try_get::<i64, _>(2usize)?,
             ))
         };
-        let (frames1, copied1) = self.pool.run(false, pass).await?;
+        // Pass 1 again while the frames committed during the previous run are many: each
+        // run copies what came during the one before, so what is left for pass 2 shrinks.
+        let mut frames1 = 0;
+        for round in 0..4 {
+            let (frames, _) = self.pool.run(false, pass).await?;
+            let new = frames - frames1;
+            frames1 = frames;
+            if round > 0 && new < 512 {
+                break;
+            }
+        }
         let (frames2, copied2) = self.writer.run_alone(pass).await?;
-        tracing::debug!(frames1, copied1, frames2, copied2, "WAL checkpoint");
+        tracing::debug!(frames1, frames2, copied2, "WAL checkpoint");
         Ok(())
     }
 

@@ -305,6 +305,9 @@ impl Handle {
             return self.inner.submit(quick, Mode::Statement, f).await;
         }
         let n = self.inner.conns.len();
+        if quick && let Some(w) = self.quick_first.as_ref().filter(|w| w.writer) {
+            return w.submit(true, Mode::Read, f).await;
+        }
         if quick {
             for inner in self.quick_first.iter().chain([&self.inner]) {
                 let m = inner.conns.len();
@@ -392,6 +395,8 @@ enum Mode {
     Savepoint,
     /// Outside any transaction, after the group.
     Alone,
+    /// A read: first in the group, so it sees only committed data.
+    Read,
 }
 
 /// A write waiting for a group commit.
@@ -558,7 +563,14 @@ impl Inner {
 /// the jobs back untouched.
 fn commit_group(c: &Connection, mut group: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
     {
-        match c.execute_batch("BEGIN IMMEDIATE").map_err(StoreError::from) {
+        // Reads first: they see only what is committed.
+        group.sort_by_key(|j| j.mode != Mode::Read);
+        let begin = if group.iter().all(|j| j.mode == Mode::Read) {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        match c.execute_batch(begin).map_err(StoreError::from) {
             Err(StoreError::Busy) if inline => {
                 return Some(group);
             }
@@ -601,7 +613,7 @@ fn run_in_transaction(c: &Connection, group: &mut [Job]) -> Result<()> {
                 }
                 c.prepare_cached("RELEASE job")?.execute([])?;
             }
-            Mode::Statement => {
+            Mode::Statement | Mode::Read => {
                 j.work.run(c);
                 if c.is_autocommit() {
                     return Err(lost_transaction());
