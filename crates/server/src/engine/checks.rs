@@ -74,7 +74,7 @@ impl State {
         let policy = self
             .policy_for(policy::FALLBACK, &user.name, &user.groups)
             .await?;
-        let result = match self.check_otp(&user, code, now, None).await? {
+        let result = match self.check_otp(&user, None, code, now, None).await? {
             OtpCheck::Ok { token_id } => {
                 self.clear_failures(&user).await?;
                 (true, format!("code accepted (token {token_id})"))
@@ -135,16 +135,21 @@ impl State {
         })
     }
 
-    /// Checks `code` against the user's OATH tokens and uses it up when it matches. With
-    /// `finish_tx`, the login transaction is finished in the same database transaction.
+    /// Checks `code` against the user's OATH tokens (`tokens` when already read, else read
+    /// here) and uses it up when it matches. With `finish_tx`, the login transaction is
+    /// finished in the same database transaction.
     pub(super) async fn check_otp(
         &self,
         user: &UserRow,
+        tokens: Option<Vec<TokenRow>>,
         code: &str,
         now: i64,
         finish_tx: Option<&str>,
     ) -> Result<OtpCheck> {
-        let tokens = self.store.tokens_of(&user.name).await?;
+        let tokens = match tokens {
+            Some(t) => t,
+            None => self.store.tokens_of(&user.name).await?,
+        };
         let mut replayed = false;
         for t in &tokens {
             if !matches!(t.kind, TokenKind::Totp | TokenKind::Hotp | TokenKind::App) {

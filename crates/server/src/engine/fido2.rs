@@ -72,7 +72,9 @@ impl State {
         req: &LoginFido2,
     ) -> Result<LoginStepResult> {
         let now = now();
-        let OpenStep { ctx, user, policy } = match self
+        let OpenStep {
+            ctx, user, policy, ..
+        } = match self
             .open_step(machine_id, tx_id, Method::Fido2, "login.fido2", now)
             .await?
         {

@@ -4,7 +4,7 @@
 
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{NewTx, StoreError, UserRow};
+use crate::store::{NewTx, StoreError, TokenRow, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
@@ -127,6 +127,8 @@ struct OpenStep<'a> {
     ctx: StepCtx<'a>,
     user: UserRow,
     policy: Policy,
+    /// The user's tokens, read with the transaction for a code's answer (empty otherwise).
+    tokens: Vec<TokenRow>,
 }
 
 /// What a counted failure leaves: attempts, or a denial already audited.
@@ -177,7 +179,13 @@ impl State {
             client_id: None,
             action,
         };
-        let Some((tx, user)) = self.store.tx_get_with_user(tx_id).await? else {
+        // A code's answer reads the user's tokens in the same read.
+        let with_tokens = method == Method::Otp;
+        let Some((tx, user, tokens)) = self
+            .store
+            .tx_get_with_user_tokens(tx_id, with_tokens)
+            .await?
+        else {
             return ctx
                 .deny(false, "unknown transaction", TX_GONE)
                 .await
@@ -223,7 +231,12 @@ impl State {
             let why = format!("policy does not allow {}", method.as_str());
             return ctx.deny(true, &why, GENERIC_DENY).await.map(Err);
         }
-        Ok(Ok(OpenStep { ctx, user, policy }))
+        Ok(Ok(OpenStep {
+            ctx,
+            user,
+            policy,
+            tokens,
+        }))
     }
 
     /// A wrong answer (code, signature, credential): counts toward the user's lockout and the
@@ -444,14 +457,22 @@ impl State {
         code: &str,
     ) -> Result<LoginStepResult> {
         let now = now();
-        let OpenStep { ctx, user, policy } = match self
+        let OpenStep {
+            ctx,
+            user,
+            policy,
+            tokens,
+        } = match self
             .open_step(machine_id, tx_id, Method::Otp, "login.otp", now)
             .await?
         {
             Ok(open) => open,
             Err(denied) => return Ok(denied),
         };
-        match self.check_otp(&user, code, now, Some(tx_id)).await? {
+        match self
+            .check_otp(&user, Some(tokens), code, now, Some(tx_id))
+            .await?
+        {
             OtpCheck::TxGone => {
                 ctx.deny(false, "transaction finished concurrently", TX_GONE)
                     .await

@@ -258,7 +258,9 @@ impl State {
             .decode(req.signature.trim())
             .map_err(|_| EngineError::Invalid("signature must be base64".into()))?;
         let now = now();
-        let OpenStep { ctx, user, policy } = match self
+        let OpenStep {
+            ctx, user, policy, ..
+        } = match self
             .open_step(machine_id, tx_id, Method::Smartcard, "login.smartcard", now)
             .await?
         {

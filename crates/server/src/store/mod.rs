@@ -166,7 +166,7 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
-        let pass = |c: &rusqlite::Connection| {
+        let pass = |c: &rusqlite::Connection| -> Result<(i64, i64)> {
             let row = query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one_on(c)?;
             Ok((
                 row.try_get::<i64, _>(1usize)?,
@@ -184,8 +184,10 @@ impl Store {
                 break;
             }
         }
+        let t0 = std::time::Instant::now();
         let (frames2, copied2) = self.writer.run_alone(pass).await?;
-        tracing::debug!(frames1, frames2, copied2, "WAL checkpoint");
+        let pause_ms = t0.elapsed().as_secs_f64() * 1e3;
+        tracing::debug!(frames1, frames2, copied2, pause_ms, "WAL checkpoint");
         Ok(())
     }
 

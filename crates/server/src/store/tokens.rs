@@ -31,7 +31,15 @@ impl std::fmt::Debug for TokenRow {
 
 const COLS: &str = "id, user_name, kind, algorithm, digits, period, secret_sealed, used, label, created_at, last_used_at";
 
-fn from_row(r: &Row) -> Result<TokenRow> {
+/// A user's tokens, oldest first.
+pub(super) fn tokens_of_query(user: &str) -> super::db::Query {
+    query(format!(
+        "SELECT {COLS} FROM tokens WHERE user_name = $1 ORDER BY created_at, id"
+    ))
+    .bind(user)
+}
+
+pub(super) fn from_row(r: &Row) -> Result<TokenRow> {
     let corrupt = |f: &str, e: String| StoreError::Corrupt(format!("tokens.{f}: {e}"));
     let kind: String = r.try_get("kind")?;
     let alg: String = r.try_get("algorithm")?;
@@ -75,13 +83,7 @@ impl Store {
     }
 
     pub async fn tokens_of(&self, user: &str) -> Result<Vec<TokenRow>> {
-        let rows = query(format!(
-            "SELECT {COLS} FROM tokens WHERE user_name = $1 ORDER BY created_at, id"
-        ))
-        .bind(user)
-        .quick()
-        .fetch_all(self.pool())
-        .await?;
+        let rows = tokens_of_query(user).quick().fetch_all(self.pool()).await?;
         rows.iter().map(from_row).collect()
     }
 

@@ -1,4 +1,4 @@
-use super::{Result, Store, UserRow, users};
+use super::{Result, Store, TokenRow, UserRow, tokens, users};
 use super::{query, query_scalar};
 
 /// A login transaction: one person at one machine proving a second factor.
@@ -48,35 +48,66 @@ impl Store {
     /// The transaction and its user (None when the user is gone), in one statement: every
     /// answer to a login reads both.
     pub async fn tx_get_with_user(&self, id: &str) -> Result<Option<(TxRow, Option<UserRow>)>> {
-        let row = query(format!(
+        Ok(self
+            .tx_get_with_user_tokens(id, false)
+            .await?
+            .map(|(t, u, _)| (t, u)))
+    }
+
+    /// The transaction, its user and, `with_tokens`, the user's tokens: one read of the
+    /// database (one consistent snapshot) for everything a code's answer needs.
+    pub async fn tx_get_with_user_tokens(
+        &self,
+        id: &str,
+        with_tokens: bool,
+    ) -> Result<Option<(TxRow, Option<UserRow>, Vec<TokenRow>)>> {
+        let tx = query(format!(
             "SELECT t.id AS tx_id, t.user_name, t.client_id, t.machine_id, t.expires_at, t.attempts, t.done, t.rhost, \
              {} FROM login_tx t LEFT JOIN users u ON u.name = t.user_name WHERE t.id = $1",
             users::COLS_U
         ))
-        .bind(id)
-        .quick()
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| {
-            let user = match r.try_get::<Option<String>, _>("name")? {
-                Some(_) => Some(users::from_row(&r)?),
-                None => None,
-            };
-            Ok((
-                TxRow {
-                    id: r.try_get("tx_id")?,
-                    user_name: r.try_get("user_name")?,
-                    client_id: r.try_get("client_id")?,
-                    machine_id: r.try_get("machine_id")?,
-                    expires_at: r.try_get("expires_at")?,
-                    attempts: r.try_get("attempts")?,
-                    done: r.try_get::<i64, _>("done")? != 0,
-                    rhost: r.try_get("rhost")?,
-                },
-                user,
-            ))
-        })
-        .transpose()
+        .bind(id);
+        let found = self
+            .pool()
+            .run(true, move |c| {
+                let Some(r) = tx.fetch_optional_on(c)? else {
+                    return Ok(None);
+                };
+                let user_name: String = r.try_get("user_name")?;
+                let rows = match r.try_get::<Option<String>, _>("name")? {
+                    Some(_) if with_tokens => {
+                        tokens::tokens_of_query(&user_name).fetch_all_on(c)?
+                    }
+                    _ => Vec::new(),
+                };
+                Ok(Some((r, rows)))
+            })
+            .await?;
+        let Some((r, rows)) = found else {
+            return Ok(None);
+        };
+        let user = match r.try_get::<Option<String>, _>("name")? {
+            Some(_) => Some(users::from_row(&r)?),
+            None => None,
+        };
+        let tokens = rows
+            .iter()
+            .map(tokens::from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((
+            TxRow {
+                id: r.try_get("tx_id")?,
+                user_name: r.try_get("user_name")?,
+                client_id: r.try_get("client_id")?,
+                machine_id: r.try_get("machine_id")?,
+                expires_at: r.try_get("expires_at")?,
+                attempts: r.try_get("attempts")?,
+                done: r.try_get::<i64, _>("done")? != 0,
+                rhost: r.try_get("rhost")?,
+            },
+            user,
+            tokens,
+        )))
     }
 
     pub async fn tx_get(&self, id: &str) -> Result<Option<TxRow>> {
