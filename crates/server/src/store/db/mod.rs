@@ -4,13 +4,14 @@
 //! Why not an async driver: a login verification is a handful of point statements of a few
 //! microseconds each. Handing each one to a driver's worker thread and back (two wake-ups,
 //! two context switches per statement) cost more than the rest of the verification together
-//! (docs/performance.md). Here a statement marked [`Query::quick`] runs on the calling thread
-//! when a connection is free at that instant, and everything else (and a quick statement
-//! that finds every connection busy, or the database locked by another process) runs on
-//! tokio's blocking pool, so a slow statement never stalls the async workers.
+//! (docs/performance.md).
 //!
-//! Connections: one writer (SQLite has one writer at a time; queueing writes on our side
-//! avoids its busy-wait sleeps) and a few readers (WAL lets them read beside the writer).
+//! Connections: one writer and a few readers. Every write, and every read marked
+//! [`Query::quick`], is a job for the writer: whoever finds its connection free runs all
+//! waiting jobs as one transaction (group commit, [`Inner::drain`]), on the calling async
+//! thread when they are all quick, else on tokio's blocking pool. A commit costs more than
+//! the point statements in it, so sharing it is what makes logins cheap. The readers serve
+//! the slow reads (listings) beside the writer, as WAL allows, and the bulk of checkpoints.
 //!
 //! The API is backend-neutral on purpose (portable SQL, [`Value`] arguments, [`Row`]
 //! results): PostgreSQL joins as another kind of connection behind [`Handle`], not as a
