@@ -226,8 +226,8 @@ struct Inner {
 #[derive(Clone)]
 pub(crate) struct Handle {
     inner: Arc<Inner>,
-    /// Tried first by quick statements (the readers prefer the writer's connection: its
-    /// page cache stays valid, while a reader's is dropped after every commit by another
+    /// Where quick reads go: the readers send them to the writer's group commit (its page
+    /// cache stays valid, while a reader's is dropped after every commit by another
     /// connection and read again from the file).
     quick_first: Option<Arc<Inner>>,
 }
@@ -278,7 +278,7 @@ impl Handle {
         })
     }
 
-    /// This handle, with quick statements tried on `first`'s connections before its own.
+    /// This handle, with its quick reads sent to `first` (the writer).
     pub(crate) fn preferring(self, first: &Handle) -> Handle {
         Handle {
             quick_first: Some(first.inner.clone()),
@@ -288,15 +288,12 @@ impl Handle {
 
     /// Runs `f` on one connection.
     ///
-    /// On the writer, `f` is one statement of a group commit: it joins the writes waiting
-    /// at that moment in one transaction, and its result comes back once that transaction
-    /// has committed (see [`Inner::drain`]).
-    ///
-    /// On the readers, quick: on this thread if a connection is free now and the database
-    /// is not locked by another process; otherwise on the blocking pool (where it waits for
-    /// a connection, and up to [`BUSY_WAIT`] for a lock). `f` may run twice when the first
-    /// try found the database locked: it must have no effect before its first statement
-    /// succeeds.
+    /// On the writer, `f` is one statement of a group commit: it joins the jobs waiting at
+    /// that moment in one transaction, and its result comes back once that transaction has
+    /// committed (see [`Inner::drain`]). A quick read on readers that prefer the writer
+    /// joins the writer's group the same way, ahead of the group's writes. Anything else
+    /// runs on the blocking pool, where it waits for a connection and up to [`BUSY_WAIT`]
+    /// for a lock held by another process.
     pub(crate) async fn run<R, F>(&self, quick: bool, f: F) -> Result<R>
     where
         F: Fn(&Connection) -> Result<R> + Send + 'static,
@@ -305,36 +302,12 @@ impl Handle {
         if self.inner.writer {
             return self.inner.submit(quick, Mode::Statement, f).await;
         }
-        let n = self.inner.conns.len();
         if quick && let Some(w) = self.quick_first.as_ref().filter(|w| w.writer) {
             return w.submit(true, Mode::Read, f).await;
         }
-        if quick {
-            for inner in self.quick_first.iter().chain([&self.inner]) {
-                let m = inner.conns.len();
-                let start = inner.next.fetch_add(1, Ordering::Relaxed);
-                for k in 0..m {
-                    let Some(guard) = try_lock(&inner.conns[(start + k) % m]) else {
-                        continue;
-                    };
-                    let c = ready(guard);
-                    // Never sleep on this thread: a lock held elsewhere sends `f` to the pool.
-                    c.busy_timeout(Duration::ZERO)?;
-                    let r = f(&c);
-                    c.busy_timeout(BUSY_WAIT)?;
-                    drop(c);
-                    // Writes that queued while this read held the writer's connection.
-                    inner.drain(false);
-                    match r {
-                        Err(StoreError::Busy) => break,
-                        other => return other,
-                    }
-                }
-            }
-        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let i = inner.next.fetch_add(1, Ordering::Relaxed) % n;
+            let i = inner.next.fetch_add(1, Ordering::Relaxed) % inner.conns.len();
             f(&ready(lock(&inner.conns[i])))
         })
         .await
