@@ -21,7 +21,7 @@ use super::{Result, StoreError};
 use rusqlite::{CachedStatement, Connection, OpenFlags};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
@@ -217,6 +217,10 @@ struct Inner {
     writer: bool,
     /// The writer's jobs waiting for the next group commit (always empty for readers).
     queue: Mutex<Vec<Job>>,
+    /// The writer's connection is taken by a group on the blocking pool (a slow job, a
+    /// checkpoint, a lock held by another process): quick reads go to the readers meanwhile
+    /// instead of waiting behind it.
+    slow: AtomicBool,
     /// Group commits and the writes they carried (for `/metrics`).
     groups: AtomicU64,
     writes: AtomicU64,
@@ -271,6 +275,7 @@ impl Handle {
                 next: AtomicUsize::new(0),
                 writer,
                 queue: Mutex::new(Vec::new()),
+                slow: AtomicBool::new(false),
                 groups: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
             }),
@@ -302,7 +307,12 @@ impl Handle {
         if self.inner.writer {
             return self.inner.submit(quick, Mode::Statement, f).await;
         }
-        if quick && let Some(w) = self.quick_first.as_ref().filter(|w| w.writer) {
+        if quick
+            && let Some(w) = self
+                .quick_first
+                .as_ref()
+                .filter(|w| w.writer && !w.slow.load(Ordering::Relaxed))
+        {
             return w.submit(true, Mode::Read, f).await;
         }
         let inner = self.inner.clone();
@@ -377,7 +387,20 @@ enum Mode {
 struct Job {
     quick: bool,
     mode: Mode,
-    work: Box<dyn Work>,
+    /// Taken when the answer is sent (a read's as soon as it ran).
+    work: Option<Box<dyn Work>>,
+}
+
+impl Job {
+    fn run(&mut self, c: &Connection) -> bool {
+        self.work.as_mut().is_some_and(|w| w.run(c))
+    }
+
+    fn finish(&mut self, commit: Result<()>) {
+        if let Some(w) = self.work.take() {
+            w.finish(commit);
+        }
+    }
 }
 
 trait Work: Send {
@@ -433,7 +456,11 @@ impl Inner {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let work = Box::new(Typed { f, out: None, tx });
-        self.queue().push(Job { quick, mode, work });
+        self.queue().push(Job {
+            quick,
+            mode,
+            work: Some(work),
+        });
         // Let the other requests ready on this thread queue their writes first: they then
         // share one commit (a commit costs more than the writes in it).
         tokio::task::yield_now().await;
@@ -499,11 +526,13 @@ impl Inner {
     /// carries on with whatever queued meanwhile.
     fn spawn_group(self: &Arc<Self>, jobs: Vec<Job>) {
         let me = self.clone();
+        self.slow.store(true, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             {
                 let c = ready(lock(&me.conns[0]));
                 let _ = me.run_group(&c, jobs, false);
             }
+            me.slow.store(false, Ordering::Relaxed);
             me.drain(true);
         });
     }
@@ -526,8 +555,8 @@ impl Inner {
             self.writes.fetch_add(n, Ordering::Relaxed);
         }
         for mut j in alone {
-            j.work.run(c);
-            j.work.finish(Ok(()));
+            j.run(c);
+            j.finish(Ok(()));
         }
         None
     }
@@ -549,8 +578,8 @@ fn commit_group(c: &Connection, mut group: Vec<Job>, inline: bool) -> Option<Vec
                 return Some(group);
             }
             Err(e) => {
-                for j in group.drain(..) {
-                    j.work.finish(Err(e.clone()));
+                for mut j in group.drain(..) {
+                    j.finish(Err(e.clone()));
                 }
             }
             Ok(()) => {
@@ -561,8 +590,8 @@ fn commit_group(c: &Connection, mut group: Vec<Job>, inline: bool) -> Option<Vec
                 if commit.is_err() && !c.is_autocommit() {
                     let _ = c.execute_batch("ROLLBACK");
                 }
-                for j in group {
-                    j.work.finish(commit.clone());
+                for mut j in group {
+                    j.finish(commit.clone());
                 }
             }
         }
@@ -578,7 +607,7 @@ fn run_in_transaction(c: &Connection, group: &mut [Job]) -> Result<()> {
         match j.mode {
             Mode::Savepoint => {
                 c.prepare_cached("SAVEPOINT job")?.execute([])?;
-                let ok = j.work.run(c);
+                let ok = j.run(c);
                 if c.is_autocommit() {
                     return Err(lost_transaction());
                 }
@@ -587,11 +616,19 @@ fn run_in_transaction(c: &Connection, group: &mut [Job]) -> Result<()> {
                 }
                 c.prepare_cached("RELEASE job")?.execute([])?;
             }
-            Mode::Statement | Mode::Read => {
-                j.work.run(c);
+            Mode::Statement => {
+                j.run(c);
                 if c.is_autocommit() {
                     return Err(lost_transaction());
                 }
+            }
+            Mode::Read => {
+                j.run(c);
+                if c.is_autocommit() {
+                    return Err(lost_transaction());
+                }
+                // It saw only committed data: its answer does not wait for the commit.
+                j.finish(Ok(()));
             }
             Mode::Alone => {}
         }
