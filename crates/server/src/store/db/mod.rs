@@ -655,7 +655,12 @@ fn open_sqlite(path: &Path, writer: bool) -> Result<Connection> {
     // WAL lets readers run beside the single writer; NORMAL sync is durable across process
     // crashes (the WAL is fsync'd at checkpoints).
     c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    // Savepoints (each multi-statement job of a group commit has one) keep the pages they
+    // change in a sub-journal: in memory, not a temporary file written page by page (that
+    // was 40% of the server's CPU under event ingest).
+    c.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+    )?;
     if writer {
         // Checkpoints run from a background task (`Store::checkpoint`), not inside a commit.
         // The writer also answers most point reads (its cache stays valid: no other
