@@ -1,5 +1,5 @@
 use super::{Result, Store, TokenRow, UserRow, tokens, users};
-use super::{query, query_scalar};
+use super::{Row, query, query_scalar};
 
 /// A login transaction: one person at one machine proving a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,43 +94,18 @@ impl Store {
             .iter()
             .map(tokens::from_row)
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some((
-            TxRow {
-                id: r.try_get("tx_id")?,
-                user_name: r.try_get("user_name")?,
-                client_id: r.try_get("client_id")?,
-                machine_id: r.try_get("machine_id")?,
-                expires_at: r.try_get("expires_at")?,
-                attempts: r.try_get("attempts")?,
-                done: r.try_get::<i64, _>("done")? != 0,
-                rhost: r.try_get("rhost")?,
-            },
-            user,
-            tokens,
-        )))
+        Ok(Some((tx_from_row(&r)?, user, tokens)))
     }
 
     pub async fn tx_get(&self, id: &str) -> Result<Option<TxRow>> {
         let row = query(
-            "SELECT id, user_name, client_id, machine_id, expires_at, attempts, done, rhost FROM login_tx WHERE id = $1",
+            "SELECT id AS tx_id, user_name, client_id, machine_id, expires_at, attempts, done, rhost FROM login_tx WHERE id = $1",
         )
         .bind(id)
         .quick()
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| {
-            Ok(TxRow {
-                id: r.try_get("id")?,
-                user_name: r.try_get("user_name")?,
-                client_id: r.try_get("client_id")?,
-                machine_id: r.try_get("machine_id")?,
-                expires_at: r.try_get("expires_at")?,
-                attempts: r.try_get("attempts")?,
-                done: r.try_get::<i64, _>("done")? != 0,
-                rhost: r.try_get("rhost")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(tx_from_row).transpose()
     }
 
     /// The transaction's user, and whether that user has anything an offline bundle could
@@ -191,4 +166,18 @@ impl Store {
         }
         Ok(purged)
     }
+}
+
+/// A `login_tx` row whose id column is named `tx_id` (it is joined with `users`).
+fn tx_from_row(r: &Row) -> Result<TxRow> {
+    Ok(TxRow {
+        id: r.try_get("tx_id")?,
+        user_name: r.try_get("user_name")?,
+        client_id: r.try_get("client_id")?,
+        machine_id: r.try_get("machine_id")?,
+        expires_at: r.try_get("expires_at")?,
+        attempts: r.try_get("attempts")?,
+        done: r.try_get::<i64, _>("done")? != 0,
+        rhost: r.try_get("rhost")?,
+    })
 }
