@@ -136,11 +136,15 @@ pub struct PhaseResult {
     /// The phase ended early because every user had used its fresh codes.
     pub exhausted: bool,
     pub error_samples: Vec<String>,
+    /// Each successful verification as (µs from the phase start to its end, its latency in
+    /// µs), in no particular order: shows whether slow ones come together in time.
+    pub timeline: Vec<(u32, u32)>,
 }
 
 struct WorkerResult {
     counts: Counts,
     samples: Samples,
+    timeline: Vec<(u32, u32)>,
     errors: Vec<String>,
 }
 
@@ -168,7 +172,7 @@ pub async fn run_phase(
     for w in 0..concurrency {
         let client = clients[w % clients.len()].clone();
         let pool = pool.clone();
-        tasks.push(tokio::spawn(worker(client, pool, deadline, per_worker)));
+        tasks.push(tokio::spawn(worker(client, pool, t0, deadline, per_worker)));
     }
     let mut result = PhaseResult::default();
     let mut parts = Vec::with_capacity(concurrency);
@@ -181,6 +185,7 @@ pub async fn run_phase(
             }
         }
         parts.push(w.samples);
+        result.timeline.extend(w.timeline);
     }
     result.elapsed = t0.elapsed();
     result.latencies = Latencies::merge(parts);
@@ -191,14 +196,17 @@ pub async fn run_phase(
 async fn worker(
     client: Client,
     pool: Arc<UserPool>,
+    phase_start: Instant,
     deadline: Instant,
     capacity: usize,
 ) -> WorkerResult {
     let mut out = WorkerResult {
         counts: Counts::default(),
         samples: Samples::with_capacity(capacity),
+        timeline: Vec::with_capacity(capacity),
         errors: vec![],
     };
+    let micros = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
     while Instant::now() < deadline {
         let Some(r) = pool.reserve(unix_now()) else {
             break;
@@ -216,7 +224,10 @@ async fn worker(
         let t0 = Instant::now();
         match verify(&client, name, code).await {
             Ok(Outcome::Success) => {
-                out.samples.record(t0.elapsed());
+                let took = t0.elapsed();
+                out.samples.record(took);
+                out.timeline
+                    .push((micros(phase_start.elapsed()), micros(took)));
                 out.counts.success += 1;
             }
             Ok(Outcome::Retry) => out.counts.retry += 1,

@@ -68,6 +68,10 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Write each measured verification as `END_MS LATENCY_MS` (ms from the start of the
+    /// measured phase) to this file, to see when the slow ones happened.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration> {
@@ -120,6 +124,7 @@ fn options(args: &Args) -> Result<Options> {
         warmup: seconds("warmup", args.warmup)?,
         client_per_worker: args.client_per_worker,
         bench_threads: args.threads,
+        timeline: args.timeline.clone(),
     })
 }
 

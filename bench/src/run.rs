@@ -1,7 +1,7 @@
 //! The `otp-load` scenario: server up, users seeded, one machine joined, warm-up, measured
 //! phase with CPU read around it, server stopped.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct Options {
     pub client_per_worker: bool,
     /// Worker threads of the bench's runtime (for the report only; the caller builds it).
     pub bench_threads: usize,
+    /// Write each measured verification's end time and latency here (`--timeline`).
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -180,6 +182,9 @@ async fn scenario(
     let machine_before = procfs::machine_cpu()?;
     let phase = run_phase(&clients, pool.clone(), opts.concurrency, opts.duration).await?;
     let machine_after = procfs::machine_cpu()?;
+    if let Some(path) = &opts.timeline {
+        write_timeline(path, &phase.timeline)?;
+    }
     let bench_cpu_ms = procfs::cpu_ms(Target::Myself)?.saturating_sub(bench_cpu_before);
     let server_cpu_ms = match (pid, server_cpu_before) {
         (Some(p), Some(before)) => Some(procfs::cpu_ms(Target::Pid(p))?.saturating_sub(before)),
@@ -222,4 +227,21 @@ async fn scenario(
         server_memory_end,
         error_samples,
     })
+}
+
+/// One line per verification, sorted by end time: `END_MS LATENCY_MS`.
+fn write_timeline(path: &std::path::Path, timeline: &[(u32, u32)]) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut sorted = timeline.to_vec();
+    sorted.sort_unstable();
+    let mut text = String::with_capacity(sorted.len() * 16);
+    for (end, took) in sorted {
+        let _ = writeln!(
+            text,
+            "{:.3} {:.3}",
+            f64::from(end) / 1e3,
+            f64::from(took) / 1e3
+        );
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

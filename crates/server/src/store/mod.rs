@@ -184,10 +184,23 @@ impl Store {
                 break;
             }
         }
+        // Pass 1 does not sync the database file (SQLite syncs it only once the whole WAL is
+        // copied). Syncing it here, beside the writes, leaves pass 2 only its own pages to
+        // flush: that sync took 13 ms on the writer before.
+        let t0 = std::time::Instant::now();
+        self.pool.run(false, db::sync_database_file).await?;
+        let sync_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t0 = std::time::Instant::now();
         let (frames2, copied2) = self.writer.run_alone(pass).await?;
         let pause_ms = t0.elapsed().as_secs_f64() * 1e3;
-        tracing::debug!(frames1, frames2, copied2, pause_ms, "WAL checkpoint");
+        tracing::debug!(
+            frames1,
+            sync_ms,
+            frames2,
+            copied2,
+            pause_ms,
+            "WAL checkpoint"
+        );
         Ok(())
     }
 

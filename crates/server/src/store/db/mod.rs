@@ -427,6 +427,49 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// `fsync`s the connection's database file through SQLite's own file handle.
+///
+/// A checkpoint copies pages into the database file and syncs it only when it has copied the
+/// whole WAL. Syncing after the copies that run beside the writes leaves the writer's pass
+/// only its own few pages to flush, instead of a second's worth (13 ms on the VM's disk). Going
+/// through SQLite's handle matters: opening and closing another descriptor on the file would
+/// drop the process's POSIX locks on it.
+#[allow(unsafe_code)]
+pub(crate) fn sync_database_file(c: &Connection) -> Result<()> {
+    use rusqlite::ffi;
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `c` is open and used by this thread only (a `&Connection` is not shared across
+    // threads while `f` runs); SQLITE_FCNTL_FILE_POINTER writes one `sqlite3_file*` into
+    // `file`, which stays valid while the connection is open and not used elsewhere.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            c.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&raw mut file).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK || file.is_null() {
+        return Err(StoreError::Db(format!(
+            "cannot reach the database file to sync it (code {rc})"
+        )));
+    }
+    // SAFETY: `file` is the open main-database file of `c` (checked non-null above); its
+    // methods table is set by the VFS for as long as the file is open.
+    let sync = unsafe { (*file).pMethods.as_ref().and_then(|m| m.xSync) };
+    let Some(sync) = sync else {
+        return Err(StoreError::Db("the database file cannot be synced".into()));
+    };
+    // SAFETY: `xSync` of the file's own VFS on that file, with a documented flag.
+    let rc = unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL) };
+    if rc != ffi::SQLITE_OK {
+        return Err(StoreError::Db(format!(
+            "syncing the database file failed (code {rc})"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -599,5 +642,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(half, 0, "a failed savepoint job left rows behind");
+    }
+
+    #[test]
+    fn syncing_the_database_file_works_on_a_file_and_says_why_not_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_sqlite(&dir.path().join("t.db"), true).unwrap();
+        c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        sync_database_file(&c).unwrap();
+        let m = Connection::open_in_memory().unwrap();
+        let e = sync_database_file(&m).unwrap_err();
+        assert!(e.to_string().contains("database file"), "{e}");
     }
 }
