@@ -4,6 +4,36 @@ use clap::Parser;
 use latchkey_server::{Args, config};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: a login allocates and frees many small buffers across
+/// the runtime's threads, and glibc's arenas spent ~18% of the server's CPU on it
+/// (`_int_malloc`, `_int_free`, `malloc_consolidate`; docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e` (the same in v2 and v3).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Commits the allocator's memory as it is used, not a whole arena at once: with eager
+/// commit (mimalloc's default on Linux) the server's RSS was 80-130 MiB at 10,000 users
+/// instead of ~30. It must run before the first allocation creates the first arena, so it is
+/// an ELF constructor (`.init_array`), which the loader runs before Rust's runtime starts.
+extern "C" fn tune_allocator() {
+    #[allow(unsafe_code)]
+    // SAFETY: `mi_option_set` stores one option value; the id and value are valid for the
+    // linked mimalloc. It runs once, single-threaded, before `main`.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0)
+    };
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[allow(unsafe_code)]
+// SAFETY: a plain function pointer in `.init_array` is what the ELF loader calls before
+// `main`; `tune_allocator` takes no arguments, touches no Rust runtime state, cannot unwind.
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
