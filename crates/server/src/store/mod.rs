@@ -204,6 +204,20 @@ impl Store {
         Ok(())
     }
 
+    /// Pass 1 of [`Store::checkpoint`] alone, once: copies what is committed into the database
+    /// file from a reader, beside the writes.
+    pub async fn checkpoint_copy(&self) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        self.pool
+            .run(false, |c| {
+                query("PRAGMA wal_checkpoint(PASSIVE)").execute_on(c)
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Group commits on the writer and the writes they carried, since start (`/metrics`).
     pub fn write_stats(&self) -> (u64, u64) {
         self.writer.write_stats()
