@@ -1,3 +1,4 @@
+use super::db::values_rows;
 use super::query;
 use super::{Result, Store};
 use latchkey_proto::admin::AuditEntry;
@@ -20,25 +21,10 @@ impl Store {
     pub async fn audit_insert(&self, batch: &[AuditRecord]) -> Result<()> {
         const ROWS: usize = 100;
         for chunk in batch.chunks(ROWS) {
-            let mut sql = String::from(
-                "INSERT INTO audit (time, actor, action, user_name, client_id, result, detail) VALUES ",
+            let sql = format!(
+                "INSERT INTO audit (time, actor, action, user_name, client_id, result, detail) VALUES {}",
+                values_rows(chunk.len(), 7)
             );
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
-            }
             let mut q = query(&sql);
             for a in chunk {
                 q = q

@@ -5,7 +5,7 @@
 //! batch re-sent after a lost answer stores nothing twice; session rows change only for the
 //! events that were new.
 
-use super::db::Query;
+use super::db::{Query, values_rows};
 use super::{Result, Store, StoreError};
 use super::{query, query_scalar};
 use latchkey_proto::events::{Event, EventEntry, EventKind, SessionInfo};
@@ -73,20 +73,7 @@ fn insert_sql(rows: usize, returning: bool) -> String {
     let mut sql = String::from(
         "INSERT INTO events (id, machine_id, hostname, time_ms, received_at, kind, user_name, session_id, client_id, body) VALUES ",
     );
-    for i in 0..rows {
-        let b = i * 10;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for k in 1..=10 {
-            if k > 1 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", b + k));
-        }
-        sql.push(')');
-    }
+    sql.push_str(&values_rows(rows, 10));
     sql.push_str(" ON CONFLICT (id) DO NOTHING");
     if returning {
         sql.push_str(" RETURNING id");

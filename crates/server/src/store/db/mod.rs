@@ -427,6 +427,17 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// `(?, ?, …), (?, …)`: `rows` tuples of `cols` bare placeholders, bound in order, for a
+/// multi-row INSERT.
+///
+/// Bare `?`, not `$N`: SQLite finds a named parameter's number by walking its list of names,
+/// so binding n of them costs n²/2 steps. For a 700-argument audit batch that was 2% of the
+/// server's CPU under load.
+pub(crate) fn values_rows(rows: usize, cols: usize) -> String {
+    let tuple = format!("({})", vec!["?"; cols].join(", "));
+    vec![tuple; rows].join(", ")
+}
+
 /// `fsync`s the connection's database file through SQLite's own file handle.
 ///
 /// A checkpoint copies pages into the database file and syncs it only when it has copied the
@@ -653,5 +664,27 @@ mod tests {
         let m = Connection::open_in_memory().unwrap();
         let e = sync_database_file(&m).unwrap_err();
         assert!(e.to_string().contains("database file"), "{e}");
+    }
+
+    #[test]
+    fn values_rows_binds_bare_placeholders_in_order() {
+        assert_eq!(values_rows(2, 3), "(?, ?, ?), (?, ?, ?)");
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)")
+            .unwrap();
+        let q = query(format!("INSERT INTO t (a, b) VALUES {}", values_rows(2, 2)))
+            .bind(1i64)
+            .bind("x")
+            .bind(2i64)
+            .bind("y");
+        q.execute_on(&c).unwrap();
+        let rows: Vec<(i64, String)> = c
+            .prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(rows, vec![(1, "x".to_string()), (2, "y".to_string())]);
     }
 }
