@@ -166,13 +166,7 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
-        let pass = |c: &rusqlite::Connection| -> Result<(i64, i64)> {
-            let row = query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one_on(c)?;
-            Ok((
-                row.try_get::<i64, _>(1usize)?,
-                row.try_get::<i64, _>(2usize)?,
-            ))
-        };
+        let pass = db::wal_checkpoint_passive;
         // Pass 1 again while the frames committed during the previous run are many: each
         // run copies what came during the one before, so what is left for pass 2 shrinks.
         let mut frames1 = 0;
@@ -210,11 +204,7 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
-        self.pool
-            .run(false, |c| {
-                query("PRAGMA wal_checkpoint(PASSIVE)").execute_on(c)
-            })
-            .await?;
+        self.pool.run(false, db::wal_checkpoint_passive).await?;
         Ok(())
     }
 
