@@ -34,6 +34,58 @@ async fn audit_batches_larger_than_one_statement_are_written_whole_and_in_order(
         .await
         .unwrap();
     assert_eq!(alice.len(), 75);
+    // A user's listing (through its index) keeps the newest records, oldest first.
+    let last = store.audit_query(Some("alice"), None, 3).await.unwrap();
+    let details: Vec<_> = last.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["line 244", "line 246", "line 248"]);
+    store.close().await;
+}
+
+/// Transactions are purged by their id, which begins with their creation time: the ones
+/// created more than an hour (the longest lifetime) plus the grace ago go, the others stay.
+#[tokio::test]
+async fn purge_removes_transactions_by_creation_time() {
+    use latchkey_server::store::{NewTx, tx_id};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite").display().to_string())
+        .await
+        .unwrap();
+    let now = 1_800_000_000i64;
+    let grace = 600;
+    let cut = now - grace - 3600;
+    let created = [
+        ("ancient", cut - 86_400),
+        ("just_before", cut - 1),
+        ("at_cut", cut),
+        ("recent", now - 5),
+    ];
+    let mut ids = Vec::new();
+    for (i, (name, at)) in created.iter().enumerate() {
+        let id = tx_id(*at as u64 * 1000 + 999, &[0xff - i as u8; 16]);
+        store
+            .tx_create(&NewTx {
+                id: &id,
+                user_name: name,
+                client_id: "login",
+                machine_id: "m1",
+                rhost: None,
+                tty: None,
+                now: *at,
+                expires_at: at + 120,
+            })
+            .await
+            .unwrap();
+        ids.push((*name, id));
+    }
+    assert_eq!(store.tx_purge(now, grace).await.unwrap(), 2);
+    for (name, id) in &ids {
+        let kept = store.tx_get(id).await.unwrap().is_some();
+        assert_eq!(
+            kept,
+            !name.contains("before") && *name != "ancient",
+            "{name}"
+        );
+    }
     store.close().await;
 }
 

@@ -4,7 +4,7 @@
 
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{NewTx, StoreError, TokenRow, UserRow};
+use crate::store::{NewTx, StoreError, TokenRow, TxView, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
@@ -129,6 +129,17 @@ struct OpenStep<'a> {
     policy: Policy,
     /// The user's tokens, read with the transaction for a code's answer (empty otherwise).
     tokens: Vec<TokenRow>,
+    /// The user has something an offline bundle could carry (read with the transaction).
+    user_has_offline: bool,
+}
+
+/// An answer to a login step, with what the offline-bundle decision after a success needs:
+/// it was read with the transaction, so a success costs no further read.
+pub struct StepAnswer {
+    pub result: LoginStepResult,
+    /// The transaction's user and whether it has anything a bundle could carry; None when the
+    /// answer was decided before the user was read.
+    pub bundle_user: Option<(String, bool)>,
 }
 
 /// What a counted failure leaves: attempts, or a denial already audited.
@@ -181,7 +192,12 @@ impl State {
         };
         // A code's answer reads the user's tokens in the same read.
         let with_tokens = method == Method::Otp;
-        let Some((tx, user, tokens)) = self
+        let Some(TxView {
+            tx,
+            user,
+            user_has_offline,
+            tokens,
+        }) = self
             .store
             .tx_get_with_user_tokens(tx_id, with_tokens)
             .await?
@@ -236,6 +252,7 @@ impl State {
             user,
             policy,
             tokens,
+            user_has_offline,
         }))
     }
 
@@ -450,25 +467,43 @@ impl State {
         })
     }
 
-    pub async fn login_otp(
+    pub async fn login_otp(&self, machine_id: &str, tx_id: &str, code: &str) -> Result<StepAnswer> {
+        let now = now();
+        let open = match self
+            .open_step(machine_id, tx_id, Method::Otp, "login.otp", now)
+            .await?
+        {
+            Ok(open) => open,
+            Err(denied) => {
+                return Ok(StepAnswer {
+                    result: denied,
+                    bundle_user: None,
+                });
+            }
+        };
+        let bundle_user = Some((open.user.name.clone(), open.user_has_offline));
+        let result = self.otp_answer(open, tx_id, code, now).await?;
+        Ok(StepAnswer {
+            result,
+            bundle_user,
+        })
+    }
+
+    /// A code's answer to an open transaction: used up and success, or a counted failure.
+    async fn otp_answer(
         &self,
-        machine_id: &str,
+        open: OpenStep<'_>,
         tx_id: &str,
         code: &str,
+        now: i64,
     ) -> Result<LoginStepResult> {
-        let now = now();
         let OpenStep {
             ctx,
             user,
             policy,
             tokens,
-        } = match self
-            .open_step(machine_id, tx_id, Method::Otp, "login.otp", now)
-            .await?
-        {
-            Ok(open) => open,
-            Err(denied) => return Ok(denied),
-        };
+            ..
+        } = open;
         match self
             .check_otp(&user, Some(tokens), code, now, Some(tx_id))
             .await?
@@ -554,18 +589,16 @@ fn method_list(m: &[Method]) -> String {
     m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-/// A login transaction's id: the time in milliseconds (6 bytes, big-endian) then 16 random
-/// bytes, lowercase base32. The random part makes it unguessable; the time prefix makes new
-/// transactions sort last, so their rows go to the same few pages of `login_tx` instead of a
-/// random page each (fewer pages written per commit).
+/// A new login transaction's id ([`crate::store::tx_id`]): the current time, then 16
+/// random bytes that make it unguessable.
 pub fn new_tx_id() -> std::result::Result<String, StoreError> {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let mut raw = ms.to_be_bytes()[2..].to_vec();
-    raw.extend(latchkey_crypto::random_bytes(16).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-    Ok(latchkey_crypto::base32_encode(&raw).to_ascii_lowercase())
+    let random =
+        latchkey_crypto::random_bytes(16).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(crate::store::tx_id(ms, &random))
 }
 
 /// A random identifier: `bytes` random bytes, lowercase base32.

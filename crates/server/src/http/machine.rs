@@ -165,8 +165,8 @@ pub async fn login_otp(
         return Err(ApiErr::bad_request("transaction id or code is too long"));
     }
     let t0 = Instant::now();
-    let res = st.login_otp(&m.id, &tx, &req.code).await?;
-    st.metrics.login(match res {
+    let answer = st.login_otp(&m.id, &tx, &req.code).await?;
+    st.metrics.login(match answer.result {
         LoginStepResult::Success { .. } => Outcome::OtpSuccess,
         LoginStepResult::Retry { .. } => Outcome::OtpRetry,
         LoginStepResult::Deny { .. } => Outcome::OtpDeny,
@@ -174,7 +174,9 @@ pub async fn login_otp(
         LoginStepResult::Pending { .. } => Outcome::OtpRetry,
     });
     st.metrics.otp_latency(t0.elapsed());
-    Ok(Json(step_with_offline(&st, &m.id, &tx, res).await?))
+    Ok(Json(
+        with_offline(&st, &m.id, answer.result, answer.bundle_user).await,
+    ))
 }
 
 pub async fn account_check(
@@ -198,15 +200,32 @@ pub async fn account_check(
 
 /// A second-factor answer with its offline attachment: a bundle after a success (for the
 /// transaction's user), nothing otherwise (the login start already carried the forget list).
+/// Reads the transaction's user for the bundle decision; [`with_offline`] when it is known.
 pub(super) async fn step_with_offline(
     st: &Shared,
     machine_id: &str,
     tx: &str,
     res: LoginStepResult,
 ) -> Result<WithOffline<LoginStepResult>, ApiErr> {
+    let bundle_user = if matches!(res, LoginStepResult::Success { .. }) {
+        st.store.tx_user_offline_candidate(tx).await?
+    } else {
+        None
+    };
+    Ok(with_offline(st, machine_id, res, bundle_user).await)
+}
+
+/// [`step_with_offline`] with the transaction's user and whether it has anything a bundle
+/// could carry already known.
+async fn with_offline(
+    st: &Shared,
+    machine_id: &str,
+    res: LoginStepResult,
+    bundle_user: Option<(String, bool)>,
+) -> WithOffline<LoginStepResult> {
     let mut offline = Default::default();
     if matches!(res, LoginStepResult::Success { .. })
-        && let Some((user, has_offline)) = st.store.tx_user_offline_candidate(tx).await?
+        && let Some((user, has_offline)) = bundle_user
     {
         // A user with nothing to use offline gets no bundle: only the forget list.
         let on = if has_offline {
@@ -216,8 +235,8 @@ pub(super) async fn step_with_offline(
         };
         offline = st.offline_attachment(machine_id, &user, on).await;
     }
-    Ok(WithOffline {
+    WithOffline {
         inner: res,
         offline,
-    })
+    }
 }

@@ -27,7 +27,7 @@ pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use smartcards::SmartcardRow;
 pub use tokens::{Consumed, TokenRow};
-pub use tx::{NewTx, TxRow};
+pub use tx::{NewTx, TxRow, TxView, tx_id};
 pub use users::UserRow;
 
 use crate::cache::TtlCache;
@@ -185,13 +185,21 @@ impl Store {
         self.pool.run(false, db::sync_database_file).await?;
         let sync_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t0 = std::time::Instant::now();
-        let (frames2, copied2) = self.writer.run_alone(pass).await?;
+        let (frames2, copied2, copy_ms) = self
+            .writer
+            .run_alone(move |c| {
+                let t = std::time::Instant::now();
+                let (f, n) = pass(c)?;
+                Ok((f, n, t.elapsed().as_secs_f64() * 1e3))
+            })
+            .await?;
         let pause_ms = t0.elapsed().as_secs_f64() * 1e3;
         tracing::debug!(
             frames1,
             sync_ms,
             frames2,
             copied2,
+            copy_ms,
             pause_ms,
             "WAL checkpoint"
         );

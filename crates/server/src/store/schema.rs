@@ -258,6 +258,14 @@ CREATE INDEX login_tx_expires ON login_tx(expires_at)
 CREATE INDEX tokens_user_kind ON tokens(user_name, kind);
 DROP INDEX tokens_user
 "#,
+    // 9: no index on login_tx's expiry to update at every login: transaction ids now begin
+    // with their creation time in an alphabet that keeps its order, and the purge deletes a
+    // range of ids. Transactions in flight during the upgrade (old ids, which would sort
+    // after every new one) are dropped: those logins start again.
+    r#"
+DELETE FROM login_tx;
+DROP INDEX login_tx_expires
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {
