@@ -139,6 +139,9 @@ pub struct PhaseResult {
     /// Each successful verification as (µs from the phase start to its end, its latency in
     /// µs), in no particular order: shows whether slow ones come together in time.
     pub timeline: Vec<(u32, u32)>,
+    /// Wall-clock time of the phase's start (Unix milliseconds), to line the timeline up
+    /// with the server's log.
+    pub started_unix_ms: u128,
 }
 
 struct WorkerResult {
@@ -165,6 +168,10 @@ pub async fn run_phase(
 ) -> Result<PhaseResult> {
     anyhow::ensure!(!clients.is_empty(), "no HTTP client");
     let t0 = Instant::now();
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let deadline = t0 + duration;
     // Room for the expected samples without regrowth in the measured loop.
     let per_worker = 4096;
@@ -174,7 +181,10 @@ pub async fn run_phase(
         let pool = pool.clone();
         tasks.push(tokio::spawn(worker(client, pool, t0, deadline, per_worker)));
     }
-    let mut result = PhaseResult::default();
+    let mut result = PhaseResult {
+        started_unix_ms,
+        ..PhaseResult::default()
+    };
     let mut parts = Vec::with_capacity(concurrency);
     for task in tasks {
         let w = task.await.context("load worker panicked")?;

@@ -183,7 +183,7 @@ async fn scenario(
     let phase = run_phase(&clients, pool.clone(), opts.concurrency, opts.duration).await?;
     let machine_after = procfs::machine_cpu()?;
     if let Some(path) = &opts.timeline {
-        write_timeline(path, &phase.timeline)?;
+        write_timeline(path, phase.started_unix_ms, &phase.timeline)?;
     }
     let bench_cpu_ms = procfs::cpu_ms(Target::Myself)?.saturating_sub(bench_cpu_before);
     let server_cpu_ms = match (pid, server_cpu_before) {
@@ -229,12 +229,18 @@ async fn scenario(
     })
 }
 
-/// One line per verification, sorted by end time: `END_MS LATENCY_MS`.
-fn write_timeline(path: &std::path::Path, timeline: &[(u32, u32)]) -> Result<()> {
+/// A first line `# phase start (Unix ms): N`, then one line per verification, sorted by end
+/// time: `END_MS LATENCY_MS`, END_MS counted from the phase's start.
+fn write_timeline(
+    path: &std::path::Path,
+    started_unix_ms: u128,
+    timeline: &[(u32, u32)],
+) -> Result<()> {
     use std::fmt::Write as _;
     let mut sorted = timeline.to_vec();
     sorted.sort_unstable();
-    let mut text = String::with_capacity(sorted.len() * 16);
+    let mut text = String::with_capacity(sorted.len() * 16 + 40);
+    let _ = writeln!(text, "# phase start (Unix ms): {started_unix_ms}");
     for (end, took) in sorted {
         let _ = writeln!(
             text,

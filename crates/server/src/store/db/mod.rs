@@ -34,7 +34,7 @@ mod value;
 
 use group::{Job, Mode};
 use sqlite::open_sqlite;
-pub(crate) use sqlite::{sync_database_file, wal_checkpoint_passive};
+pub(crate) use sqlite::{sync_database_file, sync_wal_file, wal_checkpoint_passive};
 pub(crate) use value::{Bind, Decode, Row, Value};
 
 /// What a statement changed.

@@ -74,37 +74,43 @@ pub(crate) fn wal_checkpoint_passive(c: &Connection) -> Result<(i64, i64)> {
 /// only its own few pages to flush, instead of a second's worth (13 ms on the VM's disk). Going
 /// through SQLite's handle matters: opening and closing another descriptor on the file would
 /// drop the process's POSIX locks on it.
-#[allow(unsafe_code)]
 pub(crate) fn sync_database_file(c: &Connection) -> Result<()> {
+    sync_file(c, rusqlite::ffi::SQLITE_FCNTL_FILE_POINTER, "database file")
+}
+
+/// `fsync`s the connection's WAL file through SQLite's own file handle (the connection must
+/// have read or written in WAL mode, which opens it).
+pub(crate) fn sync_wal_file(c: &Connection) -> Result<()> {
+    sync_file(c, rusqlite::ffi::SQLITE_FCNTL_JOURNAL_POINTER, "WAL file")
+}
+
+#[allow(unsafe_code)]
+fn sync_file(c: &Connection, which: std::ffi::c_int, what: &str) -> Result<()> {
     use rusqlite::ffi;
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: `c` is open and used by this thread only (a `&Connection` is not shared across
-    // threads while `f` runs); SQLITE_FCNTL_FILE_POINTER writes one `sqlite3_file*` into
-    // `file`, which stays valid while the connection is open and not used elsewhere.
+    // threads while `f` runs); SQLITE_FCNTL_FILE_POINTER and SQLITE_FCNTL_JOURNAL_POINTER
+    // write one `sqlite3_file*` (or null) into `file`, which stays valid while the
+    // connection is open and not used elsewhere.
     let rc = unsafe {
-        ffi::sqlite3_file_control(
-            c.handle(),
-            c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
-            (&raw mut file).cast(),
-        )
+        ffi::sqlite3_file_control(c.handle(), c"main".as_ptr(), which, (&raw mut file).cast())
     };
     if rc != ffi::SQLITE_OK || file.is_null() {
         return Err(StoreError::Db(format!(
-            "cannot reach the database file to sync it (code {rc})"
+            "cannot reach the {what} to sync it (code {rc})"
         )));
     }
-    // SAFETY: `file` is the open main-database file of `c` (checked non-null above); its
-    // methods table is set by the VFS for as long as the file is open.
+    // SAFETY: `file` is an open file of `c` (checked non-null above); its methods table is
+    // set by the VFS while the file is open, and null (checked) when it is not.
     let sync = unsafe { (*file).pMethods.as_ref().and_then(|m| m.xSync) };
     let Some(sync) = sync else {
-        return Err(StoreError::Db("the database file cannot be synced".into()));
+        return Err(StoreError::Db(format!("the {what} cannot be synced")));
     };
     // SAFETY: `xSync` of the file's own VFS on that file, with a documented flag.
     let rc = unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL) };
     if rc != ffi::SQLITE_OK {
         return Err(StoreError::Db(format!(
-            "syncing the database file failed (code {rc})"
+            "syncing the {what} failed (code {rc})"
         )));
     }
     Ok(())
@@ -116,13 +122,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn syncing_the_database_file_works_on_a_file_and_says_why_not_in_memory() {
+    fn syncing_the_database_and_wal_files_works_on_a_file_and_says_why_not_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let c = open_sqlite(&dir.path().join("t.db"), true).unwrap();
         c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
         sync_database_file(&c).unwrap();
+        sync_wal_file(&c).unwrap();
         let m = Connection::open_in_memory().unwrap();
         let e = sync_database_file(&m).unwrap_err();
         assert!(e.to_string().contains("database file"), "{e}");
+        assert!(sync_wal_file(&m).is_err());
     }
 }
