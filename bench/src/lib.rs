@@ -9,6 +9,7 @@
 //! - [`report`]: figures, targets, text and JSON output.
 //! - [`run`]: the whole `otp-load` scenario from start to stop.
 
+pub mod h1;
 pub mod latency;
 pub mod load;
 pub mod procfs;

@@ -2,11 +2,14 @@
 //! then login/otp with the user's current TOTP code) until the phase's deadline, and records
 //! how long each whole verification took.
 
+use crate::h1::H1Conn;
 use anyhow::{Context, Result};
 use latchkey_client::{Client, encode_path_segment};
 use latchkey_crypto::otp::totp;
 use latchkey_proto::OtpAlgorithm;
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -144,6 +147,25 @@ pub struct PhaseResult {
     pub started_unix_ms: u128,
 }
 
+/// One worker's way to the server, kept from phase to phase (no handshakes in the measured
+/// phase).
+pub enum Conn {
+    /// The agents' client (`--client agent`): shared, or one per worker.
+    Agent(Client),
+    /// The lean HTTP/1.1 connection ([`crate::h1`]), the default (boxed: its TLS state is
+    /// large).
+    Lean(Box<H1Conn>),
+}
+
+impl Conn {
+    async fn post<B: Serialize, T: DeserializeOwned>(&mut self, path: &str, body: &B) -> Result<T> {
+        match self {
+            Conn::Agent(c) => Ok(c.post(path, body).await?),
+            Conn::Lean(c) => c.post(path, body).await,
+        }
+    }
+}
+
 struct WorkerResult {
     counts: Counts,
     samples: Samples,
@@ -158,15 +180,14 @@ enum Outcome {
     StartRefused,
 }
 
-/// Runs `concurrency` workers until `duration` has passed. Worker `w` uses
-/// `clients[w % clients.len()]`: one shared client, or one per worker.
+/// Runs one worker per connection of `conns` until `duration` has passed; gives the
+/// connections back for the next phase.
 pub async fn run_phase(
-    clients: &[Client],
+    conns: Vec<Conn>,
     pool: Arc<UserPool>,
-    concurrency: usize,
     duration: Duration,
-) -> Result<PhaseResult> {
-    anyhow::ensure!(!clients.is_empty(), "no HTTP client");
+) -> Result<(PhaseResult, Vec<Conn>)> {
+    anyhow::ensure!(!conns.is_empty(), "no connection to the server");
     let t0 = Instant::now();
     let started_unix_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -175,19 +196,19 @@ pub async fn run_phase(
     let deadline = t0 + duration;
     // Room for the expected samples without regrowth in the measured loop.
     let per_worker = 4096;
-    let mut tasks = Vec::with_capacity(concurrency);
-    for w in 0..concurrency {
-        let client = clients[w % clients.len()].clone();
+    let mut tasks = Vec::with_capacity(conns.len());
+    for conn in conns {
         let pool = pool.clone();
-        tasks.push(tokio::spawn(worker(client, pool, t0, deadline, per_worker)));
+        tasks.push(tokio::spawn(worker(conn, pool, t0, deadline, per_worker)));
     }
     let mut result = PhaseResult {
         started_unix_ms,
         ..PhaseResult::default()
     };
-    let mut parts = Vec::with_capacity(concurrency);
+    let mut parts = Vec::with_capacity(tasks.len());
+    let mut conns = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let w = task.await.context("load worker panicked")?;
+        let (w, conn) = task.await.context("load worker panicked")?;
         result.counts.add(&w.counts);
         for e in w.errors {
             if result.error_samples.len() < ERROR_SAMPLES {
@@ -196,20 +217,21 @@ pub async fn run_phase(
         }
         parts.push(w.samples);
         result.timeline.extend(w.timeline);
+        conns.push(conn);
     }
     result.elapsed = t0.elapsed();
     result.latencies = Latencies::merge(parts);
     result.exhausted = pool.exhausted();
-    Ok(result)
+    Ok((result, conns))
 }
 
 async fn worker(
-    client: Client,
+    mut conn: Conn,
     pool: Arc<UserPool>,
     phase_start: Instant,
     deadline: Instant,
     capacity: usize,
-) -> WorkerResult {
+) -> (WorkerResult, Conn) {
     let mut out = WorkerResult {
         counts: Counts::default(),
         samples: Samples::with_capacity(capacity),
@@ -232,7 +254,7 @@ async fn worker(
             6,
         );
         let t0 = Instant::now();
-        match verify(&client, name, code).await {
+        match verify(&mut conn, name, code).await {
             Ok(Outcome::Success) => {
                 let took = t0.elapsed();
                 out.samples.record(took);
@@ -251,25 +273,25 @@ async fn worker(
             }
         }
     }
-    out
+    (out, conn)
 }
 
 /// One verification as an agent does it: start the login, answer the challenge.
-async fn verify(client: &Client, user: &str, code: String) -> latchkey_client::Result<Outcome> {
+async fn verify(conn: &mut Conn, user: &str, code: String) -> Result<Outcome> {
     let start = LoginStart {
         user: user.to_string(),
         client_id: "login".into(),
         rhost: None,
         tty: None,
     };
-    let tx = match client.post("/v1/login/start", &start).await? {
+    let tx = match conn.post("/v1/login/start", &start).await? {
         LoginStartResult::Challenge { tx, .. } => tx,
         LoginStartResult::Allow { .. } | LoginStartResult::Deny { .. } => {
             return Ok(Outcome::StartRefused);
         }
     };
     let path = format!("/v1/login/{}/otp", encode_path_segment(&tx));
-    Ok(match client.post(&path, &LoginOtp { code }).await? {
+    Ok(match conn.post(&path, &LoginOtp { code }).await? {
         LoginStepResult::Success { .. } => Outcome::Success,
         LoginStepResult::Retry { .. } => Outcome::Retry,
         LoginStepResult::Deny { .. } => Outcome::Deny,

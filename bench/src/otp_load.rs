@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use latchkey_bench::run::{Options, ServerTarget, run};
+use latchkey_bench::run::{ClientKind, Options, ServerTarget, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -59,7 +59,11 @@ struct Args {
     /// Unmeasured seconds before (TLS handshakes, caches).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// One HTTP client (own pool) per worker instead of one shared client.
+    /// HTTP client of the workers: `lean` (one HTTP/1.1 keep-alive connection per worker,
+    /// the least CPU taken from the server) or `agent` (the agents' client library).
+    #[arg(long, value_enum, default_value_t = ClientKind::Lean)]
+    client: ClientKind,
+    /// With `--client agent`: one client (own pool) per worker instead of one shared client.
     #[arg(long)]
     client_per_worker: bool,
     /// Worker threads of the load generator.
@@ -114,6 +118,9 @@ fn options(args: &Args) -> Result<Options> {
             }),
         },
     };
+    if args.client_per_worker && args.client != ClientKind::Agent {
+        bail!("--client-per-worker goes with --client agent");
+    }
     Ok(Options {
         target,
         users: args.users,
@@ -122,6 +129,7 @@ fn options(args: &Args) -> Result<Options> {
         concurrency: args.concurrency,
         duration: seconds("duration", args.duration)?,
         warmup: seconds("warmup", args.warmup)?,
+        client: args.client,
         client_per_worker: args.client_per_worker,
         bench_threads: args.threads,
         timeline: args.timeline.clone(),

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::load::{UserPool, run_phase};
+use crate::h1::{H1Config, H1Conn};
+use crate::load::{Conn, UserPool, run_phase};
 use crate::procfs::{self, Target};
 use crate::report::{Report, RunSettings, TARGET_RATE};
 use crate::seed::{self, SeedPlan};
@@ -34,6 +35,16 @@ pub enum ServerTarget {
     },
 }
 
+/// The workers' HTTP client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// One lean HTTP/1.1 keep-alive connection per worker (`h1.rs`): the least CPU taken
+    /// from the server under test.
+    Lean,
+    /// The agents' own client library (`latchkey_client::Client`, with its pool).
+    Agent,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub target: ServerTarget,
@@ -43,7 +54,10 @@ pub struct Options {
     pub concurrency: usize,
     pub duration: Duration,
     pub warmup: Duration,
-    /// One `Client` (own connection pool) per worker instead of one shared client.
+    /// The HTTP client the workers use.
+    pub client: ClientKind,
+    /// With `--client agent`: one `Client` (own connection pool) per worker instead of one
+    /// shared client.
     pub client_per_worker: bool,
     /// Worker threads of the bench's runtime (for the report only; the caller builds it).
     pub bench_threads: usize,
@@ -153,17 +167,32 @@ async fn scenario(
     let api_key = seed::join_machine(&admin, "otp-load.bench.invalid").await?;
     drop(admin);
 
-    let n_clients = if opts.client_per_worker {
-        opts.concurrency
-    } else {
-        1
+    let conns: Vec<Conn> = match opts.client {
+        ClientKind::Lean => {
+            let pin = pin.context("the lean client needs the server's --pin (HTTPS)")?;
+            let cfg = Arc::new(H1Config::new(url, pin, &api_key, REQUEST_TIMEOUT)?);
+            (0..opts.concurrency)
+                .map(|_| Conn::Lean(Box::new(H1Conn::new(cfg.clone()))))
+                .collect()
+        }
+        ClientKind::Agent => {
+            let n_clients = if opts.client_per_worker {
+                opts.concurrency
+            } else {
+                1
+            };
+            let clients = (0..n_clients)
+                .map(|_| client(url, pin, Credential::Bearer(api_key.clone())))
+                .collect::<Result<Vec<_>>>()?;
+            (0..opts.concurrency)
+                .map(|w| Conn::Agent(clients[w % n_clients].clone()))
+                .collect()
+        }
     };
-    let clients = (0..n_clients)
-        .map(|_| client(url, pin, Credential::Bearer(api_key.clone())))
-        .collect::<Result<Vec<_>>>()?;
     let pool = Arc::new(UserPool::new(&opts.user_prefix, opts.users));
 
     // Warm-up: TLS handshakes, pool growth, SQLite page cache; not measured.
+    let mut conns = conns;
     let warmup = if opts.warmup.is_zero() {
         Default::default()
     } else {
@@ -171,7 +200,9 @@ async fn scenario(
             "warm-up {:?} with {} clients…",
             opts.warmup, opts.concurrency
         );
-        run_phase(&clients, pool.clone(), opts.concurrency, opts.warmup).await?
+        let (warmup, back) = run_phase(conns, pool.clone(), opts.warmup).await?;
+        conns = back;
+        warmup
     };
     eprintln!(
         "measuring {:?} with {} clients…",
@@ -180,7 +211,7 @@ async fn scenario(
     let server_cpu_before = pid.map(|p| procfs::cpu_ms(Target::Pid(p))).transpose()?;
     let bench_cpu_before = procfs::cpu_ms(Target::Myself)?;
     let machine_before = procfs::machine_cpu()?;
-    let phase = run_phase(&clients, pool.clone(), opts.concurrency, opts.duration).await?;
+    let (phase, conns) = run_phase(conns, pool.clone(), opts.duration).await?;
     let machine_after = procfs::machine_cpu()?;
     if let Some(path) = &opts.timeline {
         write_timeline(path, phase.started_unix_ms, &phase.timeline)?;
@@ -192,7 +223,7 @@ async fn scenario(
     };
     let server_memory_end = pid.map(|p| procfs::memory(Target::Pid(p))).transpose()?;
     // Close the keep-alive connections before the server is asked to stop.
-    drop(clients);
+    drop(conns);
 
     let mut error_samples = warmup.error_samples;
     error_samples.extend(phase.error_samples);
@@ -203,10 +234,10 @@ async fn scenario(
             duration: opts.duration,
             warmup: opts.warmup,
             users: opts.users,
-            client_mode: if opts.client_per_worker {
-                "per-worker"
-            } else {
-                "shared"
+            client_mode: match (opts.client, opts.client_per_worker) {
+                (ClientKind::Lean, _) => "lean, one connection per client",
+                (ClientKind::Agent, true) => "agent client per worker",
+                (ClientKind::Agent, false) => "agent client, shared",
             },
             server: match &opts.target {
                 ServerTarget::Spawn { .. } => "spawned".to_string(),

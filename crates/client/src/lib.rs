@@ -32,7 +32,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use servers::{Answer, Selection, ServerList, ServerListConfig, parse_server_urls};
-pub use tls::{cert_sha256_pin, normalize_pin};
+pub use tls::{cert_sha256_pin, client_config as tls_client_config, normalize_pin};
 
 /// Re-exported so callers need no direct `hyper`/`url` dependency for the common types.
 pub use hyper::body::Bytes;

@@ -59,11 +59,9 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Builds the rustls client configuration for `trust` and (when it is a client certificate)
-/// `credential`. Only HTTP/1.1 is offered by ALPN, as that is all this client speaks.
-pub(crate) fn client_config(
-    trust: &Trust,
-    credential: &Credential,
-) -> Result<Arc<rustls::ClientConfig>> {
+/// `credential`. Only HTTP/1.1 is offered by ALPN, as that is all this client speaks. Public
+/// for the load generator's own HTTP/1.1 connections (same trust, same pin check).
+pub fn client_config(trust: &Trust, credential: &Credential) -> Result<Arc<rustls::ClientConfig>> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         Trust::WebPkiCaFile(path) => Arc::new(CaFileVerifier::new(path, provider.clone())?),
