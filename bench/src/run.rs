@@ -235,9 +235,9 @@ async fn scenario(
             warmup: opts.warmup,
             users: opts.users,
             client_mode: match (opts.client, opts.client_per_worker) {
-                (ClientKind::Lean, _) => "lean, one connection per client",
-                (ClientKind::Agent, true) => "agent client per worker",
-                (ClientKind::Agent, false) => "agent client, shared",
+                (ClientKind::Lean, _) => "lean HTTP/1.1",
+                (ClientKind::Agent, true) => "per-worker agent",
+                (ClientKind::Agent, false) => "shared agent",
             },
             server: match &opts.target {
                 ServerTarget::Spawn { .. } => "spawned".to_string(),
