@@ -184,7 +184,7 @@ impl Store {
         // load, and what was committed meanwhile would be pass 2's to copy and sync: so one
         // more copy, a sync of the database file again and one of the WAL, here too. Pass 2
         // is left the last few milliseconds' frames: its pause fell from ~12 to ~6 ms
-        // (median of 10 checkpoints each).
+        // (median of 15 checkpoints each).
         let t0 = std::time::Instant::now();
         self.pool.run(false, db::sync_database_file).await?;
         self.pool
