@@ -167,7 +167,7 @@ async fn scenario(
     let api_key = seed::join_machine(&admin, "otp-load.bench.invalid").await?;
     drop(admin);
 
-    let conns: Vec<Conn> = match opts.client {
+    let mut conns: Vec<Conn> = match opts.client {
         ClientKind::Lean => {
             let pin = pin.context("the lean client needs the server's --pin (HTTPS)")?;
             let cfg = Arc::new(H1Config::new(url, pin, &api_key, REQUEST_TIMEOUT)?);
@@ -192,7 +192,6 @@ async fn scenario(
     let pool = Arc::new(UserPool::new(&opts.user_prefix, opts.users));
 
     // Warm-up: TLS handshakes, pool growth, SQLite page cache; not measured.
-    let mut conns = conns;
     let warmup = if opts.warmup.is_zero() {
         Default::default()
     } else {

@@ -10,6 +10,8 @@ use latchkey_proto::Method;
 use latchkey_proto::admin::{FailMode, OfflinePolicy, Policy, UnknownUser};
 
 pub const FALLBACK: &str = "*";
+/// Longest a login transaction may live (`tx_ttl`), in seconds.
+pub const MAX_TX_TTL: u64 = 3600;
 pub const BUILT_IN: [&str; 5] = ["*", "login", "unlock", "elevation", "remote"];
 
 /// Every key a policy accepts, with a one-line description (shown in errors and docs).
@@ -167,7 +169,7 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "lockout_backoff" => p.lockout_backoff = parse_secs(value, 1, 86_400)?,
             "lockout_max_backoff" => p.lockout_max_backoff = parse_secs(value, 1, 30 * 86_400)?,
             "max_attempts" => p.max_attempts = parse_u32(value, 1, 100)?,
-            "tx_ttl" => p.tx_ttl = parse_secs(value, 2, 3600)?,
+            "tx_ttl" => p.tx_ttl = parse_secs(value, 2, MAX_TX_TTL)?,
             "offline.enabled" => p.offline.enabled = parse_bool(value)?,
             "offline.max_days" => p.offline.max_days = parse_u32(value, 1, 365)?,
             "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,

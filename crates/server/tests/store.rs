@@ -4,12 +4,18 @@
 
 use latchkey_server::store::{AuditRecord, Store};
 
-#[tokio::test]
-async fn audit_batches_larger_than_one_statement_are_written_whole_and_in_order() {
+/// A store on a fresh SQLite file; keep the directory alive as long as the store.
+async fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.sqlite").display().to_string())
         .await
         .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn audit_batches_larger_than_one_statement_are_written_whole_and_in_order() {
+    let (_dir, store) = temp_store().await;
     let batch: Vec<AuditRecord> = (0..250)
         .map(|i| AuditRecord {
             time: 1_000 + i,
@@ -46,10 +52,7 @@ async fn audit_batches_larger_than_one_statement_are_written_whole_and_in_order(
 #[tokio::test]
 async fn purge_removes_transactions_by_creation_time() {
     use latchkey_server::store::{NewTx, tx_id};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db.sqlite").display().to_string())
-        .await
-        .unwrap();
+    let (_dir, store) = temp_store().await;
     let now = 1_800_000_000i64;
     let grace = 600;
     let cut = now - grace - 3600;
@@ -91,10 +94,7 @@ async fn purge_removes_transactions_by_creation_time() {
 
 #[tokio::test]
 async fn purge_removes_expired_fido2_login_challenges_and_keeps_live_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db.sqlite").display().to_string())
-        .await
-        .unwrap();
+    let (_dir, store) = temp_store().await;
     store
         .fido2_challenge_create("old", "c1", "latchkey", 1_000)
         .await

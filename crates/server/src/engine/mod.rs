@@ -11,8 +11,11 @@ use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 
 mod checks;
 mod fido2;
+mod validate;
 
 pub use fido2::{REG_GONE, user_handle};
+use validate::validate_opt;
+pub use validate::{validate_client_id, validate_user_name};
 pub mod smartcard;
 
 /// Shown for unknown, disabled and token-less users alike, so the answer does not tell an
@@ -35,49 +38,6 @@ pub enum EngineError {
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
-
-pub fn validate_user_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 256 {
-        return Err(EngineError::Invalid(
-            "user must be 1 to 256 characters".into(),
-        ));
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '/' || c.is_whitespace())
-    {
-        return Err(EngineError::Invalid(
-            "user contains a space, '/' or a control character".into(),
-        ));
-    }
-    Ok(())
-}
-
-pub fn validate_client_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && (id == policy::FALLBACK
-            || id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)));
-    if !ok {
-        return Err(EngineError::Invalid(
-            "client_id must be 1 to 64 characters of letters, digits, '.', '_', ':' or '-'".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_opt(field: &str, v: &Option<String>) -> Result<()> {
-    if let Some(v) = v
-        && (v.len() > 256 || v.chars().any(char::is_control))
-    {
-        return Err(EngineError::Invalid(format!(
-            "{field} must be at most 256 printable characters"
-        )));
-    }
-    Ok(())
-}
 
 fn lock_message(until: i64, now: i64) -> String {
     format!("Too many failures: try again in {} s", (until - now).max(1))

@@ -186,9 +186,9 @@ impl Store {
         // is left the last few milliseconds' frames: its pause fell from ~12 to ~6 ms
         // (median of 15 checkpoints each).
         let t0 = std::time::Instant::now();
-        self.pool.run(false, db::sync_database_file).await?;
         self.pool
             .run(false, move |c| {
+                db::sync_database_file(c)?;
                 pass(c)?;
                 db::sync_database_file(c)?;
                 db::sync_wal_file(c)

@@ -46,8 +46,6 @@ pub fn tx_id(ms: u64, random: &[u8]) -> String {
         .to_ascii_lowercase()
 }
 
-/// Longest a login transaction may live (the policy's `tx_ttl` is at most an hour).
-const MAX_TX_TTL_SECS: i64 = 3600;
 /// Transactions deleted per statement by [`Store::tx_purge`]: each batch is one write of the
 /// group commit, so logins go on between them.
 const PURGE_BATCH: i64 = 2000;
@@ -200,7 +198,7 @@ impl Store {
     /// expired (no `tx_ttl` is longer than an hour). Deleted in batches, so a large purge
     /// does not hold up logins.
     pub async fn tx_purge(&self, now: i64, grace: i64) -> Result<u64> {
-        let created_before = (now - grace - MAX_TX_TTL_SECS).max(0) as u64 * 1000;
+        let created_before = (now - grace - crate::policy::MAX_TX_TTL as i64).max(0) as u64 * 1000;
         let floor = tx_id(created_before, &[0; 16]);
         let mut purged = 0;
         loop {
