@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+use crate::store::WriteStats;
 
 /// Outcomes counted in `latchkey_logins_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +127,8 @@ impl Metrics {
         self.events_rejected.fetch_add(rejected, Relaxed);
     }
 
-    /// `writes`: (group commits, writes in them) from [`crate::store::Store::write_stats`].
-    pub fn render(&self, users: i64, writes: (u64, u64)) -> String {
+    /// `writes`: from [`crate::store::Store::write_stats`].
+    pub fn render(&self, users: i64, writes: WriteStats) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP latchkey_logins_total Login decisions by step and result.\n");
         out.push_str("# TYPE latchkey_logins_total counter\n");
@@ -184,9 +185,15 @@ impl Metrics {
         out.push_str("# HELP latchkey_users Users in the store.\n# TYPE latchkey_users gauge\n");
         let _ = writeln!(out, "latchkey_users {users}");
         out.push_str("# HELP latchkey_db_commits_total Database transactions committed by the writer (each carries one or more writes).\n# TYPE latchkey_db_commits_total counter\n");
-        let _ = writeln!(out, "latchkey_db_commits_total {}", writes.0);
+        let _ = writeln!(out, "latchkey_db_commits_total {}", writes.commits);
         out.push_str("# HELP latchkey_db_writes_total Writes (statements or atomic units) committed by the writer.\n# TYPE latchkey_db_writes_total counter\n");
-        let _ = writeln!(out, "latchkey_db_writes_total {}", writes.1);
+        let _ = writeln!(out, "latchkey_db_writes_total {}", writes.writes);
+        out.push_str("# HELP latchkey_db_writer_busy_seconds_total Time the writer spent running group commits (a rate near 1 means logins queue behind it).\n# TYPE latchkey_db_writer_busy_seconds_total counter\n");
+        let _ = writeln!(
+            out,
+            "latchkey_db_writer_busy_seconds_total {:.6}",
+            writes.busy.as_secs_f64()
+        );
         out
     }
 }

@@ -28,6 +28,7 @@ pub use policies::Settings;
 pub use smartcards::SmartcardRow;
 pub use tokens::{Consumed, TokenRow};
 pub use tx::{NewTx, TxRow, TxView, tx_id};
+pub use db::WriteStats;
 pub use users::UserRow;
 
 use crate::cache::TtlCache;
@@ -227,8 +228,8 @@ impl Store {
         Ok(())
     }
 
-    /// Group commits on the writer and the writes they carried, since start (`/metrics`).
-    pub fn write_stats(&self) -> (u64, u64) {
+    /// The writer's work since start (`/metrics`).
+    pub fn write_stats(&self) -> db::WriteStats {
         self.writer.write_stats()
     }
 

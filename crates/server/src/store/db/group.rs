@@ -5,7 +5,7 @@ use super::{BUSY_WAIT, Inner, Result, StoreError, lock, ready, try_lock};
 use rusqlite::Connection;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How a writer's job joins a group commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,14 @@ impl Inner {
     /// Runs `jobs` as one group commit on `c`. With `inline`, a database locked by another
     /// process hands the jobs back untouched (the caller sends them to the blocking pool).
     fn run_group(&self, c: &Connection, jobs: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
+        let start = Instant::now();
+        let back = self.run_group_timed(c, jobs, inline);
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        back
+    }
+
+    fn run_group_timed(&self, c: &Connection, jobs: Vec<Job>, inline: bool) -> Option<Vec<Job>> {
         let (group, alone): (Vec<Job>, Vec<Job>) =
             jobs.into_iter().partition(|j| j.mode != Mode::Alone);
         if !group.is_empty() {

@@ -222,9 +222,23 @@ struct Inner {
     /// checkpoint, a lock held by another process): quick reads go to the readers meanwhile
     /// instead of waiting behind it.
     slow: AtomicBool,
-    /// Group commits and the writes they carried (for `/metrics`).
+    /// Group commits, the writes they carried, and the nanoseconds the writer's connection
+    /// spent running groups (for `/metrics`).
     groups: AtomicU64,
     writes: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+/// The writer's work since start (`/metrics`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteStats {
+    /// Transactions committed (group commits).
+    pub commits: u64,
+    /// Writes carried by those commits.
+    pub writes: u64,
+    /// Time spent running groups on the writer's connection: near one second per second
+    /// means every login queues behind the writer.
+    pub busy: Duration,
 }
 
 /// A set of connections used the same way (the readers, or the one writer). Cheap to clone.
@@ -279,6 +293,7 @@ impl Handle {
                 slow: AtomicBool::new(false),
                 groups: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
+                busy_ns: AtomicU64::new(0),
             }),
             quick_first: None,
         })
@@ -350,12 +365,13 @@ impl Handle {
         .await
     }
 
-    /// Group commits on this handle's writer and the writes they carried, since start.
-    pub(crate) fn write_stats(&self) -> (u64, u64) {
-        (
-            self.inner.groups.load(Ordering::Relaxed),
-            self.inner.writes.load(Ordering::Relaxed),
-        )
+    /// The work of this handle's writer since start.
+    pub(crate) fn write_stats(&self) -> WriteStats {
+        WriteStats {
+            commits: self.inner.groups.load(Ordering::Relaxed),
+            writes: self.inner.writes.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.inner.busy_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// Runs `f` outside any transaction (a WAL checkpoint), on the blocking pool.
