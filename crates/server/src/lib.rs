@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 mod events;
 mod http;
+pub mod logwriter;
 mod metrics;
 pub mod offline;
 pub mod policy;

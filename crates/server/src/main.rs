@@ -1,8 +1,10 @@
 //! `latchkeyd`: parse configuration, start the server, stop on SIGTERM/SIGINT.
 
 use clap::Parser;
+use latchkey_server::logwriter::{self, LogGuard};
 use latchkey_server::{Args, config};
 use std::process::ExitCode;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// mimalloc instead of glibc's malloc: a login allocates and frees many small buffers across
 /// the runtime's threads, and glibc's arenas spent ~18% of the server's CPU on it
@@ -34,19 +36,29 @@ extern "C" fn tune_allocator() {
 #[unsafe(link_section = ".init_array")]
 static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
-fn init_logs(format: &str) {
+/// Logs go to stderr through one writer thread (see `logwriter`); the guard writes out what
+/// is queued when `main` returns.
+fn init_logs(format: &str) -> Option<LogGuard> {
+    let (writer, guard) = match logwriter::batched_stderr() {
+        Ok((w, g)) => (BoxMakeWriter::new(w), Some(g)),
+        Err(e) => {
+            eprintln!("latchkeyd: no log writer thread ({e}); logging straight to stderr");
+            (BoxMakeWriter::new(std::io::stderr), None)
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 #[tokio::main]
@@ -59,7 +71,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logs(&log_format);
+    let _logs = init_logs(&log_format);
     let data_dir = cfg.data_dir.clone();
     let server = match latchkey_server::start(cfg).await {
         Ok(s) => s,

@@ -1,9 +1,9 @@
 //! Prometheus metrics, kept in atomics and rendered in the text exposition format.
 
+use crate::store::WriteStats;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use crate::store::WriteStats;
 
 /// Outcomes counted in `latchkey_logins_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

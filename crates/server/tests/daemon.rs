@@ -14,14 +14,19 @@ struct Daemon {
 }
 
 fn spawn(dir: &std::path::Path, extra: &[&str]) -> Daemon {
+    spawn_logging_to(dir, extra, Stdio::null())
+}
+
+fn spawn_logging_to(dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Daemon {
     let expects_token = !dir.join("latchkey-data/admin.token").exists();
     let mut child = Command::new(env!("CARGO_BIN_EXE_latchkeyd"))
         .current_dir(dir)
         .args(["--listen", "127.0.0.1:0"])
         .args(extra)
         .env_remove("RUST_LOG")
+        .env_remove("LATCHKEY_LOG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut reader = BufReader::new(child.stdout.take().unwrap());
@@ -134,6 +139,53 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
         "audit flushed before the first stop"
     );
     assert!(d.sigterm_and_wait().success());
+}
+
+/// Log lines are written by a thread of their own, in batches: every line logged before
+/// SIGTERM, up to the last one, is in the log when the process has exited.
+#[tokio::test]
+async fn every_log_line_reaches_stderr_by_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let d = spawn_logging_to(dir.path(), &[], Stdio::from(log));
+    let token = d
+        .lines
+        .iter()
+        .find(|l| l.starts_with("  lka_"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let admin = Client::new(
+        ClientConfig::parse(&d.url())
+            .unwrap()
+            .with_trust(Trust::Pin(d.pin()))
+            .with_credential(Credential::Bearer(token)),
+    )
+    .unwrap();
+    for i in 0..200 {
+        let _: serde_json::Value = admin
+            .post(
+                "/v1/admin/users",
+                &serde_json::json!({"name": format!("u{i}")}),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(d.sigterm_and_wait().success());
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let audit_lines = text
+        .lines()
+        .filter(|l| l.contains("latchkey::audit") && l.contains("action=user.add"))
+        .count();
+    assert_eq!(audit_lines, 200, "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or("")
+            .contains("latchkeyd stopped"),
+        "the last line logged is the last line written: {text}"
+    );
 }
 
 #[test]

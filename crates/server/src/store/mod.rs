@@ -21,6 +21,7 @@ mod users;
 
 pub use apps::{AppRow, NewApp, PushRow};
 pub use audit::AuditRecord;
+pub use db::WriteStats;
 pub use events::{EventFilter, SessionRow};
 pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
@@ -28,7 +29,6 @@ pub use policies::Settings;
 pub use smartcards::SmartcardRow;
 pub use tokens::{Consumed, TokenRow};
 pub use tx::{NewTx, TxRow, TxView, tx_id};
-pub use db::WriteStats;
 pub use users::UserRow;
 
 use crate::cache::TtlCache;
