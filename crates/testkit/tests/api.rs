@@ -566,4 +566,18 @@ async fn health_readiness_and_metrics() {
         "{text}"
     );
     assert!(text.contains("latchkey_users 1"), "{text}");
+    // The writer has committed the join, the user and the audit records, and says for how
+    // long it was busy doing so.
+    let metric = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(metric("latchkey_db_commits_total") >= 2.0, "{text}");
+    assert!(
+        metric("latchkey_db_writes_total") >= metric("latchkey_db_commits_total"),
+        "{text}"
+    );
+    let busy = metric("latchkey_db_writer_busy_seconds_total");
+    assert!(busy > 0.0 && busy < 60.0, "{text}");
 }
