@@ -922,7 +922,8 @@ async fn msi_silent_install_joins_runs_the_agent_service_and_uninstalls() {
     // The service runs the agent (Wine starts automatic services with the prefix; they live
     // while a program runs in it, here the LogonUI stand-in), and a logon goes through it.
     let mut s = w.session_in(Some(&prefix), "logon");
-    s.send(&["wait-agent", "60000"]);
+    // Up to 80 s (a loaded machine starts Wine's services slowly), within `next`'s 90 s.
+    s.send(&["wait-agent", "80000"]);
     let waited = s.next("wait-agent").await;
     assert!(
         waited["waited_ms"].is_u64(),
@@ -1158,7 +1159,7 @@ async fn msi_without_properties_installs_and_the_service_waits_for_join() {
     assert!(out.status.success(), "join by hand: {out:?}");
     assert!(conf_dir.join("agent.toml").exists());
 
-    s.send(&["wait-agent", "60000"]);
+    s.send(&["wait-agent", "80000"]);
     let waited = s.next("wait-agent").await;
     assert!(
         waited["waited_ms"].is_u64(),
