@@ -63,6 +63,16 @@ impl Daemon {
             .unwrap()
             .to_string()
     }
+    /// An admin client of this daemon, pinned to its certificate.
+    fn admin(&self, token: &str) -> Client {
+        Client::new(
+            ClientConfig::parse(&self.url())
+                .unwrap()
+                .with_trust(Trust::Pin(self.pin()))
+                .with_credential(Credential::Bearer(token.to_string())),
+        )
+        .unwrap()
+    }
     fn sigterm_and_wait(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -105,13 +115,7 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
         token
     );
 
-    let admin = Client::new(
-        ClientConfig::parse(&d.url())
-            .unwrap()
-            .with_trust(Trust::Pin(d.pin()))
-            .with_credential(Credential::Bearer(token.clone())),
-    )
-    .unwrap();
+    let admin = d.admin(&token);
     let _: serde_json::Value = admin
         .post("/v1/admin/users", &serde_json::json!({"name": "alice"}))
         .await
@@ -124,13 +128,7 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
     let d = spawn(dir.path(), &[]);
     assert_eq!(d.pin(), first_pin);
     assert!(!d.lines.iter().any(|l| l.contains("lka_")), "{:?}", d.lines);
-    let admin = Client::new(
-        ClientConfig::parse(&d.url())
-            .unwrap()
-            .with_trust(Trust::Pin(d.pin()))
-            .with_credential(Credential::Bearer(token)),
-    )
-    .unwrap();
+    let admin = d.admin(&token);
     let users: Vec<serde_json::Value> = admin.get("/v1/admin/users").await.unwrap();
     assert_eq!(users.len(), 1);
     let audit: Vec<serde_json::Value> = admin.get("/v1/admin/audit").await.unwrap();
@@ -156,13 +154,7 @@ async fn every_log_line_reaches_stderr_by_exit() {
         .unwrap()
         .trim()
         .to_string();
-    let admin = Client::new(
-        ClientConfig::parse(&d.url())
-            .unwrap()
-            .with_trust(Trust::Pin(d.pin()))
-            .with_credential(Credential::Bearer(token)),
-    )
-    .unwrap();
+    let admin = d.admin(&token);
     for i in 0..200 {
         let _: serde_json::Value = admin
             .post(
