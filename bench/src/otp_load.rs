@@ -42,7 +42,7 @@ struct Args {
     #[arg(long)]
     allow_remote: bool,
     /// Users to seed; each can be verified about twice per 30 s step.
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = 150_000)]
     users: usize,
     /// Bench user names are PREFIX-0, PREFIX-1, …
     #[arg(long, default_value = "bench-user")]
