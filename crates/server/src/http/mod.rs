@@ -1,6 +1,7 @@
 //! HTTP layer: routes, the accept loop (TLS or plain), graceful shutdown.
 
 mod admin;
+mod admin_fleet;
 mod app;
 pub mod error;
 mod events;
@@ -85,21 +86,27 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/admin/users/{name}/verify", post(admin::token_verify))
         .route("/v1/admin/tokens/{id}", delete(admin::token_remove))
         .route("/v1/admin/tokens/{id}/resync", post(admin::token_resync))
-        .route("/v1/admin/policies", get(admin::policy_list))
+        .route("/v1/admin/policies", get(admin_fleet::policy_list))
         .route(
             "/v1/admin/policies/{id}",
-            get(admin::policy_show)
-                .patch(admin::policy_set)
-                .delete(admin::policy_remove),
+            get(admin_fleet::policy_show)
+                .patch(admin_fleet::policy_set)
+                .delete(admin_fleet::policy_remove),
         )
-        .route("/v1/admin/machines", get(admin::machine_list))
-        .route("/v1/admin/machines/{id}", delete(admin::machine_remove))
+        .route("/v1/admin/machines", get(admin_fleet::machine_list))
+        .route(
+            "/v1/admin/machines/{id}",
+            delete(admin_fleet::machine_remove),
+        )
         .route(
             "/v1/admin/machines/{id}/forget-offline",
             post(offline::forget),
         )
-        .route("/v1/admin/join-tokens", post(admin::join_token_create))
-        .route("/v1/admin/audit", get(admin::audit))
+        .route(
+            "/v1/admin/join-tokens",
+            post(admin_fleet::join_token_create),
+        )
+        .route("/v1/admin/audit", get(admin_fleet::audit))
         .route(
             "/v1/events",
             // Batches are larger than other requests: up to MAX_BATCH events.
