@@ -8,7 +8,7 @@
 //! only one.
 
 use super::{Login, State, fail};
-use crate::fido2::{self, AssertionRequest, Uv, UvPlan};
+use crate::fido2::{self, Uv, UvPlan};
 use crate::upstream::{Outcome, Upstream};
 use latchkey_crypto::webauthn::{b64url, b64url_decode};
 use latchkey_proto::agent::Step;
@@ -163,27 +163,20 @@ impl Login {
                 "Login refused: the server's security key challenge is malformed",
             ));
         };
-        let settings = self.fido2_settings.clone();
-        let rp_id = req.rp_id.clone();
-        let ran = tokio::task::spawn_blocking(move || {
-            fido2::get_assertion_any(
-                &settings,
-                &AssertionRequest {
-                    rp_id: &rp_id,
-                    challenge: &challenge,
-                    allow_list: &allow,
-                    uv: &uv,
-                },
-            )
-        })
+        let ran = fido2::get_assertion_blocking(
+            self.fido2_settings.clone(),
+            req.rp_id.clone(),
+            challenge,
+            allow,
+            uv,
+        )
         .await;
         let a = match ran {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
+            Ok(a) => a,
+            Err(e) => {
                 let msg = e.user_message(self.fido2_settings.timeout);
                 return self.fido2_local_failure(tx, flow.menu, msg);
             }
-            Err(e) => return self.fido2_local_failure(tx, flow.menu, e.to_string()),
         };
         let answer = LoginFido2 {
             credential_id: b64url(&a.credential_id),

@@ -231,6 +231,30 @@ pub fn get_assertion(
     })
 }
 
+/// [`get_assertion_any`] on the blocking pool (a touch can take seconds), with owned inputs.
+/// A task that could not run is reported as an I/O error.
+pub async fn get_assertion_blocking(
+    settings: Settings,
+    rp_id: String,
+    challenge: Vec<u8>,
+    allow_list: Vec<Vec<u8>>,
+    uv: Uv,
+) -> Result<Assertion, Fido2Error> {
+    tokio::task::spawn_blocking(move || {
+        get_assertion_any(
+            &settings,
+            &AssertionRequest {
+                rp_id: &rp_id,
+                challenge: &challenge,
+                allow_list: &allow_list,
+                uv: &uv,
+            },
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(Fido2Error::Io(format!("the security key task failed: {e}"))))
+}
+
 /// Asks each available key in turn until one holds an allowed credential.
 pub fn get_assertion_any(
     settings: &Settings,

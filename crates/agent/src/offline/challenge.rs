@@ -285,37 +285,7 @@ impl Offline {
         }
         let typed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         if latchkey_crypto::ct_eq(typed.as_bytes(), ch.code.as_bytes()) {
-            let max = ch.max_logins;
-            let counted = self
-                .db
-                .bundle_count_login(user, &ch.bundle_payload, max, |n| {
-                    self.event(user, cid, "success", &format!("offline login {n} of {max}"))
-                });
-            return match counted {
-                Ok(Some(n)) => {
-                    tracing::info!(user, client_id = cid, n, max, "offline login: MFA passed");
-                    if n >= max {
-                        self.wipe(user, "last offline login used");
-                        Verdict::Passed(
-                            "Offline login accepted; that was the last one: log in once while connected"
-                                .into(),
-                        )
-                    } else {
-                        Verdict::Passed(format!("Offline login accepted ({} left)", max - n))
-                    }
-                }
-                Ok(None) => {
-                    self.record(user, cid, "failure", "bundle gone or used up");
-                    Verdict::Failed(no_bundle(user))
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "offline login not counted");
-                    self.record(user, cid, "failure", "state database error");
-                    Verdict::Failed(
-                        "Offline login refused: the agent's state database failed".into(),
-                    )
-                }
-            };
+            return self.count_login(user, cid, &ch.bundle_payload, ch.max_logins, "app_qr");
         }
         let max = ch.max_failures;
         let counted = self.db.bundle_count_failure(user, &ch.bundle_payload, |f| {

@@ -19,6 +19,7 @@ use crate::config::{AgentConfig, parse_duration};
 use crate::state::StateDb;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use challenge::no_bundle;
 use latchkey_proto::offline::{Bundle, OfflineAttachment, SignedBundle};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -189,6 +190,63 @@ impl Offline {
         };
         if let Err(err) = self.db.offline_event_add(&e) {
             tracing::error!(error = %err, "offline event not recorded");
+        }
+    }
+
+    /// The agent's own state database failed during an offline login: refused, logged and
+    /// recorded (`what` says which step).
+    pub(crate) fn state_db_failed(
+        &self,
+        user: &str,
+        client_id: &str,
+        method: &str,
+        what: &str,
+        error: &dyn std::fmt::Display,
+    ) -> Verdict {
+        tracing::error!(error = %error, "{what}");
+        self.record_m(user, client_id, method, "failure", "state database error");
+        Verdict::Failed("Offline login refused: the agent's state database failed".into())
+    }
+
+    /// Counts one passed offline login of `method` against the bundle `payload` (at most
+    /// `max`), records it, and wipes the bundle after the last one.
+    pub(crate) fn count_login(
+        &self,
+        user: &str,
+        client_id: &str,
+        payload: &str,
+        max: u32,
+        method: &str,
+    ) -> Verdict {
+        let counted = self.db.bundle_count_login(user, payload, max, |n| {
+            self.event_m(
+                user,
+                client_id,
+                method,
+                "success",
+                &format!("offline login {n} of {max}"),
+            )
+        });
+        match counted {
+            Ok(Some(n)) => {
+                tracing::info!(user, client_id, method, n, max, "offline login: MFA passed");
+                if n >= max {
+                    self.wipe(user, "last offline login used");
+                    Verdict::Passed(
+                        "Offline login accepted; that was the last one: log in once while connected"
+                            .into(),
+                    )
+                } else {
+                    Verdict::Passed(format!("Offline login accepted ({} left)", max - n))
+                }
+            }
+            Ok(None) => {
+                self.record_m(user, client_id, method, "failure", "bundle gone or used up");
+                Verdict::Failed(no_bundle(user))
+            }
+            Err(e) => {
+                self.state_db_failed(user, client_id, method, "offline login not counted", &e)
+            }
         }
     }
 

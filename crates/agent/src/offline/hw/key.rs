@@ -2,7 +2,7 @@
 //! the bundle's credentials.
 
 use super::{CLONED, Hw, HwNext, KEY_PIN_LABEL, KeyStage, Limits, OfflineKey, TOUCH, challenge};
-use crate::fido2::{self, AssertionRequest, Uv, UvPlan};
+use crate::fido2::{self, Uv, UvPlan};
 use crate::offline::challenge::no_bundle;
 use crate::offline::{Offline, Verdict};
 use latchkey_crypto::webauthn::{self, Expect, ORIGIN_AGENT, WebauthnError, b64url, b64url_decode};
@@ -125,22 +125,17 @@ impl Offline {
             );
             return Verdict::Failed(no_bundle(&lim.user));
         };
-        let (settings, rp_id, ch) = (k.settings.clone(), k.rp_id.clone(), challenge.clone());
-        let ran = tokio::task::spawn_blocking(move || {
-            fido2::get_assertion_any(
-                &settings,
-                &AssertionRequest {
-                    rp_id: &rp_id,
-                    challenge: &ch,
-                    allow_list: &allow,
-                    uv: &uv,
-                },
-            )
-        })
+        let ran = fido2::get_assertion_blocking(
+            k.settings.clone(),
+            k.rp_id.clone(),
+            challenge.clone(),
+            allow,
+            uv,
+        )
         .await;
         let a = match ran {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
+            Ok(a) => a,
+            Err(e) => {
                 // No key, timeout, wrong PIN: the key said no; nothing was verified.
                 let msg = e.user_message(k.settings.timeout);
                 self.record_m(
@@ -151,16 +146,6 @@ impl Offline {
                     &format!("security key: {e}"),
                 );
                 return Verdict::Failed(msg);
-            }
-            Err(e) => {
-                self.record_m(
-                    &lim.user,
-                    &lim.client_id,
-                    "fido2",
-                    "failure",
-                    "security key task failed",
-                );
-                return Verdict::Failed(format!("Security key error: {e}"));
             }
         };
         let cred_id = b64url(&a.credential_id);
@@ -183,16 +168,12 @@ impl Offline {
         let seen = match self.db.fido2_counter(&lim.user, &cred_id) {
             Ok(n) => n.unwrap_or(0),
             Err(e) => {
-                tracing::error!(error = %e, "offline counter unreadable");
-                self.record_m(
+                return self.state_db_failed(
                     &lim.user,
                     &lim.client_id,
                     "fido2",
-                    "failure",
-                    "state database error",
-                );
-                return Verdict::Failed(
-                    "Offline login refused: the agent's state database failed".into(),
+                    "offline counter unreadable",
+                    &e,
                 );
             }
         };
@@ -249,16 +230,12 @@ impl Offline {
                     );
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "offline counter not stored");
-                    self.record_m(
+                    return self.state_db_failed(
                         &lim.user,
                         &lim.client_id,
                         "fido2",
-                        "failure",
-                        "state database error",
-                    );
-                    return Verdict::Failed(
-                        "Offline login refused: the agent's state database failed".into(),
+                        "offline counter not stored",
+                        &e,
                     );
                 }
             }

@@ -324,46 +324,13 @@ impl Offline {
     }
 
     fn count_success(&self, lim: &Limits, method: &str) -> Verdict {
-        let (user, cid, max) = (lim.user.as_str(), lim.client_id.as_str(), lim.max_logins);
-        let counted = self.db.bundle_count_login(user, &lim.payload, max, |n| {
-            self.event_m(
-                user,
-                cid,
-                method,
-                "success",
-                &format!("offline login {n} of {max}"),
-            )
-        });
-        match counted {
-            Ok(Some(n)) => {
-                tracing::info!(
-                    user,
-                    client_id = cid,
-                    method,
-                    n,
-                    max,
-                    "offline login: MFA passed"
-                );
-                if n >= max {
-                    self.wipe(user, "last offline login used");
-                    Verdict::Passed(
-                        "Offline login accepted; that was the last one: log in once while connected"
-                            .into(),
-                    )
-                } else {
-                    Verdict::Passed(format!("Offline login accepted ({} left)", max - n))
-                }
-            }
-            Ok(None) => {
-                self.record_m(user, cid, method, "failure", "bundle gone or used up");
-                Verdict::Failed(no_bundle(user))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "offline login not counted");
-                self.record_m(user, cid, method, "failure", "state database error");
-                Verdict::Failed("Offline login refused: the agent's state database failed".into())
-            }
-        }
+        self.count_login(
+            &lim.user,
+            &lim.client_id,
+            &lim.payload,
+            lim.max_logins,
+            method,
+        )
     }
 
     /// Counts one wrong answer (wiping the bundle at `max_failures`) and records it.
