@@ -172,7 +172,7 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         if let (AgentReply::Step(step), Some(l)) = (&reply, &login)
             && step.is_final()
         {
-            record_auth(&agent, l, &origin, step);
+            record_auth(&agent, l, &origin, step).await;
         }
         let last = matches!(&reply, AgentReply::Error { .. })
             || matches!(&reply, AgentReply::Step(s) if s.is_final());
@@ -190,7 +190,7 @@ struct Origin {
     tty: Option<String>,
 }
 
-fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
+async fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
     let (user, client_id, method, online) = l.facts();
     if !online {
         // The offline module recorded the outcome (offline_events): have the uploader move it
@@ -202,17 +202,20 @@ fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
         Step::Failure { reason } => Some(reason.clone()),
         _ => None,
     };
-    agent.events.auth(&crate::events::AuthRecord {
-        user: user.to_string(),
-        client_id: client_id.to_string(),
-        service: o.service.clone(),
-        rhost: o.rhost.clone(),
-        tty: o.tty.clone(),
-        success: matches!(step, Step::Success { .. }),
-        online,
-        method: Some(method.map_or("none", |m| m.as_str()).to_string()),
-        reason,
-    });
+    agent
+        .events
+        .auth(&crate::events::AuthRecord {
+            user: user.to_string(),
+            client_id: client_id.to_string(),
+            service: o.service.clone(),
+            rhost: o.rhost.clone(),
+            tty: o.tty.clone(),
+            success: matches!(step, Step::Success { .. }),
+            online,
+            method: Some(method.map_or("none", |m| m.as_str()).to_string()),
+            reason,
+        })
+        .await;
 }
 
 async fn handle(

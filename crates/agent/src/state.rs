@@ -70,6 +70,8 @@ pub enum StateError {
     },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("event spool writer thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 pub struct StateDb {

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod lock;
 pub mod spool;
 pub mod upload;
+mod writer;
 
 use crate::state::{StateDb, StateError};
 use latchkey_proto::events::{Event, EventKind, MAX_TEXT};
@@ -64,17 +65,21 @@ pub struct AuthRecord {
 
 pub struct Events {
     db: Arc<StateDb>,
-    spool: spool::Spool,
+    spool: Arc<spool::Spool>,
+    /// Authentication events, in group commits.
+    auth_writer: writer::AuthWriter,
     /// Rung when something was spooled, so the uploader need not poll.
     wake: Notify,
 }
 
 impl Events {
     pub fn open(db: Arc<StateDb>, spool_max: usize) -> Result<Events, StateError> {
-        let spool = spool::Spool::open(&db, spool_max)?;
+        let spool = Arc::new(spool::Spool::open(&db, spool_max)?);
+        let auth_writer = writer::AuthWriter::start(db.clone(), spool.clone())?;
         Ok(Events {
             db,
             spool,
+            auth_writer,
             wake: Notify::new(),
         })
     }
@@ -175,9 +180,10 @@ impl Events {
         Ok(n)
     }
 
-    /// Records an authentication result (and an `unlock` event for a successful unlock).
+    /// Records an authentication result (and an `unlock` event for a successful unlock);
+    /// returns once they are on disk, sharing the fsync with logins that finish meanwhile.
     /// A spool failure is logged, never turned into a login decision.
-    pub fn auth(&self, a: &AuthRecord) {
+    pub async fn auth(&self, a: &AuthRecord) {
         let kind = if a.success {
             EventKind::AuthSuccess
         } else {
@@ -205,8 +211,11 @@ impl Events {
             u.method = e.method.clone();
             events.push(u);
         }
-        if let Err(err) = self.record_with(&events, |_| Ok(())) {
-            tracing::error!(error = %err, user = %a.user, "authentication event NOT spooled");
+        match self.auth_writer.write(events).await {
+            Ok(()) => self.wake.notify_one(),
+            Err(err) => {
+                tracing::error!(error = %err, user = %a.user, "authentication event NOT spooled")
+            }
         }
     }
 }
@@ -214,6 +223,48 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logins_that_finish_together_are_each_on_disk_when_auth_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(StateDb::open(dir.path()).unwrap());
+        let ev = Arc::new(Events::open(db, 1000).unwrap());
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let ev = ev.clone();
+            set.spawn(async move {
+                ev.auth(&AuthRecord {
+                    user: format!("u{i}"),
+                    client_id: if i % 4 == 0 { "unlock" } else { "login" }.into(),
+                    service: None,
+                    rhost: None,
+                    tty: None,
+                    success: true,
+                    online: true,
+                    method: Some("otp".into()),
+                    reason: None,
+                })
+                .await;
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done.unwrap();
+        }
+        drop(ev);
+        // Read back through a connection of its own: committed, not just queued.
+        let again = Events::open(Arc::new(StateDb::open(dir.path()).unwrap()), 1000).unwrap();
+        let spooled = again.spool().batch(again.db(), 100).unwrap();
+        let auth: std::collections::HashSet<_> = spooled
+            .iter()
+            .filter(|e| e.kind == EventKind::AuthSuccess)
+            .filter_map(|e| e.user.clone())
+            .collect();
+        let unlocks = spooled
+            .iter()
+            .filter(|e| e.kind == EventKind::Unlock)
+            .count();
+        assert_eq!((auth.len(), unlocks, spooled.len()), (40, 10, 50));
+    }
 
     #[test]
     fn offline_outcomes_move_into_the_spool_once_with_their_ids() {

@@ -7,6 +7,8 @@
 //! after its restart; the server keeps each UUID once, so they arrive exactly once.
 
 use crate::Agent;
+use crate::events::Events;
+use crate::state::StateError;
 use crate::upstream::Outcome;
 use latchkey_proto::events::EventBatch;
 use std::sync::Arc;
@@ -25,6 +27,19 @@ pub(crate) async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> 
     }
 }
 
+/// Runs a state-database call on the blocking pool: it may wait behind the spool writer's
+/// fsync, which must not stall an async thread (logins run there).
+async fn off_thread<T: Send + 'static>(
+    events: &Arc<Events>,
+    f: impl FnOnce(&Events) -> Result<T, StateError> + Send + 'static,
+) -> Result<T, String> {
+    let events = events.clone();
+    match tokio::task::spawn_blocking(move || f(&events)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("state database task failed: {e}")),
+    }
+}
+
 pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     let events = agent.events.clone();
     let t = agent.timings.clone();
@@ -34,10 +49,10 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        if let Err(e) = events.import_offline() {
+        if let Err(e) = off_thread(&events, Events::import_offline).await {
             tracing::error!(error = %e, "cannot move offline login events into the spool");
         }
-        let batch = match events.spool().batch(events.db(), limit) {
+        let batch = match off_thread(&events, move |ev| ev.spool().batch(ev.db(), limit)).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the event spool");
@@ -68,7 +83,8 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
                 }
                 let mut ids = acc.accepted;
                 ids.extend(acc.rejected.into_iter().map(|r| r.id));
-                if let Err(e) = events.spool().ack(events.db(), &ids) {
+                let acked = !ids.is_empty();
+                if let Err(e) = off_thread(&events, move |ev| ev.spool().ack(ev.db(), &ids)).await {
                     tracing::error!(error = %e, "cannot delete uploaded events from the spool");
                 }
                 tracing::debug!(
@@ -77,7 +93,7 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
                     left = events.spool().len(),
                     "events uploaded"
                 );
-                if ids.is_empty() {
+                if !acked {
                     Some("the server acknowledged nothing".to_string())
                 } else {
                     delay = t.retry_min;
