@@ -45,6 +45,7 @@ impl LocalSession {
     }
 }
 
+#[derive(Clone)]
 pub struct Sessions {
     events: Arc<Events>,
 }

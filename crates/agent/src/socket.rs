@@ -311,10 +311,16 @@ async fn handle(
                 rhost,
                 logind_id: session_id,
             };
-            let r = match event {
-                SessionEvent::Open => agent.sessions.open(&facts).map(|_| ()),
-                SessionEvent::Close => agent.sessions.close(&facts),
-            };
+            // On the blocking pool: the write waits for its fsync (and for the spool's other
+            // writers), which must not hold an async thread that logins run on.
+            let sessions = agent.sessions.clone();
+            let r = tokio::task::spawn_blocking(move || match event {
+                SessionEvent::Open => sessions.open(&facts).map(|_| ()),
+                SessionEvent::Close => sessions.close(&facts),
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
             match r {
                 Ok(()) => AgentReply::Ack,
                 Err(e) => {
