@@ -120,7 +120,13 @@ impl Upstream {
                 if let Some(o) = &self.offline
                     && !v.offline.is_empty()
                 {
-                    o.absorb(user, &v.offline);
+                    // On the blocking pool: storing a bundle is a signature check and fsync'd
+                    // writes, which must not hold an async thread that other logins run on.
+                    let (o, user, att) = (o.clone(), user.to_string(), v.offline);
+                    if let Err(e) = tokio::task::spawn_blocking(move || o.absorb(&user, &att)).await
+                    {
+                        tracing::error!(error = %e, "offline bundle task failed; bundle not stored");
+                    }
                 }
                 Outcome::Answer(v.inner)
             }
