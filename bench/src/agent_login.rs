@@ -11,6 +11,7 @@ use latchkey_proto::TokenKind;
 use latchkey_proto::agent::Step;
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_testkit::agent::{TestAgent, socket_login};
+use latchkey_testkit::token_app::SoftApp;
 use latchkey_testkit::{TestServer, hotp_at};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,10 @@ struct Args {
     /// Concurrent logins in the concurrent measurement.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Enable offline login for the users (each gets a token app), so every success carries
+    /// an offline bundle that the agent checks and stores.
+    #[arg(long)]
+    offline: bool,
 }
 
 struct User {
@@ -123,11 +128,19 @@ async fn main() -> Result<()> {
     .await?;
     srv.set_policy("*", &[("lockout_threshold", "1000")])
         .await?;
+    if args.offline {
+        srv.set_policy("login", &[("offline.enabled", "true")])
+            .await?;
+    }
     let mut users = Vec::new();
+    let mut apps = Vec::new();
     for i in 0..args.concurrency.max(1) {
         let name = format!("bench{i}");
         srv.add_user(&name, &[]).await?;
         let (_, uri) = srv.add_token(&name, TokenKind::Hotp).await?;
+        if args.offline {
+            apps.push(SoftApp::register(&srv, &name).await?);
+        }
         users.push(User {
             name,
             uri,
@@ -144,8 +157,13 @@ async fn main() -> Result<()> {
         via_agent(&agent, u).await?;
     }
     println!(
-        "agent-login: {} logins per run; agent and server on loopback (TLS), one process",
-        args.logins
+        "agent-login: {} logins per run; agent and server on loopback (TLS), one process{}",
+        args.logins,
+        if args.offline {
+            "; offline enabled: every success carries a bundle"
+        } else {
+            ""
+        }
     );
     for conc in [1, args.concurrency] {
         let (m, us) = (machine.clone(), users.clone());
@@ -171,6 +189,18 @@ async fn main() -> Result<()> {
             added(50.0),
             added(99.0)
         );
+    }
+    if args.offline {
+        // The runs measured what they claim only if the bundles arrived and were stored.
+        let state = &agent.agent().context("agent not running")?.state;
+        for u in users.iter() {
+            anyhow::ensure!(
+                state.bundle_get(&u.name)?.is_some(),
+                "no offline bundle stored for {}",
+                u.name
+            );
+        }
+        drop(apps);
     }
     Ok(())
 }

@@ -120,7 +120,8 @@ impl StateDb {
     }
 
     /// Records `now` and returns the latest time seen before it (`None` the first time).
-    /// The stored value never goes backwards.
+    /// The stored value never goes backwards, and is written only when `now` is later (no
+    /// fsync for logins within the same second).
     pub fn observe_time(&self, now_unix: i64) -> Result<Option<i64>, StateError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
@@ -135,7 +136,8 @@ impl StateDb {
             })?;
         tx.execute(
             "INSERT INTO clock (id, latest_unix) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET latest_unix = MAX(latest_unix, excluded.latest_unix)",
+             ON CONFLICT (id) DO UPDATE SET latest_unix = excluded.latest_unix
+             WHERE excluded.latest_unix > clock.latest_unix",
             [now_unix],
         )?;
         tx.commit()?;
@@ -222,5 +224,9 @@ mod tests {
         // Going back reports the latest seen and keeps it.
         assert_eq!(db.observe_time(1500).unwrap(), Some(2000));
         assert_eq!(db.observe_time(1600).unwrap(), Some(2000));
+        // The same time again changes nothing; a later one moves it on.
+        assert_eq!(db.observe_time(2000).unwrap(), Some(2000));
+        assert_eq!(db.observe_time(2500).unwrap(), Some(2000));
+        assert_eq!(db.observe_time(2400).unwrap(), Some(2500));
     }
 }
