@@ -71,7 +71,7 @@ pub enum StateError {
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("event spool writer thread: {0}")]
-    Thread(#[from] std::io::Error),
+    Thread(std::io::Error),
 }
 
 pub struct StateDb {

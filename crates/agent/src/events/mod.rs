@@ -75,7 +75,8 @@ pub struct Events {
 impl Events {
     pub fn open(db: Arc<StateDb>, spool_max: usize) -> Result<Events, StateError> {
         let spool = Arc::new(spool::Spool::open(&db, spool_max)?);
-        let auth_writer = writer::AuthWriter::start(db.clone(), spool.clone())?;
+        let auth_writer =
+            writer::AuthWriter::start(db.clone(), spool.clone()).map_err(StateError::Thread)?;
         Ok(Events {
             db,
             spool,
