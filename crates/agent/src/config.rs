@@ -80,6 +80,12 @@ pub struct AgentConfig {
     /// `[session_lock]`: the lock watcher and its command.
     #[serde(default, skip_serializing_if = "is_default")]
     pub session_lock: crate::events::config::LockConfig,
+    /// `[socket_limits]`: what one local caller may hold and start (callers.rs).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::callers::LimitsConfig::is_default"
+    )]
+    pub socket_limits: crate::callers::LimitsConfig,
 }
 
 fn default_fido2_timeout() -> String {
@@ -200,6 +206,7 @@ impl AgentConfig {
             parse_duration("breaker_max", v)?;
         }
         crate::events::config::validate(&self.events, &self.session_lock)?;
+        self.socket_limits.validate()?;
         self.offline.validate()
     }
 

@@ -131,6 +131,9 @@ impl Login {
             "unauthorized" | "forbidden" => {
                 "Login refused: this machine is not accepted by the MFA server".to_string()
             }
+            crate::upstream::LOCAL_ERROR => format!(
+                "Login refused: this machine is short of resources ({message}); try again in a moment"
+            ),
             _ => format!("Login refused: {message}"),
         };
         self.finish(fail(reason))

@@ -230,6 +230,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         breaker_max: None,
         events: Default::default(),
         session_lock: Default::default(),
+        socket_limits: Default::default(),
     };
     cfg.validate()?;
     let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;

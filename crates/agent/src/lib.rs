@@ -2,6 +2,7 @@
 //! machine that talks to the latchkey servers; shells (the PAM module, the Windows credential
 //! provider, `latchkey-agent login`) only render its steps.
 
+pub mod callers;
 pub mod config;
 pub mod engine;
 pub mod events;
@@ -36,6 +37,8 @@ pub struct Agent {
     pub events: Arc<events::Events>,
     pub timings: events::config::Timings,
     pub clock: Arc<offline::Clock>,
+    /// What each local caller may hold and start.
+    pub limits: Arc<callers::Limits>,
 }
 
 impl Agent {
@@ -45,6 +48,20 @@ impl Agent {
         let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
         let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
         let timings = events::config::validate(&config.events, &config.session_lock)?;
+        let mut limits = callers::Limits::new(&config.socket_limits)?;
+        match callers::raise_nofile() {
+            Some(nofile) if limits.fit_descriptors(nofile) => {
+                let (per_user, users, root) = limits.caps();
+                tracing::warn!(
+                    nofile,
+                    per_user,
+                    users,
+                    root,
+                    "few descriptors (set LimitNOFILE=65536 in the unit): socket connection caps lowered"
+                );
+            }
+            _ => {}
+        }
         let events = Arc::new(
             events::Events::open(state.clone(), config.events.spool_max)
                 .map_err(|e| e.to_string())?,
@@ -57,6 +74,7 @@ impl Agent {
             events,
             timings,
             clock,
+            limits: Arc::new(limits),
         })
     }
 

@@ -20,8 +20,9 @@ use tokio::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use tokio::sync::watch;
 
-/// How long a shell may take between two messages (a person is typing a code).
-const IDLE: Duration = Duration::from_secs(300);
+/// How long a shell may take to answer a step (a person is typing a code). Before the first
+/// request and when no step is out, the much shorter `socket_limits.idle` applies.
+const ANSWER_WAIT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
@@ -84,9 +85,12 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watc
     }
 }
 
-async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Option<AgentRequest>, String> {
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    idle: Duration,
+) -> Result<Option<AgentRequest>, String> {
     let mut header = [0u8; 4];
-    match tokio::time::timeout(IDLE, stream.read_exact(&mut header)).await {
+    match tokio::time::timeout(idle, stream.read_exact(&mut header)).await {
         Err(_) => return Err("idle too long".into()),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Ok(Err(e)) => return Err(e.to_string()),
@@ -143,10 +147,30 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     caller: Caller,
 ) {
+    // Held for the whole conversation: a connection over the caller's share is answered
+    // and closed before it can read anything or hold a descriptor.
+    let _permit = match agent.limits.admit(&caller) {
+        Ok(p) => p,
+        Err(refusal) => {
+            tracing::warn!(?caller, reason = %refusal, "agent connection refused");
+            let _ = write_reply(
+                &mut stream,
+                &AgentReply::Error {
+                    message: refusal.to_string(),
+                },
+            )
+            .await;
+            return;
+        }
+    };
     let mut login: Option<Login> = None;
     let mut origin = Origin::default();
     loop {
-        let req = match read_frame(&mut stream).await {
+        let idle = match &login {
+            Some(l) if !l.is_done() => ANSWER_WAIT,
+            _ => agent.limits.idle,
+        };
+        let req = match read_frame(&mut stream, idle).await {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
@@ -252,6 +276,12 @@ async fn handle(
             if !caller.may_act_for(&user) {
                 return denied(&user);
             }
+            if let Err(refusal) = agent.limits.take_begin(caller) {
+                tracing::warn!(?caller, %user, reason = %refusal, "login refused before it began");
+                return AgentReply::Error {
+                    message: refusal.to_string(),
+                };
+            }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
             let mut l = Login::new(&user, &client_id)
@@ -280,6 +310,13 @@ async fn handle(
         } => {
             if !caller.may_act_for(&user) {
                 return denied(&user);
+            }
+            if let Err(refusal) = agent.limits.take_begin(caller) {
+                tracing::warn!(?caller, %user, reason = %refusal, "account check refused");
+                return AgentReply::Account {
+                    allowed: false,
+                    message: refusal.to_string(),
+                };
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             agent.account_check(&user, &client_id).await

@@ -159,3 +159,28 @@ pub fn restrict_dir(dir: &std::path::Path) -> Result<(), String> {
         )
     })
 }
+
+/// Raises the soft descriptor limit to the hard one; returns the soft limit in force.
+#[cfg(unix)]
+pub fn raise_nofile() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    #[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux, not everywhere
+    Some(u64::try_from(lim.rlim_cur).unwrap_or(u64::MAX))
+}

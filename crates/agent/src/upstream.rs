@@ -13,13 +13,17 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The `Refused` code of a call this machine could not make for lack of local resources.
+pub const LOCAL_ERROR: &str = "local_error";
+
 /// What a server call can end in, as the login engine sees it.
 #[derive(Debug)]
 pub enum Outcome<T> {
     Answer(T),
     /// No server gave a definite answer (refused, timeout, TLS, DNS, 5xx from all).
     Unreachable(String),
-    /// A server refused the request itself (4xx): misconfiguration, not a login decision.
+    /// A server refused the request itself (4xx): misconfiguration, not a login decision. Also
+    /// a call this machine could not make (code [`LOCAL_ERROR`]): it refuses, never goes offline.
     Refused {
         code: String,
         message: String,
@@ -131,6 +135,12 @@ impl Upstream {
                 Outcome::Answer(v.inner)
             }
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
+            // This machine could not even try (no descriptor, no memory): not "unreachable",
+            // or a local process exhausting the agent could push logins offline.
+            Err(latchkey_client::Error::Local { reason, .. }) => Outcome::Refused {
+                code: LOCAL_ERROR.into(),
+                message: reason,
+            },
             Err(e) => Outcome::Refused {
                 code: e.api_code().unwrap_or("error").to_string(),
                 message: match &e {

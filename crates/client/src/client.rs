@@ -350,6 +350,10 @@ fn map_send_error(origin: &str, e: &hyper_util::client::legacy::Error) -> Error 
                     server: server.clone(),
                     reason: reason.clone(),
                 },
+                ConnectError::Local { server, reason } => Error::Local {
+                    server: server.clone(),
+                    reason: reason.clone(),
+                },
                 ConnectError::Timeout { server, after } => Error::Timeout {
                     server: server.clone(),
                     after: *after,
@@ -381,6 +385,12 @@ fn map_body_error(origin: &str, e: &(dyn StdError + Send + Sync + 'static)) -> E
 fn map_transport(origin: &str, e: &(dyn StdError + 'static)) -> Error {
     for cause in sources(e) {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if crate::error::is_local_resource(io) {
+                return Error::Local {
+                    server: origin.to_string(),
+                    reason: describe_io(io),
+                };
+            }
             if let Some(reason) = tls_cause(io) {
                 return Error::Tls {
                     server: origin.to_string(),

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::describe_io;
+use crate::error::{describe_io, is_local_resource};
 use crate::proxy::{self, Proxy};
 use crate::tls::describe_tls_error;
 
@@ -26,6 +26,9 @@ use crate::tls::describe_tls_error;
 pub(crate) enum ConnectError {
     #[error("cannot reach {server}: {reason}")]
     Unreachable { server: String, reason: String },
+    /// This machine ran out of descriptors or memory before anything reached the network.
+    #[error("this machine could not open a connection to {server}: {reason}")]
+    Local { server: String, reason: String },
     #[error("{server}: connection not made within {after:?}")]
     Timeout { server: String, after: Duration },
     #[error("TLS with {server} failed: {reason}")]
@@ -133,17 +136,27 @@ impl ConnectorInner {
             server: target.origin.clone(),
             reason,
         };
+        let failed = |f: TcpFail, prefix: String| match f {
+            TcpFail::Local(reason) => ConnectError::Local {
+                server: target.origin.clone(),
+                reason: format!("{prefix}{reason}"),
+            },
+            TcpFail::Remote(reason) => ConnectError::Unreachable {
+                server: target.origin.clone(),
+                reason: format!("{prefix}{reason}"),
+            },
+        };
         let (tcp, forwarded) = match &self.proxy {
             None => (
                 tcp_connect(&target.host, target.port)
                     .await
-                    .map_err(unreachable)?,
+                    .map_err(|f| failed(f, String::new()))?,
                 false,
             ),
             Some(p) => {
                 let tcp = tcp_connect(&p.host, p.port)
                     .await
-                    .map_err(|r| unreachable(format!("proxy {}: {r}", p.display)))?;
+                    .map_err(|f| failed(f, format!("proxy {}: ", p.display)))?;
                 if target.https {
                     (
                         proxy::connect_tunnel(tcp, p, &target.host, target.port)
@@ -203,13 +216,26 @@ pub(crate) fn tls_cause(e: &io::Error) -> Option<String> {
         .map(describe_tls_error)
 }
 
+/// Why no TCP connection was made: the machine itself (descriptors, memory) or the network.
+enum TcpFail {
+    Local(String),
+    Remote(String),
+}
+
 /// Resolves `host` and connects to the first address that accepts, with TCP_NODELAY (requests
-/// are small and latency matters more than packet count).
-async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, String> {
-    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
+/// are small and latency matters more than packet count). A local resource error stops at
+/// once: the next address would fail the same way, and it must not read as "unreachable".
+async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, TcpFail> {
+    let addrs: Vec<_> = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect(),
+        Err(e) if is_local_resource(&e) => {
+            return Err(TcpFail::Local(format!(
+                "cannot resolve {host}: {}",
+                describe_io(&e)
+            )));
+        }
+        Err(e) => return Err(TcpFail::Remote(format!("cannot resolve {host}: {e}"))),
+    };
     let mut last = format!("no address found for {host}");
     for addr in addrs {
         match TcpStream::connect(addr).await {
@@ -220,10 +246,11 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, String> {
                 }
                 return Ok(tcp);
             }
+            Err(e) if is_local_resource(&e) => return Err(TcpFail::Local(describe_io(&e))),
             Err(e) => last = describe_io(&e),
         }
     }
-    Err(last)
+    Err(TcpFail::Remote(last))
 }
 
 pub(crate) enum Stream {

@@ -20,6 +20,13 @@ pub enum Error {
     #[error("{server} did not answer within {}", humanize(*.after))]
     Timeout { server: String, after: Duration },
 
+    /// This machine could not even try: no descriptor, no memory, no buffer for a new socket.
+    /// Says nothing about the server, so it is never "unreachable": a caller that went
+    /// offline on it would let any local process that exhausts the agent's descriptors
+    /// push logins onto the offline path (and open the circuit breaker for everyone).
+    #[error("this machine could not open a connection to {server}: {reason}")]
+    Local { server: String, reason: String },
+
     /// TLS failed: untrusted certificate, pin mismatch, client certificate refused, …
     #[error("TLS with {server} failed: {reason}")]
     Tls { server: String, reason: String },
@@ -57,7 +64,7 @@ impl Error {
             | Error::Tls { .. }
             | Error::AllUnreachable { .. } => true,
             Error::Api { status, .. } => status.is_server_error(),
-            Error::Config(_) | Error::Protocol { .. } => false,
+            Error::Config(_) | Error::Protocol { .. } | Error::Local { .. } => false,
         }
     }
 
@@ -80,7 +87,7 @@ impl Error {
     /// Why one server failed, without the server's name (the caller shows it beside the reason).
     pub(crate) fn short_reason(&self) -> String {
         match self {
-            Error::Connect { reason, .. } => reason.clone(),
+            Error::Connect { reason, .. } | Error::Local { reason, .. } => reason.clone(),
             Error::Timeout { after, .. } => format!("timed out after {}", humanize(*after)),
             Error::Tls { reason, .. } => format!("TLS failed: {reason}"),
             Error::Api {
@@ -113,6 +120,20 @@ fn humanize(d: Duration) -> String {
     }
 }
 
+/// True when `e` is this machine running out of something (descriptors, memory, socket
+/// buffers), not an answer from the network.
+pub(crate) fn is_local_resource(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::OutOfMemory {
+        return true;
+    }
+    #[cfg(unix)]
+    const LOCAL: [i32; 4] = [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::ENOBUFS];
+    // WSAEMFILE, WSAENOBUFS, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY.
+    #[cfg(windows)]
+    const LOCAL: [i32; 4] = [10024, 10055, 8, 14];
+    e.raw_os_error().is_some_and(|code| LOCAL.contains(&code))
+}
+
 /// A short, lower-case description of a socket error for people, without the OS error number.
 pub(crate) fn describe_io(e: &io::Error) -> String {
     use io::ErrorKind as K;
@@ -126,7 +147,16 @@ pub(crate) fn describe_io(e: &io::Error) -> String {
         K::TimedOut => "timed out".into(),
         K::UnexpectedEof => "connection closed".into(),
         K::BrokenPipe => "connection closed".into(),
-        _ => e.to_string(),
+        K::OutOfMemory => "out of memory".into(),
+        _ => match e.raw_os_error() {
+            #[cfg(unix)]
+            Some(libc::EMFILE) => "too many open files in the agent".into(),
+            #[cfg(unix)]
+            Some(libc::ENFILE) => "too many open files on this machine".into(),
+            #[cfg(unix)]
+            Some(libc::ENOBUFS) => "no socket buffer space".into(),
+            _ => e.to_string(),
+        },
     }
 }
 
@@ -174,6 +204,40 @@ mod tests {
             .is_unreachable()
         );
         assert!(!Error::Config("c".into()).is_unreachable());
+        assert!(
+            !Error::Local {
+                server: s(),
+                reason: "too many open files in the agent".into()
+            }
+            .is_unreachable()
+        );
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn resource_exhaustion_is_local() {
+        for code in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::ENOBUFS] {
+            assert!(
+                is_local_resource(&io::Error::from_raw_os_error(code)),
+                "{code}"
+            );
+        }
+        for code in [
+            libc::ECONNREFUSED,
+            libc::ENETUNREACH,
+            libc::EHOSTUNREACH,
+            libc::ETIMEDOUT,
+            libc::EADDRNOTAVAIL,
+        ] {
+            assert!(
+                !is_local_resource(&io::Error::from_raw_os_error(code)),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            describe_io(&io::Error::from_raw_os_error(libc::EMFILE)),
+            "too many open files in the agent"
+        );
     }
 
     #[test]

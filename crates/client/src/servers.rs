@@ -372,6 +372,13 @@ impl ServerList {
                     attempt.failed(inner, reason.clone());
                     tried.push((server.url.clone(), reason));
                 }
+                Err(e @ Error::Local { .. }) => {
+                    // This machine is out of descriptors or memory: no verdict on the server
+                    // (its breaker stays as it is; a trial is released when `attempt` drops),
+                    // and the next server would fail the same way. The caller refuses.
+                    tracing::error!(server = %server.url, error = %e, "no connection for lack of local resources");
+                    return Err(e);
+                }
                 Err(e @ Error::Api { .. }) => {
                     // A definite 4xx: the server is up and said no.
                     attempt.answered(inner);

@@ -3,13 +3,15 @@
 //! special to tests on the agent's side.
 //!
 //! ```text
-//! lk-local-caller SOCKET hold N            open up to N connections, send nothing, print
-//!                                          `held K` (and the error that stopped it), then
-//!                                          keep them open until standard input closes
+//! lk-local-caller SOCKET hold N [MS]       open up to N connections, send nothing, wait MS
+//!                                          milliseconds, print `held K open M` (M: those the
+//!                                          agent has not closed; then the error that stopped
+//!                                          it, if any), keep them until standard input closes
 //! lk-local-caller SOCKET send JSON...      one connection: each request, then its reply,
 //!                                          printed as one JSON line
-//! lk-local-caller SOCKET repeat N JSON     the same request N times (a new connection when
-//!                                          the agent closes one); prints a JSON summary
+//! lk-local-caller SOCKET repeat N JSON     the same request N times (one connection while
+//!                                          the agent acknowledges, else a new one for the
+//!                                          next request); prints a JSON summary
 //!                                          {"sent":…, "replies":{kind: count}, "last_error":…}
 //! ```
 
@@ -80,7 +82,19 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            println!("held {} {stopped}", held.len());
+            // After SETTLE_MS, count the connections the agent still keeps open (a closed
+            // one reads EOF or the agent's error frame).
+            let settle: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(settle));
+            let open = held
+                .iter()
+                .filter(|s| {
+                    let _ = s.set_nonblocking(true);
+                    let mut b = [0u8; 1];
+                    matches!((&**s).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                })
+                .count();
+            println!("held {} open {open} {stopped}", held.len());
             let mut sink = Vec::new();
             let _ = std::io::stdin().read_to_end(&mut sink);
             drop(held);
@@ -134,6 +148,10 @@ fn main() -> ExitCode {
                     Ok(r) => {
                         if let AgentReply::Error { message } = &r {
                             last_error = message.clone();
+                        }
+                        // Only an acknowledged report leaves the conversation open for the
+                        // next request; anything else (a login step, an error) starts anew.
+                        if r != AgentReply::Ack {
                             conn = None;
                         }
                         *replies.entry(kind(&r)).or_default() += 1;

@@ -1,0 +1,324 @@
+//! An unprivileged local user against the agent socket (issue: local users are attackers
+//! too). The attacker is a real process running as `nobody` (`lk-local-caller`); logins are
+//! root's, through the real PAM module in the real libpam or the socket protocol.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey_proto::admin::UserUpdate;
+use latchkey_testkit::TestServer;
+use latchkey_testkit::agent::TestAgent;
+use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
+use latchkey_testkit::token_cli::TokenCli;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CALLER: &str = env!("CARGO_BIN_EXE_lk-local-caller");
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Lets `nobody` reach `socket` through the temporary directories above it.
+fn open_dirs_to_others(socket: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = socket.parent().unwrap().to_path_buf();
+    while p.starts_with(std::env::temp_dir()) && p != std::env::temp_dir() {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p = p.parent().unwrap().to_path_buf();
+    }
+}
+
+/// `lk-local-caller` as nobody; its standard input stays open until the child is dropped.
+fn as_nobody(args: &[&str]) -> Command {
+    let mut c = Command::new(CALLER);
+    c.args(args).uid(65534).gid(65534);
+    c
+}
+
+/// Starts `lk-local-caller SOCKET hold N MS` as nobody and returns it with its report line.
+fn hold(socket: &Path, n: usize, settle_ms: u64) -> (Child, String) {
+    let mut child = as_nobody(&[
+        socket.to_str().unwrap(),
+        "hold",
+        &n.to_string(),
+        &settle_ms.to_string(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_string())
+}
+
+/// `held K open M …` → (K, M).
+fn held_open(report: &str) -> (usize, usize) {
+    let w: Vec<&str> = report.split_whitespace().collect();
+    assert!(w.len() >= 4 && w[0] == "held" && w[2] == "open", "{report}");
+    (w[1].parse().unwrap(), w[3].parse().unwrap())
+}
+
+/// The agent as its own process (`latchkey-agent run`) under `prlimit --nofile=N:N`, the way
+/// a unit without `LimitNOFILE` (or with a low one) runs it.
+struct AgentProcess {
+    child: Child,
+    socket: PathBuf,
+    state_dir: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl AgentProcess {
+    async fn start(srv: &TestServer, nofile: u64) -> AgentProcess {
+        let p = TestAgent::prepare(srv, |_| {}).await.unwrap();
+        let bin = latchkey_testkit::workspace_bin("latchkey-agent").unwrap();
+        let log = p.dir.path().join("agent.log");
+        let child = Command::new("prlimit")
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(bin)
+            .arg("--config-dir")
+            .arg(&p.config_dir)
+            .arg("run")
+            .env("LATCHKEY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("prlimit (util-linux) runs the agent");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&p.socket).is_err() {
+            assert!(Instant::now() < deadline, "the agent did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        AgentProcess {
+            child,
+            socket: p.socket.clone(),
+            state_dir: p.dir.path().join("state"),
+            log,
+            _dir: p.dir,
+        }
+    }
+
+    /// Descriptors the agent process has open now.
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One PAM login of `user` as root; a QR challenge shown is answered by `token`'s app.
+async fn pam_login(
+    conf: Arc<PamConfDir>,
+    user: &str,
+    token: Arc<TokenCli>,
+    online_code: bool,
+) -> (PamCode, Vec<ConvMessage>) {
+    let user = user.to_string();
+    tokio::task::spawn_blocking(move || {
+        let payload = Arc::new(Mutex::new(None::<String>));
+        let seen = payload.clone();
+        let mut pam = PamHarness::new("login", &user, conf.path()).unwrap();
+        pam.observe(move |m| {
+            if m.style == MsgStyle::TextInfo && m.text.starts_with("LK1:") {
+                *seen.lock().unwrap() = Some(m.text.clone());
+            }
+        });
+        pam.respond_with(move |_| match payload.lock().unwrap().clone() {
+            Some(p) => Some(token.answer(&p).unwrap().1),
+            None if online_code => Some(token.totp().unwrap()),
+            None => None,
+        });
+        let code = pam.authenticate(0);
+        (code, pam.messages())
+    })
+    .await
+    .unwrap()
+}
+
+fn texts(msgs: &[ConvMessage]) -> String {
+    msgs.iter()
+        .map(|m| m.text.clone())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_user_holding_connections_cannot_push_a_disabled_user_offline() {
+    if !running_as_root() {
+        eprintln!("skipped: this test must run as root to start a process as nobody");
+        return;
+    }
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let token = Arc::new(TokenCli::register(&srv, "alice").await.unwrap());
+    // 1,024 descriptors, soft and hard: what the agent had under a unit without LimitNOFILE.
+    let agent = AgentProcess::start(&srv, 1024).await;
+    let conf = Arc::new(
+        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap(),
+    );
+
+    // Alice logs in once online: the machine holds her offline bundle.
+    let (code, msgs) = pam_login(conf.clone(), "alice", token.clone(), true).await;
+    assert_eq!(code, PamCode::SUCCESS, "{}", texts(&msgs));
+    let bundles: i64 = rusqlite::Connection::open(agent.state_dir.join("agent.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM offline_bundles", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bundles, 1);
+
+    // The admin disables alice. A server that answers must refuse her from now on.
+    srv.admin()
+        .unwrap()
+        .patch::<_, serde_json::Value>(
+            "/v1/admin/users/alice",
+            &UserUpdate {
+                display_name: None,
+                groups: None,
+                enabled: Some(false),
+            },
+        )
+        .await
+        .unwrap();
+    // The pooled connection from the first login must not save the agent: it needs a new one.
+    let mut srv = srv;
+    srv.restart().await.unwrap();
+
+    // nobody takes all but one of the agent's descriptors: the PAM login's own connection
+    // gets the last one, and the agent has none left for the server.
+    open_dirs_to_others(&agent.socket);
+    let take = 1024 - agent.open_fds() - 1;
+    let (attacker, report) = hold(&agent.socket, take, 500);
+    let (held, _) = held_open(&report);
+    assert_eq!(held, take, "{report}");
+
+    let (code, msgs) = pam_login(conf.clone(), "alice", token.clone(), false).await;
+    let all = texts(&msgs);
+    drop(attacker);
+    assert_ne!(code, PamCode::SUCCESS, "a disabled user got in: {all}");
+    assert!(
+        !msgs.iter().any(|m| m.text.starts_with("LK1:")),
+        "the login went offline: {all}"
+    );
+    assert!(!all.contains("unreachable"), "{all}");
+    let log = agent.log();
+    assert!(
+        log.contains("agent connection refused"),
+        "nobody's connections over its share were refused: {log}"
+    );
+    assert!(
+        !log.contains("latchkey server failed; skipping it"),
+        "the breaker opened: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_user_gets_a_share_of_connections_and_silent_ones_are_closed() {
+    if !running_as_root() {
+        eprintln!("skipped: this test must run as root to start a process as nobody");
+        return;
+    }
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let (_, uri) = srv
+        .add_token("alice", latchkey_proto::TokenKind::Totp)
+        .await
+        .unwrap();
+    let agent = TestAgent::start_with(&srv, |s| {
+        s.config_append = "[socket_limits]\nper_user = 4\nidle = \"1s\"\n".into();
+    })
+    .await
+    .unwrap();
+    open_dirs_to_others(&agent.socket);
+
+    // Over its share, the agent answers and closes at once.
+    let (first, report) = hold(&agent.socket, 10, 300);
+    assert_eq!(held_open(&report), (10, 4), "{report}");
+    // Silent connections are closed after `idle` (1 s here), long before a prompt's 5 min.
+    let (_, report) = hold(&agent.socket, 3, 1500);
+    assert_eq!(held_open(&report), (3, 0), "{report}");
+    drop(first);
+
+    // Root's logins go on all the while.
+    let steps = agent
+        .login("alice", "login", &[&latchkey_testkit::totp_now(&uri)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            steps.last(),
+            Some(latchkey_proto::agent::Step::Success { .. })
+        ),
+        "{steps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_users_flood_of_logins_leaves_the_machine_budget_to_others() {
+    if !running_as_root() {
+        eprintln!("skipped: this test must run as root to start a process as nobody");
+        return;
+    }
+    // A per-machine budget the flood would use up on its own.
+    let srv = TestServer::start_with(|c| {
+        c.machine_rate = 30;
+        c.machine_burst = 30;
+    })
+    .await
+    .unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let (_, uri) = srv
+        .add_token("alice", latchkey_proto::TokenKind::Totp)
+        .await
+        .unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    open_dirs_to_others(&agent.socket);
+
+    let begin = r#"{"op":"begin","version":1,"user":"nobody","service":"login"}"#;
+    let out = as_nobody(&[agent.socket.to_str().unwrap(), "repeat", "100", begin])
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let refused = summary["replies"]["error"].as_u64().unwrap_or(0);
+    assert!(refused >= 85, "the flood was not held back: {summary}");
+    assert!(
+        summary["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("too many logins started by nobody"),
+        "{summary}"
+    );
+
+    let steps = agent
+        .login("alice", "login", &[&latchkey_testkit::totp_now(&uri)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            steps.last(),
+            Some(latchkey_proto::agent::Step::Success { .. })
+        ),
+        "root's login after the flood: {steps:?}"
+    );
+}
