@@ -46,6 +46,8 @@ impl Agent {
         let state = Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
         let clock = Arc::new(offline::Clock::default());
         let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
+        // The time the agent starts at counts for the clock guard (then every minute).
+        offline.tick();
         let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
         let timings = events::config::validate(&config.events, &config.session_lock)?;
         let mut limits = callers::Limits::new(&config.socket_limits)?;
@@ -167,6 +169,9 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
             agent.clone(),
             rx.clone(),
         )));
+    }
+    if let Some(o) = agent.upstream.offline_shared() {
+        tasks.push(tokio::spawn(o.run_guard(rx.clone())));
     }
     if agent.config.session_lock.enabled {
         tasks.push(tokio::spawn(events::lock::run(agent.clone(), rx)));

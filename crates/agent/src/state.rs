@@ -7,6 +7,7 @@
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 pub const STATE_FILE: &str = "agent.db";
@@ -77,6 +78,9 @@ pub enum StateError {
 pub struct StateDb {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The clock guard's value as last read or written (0: not known yet), so that the
+    /// server-time check on every online answer costs no query when nothing is to change.
+    guard: AtomicI64,
 }
 
 impl StateDb {
@@ -106,6 +110,7 @@ impl StateDb {
         Ok(StateDb {
             conn: Mutex::new(conn),
             path,
+            guard: AtomicI64::new(0),
         })
     }
 
@@ -141,6 +146,58 @@ impl StateDb {
             [now_unix],
         )?;
         tx.commit()?;
+        self.guard
+            .store(prev.map_or(now_unix, |p| p.max(now_unix)), Ordering::SeqCst);
+        Ok(prev)
+    }
+
+    /// True when the guard, as last seen, needs no re-anchoring to `server_unix` (no query:
+    /// callers on an async thread use it to skip [`StateDb::anchor_time`]).
+    pub fn guard_fits(&self, server_unix: i64, ahead_secs: i64, behind_secs: i64) -> bool {
+        let g = self.guard.load(Ordering::SeqCst);
+        g != 0 && g <= server_unix + ahead_secs && g >= server_unix - behind_secs
+    }
+
+    /// Re-anchors the clock guard to a server's time, taken from an answer over the
+    /// authenticated connection: set to `server_unix` when the guard is more than
+    /// `ahead_secs` ahead of it (this machine's clock ran ahead, e.g. an offline attempt
+    /// with the clock set days forward) or more than `behind_secs` behind it. Nothing is
+    /// written when the guard is within that window, which is every answer of a machine
+    /// whose clock is right. Returns the guard before, when it moved.
+    pub fn anchor_time(
+        &self,
+        server_unix: i64,
+        ahead_secs: i64,
+        behind_secs: i64,
+    ) -> Result<Option<i64>, StateError> {
+        let in_window = |g: i64| g <= server_unix + ahead_secs && g >= server_unix - behind_secs;
+        if self.guard_fits(server_unix, ahead_secs, behind_secs) {
+            return Ok(None);
+        }
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let prev: Option<i64> = tx
+            .query_row("SELECT latest_unix FROM clock WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        if let Some(g) = prev
+            && in_window(g)
+        {
+            self.guard.store(g, Ordering::SeqCst);
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO clock (id, latest_unix) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET latest_unix = excluded.latest_unix",
+            [server_unix],
+        )?;
+        tx.commit()?;
+        self.guard.store(server_unix, Ordering::SeqCst);
         Ok(prev)
     }
 }
@@ -228,5 +285,26 @@ mod tests {
         assert_eq!(db.observe_time(2000).unwrap(), Some(2000));
         assert_eq!(db.observe_time(2500).unwrap(), Some(2000));
         assert_eq!(db.observe_time(2400).unwrap(), Some(2500));
+    }
+
+    #[test]
+    fn a_server_time_re_anchors_the_guard_both_ways() {
+        let db = StateDb::in_memory().unwrap();
+        // An offline attempt with the clock eight days ahead pushed the guard forward.
+        db.observe_time(1_000_000 + 8 * 86_400).unwrap();
+        // The server's time pulls it back; a later local time within the window is kept.
+        assert_eq!(
+            db.anchor_time(1_000_000, 300, 60).unwrap(),
+            Some(1_000_000 + 8 * 86_400)
+        );
+        assert_eq!(db.observe_time(1_000_010).unwrap(), Some(1_000_000));
+        assert_eq!(db.anchor_time(1_000_020, 300, 60).unwrap(), None);
+        // A guard far behind the server (a machine that was off) moves up to it.
+        assert_eq!(db.anchor_time(1_100_000, 300, 60).unwrap(), Some(1_000_010));
+        let g: i64 = db
+            .conn()
+            .query_row("SELECT latest_unix FROM clock", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(g, 1_100_000);
     }
 }

@@ -100,6 +100,11 @@ impl Upstream {
         self.offline.as_deref()
     }
 
+    /// The offline store, shared (for tasks of its own such as the clock guard's tick).
+    pub fn offline_shared(&self) -> Option<Arc<crate::offline::Offline>> {
+        self.offline.clone()
+    }
+
     async fn call<B: serde::Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -117,22 +122,33 @@ impl Upstream {
         };
         match self
             .servers
-            .call::<WithOffline<T>>(Method::POST, path, Some(body), Some(user))
+            .call_dated::<WithOffline<T>>(Method::POST, path, Some(body), Some(user))
             .await
         {
-            Ok(v) => {
-                if let Some(o) = &self.offline
-                    && !v.offline.is_empty()
-                {
-                    // On the blocking pool: storing a bundle is a signature check and fsync'd
-                    // writes, which must not hold an async thread that other logins run on.
-                    let (o, user, att) = (o.clone(), user.to_string(), v.offline);
-                    if let Err(e) = tokio::task::spawn_blocking(move || o.absorb(&user, &att)).await
-                    {
-                        tracing::error!(error = %e, "offline bundle task failed; bundle not stored");
+            Ok(latchkey_client::Dated { value, server_time }) => {
+                if let Some(o) = &self.offline {
+                    // The server's time re-anchors the clock guard (rarely a write: only
+                    // when the guard left the window around it).
+                    let anchor = server_time.filter(|&t| !o.guard_fits(t));
+                    if anchor.is_some() || !value.offline.is_empty() {
+                        // On the blocking pool: storing a bundle is a signature check and
+                        // fsync'd writes, which must not hold an async thread that other
+                        // logins run on.
+                        let (o, user, att) = (o.clone(), user.to_string(), value.offline);
+                        let job = move || {
+                            if let Some(t) = anchor {
+                                o.anchor(t);
+                            }
+                            if !att.is_empty() {
+                                o.absorb(&user, &att);
+                            }
+                        };
+                        if let Err(e) = tokio::task::spawn_blocking(job).await {
+                            tracing::error!(error = %e, "offline bundle task failed; bundle not stored");
+                        }
                     }
                 }
-                Outcome::Answer(v.inner)
+                Outcome::Answer(value.inner)
             }
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             // This machine could not even try (no descriptor, no memory): not "unreachable",

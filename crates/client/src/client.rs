@@ -195,7 +195,6 @@ impl Client {
         self.send_to(&self.inner.base, method, path, body).await
     }
 
-    /// The one request path: `base` is a server URL without trailing `/`, `body` encoded JSON.
     pub(crate) async fn send_to(
         &self,
         base: &str,
@@ -203,6 +202,21 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes)> {
+        self.send_dated(base, method, path, body)
+            .await
+            .map(|(status, body, _)| (status, body))
+    }
+
+    /// The one request path: `base` is a server URL without trailing `/`, `body` encoded JSON.
+    /// Also returns the answer's `Date` header in Unix seconds (the server's time, carried by
+    /// the authenticated connection).
+    pub(crate) async fn send_dated(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes, Option<i64>)> {
         if !path.starts_with('/') {
             return Err(Error::Config(format!(
                 "request path {path:?} must start with /"
@@ -245,14 +259,21 @@ impl Client {
                 .await
                 .map_err(|e| map_send_error(&origin, &e))?;
             let status = resp.status();
+            let date = resp
+                .headers()
+                .get(header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok());
             let body = Limited::new(resp.into_body(), MAX_BODY)
                 .collect()
                 .await
                 .map_err(|e| map_body_error(&origin, e.as_ref()))?
                 .to_bytes();
-            Ok::<_, Error>((status, body))
+            Ok::<_, Error>((status, body, date))
         };
-        let (status, body) = match tokio::time::timeout(after, exchange).await {
+        let (status, body, date) = match tokio::time::timeout(after, exchange).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(Error::Timeout {
@@ -263,7 +284,7 @@ impl Client {
         };
         tracing::trace!(%method, path, status = status.as_u16(), "latchkey request");
         if status.is_success() {
-            Ok((status, body))
+            Ok((status, body, date))
         } else {
             Err(api_error(status, &body))
         }

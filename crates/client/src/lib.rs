@@ -31,7 +31,7 @@ pub use config::{
     ClientConfig, Credential, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, Trust,
 };
 pub use error::{Error, Result};
-pub use servers::{Answer, Selection, ServerList, ServerListConfig, parse_server_urls};
+pub use servers::{Answer, Dated, Selection, ServerList, ServerListConfig, parse_server_urls};
 pub use tls::{cert_sha256_pin, client_config as tls_client_config, normalize_pin};
 
 /// Re-exported so callers need no direct `hyper`/`url` dependency for the common types.

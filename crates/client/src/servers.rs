@@ -140,6 +140,16 @@ pub struct Answer {
     pub server: String,
     pub status: StatusCode,
     pub body: Bytes,
+    /// The server's time from its `Date` header (Unix seconds), when it sent one.
+    pub date: Option<i64>,
+}
+
+/// A decoded answer with the server's time (see [`ServerList::call_dated`]).
+#[derive(Debug, Clone)]
+pub struct Dated<T> {
+    pub value: T,
+    /// Unix seconds from the answer's `Date` header.
+    pub server_time: Option<i64>,
 }
 
 /// The agent's servers. Cheap to clone (clones share the pool and the circuit states);
@@ -288,6 +298,23 @@ impl ServerList {
         decode_json(&answer.server, &answer.body)
     }
 
+    /// Like [`ServerList::call`], with the answering server's time: over a pinned or
+    /// CA-checked connection it is the server's word, which the agent's clock guard trusts.
+    pub async fn call_dated<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        user: Option<&str>,
+    ) -> Result<Dated<T>> {
+        let body = body.as_ref().map(encode_json).transpose()?;
+        let answer = self.send(method, path, body, user).await?;
+        Ok(Dated {
+            value: decode_json(&answer.server, &answer.body)?,
+            server_time: answer.date,
+        })
+    }
+
     /// `GET path`, JSON answer decoded.
     pub async fn get<T: DeserializeOwned>(&self, path: &str, user: Option<&str>) -> Result<T> {
         let answer = self.send(Method::GET, path, None, user).await?;
@@ -356,15 +383,16 @@ impl ServerList {
             };
             let result = inner
                 .client
-                .send_to(&server.url, method.clone(), path, body.clone())
+                .send_dated(&server.url, method.clone(), path, body.clone())
                 .await;
             match result {
-                Ok((status, body)) => {
+                Ok((status, body, date)) => {
                     attempt.answered(inner);
                     return Ok(Answer {
                         server: server.url.clone(),
                         status,
                         body,
+                        date,
                     });
                 }
                 Err(e) if e.is_unreachable() => {

@@ -157,7 +157,9 @@ impl Offline {
                 &format!("clock went back: now {now}, latest seen {latest}, bundle issued {}", bundle.issued_at),
             );
         }
-        if now >= bundle.not_after {
+        // Expiry against the guard as well: time the agent saw pass counts even if the
+        // clock was set back since (within the skew, or the check above refused).
+        if now.max(latest) >= bundle.not_after {
             return self.refuse_with(
                 user,
                 client_id,

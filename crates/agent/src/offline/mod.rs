@@ -62,6 +62,10 @@ pub enum BundleError {
     Expired,
 }
 
+/// How far the guard may lag behind a server's time before an answer moves it up (one write
+/// a minute at most for a machine whose clock is right).
+const GUARD_BEHIND_SECS: i64 = 60;
+
 pub struct Offline {
     pub(crate) db: Arc<StateDb>,
     pub(crate) machine_id: String,
@@ -102,6 +106,69 @@ impl Offline {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Moves the clock guard on to this machine's time (at start and every minute): time
+    /// that passed while the agent ran counts even with no offline attempt, so a clock set
+    /// back later cannot revive a bundle that expired meanwhile.
+    pub fn tick(&self) {
+        if let Err(e) = self.db.observe_time(self.now()) {
+            tracing::error!(error = %e, "clock guard not updated");
+        }
+    }
+
+    /// Runs [`Offline::tick`] every minute until shutdown.
+    pub async fn run_guard(
+        self: std::sync::Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = every.tick() => {}
+            }
+            let o = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || o.tick()).await {
+                tracing::error!(error = %e, "clock guard task failed");
+            }
+        }
+    }
+
+    /// False when the guard needs re-anchoring to `server_unix` ([`Offline::anchor`]).
+    pub fn guard_fits(&self, server_unix: i64) -> bool {
+        self.db
+            .guard_fits(server_unix, self.skew_secs, GUARD_BEHIND_SECS)
+    }
+
+    /// Re-anchors the clock guard to a server's time (the `Date` of an answer over the
+    /// pinned connection). After an offline attempt with the clock set days ahead, the guard
+    /// stood in the future and refused every offline login until that date; the next online
+    /// contact now brings it back to the server's time.
+    pub fn anchor(&self, server_unix: i64) {
+        match self
+            .db
+            .anchor_time(server_unix, self.skew_secs, GUARD_BEHIND_SECS)
+        {
+            Ok(Some(prev)) if prev > server_unix + self.skew_secs => {
+                let local = self.now();
+                tracing::warn!(
+                    guard = prev,
+                    server = server_unix,
+                    local,
+                    "clock guard was ahead of the server's time: re-anchored to the server"
+                );
+                if (local - server_unix).abs() > self.skew_secs {
+                    tracing::warn!(
+                        off_by_secs = local - server_unix,
+                        "this machine's clock differs from the server's: correct it"
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "clock guard not re-anchored"),
+        }
     }
 
     /// Checks a signed bundle: the pinned server key signed exactly these bytes, and they

@@ -174,6 +174,44 @@ fn an_expired_challenge_is_refused() {
     );
 }
 
+#[test]
+fn expiry_counts_the_time_the_guard_saw_even_within_the_skew() {
+    let f = fixture();
+    let mut b = f.bundle();
+    b.not_after = f.offline.now() + 200;
+    f.offline.store(&f.signed(&b), "alice").unwrap();
+    // The agent saw time run 250 s on (past not_after), then the clock went back by 250 s,
+    // less than the 5-minute skew: the bundle stays expired.
+    f.offline.clock.set_offset(250);
+    f.offline.tick();
+    f.offline.clock.set_offset(0);
+    let err = f.offline.begin("alice", "login").unwrap_err();
+    assert!(
+        err.starts_with("Offline login for alice expired on"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_server_time_brings_a_guard_from_the_future_back() {
+    let f = fixture();
+    f.offline.store(&f.signed(&f.bundle()), "alice").unwrap();
+    f.offline.clock.set_offset(8 * 86_400);
+    f.offline.tick();
+    f.offline.clock.set_offset(0);
+    assert!(
+        f.offline
+            .begin("alice", "login")
+            .unwrap_err()
+            .contains("went back")
+    );
+    let server_now = f.offline.now();
+    assert!(!f.offline.guard_fits(server_now));
+    f.offline.anchor(server_now);
+    assert!(f.offline.guard_fits(server_now));
+    f.offline.begin("alice", "login").unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
