@@ -247,6 +247,24 @@ async fn a_malformed_link_is_a_clear_error_without_network() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_character_passphrase_is_refused_before_the_link_is_used() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let l = link(&srv, "alice", None).await;
+    let t = Token::new();
+    let out = t
+        .run_env(&["register", &l], &[("LATCHKEY_TOKEN_PASSPHRASE", "x")])
+        .await;
+    assert_eq!(
+        one_error_line(&out, 1),
+        "latchkey-token: the passphrase is too short: a new token file needs at least 8 characters"
+    );
+    assert!(!t.file.exists(), "nothing sealed with it");
+    // The link was not spent: registering with a real passphrase works.
+    t.ok(&["register", &l]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_file_holds_no_key_or_seed_in_plaintext() {
     let srv = TestServer::start().await.unwrap();
     let t = registered(&srv, "dave").await;

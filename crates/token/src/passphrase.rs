@@ -9,6 +9,11 @@ use zeroize::Zeroizing;
 
 pub const PASSPHRASE_ENV: &str = "LATCHKEY_TOKEN_PASSPHRASE";
 
+/// Fewest characters a new token file's passphrase may have (NIST SP 800-63B's minimum for
+/// a memorised secret). Argon2id makes each guess slow; it cannot make a short passphrase
+/// safe for whoever copies the file. Files sealed before keep opening with theirs.
+pub const MIN_CHARS: usize = 8;
+
 /// Whether the passphrase opens an existing file or seals a new one (asked twice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -29,6 +34,11 @@ pub fn obtain(file: Option<&Path>, purpose: Purpose) -> Result<Zeroizing<String>
     };
     if pass.is_empty() {
         return Err(Error::Passphrase("the passphrase is empty".into()));
+    }
+    if purpose == Purpose::Create && pass.chars().count() < MIN_CHARS {
+        return Err(Error::Passphrase(format!(
+            "the passphrase is too short: a new token file needs at least {MIN_CHARS} characters"
+        )));
     }
     Ok(pass)
 }
@@ -151,5 +161,21 @@ mod tests {
         std::fs::write(&p, "\n").unwrap();
         assert!(obtain(Some(&p), Purpose::Open).is_err());
         assert!(obtain(Some(&dir.path().join("missing")), Purpose::Open).is_err());
+    }
+
+    #[test]
+    fn a_new_file_needs_a_passphrase_of_eight_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "x\n").unwrap();
+        let err = obtain(Some(&p), Purpose::Create).unwrap_err().to_string();
+        assert!(err.contains("at least 8 characters"), "{err}");
+        // An existing file keeps opening with the passphrase it was sealed with.
+        assert_eq!(*obtain(Some(&p), Purpose::Open).unwrap(), "x");
+        // Characters, not bytes: eight letters of any script are enough.
+        std::fs::write(&p, "ünïcödé!").unwrap();
+        assert!(obtain(Some(&p), Purpose::Create).is_ok());
+        std::fs::write(&p, "1234567").unwrap();
+        assert!(obtain(Some(&p), Purpose::Create).is_err());
     }
 }
