@@ -46,7 +46,7 @@ impl Agent {
         let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
         let timings = events::config::validate(&config.events, &config.session_lock)?;
         let events = Arc::new(
-            events::Events::open(state.clone(), config.events.spool_max)
+            events::Events::open(state.clone(), config.events.spool_limits())
                 .map_err(|e| e.to_string())?,
         );
         Ok(Agent {

@@ -183,6 +183,11 @@ mod tests {
     use super::*;
     use crate::state::StateDb;
 
+    const LIMITS: crate::events::spool::Limits = crate::events::spool::Limits {
+        cap: 1000,
+        caller_quota: 10,
+    };
+
     fn facts(user: &str, service: &str, logind: Option<&str>) -> SessionFacts {
         SessionFacts {
             user: user.into(),
@@ -196,7 +201,7 @@ mod tests {
     #[test]
     fn su_inside_a_session_keeps_the_outer_session() {
         let db = Arc::new(StateDb::in_memory().unwrap());
-        let ev = Arc::new(Events::open(db, 1000).unwrap());
+        let ev = Arc::new(Events::open(db, LIMITS).unwrap());
         let s = Sessions::new(ev.clone());
         let outer = s.open(&facts("alice", "login", Some("4"))).unwrap();
         s.open(&facts("alice", "su", Some("4"))).unwrap();
