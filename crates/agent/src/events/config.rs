@@ -3,6 +3,7 @@
 
 use crate::config::parse_duration;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -151,18 +152,23 @@ pub struct LockConfig {
     pub command: CommandLine,
     /// How often the sessions' state is asked.
     pub poll_interval: String,
+    /// logind's session files (`<id>` with a `UID=` line): a session id that a non-root
+    /// caller reports is used only when the file says the session is that caller's.
+    pub logind_sessions: PathBuf,
 }
 
 impl Default for LockConfig {
     fn default() -> Self {
         LockConfig {
             enabled: true,
+            // `--`: whatever a session id is, loginctl reads it as one, never as an option.
             command: CommandLine::Args(
-                ["loginctl", "lock-session", "{session}"]
+                ["loginctl", "lock-session", "--", "{session}"]
                     .map(String::from)
                     .to_vec(),
             ),
             poll_interval: "15s".into(),
+            logind_sessions: PathBuf::from("/run/systemd/sessions"),
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod journal;
 pub mod lock;
+pub mod logind;
 pub mod spool;
 pub mod upload;
 mod writer;
