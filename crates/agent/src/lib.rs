@@ -65,7 +65,7 @@ impl Agent {
             _ => {}
         }
         let events = Arc::new(
-            events::Events::open(state.clone(), config.events.spool_max)
+            events::Events::open(state.clone(), config.events.spool_limits())
                 .map_err(|e| e.to_string())?,
         );
         Ok(Agent {

@@ -332,13 +332,41 @@ async fn handle(
             if !caller.may_act_for(&user) {
                 return denied(&user);
             }
+            let who = user.clone();
+            let refuse = |message: String| {
+                tracing::warn!(?caller, user = %who, "session report refused: {message}");
+                AgentReply::Error { message }
+            };
+            let reporter = match caller {
+                Caller::Root => crate::sessions::Reporter::Root,
+                Caller::User(name) => match crate::sys::user_uid(name) {
+                    Some(uid) => crate::sessions::Reporter::User { uid },
+                    None => {
+                        return refuse(format!(
+                            "not allowed: the agent cannot find the uid of {name}"
+                        ));
+                    }
+                },
+            };
+            let admitted = match crate::sessions::admit_logind_id(
+                reporter,
+                event == SessionEvent::Open,
+                session_id,
+                &agent.config.session_lock.logind_sessions,
+            ) {
+                Ok(a) => a,
+                Err(why) => return refuse(format!("not allowed: {why}")),
+            };
+            if let Some(note) = &admitted.note {
+                tracing::warn!(?caller, %user, "{note}");
+            }
             let what = match event {
                 SessionEvent::Open => "session opened",
                 SessionEvent::Close => "session closed",
             };
             tracing::info!(
-                %user, %service, tty = tty.as_deref().unwrap_or("-"), rhost = rhost.as_deref().unwrap_or("-"),
-                session = session_id.as_deref().unwrap_or("-"), "{what}"
+                %user, %service, tty = ?tty, rhost = ?rhost, session = ?admitted.logind_id,
+                reporter = ?reporter, "{what}"
             );
             let facts = crate::sessions::SessionFacts {
                 client_id: agent.config.client_id_for(&service),
@@ -346,7 +374,12 @@ async fn handle(
                 service,
                 tty,
                 rhost,
-                logind_id: session_id,
+                logind_id: admitted.logind_id,
+                reported_by_uid: match reporter {
+                    crate::sessions::Reporter::Root => None,
+                    crate::sessions::Reporter::User { uid } => Some(uid),
+                },
+                note: admitted.note,
             };
             // On the blocking pool: the write waits for its fsync (and for the spool's other
             // writers), which must not hold an async thread that logins run on.
@@ -355,24 +388,29 @@ async fn handle(
                 SessionEvent::Open => sessions.open(&facts).map(|_| ()),
                 SessionEvent::Close => sessions.close(&facts),
             })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-            match r {
-                Ok(()) => AgentReply::Ack,
-                Err(e) => {
-                    tracing::error!(error = %e, "session event NOT spooled");
-                    AgentReply::Error {
-                        message: "the agent could not record the session".into(),
-                    }
+            .await;
+            let failed = match r {
+                Ok(Ok(())) => return AgentReply::Ack,
+                Ok(Err(e @ crate::state::StateError::OverQuota { .. })) => {
+                    return refuse(format!("not recorded: {e}"));
                 }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(error = %failed, "session event NOT spooled");
+            AgentReply::Error {
+                message: "the agent could not record the session".into(),
             }
         }
         AgentRequest::Status => AgentReply::Status(AgentStatus {
             machine_id: agent.config.machine_id.clone(),
             selection: agent.config.selection.clone(),
             servers: agent.upstream.status(),
-            open_sessions: agent.sessions.open_sessions(),
+            // Who else is logged in is no business of an unprivileged caller.
+            open_sessions: agent.sessions.open_sessions(match caller {
+                Caller::Root => None,
+                Caller::User(name) => Some(name),
+            }),
         }),
     }
 }

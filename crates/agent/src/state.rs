@@ -55,6 +55,18 @@ const MIGRATIONS: &[&str] = &[
         sign_count INTEGER NOT NULL,
         PRIMARY KEY (user_name, credential_id)
      );",
+    // 5: spool tiers and quotas (events/spool.rs): what a full spool drops first, and whose
+    // events they are (an unprivileged caller's uid, an authenticated user). Sessions keep
+    // the uid of an unprivileged reporter, so their logind id is checked again at lock time.
+    "ALTER TABLE event_spool ADD COLUMN tier INTEGER NOT NULL DEFAULT 2;
+     ALTER TABLE event_spool ADD COLUMN owner TEXT;
+     UPDATE event_spool SET tier = 0 WHERE low = 1;
+     UPDATE event_spool SET tier = 3, owner = json_extract(body, '$.user')
+        WHERE json_extract(body, '$.kind') IN ('auth_success', 'auth_failure', 'unlock');
+     UPDATE event_spool SET tier = 3 WHERE json_extract(body, '$.kind') = 'spool_dropped';
+     DROP INDEX event_spool_low;
+     CREATE INDEX event_spool_tier ON event_spool(tier, owner, seq);
+     ALTER TABLE local_sessions ADD COLUMN reported_by_uid INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +85,12 @@ pub enum StateError {
     Sql(#[from] rusqlite::Error),
     #[error("event spool writer thread: {0}")]
     Thread(std::io::Error),
+    /// An unprivileged caller's reports would take its uid past `[events] caller_quota`.
+    #[error(
+        "uid {uid} already has {quota} reports waiting for the servers (events.caller_quota); \
+         more are refused until the servers take them"
+    )]
+    OverQuota { uid: u32, quota: i64 },
 }
 
 pub struct StateDb {
@@ -271,6 +289,38 @@ mod tests {
         assert_eq!(mode, 0o700);
         let mode = std::fs::metadata(db.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn spool_rows_from_before_the_tiers_get_theirs() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4").unwrap();
+        for (i, (kind, low)) in [("journal", 1), ("auth_failure", 0), ("logon", 0)]
+            .into_iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO event_spool (id, low, body) VALUES (?1, ?2, ?3)",
+                rusqlite::params![
+                    i.to_string(),
+                    low,
+                    format!(r#"{{"kind":"{kind}","user":"ann"}}"#)
+                ],
+            )
+            .unwrap();
+        }
+        migrate(&conn).unwrap();
+        let rows: Vec<(i64, Option<String>)> = conn
+            .prepare("SELECT tier, owner FROM event_spool ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![(0, None), (3, Some("ann".into())), (2, None)]);
     }
 
     #[test]

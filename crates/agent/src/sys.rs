@@ -20,6 +20,36 @@ pub fn user_name(uid: u32) -> Option<String> {
     name.to_str().ok().map(str::to_string)
 }
 
+/// The uid of a login name (getpwnam_r), or None if there is no such user.
+#[cfg(unix)]
+pub fn user_uid(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers refer to live, correctly sized buffers owned by this frame, and
+    // `cname` is NUL-terminated.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    Some(pwd.pw_uid)
+}
+
+/// Windows callers are SYSTEM or administrators (pipe.rs): no uids.
+#[cfg(not(unix))]
+pub fn user_uid(_name: &str) -> Option<u32> {
+    None
+}
+
 /// The host name (what `join` registers).
 #[cfg(windows)]
 pub fn hostname() -> String {

@@ -129,6 +129,12 @@ pub struct Event {
     /// Anything else (journal fields, a rule name, a drop count).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// Set when an unprivileged local user reported the event over the agent socket (a
+    /// session of its own): that user's uid. Its service, rhost and tty are what that user
+    /// claimed, not what a root-run PAM stack saw. Absent for everything the agent itself
+    /// or root reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_by_uid: Option<u32>,
 }
 
 impl Event {
@@ -148,6 +154,7 @@ impl Event {
             reason: None,
             message: None,
             fields: BTreeMap::new(),
+            reported_by_uid: None,
         }
     }
 }
@@ -356,5 +363,19 @@ mod tests {
         assert_eq!(v["user"], "alice");
         let back: EventEntry = serde_json::from_value(v).unwrap();
         assert_eq!(back.event, e);
+    }
+
+    #[test]
+    fn a_caller_reported_event_says_whose_claim_it_is() {
+        let mut e = Event::new("u".into(), 5, EventKind::Logon);
+        assert!(
+            !serde_json::to_string(&e)
+                .unwrap()
+                .contains("reported_by_uid")
+        );
+        e.reported_by_uid = Some(65534);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["reported_by_uid"], 65534);
+        assert_eq!(serde_json::from_value::<Event>(v).unwrap(), e);
     }
 }

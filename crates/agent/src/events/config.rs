@@ -3,6 +3,7 @@
 
 use crate::config::parse_duration;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -13,9 +14,13 @@ pub struct EventsConfig {
     /// First wait after a failed upload; doubles per failure up to `retry_max`.
     pub retry_min: String,
     pub retry_max: String,
-    /// Most events kept in the spool; past it the oldest journal entries go first, then the
-    /// oldest of the rest, and the drop is itself recorded.
+    /// Most events kept in the spool; past it journal entries go first, then reports of
+    /// unprivileged local callers, then the agent's other records, authentication outcomes
+    /// last, and the drop is itself recorded.
     pub spool_max: usize,
+    /// Events one unprivileged local user (a non-root caller reporting a session of its own)
+    /// may have waiting in the spool; past it its reports are refused. 0 refuses them all.
+    pub caller_quota: usize,
     pub journal: JournalConfig,
 }
 
@@ -26,7 +31,17 @@ impl Default for EventsConfig {
             retry_min: "1s".into(),
             retry_max: "5m".into(),
             spool_max: 100_000,
+            caller_quota: 1000,
             journal: JournalConfig::default(),
+        }
+    }
+}
+
+impl EventsConfig {
+    pub fn spool_limits(&self) -> super::spool::Limits {
+        super::spool::Limits {
+            cap: self.spool_max,
+            caller_quota: self.caller_quota,
         }
     }
 }
@@ -137,18 +152,23 @@ pub struct LockConfig {
     pub command: CommandLine,
     /// How often the sessions' state is asked.
     pub poll_interval: String,
+    /// logind's session files (`<id>` with a `UID=` line): a session id that a non-root
+    /// caller reports is used only when the file says the session is that caller's.
+    pub logind_sessions: PathBuf,
 }
 
 impl Default for LockConfig {
     fn default() -> Self {
         LockConfig {
             enabled: true,
+            // `--`: whatever a session id is, loginctl reads it as one, never as an option.
             command: CommandLine::Args(
-                ["loginctl", "lock-session", "{session}"]
+                ["loginctl", "lock-session", "--", "{session}"]
                     .map(String::from)
                     .to_vec(),
             ),
             poll_interval: "15s".into(),
+            logind_sessions: PathBuf::from("/run/systemd/sessions"),
         }
     }
 }
@@ -171,6 +191,12 @@ pub fn validate(ev: &EventsConfig, lock: &LockConfig) -> Result<Timings, String>
     }
     if ev.spool_max < 100 {
         return Err("events.spool_max must be at least 100".into());
+    }
+    if ev.caller_quota > ev.spool_max {
+        return Err(format!(
+            "events.caller_quota ({}) must be at most events.spool_max ({})",
+            ev.caller_quota, ev.spool_max
+        ));
     }
     let t = Timings {
         retry_min: parse_duration("events.retry_min", &ev.retry_min)?,
@@ -228,5 +254,14 @@ mod tests {
             ..Default::default()
         };
         assert!(validate(&EventsConfig::default(), &lock).is_err());
+        let ev = EventsConfig {
+            spool_max: 500,
+            ..Default::default()
+        };
+        assert!(
+            validate(&ev, &LockConfig::default())
+                .unwrap_err()
+                .contains("caller_quota")
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! same transaction as the `session_lock` event. An outage ends when a server answers; the
 //! next outage is a new trigger.
 
-use super::new_event;
+use super::{logind, new_event};
 use crate::Agent;
 use crate::sessions::{LocalSession, forget_trigger, mark_locked};
 use crate::upstream::Outcome;
@@ -50,21 +50,49 @@ fn remember_unreachable_after(agent: &Agent, client_id: &str, secs: u64) {
 }
 
 /// The lock command for one session: placeholders replaced inside each argument, so a user
-/// or session name is always one argument, whatever it contains.
-pub fn lock_argv(template: &[String], s: &LocalSession) -> Vec<String> {
-    template
+/// or session name is always one argument, whatever it contains. The command runs as root:
+/// a value that could read as an option (a leading `-`), or a logind id logind could not
+/// have made (sessions stored before ids were checked), refuses the lock instead.
+pub fn lock_argv(template: &[String], s: &LocalSession) -> Result<Vec<String>, String> {
+    if let Some(id) = &s.logind_id
+        && !logind::valid_id(id)
+    {
+        return Err(format!(
+            "refused: logind session {} {}",
+            logind::shown(id),
+            logind::Refusal::NotAnId
+        ));
+    }
+    if s.user.starts_with('-') || s.lock_target().starts_with('-') {
+        return Err("refused: a user or session name starts with '-'".into());
+    }
+    Ok(template
         .iter()
         .map(|a| {
             a.replace("{user}", &s.user)
                 .replace("{session}", s.lock_target())
         })
-        .collect()
+        .collect())
+}
+
+/// A session an unprivileged user reported is checked against logind again before root
+/// locks it: logind ids start again from 1 after a reboot, and the agent's rows outlive it.
+fn still_theirs(agent: &Agent, s: &LocalSession) -> Result<(), String> {
+    match (s.reported_by_uid, &s.logind_id) {
+        (Some(uid), Some(id)) => {
+            logind::check_owner(&agent.config.session_lock.logind_sessions, id, uid)
+                .map_err(|why| format!("refused: session {} {why}", logind::shown(id)))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReason, trigger: &str) {
-    let argv = lock_argv(argv, s);
-    let result = match argv.split_first() {
-        Some((prog, args)) => {
+    let argv = still_theirs(agent, s).and_then(|()| lock_argv(argv, s));
+    let result = match argv.as_deref().map(|a| a.split_first()) {
+        Err(why) => Err(why.clone()),
+        Ok(None) => Err("the lock command is empty".into()),
+        Ok(Some((prog, args))) => {
             let child = tokio::process::Command::new(prog)
                 .args(args)
                 .stdin(std::process::Stdio::null())
@@ -77,7 +105,6 @@ async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReas
                 Err(_) => Err("lock command timed out".into()),
             }
         }
-        None => Err("the lock command is empty".into()),
     };
     match &result {
         Ok(()) => {
@@ -227,10 +254,40 @@ mod tests {
             logind_id: Some("7".into()),
             opened_at: 0,
             locks: vec![],
+            reported_by_uid: None,
         };
         let t: Vec<String> = ["lock", "--user={user}", "{session}"]
             .map(String::from)
             .to_vec();
-        assert_eq!(lock_argv(&t, &s), vec!["lock", "--user=eve; rm -rf /", "7"]);
+        assert_eq!(
+            lock_argv(&t, &s).unwrap(),
+            vec!["lock", "--user=eve; rm -rf /", "7"]
+        );
+    }
+
+    #[test]
+    fn nothing_that_could_be_an_option_reaches_the_lock_command() {
+        let s = LocalSession {
+            key: "k1".into(),
+            user: "eve".into(),
+            service: "login".into(),
+            client_id: "login".into(),
+            logind_id: Some("--host=attacker@evil".into()),
+            opened_at: 0,
+            locks: vec![],
+            reported_by_uid: None,
+        };
+        let t = crate::events::config::LockConfig::default()
+            .command
+            .args()
+            .unwrap();
+        assert_eq!(t, vec!["loginctl", "lock-session", "--", "{session}"]);
+        assert!(lock_argv(&t, &s).unwrap_err().starts_with("refused:"));
+        let s = LocalSession {
+            user: "-eve".into(),
+            logind_id: None,
+            ..s
+        };
+        assert!(lock_argv(&t, &s).is_err());
     }
 }

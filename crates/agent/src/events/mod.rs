@@ -10,6 +10,7 @@
 pub mod config;
 pub mod journal;
 pub mod lock;
+pub mod logind;
 pub mod spool;
 pub mod upload;
 mod writer;
@@ -73,8 +74,8 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn open(db: Arc<StateDb>, spool_max: usize) -> Result<Events, StateError> {
-        let spool = Arc::new(spool::Spool::open(&db, spool_max)?);
+    pub fn open(db: Arc<StateDb>, limits: spool::Limits) -> Result<Events, StateError> {
+        let spool = Arc::new(spool::Spool::open(&db, limits)?);
         let auth_writer =
             writer::AuthWriter::start(db.clone(), spool.clone()).map_err(StateError::Thread)?;
         Ok(Events {
@@ -225,11 +226,16 @@ impl Events {
 mod tests {
     use super::*;
 
+    const LIMITS: spool::Limits = spool::Limits {
+        cap: 1000,
+        caller_quota: 10,
+    };
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn logins_that_finish_together_are_each_on_disk_when_auth_returns() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(StateDb::open(dir.path()).unwrap());
-        let ev = Arc::new(Events::open(db, 1000).unwrap());
+        let ev = Arc::new(Events::open(db, LIMITS).unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..40 {
             let ev = ev.clone();
@@ -253,7 +259,7 @@ mod tests {
         }
         drop(ev);
         // Read back through a connection of its own: committed, not just queued.
-        let again = Events::open(Arc::new(StateDb::open(dir.path()).unwrap()), 1000).unwrap();
+        let again = Events::open(Arc::new(StateDb::open(dir.path()).unwrap()), LIMITS).unwrap();
         let spooled = again.spool().batch(again.db(), 100).unwrap();
         let auth: std::collections::HashSet<_> = spooled
             .iter()
@@ -270,7 +276,7 @@ mod tests {
     #[test]
     fn offline_outcomes_move_into_the_spool_once_with_their_ids() {
         let db = Arc::new(StateDb::in_memory().unwrap());
-        let ev = Events::open(db.clone(), 1000).unwrap();
+        let ev = Events::open(db.clone(), LIMITS).unwrap();
         let id = "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11";
         db.conn()
             .execute(

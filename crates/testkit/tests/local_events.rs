@@ -1,0 +1,378 @@
+//! What an unprivileged local user can do to the agent's events, sessions and session lock
+//! (issue 18): a real latchkeyd, a real agent, its real socket, and a real process running as
+//! `nobody` (`lk-local-caller`) playing the user.
+//!
+//! These tests switch to uid 65534, which needs root (CI runs as root); elsewhere they say so
+//! and pass.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey_proto::TokenKind;
+use latchkey_proto::agent::{AgentReply, AgentRequest, AgentStatus, SessionEvent, blocking};
+use latchkey_proto::app::BadgeState;
+use latchkey_proto::events::{EventEntry, EventKind, EventPage};
+use latchkey_testkit::TestServer;
+use latchkey_testkit::agent::{TestAgent, socket_login};
+use latchkey_testkit::token_app::SoftApp;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const NOBODY: u32 = 65534;
+
+/// Fast retries and a short circuit-breaker back-off, so outages in tests last seconds.
+const FAST: &str = "breaker_base = \"100ms\"\nbreaker_max = \"400ms\"\n\
+[events]\nretry_min = \"50ms\"\nretry_max = \"300ms\"\n";
+
+fn running_as_root() -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !root {
+        eprintln!("skipped: this test must run as root to start a process as nobody");
+    }
+    root
+}
+
+/// Lets `nobody` reach the socket through the temporary directories.
+fn open_to_nobody(socket: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = socket.parent().unwrap().to_path_buf();
+    while p.starts_with(std::env::temp_dir()) && p != std::env::temp_dir() {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p = p.parent().unwrap().to_path_buf();
+    }
+}
+
+/// Runs `lk-local-caller SOCKET args…` as nobody; its standard output.
+async fn as_nobody(socket: &Path, args: Vec<String>) -> String {
+    let socket = socket.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lk-local-caller"))
+            .arg(&socket)
+            .args(&args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+/// One request sent as nobody on a connection of its own; the agent's reply.
+async fn nobody_sends(socket: &Path, req: &AgentRequest) -> AgentReply {
+    let out = as_nobody(
+        socket,
+        vec!["send".into(), serde_json::to_string(req).unwrap()],
+    )
+    .await;
+    serde_json::from_str(out.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no reply in {out:?}: {e}"))
+}
+
+fn open_request(user: &str, service: &str, rhost: Option<&str>, id: Option<&str>) -> AgentRequest {
+    AgentRequest::Session {
+        event: SessionEvent::Open,
+        user: user.into(),
+        service: service.into(),
+        tty: Some("pts/9".into()),
+        rhost: rhost.map(str::to_string),
+        session_id: id.map(str::to_string),
+    }
+}
+
+/// A request sent as root (this test process), as the PAM module in sshd would.
+async fn root_sends(socket: &Path, req: AgentRequest) -> AgentReply {
+    let socket = socket.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        blocking::write(&mut s, &req).unwrap();
+        blocking::read(&mut s).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn events(srv: &TestServer, query: &str) -> Vec<EventEntry> {
+    let page: EventPage = srv
+        .admin()
+        .unwrap()
+        .get(&format!("/v1/admin/events?limit=10000&{query}"))
+        .await
+        .unwrap();
+    page.events
+}
+
+/// The same page as raw JSON: what the admin API shows, whatever this build's types know.
+async fn raw_events(srv: &TestServer, query: &str) -> Vec<serde_json::Value> {
+    let page: serde_json::Value = srv
+        .admin()
+        .unwrap()
+        .get(&format!("/v1/admin/events?limit=10000&{query}"))
+        .await
+        .unwrap();
+    page["events"].as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A directory in logind's format (`/run/systemd/sessions/<id>`, `UID=` line), for the
+/// agent's `session_lock.logind_sessions`.
+fn logind_session(dir: &Path, id: &str, uid: u32) {
+    std::fs::write(
+        dir.join(id),
+        format!("# This is private data. Do not parse.\nUID={uid}\nUSER=u{uid}\nACTIVE=1\nSTATE=active\n"),
+    )
+    .unwrap();
+}
+
+/// A lock command that records its arguments, one line per run.
+fn lock_script(dir: &Path) -> (PathBuf, PathBuf) {
+    let script = dir.join("lock");
+    let log = dir.join("locks.log");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, log)
+}
+
+fn locks(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_users_session_flood_cannot_evict_other_users_authentication_events() {
+    if !running_as_root() {
+        return;
+    }
+    let mut srv = TestServer::start().await.unwrap();
+    srv.add_user("bob", &[]).await.unwrap();
+    srv.add_token("bob", TokenKind::Totp).await.unwrap();
+    let config =
+        format!("{FAST}spool_max = 100\ncaller_quota = 20\n[session_lock]\nenabled = false\n");
+    let agent = TestAgent::start_with(&srv, |s| s.config_append = config)
+        .await
+        .unwrap();
+    open_to_nobody(&agent.socket);
+    srv.stop().await;
+    // Bob fails ten logins while the server is down: the offline module refuses them (no
+    // bundle) and the uploader moves the outcomes into the spool.
+    let socket = agent.socket.clone();
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..10 {
+            socket_login(&socket, "bob", "login", &[]).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let spool = agent.agent().unwrap().events.spool();
+    wait_until(10, "bob's failures in the spool", || async {
+        spool.len() >= 10
+    })
+    .await;
+    // nobody floods the spool with session reports of its own, three times its cap.
+    let flood = serde_json::to_string(&open_request("nobody", "login", None, None)).unwrap();
+    let out = as_nobody(&agent.socket, vec!["repeat".into(), "300".into(), flood]).await;
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    // Root's own session reports (sshd's PAM stack) go past the cap: something is dropped.
+    for i in 0..150 {
+        let req = open_request("carl", "sshd", Some("10.0.0.1"), Some(&format!("{i}")));
+        assert_eq!(root_sends(&agent.socket, req).await, AgentReply::Ack);
+    }
+    srv.restart().await.unwrap();
+    wait_until(30, "an empty spool", || async { spool.is_empty() }).await;
+    let bob = events(&srv, "user=bob").await;
+    assert_eq!(
+        bob.iter()
+            .filter(|e| e.event.kind == EventKind::AuthFailure && e.event.online == Some(false))
+            .count(),
+        10,
+        "every failed login of bob reaches the server: {bob:?}"
+    );
+    // nobody got its quota and then a clear refusal.
+    assert_eq!(summary["replies"]["ack"], 20, "{summary}");
+    assert_eq!(summary["replies"]["error"], 280, "{summary}");
+    let why = summary["last_error"].as_str().unwrap();
+    assert!(why.contains("events.caller_quota"), "{why}");
+    // The cap still drops (caller reports first) and says so.
+    let dropped = events(&srv, "type=spool_dropped").await;
+    assert!(!dropped.is_empty());
+    let callers: u64 = dropped
+        .iter()
+        .map(|d| {
+            d.event.fields["dropped_caller_reported"]
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(callers, 20, "{dropped:?}");
+}
+
+async fn lock_agent(srv: &TestServer, dir: &Path, logind: &Path) -> (TestAgent, PathBuf) {
+    let (script, log) = lock_script(dir);
+    let config = format!(
+        "{FAST}[session_lock]\ncommand = [\"{}\", \"{{user}}\", \"{{session}}\"]\n\
+         poll_interval = \"100ms\"\nlogind_sessions = \"{}\"\n",
+        script.display(),
+        logind.display()
+    );
+    let agent = TestAgent::start_with(srv, |s| s.config_append = config)
+        .await
+        .unwrap();
+    open_to_nobody(&agent.socket);
+    (agent, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
+    if !running_as_root() {
+        return;
+    }
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("nobody", &[]).await.unwrap();
+    let app = SoftApp::register(&srv, "nobody").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let logind = dir.path().join("sessions");
+    std::fs::create_dir(&logind).unwrap();
+    logind_session(&logind, "7", 0);
+    logind_session(&logind, "c9", NOBODY);
+    logind_session(&logind, "c10", NOBODY);
+    let (agent, log) = lock_agent(&srv, dir.path(), &logind).await;
+    // Root's session 7, someone else's; an id nobody has; an option in disguise.
+    let mut refused = Vec::new();
+    for id in ["7", "42", "--host=attacker@evil"] {
+        let req = open_request("nobody", "login", None, Some(id));
+        refused.push((id, nobody_sends(&agent.socket, &req).await));
+    }
+    for id in ["c9", "c10"] {
+        let req = open_request("nobody", "login", None, Some(id));
+        assert_eq!(nobody_sends(&agent.socket, &req).await, AgentReply::Ack);
+    }
+    // Root reporting an id logind never makes (e.g. injected through the PAM environment):
+    // the session is kept, without the id.
+    let req = open_request("nobody", "su", None, Some("-x"));
+    assert_eq!(root_sends(&agent.socket, req).await, AgentReply::Ack);
+    // nobody "closes" that session, which root's PAM stack reported, to escape its lock.
+    let close = AgentRequest::Session {
+        event: SessionEvent::Close,
+        user: "nobody".into(),
+        service: "su".into(),
+        tty: None,
+        rhost: None,
+        session_id: None,
+    };
+    assert_eq!(nobody_sends(&agent.socket, &close).await, AgentReply::Ack);
+    // c10 ended and its id now belongs to root (ids restart after a reboot).
+    logind_session(&logind, "c10", 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(app.badge(BadgeState::Out).await.unwrap().ok);
+    wait_until(10, "the lock", || async { !locks(&log).is_empty() }).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ran = locks(&log);
+    let targets: Vec<&str> = ran
+        .iter()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(_, s)| s)
+        .collect();
+    assert!(
+        targets
+            .iter()
+            .all(|t| !t.starts_with('-') && !["7", "42", "c10"].contains(t)),
+        "the lock command ran on a foreign or made-up session: {ran:?}"
+    );
+    assert!(targets.contains(&"c9"), "{ran:?}");
+    // Root's su session, without the id it came with: locked by the agent's key.
+    assert!(
+        targets
+            .iter()
+            .any(|t| t.len() == 12 && t.chars().all(|c| c.is_ascii_hexdigit())),
+        "the session root reported is still watched: {ran:?}"
+    );
+    for (id, reply) in &refused {
+        let AgentReply::Error { message } = reply else {
+            panic!("session {id} accepted: {reply:?}");
+        };
+        assert!(message.starts_with("not allowed: session"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+    // The re-check at lock time is recorded: c10 was not locked, and why.
+    wait_until(10, "the lock events", || async {
+        events(&srv, "type=session_lock").await.len() >= 3
+    })
+    .await;
+    let lock_events = events(&srv, "type=session_lock").await;
+    let c10 = lock_events
+        .iter()
+        .find(|e| e.event.fields.get("logind_session").map(String::as_str) == Some("c10"))
+        .unwrap();
+    assert!(
+        c10.event.fields["result"].starts_with("refused:"),
+        "{:?}",
+        c10.event.fields
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_user_sees_only_its_own_sessions_and_its_reports_are_marked() {
+    if !running_as_root() {
+        return;
+    }
+    let srv = TestServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let logind = dir.path().join("sessions");
+    std::fs::create_dir(&logind).unwrap();
+    logind_session(&logind, "c5", NOBODY);
+    let (agent, _log) = lock_agent(&srv, dir.path(), &logind).await;
+    let req = open_request("alice", "login", None, Some("4"));
+    assert_eq!(root_sends(&agent.socket, req).await, AgentReply::Ack);
+    // nobody claims an sshd login from a remote host.
+    let req = open_request("nobody", "sshd", Some("10.6.6.6"), Some("c5"));
+    assert_eq!(nobody_sends(&agent.socket, &req).await, AgentReply::Ack);
+    let users = |r: AgentReply| -> Vec<String> {
+        let AgentReply::Status(AgentStatus { open_sessions, .. }) = r else {
+            panic!("{r:?}")
+        };
+        open_sessions.into_iter().map(|s| s.user).collect()
+    };
+    assert_eq!(
+        users(nobody_sends(&agent.socket, &AgentRequest::Status).await),
+        vec!["nobody".to_string()],
+        "a local user sees its own sessions only"
+    );
+    assert_eq!(
+        users(root_sends(&agent.socket, AgentRequest::Status).await),
+        vec!["alice".to_string(), "nobody".to_string()]
+    );
+    wait_until(10, "both logons", || async {
+        raw_events(&srv, "type=logon").await.len() == 2
+    })
+    .await;
+    let logons = raw_events(&srv, "type=logon").await;
+    let of = |user: &str| logons.iter().find(|e| e["user"] == user).unwrap().clone();
+    let nobody = of("nobody");
+    assert_eq!(nobody["reported_by_uid"], NOBODY, "{nobody}");
+    assert_eq!(nobody["rhost"], "10.6.6.6", "kept, as nobody's claim");
+    let alice = of("alice");
+    assert!(alice.get("reported_by_uid").is_none(), "{alice}");
+}
