@@ -96,7 +96,13 @@ async fn upload_for(client: Client, batch: usize, until: Instant) -> Result<u64>
 fn spool_rate(n: usize, per_tx: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let db = Arc::new(StateDb::open(dir.path())?);
-    let events = Events::open(db, n + 1000)?;
+    let events = Events::open(
+        db,
+        latchkey_agent::events::spool::Limits {
+            cap: n + 1000,
+            caller_quota: 1000,
+        },
+    )?;
     let batches: Vec<Vec<Event>> = (0..n / per_tx)
         .map(|b| (0..per_tx).map(|k| event(b * per_tx + k)).collect())
         .collect();
