@@ -110,6 +110,12 @@ impl State {
         Ok(())
     }
 
+    /// A success of an answer that reserved a failure (open_step): the run ends, including
+    /// the reservation itself, whatever the snapshot read before it said.
+    pub(crate) async fn clear_reserved(&self, user: &UserRow) -> Result<()> {
+        Ok(self.store.user_reset_failures(&user.name).await?)
+    }
+
     /// Counts a failure toward the user's lockout: (failures, locked_until or 0).
     pub(super) async fn count_failure(
         &self,
@@ -191,7 +197,7 @@ impl State {
             let consumed = match finish_tx {
                 Some(tx) => {
                     self.store
-                        .token_consume_finishing(&t.id, step, now, tx)
+                        .token_consume_finishing(&t.id, step, now, tx, &user.name)
                         .await?
                 }
                 None if self.store.token_consume(&t.id, step, now).await? => Consumed::Yes,

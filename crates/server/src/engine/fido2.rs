@@ -173,7 +173,7 @@ impl State {
                 .deny(false, "transaction finished concurrently", TX_GONE)
                 .await;
         }
-        self.clear_failures(&user).await?;
+        self.clear_reserved(&user).await?;
         ctx.audit(
             "ok",
             format!(

@@ -4,7 +4,7 @@
 
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{NewTx, StoreError, TokenRow, TxView, UserRow};
+use crate::store::{NewTx, Reserved, StoreError, TokenRow, TxView, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
@@ -22,6 +22,7 @@ pub mod smartcard;
 /// attacker which of these is true (the audit log records the real reason).
 pub const GENERIC_DENY: &str = "Login refused: no MFA method is available for this account";
 pub const TX_GONE: &str = "Login request expired or unknown: start again";
+pub const NO_ATTEMPTS: &str = "Too many wrong answers for this login: start again";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -53,6 +54,9 @@ struct StepCtx<'a> {
     client_id: Option<String>,
     /// Audit action, e.g. `login.otp`.
     action: &'static str,
+    /// (attempt of the transaction, failures of the user) this answer reserved before it
+    /// was judged ([`crate::store::Store::tx_reserve_answer`]); (0, 0) before that.
+    reserved: (i64, i64),
 }
 
 impl StepCtx<'_> {
@@ -149,6 +153,7 @@ impl State {
             user: None,
             client_id: None,
             action,
+            reserved: (0, 0),
         };
         // A code's answer reads the user's tokens in the same read.
         let with_tokens = method == Method::Otp;
@@ -207,6 +212,42 @@ impl State {
             let why = format!("policy does not allow {}", method.as_str());
             return ctx.deny(true, &why, GENERIC_DENY).await.map(Err);
         }
+        // The limits are taken before the answer is judged, in one atomic step: however
+        // many answers arrive together, no more than `max_attempts` per transaction and
+        // `lockout_threshold` per user are ever judged.
+        let lock_policy = policy.clone();
+        let reserved = self
+            .store
+            .tx_reserve_answer(
+                tx_id,
+                &user.name,
+                now,
+                i64::from(policy.max_attempts),
+                move |n| policy::lockout_secs(&lock_policy, n),
+            )
+            .await?;
+        match reserved {
+            Reserved::Judge { attempt, failures } => ctx.reserved = (attempt, failures),
+            Reserved::TxGone => {
+                return ctx
+                    .deny(false, "transaction finished or expired meanwhile", TX_GONE)
+                    .await
+                    .map(Err);
+            }
+            Reserved::NoAttempts => {
+                return ctx
+                    .deny(false, "no attempts left: not judged", NO_ATTEMPTS)
+                    .await
+                    .map(Err);
+            }
+            Reserved::Locked { until } => {
+                let reason = lock_message(until, now);
+                return ctx
+                    .deny(false, "user locked out: not judged", &reason)
+                    .await
+                    .map(Err);
+            }
+        }
         Ok(Ok(OpenStep {
             ctx,
             user,
@@ -228,13 +269,12 @@ impl State {
         why: &str,
         exhausted: &str,
     ) -> Result<FailureOutcome> {
-        let (failures, locked_until) = self.count_failure(user, policy, now).await?;
-        let attempts = self
-            .store
-            .tx_add_attempt(ctx.tx_id)
-            .await?
-            .unwrap_or(i64::MAX);
+        // Both were counted when the answer was reserved (open_step).
+        let (attempts, failures) = ctx.reserved;
+        let lock = policy::lockout_secs(policy, failures);
+        let locked_until = if lock > 0 { now + lock } else { 0 };
         if locked_until > 0 {
+            self.store.user_lock_until(&user.name, locked_until).await?;
             let reason = lock_message(locked_until, now);
             let why = format!("{why}; {failures} failures: locked out");
             return ctx
@@ -473,7 +513,7 @@ impl State {
                     .await
             }
             OtpCheck::Ok { token_id } => {
-                self.clear_failures(&user).await?;
+                // The user's failures were cleared with the code's use (one transaction).
                 ctx.audit("ok", format!("code accepted (token {token_id})"))
                     .await;
                 Ok(LoginStepResult::Success {

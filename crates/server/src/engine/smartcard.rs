@@ -307,7 +307,7 @@ impl State {
                 .deny(false, "transaction finished concurrently", TX_GONE)
                 .await;
         }
-        self.clear_failures(&user).await?;
+        self.clear_reserved(&user).await?;
         self.store.smartcard_touch(&card.token_id, now).await?;
         ctx.audit(
             "ok",

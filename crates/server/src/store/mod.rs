@@ -28,7 +28,7 @@ pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use smartcards::SmartcardRow;
 pub use tokens::{Consumed, TokenRow};
-pub use tx::{NewTx, TxRow, TxView, tx_id};
+pub use tx::{NewTx, Reserved, TxRow, TxView, tx_id};
 pub use users::UserRow;
 
 use crate::cache::TtlCache;

@@ -133,13 +133,19 @@ pub enum Consumed {
 impl Store {
     /// [`Store::token_consume`] and [`Store::tx_finish`] in one transaction (one commit per
     /// accepted code): both conditional UPDATEs must hit their row, or neither change stays.
+    /// The same transaction ends `user`'s run of failures (its answer reserved one).
     pub async fn token_consume_finishing(
         &self,
         id: &str,
         step: i64,
         now: i64,
         tx_id: &str,
+        user: &str,
     ) -> Result<Consumed> {
+        let reset = query(
+            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1 AND (failures <> 0 OR locked_until <> 0)",
+        )
+        .bind(user);
         let consume =
             query("UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1")
                 .bind(step)
@@ -155,6 +161,7 @@ impl Store {
                     // Undo the consume: the transaction rolls back on an error only.
                     return Err(StoreError::TxFinished);
                 }
+                reset.execute_on(c)?;
                 Ok(Consumed::Yes)
             })
             .await

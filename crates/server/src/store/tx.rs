@@ -1,5 +1,20 @@
 use super::{Result, Store, TokenRow, UserRow, tokens, users};
-use super::{Row, query, query_scalar};
+use super::{Row, query};
+
+/// What [`Store::tx_reserve_answer`] left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// Judge the answer: it is the transaction's `attempt`-th and the user's `failures`-th
+    /// answer since the last success (both already counted).
+    Judge { attempt: i64, failures: i64 },
+    /// The transaction is finished, expired or unknown: nothing was counted.
+    TxGone,
+    /// No attempt left on the transaction: it is finished now.
+    NoAttempts,
+    /// The user is locked out until `until`: nothing was judged and the transaction is
+    /// finished.
+    Locked { until: i64 },
+}
 
 /// A login transaction: one person at one machine proving a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,15 +186,81 @@ impl Store {
         .transpose()
     }
 
-    /// Counts one wrong answer; returns the new attempt count (None if the tx is finished).
-    pub async fn tx_add_attempt(&self, id: &str) -> Result<Option<i64>> {
-        query_scalar(
-            "UPDATE login_tx SET attempts = attempts + 1 WHERE id = $1 AND done = 0 RETURNING attempts",
+    /// Reserves the right to judge one answer to transaction `id` of `user`, before it is
+    /// judged, in one database transaction: one of the transaction's `max_attempts` and one
+    /// failure toward the user's lockout (a success clears it). So however many answers
+    /// arrive at once, no more than the limits are ever judged: the 41st of 40 concurrent
+    /// answers finds no attempt left, and with a lockout threshold of 5 the 6th finds the
+    /// user locked (STYLE: a limit is checked and consumed in one step). `lock_for(n)` is
+    /// the lockout after the n-th failure (0: none): the answer that would set it sets it
+    /// at once, before it is judged, and a success clears it.
+    pub async fn tx_reserve_answer(
+        &self,
+        id: &str,
+        user: &str,
+        now: i64,
+        max_attempts: i64,
+        lock_for: impl Fn(i64) -> i64 + Send + 'static,
+    ) -> Result<Reserved> {
+        let attempt = query(
+            "UPDATE login_tx SET attempts = attempts + 1 \
+             WHERE id = $1 AND done = 0 AND expires_at > $2 AND attempts < $3 RETURNING attempts",
         )
         .bind(id)
-        .quick()
-        .fetch_optional(self.writer())
-        .await
+        .bind(now)
+        .bind(max_attempts);
+        let state = query("SELECT done, expires_at FROM login_tx WHERE id = $1").bind(id);
+        let finish = query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0").bind(id);
+        let failure = query(
+            "UPDATE users SET failures = failures + 1 WHERE name = $1 AND locked_until <= $2 \
+             RETURNING failures",
+        )
+        .bind(user)
+        .bind(now);
+        let locked = query("SELECT locked_until FROM users WHERE name = $1").bind(user);
+        let user = user.to_string();
+        self.writer()
+            .transaction(true, move |c| {
+                let Some(attempt) = attempt.fetch_optional_on(c)? else {
+                    let gone = match state.fetch_optional_on(c)? {
+                        None => true,
+                        Some(r) => {
+                            r.try_get::<i64, _>("done")? != 0
+                                || r.try_get::<i64, _>("expires_at")? <= now
+                        }
+                    };
+                    if gone {
+                        return Ok(Reserved::TxGone);
+                    }
+                    finish.execute_on(c)?;
+                    return Ok(Reserved::NoAttempts);
+                };
+                let attempt: i64 = attempt.try_get(0usize)?;
+                let Some(failures) = failure.fetch_optional_on(c)? else {
+                    // Locked (or removed) since the answer's first read.
+                    finish.execute_on(c)?;
+                    let until = match locked.fetch_optional_on(c)? {
+                        Some(r) => r.try_get::<i64, _>(0usize)?,
+                        None => 0,
+                    };
+                    return Ok(Reserved::Locked { until });
+                };
+                let failures: i64 = failures.try_get(0usize)?;
+                // An answer that would lock the user if wrong locks it now, before it is
+                // judged: answers arriving meanwhile find the user locked and are refused
+                // unjudged. A success clears the lock with the failures.
+                let lock = lock_for(failures);
+                if lock > 0 {
+                    query(
+                        "UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1",
+                    )
+                    .bind(now + lock)
+                    .bind(user.as_str())
+                    .execute_on(c)?;
+                }
+                Ok(Reserved::Judge { attempt, failures })
+            })
+            .await
     }
 
     /// Finishes a transaction; true for exactly one caller.

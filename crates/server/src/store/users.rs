@@ -171,6 +171,17 @@ impl Store {
         Ok((failures, 0))
     }
 
+    /// Locks `name` until `until`; only ever extends a lock.
+    pub async fn user_lock_until(&self, name: &str, until: i64) -> Result<()> {
+        query("UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1")
+            .bind(until)
+            .bind(name)
+            .quick()
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
     pub async fn user_reset_failures(&self, name: &str) -> Result<()> {
         query(
             "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1 AND (failures <> 0 OR locked_until <> 0)",
