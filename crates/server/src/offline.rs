@@ -204,12 +204,18 @@ impl State {
                 }
             }
         } else if on == AttachOn::Refusal && !out.offline_forget.iter().any(|u| u == user) {
-            // A definite refusal because the user is unknown or disabled wipes its bundle
-            // here at once (not only through the forget list).
-            match self.store.user_get(user).await {
-                Ok(Some(u)) if u.enabled => {}
-                Ok(_) => out.offline_forget.push(user.to_string()),
-                Err(e) => tracing::error!(error = %e, "user lookup for offline forget failed"),
+            // A definite refusal of a user this machine holds a bundle of (by the server's
+            // record) wipes it here at once, when the user is unknown or disabled. Only
+            // then: naming the user to a machine that never held its bundle would tell
+            // unknown and disabled users apart from the others (docs/security.md).
+            match self.store.offline_held(machine_id, user).await {
+                Ok(true) => match self.store.user_get(user).await {
+                    Ok(Some(u)) if u.enabled => {}
+                    Ok(_) => out.offline_forget.push(user.to_string()),
+                    Err(e) => tracing::error!(error = %e, "user lookup for offline forget failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "offline issue lookup failed"),
             }
         }
         out

@@ -236,3 +236,142 @@ async fn sequential_answers_still_lock_out_at_the_threshold_and_a_success_clears
         "{entries:#?}"
     );
 }
+
+/// Users of the three kinds an attacker wants to tell apart, and one ordinary user.
+async fn enumeration_fixture(srv: &TestServer) {
+    srv.add_user("tokenless", &[]).await.unwrap();
+    srv.add_user("disabled", &[]).await.unwrap();
+    srv.add_token("disabled", TokenKind::Totp).await.unwrap();
+    let _: serde_json::Value = srv
+        .admin()
+        .unwrap()
+        .patch(
+            "/v1/admin/users/disabled",
+            &latchkey_proto::admin::UserUpdate {
+                display_name: None,
+                groups: None,
+                enabled: Some(false),
+            },
+        )
+        .await
+        .unwrap();
+}
+
+async fn raw_post(machine: &Client, path: &str, body: serde_json::Value) -> (u16, Vec<u8>) {
+    match machine
+        .request(latchkey_client::Method::POST, path, Some(body))
+        .await
+    {
+        Ok((status, bytes)) => (status.as_u16(), bytes.to_vec()),
+        Err(latchkey_client::Error::Api {
+            status, message, ..
+        }) => (status.as_u16(), message.into_bytes()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_disabled_and_tokenless_users_get_the_same_bytes() {
+    let srv = TestServer::start().await.unwrap();
+    enumeration_fixture(&srv).await;
+    let (_, machine) = srv.join_machine("m1").await.unwrap();
+    for (path, extra) in [
+        ("/v1/login/start", serde_json::json!({})),
+        ("/v1/account/check", serde_json::json!({})),
+    ] {
+        let mut answers = Vec::new();
+        for user in ["nosuchuser", "disabled", "tokenless"] {
+            let mut body = serde_json::json!({ "user": user, "client_id": "login" });
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let (status, bytes) = raw_post(&machine, path, body).await;
+            answers.push((user, status, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        assert!(
+            answers
+                .iter()
+                .all(|a| (a.1, &a.2) == (answers[0].1, &answers[0].2)),
+            "{path}: {answers:#?}"
+        );
+    }
+}
+
+/// Median of `f`'s durations over `n` runs.
+fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_start_takes_as_long_for_unknown_users_as_for_the_others() {
+    let srv = TestServer::start().await.unwrap();
+    enumeration_fixture(&srv).await;
+    let (_, machine) = srv.join_machine("m1").await.unwrap();
+    let users = ["nosuchuser", "disabled", "tokenless"];
+    let mut times: Vec<Vec<std::time::Duration>> = vec![Vec::new(); users.len()];
+    // Alternated, so the machine's drift hits all of them alike; medians of 150 each.
+    for round in 0..160 {
+        for (i, user) in users.iter().enumerate() {
+            let body = serde_json::json!({ "user": user, "client_id": "login" });
+            let t0 = std::time::Instant::now();
+            raw_post(&machine, "/v1/login/start", body).await;
+            if round >= 10 {
+                times[i].push(t0.elapsed());
+            }
+        }
+    }
+    let med: Vec<_> = times.into_iter().map(median).collect();
+    let (unknown, others) = (med[0], med[1].max(med[2]));
+    let low = med[1].min(med[2]);
+    eprintln!(
+        "login start medians: unknown {unknown:?}, disabled {:?}, token-less {:?}",
+        med[1], med[2]
+    );
+    // The old code took ~2.5× as long for an unknown user; allow noise, not a signal.
+    assert!(
+        unknown.as_secs_f64() < others.as_secs_f64() * 1.35
+            && unknown.as_secs_f64() > low.as_secs_f64() / 1.35,
+        "medians: unknown {unknown:?}, disabled {:?}, token-less {:?}",
+        med[1],
+        med[2]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_limits_out_of_range_are_refused_not_bent() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    srv.add_user("bob", &[]).await.unwrap();
+    let admin = srv.admin().unwrap();
+    for base in ["/v1/admin/audit", "/v1/admin/events"] {
+        for bad in ["0", "10001", "4000000000"] {
+            let err = admin
+                .request(
+                    latchkey_client::Method::GET,
+                    &format!("{base}?limit={bad}"),
+                    None,
+                )
+                .await
+                .unwrap_err();
+            match err {
+                latchkey_client::Error::Api {
+                    status, message, ..
+                } => {
+                    assert_eq!(status.as_u16(), 400, "{base}?limit={bad}: {message}");
+                    assert!(
+                        message.contains("limit must be between 1 and 10000"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{base}?limit={bad}: {other}"),
+            }
+        }
+    }
+    // In range, a limit is what it says.
+    let one: Vec<AuditEntry> = admin.get("/v1/admin/audit?limit=1").await.unwrap();
+    assert_eq!(one.len(), 1);
+    let two: Vec<AuditEntry> = admin.get("/v1/admin/audit?limit=2").await.unwrap();
+    assert_eq!(two.len(), 2);
+    let _: serde_json::Value = admin.get("/v1/admin/events?limit=10000").await.unwrap();
+}

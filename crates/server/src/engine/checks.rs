@@ -22,24 +22,34 @@ impl State {
     ) -> Result<(bool, String)> {
         validate_user_name(user)?;
         validate_client_id(client_id)?;
-        let row = self.store.user_get(user).await?;
-        let groups = row.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
+        // The same read as a login start: the user with the number of each kind of token.
+        let found = self.store.user_get_with_counts(user).await?;
+        let groups = found
+            .as_ref()
+            .map(|(u, ..)| u.groups.clone())
+            .unwrap_or_default();
         let policy = self.policy_for(client_id, user, &groups).await?;
         let now = now();
-        let (allowed, message, why) = match row {
+        // Unknown, disabled and token-less users get the same answer, as at login start;
+        // the audit line keeps the reason.
+        let generic = || (false, GENERIC_DENY.to_string());
+        let ((allowed, message), why) = match found {
             None if policy.unknown_user == UnknownUser::Allow => {
-                (true, String::new(), "unknown user allowed by policy")
+                ((true, String::new()), "unknown user allowed by policy")
             }
-            None => (false, GENERIC_DENY.to_string(), "unknown user"),
-            Some(u) if !u.enabled => (
-                false,
-                "This account is disabled for MFA logins".to_string(),
-                "user disabled",
+            None => (generic(), "unknown user"),
+            Some((u, ..)) if !u.enabled => (generic(), "user disabled"),
+            Some((u, ..)) if u.locked_until > now => (
+                (false, lock_message(u.locked_until, now)),
+                "user locked out",
             ),
-            Some(u) if u.locked_until > now => {
-                (false, lock_message(u.locked_until, now), "user locked out")
+            Some((_, tokens, apps, cards, keys))
+                if policy.mfa_required
+                    && !has_usable_method(&policy, tokens, apps, cards, keys) =>
+            {
+                (generic(), "no usable MFA method")
             }
-            Some(_) => (true, String::new(), "account usable"),
+            Some(_) => ((true, String::new()), "account usable"),
         };
         let actor = Actor::Machine(machine_id.to_string());
         self.audit(
@@ -269,4 +279,15 @@ impl State {
         .await;
         Ok(Some(ok))
     }
+}
+
+/// Whether the policy lets a user with these counts of OATH tokens, token apps, smartcards
+/// and security keys use any method at all (what a login start would offer, by count).
+fn has_usable_method(policy: &Policy, tokens: i64, apps: i64, cards: i64, keys: i64) -> bool {
+    use latchkey_proto::Method;
+    let allows = |m: Method| policy.methods.contains(&m);
+    (tokens > 0 && allows(Method::Otp))
+        || (apps > 0 && allows(Method::Push))
+        || (cards > 0 && allows(Method::Smartcard))
+        || (keys > 0 && allows(Method::Fido2))
 }

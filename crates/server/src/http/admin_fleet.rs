@@ -185,13 +185,29 @@ pub async fn audit(
     _: AdminCaller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Vec<AuditEntry>> {
+    let limit = listing_limit(q.limit)?;
     st.auditor.flush().await;
-    let limit = i64::from(q.limit.unwrap_or(1000).clamp(1, 10_000));
     Ok(Json(
         st.store
             .audit_query(q.user.as_deref(), q.since, limit)
             .await?,
     ))
+}
+
+/// Entries a listing returns when the request names no `limit`.
+const DEFAULT_LIST: u32 = 1000;
+/// Most entries one listing returns; a larger `limit` is refused, not cut silently (a
+/// script that asked for more must learn that it got less).
+pub(super) const MAX_LIST: u32 = 10_000;
+
+/// The `limit` of a listing (audit, events): 1 to [`MAX_LIST`], else a 400.
+pub(super) fn listing_limit(limit: Option<u32>) -> Result<i64, ApiErr> {
+    match limit.unwrap_or(DEFAULT_LIST) {
+        n @ 1..=MAX_LIST => Ok(i64::from(n)),
+        n => Err(ApiErr::bad_request(format!(
+            "limit must be between 1 and {MAX_LIST} (got {n}); use since/after to page"
+        ))),
+    }
 }
 
 fn rfc3339(unix: i64) -> String {

@@ -64,7 +64,7 @@ pub async fn list(
         kind: q.kind,
         since_ms: q.since.map(|s| s.saturating_mul(1000)),
         after: q.after,
-        limit: i64::from(q.limit.unwrap_or(1000).clamp(1, 10_000)),
+        limit: super::admin_fleet::listing_limit(q.limit)?,
     };
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(60));
     Ok(Json(st.events_page(&f, wait).await?))

@@ -48,6 +48,19 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the server handed `machine_id` a bundle of `user` that it still records.
+    pub async fn offline_held(&self, machine_id: &str, user: &str) -> Result<bool> {
+        let n: i64 = query_scalar(
+            "SELECT COUNT(*) FROM offline_issued WHERE machine_id = $1 AND user_name = $2",
+        )
+        .bind(machine_id)
+        .bind(user)
+        .quick()
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
     /// Asks one machine to wipe a user's bundle at its next contact.
     pub async fn offline_forget(
         &self,
