@@ -5,7 +5,7 @@
 //! Access is through one connection behind a mutex. Every call is short (a few rows), so the
 //! async callers run it inline; none holds the lock across an `.await`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -148,15 +148,7 @@ impl StateDb {
     pub fn observe_time(&self, now_unix: i64) -> Result<Option<i64>, StateError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
-        let prev: Option<i64> = tx
-            .query_row("SELECT latest_unix FROM clock WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
+        let prev = guard_row(&tx)?;
         tx.execute(
             "INSERT INTO clock (id, latest_unix) VALUES (1, ?1)
              ON CONFLICT (id) DO UPDATE SET latest_unix = excluded.latest_unix
@@ -194,15 +186,7 @@ impl StateDb {
         }
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
-        let prev: Option<i64> = tx
-            .query_row("SELECT latest_unix FROM clock WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
+        let prev = guard_row(&tx)?;
         if let Some(g) = prev
             && in_window(g)
         {
@@ -218,6 +202,16 @@ impl StateDb {
         self.guard.store(server_unix, Ordering::SeqCst);
         Ok(prev)
     }
+}
+
+/// The clock guard's stored value (None before the first write).
+fn guard_row(c: &Connection) -> Result<Option<i64>, StateError> {
+    Ok(
+        c.query_row("SELECT latest_unix FROM clock WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
 }
 
 fn migrate(conn: &Connection) -> Result<(), StateError> {

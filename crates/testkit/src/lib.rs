@@ -18,6 +18,7 @@ use tempfile::TempDir;
 pub use latchkey_server;
 
 pub mod agent;
+pub mod local;
 pub mod pam_harness;
 pub mod proxy;
 pub mod raw_http;

@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use latchkey_testkit::local::*;
+
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::{AgentReply, AgentRequest, SessionEvent, blocking};
 use latchkey_proto::app::BadgeState;
-use latchkey_proto::events::{EventEntry, EventKind, EventPage, SessionInfo};
+use latchkey_proto::events::{EventEntry, EventKind, SessionInfo};
 use latchkey_testkit::agent::{PreparedAgent, TestAgent, socket_login};
 use latchkey_testkit::pam_harness::{PamCode, PamConfDir, PamHarness};
 use latchkey_testkit::proxy::{HoldMode, HoldProxy};
@@ -16,37 +18,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Fast retries and a short circuit-breaker back-off, so outages in tests last seconds.
-const FAST: &str = "breaker_base = \"100ms\"\nbreaker_max = \"400ms\"\n\
-[events]\nretry_min = \"50ms\"\nretry_max = \"300ms\"\n";
-
 fn no_lock() -> String {
     format!("{FAST}[session_lock]\nenabled = false\n")
 }
-
-async fn events(srv: &TestServer, query: &str) -> Vec<EventEntry> {
-    let page: EventPage = srv
-        .admin()
-        .unwrap()
-        .get(&format!("/v1/admin/events?limit=10000&{query}"))
-        .await
-        .unwrap();
-    page.events
-}
-
-/// Polls `check` until it holds (or panics after `secs` with `what`).
-async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn ids(evs: &[EventEntry]) -> HashSet<String> {
     evs.iter().map(|e| e.event.id.clone()).collect()
 }
@@ -126,14 +100,14 @@ async fn login_and_logoff_through_pam_arrive_once() {
     .await;
     drop(pam);
     wait_until(10, "three events", || async {
-        events(&srv, "user=alice").await.len() >= 3
+        srv.events("user=alice").await.unwrap().len() >= 3
     })
     .await;
     let spool = agent.agent().unwrap().events.spool();
     wait_until(10, "an empty spool", || async { spool.is_empty() }).await;
     // Nothing arrives twice, even after more upload rounds.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let evs = events(&srv, "user=alice").await;
+    let evs = srv.events("user=alice").await.unwrap();
     let kinds: Vec<EventKind> = evs.iter().map(|e| e.event.kind).collect();
     assert_eq!(
         kinds,
@@ -154,9 +128,15 @@ async fn login_and_logoff_through_pam_arrive_once() {
     let open: Vec<SessionInfo> = admin.get("/v1/admin/sessions?user=alice").await.unwrap();
     assert!(open.is_empty(), "{open:?}");
     // Filters: by type and machine.
-    assert_eq!(events(&srv, "type=logon").await.len(), 1);
-    assert_eq!(events(&srv, "machine=test-host&type=logoff").await.len(), 1);
-    assert!(events(&srv, "machine=elsewhere").await.is_empty());
+    assert_eq!(srv.events("type=logon").await.unwrap().len(), 1);
+    assert_eq!(
+        srv.events("machine=test-host&type=logoff")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(srv.events("machine=elsewhere").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,12 +165,12 @@ async fn events_of_100_logins_while_the_server_is_down_all_arrive_once() {
     let spool = agent.agent().unwrap().events.spool();
     srv.restart().await.unwrap();
     wait_until(20, "all 100 on the server", || async {
-        events(&srv, "user=bob").await.len() >= 100
+        srv.events("user=bob").await.unwrap().len() >= 100
     })
     .await;
     wait_until(20, "an empty spool", || async { spool.is_empty() }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let evs = events(&srv, "user=bob").await;
+    let evs = srv.events("user=bob").await.unwrap();
     assert_eq!(evs.len(), 100);
     assert_eq!(ids(&evs).len(), 100);
     // No bundle: the offline module decided and recorded them; the uploader carried them.
@@ -266,7 +246,7 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     // It comes back, but its answers are held: the batch is stored, the agent not told.
     proxy.set(HoldMode::Hold);
     wait_until(20, "the batch stored on the server", || async {
-        events(&srv, "user=carl").await.len() == 50
+        srv.events("user=carl").await.unwrap().len() == 50
     })
     .await;
     wait_until(10, "the answer held", || async { proxy.held_bytes() > 0 }).await;
@@ -285,11 +265,11 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     let socket = prepared.socket.clone();
     blocking_(move || session(&socket, SessionEvent::Close, "carl", "s0")).await;
     wait_until(20, "the logoff", || async {
-        events(&srv, "user=carl").await.len() == 51
+        srv.events("user=carl").await.unwrap().len() == 51
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let evs = events(&srv, "user=carl").await;
+    let evs = srv.events("user=carl").await.unwrap();
     assert_eq!(evs.len(), 51);
     assert_eq!(ids(&evs).len(), 51);
     assert_eq!(
@@ -387,19 +367,19 @@ async fn journal_rules_resume_at_the_cursor_after_a_restart() {
         .unwrap();
     // Stop mid-stream (the feed takes 3 s), then start again.
     wait_until(20, "some journal events", || async {
-        events(&srv, "type=journal").await.len() >= 5
+        srv.events("type=journal").await.unwrap().len() >= 5
     })
     .await;
     agent.stop().await;
-    let before = events(&srv, "type=journal").await.len();
+    let before = srv.events("type=journal").await.unwrap().len();
     assert!(before < 20, "the restart came mid-stream ({before} of 20)");
     agent.restart().await.unwrap();
     wait_until(30, "all journal events", || async {
-        events(&srv, "type=journal").await.len() >= 20
+        srv.events("type=journal").await.unwrap().len() >= 20
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let evs = events(&srv, "type=journal").await;
+    let evs = srv.events("type=journal").await.unwrap();
     let messages: Vec<String> = evs
         .iter()
         .map(|e| e.event.message.clone().unwrap())
@@ -440,20 +420,22 @@ async fn journal_follower_killed_mid_stream_neither_loses_nor_repeats() {
         .unwrap();
     let agent = AgentProcess::spawn(&prepared).await;
     wait_until(20, "some journal events", || async {
-        events(&srv, "type=journal").await.len() >= 5
+        srv.events("type=journal").await.unwrap().len() >= 5
     })
     .await;
     agent.kill9();
-    let before = events(&srv, "type=journal").await.len();
+    let before = srv.events("type=journal").await.unwrap().len();
     assert!(before < 20, "killed mid-stream ({before} of 20)");
     let _agent = AgentProcess::spawn(&prepared).await;
     wait_until(30, "all journal events", || async {
-        events(&srv, "type=journal").await.len() >= 20
+        srv.events("type=journal").await.unwrap().len() >= 20
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let messages: Vec<String> = events(&srv, "type=journal")
+    let messages: Vec<String> = srv
+        .events("type=journal")
         .await
+        .unwrap()
         .iter()
         .map(|e| e.event.message.clone().unwrap())
         .collect();
@@ -464,31 +446,8 @@ async fn journal_follower_killed_mid_stream_neither_loses_nor_repeats() {
     assert_eq!(runs[0], "", "{args}");
     assert!(runs[1].starts_with("--after-cursor=s=abc;i="), "{args}");
 }
-
-/// A lock command that records its arguments, one line per run.
-fn lock_script(dir: &Path) -> (PathBuf, PathBuf) {
-    let script = dir.join("lock");
-    let log = dir.join("locks.log");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (script, log)
-}
-
-fn locks(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 async fn lock_agent(srv: &TestServer, dir: &Path) -> (TestAgent, PathBuf) {
-    let (script, log) = lock_script(dir);
+    let (script, log) = lock_recorder(dir).unwrap();
     let config = format!(
         "{FAST}[session_lock]\ncommand = [\"{}\", \"{{user}}\", \"{{session}}\"]\npoll_interval = \"100ms\"\n",
         script.display()
@@ -512,8 +471,9 @@ async fn pam_open(agent: &TestAgent, service: &str, user: &str, id: &str) {
 }
 
 async fn lock_events(srv: &TestServer) -> Vec<(String, String)> {
-    events(srv, "type=session_lock")
+    srv.events("type=session_lock")
         .await
+        .unwrap()
         .into_iter()
         .map(|e| (e.event.user.unwrap(), e.event.reason.unwrap()))
         .collect()
@@ -532,13 +492,16 @@ async fn an_expired_session_is_locked_once() {
     pam_open(&agent, "sshd", "ben", "s2").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
-        locks(&log).is_empty(),
+        recorded_locks(&log).is_empty(),
         "nothing expired yet: {:?}",
-        locks(&log)
+        recorded_locks(&log)
     );
-    wait_until(10, "the lock", || async { !locks(&log).is_empty() }).await;
+    wait_until(10, "the lock", || async {
+        !recorded_locks(&log).is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(locks(&log), vec!["ann s1".to_string()]);
+    assert_eq!(recorded_locks(&log), vec!["ann s1".to_string()]);
     wait_until(10, "the lock event", || async {
         lock_events(&srv).await == vec![("ann".to_string(), "expired".to_string())]
     })
@@ -573,15 +536,18 @@ async fn badging_out_locks_that_users_session() {
     pam_open(&agent, "login", "cat", "s3").await;
     pam_open(&agent, "login", "dan", "s4").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(locks(&log).is_empty());
+    assert!(recorded_locks(&log).is_empty());
     // Badging in locks nothing; badging out locks cat's session, not dan's.
     assert!(app.badge(BadgeState::In).await.unwrap().ok);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(locks(&log).is_empty());
+    assert!(recorded_locks(&log).is_empty());
     assert!(app.badge(BadgeState::Out).await.unwrap().ok);
-    wait_until(10, "the lock", || async { !locks(&log).is_empty() }).await;
+    wait_until(10, "the lock", || async {
+        !recorded_locks(&log).is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(locks(&log), vec!["cat s3".to_string()]);
+    assert_eq!(recorded_locks(&log), vec!["cat s3".to_string()]);
     wait_until(10, "the lock event", || async {
         lock_events(&srv).await == vec![("cat".to_string(), "badged_out".to_string())]
     })
@@ -622,24 +588,27 @@ async fn sessions_lock_when_the_server_stays_unreachable() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(locks(&log).is_empty(), "reachable: no lock");
+    assert!(recorded_locks(&log).is_empty(), "reachable: no lock");
     // The last answer came at most one poll (100 ms) before the stop began; the lock must
     // wait the policy's second from it.
     let down = Instant::now();
     srv.stop().await;
-    wait_until(10, "the lock", || async { !locks(&log).is_empty() }).await;
+    wait_until(10, "the lock", || async {
+        !recorded_locks(&log).is_empty()
+    })
+    .await;
     assert!(
         down.elapsed() >= Duration::from_millis(700),
         "locked {:?} after the server went away",
         down.elapsed()
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(locks(&log), vec!["eve s5".to_string()]);
+    assert_eq!(recorded_locks(&log), vec!["eve s5".to_string()]);
     // Back online, the lock event arrives.
     srv.restart().await.unwrap();
     wait_until(20, "the lock event", || async {
         lock_events(&srv).await == vec![("eve".to_string(), "unreachable".to_string())]
     })
     .await;
-    assert_eq!(locks(&log), vec!["eve s5".to_string()]);
+    assert_eq!(recorded_locks(&log), vec!["eve s5".to_string()]);
 }

@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use latchkey_proto::admin::UserUpdate;
+use latchkey_testkit::local::*;
+
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
 use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
@@ -18,26 +19,10 @@ use std::time::{Duration, Instant};
 
 const CALLER: &str = env!("CARGO_BIN_EXE_lk-local-caller");
 
-fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
-
-/// Lets `nobody` reach `socket` through the temporary directories above it.
-fn open_dirs_to_others(socket: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mut p = socket.parent().unwrap().to_path_buf();
-    while p.starts_with(std::env::temp_dir()) && p != std::env::temp_dir() {
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p = p.parent().unwrap().to_path_buf();
-    }
-}
-
 /// `lk-local-caller` as nobody; its standard input stays open until the child is dropped.
 fn as_nobody(args: &[&str]) -> Command {
     let mut c = Command::new(CALLER);
-    c.args(args).uid(65534).gid(65534);
+    c.args(args).uid(NOBODY).gid(NOBODY);
     c
 }
 
@@ -167,7 +152,6 @@ fn texts(msgs: &[ConvMessage]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_user_holding_connections_cannot_push_a_disabled_user_offline() {
     if !running_as_root() {
-        eprintln!("skipped: this test must run as root to start a process as nobody");
         return;
     }
     let srv = TestServer::start().await.unwrap();
@@ -189,25 +173,14 @@ async fn a_local_user_holding_connections_cannot_push_a_disabled_user_offline() 
     assert_eq!(bundles, 1);
 
     // The admin disables alice. A server that answers must refuse her from now on.
-    srv.admin()
-        .unwrap()
-        .patch::<_, serde_json::Value>(
-            "/v1/admin/users/alice",
-            &UserUpdate {
-                display_name: None,
-                groups: None,
-                enabled: Some(false),
-            },
-        )
-        .await
-        .unwrap();
+    srv.set_user_enabled("alice", false).await.unwrap();
     // The pooled connection from the first login must not save the agent: it needs a new one.
     let mut srv = srv;
     srv.restart().await.unwrap();
 
     // nobody takes all but one of the agent's descriptors: the PAM login's own connection
     // gets the last one, and the agent has none left for the server.
-    open_dirs_to_others(&agent.socket);
+    open_dirs_to_others(&agent.socket).unwrap();
     let take = 1024 - agent.open_fds() - 1;
     let (attacker, report) = hold(&agent.socket, take, 500);
     let (held, _) = held_open(&report);
@@ -236,7 +209,6 @@ async fn a_local_user_holding_connections_cannot_push_a_disabled_user_offline() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_user_gets_a_share_of_connections_and_silent_ones_are_closed() {
     if !running_as_root() {
-        eprintln!("skipped: this test must run as root to start a process as nobody");
         return;
     }
     let srv = TestServer::start().await.unwrap();
@@ -250,7 +222,7 @@ async fn a_local_user_gets_a_share_of_connections_and_silent_ones_are_closed() {
     })
     .await
     .unwrap();
-    open_dirs_to_others(&agent.socket);
+    open_dirs_to_others(&agent.socket).unwrap();
 
     // Over its share, the agent answers and closes at once.
     let (first, report) = hold(&agent.socket, 10, 300);
@@ -277,7 +249,6 @@ async fn a_local_user_gets_a_share_of_connections_and_silent_ones_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_users_flood_of_logins_leaves_the_machine_budget_to_others() {
     if !running_as_root() {
-        eprintln!("skipped: this test must run as root to start a process as nobody");
         return;
     }
     // A per-machine budget the flood would use up on its own.
@@ -293,7 +264,7 @@ async fn a_local_users_flood_of_logins_leaves_the_machine_budget_to_others() {
         .await
         .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
-    open_dirs_to_others(&agent.socket);
+    open_dirs_to_others(&agent.socket).unwrap();
 
     let begin = r#"{"op":"begin","version":1,"user":"nobody","service":"login"}"#;
     let out = as_nobody(&[agent.socket.to_str().unwrap(), "repeat", "100", begin])

@@ -7,43 +7,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use latchkey_testkit::local::*;
+
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::{AgentReply, AgentRequest, AgentStatus, SessionEvent, blocking};
 use latchkey_proto::app::BadgeState;
-use latchkey_proto::events::{EventEntry, EventKind, EventPage};
+use latchkey_proto::events::EventKind;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::{TestAgent, socket_login};
 use latchkey_testkit::token_app::SoftApp;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-const NOBODY: u32 = 65534;
-
-/// Fast retries and a short circuit-breaker back-off, so outages in tests last seconds.
-const FAST: &str = "breaker_base = \"100ms\"\nbreaker_max = \"400ms\"\n\
-[events]\nretry_min = \"50ms\"\nretry_max = \"300ms\"\n";
-
-fn running_as_root() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    if !root {
-        eprintln!("skipped: this test must run as root to start a process as nobody");
-    }
-    root
-}
-
-/// Lets `nobody` reach the socket through the temporary directories.
-fn open_to_nobody(socket: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mut p = socket.parent().unwrap().to_path_buf();
-    while p.starts_with(std::env::temp_dir()) && p != std::env::temp_dir() {
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p = p.parent().unwrap().to_path_buf();
-    }
-}
-
+use std::time::Duration;
 /// Runs `lk-local-caller SOCKET args…` as nobody; its standard output.
 async fn as_nobody(socket: &Path, args: Vec<String>) -> String {
     let socket = socket.to_path_buf();
@@ -95,17 +70,6 @@ async fn root_sends(socket: &Path, req: AgentRequest) -> AgentReply {
     .await
     .unwrap()
 }
-
-async fn events(srv: &TestServer, query: &str) -> Vec<EventEntry> {
-    let page: EventPage = srv
-        .admin()
-        .unwrap()
-        .get(&format!("/v1/admin/events?limit=10000&{query}"))
-        .await
-        .unwrap();
-    page.events
-}
-
 /// The same page as raw JSON: what the admin API shows, whatever this build's types know.
 async fn raw_events(srv: &TestServer, query: &str) -> Vec<serde_json::Value> {
     let page: serde_json::Value = srv
@@ -116,19 +80,6 @@ async fn raw_events(srv: &TestServer, query: &str) -> Vec<serde_json::Value> {
         .unwrap();
     page["events"].as_array().cloned().unwrap_or_default()
 }
-
-async fn wait_until<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A directory in logind's format (`/run/systemd/sessions/<id>`, `UID=` line), for the
 /// agent's `session_lock.logind_sessions`.
 fn logind_session(dir: &Path, id: &str, uid: u32) {
@@ -138,29 +89,6 @@ fn logind_session(dir: &Path, id: &str, uid: u32) {
     )
     .unwrap();
 }
-
-/// A lock command that records its arguments, one line per run.
-fn lock_script(dir: &Path) -> (PathBuf, PathBuf) {
-    let script = dir.join("lock");
-    let log = dir.join("locks.log");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" >> '{}'\n", log.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (script, log)
-}
-
-fn locks(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_users_session_flood_cannot_evict_other_users_authentication_events() {
     if !running_as_root() {
@@ -174,7 +102,7 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
     let agent = TestAgent::start_with(&srv, |s| s.config_append = config)
         .await
         .unwrap();
-    open_to_nobody(&agent.socket);
+    open_dirs_to_others(&agent.socket).unwrap();
     srv.stop().await;
     // Bob fails ten logins while the server is down: the offline module refuses them (no
     // bundle) and the uploader moves the outcomes into the spool.
@@ -202,7 +130,7 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
     }
     srv.restart().await.unwrap();
     wait_until(30, "an empty spool", || async { spool.is_empty() }).await;
-    let bob = events(&srv, "user=bob").await;
+    let bob = srv.events("user=bob").await.unwrap();
     assert_eq!(
         bob.iter()
             .filter(|e| e.event.kind == EventKind::AuthFailure && e.event.online == Some(false))
@@ -216,7 +144,7 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
     let why = summary["last_error"].as_str().unwrap();
     assert!(why.contains("events.caller_quota"), "{why}");
     // The cap still drops (caller reports first) and says so.
-    let dropped = events(&srv, "type=spool_dropped").await;
+    let dropped = srv.events("type=spool_dropped").await.unwrap();
     assert!(!dropped.is_empty());
     let callers: u64 = dropped
         .iter()
@@ -230,7 +158,7 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
 }
 
 async fn lock_agent(srv: &TestServer, dir: &Path, logind: &Path) -> (TestAgent, PathBuf) {
-    let (script, log) = lock_script(dir);
+    let (script, log) = lock_recorder(dir).unwrap();
     let config = format!(
         "{FAST}[session_lock]\ncommand = [\"{}\", \"{{user}}\", \"{{session}}\"]\n\
          poll_interval = \"100ms\"\nlogind_sessions = \"{}\"\n",
@@ -240,7 +168,7 @@ async fn lock_agent(srv: &TestServer, dir: &Path, logind: &Path) -> (TestAgent, 
     let agent = TestAgent::start_with(srv, |s| s.config_append = config)
         .await
         .unwrap();
-    open_to_nobody(&agent.socket);
+    open_dirs_to_others(&agent.socket).unwrap();
     (agent, log)
 }
 
@@ -287,9 +215,12 @@ async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
     logind_session(&logind, "c10", 0);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(app.badge(BadgeState::Out).await.unwrap().ok);
-    wait_until(10, "the lock", || async { !locks(&log).is_empty() }).await;
+    wait_until(10, "the lock", || async {
+        !recorded_locks(&log).is_empty()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let ran = locks(&log);
+    let ran = recorded_locks(&log);
     let targets: Vec<&str> = ran
         .iter()
         .filter_map(|l| l.split_once(' '))
@@ -318,10 +249,10 @@ async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
     }
     // The re-check at lock time is recorded: c10 was not locked, and why.
     wait_until(10, "the lock events", || async {
-        events(&srv, "type=session_lock").await.len() >= 3
+        srv.events("type=session_lock").await.unwrap().len() >= 3
     })
     .await;
-    let lock_events = events(&srv, "type=session_lock").await;
+    let lock_events = srv.events("type=session_lock").await.unwrap();
     let c10 = lock_events
         .iter()
         .find(|e| e.event.fields.get("logind_session").map(String::as_str) == Some("c10"))

@@ -8,7 +8,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_agent::offline::PROMPT_TEXT;
-use latchkey_proto::admin::UserUpdate;
 use latchkey_proto::offline::{ForgetOffline, ForgetOfflineQueued};
 use latchkey_testkit::TestServer;
 use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamHarness};
@@ -310,20 +309,7 @@ async fn a_disabled_user_never_reaches_offline_and_loses_the_bundle() {
     let mut s = setup(&[]).await;
     assert_eq!(online_login(&s).await, PamCode::SUCCESS);
     assert!(stored_bundle(&s.agent, "alice").is_some());
-    let _: latchkey_proto::admin::User = s
-        .srv
-        .admin()
-        .unwrap()
-        .patch(
-            "/v1/admin/users/alice",
-            &UserUpdate {
-                display_name: None,
-                groups: None,
-                enabled: Some(false),
-            },
-        )
-        .await
-        .unwrap();
+    s.srv.set_user_enabled("alice", false).await.unwrap();
     // The server answers (deny): no offline prompt, no QR, and the bundle is wiped.
     let (code, msgs) = offline_login(s.conf.clone(), "alice", answered_by(s.token.clone())).await;
     assert_eq!(code, PamCode::AUTH_ERR);

@@ -242,19 +242,7 @@ async fn enumeration_fixture(srv: &TestServer) {
     srv.add_user("tokenless", &[]).await.unwrap();
     srv.add_user("disabled", &[]).await.unwrap();
     srv.add_token("disabled", TokenKind::Totp).await.unwrap();
-    let _: serde_json::Value = srv
-        .admin()
-        .unwrap()
-        .patch(
-            "/v1/admin/users/disabled",
-            &latchkey_proto::admin::UserUpdate {
-                display_name: None,
-                groups: None,
-                enabled: Some(false),
-            },
-        )
-        .await
-        .unwrap();
+    srv.set_user_enabled("disabled", false).await.unwrap();
 }
 
 async fn raw_post(machine: &Client, path: &str, body: serde_json::Value) -> (u16, Vec<u8>) {

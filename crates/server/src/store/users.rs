@@ -159,13 +159,7 @@ impl Store {
         let secs = lock_for(failures);
         if secs > 0 {
             let until = now + secs;
-            // Only ever extend a lock.
-            query("UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1")
-                .bind(until)
-                .bind(name)
-                .quick()
-                .execute(self.writer())
-                .await?;
+            self.user_lock_until(name, until).await?;
             return Ok((failures, until));
         }
         Ok((failures, 0))
