@@ -11,6 +11,7 @@ pub mod extract;
 mod fido2;
 mod machine;
 mod offline;
+mod refusals;
 mod serve;
 mod smartcard;
 
@@ -118,6 +119,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/admin/sessions", get(events::sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(refusals::json_errors))
         .layer(body_limit(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
