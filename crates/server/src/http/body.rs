@@ -44,7 +44,7 @@ static TOO_LARGE_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
 /// The whole body of `req`, or a refusal: 413 over the limit (at once when the declared
 /// length is over it), 408 when it does not arrive in time, 400 when it cannot be read.
 pub async fn collect(req: Request) -> Result<Vec<u8>, ApiErr> {
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let limit = parts
         .extensions
         .get::<BodyLimit>()
@@ -73,7 +73,6 @@ pub async fn collect(req: Request) -> Result<Vec<u8>, ApiErr> {
         None => CHUNKED_START.min(limit),
     };
     let mut buf = Vec::with_capacity(capacity);
-    let mut body = body;
     loop {
         let allowance =
             u64::try_from(buf.len()).unwrap_or(u64::MAX) * 1000 / SLOW_LINK_BYTES_PER_SEC;

@@ -64,16 +64,14 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.split_once('/') {
-        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
-        _ => false,
-    }
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let Some((ty, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    let sub = sub.as_bytes();
+    ty.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case(b"json")
+            || (sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json")))
 }
 
 /// From `from_bytes`, so only what the bytes themselves get wrong.

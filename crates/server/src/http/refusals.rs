@@ -21,8 +21,9 @@ const MAX_TEXT: usize = 4096;
 static CONVERTED_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
 
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    // Cheap clones (shared bytes), kept only to say which request a converted refusal was for.
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -39,7 +40,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         if let Some(suppressed) = CONVERTED_LOG.allow() {
             tracing::info!(
                 %method,
-                path = %clip(&path),
+                path = %clip(uri.path()),
                 status = status.as_u16(),
                 suppressed,
                 "request refused: {text}"
