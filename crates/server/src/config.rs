@@ -5,6 +5,7 @@ use clap::Parser;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// How the server speaks HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,14 @@ pub struct ServerConfig {
     pub smartcard_ca: Option<PathBuf>,
     /// Days agent events (and closed sessions) are kept after they arrive; 0 keeps them forever.
     pub event_retention_days: u32,
+    /// How long a request body may take to arrive after its headers (plus 1 s per 64 KiB
+    /// received, for large uploads on slow links); then 408 and the connection closes.
+    pub body_timeout: Duration,
+    /// Connections held at once (TLS handshakes included); lowered at start to leave
+    /// descriptors for the database and logs.
+    pub max_connections: u32,
+    /// Connections one peer address (an IPv6 /64) may hold at once.
+    pub max_connections_per_address: u32,
 }
 
 impl ServerConfig {
@@ -67,6 +76,9 @@ impl ServerConfig {
             fido2_rp_id: DEFAULT_RP_ID.to_string(),
             smartcard_ca: None,
             event_retention_days: 90,
+            body_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_address: 256,
         }
     }
 
@@ -130,6 +142,15 @@ pub struct Args {
     /// Days agent events are kept after they arrive; 0 keeps them forever [default: 90].
     #[arg(long, env = "LATCHKEY_EVENT_RETENTION_DAYS")]
     pub event_retention_days: Option<u32>,
+    /// Time a request body may take after its headers, e.g. 10s (1s-10m) [default: 10s].
+    #[arg(long, env = "LATCHKEY_BODY_TIMEOUT")]
+    pub body_timeout: Option<String>,
+    /// Connections held at once, TLS handshakes included [default: 4096].
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS")]
+    pub max_connections: Option<u32>,
+    /// Connections one peer address (IPv6: one /64) may hold at once [default: 256].
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<u32>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -151,6 +172,9 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     pub smartcard_ca: Option<PathBuf>,
     pub event_retention_days: Option<u32>,
+    pub body_timeout: Option<String>,
+    pub max_connections: Option<u32>,
+    pub max_connections_per_address: Option<u32>,
 }
 
 impl FileConfig {
@@ -231,6 +255,35 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
         }
         cfg.event_retention_days = v;
     }
+    if let Some(v) = args.body_timeout.or(file.body_timeout) {
+        let d = humantime::parse_duration(&v)
+            .map_err(|e| format!("body_timeout {v:?} is not a duration like 10s: {e}"))?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&d) {
+            return Err("body_timeout must be between 1s and 10m".into());
+        }
+        cfg.body_timeout = d;
+    }
+    if let Some(v) = args.max_connections.or(file.max_connections) {
+        if !(16..=1_000_000).contains(&v) {
+            return Err("max_connections must be between 16 and 1000000".into());
+        }
+        cfg.max_connections = v;
+    }
+    if let Some(v) = args
+        .max_connections_per_address
+        .or(file.max_connections_per_address)
+    {
+        if v == 0 {
+            return Err("max_connections_per_address must be at least 1".into());
+        }
+        cfg.max_connections_per_address = v;
+    }
+    if cfg.max_connections_per_address > cfg.max_connections {
+        return Err(format!(
+            "max_connections_per_address ({}) cannot be more than max_connections ({})",
+            cfg.max_connections_per_address, cfg.max_connections
+        ));
+    }
     let log_format = args
         .log_format
         .or(file.log_format)
@@ -284,6 +337,67 @@ mod tests {
             })
             .unwrap_err();
             assert!(err.contains("fido2_rp_id"), "{err}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_and_body_timeout_are_read_and_checked() {
+        let (cfg, _) = resolve(Args::default()).unwrap();
+        assert_eq!(cfg.body_timeout, Duration::from_secs(10));
+        assert_eq!(
+            (cfg.max_connections, cfg.max_connections_per_address),
+            (4096, 256)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.toml");
+        std::fs::write(
+            &path,
+            "body_timeout = \"2s\"\nmax_connections = 100\nmax_connections_per_address = 10\n",
+        )
+        .unwrap();
+        let (cfg, _) = resolve(Args {
+            config: Some(path),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.body_timeout, Duration::from_secs(2));
+        assert_eq!(
+            (cfg.max_connections, cfg.max_connections_per_address),
+            (100, 10)
+        );
+        for (args, what) in [
+            (
+                Args {
+                    body_timeout: Some("0s".into()),
+                    ..Args::default()
+                },
+                "body_timeout",
+            ),
+            (
+                Args {
+                    body_timeout: Some("soon".into()),
+                    ..Args::default()
+                },
+                "body_timeout",
+            ),
+            (
+                Args {
+                    max_connections: Some(10),
+                    ..Args::default()
+                },
+                "max_connections",
+            ),
+            (
+                Args {
+                    max_connections: Some(100),
+                    max_connections_per_address: Some(200),
+                    ..Args::default()
+                },
+                "max_connections_per_address",
+            ),
+        ] {
+            let err = resolve(args).unwrap_err();
+            assert!(err.contains(what), "{err}");
         }
     }
 

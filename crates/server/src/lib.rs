@@ -104,6 +104,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             )
         }
     };
+    // Before the listener opens, so the caps are known before the first connection.
+    let (limits, fit) = http::conn_limits::ConnLimits::fit(
+        cfg.max_connections,
+        cfg.max_connections_per_address,
+        http::conn_limits::raise_nofile(),
+    );
+    fit.log(cfg.max_connections);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|err| StartError::Listen {
@@ -143,7 +150,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let (shutdown, rx) = watch::channel(false);
     let serve = tokio::spawn(http::serve(
         listener,
-        tls,
+        http::ServeOptions {
+            tls,
+            limits: Arc::new(limits),
+            body_timeout: state.cfg.body_timeout,
+        },
         http::router(state.clone()),
         rx.clone(),
     ));

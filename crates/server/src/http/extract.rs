@@ -18,7 +18,7 @@ pub struct ConnInfo {
     pub client_cert_sha256: Option<String>,
 }
 
-fn clip(s: &str) -> String {
+pub(super) fn clip(s: &str) -> String {
     let s = s.replace('\n', " ");
     if s.len() > 200 {
         format!("{}…", &s[..s.floor_char_boundary(200)])
@@ -38,35 +38,50 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiErr;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiErr> {
-        match axum::Json::<T>::from_request(req, state).await {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiErr> {
+        if !is_json(req.headers()) {
+            return Err(ApiErr::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        // Our own reader, not axum's: it bounds time and memory (see `body`).
+        let bytes = super::body::collect(req).await?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rej) => Err(json_rejection(rej)),
         }
     }
 }
 
+/// `application/json` or `application/<anything>+json`, parameters ignored, as axum's own
+/// extractor accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let Some((ty, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    let sub = sub.as_bytes();
+    ty.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case(b"json")
+            || (sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json")))
+}
+
+/// From `from_bytes`, so only what the bytes themselves get wrong.
 fn json_rejection(rej: JsonRejection) -> ApiErr {
-    let status = rej.status();
     let text = clip(&rej.body_text());
     match rej {
         JsonRejection::JsonSyntaxError(_) => ApiErr::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
             format!("the body is not valid JSON: {text}"),
-        ),
-        JsonRejection::JsonDataError(_) => {
-            ApiErr::new(StatusCode::BAD_REQUEST, "invalid_request", text)
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiErr::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => ApiErr::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is larger than the server accepts",
         ),
         _ => ApiErr::new(StatusCode::BAD_REQUEST, "invalid_request", text),
     }

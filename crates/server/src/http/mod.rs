@@ -3,13 +3,19 @@
 mod admin;
 mod admin_fleet;
 mod app;
+pub mod body;
+pub mod conn_limits;
 pub mod error;
 mod events;
 pub mod extract;
 mod fido2;
 mod machine;
 mod offline;
+mod refusals;
+mod serve;
 mod smartcard;
+
+pub use serve::{ServeOptions, serve};
 
 use crate::state::Shared;
 use axum::Router;
@@ -18,13 +24,9 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use body::BodyLimit;
 use error::ApiErr;
-use extract::ConnInfo;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The lifetime of a one-time code an admin hands out (token-app link, FIDO2 registration):
 /// 15 minutes unless asked, at most 7 days.
@@ -110,19 +112,28 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/v1/events",
             // Batches are larger than other requests: up to MAX_BATCH events.
-            post(events::upload).layer(DefaultBodyLimit::max(max_body.max(4 << 20))),
+            post(events::upload).layer(body_limit(max_body.max(4 << 20))),
         )
         .route("/v1/sessions/state", post(events::session_state))
         .route("/v1/admin/events", get(events::list))
         .route("/v1/admin/sessions", get(events::sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(refusals::json_errors))
+        .layer(body_limit(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_status,
         ))
         .with_state(state)
+}
+
+/// The limit our body reader enforces (`BodyLimit`) and, for any axum extractor that reads
+/// a body itself, the same number as axum's own.
+fn body_limit(
+    max: usize,
+) -> tower::layer::util::Stack<axum::Extension<BodyLimit>, DefaultBodyLimit> {
+    tower::layer::util::Stack::new(axum::Extension(BodyLimit(max)), DefaultBodyLimit::max(max))
 }
 
 async fn count_status(State(st): State<Shared>, req: Request, next: Next) -> Response {
@@ -179,101 +190,4 @@ async fn metrics(State(st): State<Shared>) -> Response {
         st.metrics.render(users, st.store.write_stats()),
     )
         .into_response()
-}
-
-/// Accepts connections until `shutdown` flips, then lets open requests finish (up to 10 s).
-pub async fn serve(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
-            a = listener.accept() => a,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let mut info = ConnInfo {
-                peer: Some(peer),
-                client_cert_sha256: None,
-            };
-            let builder = {
-                let mut b = hyper::server::conn::http1::Builder::new();
-                b.timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .keep_alive(true);
-                b
-            };
-            match tls {
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                            .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    info.client_cert_sha256 = stream
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|c| latchkey_crypto::sha256_hex(c));
-                    let svc = service(app, info);
-                    let _ = watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                        .await;
-                }
-                None => {
-                    let svc = service(app, info);
-                    let _ = watcher
-                        .watch(builder.serve_connection(TokioIo::new(tcp), svc))
-                        .await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; closing"),
-    }
-}
-
-fn service(
-    app: Router,
-    info: ConnInfo,
-) -> impl hyper::service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> + Clone {
-    hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(info.clone());
-        let mut app = app.clone();
-        async move { tower::Service::call(&mut app, req.map(axum::body::Body::new)).await }
-    })
 }
