@@ -77,7 +77,15 @@ pub struct RunningServer {
     purge_task: tokio::task::JoinHandle<()>,
 }
 
-pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+/// What every start needs before TLS and the listener: the store (with key material made on
+/// first start and the built-in policies) and the smartcard CA.
+struct Opened {
+    store: store::Store,
+    keys: bootstrap::KeyMaterial,
+    smartcard_ca: Option<latchkey_crypto::x509::Certificate>,
+}
+
+async fn open(cfg: &ServerConfig) -> Result<Opened, StartError> {
     bootstrap::ensure_data_dir(&cfg.data_dir)?;
     let store = store::Store::open(&cfg.database_spec()).await?;
     let now = state::now();
@@ -89,6 +97,42 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             .policy_insert_if_missing(id, &Default::default(), now)
             .await?;
     }
+    Ok(Opened {
+        store,
+        keys,
+        smartcard_ca,
+    })
+}
+
+/// The state every request is handed, and the audit writer's task.
+fn shared_state(
+    cfg: ServerConfig,
+    opened: Opened,
+    tls_fingerprint: String,
+) -> (Arc<State>, tokio::task::JoinHandle<()>) {
+    let (auditor, audit_task) = audit::Auditor::start(opened.store.clone());
+    let state = Arc::new(State {
+        limiter: ratelimit::RateLimiter::new(cfg.machine_rate, cfg.machine_burst),
+        cfg,
+        store: opened.store,
+        master: opened.keys.master,
+        signing: opened.keys.signing,
+        tls_fingerprint,
+        metrics: Default::default(),
+        auditor,
+        shutting_down: AtomicBool::new(false),
+        hub: Default::default(),
+        policy_cache: cache::TtlCache::new(std::time::Duration::from_secs(2)),
+        machine_cache: cache::TtlCache::new(std::time::Duration::from_secs(5)),
+        touched: Default::default(),
+        smartcard_ca: opened.smartcard_ca,
+        events_hub: Default::default(),
+    });
+    (state, audit_task)
+}
+
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+    let mut opened = open(&cfg).await?;
     let (tls, fingerprint, scheme) = match &cfg.tls {
         config::TlsSetting::InsecureHttp => (None, String::new(), "http"),
         setting => {
@@ -121,32 +165,16 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         addr: cfg.listen,
         err,
     })?;
-    let (auditor, audit_task) = audit::Auditor::start(store.clone());
     let info = ServerInfo {
         addr,
         scheme,
         tls_fingerprint: fingerprint.clone(),
         signing_public_key: base64::engine::general_purpose::STANDARD
-            .encode(keys.signing.public_bytes()),
-        new_admin_token: keys.new_admin_token,
+            .encode(opened.keys.signing.public_bytes()),
+        new_admin_token: opened.keys.new_admin_token.take(),
     };
-    let state = Arc::new(State {
-        limiter: ratelimit::RateLimiter::new(cfg.machine_rate, cfg.machine_burst),
-        cfg,
-        store: store.clone(),
-        master: keys.master,
-        signing: keys.signing,
-        tls_fingerprint: fingerprint,
-        metrics: Default::default(),
-        auditor,
-        shutting_down: AtomicBool::new(false),
-        hub: Default::default(),
-        policy_cache: cache::TtlCache::new(std::time::Duration::from_secs(2)),
-        machine_cache: cache::TtlCache::new(std::time::Duration::from_secs(5)),
-        touched: Default::default(),
-        smartcard_ca,
-        events_hub: Default::default(),
-    });
+    let store = opened.store.clone();
+    let (state, audit_task) = shared_state(cfg, opened, fingerprint);
     let (shutdown, rx) = watch::channel(false);
     let serve = tokio::spawn(http::serve(
         listener,
@@ -211,6 +239,32 @@ async fn purge_loop(store: store::Store, retention: i64, mut shutdown: watch::Re
                 Err(e) => tracing::warn!(error = %e, "could not purge old events"),
             }
         }
+    }
+}
+
+/// In-process entry point for the fuzz targets (fuzz/, docs/security.md "Fuzzing"): not an
+/// API, and nothing else uses it.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The router `start` serves, over `cfg`'s data directory but with no TLS, listener or
+    /// background purge, and the bootstrap admin token when this call created it. Requests
+    /// go through `tower::ServiceExt::oneshot` inside a Tokio runtime (the audit writer is a
+    /// task on it). Each request carries what the accept loop adds to every request: the
+    /// connection's facts, here a loopback peer without a client certificate.
+    pub async fn router(cfg: ServerConfig) -> Result<(axum::Router, Option<String>), StartError> {
+        let mut opened = open(&cfg).await?;
+        let admin_token = opened.keys.new_admin_token.take();
+        let (state, _audit_task) = shared_state(cfg, opened, String::new());
+        let conn = http::extract::ConnInfo {
+            peer: Some(SocketAddr::from(([127, 0, 0, 1], 40_000))),
+            client_cert_sha256: None,
+        };
+        Ok((
+            http::router(state).layer(axum::Extension(conn)),
+            admin_token,
+        ))
     }
 }
 
