@@ -481,22 +481,25 @@ async fn every_refusal_is_json_or_the_documented_protocol_exception() {
             .map(|i| format!("x-pad-{i}: {}\r\n", "b".repeat(1000)))
             .collect::<String>()
     );
-    let protocol: Vec<(Vec<u8>, u16)> = vec![
-        (b"NOT-HTTP\r\n\r\n".to_vec(), 400),
+    // A 70,000-byte target is 414 when it arrives in one read and 431 when hyper sees the
+    // head pass its 64 KiB buffer first (TLS records and scheduling decide): both are the
+    // head refused whole, with no body.
+    let protocol: Vec<(Vec<u8>, &[u16])> = vec![
+        (b"NOT-HTTP\r\n\r\n".to_vec(), &[400]),
         (
             b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nno colon\r\n\r\n".to_vec(),
-            400,
+            &[400],
         ),
-        (long_uri.into_bytes(), 414),
-        (big_headers.into_bytes(), 431),
+        (long_uri.into_bytes(), &[414, 431]),
+        (big_headers.into_bytes(), &[431]),
     ];
-    for (request, status) in protocol {
+    for (request, statuses) in protocol {
         let mut s = tls_connect(srv.info.addr, None).await.unwrap();
         let _ = s.write_all(&request).await;
         let _ = s.flush().await;
         let (resp, closed) = read_response(&mut s, within).await;
         let line = String::from_utf8_lossy(&request[..request.len().min(40)]).to_string();
-        assert_eq!(resp.status, status, "{line}: {resp:?}");
+        assert!(statuses.contains(&resp.status), "{line}: {resp:?}");
         assert_eq!(resp.header("content-length"), Some("0"), "{line}: {resp:?}");
         assert!(closed, "{line}: the connection stays open");
     }

@@ -4,7 +4,7 @@
 use super::*;
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{Consumed, StoreError, TokenRow, UserRow};
+use crate::store::{StoreError, TokenRow, UserRow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::otp::{OtpParams, resync_hotp, verify_hotp, verify_totp};
@@ -84,7 +84,7 @@ impl State {
         let policy = self
             .policy_for(policy::FALLBACK, &user.name, &user.groups)
             .await?;
-        let result = match self.check_otp(&user, None, code, now, None).await? {
+        let result = match self.check_otp(&user, code, now).await? {
             OtpCheck::Ok { token_id } => {
                 self.clear_failures(&user).await?;
                 (true, format!("code accepted (token {token_id})"))
@@ -151,23 +151,19 @@ impl State {
         })
     }
 
-    /// Checks `code` against the user's OATH tokens (`tokens` when already read, else read
-    /// here) and uses it up when it matches. With `finish_tx`, the login transaction is
-    /// finished in the same database transaction.
-    pub(super) async fn check_otp(
+    /// Which of the user's OATH tokens `code` matches, and at which step: `(token id, step,
+    /// the token's last used step as read)`. Every token is computed whatever matches (same
+    /// work for a right and a wrong code). Nothing is decided here: the verdict, with the
+    /// replay floor and the limits, is [`crate::store::Store::tx_answer_otp`]'s, in one
+    /// transaction.
+    pub(super) fn otp_matches(
         &self,
-        user: &UserRow,
-        tokens: Option<Vec<TokenRow>>,
+        tokens: &[TokenRow],
         code: &str,
         now: i64,
-        finish_tx: Option<&str>,
-    ) -> Result<OtpCheck> {
-        let tokens = match tokens {
-            Some(t) => t,
-            None => self.store.tokens_of(&user.name).await?,
-        };
-        let mut replayed = false;
-        for t in &tokens {
+    ) -> Result<Vec<(String, i64, i64)>> {
+        let mut found = Vec::new();
+        for t in tokens {
             if !matches!(t.kind, TokenKind::Totp | TokenKind::Hotp | TokenKind::App) {
                 continue;
             }
@@ -198,30 +194,27 @@ impl State {
                 // Certificates and security keys have no code.
                 _ => continue,
             };
-            let Some(step) = matched else { continue };
-            let step = i64::try_from(step).unwrap_or(i64::MAX);
-            if step <= t.used {
-                replayed = true;
-                continue;
+            if let Some(step) = matched {
+                found.push((
+                    t.id.clone(),
+                    i64::try_from(step).unwrap_or(i64::MAX),
+                    t.used,
+                ));
             }
-            let consumed = match finish_tx {
-                Some(tx) => {
-                    self.store
-                        .token_consume_finishing(&t.id, step, now, tx, &user.name)
-                        .await?
-                }
-                None if self.store.token_consume(&t.id, step, now).await? => Consumed::Yes,
-                None => Consumed::Replayed,
-            };
-            match consumed {
-                Consumed::Yes => {
-                    return Ok(OtpCheck::Ok {
-                        token_id: t.id.clone(),
-                    });
-                }
-                Consumed::TxFinished => return Ok(OtpCheck::TxGone),
-                Consumed::Replayed => replayed = true,
+        }
+        Ok(found)
+    }
+
+    /// Checks `code` against the user's OATH tokens outside a login (admin verify) and uses
+    /// it up when it matches.
+    pub(super) async fn check_otp(&self, user: &UserRow, code: &str, now: i64) -> Result<OtpCheck> {
+        let tokens = self.store.tokens_of(&user.name).await?;
+        let mut replayed = false;
+        for (id, step, used) in self.otp_matches(&tokens, code, now)? {
+            if step > used && self.store.token_consume(&id, step, now).await? {
+                return Ok(OtpCheck::Ok { token_id: id });
             }
+            replayed = true;
         }
         Ok(if replayed {
             OtpCheck::Replayed

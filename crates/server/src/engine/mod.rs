@@ -4,7 +4,7 @@
 
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{NewTx, Reserved, StoreError, TokenRow, TxView, UserRow};
+use crate::store::{NewTx, OtpVerdict, Reserved, StoreError, TokenRow, TxView, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
@@ -114,14 +114,12 @@ enum FailureOutcome {
 
 /// Result of checking a code against a user's tokens.
 enum OtpCheck {
-    /// The code matched and was used up; the transaction is finished with it.
+    /// The code matched and was used up.
     Ok {
         token_id: String,
     },
     Wrong,
     Replayed,
-    /// The transaction was finished meanwhile (another answer won): nothing was used up.
-    TxGone,
 }
 
 impl OtpCheck {
@@ -214,7 +212,17 @@ impl State {
         }
         // The limits are taken before the answer is judged, in one atomic step: however
         // many answers arrive together, no more than `max_attempts` per transaction and
-        // `lockout_threshold` per user are ever judged.
+        // `lockout_threshold` per user are ever judged. A code's answer does it together
+        // with its verdict (Store::tx_answer_otp); the others reserve here.
+        if method == Method::Otp {
+            return Ok(Ok(OpenStep {
+                ctx,
+                user,
+                policy,
+                tokens,
+                user_has_offline,
+            }));
+        }
         let lock_policy = policy.clone();
         let reserved = self
             .store
@@ -489,7 +497,8 @@ impl State {
         })
     }
 
-    /// A code's answer to an open transaction: used up and success, or a counted failure.
+    /// A code's answer to an open transaction: what the code matches is computed here, the
+    /// limits and the verdict in one store transaction.
     async fn otp_answer(
         &self,
         open: OpenStep<'_>,
@@ -504,52 +513,85 @@ impl State {
             tokens,
             ..
         } = open;
-        match self
-            .check_otp(&user, Some(tokens), code, now, Some(tx_id))
-            .await?
-        {
-            OtpCheck::TxGone => {
-                ctx.deny(false, "transaction finished concurrently", TX_GONE)
-                    .await
-            }
-            OtpCheck::Ok { token_id } => {
-                // The user's failures were cleared with the code's use (one transaction).
+        let matches = self.otp_matches(&tokens, code, now)?;
+        let lock_policy = policy.clone();
+        let verdict = self
+            .store
+            .tx_answer_otp(
+                tx_id,
+                &user.name,
+                now,
+                i64::from(policy.max_attempts),
+                move |n| policy::lockout_secs(&lock_policy, n),
+                matches,
+            )
+            .await?;
+        let (attempt, failures, locked_until, replayed) = match verdict {
+            OtpVerdict::Success { token_id } => {
                 ctx.audit("ok", format!("code accepted (token {token_id})"))
                     .await;
-                Ok(LoginStepResult::Success {
+                return Ok(LoginStepResult::Success {
                     message: "MFA verified".into(),
-                })
+                });
             }
-            check => {
-                let why = check.failure_words();
-                let left = match self
-                    .step_failure(
-                        &ctx,
-                        &user,
-                        &policy,
-                        now,
-                        why,
-                        "Code rejected: too many wrong codes, start again",
-                    )
-                    .await?
-                {
-                    FailureOutcome::AttemptsLeft(left) => left,
-                    FailureOutcome::Denied(denied) => return Ok(denied),
-                };
-                let plural = if left == 1 { "" } else { "s" };
-                let message = if matches!(check, OtpCheck::Replayed) {
-                    format!(
-                        "Code already used, wait for the next one ({left} attempt{plural} left)"
-                    )
-                } else {
-                    format!("Code rejected, {left} attempt{plural} left")
-                };
-                Ok(LoginStepResult::Retry {
-                    attempts_left: left as u32,
-                    message,
-                })
+            OtpVerdict::TxGone => {
+                return ctx
+                    .deny(false, "transaction finished or expired meanwhile", TX_GONE)
+                    .await;
             }
+            OtpVerdict::NoAttempts => {
+                return ctx
+                    .deny(false, "no attempts left: not judged", NO_ATTEMPTS)
+                    .await;
+            }
+            OtpVerdict::Locked { until } => {
+                let reason = lock_message(until, now);
+                return ctx
+                    .deny(false, "user locked out: not judged", &reason)
+                    .await;
+            }
+            OtpVerdict::Failed {
+                attempt,
+                failures,
+                locked_until,
+                replayed,
+            } => (attempt, failures, locked_until, replayed),
+        };
+        let why = if replayed {
+            "code already used"
+        } else {
+            "wrong code"
+        };
+        // The store finished the transaction already when the answer locked the user or
+        // used the last attempt.
+        if locked_until > 0 {
+            let reason = lock_message(locked_until, now);
+            let why = format!("{why}; {failures} failures: locked out");
+            return ctx.deny(false, &why, &reason).await;
         }
+        let left = i64::from(policy.max_attempts) - attempt;
+        if left <= 0 {
+            let why = format!("{why}; no attempts left");
+            return ctx
+                .deny(
+                    false,
+                    &why,
+                    "Code rejected: too many wrong codes, start again",
+                )
+                .await;
+        }
+        ctx.audit("fail", format!("{why}; {left} attempts left"))
+            .await;
+        let plural = if left == 1 { "" } else { "s" };
+        let message = if replayed {
+            format!("Code already used, wait for the next one ({left} attempt{plural} left)")
+        } else {
+            format!("Code rejected, {left} attempt{plural} left")
+        };
+        Ok(LoginStepResult::Retry {
+            attempts_left: left as u32,
+            message,
+        })
     }
 }
 

@@ -27,8 +27,8 @@ pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use smartcards::SmartcardRow;
-pub use tokens::{Consumed, TokenRow};
-pub use tx::{NewTx, Reserved, TxRow, TxView, tx_id};
+pub use tokens::TokenRow;
+pub use tx::{NewTx, OtpVerdict, Reserved, TxRow, TxView, tx_id};
 pub use users::UserRow;
 
 use crate::cache::TtlCache;
@@ -52,9 +52,6 @@ pub enum StoreError {
     /// A UNIQUE or PRIMARY KEY constraint failed (turned into `Conflict` by the caller).
     #[error("unique constraint failed: {0}")]
     Unique(String),
-    /// Internal to the store: rolls back a transaction whose login was finished meanwhile.
-    #[error("login transaction already finished")]
-    TxFinished,
     #[error("{0} already exists")]
     Conflict(String),
     #[error("corrupt row: {0}")]

@@ -119,59 +119,6 @@ impl Store {
     }
 }
 
-/// What [`Store::token_consume_finishing`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consumed {
-    /// The code is used up and the login transaction finished, together.
-    Yes,
-    /// The step was not newer than the last one used: a replay, nothing changed.
-    Replayed,
-    /// The transaction was already finished: nothing changed, the code is still unused.
-    TxFinished,
-}
-
-impl Store {
-    /// [`Store::token_consume`] and [`Store::tx_finish`] in one transaction (one commit per
-    /// accepted code): both conditional UPDATEs must hit their row, or neither change stays.
-    /// The same transaction ends `user`'s run of failures (its answer reserved one).
-    pub async fn token_consume_finishing(
-        &self,
-        id: &str,
-        step: i64,
-        now: i64,
-        tx_id: &str,
-        user: &str,
-    ) -> Result<Consumed> {
-        let reset = query(
-            "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1 AND (failures <> 0 OR locked_until <> 0)",
-        )
-        .bind(user);
-        let consume =
-            query("UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1")
-                .bind(step)
-                .bind(now)
-                .bind(id);
-        let finish = query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0").bind(tx_id);
-        self.writer()
-            .transaction(true, move |c| {
-                if consume.execute_on(c)?.rows_affected() != 1 {
-                    return Ok(Consumed::Replayed);
-                }
-                if finish.execute_on(c)?.rows_affected() != 1 {
-                    // Undo the consume: the transaction rolls back on an error only.
-                    return Err(StoreError::TxFinished);
-                }
-                reset.execute_on(c)?;
-                Ok(Consumed::Yes)
-            })
-            .await
-            .or_else(|e| match e {
-                StoreError::TxFinished => Ok(Consumed::TxFinished),
-                other => Err(other),
-            })
-    }
-}
-
 impl Store {
     pub async fn token_get(&self, id: &str) -> Result<Option<TokenRow>> {
         let row = query(format!("SELECT {COLS} FROM tokens WHERE id = $1"))

@@ -16,6 +16,30 @@ pub enum Reserved {
     Locked { until: i64 },
 }
 
+/// The verdict on a code answering a login ([`Store::tx_answer_otp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtpVerdict {
+    /// The code was used up with `token_id`; the transaction is finished and the user's run
+    /// of failures ended.
+    Success { token_id: String },
+    /// Counted as the transaction's `attempt`-th answer and the user's `failures`-th failure;
+    /// `locked_until` is set (non-zero) when this failure locked the user. `replayed`: the
+    /// code was right but already used. The transaction is finished when the user is locked
+    /// or `max_attempts` is reached.
+    Failed {
+        attempt: i64,
+        failures: i64,
+        locked_until: i64,
+        replayed: bool,
+    },
+    /// The transaction is finished, expired or unknown: nothing was counted or judged.
+    TxGone,
+    /// No attempt was left: not judged; the transaction is finished now.
+    NoAttempts,
+    /// The user is locked out until `until`: not judged; the transaction is finished now.
+    Locked { until: i64 },
+}
+
 /// A login transaction: one person at one machine proving a second factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxRow {
@@ -184,6 +208,119 @@ impl Store {
             ))
         })
         .transpose()
+    }
+
+    /// Decides a code's answer to transaction `id` of `user` in one write transaction: the
+    /// limits (the transaction's `max_attempts`, the user's lockout) are read, the answer is
+    /// judged against `matches` (what the code matched, from the engine: `(token id, step,
+    /// last used step as read)`), and the outcome is written, all under the writer's lock.
+    /// However many answers arrive at once, no more than the limits allow are judged, and
+    /// no answer sees the limits before another's outcome is counted (STYLE: a limit is
+    /// checked and consumed in one step). A success costs the same two row updates as
+    /// before the limits moved here (the code's step, the transaction), plus the user's
+    /// reset only when it had failures.
+    pub async fn tx_answer_otp(
+        &self,
+        id: &str,
+        user: &str,
+        now: i64,
+        max_attempts: i64,
+        lock_for: impl Fn(i64) -> i64 + Send + 'static,
+        matches: Vec<(String, i64, i64)>,
+    ) -> Result<OtpVerdict> {
+        let (id, user) = (id.to_string(), user.to_string());
+        self.writer()
+            .transaction(true, move |c| {
+                let limits = query(
+                    "SELECT t.attempts, t.done, t.expires_at, u.failures, u.locked_until \
+                     FROM login_tx t JOIN users u ON u.name = t.user_name \
+                     WHERE t.id = $1 AND u.name = $2",
+                )
+                .bind(id.as_str())
+                .bind(user.as_str())
+                .fetch_optional_on(c)?;
+                let Some(r) = limits else {
+                    return Ok(OtpVerdict::TxGone);
+                };
+                let attempts: i64 = r.try_get(0usize)?;
+                let done = r.try_get::<i64, _>(1usize)? != 0;
+                let expires_at: i64 = r.try_get(2usize)?;
+                let failures: i64 = r.try_get(3usize)?;
+                let locked_until: i64 = r.try_get(4usize)?;
+                if done || expires_at <= now {
+                    return Ok(OtpVerdict::TxGone);
+                }
+                let finish = || {
+                    query("UPDATE login_tx SET done = 1 WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute_on(c)
+                };
+                if attempts >= max_attempts {
+                    finish()?;
+                    return Ok(OtpVerdict::NoAttempts);
+                }
+                if locked_until > now {
+                    finish()?;
+                    return Ok(OtpVerdict::Locked {
+                        until: locked_until,
+                    });
+                }
+                let mut replayed = false;
+                for (token, step, used) in &matches {
+                    if *step <= *used {
+                        replayed = true;
+                        continue;
+                    }
+                    let consumed = query(
+                        "UPDATE tokens SET used = $1, last_used_at = $2 WHERE id = $3 AND used < $1",
+                    )
+                    .bind(*step)
+                    .bind(now)
+                    .bind(token.as_str())
+                    .execute_on(c)?
+                    .rows_affected()
+                        == 1;
+                    if !consumed {
+                        replayed = true;
+                        continue;
+                    }
+                    query("UPDATE login_tx SET attempts = attempts + 1, done = 1 WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute_on(c)?;
+                    if failures != 0 || locked_until != 0 {
+                        query("UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1")
+                            .bind(user.as_str())
+                            .execute_on(c)?;
+                    }
+                    return Ok(OtpVerdict::Success {
+                        token_id: token.clone(),
+                    });
+                }
+                let (attempt, failures) = (attempts + 1, failures + 1);
+                let lock = lock_for(failures);
+                let locked_until = if lock > 0 { now + lock } else { 0 };
+                query(
+                    "UPDATE users SET failures = $1, \
+                     locked_until = CASE WHEN locked_until < $2 THEN $2 ELSE locked_until END WHERE name = $3",
+                )
+                .bind(failures)
+                .bind(locked_until)
+                .bind(user.as_str())
+                .execute_on(c)?;
+                let ends = locked_until > 0 || attempt >= max_attempts;
+                query("UPDATE login_tx SET attempts = $1, done = $2 WHERE id = $3")
+                    .bind(attempt)
+                    .bind(i64::from(ends))
+                    .bind(id.as_str())
+                    .execute_on(c)?;
+                Ok(OtpVerdict::Failed {
+                    attempt,
+                    failures,
+                    locked_until,
+                    replayed,
+                })
+            })
+            .await
     }
 
     /// Reserves the right to judge one answer to transaction `id` of `user`, before it is
