@@ -142,6 +142,21 @@ async fn pam_login(
     .unwrap()
 }
 
+/// Root runs alice's login over the socket with her TOTP code; it must pass.
+async fn root_logs_in(agent: &TestAgent, uri: &latchkey_crypto::otpauth::OtpAuthUri, what: &str) {
+    let steps = agent
+        .login("alice", "login", &[&latchkey_testkit::totp_now(uri)])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            steps.last(),
+            Some(latchkey_proto::agent::Step::Success { .. })
+        ),
+        "{what}: {steps:?}"
+    );
+}
+
 fn texts(msgs: &[ConvMessage]) -> String {
     msgs.iter()
         .map(|m| m.text.clone())
@@ -233,17 +248,7 @@ async fn a_local_user_gets_a_share_of_connections_and_silent_ones_are_closed() {
     drop(first);
 
     // Root's logins go on all the while.
-    let steps = agent
-        .login("alice", "login", &[&latchkey_testkit::totp_now(&uri)])
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            steps.last(),
-            Some(latchkey_proto::agent::Step::Success { .. })
-        ),
-        "{steps:?}"
-    );
+    root_logs_in(&agent, &uri, "root's login beside the held connections").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,15 +286,5 @@ async fn a_local_users_flood_of_logins_leaves_the_machine_budget_to_others() {
         "{summary}"
     );
 
-    let steps = agent
-        .login("alice", "login", &[&latchkey_testkit::totp_now(&uri)])
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            steps.last(),
-            Some(latchkey_proto::agent::Step::Success { .. })
-        ),
-        "root's login after the flood: {steps:?}"
-    );
+    root_logs_in(&agent, &uri, "root's login after the flood").await;
 }

@@ -4,13 +4,14 @@
 
 use crate::policy;
 use crate::state::{Actor, State, now};
-use crate::store::{NewTx, OtpVerdict, Reserved, StoreError, TokenRow, TxView, UserRow};
+use crate::store::{NewTx, OtpVerdict, Reserved, StoreError, TokenRow, TxView, Unjudged, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 
 mod checks;
 mod fido2;
+mod otp;
 mod validate;
 
 pub use fido2::{REG_GONE, user_handle};
@@ -72,6 +73,26 @@ impl StepCtx<'_> {
                 detail,
             )
             .await;
+    }
+
+    /// Denies an answer the limits refused before it was judged (the store finished the
+    /// transaction already).
+    async fn unjudged(&self, why: Unjudged, now: i64) -> Result<LoginStepResult> {
+        match why {
+            Unjudged::TxGone => {
+                self.deny(false, "transaction finished or expired meanwhile", TX_GONE)
+                    .await
+            }
+            Unjudged::NoAttempts => {
+                self.deny(false, "no attempts left: not judged", NO_ATTEMPTS)
+                    .await
+            }
+            Unjudged::Locked { until } => {
+                let reason = lock_message(until, now);
+                self.deny(false, "user locked out: not judged", &reason)
+                    .await
+            }
+        }
     }
 
     /// Denies: finishes the transaction when `finish`, audits `why`, tells the person `reason`.
@@ -236,25 +257,7 @@ impl State {
             .await?;
         match reserved {
             Reserved::Judge { attempt, failures } => ctx.reserved = (attempt, failures),
-            Reserved::TxGone => {
-                return ctx
-                    .deny(false, "transaction finished or expired meanwhile", TX_GONE)
-                    .await
-                    .map(Err);
-            }
-            Reserved::NoAttempts => {
-                return ctx
-                    .deny(false, "no attempts left: not judged", NO_ATTEMPTS)
-                    .await
-                    .map(Err);
-            }
-            Reserved::Locked { until } => {
-                let reason = lock_message(until, now);
-                return ctx
-                    .deny(false, "user locked out: not judged", &reason)
-                    .await
-                    .map(Err);
-            }
+            Reserved::Refused(why) => return ctx.unjudged(why, now).await.map(Err),
         }
         Ok(Ok(OpenStep {
             ctx,
@@ -472,125 +475,6 @@ impl State {
             expires_in: policy.tx_ttl,
             fido2,
             smartcard,
-        })
-    }
-
-    pub async fn login_otp(&self, machine_id: &str, tx_id: &str, code: &str) -> Result<StepAnswer> {
-        let now = now();
-        let open = match self
-            .open_step(machine_id, tx_id, Method::Otp, "login.otp", now)
-            .await?
-        {
-            Ok(open) => open,
-            Err(denied) => {
-                return Ok(StepAnswer {
-                    result: denied,
-                    bundle_user: None,
-                });
-            }
-        };
-        let bundle_user = Some((open.user.name.clone(), open.user_has_offline));
-        let result = self.otp_answer(open, tx_id, code, now).await?;
-        Ok(StepAnswer {
-            result,
-            bundle_user,
-        })
-    }
-
-    /// A code's answer to an open transaction: what the code matches is computed here, the
-    /// limits and the verdict in one store transaction.
-    async fn otp_answer(
-        &self,
-        open: OpenStep<'_>,
-        tx_id: &str,
-        code: &str,
-        now: i64,
-    ) -> Result<LoginStepResult> {
-        let OpenStep {
-            ctx,
-            user,
-            policy,
-            tokens,
-            ..
-        } = open;
-        let matches = self.otp_matches(&tokens, code, now)?;
-        let lock_policy = policy.clone();
-        let verdict = self
-            .store
-            .tx_answer_otp(
-                tx_id,
-                &user.name,
-                now,
-                i64::from(policy.max_attempts),
-                move |n| policy::lockout_secs(&lock_policy, n),
-                matches,
-            )
-            .await?;
-        let (attempt, failures, locked_until, replayed) = match verdict {
-            OtpVerdict::Success { token_id } => {
-                ctx.audit("ok", format!("code accepted (token {token_id})"))
-                    .await;
-                return Ok(LoginStepResult::Success {
-                    message: "MFA verified".into(),
-                });
-            }
-            OtpVerdict::TxGone => {
-                return ctx
-                    .deny(false, "transaction finished or expired meanwhile", TX_GONE)
-                    .await;
-            }
-            OtpVerdict::NoAttempts => {
-                return ctx
-                    .deny(false, "no attempts left: not judged", NO_ATTEMPTS)
-                    .await;
-            }
-            OtpVerdict::Locked { until } => {
-                let reason = lock_message(until, now);
-                return ctx
-                    .deny(false, "user locked out: not judged", &reason)
-                    .await;
-            }
-            OtpVerdict::Failed {
-                attempt,
-                failures,
-                locked_until,
-                replayed,
-            } => (attempt, failures, locked_until, replayed),
-        };
-        let why = if replayed {
-            "code already used"
-        } else {
-            "wrong code"
-        };
-        // The store finished the transaction already when the answer locked the user or
-        // used the last attempt.
-        if locked_until > 0 {
-            let reason = lock_message(locked_until, now);
-            let why = format!("{why}; {failures} failures: locked out");
-            return ctx.deny(false, &why, &reason).await;
-        }
-        let left = i64::from(policy.max_attempts) - attempt;
-        if left <= 0 {
-            let why = format!("{why}; no attempts left");
-            return ctx
-                .deny(
-                    false,
-                    &why,
-                    "Code rejected: too many wrong codes, start again",
-                )
-                .await;
-        }
-        ctx.audit("fail", format!("{why}; {left} attempts left"))
-            .await;
-        let plural = if left == 1 { "" } else { "s" };
-        let message = if replayed {
-            format!("Code already used, wait for the next one ({left} attempt{plural} left)")
-        } else {
-            format!("Code rejected, {left} attempt{plural} left")
-        };
-        Ok(LoginStepResult::Retry {
-            attempts_left: left as u32,
-            message,
         })
     }
 }

@@ -28,7 +28,7 @@ pub use machines::{MachineRow, NewMachine};
 pub use policies::Settings;
 pub use smartcards::SmartcardRow;
 pub use tokens::TokenRow;
-pub use tx::{NewTx, OtpVerdict, Reserved, TxRow, TxView, tx_id};
+pub use tx::{NewTx, OtpVerdict, Reserved, TxRow, TxView, Unjudged, tx_id};
 pub use users::UserRow;
 
 use crate::cache::TtlCache;

@@ -1,19 +1,27 @@
 use super::{Result, Store, TokenRow, UserRow, tokens, users};
 use super::{Row, query};
 
+/// Why an answer to a login was refused without being judged (limits first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unjudged {
+    /// The transaction is finished, expired or unknown: nothing was counted.
+    TxGone,
+    /// No attempt was left on the transaction: it is finished now.
+    NoAttempts,
+    /// The user is locked out until `until`: the transaction is finished now.
+    Locked { until: i64 },
+}
+
 /// What [`Store::tx_reserve_answer`] left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserved {
     /// Judge the answer: it is the transaction's `attempt`-th and the user's `failures`-th
     /// answer since the last success (both already counted).
-    Judge { attempt: i64, failures: i64 },
-    /// The transaction is finished, expired or unknown: nothing was counted.
-    TxGone,
-    /// No attempt left on the transaction: it is finished now.
-    NoAttempts,
-    /// The user is locked out until `until`: nothing was judged and the transaction is
-    /// finished.
-    Locked { until: i64 },
+    Judge {
+        attempt: i64,
+        failures: i64,
+    },
+    Refused(Unjudged),
 }
 
 /// The verdict on a code answering a login ([`Store::tx_answer_otp`]).
@@ -21,7 +29,9 @@ pub enum Reserved {
 pub enum OtpVerdict {
     /// The code was used up with `token_id`; the transaction is finished and the user's run
     /// of failures ended.
-    Success { token_id: String },
+    Success {
+        token_id: String,
+    },
     /// Counted as the transaction's `attempt`-th answer and the user's `failures`-th failure;
     /// `locked_until` is set (non-zero) when this failure locked the user. `replayed`: the
     /// code was right but already used. The transaction is finished when the user is locked
@@ -32,12 +42,7 @@ pub enum OtpVerdict {
         locked_until: i64,
         replayed: bool,
     },
-    /// The transaction is finished, expired or unknown: nothing was counted or judged.
-    TxGone,
-    /// No attempt was left: not judged; the transaction is finished now.
-    NoAttempts,
-    /// The user is locked out until `until`: not judged; the transaction is finished now.
-    Locked { until: i64 },
+    Refused(Unjudged),
 }
 
 /// A login transaction: one person at one machine proving a second factor.
@@ -240,7 +245,7 @@ impl Store {
                 .bind(user.as_str())
                 .fetch_optional_on(c)?;
                 let Some(r) = limits else {
-                    return Ok(OtpVerdict::TxGone);
+                    return Ok(OtpVerdict::Refused(Unjudged::TxGone));
                 };
                 let attempts: i64 = r.try_get(0usize)?;
                 let done = r.try_get::<i64, _>(1usize)? != 0;
@@ -248,7 +253,7 @@ impl Store {
                 let failures: i64 = r.try_get(3usize)?;
                 let locked_until: i64 = r.try_get(4usize)?;
                 if done || expires_at <= now {
-                    return Ok(OtpVerdict::TxGone);
+                    return Ok(OtpVerdict::Refused(Unjudged::TxGone));
                 }
                 let finish = || {
                     query("UPDATE login_tx SET done = 1 WHERE id = $1")
@@ -257,13 +262,13 @@ impl Store {
                 };
                 if attempts >= max_attempts {
                     finish()?;
-                    return Ok(OtpVerdict::NoAttempts);
+                    return Ok(OtpVerdict::Refused(Unjudged::NoAttempts));
                 }
                 if locked_until > now {
                     finish()?;
-                    return Ok(OtpVerdict::Locked {
+                    return Ok(OtpVerdict::Refused(Unjudged::Locked {
                         until: locked_until,
-                    });
+                    }));
                 }
                 let mut replayed = false;
                 for (token, step, used) in &matches {
@@ -367,10 +372,10 @@ impl Store {
                         }
                     };
                     if gone {
-                        return Ok(Reserved::TxGone);
+                        return Ok(Reserved::Refused(Unjudged::TxGone));
                     }
                     finish.execute_on(c)?;
-                    return Ok(Reserved::NoAttempts);
+                    return Ok(Reserved::Refused(Unjudged::NoAttempts));
                 };
                 let attempt: i64 = attempt.try_get(0usize)?;
                 let Some(failures) = failure.fetch_optional_on(c)? else {
@@ -380,7 +385,7 @@ impl Store {
                         Some(r) => r.try_get::<i64, _>(0usize)?,
                         None => 0,
                     };
-                    return Ok(Reserved::Locked { until });
+                    return Ok(Reserved::Refused(Unjudged::Locked { until }));
                 };
                 let failures: i64 = failures.try_get(0usize)?;
                 // An answer that would lock the user if wrong locks it now, before it is
