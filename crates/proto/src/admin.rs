@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
     pub name: String,
@@ -15,6 +16,7 @@ pub struct UserCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,6 +28,7 @@ pub struct UserUpdate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct User {
     pub name: String,
     pub display_name: String,
@@ -41,6 +44,7 @@ pub struct User {
 
 /// `POST /v1/admin/users/{name}/tokens`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OtpTokenCreate {
     pub kind: TokenKind,
@@ -61,6 +65,7 @@ pub struct OtpTokenCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TokenInfo {
     pub id: String,
     pub user: String,
@@ -81,6 +86,7 @@ pub struct TokenInfo {
 
 /// Answer to a token enrolment: the only time the secret leaves the server.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TokenEnrolled {
     pub token: TokenInfo,
     /// `otpauth://` Key Uri; contains the secret.
@@ -89,18 +95,21 @@ pub struct TokenEnrolled {
 
 /// `POST /v1/admin/users/{name}/verify`: check a code as a login would (it is consumed).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub code: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct VerifyResult {
     pub ok: bool,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
     /// Server unreachable → no login without the offline flow.
@@ -111,6 +120,7 @@ pub enum FailMode {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownUser {
     #[default]
@@ -119,6 +129,7 @@ pub enum UnknownUser {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct OfflinePolicy {
     pub enabled: bool,
     pub max_days: u32,
@@ -128,6 +139,7 @@ pub struct OfflinePolicy {
 
 /// A client policy, keyed by client_id (`*` is the fallback).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Policy {
     pub client_id: String,
     pub mfa_required: bool,
@@ -156,6 +168,7 @@ pub struct Policy {
 
 /// Session rules of a client policy, applied to sessions opened through that context.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SessionPolicy {
     /// Longest session in seconds (`session.max_hours`); 0: no limit.
     pub max_secs: u64,
@@ -169,12 +182,14 @@ pub struct SessionPolicy {
 /// `PATCH /v1/admin/policies/{client_id}`: `key=value` settings, parsed and validated by the
 /// server (one place), e.g. `{"mfa_required": "true", "offline.max_days": "7"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
     pub settings: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JoinTokenCreate {
     /// Lifetime in seconds.
@@ -184,12 +199,14 @@ pub struct JoinTokenCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct JoinTokenCreated {
     pub join_token: String,
     pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Machine {
     pub id: String,
     pub hostname: String,
@@ -201,6 +218,7 @@ pub struct Machine {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     pub id: i64,
     /// Unix seconds.
@@ -219,6 +237,7 @@ pub struct AuditEntry {
 
 /// Query string of `GET /v1/admin/audit`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,6 +251,7 @@ pub struct AuditQuery {
 
 /// `POST /v1/admin/tokens/{id}/resync`: two consecutive HOTP codes (RFC 4226 §7.4).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenResync {
     pub code1: String,

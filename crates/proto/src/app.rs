@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/admin/users/{name}/apps`: a one-time registration link for a token app.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppLinkCreate {
     /// Lifetime in seconds (default 15 min).
@@ -13,6 +14,7 @@ pub struct AppLinkCreate {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AppLinkCreated {
     /// The one-time registration code (the CLI builds the link from it).
     pub code: String,
@@ -23,6 +25,7 @@ pub struct AppLinkCreated {
 
 /// `POST /v1/apps/register` (the code is the credential).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppRegister {
     pub code: String,
@@ -35,6 +38,7 @@ pub struct AppRegister {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AppRegistered {
     pub app_id: String,
     pub user: String,
@@ -46,6 +50,7 @@ pub struct AppRegistered {
 
 /// A login waiting for approval, as the app sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct PushRequest {
     pub tx: String,
     pub user: String,
@@ -60,6 +65,7 @@ pub struct PushRequest {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Approve,
@@ -77,6 +83,7 @@ impl Decision {
 
 /// `POST /v1/apps/respond`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushResponse {
     pub tx: String,
@@ -108,12 +115,14 @@ pub fn push_signing_bytes(
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct PushVerdict {
     pub ok: bool,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BadgeState {
     In,
@@ -122,6 +131,7 @@ pub enum BadgeState {
 
 /// `POST /v1/apps/badge`: presence, signed like approvals.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Badge {
     pub state: BadgeState,
@@ -141,6 +151,7 @@ pub fn badge_signing_bytes(app_id: &str, state: BadgeState, time: i64) -> Vec<u8
 
 /// Answer to `POST /v1/login/{tx}/push`: the number the login screen shows.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct PushStarted {
     pub number: u32,
     pub expires_in: u64,
@@ -149,6 +160,7 @@ pub struct PushStarted {
 
 /// Answer to `POST /v1/login/{tx}/push`: the number to show, or a denial.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PushStartResult {
     Started(PushStarted),

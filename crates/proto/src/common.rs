@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 /// The body of every 4xx/5xx answer: a stable machine-readable code and one clear sentence.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub error: String,
     pub message: String,
@@ -13,6 +14,7 @@ pub struct ApiError {
 
 /// Hash function of an OATH token (RFC 4226 / RFC 6238 / Key Uri Format `algorithm=`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum OtpAlgorithm {
     #[default]
@@ -53,6 +55,7 @@ impl FromStr for OtpAlgorithm {
 
 /// Kind of a registered token.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     Totp,
@@ -100,6 +103,7 @@ impl FromStr for TokenKind {
 /// An authentication method a client policy may allow. Methods other than `otp` are
 /// recognised now so policies can name them; later issues implement them.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     Otp,
@@ -134,4 +138,13 @@ impl FromStr for Method {
             .find(|m| m.as_str() == s)
             .ok_or_else(|| format!("unknown method {s:?} (expected otp, push, fido2 or smartcard)"))
     }
+}
+
+/// Query of the long polls (`GET /v1/apps/pending`, `POST /v1/login/{tx}/push/wait`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct WaitQuery {
+    /// Seconds to hold the request until something happens (at most 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u64>,
 }

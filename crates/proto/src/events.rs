@@ -19,6 +19,7 @@ pub const MAX_TEXT: usize = 2048;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A session opened (PAM `open_session`).
@@ -93,6 +94,7 @@ impl FromStr for EventKind {
 /// One event as the agent records and uploads it. The machine is not part of it: the server
 /// takes it from the credential of the upload.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Event {
     /// UUID given when the event was created (agents use version 7, time-ordered; the
     /// server accepts any version).
@@ -161,6 +163,7 @@ impl Event {
 
 /// `POST /v1/events`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventBatch {
     pub events: Vec<Event>,
@@ -169,6 +172,7 @@ pub struct EventBatch {
 /// Answer to `POST /v1/events`: ids now stored (new or already there) and ids the server will
 /// never take (malformed). The agent deletes both from its spool, and nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct EventsAccepted {
     pub accepted: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -179,6 +183,7 @@ pub struct EventsAccepted {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct RejectedEvent {
     pub id: String,
     pub reason: String,
@@ -186,6 +191,7 @@ pub struct RejectedEvent {
 
 /// An event as stored by the server (`GET /v1/admin/events`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct EventEntry {
     /// Server sequence number: increasing in the order events were stored.
     pub seq: i64,
@@ -200,6 +206,7 @@ pub struct EventEntry {
 /// `GET /v1/admin/events` answer. `last_seq` is the highest `seq` the query covered: pass it
 /// as `after` to follow.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct EventPage {
     pub events: Vec<EventEntry>,
     pub last_seq: i64,
@@ -207,6 +214,7 @@ pub struct EventPage {
 
 /// Query of `GET /v1/admin/events`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +242,7 @@ pub struct EventQuery {
 
 /// Query of `GET /v1/admin/sessions`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +251,7 @@ pub struct SessionQuery {
 
 /// One local session in `POST /v1/sessions/state`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct LocalSession {
     pub session_id: String,
     pub user: String,
@@ -251,6 +261,7 @@ pub struct LocalSession {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SessionStateRequest {
     pub sessions: Vec<LocalSession>,
@@ -258,6 +269,7 @@ pub struct SessionStateRequest {
 
 /// Why a session must be locked.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LockReason {
     /// Open longer than the policy's `session.max_hours`.
@@ -281,12 +293,14 @@ impl LockReason {
 /// One reason to lock a session now. `trigger` is the key the agent locks once for, per
 /// session: `expired`, or `badged_out:TIME` (a later badge-out is a new trigger).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct LockOrder {
     pub reason: LockReason,
     pub trigger: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SessionVerdict {
     pub session_id: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -301,6 +315,7 @@ pub struct SessionVerdict {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SessionStateResponse {
     pub sessions: Vec<SessionVerdict>,
     pub server_time: i64,
@@ -308,6 +323,7 @@ pub struct SessionStateResponse {
 
 /// A session as the server derives it from logon/logoff events (`GET /v1/admin/sessions`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SessionInfo {
     pub machine_id: String,
     pub hostname: String,

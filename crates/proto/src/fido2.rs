@@ -12,6 +12,7 @@ use std::str::FromStr;
 /// WebAuthn's `userVerification` requirement, set per client policy
 /// (`fido2.user_verification`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum UserVerification {
     /// PIN or biometrics must be done; an assertion without the UV flag is refused.
@@ -53,6 +54,7 @@ impl FromStr for UserVerification {
 
 /// FIDO2 settings of a client policy.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Fido2Policy {
     #[serde(default)]
     pub user_verification: UserVerification,
@@ -60,6 +62,7 @@ pub struct Fido2Policy {
 
 /// The FIDO2 part of a login challenge: what the agent passes to authenticatorGetAssertion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Fido2Request {
     pub rp_id: String,
     /// Random, single-use, base64url.
@@ -71,6 +74,7 @@ pub struct Fido2Request {
 
 /// `POST /v1/login/{tx}/fido2`: an authenticatorGetAssertion answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginFido2 {
     pub credential_id: String,
@@ -82,6 +86,7 @@ pub struct LoginFido2 {
 
 /// `POST /v1/admin/users/{name}/fido2`: start a registration for a user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fido2RegistrationCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +98,7 @@ pub struct Fido2RegistrationCreate {
 
 /// The one-time registration code, shown once.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Fido2RegistrationCreated {
     pub user: String,
     pub code: String,
@@ -102,6 +108,7 @@ pub struct Fido2RegistrationCreated {
 
 /// `POST /v1/fido2/register/start` (machine credential).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fido2RegisterStart {
     pub user: String,
@@ -110,6 +117,7 @@ pub struct Fido2RegisterStart {
 
 /// What the agent passes to authenticatorMakeCredential.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Fido2RegisterOptions {
     pub rp_id: String,
     pub rp_name: String,
@@ -128,6 +136,7 @@ pub struct Fido2RegisterOptions {
 
 /// `POST /v1/fido2/register/finish` (machine credential).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fido2RegisterFinish {
     pub user: String,
@@ -140,6 +149,7 @@ pub struct Fido2RegisterFinish {
 
 /// Answer to a finished registration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Fido2Registered {
     pub token: TokenInfo,
     pub credential_id: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/login/start`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginStart {
     pub user: String,
@@ -18,6 +19,7 @@ pub struct LoginStart {
 
 /// Answer to `POST /v1/login/start`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum LoginStartResult {
     /// The policy needs no second factor for this user and context.
@@ -42,6 +44,7 @@ pub enum LoginStartResult {
 
 /// `POST /v1/login/{tx}/otp`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginOtp {
     pub code: String,
@@ -49,6 +52,7 @@ pub struct LoginOtp {
 
 /// Answer to a second-factor step.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum LoginStepResult {
     Success {
@@ -69,6 +73,7 @@ pub enum LoginStepResult {
 
 /// `POST /v1/account/check`: may this user log in now (PAM account management)?
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccountCheck {
     pub user: String,
@@ -76,6 +81,7 @@ pub struct AccountCheck {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AccountStatus {
     pub allowed: bool,
     /// Safe to show to the person; empty when allowed.

@@ -25,6 +25,7 @@ pub const MAX_CONTEXT_FIELD: usize = 64;
 /// `"latchkey offline bundle v1\0" ‖ payload bytes`. The agent verifies the bytes it
 /// received, never a re-serialisation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedBundle {
     pub payload: String,
@@ -33,6 +34,7 @@ pub struct SignedBundle {
 
 /// One user's offline login material on one machine. Public verification material only.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
     pub version: u32,
@@ -77,6 +79,7 @@ impl Bundle {
 
 /// A registered token app: the QR challenge is sealed to its X25519 key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OfflineApp {
     pub id: String,
@@ -87,6 +90,7 @@ pub struct OfflineApp {
 
 /// A FIDO2 credential for an offline getAssertion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OfflineFido2 {
     /// base64url credential id.
@@ -101,6 +105,7 @@ pub struct OfflineFido2 {
 
 /// A smartcard certificate for an offline PKCS#11 signature.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OfflineSmartcard {
     /// base64 of the DER certificate.
@@ -163,6 +168,7 @@ impl Bundle {
 /// (disabled, removed, token revoked, or `latchkey machine forget-offline`). Old agents and
 /// other clients ignore these fields.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct OfflineAttachment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_bundle: Option<SignedBundle>,
@@ -178,6 +184,7 @@ impl OfflineAttachment {
 
 /// A server answer `T` with the offline attachment beside its own fields.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct WithOffline<T> {
     #[serde(flatten)]
     pub inner: T,
@@ -187,12 +194,14 @@ pub struct WithOffline<T> {
 
 /// `POST /v1/admin/machines/{id}/forget-offline`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ForgetOffline {
     pub user: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct ForgetOfflineQueued {
     pub machine_id: String,
     pub user: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Part of `LoginStartResult::Challenge` when the user may answer with a smartcard.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SmartcardRequest {
     /// 32 bytes to sign on the card, base64.
     pub challenge: String,
@@ -15,6 +16,7 @@ pub struct SmartcardRequest {
 
 /// `POST /v1/login/{tx}/smartcard`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginSmartcard {
     /// Fingerprint of the certificate whose key signed.
@@ -27,6 +29,7 @@ pub struct LoginSmartcard {
 
 /// What a smartcard token shows in listings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SmartcardInfo {
     pub fingerprint: String,
     pub subject: String,
@@ -38,6 +41,7 @@ pub struct SmartcardInfo {
 
 /// `POST /v1/admin/users/{name}/smartcards`: register a certificate.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SmartcardAdd {
     /// The certificate, PEM.
@@ -49,6 +53,7 @@ pub struct SmartcardAdd {
 /// `POST /v1/admin/users/{name}/smartcards/enroll`: a one-time code for
 /// `latchkey-agent enroll-smartcard`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SmartcardCodeCreate {
     /// Lifetime in seconds (default 900).
@@ -58,6 +63,7 @@ pub struct SmartcardCodeCreate {
 
 /// A one-time enrollment code (shown once; stored hashed).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SmartcardEnrollCode {
     pub user: String,
     pub code: String,
@@ -66,6 +72,7 @@ pub struct SmartcardEnrollCode {
 
 /// `POST /v1/smartcards/enroll` (machine credential + one-time code).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SmartcardEnroll {
     pub user: String,
