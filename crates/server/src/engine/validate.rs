@@ -1,39 +1,22 @@
 //! Checks on what machines and admins send: user names, client ids, free-text fields. A
-//! failure is a clear 400 (`EngineError::Invalid`), never a decision.
+//! failure is a clear 400 (`EngineError::Invalid`), never a decision. Identifiers use the
+//! validators of `latchkey_proto::ids`, so the server and the PAM module agree.
 
 use super::{EngineError, Result};
-use crate::policy;
+use latchkey_proto::{ClientId, InvalidId, UserName};
 
+/// [`UserName`]'s rule: the one validator PAM, the agent and the server share.
 pub fn validate_user_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 256 {
-        return Err(EngineError::Invalid(
-            "user must be 1 to 256 characters".into(),
-        ));
-    }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '/' || c.is_whitespace())
-    {
-        return Err(EngineError::Invalid(
-            "user contains a space, '/' or a control character".into(),
-        ));
-    }
-    Ok(())
+    UserName::parse(name).map(drop).map_err(invalid)
 }
 
+/// [`ClientId`]'s rule, which takes `*` (`policy::FALLBACK`) as the fallback policy.
 pub fn validate_client_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && (id == policy::FALLBACK
-            || id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)));
-    if !ok {
-        return Err(EngineError::Invalid(
-            "client_id must be 1 to 64 characters of letters, digits, '.', '_', ':' or '-'".into(),
-        ));
-    }
-    Ok(())
+    ClientId::parse(id).map(drop).map_err(invalid)
+}
+
+fn invalid(e: InvalidId) -> EngineError {
+    EngineError::Invalid(e.message)
 }
 
 pub(super) fn validate_opt(field: &str, v: &Option<String>) -> Result<()> {
@@ -45,4 +28,18 @@ pub(super) fn validate_opt(field: &str, v: &Option<String>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_policy_is_a_valid_client_id() {
+        for id in crate::policy::BUILT_IN {
+            assert!(validate_client_id(id).is_ok(), "{id}");
+        }
+        assert!(validate_client_id(crate::policy::FALLBACK).is_ok());
+        assert!(validate_client_id("a:b").is_err());
+    }
 }

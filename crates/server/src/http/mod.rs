@@ -11,6 +11,7 @@ pub mod extract;
 mod fido2;
 mod machine;
 mod offline;
+mod openapi;
 mod refusals;
 mod serve;
 mod smartcard;
@@ -46,6 +47,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(latchkey_proto::routes::OPENAPI, get(openapi::document))
         .route("/v1/machines/join", post(machine::join))
         .route("/v1/login/start", post(machine::login_start))
         .route("/v1/login/{tx}/otp", post(machine::login_otp))
