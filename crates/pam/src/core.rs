@@ -6,6 +6,7 @@ use crate::agent::AgentConn;
 use crate::code::{Flags, Item, LogLevel, MsgStyle, PamCode};
 use crate::error::{Error, Result};
 use crate::options::Options;
+use latchkey_proto::UserName;
 use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, SessionEvent, Step};
 use std::borrow::Cow;
 use std::time::Duration;
@@ -50,7 +51,7 @@ pub fn authenticate<S: AsRef<str>>(h: &dyn PamHandle, flags: Flags, args: &[S]) 
             return PamCode::ServiceErr;
         }
     };
-    let user = match h.user() {
+    let user = match user_name(h) {
         Ok(u) => u,
         Err(e) => {
             h.syslog(LogLevel::Err, &format!("login refused: {e}"));
@@ -153,7 +154,7 @@ pub fn acct_mgmt<S: AsRef<str>>(h: &dyn PamHandle, flags: Flags, args: &[S]) -> 
             return PamCode::ServiceErr;
         }
     };
-    let user = match h.user() {
+    let user = match user_name(h) {
         Ok(u) => u,
         Err(e) => {
             h.syslog(LogLevel::Err, &format!("account refused: {e}"));
@@ -237,7 +238,7 @@ fn report_session<S: AsRef<str>>(h: &dyn PamHandle, event: SessionEvent, args: &
     let opts = Options::parse(args)?;
     let req = AgentRequest::Session {
         event,
-        user: h.user()?,
+        user: user_name(h)?,
         service: h.item(Item::Service).ok_or(Error::Item("PAM_SERVICE"))?,
         tty: h.item(Item::Tty),
         rhost: h.item(Item::Rhost),
@@ -249,6 +250,16 @@ fn report_session<S: AsRef<str>>(h: &dyn PamHandle, event: SessionEvent, args: &
         AgentReply::Error { message } => Err(Error::Refused(message)),
         other => Err(unexpected(&other)),
     }
+}
+
+/// The user, refused here when the server would refuse the name anyway (the shared
+/// validator of `latchkey_proto::UserName`): a name with a space or a `/` never reaches the
+/// agent.
+fn user_name(h: &dyn PamHandle) -> Result<String> {
+    let user = h.user()?;
+    UserName::parse(&user)
+        .map(UserName::into_string)
+        .map_err(|e| Error::User(e.message))
 }
 
 /// Shows one line of an agent step (empty text is skipped, not shown as a blank line).

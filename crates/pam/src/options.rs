@@ -5,6 +5,7 @@
 //! must not quietly run the login under another access context (docs/pam.md).
 
 use crate::error::{Error, Result};
+use latchkey_proto::ClientId;
 use latchkey_proto::agent::DEFAULT_SOCKET;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,16 +47,12 @@ impl Options {
             let bad = |why: &str| Error::Option(format!("{arg:?}: {why}"));
             match arg.split_once('=') {
                 None if arg == "debug" => opts.debug = true,
-                Some(("client_id", v)) => {
-                    let ok = !v.is_empty()
-                        && v.len() <= 64
-                        && v.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-                    if !ok {
-                        return Err(bad("1 to 64 letters, digits, '-', '_' or '.'"));
-                    }
-                    opts.client_id = Some(v.to_string());
-                }
+                // The server's own rule (one validator), so a context PAM accepts is one the
+                // server accepts too.
+                Some(("client_id", v)) => match ClientId::parse(v) {
+                    Ok(id) => opts.client_id = Some(id.into_string()),
+                    Err(e) => return Err(bad(&e.message)),
+                },
                 Some(("socket", v)) => {
                     if !v.starts_with('/') {
                         return Err(bad("an absolute path"));

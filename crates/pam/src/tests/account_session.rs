@@ -26,6 +26,14 @@ fn options_parse_known_arguments() {
         (d.client_id, d.timeout, d.debug),
         (None, DEFAULT_TIMEOUT, false)
     );
+    // `*` names the fallback policy, as it does on the server.
+    assert_eq!(
+        Options::parse(&["client_id=*"])
+            .unwrap()
+            .client_id
+            .as_deref(),
+        Some("*")
+    );
     assert_eq!(
         Options::parse(&["timeout=5", "timeout=7"]).unwrap().timeout,
         Duration::from_secs(7)
@@ -38,6 +46,9 @@ fn options_refuse_anything_unexpected() {
         "client_id=",
         "client_id=a b",
         "client_id=x;rm",
+        // The server's set has no ':' since the validators became one (docs/decisions).
+        "client_id=a:b",
+        "client_id=**",
         "socket=relative.sock",
         "socket=",
         "timeout=0",

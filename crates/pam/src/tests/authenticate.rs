@@ -303,6 +303,29 @@ fn unknown_user_refuses_without_asking_the_agent() {
 }
 
 #[test]
+fn a_user_name_the_server_would_refuse_never_reaches_the_agent() {
+    let agent = FakeAgent::start(|_| {
+        step(Step::Success {
+            message: String::new(),
+        })
+    });
+    for bad in ["alice smith", "../root", "a\u{7}b", ""] {
+        let pam = FakePam::new(bad);
+        assert_eq!(
+            authenticate(&pam, Flags::default(), &args(&agent, &[])),
+            PamCode::AuthErr,
+            "{bad:?}"
+        );
+        assert_eq!(
+            acct_mgmt(&pam, Flags::default(), &args(&agent, &[])),
+            PamCode::PermDenied,
+            "{bad:?}"
+        );
+    }
+    assert!(agent.requests().is_empty());
+}
+
+#[test]
 fn answers_and_codes_never_reach_syslog() {
     let agent = totp_agent("314159", false);
     let pam = FakePam::new("alice").answer("314159");
