@@ -10,6 +10,7 @@ use latchkey_crypto::otpauth::OtpAuthUri;
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::Step;
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use latchkey_proto::routes;
 use latchkey_testkit::agent::{TestAgent, socket_login};
 use latchkey_testkit::token_app::SoftApp;
 use latchkey_testkit::{TestServer, hotp_at};
@@ -51,12 +52,12 @@ async fn direct(m: &latchkey_client::Client, u: &User) -> Result<()> {
         rhost: None,
         tty: None,
     };
-    let LoginStartResult::Challenge { tx, .. } = m.post("/v1/login/start", &start).await? else {
+    let LoginStartResult::Challenge { tx, .. } = m.post(routes::LOGIN_START, &start).await? else {
         anyhow::bail!("no challenge")
     };
     let r: LoginStepResult = m
         .post(
-            &format!("/v1/login/{tx}/otp"),
+            &routes::login_otp(&tx),
             &LoginOtp {
                 code: u.next_code(),
             },

@@ -17,6 +17,7 @@ use latchkey_bench::seed::join_machine;
 use latchkey_bench::server::SpawnedServer;
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_proto::events::{Event, EventBatch, EventKind, EventsAccepted};
+use latchkey_proto::routes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ async fn upload_for(client: Client, batch: usize, until: Instant) -> Result<u64>
         let events: Vec<Event> = (0..batch).map(|k| event(i + k)).collect();
         i += batch;
         let acc: EventsAccepted = client
-            .post("/v1/events", &EventBatch { events })
+            .post(routes::EVENTS, &EventBatch { events })
             .await
             .context("uploading a batch")?;
         ensure!(

@@ -4,10 +4,11 @@
 
 use crate::h1::H1Conn;
 use anyhow::{Context, Result};
-use latchkey_client::{Client, encode_path_segment};
+use latchkey_client::Client;
 use latchkey_crypto::otp::totp;
 use latchkey_proto::OtpAlgorithm;
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
+use latchkey_proto::routes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -284,13 +285,13 @@ async fn verify(conn: &mut Conn, user: &str, code: String) -> Result<Outcome> {
         rhost: None,
         tty: None,
     };
-    let tx = match conn.post("/v1/login/start", &start).await? {
+    let tx = match conn.post(routes::LOGIN_START, &start).await? {
         LoginStartResult::Challenge { tx, .. } => tx,
         LoginStartResult::Allow { .. } | LoginStartResult::Deny { .. } => {
             return Ok(Outcome::StartRefused);
         }
     };
-    let path = format!("/v1/login/{}/otp", encode_path_segment(&tx));
+    let path = routes::login_otp(&tx);
     Ok(match conn.post(&path, &LoginOtp { code }).await? {
         LoginStepResult::Success { .. } => Outcome::Success,
         LoginStepResult::Retry { .. } => Outcome::Retry,

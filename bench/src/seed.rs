@@ -2,13 +2,14 @@
 //! without keeping anything from the server) and one joined machine.
 
 use anyhow::{Context, Result, anyhow};
-use latchkey_client::{Client, StatusCode, encode_path_segment};
+use latchkey_client::{Client, StatusCode};
 use latchkey_proto::OtpAlgorithm;
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{
     JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, TokenEnrolled, User, UserCreate,
 };
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
+use latchkey_proto::routes;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,7 +108,7 @@ async fn seed_one(admin: &Client, name: &str) -> Result<bool> {
         display_name: None,
         groups: vec![],
     };
-    match admin.post::<_, User>("/v1/admin/users", &create).await {
+    match admin.post::<_, User>(routes::ADMIN_USERS, &create).await {
         Ok(_) => {}
         Err(e) if e.status() == Some(StatusCode::CONFLICT) => return Ok(false),
         Err(e) => return Err(anyhow!(e).context(format!("creating user {name}"))),
@@ -120,7 +121,7 @@ async fn seed_one(admin: &Client, name: &str) -> Result<bool> {
         label: Some("bench".into()),
         secret: Some(latchkey_crypto::base32_encode(&user_seed(name))),
     };
-    let path = format!("/v1/admin/users/{}/tokens", encode_path_segment(name));
+    let path = routes::admin_user_tokens(name);
     admin
         .post::<_, TokenEnrolled>(&path, &token)
         .await
@@ -132,7 +133,7 @@ async fn seed_one(admin: &Client, name: &str) -> Result<bool> {
 pub async fn join_machine(admin: &Client, hostname: &str) -> Result<String> {
     let created: JoinTokenCreated = admin
         .post(
-            "/v1/admin/join-tokens",
+            routes::ADMIN_JOIN_TOKENS,
             &JoinTokenCreate {
                 expires_in: 600,
                 note: Some("otp-load".into()),
@@ -147,7 +148,7 @@ pub async fn join_machine(admin: &Client, hostname: &str) -> Result<String> {
     };
     // The join call takes no credential; the admin client's bearer is ignored there.
     let joined: JoinResponse = admin
-        .post("/v1/machines/join", &join)
+        .post(routes::MACHINE_JOIN, &join)
         .await
         .context("joining the bench machine")?;
     Ok(joined.api_key)

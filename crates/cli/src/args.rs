@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use latchkey_proto::OtpAlgorithm;
+use latchkey_proto::Secret;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -206,13 +207,13 @@ pub enum TokenCmd {
     /// Delete a token by id.
     Remove { id: String },
     /// Check a code as a login would (the code is used up). Exits 1 when it is rejected.
-    Verify { user: String, code: String },
+    Verify { user: String, code: Secret },
     /// Bring an HOTP token's counter back in step with two consecutive codes (RFC 4226 §7.4).
     /// Exits 1 when the codes are not found.
     Resync {
         id: String,
-        code1: String,
-        code2: String,
+        code1: Secret,
+        code2: Secret,
     },
 }
 

@@ -8,6 +8,7 @@ use latchkey_proto::admin::{
     TokenEnrolled, TokenInfo, TokenResync, User, UserCreate, UserUpdate, VerifyRequest,
     VerifyResult,
 };
+use latchkey_proto::routes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io::Write;
@@ -64,7 +65,7 @@ pub(crate) fn body<B: Serialize>(b: &B) -> Result<Option<serde_json::Value>> {
 }
 
 pub(crate) fn user_path(name: &str) -> String {
-    format!("/v1/admin/users/{}", seg(name))
+    routes::admin_user(name)
 }
 
 impl Ctx<'_> {
@@ -139,13 +140,16 @@ impl Ctx<'_> {
                     display_name: display_name.clone(),
                     groups: groups.clone(),
                 };
-                self.show(Method::POST, "/v1/admin/users", body(&req)?, |u: &User| {
-                    Ok(format!("Created user {}.\n{}", u.name, output::user(u)))
-                })
+                self.show(
+                    Method::POST,
+                    routes::ADMIN_USERS,
+                    body(&req)?,
+                    |u: &User| Ok(format!("Created user {}.\n{}", u.name, output::user(u))),
+                )
                 .await?;
             }
             UserCmd::List => {
-                self.show(Method::GET, "/v1/admin/users", None, |u: &Vec<User>| {
+                self.show(Method::GET, routes::ADMIN_USERS, None, |u: &Vec<User>| {
                     Ok(output::users(u))
                 })
                 .await?;
@@ -153,7 +157,7 @@ impl Ctx<'_> {
             UserCmd::Show { name } => {
                 let user = self.fetch(Method::GET, &user_path(name), None).await?;
                 let tokens = self
-                    .fetch(Method::GET, &format!("{}/tokens", user_path(name)), None)
+                    .fetch(Method::GET, &routes::admin_user_tokens(name), None)
                     .await?;
                 if self.json {
                     // Two answers, printed as one object so scripts read one document.
@@ -198,7 +202,7 @@ impl Ctx<'_> {
                 self.enrol(user, TokenKind::Hotp, otp, None).await?;
             }
             TokenCmd::AddApp { user, expires } => {
-                let path = format!("{}/apps", user_path(user));
+                let path = routes::admin_user_apps(user);
                 let req = latchkey_proto::app::AppLinkCreate {
                     expires_in: Some(expires.as_secs().max(1)),
                 };
@@ -218,7 +222,7 @@ impl Ctx<'_> {
                 label,
                 expires,
             } => {
-                let path = format!("{}/fido2", user_path(user));
+                let path = routes::admin_user_fido2(user);
                 let req = latchkey_proto::fido2::Fido2RegistrationCreate {
                     label: label.clone(),
                     expires_in: Some(expires.as_secs().max(1)),
@@ -245,19 +249,22 @@ impl Ctx<'_> {
                     .await?;
             }
             TokenCmd::List { user } => {
-                let path = format!("{}/tokens", user_path(user));
+                let path = routes::admin_user_tokens(user);
                 self.show(Method::GET, &path, None, |t: &Vec<TokenInfo>| {
                     Ok(output::tokens(t))
                 })
                 .await?;
             }
             TokenCmd::Remove { id } => {
-                let path = format!("/v1/admin/tokens/{}", seg(id));
+                let path = routes::admin_token(id);
                 return self.remove(&path, format!("Removed token {id}.")).await;
             }
             TokenCmd::Verify { user, code } => {
-                let path = format!("{}/verify", user_path(user));
-                let req = VerifyRequest { code: code.clone() };
+                let path = routes::admin_user_verify(user);
+                // The wire field is still a String (it becomes a Secret with the wire types).
+                let req = VerifyRequest {
+                    code: code.expose().to_string(),
+                };
                 let result = self
                     .show(Method::POST, &path, body(&req)?, |r: &VerifyResult| {
                         Ok(format!("{}\n", r.message))
@@ -268,10 +275,10 @@ impl Ctx<'_> {
                 }
             }
             TokenCmd::Resync { id, code1, code2 } => {
-                let path = format!("/v1/admin/tokens/{}/resync", seg(id));
+                let path = routes::admin_token_resync(id);
                 let req = TokenResync {
-                    code1: code1.clone(),
-                    code2: code2.clone(),
+                    code1: code1.expose().to_string(),
+                    code2: code2.expose().to_string(),
                 };
                 let result = self
                     .show(Method::POST, &path, body(&req)?, |r: &VerifyResult| {
@@ -303,7 +310,7 @@ impl Ctx<'_> {
             label: otp.label.clone(),
             secret,
         };
-        let path = format!("{}/tokens", user_path(user));
+        let path = routes::admin_user_tokens(user);
         self.show(Method::POST, &path, body(&req)?, |e: &TokenEnrolled| {
             let t = &e.token;
             let period = t.period.map(|p| format!(", {p} s")).unwrap_or_default();
@@ -330,12 +337,12 @@ impl Ctx<'_> {
     }
 
     async fn policy(&mut self, cmd: &PolicyCmd) -> Result<Outcome> {
-        let path = |id: &str| format!("/v1/admin/policies/{}", seg(id));
+        let path = routes::admin_policy;
         match cmd {
             PolicyCmd::List => {
                 self.show(
                     Method::GET,
-                    "/v1/admin/policies",
+                    routes::ADMIN_POLICIES,
                     None,
                     |p: &Vec<Policy>| Ok(output::policies(p)),
                 )
@@ -387,7 +394,7 @@ impl Ctx<'_> {
                 let server = self.client.base_url().to_string();
                 self.show(
                     Method::POST,
-                    "/v1/admin/join-tokens",
+                    routes::ADMIN_JOIN_TOKENS,
                     body(&req)?,
                     |j: &JoinTokenCreated| {
                         Ok(format!(
@@ -404,18 +411,18 @@ impl Ctx<'_> {
             MachineCmd::List => {
                 self.show(
                     Method::GET,
-                    "/v1/admin/machines",
+                    routes::ADMIN_MACHINES,
                     None,
                     |m: &Vec<Machine>| Ok(output::machines(m)),
                 )
                 .await?;
             }
             MachineCmd::Remove { id } => {
-                let path = format!("/v1/admin/machines/{}", seg(id));
+                let path = routes::admin_machine(id);
                 return self.remove(&path, format!("Removed machine {id}.")).await;
             }
             MachineCmd::ForgetOffline { machine, user } => {
-                let path = format!("/v1/admin/machines/{}/forget-offline", seg(machine));
+                let path = routes::admin_machine_forget_offline(machine);
                 let req = latchkey_proto::offline::ForgetOffline { user: user.clone() };
                 self.show(
                     Method::POST,
@@ -478,9 +485,9 @@ fn audit_path(user: Option<&str>, since: Option<i64>, limit: Option<u32>) -> Str
         query.push(format!("limit={l}"));
     }
     if query.is_empty() {
-        "/v1/admin/audit".into()
+        routes::ADMIN_AUDIT.into()
     } else {
-        format!("/v1/admin/audit?{}", query.join("&"))
+        format!("{}?{}", routes::ADMIN_AUDIT, query.join("&"))
     }
 }
 

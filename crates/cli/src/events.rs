@@ -6,6 +6,7 @@ use crate::error::{CliError, Result};
 use crate::output::{table, time};
 use latchkey_client::{Client, Method, encode_path_segment as seg};
 use latchkey_proto::events::{EventEntry, EventKind, EventPage, SessionInfo};
+use latchkey_proto::routes;
 use std::io::Write;
 use std::time::SystemTime;
 
@@ -51,9 +52,9 @@ pub fn events_path(
         q.push(format!("wait={w}"));
     }
     if q.is_empty() {
-        "/v1/admin/events".into()
+        routes::ADMIN_EVENTS.into()
     } else {
-        format!("/v1/admin/events?{}", q.join("&"))
+        format!("{}?{}", routes::ADMIN_EVENTS, q.join("&"))
     }
 }
 
@@ -231,8 +232,8 @@ pub async fn sessions(
     a: &SessionsArgs,
 ) -> Result<Outcome> {
     let path = match &a.user {
-        Some(u) => format!("/v1/admin/sessions?user={}", seg(u)),
-        None => "/v1/admin/sessions".into(),
+        Some(u) => format!("{}?user={}", routes::ADMIN_SESSIONS, seg(u)),
+        None => routes::ADMIN_SESSIONS.into(),
     };
     let (_, bytes) = client.request(Method::GET, &path, None).await?;
     let list: Vec<SessionInfo> = decode(client, &bytes)?;

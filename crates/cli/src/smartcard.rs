@@ -1,10 +1,11 @@
 //! `latchkey token add-smartcard`: register a certificate, or create an enrollment code.
 
-use crate::commands::{Ctx, body, user_path};
+use crate::commands::{Ctx, body};
 use crate::error::{CliError, Result};
 use crate::output;
 use latchkey_client::Method;
 use latchkey_proto::admin::TokenInfo;
+use latchkey_proto::routes;
 use latchkey_proto::smartcard::{SmartcardAdd, SmartcardCodeCreate, SmartcardEnrollCode};
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +20,7 @@ impl Ctx<'_> {
         expires: Duration,
     ) -> Result<()> {
         if enroll {
-            let path = format!("{}/smartcards/enroll", user_path(user));
+            let path = routes::admin_user_smartcards_enroll(user);
             let req = SmartcardCodeCreate {
                 expires_in: Some(expires.as_secs().max(1)),
             };
@@ -53,7 +54,7 @@ impl Ctx<'_> {
             cert_pem,
             label: label.clone(),
         };
-        let path = format!("{}/smartcards", user_path(user));
+        let path = routes::admin_user_smartcards(user);
         self.show(Method::POST, &path, body(&req)?, |t: &TokenInfo| {
             let sc = t.smartcard.as_ref();
             Ok(format!(

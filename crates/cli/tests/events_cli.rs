@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use latchkey_proto::events::{Event, EventBatch, EventKind, EventsAccepted};
+use latchkey_proto::{ErrorCode, routes};
 use latchkey_testkit::TestServer;
 use std::process::{Command, Stdio};
 
@@ -55,10 +56,10 @@ async fn events_and_sessions_are_listed_filtered_and_followed() {
             event(3, EventKind::Logon, "bob", "k3"),
         ],
     };
-    let acc: EventsAccepted = machine.post("/v1/events", &batch).await.unwrap();
+    let acc: EventsAccepted = machine.post(routes::EVENTS, &batch).await.unwrap();
     assert_eq!((acc.accepted.len(), acc.inserted), (3, 3));
     // The same batch again: acknowledged, nothing new.
-    let again: EventsAccepted = machine.post("/v1/events", &batch).await.unwrap();
+    let again: EventsAccepted = machine.post(routes::EVENTS, &batch).await.unwrap();
     assert_eq!((again.accepted.len(), again.inserted), (3, 0));
 
     let all = run(&srv, &["events"]).await;
@@ -97,7 +98,7 @@ async fn events_and_sessions_are_listed_filtered_and_followed() {
             event(6, EventKind::Logon, "alice", "k6"),
         ],
     };
-    let _: EventsAccepted = machine.post("/v1/events", &later).await.unwrap();
+    let _: EventsAccepted = machine.post(routes::EVENTS, &later).await.unwrap();
     let out = tokio::time::timeout(std::time::Duration::from_secs(20), waiter)
         .await
         .unwrap()
@@ -125,7 +126,7 @@ async fn malformed_events_are_rejected_by_id_and_unknown_types_are_a_usage_error
     let good = event(2, EventKind::Journal, "x", "k");
     let acc: EventsAccepted = machine
         .post(
-            "/v1/events",
+            routes::EVENTS,
             &EventBatch {
                 events: vec![bad, good.clone()],
             },
@@ -139,15 +140,15 @@ async fn malformed_events_are_rejected_by_id_and_unknown_types_are_a_usage_error
     let err = srv
         .admin()
         .unwrap()
-        .post::<_, EventsAccepted>("/v1/events", &EventBatch { events: vec![] })
+        .post::<_, EventsAccepted>(routes::EVENTS, &EventBatch { events: vec![] })
         .await
         .unwrap_err();
-    assert_eq!(err.api_code(), Some("forbidden"));
+    assert_eq!(err.error_code(), Some(ErrorCode::Forbidden));
     let err = machine
-        .get::<serde_json::Value>("/v1/admin/events")
+        .get::<serde_json::Value>(routes::ADMIN_EVENTS)
         .await
         .unwrap_err();
-    assert_eq!(err.api_code(), Some("forbidden"));
+    assert_eq!(err.error_code(), Some(ErrorCode::Forbidden));
     let mut cmd = cli(&srv, &["events", "--type", "login"]);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -452,16 +452,9 @@ fn map_transport(origin: &str, e: &(dyn StdError + 'static)) -> Error {
 
 /// Percent-encodes one path segment (user names, token ids, client ids) so that `/`, `?`, `%`
 /// and spaces in a name cannot change the route. Unreserved characters (RFC 3986 §2.3) stay.
+/// The rule lives with the route table (`latchkey_proto::routes`), whose builders use it.
 pub fn encode_path_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    latchkey_proto::routes::encode_path_segment(segment)
 }
 
 #[cfg(test)]
@@ -474,6 +467,8 @@ mod tests {
         assert_eq!(encode_path_segment("bob"), "bob");
         assert_eq!(encode_path_segment("a b/c?d%é"), "a%20b%2Fc%3Fd%25%C3%A9");
         assert_eq!(encode_path_segment("ok-._~"), "ok-._~");
+        // A segment of dots would be resolved away (`/users/..` is `/`), so it is encoded.
+        assert_eq!(encode_path_segment(".."), "%2E%2E");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! into "go offline" in one place ([`Error::is_unreachable`]).
 
 use hyper::StatusCode;
+use latchkey_proto::ErrorCode;
 use std::io;
 use std::time::Duration;
 
@@ -82,6 +83,12 @@ impl Error {
             Error::Api { error, .. } => Some(error),
             _ => None,
         }
+    }
+
+    /// The typed code of an API error answer; `None` for other errors and for a code this
+    /// build does not know (a newer server's).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.api_code().and_then(ErrorCode::parse)
     }
 
     /// Why one server failed, without the server's name (the caller shows it beside the reason).
@@ -251,6 +258,14 @@ mod tests {
             e.to_string(),
             "server said: user \"bob\" not found (not_found)"
         );
+        assert_eq!(e.error_code(), Some(ErrorCode::NotFound));
+        let newer = Error::Api {
+            status: StatusCode::BAD_REQUEST,
+            error: "some_later_code".into(),
+            message: String::new(),
+        };
+        assert_eq!(newer.error_code(), None);
+        assert_eq!(newer.api_code(), Some("some_later_code"));
         let e = Error::Connect {
             server: "https://127.0.0.1:8443".into(),
             reason: describe_io(&io::Error::from(io::ErrorKind::ConnectionRefused)),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
+use latchkey_proto::routes;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,7 +118,7 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
 
     let admin = d.admin(&token);
     let _: serde_json::Value = admin
-        .post("/v1/admin/users", &serde_json::json!({"name": "alice"}))
+        .post(routes::ADMIN_USERS, &serde_json::json!({"name": "alice"}))
         .await
         .unwrap();
     let first_pin = d.pin();
@@ -129,9 +130,9 @@ async fn first_start_bootstraps_and_sigterm_stops_cleanly() {
     assert_eq!(d.pin(), first_pin);
     assert!(!d.lines.iter().any(|l| l.contains("lka_")), "{:?}", d.lines);
     let admin = d.admin(&token);
-    let users: Vec<serde_json::Value> = admin.get("/v1/admin/users").await.unwrap();
+    let users: Vec<serde_json::Value> = admin.get(routes::ADMIN_USERS).await.unwrap();
     assert_eq!(users.len(), 1);
-    let audit: Vec<serde_json::Value> = admin.get("/v1/admin/audit").await.unwrap();
+    let audit: Vec<serde_json::Value> = admin.get(routes::ADMIN_AUDIT).await.unwrap();
     assert!(
         audit.iter().any(|a| a["action"] == "user.add"),
         "audit flushed before the first stop"
@@ -158,7 +159,7 @@ async fn every_log_line_reaches_stderr_by_exit() {
     for i in 0..200 {
         let _: serde_json::Value = admin
             .post(
-                "/v1/admin/users",
+                routes::ADMIN_USERS,
                 &serde_json::json!({"name": format!("u{i}")}),
             )
             .await

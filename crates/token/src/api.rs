@@ -5,9 +5,11 @@ use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::link::RegistrationLink;
 use latchkey_client::{Client, ClientConfig, Credential, StatusCode, Trust};
+use latchkey_proto::ErrorCode;
 use latchkey_proto::app::{
     AppRegister, AppRegistered, Badge, PushRequest, PushResponse, PushVerdict,
 };
+use latchkey_proto::routes;
 use std::time::Duration;
 
 /// Seconds one long poll asks the server to hold the request (the server caps it at 30).
@@ -29,8 +31,8 @@ fn client(server: &str, pin: &str, credential: Credential) -> Result<Client> {
 /// `POST /v1/apps/register`: the code in the link is the only credential.
 pub async fn register(link: &RegistrationLink, req: &AppRegister) -> Result<AppRegistered> {
     let c = client(&link.server, &link.pin, Credential::None)?;
-    c.post("/v1/apps/register", req).await.map_err(|e| {
-        let refused = e.api_code() == Some("invalid_registration_code")
+    c.post(routes::APP_REGISTER, req).await.map_err(|e| {
+        let refused = e.error_code() == Some(ErrorCode::InvalidRegistrationCode)
             || matches!(
                 e.status(),
                 Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::GONE)
@@ -60,14 +62,14 @@ impl AppApi {
     /// `GET /v1/apps/pending?wait=SECS`: the requests waiting now, or after up to `wait`
     /// seconds the first that arrives; `[]` if none did.
     pub async fn pending(&self, wait: u64) -> Result<Vec<PushRequest>> {
-        let path = format!("/v1/apps/pending?wait={}", wait.min(30));
+        let path = format!("{}?wait={}", routes::APP_PENDING, wait.min(30));
         self.client.get(&path).await.map_err(|e| self.map(e))
     }
 
     /// `POST /v1/apps/respond`: a signed approval or denial.
     pub async fn respond(&self, r: &PushResponse) -> Result<PushVerdict> {
         self.client
-            .post("/v1/apps/respond", r)
+            .post(routes::APP_RESPOND, r)
             .await
             .map_err(|e| self.map(e))
     }
@@ -75,7 +77,7 @@ impl AppApi {
     /// `POST /v1/apps/badge`: signed presence.
     pub async fn badge(&self, b: &Badge) -> Result<PushVerdict> {
         self.client
-            .post("/v1/apps/badge", b)
+            .post(routes::APP_BADGE, b)
             .await
             .map_err(|e| self.map(e))
     }

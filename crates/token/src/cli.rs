@@ -193,7 +193,7 @@ fn offline_answer(ctx: &Ctx, payload: Option<String>, image: Option<PathBuf>) ->
         o.client_id,
         crate::offline::hhmm(o.expires_at)
     );
-    println!("{}", o.code.as_str());
+    println!("{}", o.code.expose());
     Ok(())
 }
 
@@ -209,7 +209,7 @@ impl Ctx {
             return Err(store::not_found(&self.path));
         }
         let pass = passphrase::obtain(self.passphrase_file.as_deref(), Purpose::Open)?;
-        TokenFile::open(&self.path, pass.as_bytes())
+        TokenFile::open(&self.path, pass.expose().as_bytes())
     }
 
     fn open_or_create(&self) -> Result<TokenFile> {
@@ -222,7 +222,7 @@ impl Ctx {
         }
         let params = KdfParams::from_env()?;
         let pass = passphrase::obtain(self.passphrase_file.as_deref(), Purpose::Create)?;
-        TokenFile::create(&self.path, pass.as_bytes(), params)
+        TokenFile::create(&self.path, pass.expose().as_bytes(), params)
     }
 }
 
@@ -275,7 +275,7 @@ async fn register(
     let device_name = device_name.unwrap_or_else(default_device_name);
     let keys = NewKeys::generate()?;
     let req = AppRegister {
-        code: link.code.clone(),
+        code: link.code.expose().to_string(),
         device_name: device_name.clone(),
         x25519_public: B64.encode(keys.x25519_public()),
         ed25519_public: B64.encode(keys.ed25519_public()),

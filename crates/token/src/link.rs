@@ -5,6 +5,7 @@
 //! CA to install (as a join token and `--pin` do for machines).
 
 use crate::error::{Error, Result};
+use latchkey_proto::Secret;
 use url::Url;
 
 const REGISTER_PATH: &str = "/app/register";
@@ -15,8 +16,8 @@ pub struct RegistrationLink {
     pub server: String,
     /// Host name (or address) of the server, for the default account name.
     pub host: String,
-    /// The one-time registration code.
-    pub code: String,
+    /// The one-time registration code (a credential: `Debug` shows `***`).
+    pub code: Secret,
     /// `sha256:` + 64 lowercase hex digits.
     pub pin: String,
 }
@@ -77,7 +78,7 @@ pub fn parse(text: &str) -> Result<RegistrationLink> {
     Ok(RegistrationLink {
         server,
         host,
-        code,
+        code: Secret::from(code),
         pin,
     })
 }
@@ -106,7 +107,7 @@ mod tests {
         .unwrap();
         assert_eq!(l.server, "https://mfa.example:8443");
         assert_eq!(l.host, "mfa.example");
-        assert_eq!(l.code, "lkr_abc123");
+        assert_eq!(l.code.expose(), "lkr_abc123");
         assert_eq!(l.pin, pin());
     }
 
@@ -121,7 +122,7 @@ mod tests {
         .unwrap();
         assert_eq!(l.server, "https://127.0.0.1:9/mfa");
         assert_eq!(l.pin, pin());
-        assert_eq!(l.code, "x");
+        assert_eq!(l.code.expose(), "x");
         let l = parse(&format!(
             "https://[::1]:9/app/register?code=x&pin={}",
             pin()

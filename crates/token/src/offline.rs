@@ -5,8 +5,8 @@
 use crate::account::Account;
 use crate::error::{Error, Result};
 use latchkey_crypto::challenge;
+use latchkey_proto::Secret;
 use std::path::Path;
-use zeroize::Zeroizing;
 
 /// What the person sees: where the login is, and the code to type there.
 #[derive(Debug)]
@@ -16,7 +16,8 @@ pub struct Opened {
     pub host: String,
     pub client_id: String,
     pub expires_at: i64,
-    pub code: Zeroizing<String>,
+    /// The code to type at the login screen (`Debug` shows `***`).
+    pub code: Secret,
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -51,7 +52,7 @@ pub fn open(accounts: &[Account], text: &str, now: i64) -> Result<Opened> {
             c.user, account.name, account.user
         )));
     }
-    let code = challenge::open(account.x25519_secret.expose(), &c)
+    let mut code = challenge::open(account.x25519_secret.expose(), &c)
         .map_err(|_| err("the challenge does not open with this app's key (damaged or forged)"))?;
     Ok(Opened {
         account: account.name.clone(),
@@ -59,7 +60,7 @@ pub fn open(accounts: &[Account], text: &str, now: i64) -> Result<Opened> {
         host: c.host,
         client_id: c.client_id,
         expires_at,
-        code,
+        code: Secret::from(std::mem::take(&mut *code)),
     })
 }
 

@@ -3,6 +3,7 @@
 //! echo off.
 
 use crate::error::{Error, Result};
+use latchkey_proto::Secret;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -21,8 +22,9 @@ pub enum Purpose {
     Create,
 }
 
-pub fn obtain(file: Option<&Path>, purpose: Purpose) -> Result<Zeroizing<String>> {
-    let pass = if let Some(path) = file {
+/// The passphrase as a [`Secret`]: typed by a person, so never printed and wiped on drop.
+pub fn obtain(file: Option<&Path>, purpose: Purpose) -> Result<Secret> {
+    let mut pass = if let Some(path) = file {
         from_file(path)?
     } else if let Some(v) = std::env::var_os(PASSPHRASE_ENV) {
         Zeroizing::new(
@@ -40,7 +42,8 @@ pub fn obtain(file: Option<&Path>, purpose: Purpose) -> Result<Zeroizing<String>
             "the passphrase is too short: a new token file needs at least {MIN_CHARS} characters"
         )));
     }
-    Ok(pass)
+    // Moved out, not copied: the only copy left is the Secret's.
+    Ok(Secret::from(std::mem::take(&mut *pass)))
 }
 
 fn from_file(path: &Path) -> Result<Zeroizing<String>> {
@@ -156,7 +159,7 @@ mod tests {
             (" pw \n\n", " pw \n"),
         ] {
             std::fs::write(&p, content).unwrap();
-            assert_eq!(*obtain(Some(&p), Purpose::Open).unwrap(), want);
+            assert_eq!(obtain(Some(&p), Purpose::Open).unwrap().expose(), want);
         }
         std::fs::write(&p, "\n").unwrap();
         assert!(obtain(Some(&p), Purpose::Open).is_err());
@@ -171,7 +174,7 @@ mod tests {
         let err = obtain(Some(&p), Purpose::Create).unwrap_err().to_string();
         assert!(err.contains("at least 8 characters"), "{err}");
         // An existing file keeps opening with the passphrase it was sealed with.
-        assert_eq!(*obtain(Some(&p), Purpose::Open).unwrap(), "x");
+        assert_eq!(obtain(Some(&p), Purpose::Open).unwrap().expose(), "x");
         // Characters, not bytes: eight letters of any script are enough.
         std::fs::write(&p, "ünïcödé!").unwrap();
         assert!(obtain(Some(&p), Purpose::Create).is_ok());
