@@ -18,8 +18,8 @@ const SCHEMAS: &str = "/components/schemas";
 /// The refusal shape of docs/api.md, by name in `components/schemas`.
 const REFUSAL: &str = "Refusal";
 
-/// The whole document. Building it walks every type once: latchkeyd calls it once at start
-/// and serves the bytes.
+/// The whole document. Building it walks every type; latchkeyd builds it on the first
+/// request and serves those bytes from then on.
 pub fn document() -> Value {
     let mut g = SchemaSettings::draft2020_12()
         .with(|s| {

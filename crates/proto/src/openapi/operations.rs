@@ -87,18 +87,9 @@ fn status_schema() -> Schema {
     })
 }
 
-struct D {
-    summary: &'static str,
-    body: Option<Schema>,
-    query: Option<Schema>,
-    status: u16,
-    answer: Answer,
-    refusals: &'static [u16],
-}
-
-impl D {
-    fn new(summary: &'static str, status: u16, answer: Answer) -> D {
-        D {
+impl OpDoc {
+    fn new(summary: &'static str, status: u16, answer: Answer) -> OpDoc {
+        OpDoc {
             summary,
             body: None,
             query: None,
@@ -107,27 +98,17 @@ impl D {
             refusals: &[],
         }
     }
-    fn body(mut self, s: Schema) -> D {
+    fn body(mut self, s: Schema) -> OpDoc {
         self.body = Some(s);
         self
     }
-    fn query(mut self, s: Schema) -> D {
+    fn query(mut self, s: Schema) -> OpDoc {
         self.query = Some(s);
         self
     }
-    fn refusals(mut self, r: &'static [u16]) -> D {
+    fn refusals(mut self, r: &'static [u16]) -> OpDoc {
         self.refusals = r;
         self
-    }
-    fn done(self) -> OpDoc {
-        OpDoc {
-            summary: self.summary,
-            body: self.body,
-            query: self.query,
-            status: self.status,
-            answer: self.answer,
-            refusals: self.refusals,
-        }
     }
 }
 
@@ -135,22 +116,22 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
     use Answer::{Empty, Json, Text};
     let ok =
         |g: &mut SchemaGenerator, s: &'static str, schema: fn(&mut SchemaGenerator) -> Schema| {
-            D::new(s, 200, Json(schema(g)))
+            OpDoc::new(s, 200, Json(schema(g)))
         };
     let created =
         |g: &mut SchemaGenerator, s: &'static str, schema: fn(&mut SchemaGenerator) -> Schema| {
-            D::new(s, 201, Json(schema(g)))
+            OpDoc::new(s, 201, Json(schema(g)))
         };
     let step = json::<WithOffline<LoginStepResult>>;
-    let d = match op {
-        Op::Healthz => D::new("Liveness", 200, Json(status_schema())),
-        Op::Readyz => D::new(
+    match op {
+        Op::Healthz => OpDoc::new("Liveness", 200, Json(status_schema())),
+        Op::Readyz => OpDoc::new(
             "Readiness (503 with the same shape while not ready)",
             200,
             Json(status_schema()),
         ),
-        Op::Metrics => D::new("Prometheus metrics", 200, Text),
-        Op::OpenApi => D::new(
+        Op::Metrics => OpDoc::new("Prometheus metrics", 200, Text),
+        Op::OpenApi => OpDoc::new(
             "This document",
             200,
             Json(json_schema!({ "type": "object" })),
@@ -262,7 +243,7 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
         Op::UserUpdate => ok(g, "Change a user", json::<User>)
             .body(json::<UserUpdate>(g))
             .refusals(&[404]),
-        Op::UserRemove => D::new("Remove a user and their tokens", 204, Empty).refusals(&[404]),
+        Op::UserRemove => OpDoc::new("Remove a user and their tokens", 204, Empty).refusals(&[404]),
         Op::TokenList => ok(g, "A user's tokens", json::<Vec<TokenInfo>>).refusals(&[404]),
         Op::TokenAdd => created(g, "Enrol a TOTP or HOTP token", json::<TokenEnrolled>)
             .body(json::<OtpTokenCreate>(g))
@@ -274,7 +255,7 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
         )
         .body(json::<VerifyRequest>(g))
         .refusals(&[404]),
-        Op::TokenRemove => D::new(
+        Op::TokenRemove => OpDoc::new(
             "Remove a token, smartcard or security key, or revoke a token app",
             204,
             Empty,
@@ -292,10 +273,12 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
         Op::PolicySet => {
             ok(g, "Change a client policy", json::<Policy>).body(json::<PolicyUpdate>(g))
         }
-        Op::PolicyRemove => D::new("Remove a client policy (not `*`)", 204, Empty).refusals(&[404]),
+        Op::PolicyRemove => {
+            OpDoc::new("Remove a client policy (not `*`)", 204, Empty).refusals(&[404])
+        }
         Op::MachineList => ok(g, "Joined machines", json::<Vec<Machine>>),
         Op::MachineRemove => {
-            D::new("Remove a machine (revokes its key)", 204, Empty).refusals(&[404])
+            OpDoc::new("Remove a machine (revokes its key)", 204, Empty).refusals(&[404])
         }
         Op::MachineForgetOffline => ok(
             g,
@@ -333,6 +316,5 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
         Op::SessionList => {
             ok(g, "Open sessions", json::<Vec<SessionInfo>>).query(query::<SessionQuery>())
         }
-    };
-    d.done()
+    }
 }
