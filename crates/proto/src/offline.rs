@@ -185,6 +185,7 @@ impl OfflineAttachment {
 /// A server answer `T` with the offline attachment beside its own fields.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "{T}WithOffline"))]
 pub struct WithOffline<T> {
     #[serde(flatten)]
     pub inner: T,

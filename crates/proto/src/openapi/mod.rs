@@ -167,6 +167,17 @@ fn query_params(q: &Schema) -> Vec<Value> {
         .collect()
 }
 
+/// What a route's own refusal means (docs/api.md has the detail per route).
+fn refusal_reason(status: u16) -> &'static str {
+    match status {
+        401 => "the one-time token or code in the body is not valid",
+        404 => "no such user, token, machine, policy or transaction",
+        409 => "it exists already",
+        429 => "rate-limited: try again later",
+        _ => "see docs/api.md",
+    }
+}
+
 fn refusal() -> Value {
     json!({ "content": { "application/json": { "schema": { "$ref": format!("#{SCHEMAS}/{REFUSAL}") } } } })
 }
@@ -211,7 +222,7 @@ fn responses(route: &Route, doc: &OpDoc) -> Value {
         refusals.push((400, "a parameter is wrong"));
     }
     for &status in doc.refusals {
-        refusals.push((status, "see docs/api.md"));
+        refusals.push((status, refusal_reason(status)));
     }
     refusals.sort_unstable();
     refusals.dedup_by_key(|r| r.0);

@@ -135,4 +135,10 @@ fn bodies_and_answers_are_the_wire_types() {
             .any(|p| p["name"] == "type" && p["in"] == "query")
     );
     assert!(doc["paths"]["/v1/admin/users/{name}"]["delete"]["responses"]["204"].is_object());
+    let otp = &doc["paths"]["/v1/login/{tx}/otp"]["post"]["responses"]["200"];
+    assert_eq!(
+        otp["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LoginStepResultWithOffline"
+    );
+    assert!(schemas.get("LoginStartResultWithOffline").is_some());
 }
