@@ -6,16 +6,18 @@
 //! also re-check the store every second so several instances sharing one database still see
 //! each other's requests (a gateway to FCM/APNs would be one more notifier here).
 
-use crate::engine::{EngineError, GENERIC_DENY, TX_GONE, new_id};
-use crate::state::{Actor, State, now};
-use crate::store::{AppRow, PushRow};
-use base64::Engine;
+use super::messages::Said;
+use super::{Actor, Engine, EngineError, Result, new_id, now};
+use crate::store::{AppRow, PushRow, PushState};
+use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_proto::Method;
 use latchkey_proto::app::{
-    Decision, PushRequest, PushResponse, PushStarted, PushVerdict, push_signing_bytes,
+    Decision, PushRequest, PushResponse, PushStartResult, PushStarted, PushVerdict,
+    push_signing_bytes,
 };
 use latchkey_proto::login::LoginStepResult;
+use latchkey_proto::offline::WithOffline;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,7 +28,29 @@ pub const PUSH_TTL: i64 = 60;
 /// Longest single long poll.
 pub const MAX_WAIT: u64 = 30;
 
-type Result<T> = std::result::Result<T, EngineError>;
+/// What a login waiting on a push learns: decided from the stored state and the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Nobody answered yet, and there is time left.
+    Waiting,
+    Approved,
+    Denied,
+    WrongNumber,
+    /// Nobody answered in time.
+    Expired,
+}
+
+impl PushOutcome {
+    pub fn of(p: &PushRow, now: i64) -> PushOutcome {
+        match p.state {
+            PushState::Approved => PushOutcome::Approved,
+            PushState::Denied => PushOutcome::Denied,
+            PushState::WrongNumber => PushOutcome::WrongNumber,
+            PushState::Pending if p.expires_at <= now => PushOutcome::Expired,
+            PushState::Pending => PushOutcome::Waiting,
+        }
+    }
+}
 
 /// In-process wake-ups keyed by user (apps waiting) and by transaction (logins waiting).
 #[derive(Default)]
@@ -102,25 +126,26 @@ fn random_number() -> Result<u32> {
     Ok(10 + u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % 90)
 }
 
-impl State {
+impl Engine {
     /// `POST /v1/login/{tx}/push`: sends the push (idempotent per transaction).
     pub async fn push_start(
         &self,
         machine_id: &str,
         host: &str,
         tx_id: &str,
-    ) -> Result<std::result::Result<PushStarted, String>> {
+    ) -> Result<PushStartResult> {
+        let refused = |said: Said| Ok(PushStartResult::Step(said.deny()));
         let now = now();
         let actor = Actor::Machine(machine_id.to_string());
         let Some(tx) = self.store.tx_get(tx_id).await? else {
-            return Ok(Err(TX_GONE.into()));
+            return refused(Said::TxGone);
         };
         if tx.machine_id != machine_id || tx.done || tx.expires_at <= now {
-            return Ok(Err(TX_GONE.into()));
+            return refused(Said::TxGone);
         }
         let user = match self.store.user_get(&tx.user_name).await? {
             Some(u) if u.enabled => u,
-            _ => return Ok(Err(GENERIC_DENY.into())),
+            _ => return refused(Said::NoMethod),
         };
         let policy = self
             .policy_for(&tx.client_id, &user.name, &user.groups)
@@ -128,9 +153,7 @@ impl State {
         if !policy.methods.contains(&Method::Push)
             || self.store.app_count_of(&user.name).await? == 0
         {
-            return Ok(Err(
-                "Push is not available for this login: type a one-time code".into(),
-            ));
+            return refused(Said::PushUnavailable);
         }
         let row = PushRow {
             tx_id: tx.id.clone(),
@@ -141,7 +164,7 @@ impl State {
             number: i64::from(random_number()?),
             nonce: new_id(16)?,
             expires_at: (now + PUSH_TTL).min(tx.expires_at),
-            state: "pending".into(),
+            state: PushState::Pending,
             detail: None,
         };
         let row = self.store.push_create(&row, now).await?;
@@ -156,15 +179,31 @@ impl State {
         )
         .await;
         let number = u32::try_from(row.number).unwrap_or(0);
-        Ok(Ok(PushStarted {
+        Ok(PushStartResult::Started(PushStarted {
             number,
             expires_in: (row.expires_at - now).max(0) as u64,
-            message: format!("Push sent: type {number} in the latchkey app to approve"),
+            message: Said::PushSent { number }.text(),
         }))
     }
 
-    /// `POST /v1/login/{tx}/push/wait`: the push's outcome, waiting up to `wait`.
+    /// `POST /v1/login/{tx}/push/wait`: the push's outcome, waiting up to `wait`, with
+    /// what the offline decision attaches to it.
     pub async fn push_wait(
+        &self,
+        machine_id: &str,
+        tx_id: &str,
+        wait: Duration,
+    ) -> Result<WithOffline<LoginStepResult>> {
+        let result = self.push_settled(machine_id, tx_id, wait).await?;
+        let user = if matches!(result, LoginStepResult::Success { .. }) {
+            self.store.tx_user_offline_candidate(tx_id).await?
+        } else {
+            None
+        };
+        Ok(self.with_offline(machine_id, result, user).await)
+    }
+
+    async fn push_settled(
         &self,
         machine_id: &str,
         tx_id: &str,
@@ -172,14 +211,10 @@ impl State {
     ) -> Result<LoginStepResult> {
         let actor = Actor::Machine(machine_id.to_string());
         let Some(tx) = self.store.tx_get(tx_id).await? else {
-            return Ok(LoginStepResult::Deny {
-                reason: TX_GONE.into(),
-            });
+            return Ok(Said::TxGone.deny());
         };
         if tx.machine_id != machine_id {
-            return Ok(LoginStepResult::Deny {
-                reason: TX_GONE.into(),
-            });
+            return Ok(Said::TxGone.deny());
         }
         let store = self.store.clone();
         let id = tx_id.to_string();
@@ -190,56 +225,34 @@ impl State {
                 let (store, id) = (store.clone(), id.clone());
                 async move {
                     let p = store.push_get(&id).await?;
-                    Ok(p.filter(|p| p.state != "pending" || p.expires_at <= now()))
+                    Ok(p.filter(|p| PushOutcome::of(p, now()) != PushOutcome::Waiting))
                 }
             },
         )
         .await?;
         let Some(p) = settled else {
             return Ok(LoginStepResult::Pending {
-                message: "Waiting for approval in the latchkey app".into(),
+                message: Said::PushWaiting.text(),
             });
         };
         let cid = Some(tx.client_id.as_str());
         let user = tx.user_name.as_str();
-        match p.state.as_str() {
-            "approved" => {
+        let (said, detail) = match PushOutcome::of(&p, now()) {
+            PushOutcome::Approved => {
                 if !self.store.tx_finish(tx_id).await? {
-                    return Ok(LoginStepResult::Deny {
-                        reason: TX_GONE.into(),
-                    });
+                    return Ok(Said::TxGone.deny());
                 }
                 if let Some(u) = self.store.user_get(user).await? {
                     self.clear_failures(&u).await?;
                 }
                 self.audit(&actor, "login.push", Some(user), cid, "ok", "push approved")
                     .await;
-                Ok(LoginStepResult::Success {
-                    message: "Push approved".into(),
-                })
+                return Ok(Said::PushApproved.success());
             }
-            "denied" => {
-                self.store.tx_finish(tx_id).await?;
-                let detail = p.detail.unwrap_or_default();
-                self.audit(
-                    &actor,
-                    "login.push",
-                    Some(user),
-                    cid,
-                    "deny",
-                    format!("push denied: {detail}"),
-                )
-                .await;
-                let reason = if detail.contains("wrong number") {
-                    "Push refused: the number typed in the app was wrong"
-                } else {
-                    "Push denied in the latchkey app"
-                };
-                Ok(LoginStepResult::Deny {
-                    reason: reason.into(),
-                })
-            }
-            _ => {
+            PushOutcome::Denied => (Said::PushDenied, p.detail.unwrap_or_default()),
+            PushOutcome::WrongNumber => (Said::PushWrongNumber, p.detail.unwrap_or_default()),
+            // Settled above: anything still pending has expired by now.
+            PushOutcome::Waiting | PushOutcome::Expired => {
                 self.store.tx_finish(tx_id).await?;
                 self.audit(
                     &actor,
@@ -250,11 +263,20 @@ impl State {
                     "push expired",
                 )
                 .await;
-                Ok(LoginStepResult::Deny {
-                    reason: "Push expired: nobody answered in time".into(),
-                })
+                return Ok(Said::PushExpired.deny());
             }
-        }
+        };
+        self.store.tx_finish(tx_id).await?;
+        self.audit(
+            &actor,
+            "login.push",
+            Some(user),
+            cid,
+            "deny",
+            format!("push denied: {detail}"),
+        )
+        .await;
+        Ok(said.deny())
     }
 
     /// `GET /v1/apps/pending?wait=`.
@@ -312,7 +334,7 @@ impl State {
                 "The answer's signature is not valid for this request",
             ));
         }
-        if p.state != "pending" || p.expires_at <= now {
+        if PushOutcome::of(&p, now) != PushOutcome::Waiting {
             return Ok(refuse(
                 "This login request is no longer waiting (answered or expired)",
             ));
@@ -322,7 +344,7 @@ impl State {
                 let why = r.reason.as_deref().unwrap_or("no reason given");
                 let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
                 (
-                    "denied",
+                    PushState::Denied,
                     format!("denied by {app_label}: {why}"),
                     PushVerdict {
                         ok: true,
@@ -331,7 +353,7 @@ impl State {
                 )
             }
             Decision::Approve if r.number.map(i64::from) == Some(p.number) => (
-                "approved",
+                PushState::Approved,
                 format!("approved by {app_label}"),
                 PushVerdict {
                     ok: true,
@@ -339,7 +361,7 @@ impl State {
                 },
             ),
             Decision::Approve => (
-                "denied",
+                PushState::WrongNumber,
                 format!("wrong number typed in {app_label}"),
                 refuse("Wrong number: the login was refused. Start the login again."),
             ),
@@ -354,7 +376,11 @@ impl State {
             ));
         }
         self.hub.tx(&r.tx).notify_waiters();
-        let result = if state == "approved" { "ok" } else { "deny" };
+        let result = if state == PushState::Approved {
+            "ok"
+        } else {
+            "deny"
+        };
         self.audit(&actor, "push.respond", user, cid, result, detail)
             .await;
         Ok(verdict)

@@ -2,32 +2,98 @@
 //! public material an agent needs to verify offline logins, with the policy's limits. Also
 //! the list of users whose bundles a machine must wipe. See docs/offline.md.
 
-use crate::engine::{EngineError, new_id};
+use super::{Actor, Engine, EngineError, Result, new_id, now};
 use crate::policy;
-use crate::state::{Actor, State, now};
-use base64::Engine;
+use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_proto::Method;
+use latchkey_proto::login::LoginStepResult;
 use latchkey_proto::offline::{
     BUNDLE_VERSION, Bundle, OfflineApp, OfflineAttachment, OfflineFido2, OfflineSmartcard,
-    SignedBundle,
+    SignedBundle, WithOffline,
 };
 use std::collections::BTreeMap;
 
-type Result<T> = std::result::Result<T, EngineError>;
-
-/// Which answer the attachment rides on.
+/// What the machine is sent about offline logins beside an answer. Decided once, here, from
+/// [`Answered`], for every method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttachOn {
-    /// A second factor was verified: a fresh bundle.
-    MfaSuccess,
-    /// A definite refusal: wipe the bundle if the user is unknown or disabled.
-    Refusal,
-    /// Anything else (challenge, retry, allow without MFA): only the forget list.
-    Other,
+pub enum Attach {
+    /// Nothing: a retry or a denial of a second factor (the login start already carried the
+    /// forget list), or a success whose transaction is gone.
+    Nothing,
+    /// Only the users this machine must forget (challenge, allow without MFA, a success of
+    /// a user with nothing a bundle could carry).
+    ForgetList,
+    /// The forget list, and the user too when this machine holds its bundle and the user is
+    /// unknown or disabled: a definite refusal.
+    WipeIfGone,
+    /// The forget list and a fresh bundle: a second factor was verified for a user who has
+    /// something to use offline.
+    Bundle,
 }
 
-impl State {
+/// An answer the engine gives a machine about a user, as far as offline bundles care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// A login start; `denied` when it was refused.
+    Start { denied: bool },
+    /// An account check.
+    Account { allowed: bool },
+    /// An answer to a second factor (code, security key, smartcard, push): `success` when
+    /// it was verified; `has_offline` whether the transaction's user has anything a bundle
+    /// could carry (None when the answer was decided before the user was read).
+    Step {
+        success: bool,
+        has_offline: Option<bool>,
+    },
+}
+
+impl Answered {
+    pub fn attach(self) -> Attach {
+        match self {
+            Answered::Start { denied: true } | Answered::Account { allowed: false } => {
+                Attach::WipeIfGone
+            }
+            Answered::Start { denied: false } | Answered::Account { allowed: true } => {
+                Attach::ForgetList
+            }
+            Answered::Step {
+                success: true,
+                has_offline: Some(true),
+            } => Attach::Bundle,
+            Answered::Step {
+                success: true,
+                has_offline: Some(false),
+            } => Attach::ForgetList,
+            Answered::Step { .. } => Attach::Nothing,
+        }
+    }
+}
+
+impl Engine {
+    /// A second factor's answer with its offline attachment ([`Answered::attach`]): `user`
+    /// is the transaction's, with whether it has anything a bundle could carry.
+    pub(super) async fn with_offline(
+        &self,
+        machine_id: &str,
+        result: LoginStepResult,
+        user: Option<(String, bool)>,
+    ) -> WithOffline<LoginStepResult> {
+        let attach = Answered::Step {
+            success: matches!(result, LoginStepResult::Success { .. }),
+            has_offline: user.as_ref().map(|(_, has)| *has),
+        }
+        .attach();
+        let offline = match &user {
+            Some((user, _)) => self.attachment(machine_id, user, attach).await,
+            None => OfflineAttachment::default(),
+        };
+        WithOffline {
+            inner: result,
+            offline,
+        }
+    }
+
     /// Builds and signs the bundle of `user` for `machine_id`, or `None` when no client_id
     /// enables offline for this user with a method the user has (nothing to verify with).
     ///
@@ -35,7 +101,7 @@ impl State {
     /// allows one of the user's offline-capable methods (token app via `push`, `fido2`,
     /// `smartcard`); `methods` says which per client_id; its limits are the strictest of
     /// those policies, and a security key needs UV offline if one of them requires it.
-    pub async fn offline_bundle(
+    async fn offline_bundle(
         &self,
         machine_id: &str,
         user: &str,
@@ -180,30 +246,32 @@ impl State {
         }))
     }
 
-    /// What rides along an answer to `machine_id` about `user`: a bundle after an MFA
-    /// success, and the users to forget. Failing to build it never fails the answer: the
-    /// agent simply keeps what it has (logged).
-    pub async fn offline_attachment(
+    /// What rides along an answer to `machine_id` about `user` ([`Attach`]). Failing to
+    /// build it never fails the answer: the agent simply keeps what it has (logged).
+    pub(super) async fn attachment(
         &self,
         machine_id: &str,
         user: &str,
-        on: AttachOn,
+        on: Attach,
     ) -> OfflineAttachment {
         let mut out = OfflineAttachment::default();
+        if on == Attach::Nothing {
+            return out;
+        }
         match self.store.offline_forget_list(machine_id, now()).await {
             Ok(list) => out.offline_forget = list,
             Err(e) => {
                 tracing::error!(error = %e, machine = machine_id, "offline forget list unavailable")
             }
         }
-        if on == AttachOn::MfaSuccess {
+        if on == Attach::Bundle {
             match self.offline_bundle(machine_id, user).await {
                 Ok(b) => out.offline_bundle = b,
                 Err(e) => {
                     tracing::error!(error = %e, machine = machine_id, user, "offline bundle not issued")
                 }
             }
-        } else if on == AttachOn::Refusal && !out.offline_forget.iter().any(|u| u == user) {
+        } else if on == Attach::WipeIfGone && !out.offline_forget.iter().any(|u| u == user) {
             // A definite refusal of a user this machine holds a bundle of (by the server's
             // record) wipes it here at once, when the user is unknown or disabled. Only
             // then: naming the user to a machine that never held its bundle would tell
@@ -222,7 +290,7 @@ impl State {
     }
 
     /// Revocation hook: the user was disabled or removed, or lost a token app.
-    pub async fn offline_revoke(&self, user: &str, why: &str) -> Result<()> {
+    pub(super) async fn offline_revoke(&self, user: &str, why: &str) -> Result<()> {
         let n = self.store.offline_revoke_user(user, why, now()).await?;
         if n > 0 {
             tracing::info!(user, machines = n, why, "offline bundles revoked");

@@ -2,11 +2,29 @@
 //! stream. Separate from the audit log: the audit log is what this server decided; events
 //! are what agents saw on their machines.
 
-use crate::state::{State, now};
-use crate::store::{EventFilter, Result};
-use latchkey_proto::events::{Event, EventPage, EventsAccepted, MAX_TEXT, RejectedEvent};
+use super::{Engine, EngineError, Result, now};
+use crate::store::EventFilter;
+use latchkey_proto::events::{
+    Event, EventKind, EventPage, EventQuery, EventsAccepted, MAX_BATCH, MAX_TEXT, RejectedEvent,
+};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Entries a listing (events, audit) returns when the request names no `limit`.
+const DEFAULT_LIST: u32 = 1000;
+/// Most entries one listing returns; a larger `limit` is refused, not cut silently (a
+/// script that asked for more must learn that it got less).
+const MAX_LIST: u32 = 10_000;
+
+/// The `limit` of a listing: 1 to [`MAX_LIST`].
+pub(super) fn listing_limit(limit: Option<u32>) -> Result<i64> {
+    match limit.unwrap_or(DEFAULT_LIST) {
+        n @ 1..=MAX_LIST => Ok(i64::from(n)),
+        n => Err(EngineError::Invalid(format!(
+            "limit must be between 1 and {MAX_LIST} (got {n}); use since/after to page"
+        ))),
+    }
+}
 
 /// Most fields an event may carry in `fields`.
 const MAX_FIELDS: usize = 64;
@@ -74,7 +92,7 @@ pub fn check(e: &Event) -> Option<String> {
     None
 }
 
-impl State {
+impl Engine {
     /// Stores one machine's batch; every well-formed id is acknowledged (new or not).
     pub async fn events_ingest(
         &self,
@@ -82,6 +100,11 @@ impl State {
         hostname: &str,
         events: Vec<Event>,
     ) -> Result<EventsAccepted> {
+        if events.len() > MAX_BATCH {
+            return Err(EngineError::Invalid(format!(
+                "a batch holds at most {MAX_BATCH} events"
+            )));
+        }
         let mut good = Vec::with_capacity(events.len());
         let mut rejected = Vec::new();
         for e in events {
@@ -115,9 +138,26 @@ impl State {
         })
     }
 
-    /// One page of events; with `after` and `wait`, holds the request until something new
-    /// matches or `wait` passes (long poll).
-    pub async fn events_page(&self, f: &EventFilter, wait: Duration) -> Result<EventPage> {
+    /// One page of events matching `q`; with `after` and `wait`, holds the
+    /// request until something new matches or `wait` (at most a minute) passes (long poll).
+    pub async fn events_page(&self, q: EventQuery) -> Result<EventPage> {
+        if let Some(k) = &q.kind {
+            k.parse::<EventKind>().map_err(EngineError::Invalid)?;
+        }
+        let limit = listing_limit(q.limit)?;
+        let wait = Duration::from_secs(q.wait.unwrap_or(0).min(60));
+        let f = EventFilter {
+            user: q.user,
+            machine: q.machine,
+            kind: q.kind,
+            since_ms: q.since.map(|s| s.saturating_mul(1000)),
+            after: q.after,
+            limit,
+        };
+        self.events_follow(&f, wait).await
+    }
+
+    async fn events_follow(&self, f: &EventFilter, wait: Duration) -> Result<EventPage> {
         let deadline = Instant::now() + wait;
         let mut rx = self.events_hub.subscribe();
         loop {

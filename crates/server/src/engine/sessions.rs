@@ -5,13 +5,15 @@
 //! user badged out after it opened (`session.lock_on_badge_out`). A badge-out before the
 //! session opened does not lock it: the person came back and logged in.
 
-use crate::engine::EngineError;
+use super::{Engine, EngineError, now};
 use crate::policy;
-use crate::state::{State, now};
 use latchkey_proto::admin::SessionPolicy;
 use latchkey_proto::events::{
     LocalSession, LockReason, SessionInfo, SessionStateResponse, SessionVerdict,
 };
+
+/// Most sessions one machine may ask about at once.
+const MAX_SESSIONS: usize = 1000;
 
 /// `session.max_hours`: a number of hours (`8`, `0.5`) or a duration with a unit (`90m`, `2s`).
 pub fn parse_hours(v: &str) -> Result<u64, String> {
@@ -49,10 +51,10 @@ pub fn verdict(
     (locks, expires_at)
 }
 
-impl State {
+impl Engine {
     /// The session rules for a session of `user` opened through `client_id`; a context
     /// without its own policy falls back to `*`.
-    pub async fn session_policy(
+    async fn session_policy(
         &self,
         client_id: Option<&str>,
         user: &str,
@@ -78,6 +80,17 @@ impl State {
         &self,
         sessions: &[LocalSession],
     ) -> Result<SessionStateResponse, EngineError> {
+        if sessions.len() > MAX_SESSIONS {
+            return Err(EngineError::Invalid(format!(
+                "at most {MAX_SESSIONS} sessions per request"
+            )));
+        }
+        if sessions
+            .iter()
+            .any(|s| s.user.len() > 256 || s.session_id.len() > 256 || s.client_id.len() > 256)
+        {
+            return Err(EngineError::Invalid("a session field is too long".into()));
+        }
         let now = now();
         let mut out = Vec::with_capacity(sessions.len());
         for s in sessions {
