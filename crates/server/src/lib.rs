@@ -251,10 +251,7 @@ pub mod fuzzing {
             peer: Some(SocketAddr::from(([127, 0, 0, 1], 40_000))),
             client_cert_sha256: None,
         };
-        Ok((
-            http::router(cx).layer(axum::Extension(conn)),
-            admin_token,
-        ))
+        Ok((http::router(cx).layer(axum::Extension(conn)), admin_token))
     }
 }
 

@@ -8,18 +8,18 @@ use super::messages::{KeyRegistration, Said};
 use super::{Actor, Engine, EngineError, Result, new_id, now, validate_user_name};
 use crate::policy;
 use crate::store::{Fido2Row, StoreError, UserRow};
-use latchkey_proto::Method;
-use latchkey_proto::admin::Policy;
-use latchkey_proto::login::LoginStepResult;
-use latchkey_proto::offline::WithOffline;
 use latchkey_crypto::webauthn::{
     self, ALG_EDDSA, ALG_ES256, Assertion, Expect, ORIGIN_AGENT, WebauthnError, b64url,
     b64url_decode,
 };
+use latchkey_proto::Method;
+use latchkey_proto::admin::Policy;
 use latchkey_proto::fido2::{
-    Fido2RegisterFinish, Fido2Registered, Fido2RegisterOptions, Fido2RegisterStart, Fido2Request, LoginFido2,
-    UserVerification,
+    Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart, Fido2Registered, Fido2Request,
+    LoginFido2, UserVerification,
 };
+use latchkey_proto::login::LoginStepResult;
+use latchkey_proto::offline::WithOffline;
 
 /// Origins whose client data is accepted: the agent's. The browser enrollment page will add
 /// `https://<rp id>`.
@@ -114,11 +114,15 @@ impl Engine {
             Some(c) if c.user_name == user.name => c,
             Some(_) => {
                 let why = "credential of another user";
-                return self.fido2_failure(&ctx, &user, &policy, now, why, false).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, why, false)
+                    .await;
             }
             None => {
                 let why = "unknown credential";
-                return self.fido2_failure(&ctx, &user, &policy, now, why, false).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, why, false)
+                    .await;
             }
         };
         let decode = |v: &str| b64url_decode(v).unwrap_or_default();
@@ -153,13 +157,13 @@ impl Engine {
                 // Clone signal: two authenticators hold this key. Deny, whatever else.
                 self.count_failure(&user, &policy, now).await?;
                 let why = format!("security key {} ({}): {e}", cred.id, cred.label);
-                return ctx
-                    .deny(true, &why, Said::KeyCloned)
-                    .await;
+                return ctx.deny(true, &why, Said::KeyCloned).await;
             }
             Err(WebauthnError::NoUserVerification) => {
                 let why = "user verification required by policy but not done";
-                return self.fido2_failure(&ctx, &user, &policy, now, why, true).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, why, true)
+                    .await;
             }
             Err(e) => {
                 let why = format!("assertion refused: {e}");

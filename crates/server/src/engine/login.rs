@@ -4,8 +4,8 @@
 use super::messages::Said;
 use super::offline::Answered;
 use super::validate::validate_opt;
-use super::{Actor, Engine, EngineError, Result, new_tx_id, now, validate_client_id};
 use super::validate_user_name;
+use super::{Actor, Engine, EngineError, Result, new_tx_id, now, validate_client_id};
 use crate::policy;
 use crate::store::{NewTx, Reserved, TokenRow, TxView, Unjudged, UserRow};
 use latchkey_proto::Method;
@@ -48,22 +48,35 @@ impl StepCtx<'_> {
     pub(super) async fn unjudged(&self, why: Unjudged, now: i64) -> Result<LoginStepResult> {
         match why {
             Unjudged::TxGone => {
-                self.deny(false, "transaction finished or expired meanwhile", Said::TxGone)
-                    .await
+                self.deny(
+                    false,
+                    "transaction finished or expired meanwhile",
+                    Said::TxGone,
+                )
+                .await
             }
             Unjudged::NoAttempts => {
                 self.deny(false, "no attempts left: not judged", Said::NoAttempts)
                     .await
             }
             Unjudged::Locked { until } => {
-                self.deny(false, "user locked out: not judged", Said::Locked { until, now })
-                    .await
+                self.deny(
+                    false,
+                    "user locked out: not judged",
+                    Said::Locked { until, now },
+                )
+                .await
             }
         }
     }
 
     /// Denies: finishes the transaction when `finish`, audits `why`, tells the person `said`.
-    pub(super) async fn deny(&self, finish: bool, why: &str, said: Said) -> Result<LoginStepResult> {
+    pub(super) async fn deny(
+        &self,
+        finish: bool,
+        why: &str,
+        said: Said,
+    ) -> Result<LoginStepResult> {
         if finish {
             self.st.store.tx_finish(self.tx_id).await?;
         }
@@ -224,10 +237,7 @@ impl Engine {
                 now,
             };
             let why = format!("{why}; {failures} failures: locked out");
-            return ctx
-                .deny(true, &why, said)
-                .await
-                .map(FailureOutcome::Denied);
+            return ctx.deny(true, &why, said).await.map(FailureOutcome::Denied);
         }
         let left = i64::from(policy.max_attempts) - attempts;
         if left <= 0 {

@@ -179,7 +179,11 @@ impl Engine {
         };
         let m = match found.as_slice() {
             [m] => *m,
-            [] => return Err(EngineError::NotFound(format!("machine {machine:?} not found"))),
+            [] => {
+                return Err(EngineError::NotFound(format!(
+                    "machine {machine:?} not found"
+                )));
+            }
             _ => {
                 return Err(EngineError::Invalid(format!(
                     "hostname {machine:?} names several machines: use the machine id"

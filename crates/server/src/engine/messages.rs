@@ -60,23 +60,38 @@ pub enum Said {
     TxGone,
     NoAttempts,
     /// Locked out until `until` (seconds shown from `now`).
-    Locked { until: i64, now: i64 },
+    Locked {
+        until: i64,
+        now: i64,
+    },
     NoMfaNeeded,
     CodeVerified,
-    CodeRejected { left: i64 },
-    CodeReplayed { left: i64 },
+    CodeRejected {
+        left: i64,
+    },
+    CodeReplayed {
+        left: i64,
+    },
     CodesExhausted,
     KeyVerified,
-    KeyNotRegistered { left: Option<i64> },
-    KeyNeedsVerification { left: Option<i64> },
+    KeyNotRegistered {
+        left: Option<i64>,
+    },
+    KeyNeedsVerification {
+        left: Option<i64>,
+    },
     KeyCloned,
     KeyAnswerReused,
     CardVerified,
-    CardRejected { left: i64 },
+    CardRejected {
+        left: i64,
+    },
     CardsExhausted,
     CardCert(CardCert),
     PushUnavailable,
-    PushSent { number: u32 },
+    PushSent {
+        number: u32,
+    },
     PushWaiting,
     PushApproved,
     PushWrongNumber,
@@ -123,8 +138,13 @@ impl Said {
                 "Security key refused: PIN or fingerprint verification is required",
                 *left,
             ),
-            Said::KeyCloned => "Login refused: this security key may have been cloned; contact your administrator".into(),
-            Said::KeyAnswerReused => "Login refused: this security key answer was already used".into(),
+            Said::KeyCloned => {
+                "Login refused: this security key may have been cloned; contact your administrator"
+                    .into()
+            }
+            Said::KeyAnswerReused => {
+                "Login refused: this security key answer was already used".into()
+            }
             Said::CardVerified => "Smartcard verified".into(),
             Said::CardRejected { left } => {
                 format!("Smartcard signature rejected, {}", attempts(*left))
@@ -256,7 +276,10 @@ mod tests {
 
     #[test]
     fn the_challenge_names_only_what_is_offered() {
-        assert_eq!(challenge("alice", &[Method::Otp]), "One-time code for alice:");
+        assert_eq!(
+            challenge("alice", &[Method::Otp]),
+            "One-time code for alice:"
+        );
         assert_eq!(
             challenge("alice", &[Method::Otp, Method::Push]),
             "Press Enter to send a push, or type a one-time code for alice:"

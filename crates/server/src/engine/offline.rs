@@ -101,11 +101,7 @@ impl Engine {
     /// allows one of the user's offline-capable methods (token app via `push`, `fido2`,
     /// `smartcard`); `methods` says which per client_id; its limits are the strictest of
     /// those policies, and a security key needs UV offline if one of them requires it.
-    async fn offline_bundle(
-        &self,
-        machine_id: &str,
-        user: &str,
-    ) -> Result<Option<SignedBundle>> {
+    async fn offline_bundle(&self, machine_id: &str, user: &str) -> Result<Option<SignedBundle>> {
         // One statement tells whether there is anything to put in a bundle: most users of a
         // fleet have OATH tokens only, and this runs after every MFA success.
         let Some((u, _, n_apps, n_cards, n_keys)) = self.store.user_get_with_counts(user).await?

@@ -17,7 +17,9 @@ use latchkey_proto::{Method, TokenKind};
 /// Result of checking a code against a user's tokens outside a login.
 pub(super) enum OtpCheck {
     /// The code matched and was used up.
-    Ok { token_id: String },
+    Ok {
+        token_id: String,
+    },
     Wrong,
     Replayed,
 }

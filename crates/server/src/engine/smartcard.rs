@@ -322,14 +322,7 @@ impl Engine {
         now: i64,
     ) -> Result<LoginStepResult> {
         let left = match self
-            .step_failure(
-                ctx,
-                user,
-                policy,
-                now,
-                why,
-                Said::CardsExhausted,
-            )
+            .step_failure(ctx, user, policy, now, why, Said::CardsExhausted)
             .await?
         {
             FailureOutcome::AttemptsLeft(left) => left,

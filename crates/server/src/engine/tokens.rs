@@ -289,9 +289,16 @@ impl Engine {
     }
 
     /// HOTP resynchronisation with two consecutive codes.
-    pub async fn hotp_resync(&self, token_id: &str, code1: &str, code2: &str) -> Result<VerifyResult> {
+    pub async fn hotp_resync(
+        &self,
+        token_id: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<VerifyResult> {
         let Some(t) = self.store.token_get(token_id).await? else {
-            return Err(EngineError::NotFound(format!("token {token_id:?} not found")));
+            return Err(EngineError::NotFound(format!(
+                "token {token_id:?} not found"
+            )));
         };
         if t.kind != TokenKind::Hotp {
             return Err(EngineError::Invalid(

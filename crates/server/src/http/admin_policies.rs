@@ -7,7 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_proto::admin::{Policy, PolicyUpdate};
 
-pub async fn policy_list(State(cx): State<Ctx>, _: AdminCaller) -> Result<Json<Vec<Policy>>, ApiErr> {
+pub async fn policy_list(
+    State(cx): State<Ctx>,
+    _: AdminCaller,
+) -> Result<Json<Vec<Policy>>, ApiErr> {
     Ok(Json(cx.engine.policy_list().await?))
 }
 

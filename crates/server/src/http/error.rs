@@ -119,9 +119,7 @@ impl From<EngineError> for ApiErr {
                 "fido2_registration_refused",
                 why.text(),
             ),
-            EngineError::Internal(m) => {
-                ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", m)
-            }
+            EngineError::Internal(m) => ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", m),
             e @ EngineError::UnknownClient(_) => {
                 ApiErr::new(StatusCode::BAD_REQUEST, "unknown_client_id", e.to_string())
             }

@@ -97,9 +97,15 @@ pub fn router(cx: Ctx) -> Router {
             "/v1/admin/users/{name}/tokens",
             get(admin_users::token_list).post(admin_users::token_add),
         )
-        .route("/v1/admin/users/{name}/verify", post(admin_users::token_verify))
+        .route(
+            "/v1/admin/users/{name}/verify",
+            post(admin_users::token_verify),
+        )
         .route("/v1/admin/tokens/{id}", delete(admin_users::token_remove))
-        .route("/v1/admin/tokens/{id}/resync", post(admin_users::token_resync))
+        .route(
+            "/v1/admin/tokens/{id}/resync",
+            post(admin_users::token_resync),
+        )
         .route("/v1/admin/policies", get(admin_policies::policy_list))
         .route(
             "/v1/admin/policies/{id}",
