@@ -8,7 +8,6 @@ use latchkey_proto::events::{
     Event, EventKind, EventPage, EventQuery, EventsAccepted, MAX_BATCH, MAX_TEXT, RejectedEvent,
 };
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// Entries a listing (events, audit) returns when the request names no `limit`.
 const DEFAULT_LIST: u32 = 1000;
@@ -28,29 +27,6 @@ pub(super) fn listing_limit(limit: Option<u32>) -> Result<i64> {
 
 /// Most fields an event may carry in `fields`.
 const MAX_FIELDS: usize = 64;
-
-/// Tells followers (`GET /v1/admin/events?after=…&wait=…`) that new events were stored.
-pub struct EventHub {
-    latest: watch::Sender<u64>,
-}
-
-impl Default for EventHub {
-    fn default() -> Self {
-        EventHub {
-            latest: watch::channel(0).0,
-        }
-    }
-}
-
-impl EventHub {
-    fn bump(&self) {
-        self.latest.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    fn subscribe(&self) -> watch::Receiver<u64> {
-        self.latest.subscribe()
-    }
-}
 
 fn text_ok(v: &Option<String>) -> bool {
     v.as_ref().is_none_or(|s| s.len() <= MAX_TEXT)

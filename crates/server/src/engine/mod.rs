@@ -24,6 +24,7 @@ pub mod smartcard;
 mod token_app;
 mod tokens;
 mod validate;
+mod wakeups;
 
 #[cfg(test)]
 mod tests;

@@ -18,8 +18,7 @@ use latchkey_proto::app::{
 };
 use latchkey_proto::login::LoginStepResult;
 use latchkey_proto::offline::WithOffline;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -49,34 +48,6 @@ impl PushOutcome {
             PushState::Pending if p.expires_at <= now => PushOutcome::Expired,
             PushState::Pending => PushOutcome::Waiting,
         }
-    }
-}
-
-/// In-process wake-ups keyed by user (apps waiting) and by transaction (logins waiting).
-#[derive(Default)]
-pub struct Hub {
-    users: Mutex<HashMap<String, Arc<Notify>>>,
-    txs: Mutex<HashMap<String, Arc<Notify>>>,
-}
-
-fn slot(map: &Mutex<HashMap<String, Arc<Notify>>>, key: &str) -> Arc<Notify> {
-    match map.lock() {
-        Ok(mut m) => {
-            if m.len() > 50_000 {
-                m.retain(|_, n| Arc::strong_count(n) > 1);
-            }
-            m.entry(key.to_string()).or_default().clone()
-        }
-        Err(_) => Arc::new(Notify::new()),
-    }
-}
-
-impl Hub {
-    pub fn user(&self, user: &str) -> Arc<Notify> {
-        slot(&self.users, user)
-    }
-    pub fn tx(&self, tx: &str) -> Arc<Notify> {
-        slot(&self.txs, tx)
     }
 }
 

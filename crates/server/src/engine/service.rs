@@ -23,7 +23,7 @@ pub struct Engine {
     pub(super) tls_fingerprint: String,
     pub(super) metrics: Metrics,
     pub(super) auditor: Auditor,
-    pub(super) hub: super::push::Hub,
+    pub(super) hub: super::wakeups::Hub,
     /// client_id → stored settings (None: no such policy), 2 s.
     pub(super) policy_cache: TtlCache<Option<Settings>>,
     /// API key hash or `cert:FINGERPRINT` → machine, 5 s.
@@ -33,7 +33,7 @@ pub struct Engine {
     /// `smartcard_ca`: the CA every smartcard certificate must be issued by, when set.
     pub(super) smartcard_ca: Option<latchkey_crypto::x509::Certificate>,
     /// Wakes admins following the event stream.
-    pub(super) events_hub: super::events::EventHub,
+    pub(super) events_hub: super::wakeups::EventHub,
 }
 
 /// What an engine is made of: the store with its key material, opened at start.
