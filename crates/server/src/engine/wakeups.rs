@@ -56,4 +56,3 @@ impl EventHub {
         self.latest.subscribe()
     }
 }
-
