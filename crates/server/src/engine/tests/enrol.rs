@@ -76,33 +76,44 @@ async fn codes_are_only_for_existing_users_and_bounded_lifetimes() {
     assert!(sc.code.starts_with("lks"));
 }
 
+/// A machine's enrolment of `cert` (base64 DER) for `user` with `code`.
+async fn enroll(fx: &Fx, user: &str, code: &str, cert: &str) -> crate::engine::Result<String> {
+    let req = latchkey_proto::smartcard::SmartcardEnroll {
+        user: user.into(),
+        code: code.into(),
+        cert: cert.into(),
+        label: None,
+    };
+    Ok(fx.e.smartcard_enroll(&fx.machine, &req).await?.id)
+}
+
 #[tokio::test]
-async fn a_smartcard_code_is_for_its_user_only() {
+async fn a_smartcard_code_enrols_one_card_of_its_user_only() {
     let fx = fx().await;
     fx.user("dave").await;
+    fx.user("eve").await;
     let issued =
         fx.e.enrolment_code("dave", CodeKind::Smartcard, None)
             .await
             .unwrap();
-    // A certificate is checked before the code is spent; a bad one is a 400 either way, so
-    // the code's check is reached only with a usable certificate. The store's refusal of
-    // another user's code is what this test pins.
-    let wrong_user =
-        fx.e.store
-            .smartcard_code_consume(&super::super::enrol::code_hash(&issued.code), "eve", now())
-            .await
-            .unwrap();
-    assert!(!wrong_user);
-    let right =
-        fx.e.store
-            .smartcard_code_consume(&super::super::enrol::code_hash(&issued.code), "dave", now())
-            .await
-            .unwrap();
-    assert!(right);
-    let twice =
-        fx.e.store
-            .smartcard_code_consume(&super::super::enrol::code_hash(&issued.code), "dave", now())
-            .await
-            .unwrap();
-    assert!(!twice);
+    // An EC P-256 certificate, as a card holds.
+    let card = rcgen::generate_simple_self_signed(vec!["dave".into()]).unwrap();
+    let cert = B64.encode(card.cert.der());
+    let refused = Err::<String, _>(Unauthorized::SmartcardEnrollCode);
+    let unauthorized = |r: crate::engine::Result<String>| match r {
+        Err(EngineError::Unauthorized(why)) => Err(why),
+        Ok(id) => Ok(id),
+        Err(other) => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(
+        unauthorized(enroll(&fx, "eve", &issued.code, &cert).await),
+        refused
+    );
+    let id = unauthorized(enroll(&fx, "dave", &issued.code, &cert).await).unwrap();
+    let tokens = fx.e.token_list("dave").await.unwrap();
+    assert!(tokens.iter().any(|t| t.id == id && t.smartcard.is_some()));
+    assert_eq!(
+        unauthorized(enroll(&fx, "dave", &issued.code, &cert).await),
+        refused
+    );
 }
