@@ -131,7 +131,7 @@ async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
     let mut srv = TestServer::start().await.unwrap();
     srv.add_user("erin", &[]).await.unwrap();
     let ca = TestCa::new("Test CA").unwrap();
-    let mut c = Card::new("erin-ec", KeyKind::EcP256).unwrap();
+    let mut c = Card::new("erin-offline", KeyKind::EcP256).unwrap();
     let now = unix_now();
     // Valid for an hour: the agent's clock moved two hours later sees it expired, while the
     // bundle (days) still holds.
@@ -163,7 +163,7 @@ async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
     assert!(
         texts(&msgs, MsgStyle::PromptEchoOff)
             .iter()
-            .any(|t| t == "Offline: smartcard PIN for erin-ec (CN=Erin):"),
+            .any(|t| t == "Offline: smartcard PIN for erin-offline (CN=Erin):"),
         "{msgs:?}"
     );
     let ev = events(&agent);
