@@ -3,8 +3,6 @@
 //! the `latchkey-token` program (a separate process) answers the QR challenge the PAM
 //! conversation showed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_agent::offline::PROMPT_TEXT;
@@ -14,8 +12,8 @@ use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamHarness};
 use latchkey_testkit::token_cli::TokenCli;
 use std::sync::{Arc, Mutex};
 
-mod offline_common;
-use offline_common::*;
+use crate::support::offline::*;
+use crate::support::run_blocking;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_login_answered_by_the_token_cli_after_one_online_login() {
@@ -153,11 +151,11 @@ async fn the_token_cli_reads_the_challenge_from_a_png_and_refuses_what_it_cannot
     let other_registered = TokenCli::register(&srv2, "alice").await.unwrap();
     drop(other);
     let p = payload.clone();
-    let out = blocking(move || other_registered.run(&["answer", &p]).unwrap()).await;
+    let out = run_blocking(move || other_registered.run(&["answer", &p]).unwrap()).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("unknown key"), "{}", out.stderr);
     let token = s.token.clone();
-    let out = blocking(move || token.run(&["answer", "LK1:NOT-A-CHALLENGE"]).unwrap()).await;
+    let out = run_blocking(move || token.run(&["answer", "LK1:NOT-A-CHALLENGE"]).unwrap()).await;
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -169,7 +167,7 @@ async fn the_token_cli_reads_the_challenge_from_a_png_and_refuses_what_it_cannot
     c.expires_at = 1_000_000;
     let expired = latchkey_crypto::challenge::to_text(&c).unwrap();
     let token = s.token.clone();
-    let out = blocking(move || token.run(&["answer", &expired]).unwrap()).await;
+    let out = run_blocking(move || token.run(&["answer", &expired]).unwrap()).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("expired at"), "{}", out.stderr);
 }
@@ -367,7 +365,7 @@ async fn forget_offline_and_app_revocation_wipe_the_bundle_at_next_contact() {
         .await
         .unwrap();
     let conf = s.conf.clone();
-    let code = blocking(move || {
+    let code = run_blocking(move || {
         let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
         pam.answer(latchkey_testkit::hotp_at(&uri, 0));
         pam.authenticate(0)
@@ -387,7 +385,7 @@ async fn forget_offline_and_app_revocation_wipe_the_bundle_at_next_contact() {
         .await
         .unwrap();
     let conf = s.conf.clone();
-    let acct = blocking(move || {
+    let acct = run_blocking(move || {
         let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
         pam.acct_mgmt(0)
     })

@@ -2,10 +2,7 @@
 //! the per-user lockout or a transaction's `max_attempts`. Real server, real TLS, answers
 //! released together from many connections.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use latchkey_client::Client;
-use latchkey_crypto::otpauth::OtpAuthUri;
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::AuditEntry;
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult};
@@ -62,13 +59,10 @@ async fn burst(machine: &Client, answers: Vec<(String, String)>) -> Vec<String> 
 }
 
 async fn otp_audit(srv: &TestServer, user: &str) -> Vec<AuditEntry> {
-    let all: Vec<AuditEntry> = srv
-        .admin()
-        .unwrap()
-        .get(&format!("/v1/admin/audit?user={user}&limit=10000"))
+    srv.audit(user)
         .await
-        .unwrap();
-    all.into_iter()
+        .unwrap()
+        .into_iter()
         .filter(|e| e.action == "login.otp")
         .collect()
 }
@@ -85,11 +79,6 @@ fn judged(entries: &[AuditEntry]) -> usize {
         .count()
 }
 
-async fn user_with_totp(srv: &TestServer, name: &str) -> OtpAuthUri {
-    srv.add_user(name, &[]).await.unwrap();
-    srv.add_token(name, TokenKind::Totp).await.unwrap().1
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_answers_across_transactions_never_judge_more_than_the_lockout_allows() {
     let srv = TestServer::start().await.unwrap();
@@ -97,7 +86,10 @@ async fn parallel_answers_across_transactions_never_judge_more_than_the_lockout_
         .await
         .unwrap();
     let (_, machine) = srv.join_machine("m1").await.unwrap();
-    let uri = user_with_totp(&srv, "bob").await;
+    let uri = srv
+        .add_user_with_token("bob", TokenKind::Totp)
+        .await
+        .unwrap();
     // 40 transactions, one guess each, released together (before: up to 38 judged, and the
     // right code among 40 guesses won 8 rounds in 10).
     let mut txs = Vec::new();
@@ -155,7 +147,10 @@ async fn parallel_answers_to_one_transaction_never_judge_more_than_max_attempts(
     .await
     .unwrap();
     let (_, machine) = srv.join_machine("m1").await.unwrap();
-    let uri = user_with_totp(&srv, "carol").await;
+    let uri = srv
+        .add_user_with_token("carol", TokenKind::Totp)
+        .await
+        .unwrap();
     let tx = start_tx(&machine, "carol").await;
     let right = totp_now(&uri);
     let answers: Vec<(String, String)> = (0..40)
@@ -201,7 +196,10 @@ async fn sequential_answers_still_lock_out_at_the_threshold_and_a_success_clears
     .await
     .unwrap();
     let (_, machine) = srv.join_machine("m1").await.unwrap();
-    let uri = user_with_totp(&srv, "dave").await;
+    let uri = srv
+        .add_user_with_token("dave", TokenKind::Totp)
+        .await
+        .unwrap();
     let tx = start_tx(&machine, "dave").await;
     let right = totp_now(&uri);
     // Two wrong codes, then the right one: accepted, and the run of failures ends.
@@ -240,8 +238,9 @@ async fn sequential_answers_still_lock_out_at_the_threshold_and_a_success_clears
 /// Users of the three kinds an attacker wants to tell apart, and one ordinary user.
 async fn enumeration_fixture(srv: &TestServer) {
     srv.add_user("tokenless", &[]).await.unwrap();
-    srv.add_user("disabled", &[]).await.unwrap();
-    srv.add_token("disabled", TokenKind::Totp).await.unwrap();
+    srv.add_user_with_token("disabled", TokenKind::Totp)
+        .await
+        .unwrap();
     srv.set_user_enabled("disabled", false).await.unwrap();
 }
 

@@ -1,30 +1,22 @@
 //! The whole chain a Linux login uses: the real libpam loads the real pam_latchkey.so, which
 //! talks to a real agent, which asks a real latchkeyd over TLS.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::support::run_blocking;
 use latchkey_proto::TokenKind;
 use latchkey_testkit::agent::TestAgent;
 use latchkey_testkit::pam_harness::{MsgStyle, PamCode, PamConfDir, PamHarness};
 use latchkey_testkit::{TestServer, hotp_at, totp_now};
 
-fn conf(agent: &TestAgent, service: &str) -> PamConfDir {
-    PamConfDir::latchkey(service, &[&format!("socket={}", agent.socket.display())]).unwrap()
-}
-
-/// libpam calls block; run them off the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sudo_with_totp_through_pam_agent_and_server() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("alice", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("alice", TokenKind::Totp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("alice", TokenKind::Totp)
+        .await
+        .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
-    let conf = conf(&agent, "sudo");
-    let (code, prompts) = blocking(move || {
+    let conf = agent.pam_conf("sudo").unwrap();
+    let (code, prompts) = run_blocking(move || {
         let mut pam = PamHarness::new("sudo", "alice", conf.path()).unwrap();
         pam.set_rhost("10.1.2.3").unwrap();
         pam.respond_with(move |_| Some(totp_now(&uri)));
@@ -37,12 +29,7 @@ async fn sudo_with_totp_through_pam_agent_and_server() {
     assert_eq!(code, PamCode::SUCCESS);
     assert_eq!(prompts, vec!["One-time code for alice:".to_string()]);
     // The server saw the elevation context (sudo → elevation) and the remote host.
-    let audit: Vec<latchkey_proto::admin::AuditEntry> = srv
-        .admin()
-        .unwrap()
-        .get("/v1/admin/audit?user=alice")
-        .await
-        .unwrap();
+    let audit = srv.audit("alice").await.unwrap();
     assert!(
         audit.iter().any(|a| a.action == "login.start"
             && a.client_id.as_deref() == Some("elevation")
@@ -60,13 +47,15 @@ async fn wrong_codes_show_the_agent_words_then_lock_the_account() {
     )
     .await
     .unwrap();
-    srv.add_user("bob", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("bob", TokenKind::Hotp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("bob", TokenKind::Hotp)
+        .await
+        .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
-    let conf = conf(&agent, "login");
+    let conf = agent.pam_conf("login").unwrap();
     let wrong = hotp_at(&uri, 900);
     let right = hotp_at(&uri, 0);
-    let (first, infos, errors, second, acct, acct_errors) = blocking(move || {
+    let (first, infos, errors, second, acct, acct_errors) = run_blocking(move || {
         let mut pam = PamHarness::new("login", "bob", conf.path()).unwrap();
         pam.answer(wrong.clone())
             .answer(wrong.clone())
@@ -118,9 +107,9 @@ async fn wrong_codes_show_the_agent_words_then_lock_the_account() {
 async fn agent_down_is_auth_err_with_a_message() {
     let srv = TestServer::start().await.unwrap();
     let mut agent = TestAgent::start(&srv).await.unwrap();
-    let conf = conf(&agent, "login");
+    let conf = agent.pam_conf("login").unwrap();
     agent.stop().await;
-    let (code, errors) = blocking(move || {
+    let (code, errors) = run_blocking(move || {
         let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
         pam.answer("123456");
         (pam.authenticate(0), pam.texts(MsgStyle::ErrorMsg))
@@ -136,12 +125,13 @@ async fn agent_down_is_auth_err_with_a_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_auth_err_never_password_only() {
     let mut srv = TestServer::start().await.unwrap();
-    srv.add_user("carol", &[]).await.unwrap();
-    srv.add_token("carol", TokenKind::Totp).await.unwrap();
+    srv.add_user_with_token("carol", TokenKind::Totp)
+        .await
+        .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
     srv.stop().await;
-    let conf = conf(&agent, "sshd");
-    let (code, errors) = blocking(move || {
+    let conf = agent.pam_conf("sshd").unwrap();
+    let (code, errors) = run_blocking(move || {
         let mut pam = PamHarness::new("sshd", "carol", conf.path()).unwrap();
         (pam.authenticate(0), pam.texts(MsgStyle::ErrorMsg))
     })
@@ -160,9 +150,9 @@ async fn server_down_is_auth_err_never_password_only() {
 async fn open_and_close_session_reach_the_agent() {
     let srv = TestServer::start().await.unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
-    let conf = conf(&agent, "login");
+    let conf = agent.pam_conf("login").unwrap();
     let socket = agent.socket.clone();
-    let (opened, during, closed, after) = blocking(move || {
+    let (opened, during, closed, after) = run_blocking(move || {
         let mut pam = PamHarness::new("login", "dora", conf.path()).unwrap();
         pam.putenv("XDG_SESSION_ID", "c42").unwrap();
         let opened = pam.open_session(0);
@@ -196,7 +186,7 @@ async fn push_through_pam_shows_the_number_and_waits_for_approval() {
     srv.add_user("erin", &[]).await.unwrap();
     let app = SoftApp::register(&srv, "erin").await.unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
-    let conf = conf(&agent, "sudo");
+    let conf = agent.pam_conf("sudo").unwrap();
     let (number_tx, number_rx) = std::sync::mpsc::channel::<u32>();
     let pam = tokio::task::spawn_blocking(move || {
         let mut pam = PamHarness::new("sudo", "erin", conf.path()).unwrap();
@@ -295,7 +285,7 @@ while True:
     .unwrap();
     assert_eq!(ready.trim(), "ready");
     let conf = PamConfDir::latchkey("sudo", &[&format!("socket={}", socket.display())]).unwrap();
-    let (code, errors) = blocking(move || {
+    let (code, errors) = run_blocking(move || {
         let mut pam = PamHarness::new("sudo", "root", conf.path()).unwrap();
         pam.answer("123456");
         (pam.authenticate(0), pam.texts(MsgStyle::ErrorMsg))

@@ -2,100 +2,27 @@
 //! SOCK_SEQPACKET HID transport, the real agent, the real latchkeyd, and (once) the real PAM
 //! module in the real libpam.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use latchkey_agent::fido2::enroll::{EnrollOptions, EnrollUi, enroll};
+use crate::support::hw::{agent_with_key, enroll_with, fido2_code, register_card, register_key};
+use crate::support::{failure_reason, last};
 use latchkey_agent::fido2::{self, AssertionRequest, Uv, ctap2::Authenticator};
 use latchkey_crypto::webauthn::{b64url, b64url_decode};
 use latchkey_proto::TokenKind;
-use latchkey_proto::admin::{AuditEntry, TokenInfo};
+use latchkey_proto::admin::TokenInfo;
 use latchkey_proto::agent::Step;
-use latchkey_proto::fido2::{
-    Fido2Registered, Fido2RegistrationCreate, Fido2RegistrationCreated, LoginFido2,
-};
+use latchkey_proto::fido2::{Fido2Registered, LoginFido2};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_testkit::agent::TestAgent;
-use latchkey_testkit::pam_harness::{MsgStyle, PamCode, PamConfDir, PamHarness};
+use latchkey_testkit::pam_harness::{MsgStyle, PamCode, PamHarness};
 use latchkey_testkit::softkey::SoftKey;
 use latchkey_testkit::{TestServer, totp_now};
 use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
-
-struct Ui(Option<&'static str>);
-
-impl EnrollUi for Ui {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
-        self.0
-            .map(|p| Zeroizing::new(p.to_string()))
-            .ok_or_else(|| "no PIN in this test".to_string())
-    }
-    fn touch(&mut self) {}
-}
-
-async fn agent_with(srv: &TestServer, key: &SoftKey) -> TestAgent {
-    let spec = key.spec();
-    TestAgent::start_with(srv, |s| s.fido2_devices = vec![spec])
-        .await
-        .unwrap()
-}
-
-async fn code_for(srv: &TestServer, user: &str) -> String {
-    let created: Fido2RegistrationCreated = srv
-        .admin()
-        .unwrap()
-        .post(
-            &format!("/v1/admin/users/{user}/fido2"),
-            &Fido2RegistrationCreate {
-                label: Some("test key".into()),
-                expires_in: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(created.rp_id, "latchkey");
-    created.code
-}
-
-async fn register(
-    srv: &TestServer,
-    agent: &TestAgent,
-    user: &str,
-    pin: Option<&'static str>,
-) -> Fido2Registered {
-    let code = code_for(srv, user).await;
-    let opts = EnrollOptions {
-        config_dir: agent.config_dir.clone(),
-        user: user.into(),
-        code,
-    };
-    enroll(&opts, Ui(pin)).await.unwrap()
-}
-
-async fn audit(srv: &TestServer, user: &str) -> Vec<AuditEntry> {
-    srv.admin()
-        .unwrap()
-        .get(&format!("/v1/admin/audit?user={user}"))
-        .await
-        .unwrap()
-}
-
-fn last(steps: &[Step]) -> &Step {
-    steps.last().unwrap()
-}
-
-fn failure(steps: &[Step]) -> String {
-    match last(steps) {
-        Step::Failure { reason } => reason.clone(),
-        other => panic!("expected a failure, got {other:?} after {steps:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_code_then_agent_enroll_then_login_with_the_key() {
     let srv = TestServer::start().await.unwrap();
     srv.add_user("alice", &[]).await.unwrap();
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
+    let agent = agent_with_key(&srv, &key).await;
 
     // The admin's CLI prints the one-time code and the command to run.
     let cli = latchkey_testkit::workspace_bin("latchkey").unwrap();
@@ -151,16 +78,7 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
     assert_eq!(key.credential_count(), 1);
 
     // The code was single-use.
-    let again = enroll(
-        &EnrollOptions {
-            config_dir: agent.config_dir.clone(),
-            user: "alice".into(),
-            code,
-        },
-        Ui(None),
-    )
-    .await
-    .unwrap_err();
+    let again = enroll_with(&agent, "alice", code, None).await.unwrap_err();
     assert!(
         again.contains("unknown, already used or expired"),
         "{again}"
@@ -198,7 +116,7 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0].kind, TokenKind::Fido2);
     assert!(tokens[0].last_used_at.is_some());
-    let a = audit(&srv, "alice").await;
+    let a = srv.audit("alice").await.unwrap();
     assert!(
         a.iter().any(|e| e.action == "login.fido2"
             && e.result == "ok"
@@ -210,13 +128,14 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pam_prompt_lists_the_key_and_the_code_and_enter_uses_the_key() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("carol", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("carol", TokenKind::Totp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("carol", TokenKind::Totp)
+        .await
+        .unwrap();
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
-    register(&srv, &agent, "carol", None).await;
-    let conf =
-        PamConfDir::latchkey("sudo", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    let agent = agent_with_key(&srv, &key).await;
+    register_key(&srv, &agent, "carol", None).await;
+    let conf = agent.pam_conf("sudo").unwrap();
 
     let confpath = conf.path().to_path_buf();
     let (code, prompts, infos) = tokio::task::spawn_blocking(move || {
@@ -264,15 +183,15 @@ async fn another_users_credential_is_refused_and_counted_as_a_failure() {
     srv.add_user("bob", &[]).await.unwrap();
     let alice_key = SoftKey::start().unwrap();
     let bob_key = SoftKey::start().unwrap();
-    let alice_agent = agent_with(&srv, &alice_key).await;
-    let bob_agent = agent_with(&srv, &bob_key).await;
-    register(&srv, &alice_agent, "alice", None).await;
-    let bob_cred = register(&srv, &bob_agent, "bob", None).await;
+    let alice_agent = agent_with_key(&srv, &alice_key).await;
+    let bob_agent = agent_with_key(&srv, &bob_key).await;
+    register_key(&srv, &alice_agent, "alice", None).await;
+    let bob_cred = register_key(&srv, &bob_agent, "bob", None).await;
 
     // Through the agent: bob's key holds none of alice's credentials.
     let steps = bob_agent.login("alice", "login", &[]).await.unwrap();
     assert_eq!(
-        failure(&steps),
+        failure_reason(&steps),
         "This security key is not registered for this account"
     );
 
@@ -339,7 +258,7 @@ async fn another_users_credential_is_refused_and_counted_as_a_failure() {
         }
         other => panic!("{other:?}"),
     }
-    let a = audit(&srv, "alice").await;
+    let a = srv.audit("alice").await.unwrap();
     assert!(
         a.iter().any(|e| e.action == "login.fido2"
             && e.result == "fail"
@@ -370,18 +289,18 @@ async fn sign_counter_going_backwards_is_refused_as_a_clone_and_audited() {
     let srv = TestServer::start().await.unwrap();
     srv.add_user("dave", &[]).await.unwrap();
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
-    register(&srv, &agent, "dave", None).await;
+    let agent = agent_with_key(&srv, &key).await;
+    register_key(&srv, &agent, "dave", None).await;
     let steps = agent.login("dave", "login", &[]).await.unwrap();
     assert!(matches!(last(&steps), Step::Success { .. }), "{steps:?}");
     // A copy of the key that has signed less: its counter is behind the server's.
     key.state().counter = 1;
     let steps = agent.login("dave", "login", &[]).await.unwrap();
     assert_eq!(
-        failure(&steps),
+        failure_reason(&steps),
         "Login refused: this security key may have been cloned; contact your administrator"
     );
-    let a = audit(&srv, "dave").await;
+    let a = srv.audit("dave").await.unwrap();
     assert!(
         a.iter().any(|e| e.action == "login.fido2"
             && e.result == "deny"
@@ -404,26 +323,26 @@ async fn uv_required_by_policy_and_not_done_is_refused() {
         .unwrap();
     srv.add_user("erin", &[]).await.unwrap();
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
+    let agent = agent_with_key(&srv, &key).await;
     // Registered while the key still verified nobody (the `*` policy does not require UV).
-    register(&srv, &agent, "erin", None).await;
+    register_key(&srv, &agent, "erin", None).await;
 
     // A key with neither PIN nor built-in verification: the agent says so at once.
     let steps = agent.login("erin", "login", &[]).await.unwrap();
     assert_eq!(
-        failure(&steps),
+        failure_reason(&steps),
         "This login needs a PIN or fingerprint on your security key, and none is set up"
     );
 
     // A key that claims built-in verification but does not do it: the server refuses.
     key.state().lie_about_uv = true;
     let steps = agent.login("erin", "login", &[]).await.unwrap();
-    let reason = failure(&steps);
+    let reason = failure_reason(&steps);
     assert!(
         reason.contains("PIN or fingerprint verification is required"),
         "{reason} {steps:?}"
     );
-    let a = audit(&srv, "erin").await;
+    let a = srv.audit("erin").await.unwrap();
     assert!(
         a.iter().any(|e| e.action == "login.fido2"
             && e.detail
@@ -442,8 +361,8 @@ async fn uv_required_with_a_pin_prompts_with_echo_off_and_wrong_pin_fails() {
     let key = SoftKey::start().unwrap();
     key.state().pin = Some("4321".into());
     key.state().prefer_eddsa = true;
-    let agent = agent_with(&srv, &key).await;
-    let reg = register(&srv, &agent, "frank", Some("4321")).await;
+    let agent = agent_with_key(&srv, &key).await;
+    let reg = register_key(&srv, &agent, "frank", Some("4321")).await;
     assert!(reg.user_verified);
     assert_eq!(reg.attestation, "packed-self");
 
@@ -459,7 +378,7 @@ async fn uv_required_with_a_pin_prompts_with_echo_off_and_wrong_pin_fails() {
 
     let steps = agent.login("frank", "login", &["0000"]).await.unwrap();
     assert_eq!(
-        failure(&steps),
+        failure_reason(&steps),
         "Wrong security key PIN (7 tries left before it locks)"
     );
     assert_eq!(key.state().pin_retries, 7);
@@ -477,11 +396,11 @@ async fn a_key_nobody_touches_times_out_with_a_clear_message() {
     })
     .await
     .unwrap();
-    register(&srv, &agent, "gina", None).await;
+    register_key(&srv, &agent, "gina", None).await;
     key.state().unresponsive = true;
     let t0 = Instant::now();
     let steps = agent.login("gina", "login", &[]).await.unwrap();
-    assert_eq!(failure(&steps), "No security key answered in 2 s");
+    assert_eq!(failure_reason(&steps), "No security key answered in 2 s");
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
 
@@ -489,19 +408,20 @@ async fn a_key_nobody_touches_times_out_with_a_clear_message() {
 async fn policy_without_fido2_does_not_offer_the_key() {
     let srv = TestServer::start().await.unwrap();
     srv.add_user("hank", &[]).await.unwrap();
-    srv.add_user("ivy", &[]).await.unwrap();
-    srv.add_token("ivy", TokenKind::Totp).await.unwrap();
+    srv.add_user_with_token("ivy", TokenKind::Totp)
+        .await
+        .unwrap();
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
-    register(&srv, &agent, "hank", None).await;
-    register(&srv, &agent, "ivy", None).await;
+    let agent = agent_with_key(&srv, &key).await;
+    register_key(&srv, &agent, "hank", None).await;
+    register_key(&srv, &agent, "ivy", None).await;
     srv.set_policy("remote", &[("methods", "otp")])
         .await
         .unwrap();
     // hank has only a key, which `remote` does not allow.
     let steps = agent.login("hank", "remote", &[]).await.unwrap();
     assert_eq!(
-        failure(&steps),
+        failure_reason(&steps),
         "Login refused: no MFA method is available for this account"
     );
     // ivy is asked for a code only.
@@ -553,7 +473,7 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
     srv.add_user("jay", &[]).await.unwrap();
     srv.add_user("kim", &[]).await.unwrap();
     let (_, m) = srv.join_machine("m").await.unwrap();
-    let code = code_for(&srv, "jay").await;
+    let code = fido2_code(&srv, "jay").await;
 
     // Kim cannot use Jay's code.
     let err = m
@@ -607,17 +527,8 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
 
     // The real key registers with the same code afterwards.
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
-    let reg = enroll(
-        &EnrollOptions {
-            config_dir: agent.config_dir.clone(),
-            user: "jay".into(),
-            code,
-        },
-        Ui(None),
-    )
-    .await
-    .unwrap();
+    let agent = agent_with_key(&srv, &key).await;
+    let reg = enroll_with(&agent, "jay", code, None).await.unwrap();
     assert_eq!(reg.aaguid, "6c617463-686b-6579-2d73-6f66746b6579");
     // Registering the same key for jay again is refused by the key (exclude list).
     let err = register_err(&srv, &agent, "jay").await;
@@ -625,7 +536,7 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
         err,
         "This security key is already registered for this account"
     );
-    let a = audit(&srv, "kim").await;
+    let a = srv.audit("kim").await.unwrap();
     assert!(
         a.iter()
             .any(|e| e.action == "fido2.register" && e.result == "deny"),
@@ -634,17 +545,8 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
 }
 
 async fn register_err(srv: &TestServer, agent: &TestAgent, user: &str) -> String {
-    let code = code_for(srv, user).await;
-    enroll(
-        &EnrollOptions {
-            config_dir: agent.config_dir.clone(),
-            user: user.into(),
-            code,
-        },
-        Ui(None),
-    )
-    .await
-    .unwrap_err()
+    let code = fido2_code(srv, user).await;
+    enroll_with(agent, user, code, None).await.unwrap_err()
 }
 
 /// A user with a smartcard and a security key, at a machine without a card reader module:
@@ -657,21 +559,10 @@ async fn with_a_card_and_a_key_and_no_card_here_the_key_is_used() {
     let ca = TestCa::new("Test CA").unwrap();
     let mut card = Card::new("lee-card", KeyKind::EcP256).unwrap();
     let pem = card.issue(&ca, "lee", Validity::current()).unwrap();
-    let _: TokenInfo = srv
-        .admin()
-        .unwrap()
-        .post(
-            "/v1/admin/users/lee/smartcards",
-            &latchkey_proto::smartcard::SmartcardAdd {
-                cert_pem: pem,
-                label: None,
-            },
-        )
-        .await
-        .unwrap();
+    register_card(&srv, "lee", &pem).await.unwrap();
     let key = SoftKey::start().unwrap();
-    let agent = agent_with(&srv, &key).await;
-    register(&srv, &agent, "lee", None).await;
+    let agent = agent_with_key(&srv, &key).await;
+    register_key(&srv, &agent, "lee", None).await;
     let steps = agent.login("lee", "login", &[]).await.unwrap();
     assert_eq!(
         steps,

@@ -2,29 +2,19 @@
 //! too). The attacker is a real process running as `nobody` (`lk-local-caller`); logins are
 //! root's, through the real PAM module in the real libpam or the socket protocol.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use latchkey_testkit::local::*;
 
+use crate::support::local::as_nobody;
+use latchkey_proto::TokenKind;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
+use latchkey_testkit::agent_process::{AgentProcess, ProcessOptions};
 use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
 use latchkey_testkit::token_cli::TokenCli;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const CALLER: &str = env!("CARGO_BIN_EXE_lk-local-caller");
-
-/// `lk-local-caller` as nobody; its standard input stays open until the child is dropped.
-fn as_nobody(args: &[&str]) -> Command {
-    let mut c = Command::new(CALLER);
-    c.args(args).uid(NOBODY).gid(NOBODY);
-    c
-}
 
 /// Starts `lk-local-caller SOCKET hold N MS` as nobody and returns it with its report line.
 fn hold(socket: &Path, n: usize, settle_ms: u64) -> (Child, String) {
@@ -52,66 +42,12 @@ fn held_open(report: &str) -> (usize, usize) {
     (w[1].parse().unwrap(), w[3].parse().unwrap())
 }
 
-/// The agent as its own process (`latchkey-agent run`) under `prlimit --nofile=N:N`, the way
-/// a unit without `LimitNOFILE` (or with a low one) runs it.
-struct AgentProcess {
-    child: Child,
-    socket: PathBuf,
-    state_dir: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl AgentProcess {
-    async fn start(srv: &TestServer, nofile: u64) -> AgentProcess {
-        let p = TestAgent::prepare(srv, |_| {}).await.unwrap();
-        let bin = latchkey_testkit::workspace_bin("latchkey-agent").unwrap();
-        let log = p.dir.path().join("agent.log");
-        let child = Command::new("prlimit")
-            .arg(format!("--nofile={nofile}:{nofile}"))
-            .arg("--")
-            .arg(bin)
-            .arg("--config-dir")
-            .arg(&p.config_dir)
-            .arg("run")
-            .env("LATCHKEY_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("prlimit (util-linux) runs the agent");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&p.socket).is_err() {
-            assert!(Instant::now() < deadline, "the agent did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        AgentProcess {
-            child,
-            socket: p.socket.clone(),
-            state_dir: p.dir.path().join("state"),
-            log,
-            _dir: p.dir,
-        }
-    }
-
-    /// Descriptors the agent process has open now.
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The agent as its own process (`latchkey-agent run`) under `prlimit --nofile=1024:1024`,
+/// the way a unit without `LimitNOFILE` runs it.
+const NOFILE_1024: ProcessOptions = ProcessOptions {
+    log_level: "info",
+    nofile: Some(1024),
+};
 
 /// One PAM login of `user` as root; a QR challenge shown is answered by `token`'s app.
 async fn pam_login(
@@ -173,10 +109,9 @@ async fn a_local_user_holding_connections_cannot_push_a_disabled_user_offline() 
     srv.add_user("alice", &[]).await.unwrap();
     let token = Arc::new(TokenCli::register(&srv, "alice").await.unwrap());
     // 1,024 descriptors, soft and hard: what the agent had under a unit without LimitNOFILE.
-    let agent = AgentProcess::start(&srv, 1024).await;
-    let conf = Arc::new(
-        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap(),
-    );
+    let prepared = TestAgent::prepare(&srv, |_| {}).await.unwrap();
+    let agent = AgentProcess::spawn(&prepared, &NOFILE_1024).await.unwrap();
+    let conf = Arc::new(agent.pam_conf("login").unwrap());
 
     // Alice logs in once online: the machine holds her offline bundle.
     let (code, msgs) = pam_login(conf.clone(), "alice", token.clone(), true).await;
@@ -210,7 +145,7 @@ async fn a_local_user_holding_connections_cannot_push_a_disabled_user_offline() 
         "the login went offline: {all}"
     );
     assert!(!all.contains("unreachable"), "{all}");
-    let log = agent.log();
+    let log = agent.log_text();
     assert!(
         log.contains("agent connection refused"),
         "nobody's connections over its share were refused: {log}"
@@ -227,9 +162,8 @@ async fn a_local_user_gets_a_share_of_connections_and_silent_ones_are_closed() {
         return;
     }
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("alice", &[]).await.unwrap();
-    let (_, uri) = srv
-        .add_token("alice", latchkey_proto::TokenKind::Totp)
+    let uri = srv
+        .add_user_with_token("alice", TokenKind::Totp)
         .await
         .unwrap();
     let agent = TestAgent::start_with(&srv, |s| {
@@ -263,9 +197,8 @@ async fn a_local_users_flood_of_logins_leaves_the_machine_budget_to_others() {
     })
     .await
     .unwrap();
-    srv.add_user("alice", &[]).await.unwrap();
-    let (_, uri) = srv
-        .add_token("alice", latchkey_proto::TokenKind::Totp)
+    let uri = srv
+        .add_user_with_token("alice", TokenKind::Totp)
         .await
         .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();

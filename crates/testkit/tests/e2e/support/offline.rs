@@ -1,6 +1,5 @@
 //! What the offline end-to-end tests share: a server with alice and her token app (the
 //! `latchkey-token` program), a joined agent, PAM logins online and offline.
-#![allow(dead_code)]
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -10,14 +9,6 @@ use latchkey_testkit::agent::TestAgent;
 use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
 use latchkey_testkit::token_cli::TokenCli;
 use std::sync::{Arc, Mutex};
-
-pub fn conf(agent: &TestAgent, service: &str) -> PamConfDir {
-    PamConfDir::latchkey(service, &[&format!("socket={}", agent.socket.display())]).unwrap()
-}
-
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
 
 pub struct Setup {
     pub srv: TestServer,
@@ -35,7 +26,7 @@ pub async fn setup(settings: &[(&str, &str)]) -> Setup {
     srv.add_user("alice", &[]).await.unwrap();
     let token = Arc::new(TokenCli::register(&srv, "alice").await.unwrap());
     let agent = TestAgent::start(&srv).await.unwrap();
-    let conf = Arc::new(conf(&agent, "login"));
+    let conf = Arc::new(agent.pam_conf("login").unwrap());
     Setup {
         srv,
         agent,
@@ -47,7 +38,7 @@ pub async fn setup(settings: &[(&str, &str)]) -> Setup {
 /// One PAM login of alice answered online with the app's TOTP code.
 pub async fn online_login(s: &Setup) -> PamCode {
     let (token, conf) = (s.token.clone(), s.conf.clone());
-    blocking(move || {
+    super::run_blocking(move || {
         let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
         pam.respond_with(move |_| Some(token.totp().unwrap()));
         pam.authenticate(0)
@@ -63,7 +54,7 @@ pub async fn offline_login(
     answer: impl FnMut(&str) -> String + Send + 'static,
 ) -> (PamCode, Vec<ConvMessage>) {
     let user = user.to_string();
-    blocking(move || {
+    super::run_blocking(move || {
         let payload = Arc::new(Mutex::new(None::<String>));
         let seen = payload.clone();
         let mut answer = answer;
@@ -83,11 +74,9 @@ pub async fn offline_login(
     .await
 }
 
+/// The error messages a PAM conversation showed.
 pub fn errors(msgs: &[ConvMessage]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.style == MsgStyle::ErrorMsg)
-        .map(|m| m.text.clone())
-        .collect()
+    super::texts(msgs, MsgStyle::ErrorMsg)
 }
 
 pub fn stored_bundle(agent: &TestAgent, user: &str) -> Option<(String, String)> {

@@ -2,8 +2,7 @@
 //! and an app speaking the app API with its own Ed25519 key (the `latchkey-token` CLI has its
 //! own tests; here the app side is explicit so every refusal case can be forged).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::support::last;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
@@ -85,10 +84,6 @@ async fn setup(user: &str) -> (TestServer, TestAgent, App) {
     (srv, agent, app)
 }
 
-fn last(steps: &[Step]) -> &Step {
-    steps.last().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_approved_with_the_right_number_logs_in() {
     let (_srv, agent, app) = setup("alice").await;
@@ -162,12 +157,7 @@ async fn denial_refuses_the_login_and_is_audited() {
             reason: "Push denied in the latchkey app".into()
         }
     );
-    let audit: Vec<latchkey_proto::admin::AuditEntry> = srv
-        .admin()
-        .unwrap()
-        .get("/v1/admin/audit?user=carol")
-        .await
-        .unwrap();
+    let audit = srv.audit("carol").await.unwrap();
     assert!(
         audit.iter().any(|a| a.action == "push.respond"
             && a.result == "deny"

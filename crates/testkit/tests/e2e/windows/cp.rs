@@ -7,13 +7,9 @@
 //! and then them with `--run-ignored only`. They share one Wine prefix (one pipe name), so a
 //! file lock runs them one at a time.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod wine;
-
+use super::wine::*;
 use latchkey_testkit::token_cli::TokenCli;
 use latchkey_testkit::{TestServer, hotp_at};
-use wine::*;
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the Windows build and Wine: scripts/test runs it"]
@@ -414,12 +410,7 @@ async fn push_link_sends_a_push_and_the_approved_push_logs_in() {
     assert_eq!(r["credential"]["user"], "ivan");
     assert_eq!(r["credential"]["password"], PASSWORD);
     s.quit().await;
-    let audit: Vec<latchkey_proto::admin::AuditEntry> = server
-        .admin()
-        .unwrap()
-        .get("/v1/admin/audit?user=ivan")
-        .await
-        .unwrap();
+    let audit = server.audit("ivan").await.unwrap();
     assert!(
         audit.iter().any(|e| e.result == "ok"
             && e.client_id.as_deref() == Some("login")

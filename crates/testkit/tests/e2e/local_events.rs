@@ -5,10 +5,10 @@
 //! These tests switch to uid 65534, which needs root (CI runs as root); elsewhere they say so
 //! and pass.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use latchkey_testkit::local::*;
 
+use crate::support::local::{as_nobody, lock_agent};
+use crate::support::run_blocking;
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::{AgentReply, AgentRequest, AgentStatus, SessionEvent, blocking};
 use latchkey_proto::app::BadgeState;
@@ -16,30 +16,26 @@ use latchkey_proto::events::EventKind;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::{TestAgent, socket_login};
 use latchkey_testkit::token_app::SoftApp;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 /// Runs `lk-local-caller SOCKET args…` as nobody; its standard output.
-async fn as_nobody(socket: &Path, args: Vec<String>) -> String {
-    let socket = socket.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lk-local-caller"))
-            .arg(&socket)
-            .args(&args)
-            .uid(NOBODY)
-            .gid(NOBODY)
+async fn nobody_calls(socket: &Path, args: Vec<String>) -> String {
+    let mut all = vec![socket.to_str().unwrap().to_string()];
+    all.extend(args);
+    run_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = as_nobody(&args)
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     })
     .await
-    .unwrap()
 }
 
 /// One request sent as nobody on a connection of its own; the agent's reply.
 async fn nobody_sends(socket: &Path, req: &AgentRequest) -> AgentReply {
-    let out = as_nobody(
+    let out = nobody_calls(
         socket,
         vec!["send".into(), serde_json::to_string(req).unwrap()],
     )
@@ -95,8 +91,9 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
         return;
     }
     let mut srv = TestServer::start().await.unwrap();
-    srv.add_user("bob", &[]).await.unwrap();
-    srv.add_token("bob", TokenKind::Totp).await.unwrap();
+    srv.add_user_with_token("bob", TokenKind::Totp)
+        .await
+        .unwrap();
     let config =
         format!("{FAST}spool_max = 100\ncaller_quota = 20\n[session_lock]\nenabled = false\n");
     let agent = TestAgent::start_with(&srv, |s| s.config_append = config)
@@ -121,7 +118,7 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
     .await;
     // nobody floods the spool with session reports of its own, three times its cap.
     let flood = serde_json::to_string(&open_request("nobody", "login", None, None)).unwrap();
-    let out = as_nobody(&agent.socket, vec!["repeat".into(), "300".into(), flood]).await;
+    let out = nobody_calls(&agent.socket, vec!["repeat".into(), "300".into(), flood]).await;
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     // Root's own session reports (sshd's PAM stack) go past the cap: something is dropped.
     for i in 0..150 {
@@ -157,21 +154,6 @@ async fn a_local_users_session_flood_cannot_evict_other_users_authentication_eve
     assert_eq!(callers, 20, "{dropped:?}");
 }
 
-async fn lock_agent(srv: &TestServer, dir: &Path, logind: &Path) -> (TestAgent, PathBuf) {
-    let (script, log) = lock_recorder(dir).unwrap();
-    let config = format!(
-        "{FAST}[session_lock]\ncommand = [\"{}\", \"{{user}}\", \"{{session}}\"]\n\
-         poll_interval = \"100ms\"\nlogind_sessions = \"{}\"\n",
-        script.display(),
-        logind.display()
-    );
-    let agent = TestAgent::start_with(srv, |s| s.config_append = config)
-        .await
-        .unwrap();
-    open_dirs_to_others(&agent.socket).unwrap();
-    (agent, log)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
     if !running_as_root() {
@@ -186,7 +168,8 @@ async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
     logind_session(&logind, "7", 0);
     logind_session(&logind, "c9", NOBODY);
     logind_session(&logind, "c10", NOBODY);
-    let (agent, log) = lock_agent(&srv, dir.path(), &logind).await;
+    let (agent, log) = lock_agent(&srv, dir.path(), Some(&logind)).await;
+    open_dirs_to_others(&agent.socket).unwrap();
     // Root's session 7, someone else's; an id nobody has; an option in disguise.
     let mut refused = Vec::new();
     for id in ["7", "42", "--host=attacker@evil"] {
@@ -274,7 +257,8 @@ async fn a_local_user_sees_only_its_own_sessions_and_its_reports_are_marked() {
     let logind = dir.path().join("sessions");
     std::fs::create_dir(&logind).unwrap();
     logind_session(&logind, "c5", NOBODY);
-    let (agent, _log) = lock_agent(&srv, dir.path(), &logind).await;
+    let (agent, _log) = lock_agent(&srv, dir.path(), Some(&logind)).await;
+    open_dirs_to_others(&agent.socket).unwrap();
     let req = open_request("alice", "login", None, Some("4"));
     assert_eq!(root_sends(&agent.socket, req).await, AgentReply::Ack);
     // nobody claims an sshd login from a remote host.

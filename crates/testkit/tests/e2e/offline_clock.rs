@@ -2,13 +2,10 @@
 //! token app as its own process. The agent's clock is moved as a person (or a thief) would
 //! move the machine's clock.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod offline_common;
-
+use crate::support::offline::*;
+use crate::support::run_blocking;
 use latchkey_agent::offline::utc_date;
 use latchkey_testkit::pam_harness::{PamCode, PamHarness};
-use offline_common::*;
 
 const WENT_BACK: &str = "Offline login refused: the clock of this machine went back; correct the time or connect to the network";
 
@@ -64,7 +61,7 @@ async fn an_online_login_re_anchors_the_guard_after_an_attempt_with_the_clock_ah
         .await
         .unwrap();
     let conf = s.conf.clone();
-    let code = blocking(move || {
+    let code = run_blocking(move || {
         let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
         pam.respond_with(move |_| Some(latchkey_testkit::totp_now(&uri)));
         pam.authenticate(0)

@@ -1,11 +1,7 @@
-//! The Wine harness the Windows tests share (`windows_cp.rs`, `windows_msi.rs`): the
+//! The Wine harness the Windows tests share (`cp.rs`, `msi.rs`): the
 //! Windows build and Wine from the environment `scripts/windows-toolchain env` prints, the
 //! Windows agent joined and run under Wine, `logonui-sim.exe` driven line by line, Wine
 //! prefixes of their own for installs, `reg` and `msiexec`.
-
-// Each test binary uses part of it.
-#![allow(dead_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use latchkey_proto::TokenKind;
 use latchkey_testkit::TestServer;
@@ -380,18 +376,15 @@ pub async fn user_with_hotp(
     server: &TestServer,
     name: &str,
 ) -> latchkey_crypto::otpauth::OtpAuthUri {
-    server.add_user(name, &[]).await.unwrap();
-    server.add_token(name, TokenKind::Hotp).await.unwrap().1
+    server
+        .add_user_with_token(name, TokenKind::Hotp)
+        .await
+        .unwrap()
 }
 
 /// The client_ids the server recorded for a user's logins (audit log).
 pub async fn client_ids(server: &TestServer, user: &str) -> Vec<String> {
-    let entries: Vec<latchkey_proto::admin::AuditEntry> = server
-        .admin()
-        .unwrap()
-        .get(&format!("/v1/admin/audit?user={user}"))
-        .await
-        .unwrap();
+    let entries = server.audit(user).await.unwrap();
     let mut ids: Vec<String> = entries.into_iter().filter_map(|e| e.client_id).collect();
     ids.sort();
     ids.dedup();

@@ -2,49 +2,25 @@
 //! token, certificates issued by a test CA), a real latchkeyd, a real agent signing on the
 //! token through PKCS#11, and the real PAM module in the real libpam.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::support::hw::{agent_with_card, register_card};
+use crate::support::last;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_proto::admin::TokenInfo;
 use latchkey_proto::agent::Step;
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
-use latchkey_proto::smartcard::{
-    LoginSmartcard, SmartcardAdd, SmartcardCodeCreate, SmartcardEnrollCode,
-};
+use latchkey_proto::smartcard::{LoginSmartcard, SmartcardCodeCreate, SmartcardEnrollCode};
 use latchkey_proto::{Method, TokenKind};
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
-use latchkey_testkit::pam_harness::{MsgStyle, PamCode, PamConfDir, PamHarness};
+use latchkey_testkit::pam_harness::{MsgStyle, PamCode, PamHarness};
 use latchkey_testkit::softhsm::{self, Card, KeyKind, PIN, TestCa, Validity, unix_now};
-
-async fn register(srv: &TestServer, user: &str, pem: &str) -> latchkey_client::Result<TokenInfo> {
-    let req = SmartcardAdd {
-        cert_pem: pem.to_string(),
-        label: Some("card".into()),
-    };
-    srv.admin()
-        .unwrap()
-        .post(&format!("/v1/admin/users/{user}/smartcards"), &req)
-        .await
-}
-
-async fn agent_with_card(srv: &TestServer) -> TestAgent {
-    let module = softhsm::module().unwrap();
-    TestAgent::start_with(srv, |s| s.smartcard_module = Some(module))
-        .await
-        .unwrap()
-}
 
 /// A fresh token with a key of `kind` and a current certificate from `ca`.
 fn card(label: &str, kind: KeyKind, ca: &TestCa, subject: &str) -> (Card, String) {
     let mut c = Card::new(label, kind).unwrap();
     let pem = c.issue(ca, subject, Validity::current()).unwrap();
     (c, pem)
-}
-
-fn last(steps: &[Step]) -> &Step {
-    steps.last().unwrap()
 }
 
 fn prompt_labels(steps: &[Step]) -> Vec<String> {
@@ -113,7 +89,7 @@ async fn rsa_card_logs_in_through_the_agent() {
     srv.add_user("alice", &[]).await.unwrap();
     let ca = TestCa::new("Test CA").unwrap();
     let (c, pem) = card("alice-rsa", KeyKind::Rsa2048, &ca, "Alice");
-    let t = register(&srv, "alice", &pem).await.unwrap();
+    let t = register_card(&srv, "alice", &pem).await.unwrap();
     assert_eq!(t.kind, TokenKind::Smartcard);
     let info = t.smartcard.clone().unwrap();
     assert_eq!(info.fingerprint, c.fingerprint());
@@ -150,10 +126,9 @@ async fn ec_card_logs_in_through_pam_module_and_libpam() {
     srv.add_user("bob", &[]).await.unwrap();
     let ca = TestCa::new("Test CA").unwrap();
     let (_c, pem) = card("bob-ec", KeyKind::EcP256, &ca, "Bob");
-    register(&srv, "bob", &pem).await.unwrap();
+    register_card(&srv, "bob", &pem).await.unwrap();
     let agent = agent_with_card(&srv).await;
-    let conf =
-        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    let conf = agent.pam_conf("login").unwrap();
     let (code, prompts, styles) = tokio::task::spawn_blocking(move || {
         let mut pam = PamHarness::new("login", "bob", conf.path()).unwrap();
         pam.answer(PIN);
@@ -177,10 +152,9 @@ async fn wrong_pin_is_reported_then_the_right_pin_passes_through_pam() {
     srv.add_user("carol", &[]).await.unwrap();
     let ca = TestCa::new("Test CA").unwrap();
     let (_c, pem) = card("carol-ec", KeyKind::EcP256, &ca, "Carol");
-    register(&srv, "carol", &pem).await.unwrap();
+    register_card(&srv, "carol", &pem).await.unwrap();
     let agent = agent_with_card(&srv).await;
-    let conf =
-        PamConfDir::latchkey("sudo", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    let conf = agent.pam_conf("sudo").unwrap();
     let (code, infos) = tokio::task::spawn_blocking(move || {
         let mut pam = PamHarness::new("sudo", "carol", conf.path()).unwrap();
         pam.answer("0000").answer(PIN);
@@ -208,7 +182,7 @@ async fn three_wrong_pins_end_the_login() {
     srv.add_user("dora", &[]).await.unwrap();
     let ca = TestCa::new("Test CA").unwrap();
     let (_c, pem) = card("dora-rsa", KeyKind::Rsa2048, &ca, "Dora");
-    register(&srv, "dora", &pem).await.unwrap();
+    register_card(&srv, "dora", &pem).await.unwrap();
     let agent = agent_with_card(&srv).await;
     let steps = agent
         .login("dora", "login", &["1", "2", "3", PIN])
@@ -238,7 +212,7 @@ async fn expired_certificate_is_refused_by_agent_and_server() {
             },
         )
         .unwrap();
-    register(&srv, "erin", &pem).await.unwrap();
+    register_card(&srv, "erin", &pem).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
 
     // The agent sees the date on the card's certificate and says so.
@@ -262,7 +236,7 @@ async fn expired_certificate_is_refused_by_agent_and_server() {
         "{res:?}"
     );
     // And registering an expired certificate is refused.
-    let err = register(&srv, "erin", &pem).await.unwrap_err();
+    let err = register_card(&srv, "erin", &pem).await.unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
 }
 
@@ -279,20 +253,20 @@ async fn untrusted_ca_is_refused_at_registration_and_at_login() {
     srv.add_user("fay", &[]).await.unwrap();
     srv.add_user("gus", &[]).await.unwrap();
     let (_rogue_card, rogue_pem) = card("fay-rogue", KeyKind::EcP256, &rogue, "Fay");
-    register(&srv, "fay", &rogue_pem).await.unwrap();
+    register_card(&srv, "fay", &rogue_pem).await.unwrap();
     srv.cfg.smartcard_ca = Some(ca_file.clone());
     srv.restart().await.unwrap();
 
     // Registration now refuses a certificate from another CA…
     let (_c2, rogue_pem2) = card("gus-rogue", KeyKind::Rsa2048, &rogue, "Gus");
-    let err = register(&srv, "gus", &rogue_pem2).await.unwrap_err();
+    let err = register_card(&srv, "gus", &rogue_pem2).await.unwrap_err();
     assert!(
         err.to_string().contains("not issued by the trusted CA"),
         "{err}"
     );
     // …and a CA-issued one is accepted and logs in.
     let (_c3, good_pem) = card("gus-good", KeyKind::Rsa2048, &trusted, "Gus");
-    register(&srv, "gus", &good_pem).await.unwrap();
+    register_card(&srv, "gus", &good_pem).await.unwrap();
     let agent = agent_with_card(&srv).await;
     let steps = agent.login("gus", "login", &[PIN]).await.unwrap();
     assert!(matches!(last(&steps), Step::Success { .. }), "{steps:?}");
@@ -317,8 +291,8 @@ async fn wrong_signature_and_another_users_card_count_as_failures() {
     let ca = TestCa::new("Test CA").unwrap();
     let (hal_card, hal_pem) = card("hal-ec", KeyKind::EcP256, &ca, "Hal");
     let (ivy_card, ivy_pem) = card("ivy-ec", KeyKind::EcP256, &ca, "Ivy");
-    register(&srv, "hal", &hal_pem).await.unwrap();
-    register(&srv, "ivy", &ivy_pem).await.unwrap();
+    register_card(&srv, "hal", &hal_pem).await.unwrap();
+    register_card(&srv, "ivy", &ivy_pem).await.unwrap();
     let (_, client) = srv.join_machine("m1").await.unwrap();
 
     let (tx, challenge, fps, methods) = start(&client, "hal").await;
@@ -364,12 +338,7 @@ async fn wrong_signature_and_another_users_card_count_as_failures() {
         .get("/v1/admin/users/hal")
         .await
         .unwrap();
-    let audit: Vec<latchkey_proto::admin::AuditEntry> = srv
-        .admin()
-        .unwrap()
-        .get("/v1/admin/audit?user=hal")
-        .await
-        .unwrap();
+    let audit = srv.audit("hal").await.unwrap();
     assert!(
         audit
             .iter()
@@ -399,11 +368,13 @@ async fn wrong_signature_and_another_users_card_count_as_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_decides_whether_the_smartcard_is_offered() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("jo", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("jo", TokenKind::Totp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("jo", TokenKind::Totp)
+        .await
+        .unwrap();
     let ca = TestCa::new("Test CA").unwrap();
     let (_c, pem) = card("jo-ec", KeyKind::EcP256, &ca, "Jo");
-    register(&srv, "jo", &pem).await.unwrap();
+    register_card(&srv, "jo", &pem).await.unwrap();
     let agent = agent_with_card(&srv).await;
 
     // Both allowed: the PIN prompt comes first, Enter goes on to the code.
@@ -471,7 +442,7 @@ async fn card_without_the_registered_certificate_is_named() {
     // Kim's registered certificate is not on any card present.
     let mut other = Card::new("kim-old", KeyKind::EcP256).unwrap();
     let pem = other.issue(&ca, "Kim", Validity::current()).unwrap();
-    register(&srv, "kim", &pem).await.unwrap();
+    register_card(&srv, "kim", &pem).await.unwrap();
     other.issue(&ca, "Kim (new)", Validity::current()).unwrap();
     let agent = agent_with_card(&srv).await;
     let steps = agent.login("kim", "login", &[PIN]).await.unwrap();

@@ -1,8 +1,6 @@
 //! The built `pam_latchkey.so`, loaded by the real libpam (`pam_start_confdir` with a
 //! temporary stack behind `pam_permit.so`), against a scripted agent on a Unix socket.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, SessionEvent, Step};
 use latchkey_testkit::pam_harness::{
     AgentAction, ConvMessage, MsgStyle, PAM_SILENT, PamCode, PamConfDir, PamHarness, ScriptedAgent,

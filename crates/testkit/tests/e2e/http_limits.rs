@@ -5,8 +5,6 @@
 //! The resource tests run `latchkeyd` as its own process (`workspace_bin`), so its descriptor
 //! limit and its memory are its own; the limits are set through `LATCHKEY_*` variables.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_crypto::otpauth::OtpAuthUri;
 use latchkey_proto::TokenKind;

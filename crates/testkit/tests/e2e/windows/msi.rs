@@ -5,14 +5,10 @@
 //! These tests need the Windows build: `scripts/test` runs `scripts/windows-toolchain build`
 //! and then them with `--run-ignored only`, one at a time (nextest test group `wine-msi`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod wine;
-
+use super::wine::*;
 use latchkey_testkit::{TestServer, hotp_at};
 use std::process::Command;
 use std::time::Duration;
-use wine::*;
 
 const CLSID: &str = "{f4efd6f9-775c-4541-9dcb-303661afb99d}";
 

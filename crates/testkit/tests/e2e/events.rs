@@ -1,19 +1,20 @@
 //! Events, sessions and session lock, end to end: a real latchkeyd, a real agent (in-process,
 //! or as its own process where it gets killed), the real PAM module in the real libpam.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::support::local::lock_agent;
+use crate::support::run_blocking;
 use latchkey_testkit::local::*;
 
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::{AgentReply, AgentRequest, SessionEvent, blocking};
 use latchkey_proto::app::BadgeState;
 use latchkey_proto::events::{EventEntry, EventKind, SessionInfo};
-use latchkey_testkit::agent::{PreparedAgent, TestAgent, socket_login};
-use latchkey_testkit::pam_harness::{PamCode, PamConfDir, PamHarness};
+use latchkey_testkit::agent::{TestAgent, socket_login};
+use latchkey_testkit::agent_process::{AgentProcess, ProcessOptions};
+use latchkey_testkit::pam_harness::{PamCode, PamHarness};
 use latchkey_testkit::proxy::{HoldMode, HoldProxy};
 use latchkey_testkit::token_app::SoftApp;
-use latchkey_testkit::{TestServer, totp_now, workspace_bin};
+use latchkey_testkit::{TestServer, totp_now};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,32 +24,6 @@ fn no_lock() -> String {
 }
 fn ids(evs: &[EventEntry]) -> HashSet<String> {
     evs.iter().map(|e| e.event.id.clone()).collect()
-}
-
-async fn metric(srv: &TestServer, key: &str) -> u64 {
-    let (_, body) = srv
-        .anonymous()
-        .unwrap()
-        .request(latchkey_client::Method::GET, "/metrics", None)
-        .await
-        .unwrap();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn conf(agent: &TestAgent, service: &str) -> PamConfDir {
-    latchkey_testkit::pam_harness::PamConfDir::latchkey(
-        service,
-        &[&format!("socket={}", agent.socket.display())],
-    )
-    .unwrap()
-}
-
-async fn blocking_<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// A session hook call as the PAM module makes it, straight on the socket.
@@ -70,13 +45,15 @@ fn session(socket: &Path, event: SessionEvent, user: &str, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_logoff_through_pam_arrive_once() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("alice", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("alice", TokenKind::Totp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("alice", TokenKind::Totp)
+        .await
+        .unwrap();
     let agent = TestAgent::start_with(&srv, |s| s.config_append = no_lock())
         .await
         .unwrap();
-    let conf = conf(&agent, "login");
-    let mut pam = blocking_(move || {
+    let conf = agent.pam_conf("login").unwrap();
+    let mut pam = run_blocking(move || {
         let mut pam = PamHarness::new("login", "alice", conf.path()).unwrap();
         pam.set_rhost("10.9.8.7").unwrap();
         pam.respond_with(move |_| Some(totp_now(&uri)));
@@ -93,7 +70,7 @@ async fn login_and_logoff_through_pam_arrive_once() {
         s.len() == 1
     })
     .await;
-    pam = blocking_(move || {
+    pam = run_blocking(move || {
         assert_eq!(pam.close_session(0), PamCode::SUCCESS);
         pam
     })
@@ -142,14 +119,15 @@ async fn login_and_logoff_through_pam_arrive_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_100_logins_while_the_server_is_down_all_arrive_once() {
     let mut srv = TestServer::start().await.unwrap();
-    srv.add_user("bob", &[]).await.unwrap();
-    srv.add_token("bob", TokenKind::Totp).await.unwrap();
+    srv.add_user_with_token("bob", TokenKind::Totp)
+        .await
+        .unwrap();
     let agent = TestAgent::start_with(&srv, |s| s.config_append = no_lock())
         .await
         .unwrap();
     srv.stop().await;
     let socket = agent.socket.clone();
-    blocking_(move || {
+    run_blocking(move || {
         for _ in 0..100 {
             let steps = socket_login(&socket, "bob", "login", &[]).unwrap();
             assert!(
@@ -182,43 +160,10 @@ async fn events_of_100_logins_while_the_server_is_down_all_arrive_once() {
 }
 
 /// `latchkey-agent run` as its own process, so it can be killed.
-struct AgentProcess {
-    child: std::process::Child,
-}
-
-impl AgentProcess {
-    async fn spawn(p: &PreparedAgent) -> AgentProcess {
-        let _ = std::fs::remove_file(&p.socket);
-        let log = std::fs::File::create(p.dir.path().join("agent.log")).unwrap();
-        let child = std::process::Command::new(workspace_bin("latchkey-agent").unwrap())
-            .args(["run", "--config-dir"])
-            .arg(&p.config_dir)
-            .env("LATCHKEY_LOG", "debug")
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let socket = p.socket.clone();
-        wait_until(20, "the agent socket", || {
-            let socket = socket.clone();
-            async move { std::os::unix::net::UnixStream::connect(&socket).is_ok() }
-        })
-        .await;
-        AgentProcess { child }
-    }
-
-    fn kill9(mut self) {
-        // SAFETY-free: std's kill sends SIGKILL.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const RUN: ProcessOptions = ProcessOptions {
+    log_level: "debug",
+    nofile: None,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
@@ -233,11 +178,11 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     })
     .await
     .unwrap();
-    let agent = AgentProcess::spawn(&prepared).await;
+    let agent = AgentProcess::spawn(&prepared, &RUN).await.unwrap();
     // The server looks down: 50 sessions are spooled.
     proxy.set(HoldMode::Refuse);
     let socket = prepared.socket.clone();
-    blocking_(move || {
+    run_blocking(move || {
         for i in 0..50 {
             session(&socket, SessionEvent::Open, "carl", &format!("s{i}"));
         }
@@ -251,19 +196,24 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
     .await;
     wait_until(10, "the answer held", || async { proxy.held_bytes() > 0 }).await;
     assert_eq!(
-        metric(&srv, "latchkey_events_total{result=\"duplicate\"}").await,
+        srv.metric("latchkey_events_total{result=\"duplicate\"}")
+            .await
+            .unwrap(),
         0
     );
-    agent.kill9();
+    agent.kill9().unwrap();
     proxy.set(HoldMode::Pass);
-    let _agent = AgentProcess::spawn(&prepared).await;
+    let _agent = AgentProcess::spawn(&prepared, &RUN).await.unwrap();
     // The restarted agent sends the unacknowledged batch again; the server keeps each once.
     wait_until(20, "the re-sent batch", || async {
-        metric(&srv, "latchkey_events_total{result=\"duplicate\"}").await >= 50
+        srv.metric("latchkey_events_total{result=\"duplicate\"}")
+            .await
+            .unwrap()
+            >= 50
     })
     .await;
     let socket = prepared.socket.clone();
-    blocking_(move || session(&socket, SessionEvent::Close, "carl", "s0")).await;
+    run_blocking(move || session(&socket, SessionEvent::Close, "carl", "s0")).await;
     wait_until(20, "the logoff", || async {
         srv.events("user=carl").await.unwrap().len() == 51
     })
@@ -279,7 +229,9 @@ async fn agent_killed_during_an_upload_loses_nothing_and_repeats_nothing() {
         50
     );
     assert_eq!(
-        metric(&srv, "latchkey_events_total{result=\"stored\"}").await,
+        srv.metric("latchkey_events_total{result=\"stored\"}")
+            .await
+            .unwrap(),
         51
     );
 }
@@ -418,15 +370,15 @@ async fn journal_follower_killed_mid_stream_neither_loses_nor_repeats() {
     let prepared = TestAgent::prepare(&srv, |s| s.config_append = config)
         .await
         .unwrap();
-    let agent = AgentProcess::spawn(&prepared).await;
+    let agent = AgentProcess::spawn(&prepared, &RUN).await.unwrap();
     wait_until(20, "some journal events", || async {
         srv.events("type=journal").await.unwrap().len() >= 5
     })
     .await;
-    agent.kill9();
+    agent.kill9().unwrap();
     let before = srv.events("type=journal").await.unwrap().len();
     assert!(before < 20, "killed mid-stream ({before} of 20)");
-    let _agent = AgentProcess::spawn(&prepared).await;
+    let _agent = AgentProcess::spawn(&prepared, &RUN).await.unwrap();
     wait_until(30, "all journal events", || async {
         srv.events("type=journal").await.unwrap().len() >= 20
     })
@@ -446,23 +398,11 @@ async fn journal_follower_killed_mid_stream_neither_loses_nor_repeats() {
     assert_eq!(runs[0], "", "{args}");
     assert!(runs[1].starts_with("--after-cursor=s=abc;i="), "{args}");
 }
-async fn lock_agent(srv: &TestServer, dir: &Path) -> (TestAgent, PathBuf) {
-    let (script, log) = lock_recorder(dir).unwrap();
-    let config = format!(
-        "{FAST}[session_lock]\ncommand = [\"{}\", \"{{user}}\", \"{{session}}\"]\npoll_interval = \"100ms\"\n",
-        script.display()
-    );
-    let agent = TestAgent::start_with(srv, |s| s.config_append = config)
-        .await
-        .unwrap();
-    (agent, log)
-}
-
 /// Opens a session through the real libpam with a logind session id.
 async fn pam_open(agent: &TestAgent, service: &str, user: &str, id: &str) {
-    let conf = conf(agent, service);
+    let conf = agent.pam_conf(service).unwrap();
     let (service, user, id) = (service.to_string(), user.to_string(), id.to_string());
-    blocking_(move || {
+    run_blocking(move || {
         let mut pam = PamHarness::new(&service, &user, conf.path()).unwrap();
         pam.putenv("XDG_SESSION_ID", &id).unwrap();
         assert_eq!(pam.open_session(0), PamCode::SUCCESS);
@@ -486,7 +426,7 @@ async fn an_expired_session_is_locked_once() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (agent, log) = lock_agent(&srv, dir.path()).await;
+    let (agent, log) = lock_agent(&srv, dir.path(), None).await;
     pam_open(&agent, "login", "ann", "s1").await;
     // Through sshd (the `remote` policy: no limit): never locked.
     pam_open(&agent, "sshd", "ben", "s2").await;
@@ -532,7 +472,7 @@ async fn badging_out_locks_that_users_session() {
     srv.add_user("dan", &[]).await.unwrap();
     let app = SoftApp::register(&srv, "cat").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (agent, log) = lock_agent(&srv, dir.path()).await;
+    let (agent, log) = lock_agent(&srv, dir.path(), None).await;
     pam_open(&agent, "login", "cat", "s3").await;
     pam_open(&agent, "login", "dan", "s4").await;
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -568,7 +508,7 @@ async fn sessions_lock_when_the_server_stays_unreachable() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (agent, log) = lock_agent(&srv, dir.path()).await;
+    let (agent, log) = lock_agent(&srv, dir.path(), None).await;
     pam_open(&agent, "login", "eve", "s5").await;
     pam_open(&agent, "sshd", "fay", "s6").await;
     // The agent learns the policy from an answer.

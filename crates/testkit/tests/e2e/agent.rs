@@ -1,8 +1,7 @@
 //! End to end: real servers, a real agent joined with a real join token, logins over the
 //! agent's socket.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::support::{assert_success, failure_reason};
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::Step;
 use latchkey_testkit::agent::TestAgent;
@@ -10,26 +9,13 @@ use latchkey_testkit::proxy::{Blackhole, ConnectProxy};
 use latchkey_testkit::{TestServer, hotp_at, totp_now};
 use std::time::{Duration, Instant};
 
-fn last(steps: &[Step]) -> &Step {
-    steps.last().expect("at least one step")
-}
-
-fn assert_success(steps: &[Step]) {
-    assert!(matches!(last(steps), Step::Success { .. }), "{steps:?}");
-}
-
-fn failure_reason(steps: &[Step]) -> String {
-    match last(steps) {
-        Step::Failure { reason } => reason.clone(),
-        other => panic!("expected a failure, got {other:?} in {steps:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_login_through_the_agent() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("alice", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("alice", TokenKind::Totp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("alice", TokenKind::Totp)
+        .await
+        .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
 
     let steps = agent
@@ -55,8 +41,10 @@ async fn wrong_codes_then_lockout_with_clear_words() {
     )
     .await
     .unwrap();
-    srv.add_user("bob", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("bob", TokenKind::Hotp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("bob", TokenKind::Hotp)
+        .await
+        .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
     let wrong = hotp_at(&uri, 500);
 
@@ -96,8 +84,9 @@ async fn wrong_codes_then_lockout_with_clear_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_a_refusal_never_a_pass() {
     let mut srv = TestServer::start().await.unwrap();
-    srv.add_user("carol", &[]).await.unwrap();
-    srv.add_token("carol", TokenKind::Totp).await.unwrap();
+    srv.add_user_with_token("carol", TokenKind::Totp)
+        .await
+        .unwrap();
     let agent = TestAgent::start(&srv).await.unwrap();
     srv.stop().await;
     let steps = agent.login("carol", "login", &["123456"]).await.unwrap();
@@ -126,8 +115,7 @@ async fn challenges(servers: [&TestServer; 3]) -> [u64; 3] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordered_selection_fails_over_in_order() {
     let (mut a, b, c) = three_servers().await;
-    a.add_user("dan", &[]).await.unwrap();
-    let (_, uri) = a.add_token("dan", TokenKind::Hotp).await.unwrap();
+    let uri = a.add_user_with_token("dan", TokenKind::Hotp).await.unwrap();
     let urls = vec![a.url(), b.url(), c.url()];
     let agent = TestAgent::start_with(&a, |s| s.servers = urls)
         .await
@@ -157,8 +145,10 @@ async fn ordered_selection_fails_over_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn balanced_selection_spreads_over_the_live_servers() {
     let (a, b, mut c) = three_servers().await;
-    a.add_user("erin", &[]).await.unwrap();
-    let (_, uri) = a.add_token("erin", TokenKind::Hotp).await.unwrap();
+    let uri = a
+        .add_user_with_token("erin", TokenKind::Hotp)
+        .await
+        .unwrap();
     let urls = vec![a.url(), b.url(), c.url()];
     let agent = TestAgent::start_with(&a, |s| {
         s.servers = urls;
@@ -194,8 +184,7 @@ async fn consistent_selection_keeps_a_user_on_one_server() {
     let names: Vec<String> = (0..12).map(|i| format!("user{i}")).collect();
     let mut uris = Vec::new();
     for n in &names {
-        a.add_user(n, &[]).await.unwrap();
-        uris.push(a.add_token(n, TokenKind::Hotp).await.unwrap().1);
+        uris.push(a.add_user_with_token(n, TokenKind::Hotp).await.unwrap());
     }
     let urls = vec![a.url(), b.url(), c.url()];
     let agent = TestAgent::start_with(&a, |s| {
@@ -228,8 +217,10 @@ async fn consistent_selection_keeps_a_user_on_one_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn circuit_breaker_skips_a_hung_server_on_the_next_login() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("fay", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("fay", TokenKind::Hotp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("fay", TokenKind::Hotp)
+        .await
+        .unwrap();
     let hole = Blackhole::start().await.unwrap();
     let urls = vec![hole.url.clone(), srv.url()];
     let agent = TestAgent::start_with(&srv, |s| {
@@ -280,8 +271,10 @@ async fn wrong_pin_is_refused_at_join() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_path_goes_through_connect() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("gus", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("gus", TokenKind::Totp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("gus", TokenKind::Totp)
+        .await
+        .unwrap();
     let proxy = ConnectProxy::start().await.unwrap();
     let purl = proxy.url.clone();
     let agent = TestAgent::start_with(&srv, |s| s.proxy = Some(purl))
@@ -300,8 +293,10 @@ async fn proxy_path_goes_through_connect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificate_agent_works_and_its_absence_is_refused() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("hal", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("hal", TokenKind::Hotp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("hal", TokenKind::Hotp)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ck = rcgen::generate_simple_self_signed(vec!["agent-host".to_string()]).unwrap();
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
@@ -566,8 +561,10 @@ async fn logins_run_concurrently_a_waiting_one_blocks_no_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_servers_circuit_state_and_last_contact() {
     let srv = TestServer::start().await.unwrap();
-    srv.add_user("ivy", &[]).await.unwrap();
-    let (_, uri) = srv.add_token("ivy", TokenKind::Hotp).await.unwrap();
+    let uri = srv
+        .add_user_with_token("ivy", TokenKind::Hotp)
+        .await
+        .unwrap();
     let urls = vec!["https://127.0.0.1:1".to_string(), srv.url()];
     let agent = TestAgent::start_with(&srv, |s| s.servers = urls)
         .await

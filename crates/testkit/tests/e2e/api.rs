@@ -1,7 +1,5 @@
 //! Bad input, credentials, the admin API and the store at rest, against a real latchkeyd.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use latchkey_client::{Credential, Method as HttpMethod, StatusCode};
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{AuditEntry, OtpTokenCreate, Policy, TokenInfo, User};

@@ -3,54 +3,16 @@
 //! and is stopped; the real PAM module in the real libpam talks to the real agent, which
 //! verifies with the bundle's cached COSE key or certificate.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use latchkey_agent::fido2::enroll::{EnrollOptions, EnrollUi, enroll};
+use crate::support::hw::{agent_with_card, agent_with_key, register_card, register_key};
+use crate::support::offline::decoded;
+use crate::support::texts;
 use latchkey_proto::agent::Step;
-use latchkey_proto::fido2::{Fido2RegistrationCreate, Fido2RegistrationCreated};
-use latchkey_proto::offline::Bundle;
-use latchkey_proto::smartcard::SmartcardAdd;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
-use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
-use latchkey_testkit::softhsm::{self, Card, KeyKind, PIN, TestCa, Validity, unix_now};
+use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamHarness};
+use latchkey_testkit::softhsm::{Card, KeyKind, PIN, TestCa, Validity, unix_now};
 use latchkey_testkit::softkey::SoftKey;
 use std::path::PathBuf;
-use zeroize::Zeroizing;
-
-struct Ui(Option<&'static str>);
-
-impl EnrollUi for Ui {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
-        self.0
-            .map(|p| Zeroizing::new(p.to_string()))
-            .ok_or_else(|| "no PIN in this test".to_string())
-    }
-    fn touch(&mut self) {}
-}
-
-async fn register_key(srv: &TestServer, agent: &TestAgent, user: &str, pin: Option<&'static str>) {
-    let created: Fido2RegistrationCreated = srv
-        .admin()
-        .unwrap()
-        .post(
-            &format!("/v1/admin/users/{user}/fido2"),
-            &Fido2RegistrationCreate {
-                label: Some("key".into()),
-                expires_in: None,
-            },
-        )
-        .await
-        .unwrap();
-    let opts = EnrollOptions {
-        config_dir: agent.config_dir.clone(),
-        user: user.into(),
-        code: created.code,
-    };
-    enroll(&opts, Ui(pin)).await.unwrap();
-}
 
 /// One PAM login of `user` answering every prompt with `answer`.
 async fn pam_login(conf: PathBuf, user: &str, answer: &str) -> (PamCode, Vec<ConvMessage>) {
@@ -63,26 +25,6 @@ async fn pam_login(conf: PathBuf, user: &str, answer: &str) -> (PamCode, Vec<Con
     })
     .await
     .unwrap()
-}
-
-fn texts(msgs: &[ConvMessage], style: MsgStyle) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.style == style)
-        .map(|m| m.text.clone())
-        .collect()
-}
-
-fn decoded(agent: &TestAgent, user: &str) -> Bundle {
-    let payload: String = agent
-        .state_db()
-        .unwrap()
-        .query_row(
-            "SELECT payload FROM offline_bundles WHERE user_name = ?1",
-            [user],
-            |r| r.get(0),
-        )
-        .unwrap();
-    Bundle::decode(&B64.decode(payload).unwrap()).unwrap()
 }
 
 /// (method, outcome, reason) of every offline event.
@@ -124,13 +66,9 @@ async fn fido2_offline_login_then_a_cloned_counter_is_refused() {
     let mut srv = TestServer::start().await.unwrap();
     srv.add_user("dave", &[]).await.unwrap();
     let key = SoftKey::start().unwrap();
-    let spec = key.spec();
-    let agent = TestAgent::start_with(&srv, |s| s.fido2_devices = vec![spec])
-        .await
-        .unwrap();
+    let agent = agent_with_key(&srv, &key).await;
     register_key(&srv, &agent, "dave", None).await;
-    let conf =
-        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    let conf = agent.pam_conf("login").unwrap();
     let path = conf.path().to_path_buf();
 
     // Online with the key only (no token app): the bundle carries the credential.
@@ -188,25 +126,12 @@ async fn fido2_offline_login_then_a_cloned_counter_is_refused() {
     assert_eq!(counter(&agent, "dave"), Some(after + 11));
 }
 
-async fn register_card(srv: &TestServer, user: &str, pem: &str) {
-    let req = SmartcardAdd {
-        cert_pem: pem.to_string(),
-        label: Some("card".into()),
-    };
-    let _: latchkey_proto::admin::TokenInfo = srv
-        .admin()
-        .unwrap()
-        .post(&format!("/v1/admin/users/{user}/smartcards"), &req)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
     let mut srv = TestServer::start().await.unwrap();
     srv.add_user("erin", &[]).await.unwrap();
     let ca = TestCa::new("Test CA").unwrap();
-    let mut c = Card::new("erin-ec", KeyKind::EcP256).unwrap();
+    let mut c = Card::new("erin-offline", KeyKind::EcP256).unwrap();
     let now = unix_now();
     // Valid for an hour: the agent's clock moved two hours later sees it expired, while the
     // bundle (days) still holds.
@@ -220,13 +145,9 @@ async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
             },
         )
         .unwrap();
-    register_card(&srv, "erin", &pem).await;
-    let module = softhsm::module().unwrap();
-    let agent = TestAgent::start_with(&srv, |s| s.smartcard_module = Some(module))
-        .await
-        .unwrap();
-    let conf =
-        PamConfDir::latchkey("login", &[&format!("socket={}", agent.socket.display())]).unwrap();
+    register_card(&srv, "erin", &pem).await.unwrap();
+    let agent = agent_with_card(&srv).await;
+    let conf = agent.pam_conf("login").unwrap();
     let path = conf.path().to_path_buf();
 
     let (code, _) = pam_login(path.clone(), "erin", PIN).await;
@@ -242,7 +163,7 @@ async fn smartcard_offline_login_then_wrong_pin_and_expired_certificate() {
     assert!(
         texts(&msgs, MsgStyle::PromptEchoOff)
             .iter()
-            .any(|t| t == "Offline: smartcard PIN for erin-ec (CN=Erin):"),
+            .any(|t| t == "Offline: smartcard PIN for erin-offline (CN=Erin):"),
         "{msgs:?}"
     );
     let ev = events(&agent);
@@ -283,10 +204,7 @@ async fn fido2_offline_with_uv_required_asks_for_the_key_pin() {
     srv.add_user("frank", &[]).await.unwrap();
     let key = SoftKey::start().unwrap();
     key.state().pin = Some("4321".into());
-    let spec = key.spec();
-    let agent = TestAgent::start_with(&srv, |s| s.fido2_devices = vec![spec])
-        .await
-        .unwrap();
+    let agent = agent_with_key(&srv, &key).await;
     register_key(&srv, &agent, "frank", Some("4321")).await;
     let steps = agent.login("frank", "login", &["4321"]).await.unwrap();
     assert!(
