@@ -157,27 +157,43 @@ async fn the_router_serves_exactly_the_routes_of_the_table() {
     assert!(router_refused(&res).is_some(), "{res:?}");
 }
 
-/// The router's source names no path the table lacks. (Once the router takes its paths
-/// from `latchkey_proto::routes`, no literal is left and the probes above do the work.)
+/// The router takes every path from `latchkey_proto::routes` (no literal a client could spell
+/// differently), and together those constants are exactly the table's paths.
 #[test]
-fn the_router_source_names_only_paths_of_the_table() {
-    let src = include_str!("../src/http/mod.rs");
-    let table: BTreeSet<&str> = ROUTES.iter().map(|r| r.pattern).collect();
-    let mut seen = 0;
-    for (i, _) in src.match_indices(".route(") {
-        let rest = src[i + ".route(".len()..].trim_start();
-        let Some(lit) = rest.strip_prefix('"') else {
-            continue;
-        };
-        let path = &lit[..lit.find('"').unwrap()];
+fn the_router_takes_its_paths_from_the_route_table() {
+    let router = include_str!("../src/http/mod.rs");
+    let consts: std::collections::BTreeMap<&str, &str> = include_str!("../../proto/src/routes.rs")
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("pub const ")?;
+            let (name, rest) = rest.split_once(": &str = \"")?;
+            Some((name, rest.strip_suffix("\";")?))
+        })
+        .collect();
+    let mut served = BTreeSet::new();
+    for (i, _) in router.match_indices(".route(") {
+        let arg = router[i + ".route(".len()..].trim_start();
         assert!(
-            table.contains(path),
-            "the router serves {path}, the table lacks it"
+            !arg.starts_with('"'),
+            "http/mod.rs spells a path as a literal: {}",
+            &arg[..arg.find(',').unwrap_or(arg.len())]
         );
-        seen += 1;
+        let name = arg
+            .strip_prefix("routes::")
+            .and_then(|a| {
+                a.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+            })
+            .unwrap_or_else(|| panic!("a route not from latchkey_proto::routes: {arg:.40}"));
+        served.insert(
+            *consts
+                .get(name)
+                .unwrap_or_else(|| panic!("no constant {name}")),
+        );
     }
-    assert!(
-        seen > 0 || src.contains("routes::"),
-        "no routes found in http/mod.rs"
+    let table: BTreeSet<&str> = ROUTES.iter().map(|r| r.pattern).collect();
+    assert_eq!(
+        served, table,
+        "the router's paths and the route table differ"
     );
 }

@@ -12,6 +12,7 @@ use super::error::ApiErr;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use http_body_util::BodyExt;
+use latchkey_proto::ErrorCode;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -109,7 +110,7 @@ fn too_large(path: &str, limit: usize) -> ApiErr {
     }
     ApiErr::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("the request body is larger than the {limit} bytes this endpoint accepts"),
     )
 }
@@ -125,7 +126,7 @@ fn timed_out(path: &str, timeout: Duration, received: usize) -> ApiErr {
     }
     ApiErr::new(
         StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
+        ErrorCode::RequestTimeout,
         format!(
             "the request body did not arrive within {} s of its headers",
             timeout.as_secs_f32()

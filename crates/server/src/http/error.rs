@@ -4,17 +4,17 @@ use crate::engine::{EngineError, Forbidden, Unauthorized};
 use crate::store::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use latchkey_proto::ApiError;
+use latchkey_proto::{ApiError, ErrorCode};
 
 #[derive(Debug)]
 pub struct ApiErr {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiErr {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiErr {
             status,
             code,
@@ -22,17 +22,17 @@ impl ApiErr {
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
     }
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 }
 
 impl IntoResponse for ApiErr {
     fn into_response(self) -> Response {
         let body = ApiError {
-            error: self.code.to_string(),
+            error: self.code.as_str().to_string(),
             message: self.message,
         };
         (self.status, axum::Json(body)).into_response()
@@ -44,14 +44,14 @@ impl From<StoreError> for ApiErr {
         match e {
             StoreError::Conflict(what) => ApiErr::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 format!("{what} already exists"),
             ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiErr::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
+                    ErrorCode::StoreUnavailable,
                     "the server's database is unavailable; try again",
                 )
             }
@@ -63,28 +63,28 @@ impl From<StoreError> for ApiErr {
 fn unauthorized(why: Unauthorized) -> ApiErr {
     let (code, message) = match why {
         Unauthorized::MachineKey => (
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "the machine key is not valid (was the machine removed?)",
         ),
         Unauthorized::MachineCert => (
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "the client certificate is not registered to any machine",
         ),
-        Unauthorized::AdminKey => ("unauthorized", "the admin key is not valid"),
+        Unauthorized::AdminKey => (ErrorCode::Unauthorized, "the admin key is not valid"),
         Unauthorized::AppKey => (
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "this token app is not registered (was it revoked?)",
         ),
         Unauthorized::JoinToken => (
-            "invalid_join_token",
+            ErrorCode::InvalidJoinToken,
             "the join token is unknown, already used or expired",
         ),
         Unauthorized::AppRegistrationCode => (
-            "invalid_registration_code",
+            ErrorCode::InvalidRegistrationCode,
             "the registration link is unknown, already used or expired: ask for a new one",
         ),
         Unauthorized::SmartcardEnrollCode => (
-            "invalid_enroll_code",
+            ErrorCode::InvalidEnrollCode,
             "the enrollment code is unknown, already used, expired or for another user",
         ),
     };
@@ -100,34 +100,40 @@ fn forbidden(why: Forbidden) -> ApiErr {
             "admin endpoints need an admin API key; machine keys are refused"
         }
     };
-    ApiErr::new(StatusCode::FORBIDDEN, "forbidden", message)
+    ApiErr::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }
 
 impl From<EngineError> for ApiErr {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Invalid(m) => ApiErr::bad_request(m),
-            EngineError::BadSecret(m) => ApiErr::new(StatusCode::BAD_REQUEST, "bad_secret", m),
+            EngineError::BadSecret(m) => {
+                ApiErr::new(StatusCode::BAD_REQUEST, ErrorCode::BadSecret, m)
+            }
             EngineError::NotFound(m) => ApiErr::not_found(m),
             EngineError::PolicyView(m) => {
-                ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "policy_error", m)
+                ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::PolicyError, m)
             }
             EngineError::Unauthorized(why) => unauthorized(why),
             EngineError::Forbidden(why) => forbidden(why),
             EngineError::Fido2Refused(why) => ApiErr::new(
                 StatusCode::FORBIDDEN,
-                "fido2_registration_refused",
+                ErrorCode::Fido2RegistrationRefused,
                 why.text(),
             ),
-            EngineError::Internal(m) => ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", m),
-            e @ EngineError::UnknownClient(_) => {
-                ApiErr::new(StatusCode::BAD_REQUEST, "unknown_client_id", e.to_string())
+            EngineError::Internal(m) => {
+                ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, m)
             }
+            e @ EngineError::UnknownClient(_) => ApiErr::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnknownClientId,
+                e.to_string(),
+            ),
             EngineError::BadPolicy(m) => {
                 tracing::error!(error = %m, "invalid stored policy");
                 ApiErr::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "policy_error",
+                    ErrorCode::PolicyError,
                     "the client policy is invalid; an admin must fix it",
                 )
             }

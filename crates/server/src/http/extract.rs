@@ -9,6 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use latchkey_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 
 /// Per-connection facts, inserted by the accept loop.
@@ -43,7 +44,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !is_json(req.headers()) {
             return Err(ApiErr::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
@@ -81,10 +82,10 @@ fn json_rejection(rej: JsonRejection) -> ApiErr {
     match rej {
         JsonRejection::JsonSyntaxError(_) => ApiErr::new(
             StatusCode::BAD_REQUEST,
-            "malformed_json",
+            ErrorCode::MalformedJson,
             format!("the body is not valid JSON: {text}"),
         ),
-        _ => ApiErr::new(StatusCode::BAD_REQUEST, "invalid_request", text),
+        _ => ApiErr::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, text),
     }
 }
 
@@ -116,7 +117,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiErr> {
 }
 
 fn unauthorized(msg: &str) -> ApiErr {
-    ApiErr::new(StatusCode::UNAUTHORIZED, "unauthorized", msg)
+    ApiErr::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, msg)
 }
 
 /// A joined machine, authenticated by API key or by its registered client certificate.

@@ -7,6 +7,7 @@ use crate::metrics::Outcome;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use latchkey_proto::ErrorCode;
 use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
@@ -24,7 +25,7 @@ pub async fn join(
         cx.engine.metrics().rate_limited();
         return Err(ApiErr::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many join attempts; wait a moment",
         ));
     }
@@ -39,7 +40,7 @@ pub(super) fn rate_limit(cx: &Ctx, machine_id: &str) -> Result<(), ApiErr> {
     tracing::warn!(machine = machine_id, "login API rate limit hit");
     Err(ApiErr::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "this machine sends too many login requests; slow down",
     ))
 }

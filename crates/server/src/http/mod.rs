@@ -28,6 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use body::BodyLimit;
 use error::ApiErr;
+use latchkey_proto::ErrorCode;
+use latchkey_proto::routes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -56,87 +58,78 @@ pub type Ctx = Arc<HttpContext>;
 pub fn router(cx: Ctx) -> Router {
     let max_body = cx.engine.cfg().max_body_bytes;
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::READYZ, get(readyz))
+        .route(routes::METRICS, get(metrics))
         .route(latchkey_proto::routes::OPENAPI, get(openapi::document))
-        .route("/v1/machines/join", post(login::join))
-        .route("/v1/login/start", post(login::login_start))
-        .route("/v1/login/{tx}/otp", post(login::login_otp))
-        .route("/v1/account/check", post(login::account_check))
-        .route("/v1/login/{tx}/fido2", post(fido2::login_fido2))
-        .route("/v1/fido2/register/start", post(fido2::register_start))
-        .route("/v1/fido2/register/finish", post(fido2::register_finish))
+        .route(routes::MACHINE_JOIN, post(login::join))
+        .route(routes::LOGIN_START, post(login::login_start))
+        .route(routes::LOGIN_OTP, post(login::login_otp))
+        .route(routes::ACCOUNT_CHECK, post(login::account_check))
+        .route(routes::LOGIN_FIDO2, post(fido2::login_fido2))
+        .route(routes::FIDO2_REGISTER_START, post(fido2::register_start))
+        .route(routes::FIDO2_REGISTER_FINISH, post(fido2::register_finish))
+        .route(routes::ADMIN_USER_FIDO2, post(fido2::registration_create))
+        .route(routes::LOGIN_SMARTCARD, post(smartcard::login))
+        .route(routes::SMARTCARD_ENROLL, post(smartcard::enroll))
+        .route(routes::ADMIN_USER_SMARTCARDS, post(smartcard::add))
         .route(
-            "/v1/admin/users/{name}/fido2",
-            post(fido2::registration_create),
-        )
-        .route("/v1/login/{tx}/smartcard", post(smartcard::login))
-        .route("/v1/smartcards/enroll", post(smartcard::enroll))
-        .route("/v1/admin/users/{name}/smartcards", post(smartcard::add))
-        .route(
-            "/v1/admin/users/{name}/smartcards/enroll",
+            routes::ADMIN_USER_SMARTCARDS_ENROLL,
             post(smartcard::code_create),
         )
-        .route("/v1/login/{tx}/push", post(token_app::push_start))
-        .route("/v1/login/{tx}/push/wait", post(token_app::push_wait))
-        .route("/v1/admin/users/{name}/apps", post(token_app::link_create))
-        .route("/v1/apps/register", post(token_app::register))
-        .route("/v1/apps/pending", get(token_app::pending))
-        .route("/v1/apps/respond", post(token_app::respond))
-        .route("/v1/apps/badge", post(token_app::badge))
+        .route(routes::LOGIN_PUSH, post(token_app::push_start))
+        .route(routes::LOGIN_PUSH_WAIT, post(token_app::push_wait))
+        .route(routes::ADMIN_USER_APPS, post(token_app::link_create))
+        .route(routes::APP_REGISTER, post(token_app::register))
+        .route(routes::APP_PENDING, get(token_app::pending))
+        .route(routes::APP_RESPOND, post(token_app::respond))
+        .route(routes::APP_BADGE, post(token_app::badge))
         .route(
-            "/v1/admin/users",
+            routes::ADMIN_USERS,
             get(admin_users::user_list).post(admin_users::user_add),
         )
         .route(
-            "/v1/admin/users/{name}",
+            routes::ADMIN_USER,
             get(admin_users::user_show)
                 .patch(admin_users::user_update)
                 .delete(admin_users::user_remove),
         )
         .route(
-            "/v1/admin/users/{name}/tokens",
+            routes::ADMIN_USER_TOKENS,
             get(admin_users::token_list).post(admin_users::token_add),
         )
+        .route(routes::ADMIN_USER_VERIFY, post(admin_users::token_verify))
+        .route(routes::ADMIN_TOKEN, delete(admin_users::token_remove))
+        .route(routes::ADMIN_TOKEN_RESYNC, post(admin_users::token_resync))
+        .route(routes::ADMIN_POLICIES, get(admin_policies::policy_list))
         .route(
-            "/v1/admin/users/{name}/verify",
-            post(admin_users::token_verify),
-        )
-        .route("/v1/admin/tokens/{id}", delete(admin_users::token_remove))
-        .route(
-            "/v1/admin/tokens/{id}/resync",
-            post(admin_users::token_resync),
-        )
-        .route("/v1/admin/policies", get(admin_policies::policy_list))
-        .route(
-            "/v1/admin/policies/{id}",
+            routes::ADMIN_POLICY,
             get(admin_policies::policy_show)
                 .patch(admin_policies::policy_set)
                 .delete(admin_policies::policy_remove),
         )
-        .route("/v1/admin/machines", get(admin_machines::machine_list))
+        .route(routes::ADMIN_MACHINES, get(admin_machines::machine_list))
         .route(
-            "/v1/admin/machines/{id}",
+            routes::ADMIN_MACHINE,
             delete(admin_machines::machine_remove),
         )
         .route(
-            "/v1/admin/machines/{id}/forget-offline",
+            routes::ADMIN_MACHINE_FORGET_OFFLINE,
             post(admin_machines::forget_offline),
         )
         .route(
-            "/v1/admin/join-tokens",
+            routes::ADMIN_JOIN_TOKENS,
             post(admin_machines::join_token_create),
         )
-        .route("/v1/admin/audit", get(admin_machines::audit))
+        .route(routes::ADMIN_AUDIT, get(admin_machines::audit))
         .route(
-            "/v1/events",
+            routes::EVENTS,
             // Batches are larger than other requests: up to MAX_BATCH events.
             post(events::upload).layer(body_limit(max_body.max(4 << 20))),
         )
-        .route("/v1/sessions/state", post(events::session_state))
-        .route("/v1/admin/events", get(events::list))
-        .route("/v1/admin/sessions", get(events::sessions))
+        .route(routes::SESSIONS_STATE, post(events::session_state))
+        .route(routes::ADMIN_EVENTS, get(events::list))
+        .route(routes::ADMIN_SESSIONS, get(events::sessions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refusals::json_errors))
@@ -173,7 +166,7 @@ async fn not_found(req: Request) -> ApiErr {
 async fn method_not_allowed(req: Request) -> ApiErr {
     ApiErr::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
 }
