@@ -22,15 +22,16 @@ mod sys;
 pub mod upstream;
 
 use config::AgentConfig;
-use latchkey_proto::agent::AgentReply;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
-use upstream::{Outcome, Upstream};
+use upstream::Upstream;
 
 pub struct Agent {
     pub config: AgentConfig,
-    pub upstream: Upstream,
+    /// The login engine, holding the servers (`Upstream`), the offline store and the
+    /// event recorder.
+    pub engine: engine::LoginEngine<Upstream>,
     pub sessions: sessions::Sessions,
     pub state: Arc<state::StateDb>,
     /// The event spool: every event goes here first.
@@ -48,7 +49,7 @@ impl Agent {
         let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
         // The time the agent starts at counts for the clock guard (then every minute).
         offline.tick();
-        let upstream = Upstream::new(&config, config_dir)?.with_offline(Arc::new(offline));
+        let upstream = Upstream::new(&config, config_dir)?;
         let timings = events::config::validate(&config.events, &config.session_lock)?;
         let mut limits = callers::Limits::new(&config.socket_limits)?;
         match callers::raise_nofile() {
@@ -68,9 +69,15 @@ impl Agent {
             events::Events::open(state.clone(), config.events.spool_limits())
                 .map_err(|e| e.to_string())?,
         );
+        // Outcomes an agent before this version left in its own table: moved once, here.
+        match events.import_legacy_offline() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "offline login events of an earlier agent moved into the spool"),
+            Err(e) => tracing::error!(error = %e, "cannot move earlier offline login events into the spool"),
+        }
         Ok(Agent {
             config,
-            upstream,
+            engine: engine::LoginEngine::new(upstream, Some(Arc::new(offline)), events.clone()),
             sessions: sessions::Sessions::new(events.clone()),
             state,
             events,
@@ -78,37 +85,6 @@ impl Agent {
             clock,
             limits: Arc::new(limits),
         })
-    }
-
-    /// PAM account management. A definite answer from a server decides; when no server
-    /// answers the account is allowed (authentication already enforced MFA or refused, and
-    /// refusing here would block every offline login) and the fact is logged.
-    pub async fn account_check(&self, user: &str, client_id: &str) -> AgentReply {
-        match self.upstream.account_check(user, client_id).await {
-            Outcome::Answer(s) => {
-                if !s.allowed {
-                    tracing::warn!(user, client_id, message = %s.message, "account refused by the server");
-                }
-                AgentReply::Account {
-                    allowed: s.allowed,
-                    message: s.message,
-                }
-            }
-            Outcome::Unreachable(why) => {
-                tracing::warn!(user, client_id, error = %why, "account check: no server answered; allowing");
-                AgentReply::Account {
-                    allowed: true,
-                    message: String::new(),
-                }
-            }
-            Outcome::Refused { code, message } => {
-                tracing::error!(user, client_id, code, %message, "account check refused by the server");
-                AgentReply::Account {
-                    allowed: false,
-                    message: format!("Login refused: {message}"),
-                }
-            }
-        }
     }
 }
 
@@ -170,7 +146,7 @@ pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
             rx.clone(),
         )));
     }
-    if let Some(o) = agent.upstream.offline_shared() {
+    if let Some(o) = agent.engine.offline_shared() {
         tasks.push(tokio::spawn(o.run_guard(rx.clone())));
     }
     if agent.config.session_lock.enabled {

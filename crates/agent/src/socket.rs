@@ -4,9 +4,9 @@
 //! (`pipe.rs`); only the transport and the caller check differ.
 
 use crate::Agent;
-use crate::engine::Login;
+use crate::engine::{Login, LoginRequest};
 use latchkey_proto::agent::{
-    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, Step, frame_len,
+    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
 };
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
@@ -164,7 +164,6 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let mut login: Option<Login> = None;
-    let mut origin = Origin::default();
     loop {
         let idle = match &login {
             Some(l) if !l.is_done() => ANSWER_WAIT,
@@ -179,67 +178,14 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
-        if let AgentRequest::Begin {
-            service,
-            rhost,
-            tty,
-            ..
-        } = &req
-        {
-            origin = Origin {
-                service: Some(service.clone()),
-                rhost: rhost.clone(),
-                tty: tty.clone(),
-            };
-        }
+        // The engine recorded the outcome of a final step before handing it back.
         let reply = handle(&agent, &caller, &mut login, req).await;
-        if let (AgentReply::Step(step), Some(l)) = (&reply, &login)
-            && step.is_final()
-        {
-            record_auth(&agent, l, &origin, step).await;
-        }
         let last = matches!(&reply, AgentReply::Error { .. })
             || matches!(&reply, AgentReply::Step(s) if s.is_final());
         if write_reply(&mut stream, &reply).await.is_err() || last {
             return;
         }
     }
-}
-
-/// Where a login came from (its `Begin`), for its authentication event.
-#[derive(Default)]
-struct Origin {
-    service: Option<String>,
-    rhost: Option<String>,
-    tty: Option<String>,
-}
-
-async fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
-    let (user, client_id, method, online) = l.facts();
-    if !online {
-        // The offline module recorded the outcome (offline_events): have the uploader move it
-        // into the spool now (events::Events::import_offline).
-        agent.events.nudge();
-        return;
-    }
-    let reason = match step {
-        Step::Failure { reason } => Some(reason.clone()),
-        _ => None,
-    };
-    agent
-        .events
-        .auth(&crate::events::AuthRecord {
-            user: user.to_string(),
-            client_id: client_id.to_string(),
-            service: o.service.clone(),
-            rhost: o.rhost.clone(),
-            tty: o.tty.clone(),
-            success: matches!(step, Step::Success { .. }),
-            online,
-            method: Some(method.map_or("none", |m| m.as_str()).to_string()),
-            reason,
-        })
-        .await;
 }
 
 async fn handle(
@@ -284,21 +230,27 @@ async fn handle(
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
-            let mut l = Login::new(&user, &client_id)
-                .with_fido2(crate::fido2::Settings::from_config(&agent.config))
-                .with_smartcard_module(agent.config.smartcard_module());
-            let step = l.begin(&agent.upstream, rhost, tty).await;
+            let mut l = Login::new(LoginRequest {
+                user,
+                client_id,
+                service: Some(service),
+                rhost,
+                tty,
+            })
+            .with_fido2(crate::fido2::Settings::from_config(&agent.config))
+            .with_smartcard_module(agent.config.smartcard_module());
+            let step = l.begin(&agent.engine).await;
             *login = Some(l);
             AgentReply::Step(step)
         }
         AgentRequest::Answer { text } => match login.as_mut() {
-            Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.upstream, &text).await),
+            Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.engine, &text).await),
             _ => AgentReply::Error {
                 message: "no login is waiting for an answer".into(),
             },
         },
         AgentRequest::Continue => match login.as_mut() {
-            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue(&agent.upstream).await),
+            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue(&agent.engine).await),
             _ => AgentReply::Error {
                 message: "no login to continue".into(),
             },
@@ -319,7 +271,7 @@ async fn handle(
                 };
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
-            agent.account_check(&user, &client_id).await
+            agent.engine.account_check(&user, &client_id).await
         }
         AgentRequest::Session {
             event,
@@ -328,6 +280,7 @@ async fn handle(
             tty,
             rhost,
             session_id,
+            client_id,
         } => {
             if !caller.may_act_for(&user) {
                 return denied(&user);
@@ -368,8 +321,11 @@ async fn handle(
                 %user, %service, tty = ?tty, rhost = ?rhost, session = ?admitted.logind_id,
                 reporter = ?reporter, "{what}"
             );
+            // The context the login used (the module line's `client_id=`), so the session is
+            // recorded, and locked, under the rule of that context.
+            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             let facts = crate::sessions::SessionFacts {
-                client_id: agent.config.client_id_for(&service),
+                client_id,
                 user,
                 service,
                 tty,
@@ -405,7 +361,7 @@ async fn handle(
         AgentRequest::Status => AgentReply::Status(AgentStatus {
             machine_id: agent.config.machine_id.clone(),
             selection: agent.config.selection.clone(),
-            servers: agent.upstream.status(),
+            servers: agent.engine.server().status(),
             // Who else is logged in is no business of an unprivileged caller.
             open_sessions: agent.sessions.open_sessions(match caller {
                 Caller::Root => None,

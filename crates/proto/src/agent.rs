@@ -58,6 +58,10 @@ pub enum AgentRequest {
         /// systemd-logind session id (`XDG_SESSION_ID`) when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+        /// The access context the session's login used (the module line's `client_id=`);
+        /// absent, the agent maps the service. Absent from modules before it was added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// Agent state for `latchkey-agent status`.
     Status,

@@ -145,7 +145,8 @@ async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReas
 fn unreachable_for(agent: &Agent, last_answer: Instant) -> Duration {
     let since_start = last_answer.elapsed();
     let newest = agent
-        .upstream
+        .engine
+        .server()
         .status()
         .iter()
         .filter_map(|s| s.last_contact)
@@ -196,10 +197,12 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         };
         let answer = tokio::select! {
             _ = shutdown.changed() => return,
-            a = agent.upstream.session_state(&req, &agent.config.machine_id) => a,
+            a = agent.engine.server().session_state(&req, &agent.config.machine_id) => a,
         };
         match answer {
-            Outcome::Answer(resp) => {
+            Outcome::Answer(answered) => {
+                agent.engine.note_server_time(answered.server_time).await;
+                let resp = answered.value;
                 last_answer = Instant::now();
                 if let Err(e) = forget_trigger(&agent.events, UNREACHABLE) {
                     tracing::warn!(error = %e, "cannot reset the unreachable lock trigger");

@@ -4,8 +4,8 @@
 //! spool to the servers, which keep each UUID once.
 //!
 //! Other parts of the agent record through [`Events`]: the socket (PAM session hooks), the
-//! login engine's outcome ([`AuthRecord`], also for offline logins), the journal follower and
-//! the session-lock watcher.
+//! login engine (every authentication outcome, online and offline, as an [`AuthRecord`]),
+//! the journal follower and the session-lock watcher.
 
 pub mod config;
 pub mod journal;
@@ -60,8 +60,10 @@ pub struct AuthRecord {
     pub online: bool,
     /// `otp`, `push`, `fido2`, `smartcard`, `offline_qr` … when known.
     pub method: Option<String>,
-    /// Why it failed (the text shown to the person).
+    /// Why it failed (the text shown to the person; offline, what the store decided).
     pub reason: Option<String>,
+    /// When it was decided, when not now (offline outcomes carry the agent's clock).
+    pub at_ms: Option<i64>,
 }
 
 pub struct Events {
@@ -98,11 +100,6 @@ impl Events {
         self.wake.notified().await
     }
 
-    /// Wakes the uploader (e.g. the offline module wrote outcomes to import).
-    pub fn nudge(&self) {
-        self.wake.notify_one();
-    }
-
     /// Spools one event; durable when this returns Ok.
     pub fn record(&self, e: Event) -> Result<(), StateError> {
         self.record_with(&[e], |_| Ok(()))
@@ -120,9 +117,10 @@ impl Events {
         Ok(())
     }
 
-    /// Moves the offline login outcomes the offline module wrote (`offline_events`) into the
-    /// spool, keeping their UUIDs, in one transaction: each moves once.
-    pub fn import_offline(&self) -> Result<usize, StateError> {
+    /// Moves offline login outcomes an agent before this version left in `offline_events`
+    /// into the spool, keeping their UUIDs, in one transaction: each moves once. Run once at
+    /// start; nothing writes that table any more (outcomes go through [`Events::auth_all`]).
+    pub fn import_legacy_offline(&self) -> Result<usize, StateError> {
         let rows: Vec<(String, i64, String, String, String, String, String)> = {
             let conn = self.db.conn();
             let mut stmt = conn.prepare_cached(
@@ -186,39 +184,59 @@ impl Events {
     /// returns once they are on disk, sharing the fsync with logins that finish meanwhile.
     /// A spool failure is logged, never turned into a login decision.
     pub async fn auth(&self, a: &AuthRecord) {
-        let kind = if a.success {
-            EventKind::AuthSuccess
-        } else {
-            EventKind::AuthFailure
-        };
-        let mut e = new_event(kind);
-        e.user = Some(a.user.clone());
-        e.client_id = Some(a.client_id.clone());
-        e.service = a.service.clone();
-        e.rhost = a.rhost.clone();
-        e.tty = a.tty.clone();
-        e.online = Some(a.online);
-        e.method = a.method.clone();
-        e.reason = a.reason.as_deref().map(clip);
-        let mut events = vec![e.clone()];
-        if a.success && a.client_id == "unlock" {
-            let mut u = new_event(EventKind::Unlock);
-            u.time_ms = e.time_ms;
-            u.user = e.user.clone();
-            u.client_id = e.client_id.clone();
-            u.service = e.service.clone();
-            u.rhost = e.rhost.clone();
-            u.tty = e.tty.clone();
-            u.online = e.online;
-            u.method = e.method.clone();
-            events.push(u);
+        self.auth_all(std::slice::from_ref(a)).await
+    }
+
+    /// [`Events::auth`] for several outcomes of one login step, in one write.
+    pub async fn auth_all(&self, records: &[AuthRecord]) {
+        let mut events = Vec::with_capacity(records.len() + 1);
+        for a in records {
+            auth_events(a, &mut events);
         }
+        let Some(user) = records.first().map(|a| a.user.as_str()) else {
+            return;
+        };
         match self.auth_writer.write(events).await {
             Ok(()) => self.wake.notify_one(),
             Err(err) => {
-                tracing::error!(error = %err, user = %a.user, "authentication event NOT spooled")
+                tracing::error!(error = %err, user, "authentication event NOT spooled")
             }
         }
+    }
+}
+
+fn auth_events(a: &AuthRecord, out: &mut Vec<Event>) {
+    let kind = if a.success {
+        EventKind::AuthSuccess
+    } else {
+        EventKind::AuthFailure
+    };
+    let mut e = new_event(kind);
+    if let Some(t) = a.at_ms {
+        e.time_ms = t;
+    }
+    e.user = Some(a.user.clone());
+    e.client_id = Some(a.client_id.clone());
+    e.service = a.service.clone();
+    e.rhost = a.rhost.clone();
+    e.tty = a.tty.clone();
+    e.online = Some(a.online);
+    e.method = a.method.clone();
+    e.reason = a.reason.as_deref().map(clip);
+    if a.success && a.client_id == "unlock" {
+        let mut u = new_event(EventKind::Unlock);
+        u.time_ms = e.time_ms;
+        u.user = e.user.clone();
+        u.client_id = e.client_id.clone();
+        u.service = e.service.clone();
+        u.rhost = e.rhost.clone();
+        u.tty = e.tty.clone();
+        u.online = e.online;
+        u.method = e.method.clone();
+        out.push(e);
+        out.push(u);
+    } else {
+        out.push(e);
     }
 }
 
@@ -250,6 +268,7 @@ mod tests {
                     online: true,
                     method: Some("otp".into()),
                     reason: None,
+                    at_ms: None,
                 })
                 .await;
             });
@@ -274,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn offline_outcomes_move_into_the_spool_once_with_their_ids() {
+    fn legacy_offline_outcomes_move_into_the_spool_once_with_their_ids() {
         let db = Arc::new(StateDb::in_memory().unwrap());
         let ev = Events::open(db.clone(), LIMITS).unwrap();
         let id = "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11";
@@ -285,8 +304,8 @@ mod tests {
                 [id],
             )
             .unwrap();
-        assert_eq!(ev.import_offline().unwrap(), 1);
-        assert_eq!(ev.import_offline().unwrap(), 0);
+        assert_eq!(ev.import_legacy_offline().unwrap(), 1);
+        assert_eq!(ev.import_legacy_offline().unwrap(), 0);
         let spooled = ev.spool().batch(ev.db(), 10).unwrap();
         assert_eq!(spooled.len(), 1);
         let e = &spooled[0];

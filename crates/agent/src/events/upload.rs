@@ -49,9 +49,6 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        if let Err(e) = off_thread(&events, Events::import_offline).await {
-            tracing::error!(error = %e, "cannot move offline login events into the spool");
-        }
         let batch = match off_thread(&events, move |ev| ev.spool().batch(ev.db(), limit)).await {
             Ok(b) => b,
             Err(e) => {
@@ -74,10 +71,12 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         let req = EventBatch { events: batch };
         let sent = tokio::select! {
             _ = shutdown.changed() => return,
-            r = agent.upstream.upload_events(&req, &agent.config.machine_id) => r,
+            r = agent.engine.server().upload_events(&req, &agent.config.machine_id) => r,
         };
         let failure = match sent {
-            Outcome::Answer(acc) => {
+            Outcome::Answer(answered) => {
+                agent.engine.note_server_time(answered.server_time).await;
+                let acc = answered.value;
                 for r in &acc.rejected {
                     tracing::error!(id = %r.id, reason = %r.reason, "the server refused an event; dropping it");
                 }

@@ -2,7 +2,7 @@
 //! it as a QR code, compare the typed answer. Every refusal is one line for the person and a
 //! recorded event; every path ends in an explicit verdict.
 
-use super::{Offline, utc_date};
+use super::{Attempt, utc_date};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::challenge::{self, Context};
@@ -71,7 +71,7 @@ fn random_code(digits: u8) -> Result<u32, String> {
     }
 }
 
-impl Offline {
+impl Attempt<'_> {
     /// Refuses (recording why) with `reason` for the person.
     fn refuse(
         &self,
@@ -94,13 +94,6 @@ impl Offline {
         tracing::warn!(user, client_id, why = log, "offline login refused");
         self.record(user, client_id, "failure", log);
         Err(reason)
-    }
-
-    pub(crate) fn wipe(&self, user: &str, why: &str) {
-        match self.db.bundle_delete(user) {
-            Ok(_) => tracing::warn!(user, why, "offline bundle wiped"),
-            Err(e) => tracing::error!(user, error = %e, "offline bundle could not be wiped"),
-        }
     }
 
     /// The checks every offline login starts with: a stored bundle that verifies, a clock
@@ -290,14 +283,15 @@ impl Offline {
             return self.count_login(user, cid, &ch.bundle_payload, ch.max_logins, "app_qr");
         }
         let max = ch.max_failures;
-        let counted = self.db.bundle_count_failure(user, &ch.bundle_payload, |f| {
+        let counted = self.db.bundle_count_failure(user, &ch.bundle_payload);
+        if let Ok(f) = &counted {
             let reason = match f {
-                Some(f) if f >= max => format!("wrong code; {f} failures: bundle wiped"),
+                Some(f) if *f >= max => format!("wrong code; {f} failures: bundle wiped"),
                 Some(f) => format!("wrong code ({f} of {max})"),
                 None => "wrong code; bundle gone".to_string(),
             };
-            self.event(user, cid, "failure", &reason)
-        });
+            self.record(user, cid, "failure", &reason);
+        }
         match counted {
             Ok(Some(f)) if f >= max => {
                 self.wipe(user, "too many offline failures");

@@ -160,6 +160,7 @@ fn sessions_are_reported_with_their_logind_id() {
         tty: Some("pts/1".into()),
         rhost: Some("192.0.2.7".into()),
         session_id: Some("42".into()),
+        client_id: None,
     };
     assert_eq!(
         agent.requests(),
