@@ -72,8 +72,13 @@ impl Agent {
         // Outcomes an agent before this version left in its own table: moved once, here.
         match events.import_legacy_offline() {
             Ok(0) => {}
-            Ok(n) => tracing::info!(n, "offline login events of an earlier agent moved into the spool"),
-            Err(e) => tracing::error!(error = %e, "cannot move earlier offline login events into the spool"),
+            Ok(n) => tracing::info!(
+                n,
+                "offline login events of an earlier agent moved into the spool"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot move earlier offline login events into the spool")
+            }
         }
         Ok(Agent {
             config,

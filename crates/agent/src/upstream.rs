@@ -4,14 +4,14 @@
 //! `Unreachable` into the offline path and applies offline attachments, in one place.
 
 use crate::config::{AgentConfig, MACHINE_KEY_FILE, parse_duration};
+use crate::engine::server::Server;
 use latchkey_client::{BreakerConfig, ClientConfig, Credential, Method, ServerList, Trust};
 use latchkey_proto::agent::ServerStatus;
+use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
-use latchkey_proto::app::PushStartResult;
 use latchkey_proto::offline::WithOffline;
-use crate::engine::server::Server;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 

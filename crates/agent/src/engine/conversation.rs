@@ -82,7 +82,10 @@ impl Login {
         if matches!(self.progress, Progress::Offline { .. }) {
             return self.offline_answer(engine, text).await;
         }
-        if matches!(self.progress, Progress::OfflineKey(_) | Progress::OfflineCard(_)) {
+        if matches!(
+            self.progress,
+            Progress::OfflineKey(_) | Progress::OfflineCard(_)
+        ) {
             return self.offline_hw(engine, Some(text)).await;
         }
         if let Progress::Fido2 { tx, flow } = self.progress.clone() {
@@ -218,7 +221,9 @@ impl Login {
             }
             Progress::Fido2 { tx, flow } => self.fido2_continue(engine, tx, flow).await,
             Progress::Card(c) => c.prompt(),
-            Progress::OfflineKey(_) | Progress::OfflineCard(_) => self.offline_hw(engine, None).await,
+            Progress::OfflineKey(_) | Progress::OfflineCard(_) => {
+                self.offline_hw(engine, None).await
+            }
             _ => self.finish(fail("Login refused: protocol error (unexpected continue)")),
         }
     }

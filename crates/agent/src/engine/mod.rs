@@ -59,7 +59,11 @@ impl<S: Server> LoginEngine<S> {
     pub async fn account_check(&self, user: &str, client_id: &str) -> AgentReply {
         // The answer to an account check is no second factor: its bundle is never stored.
         match self
-            .settle(user, self.server.account_check(user, client_id).await, |_| false)
+            .settle(
+                user,
+                self.server.account_check(user, client_id).await,
+                |_| false,
+            )
             .await
         {
             Outcome::Answer(s) => {
@@ -106,14 +110,20 @@ enum Progress {
         push: bool,
     },
     /// A push is out; on Continue the engine waits for its outcome until `until`.
-    AwaitPush { tx: String, until: Instant },
+    AwaitPush {
+        tx: String,
+        until: Instant,
+    },
     /// No server answered: an offline QR challenge is out (Qr step, then its prompt).
     Offline {
         challenge: crate::offline::OfflineChallenge,
         prompted: bool,
     },
     /// A security-key step (PIN prompt or "touch your key") is out.
-    Fido2 { tx: String, flow: fido2_flow::Flow },
+    Fido2 {
+        tx: String,
+        flow: fido2_flow::Flow,
+    },
     /// A smartcard PIN prompt (or a message before it) is out.
     Card(Box<CardLogin>),
     /// No server answered: an offline security-key step is out.

@@ -19,7 +19,10 @@ pub enum Outcome<T> {
     Unreachable(String),
     /// A server refused the request itself (4xx): misconfiguration, not a login decision. Also
     /// a call this machine could not make (code [`LOCAL_ERROR`]): it refuses, never goes offline.
-    Refused { code: String, message: String },
+    Refused {
+        code: String,
+        message: String,
+    },
 }
 
 impl<T> Outcome<T> {
@@ -57,7 +60,8 @@ pub type Reply<T> = Outcome<Answered<T>>;
 
 /// The server calls of a login and of PAM account management.
 pub trait Server: Send + Sync {
-    fn login_start(&self, req: &LoginStart) -> impl Future<Output = Reply<LoginStartResult>> + Send;
+    fn login_start(&self, req: &LoginStart)
+    -> impl Future<Output = Reply<LoginStartResult>> + Send;
 
     fn login_otp(
         &self,
@@ -66,12 +70,19 @@ pub trait Server: Send + Sync {
         code: &str,
     ) -> impl Future<Output = Reply<LoginStepResult>> + Send;
 
-    fn push_start(&self, tx: &str, user: &str)
-    -> impl Future<Output = Reply<PushStartResult>> + Send;
+    fn push_start(
+        &self,
+        tx: &str,
+        user: &str,
+    ) -> impl Future<Output = Reply<PushStartResult>> + Send;
 
     /// Long-polls the push outcome (the server holds the request a little less than the
     /// transport's timeout).
-    fn push_wait(&self, tx: &str, user: &str) -> impl Future<Output = Reply<LoginStepResult>> + Send;
+    fn push_wait(
+        &self,
+        tx: &str,
+        user: &str,
+    ) -> impl Future<Output = Reply<LoginStepResult>> + Send;
 
     fn login_fido2(
         &self,

@@ -189,7 +189,10 @@ impl Login {
             signature: b64url(&a.signature),
             client_data_json: b64url(a.client_data_json.as_bytes()),
         };
-        let reply = engine.server.login_fido2(&tx, &self.req.user, &answer).await;
+        let reply = engine
+            .server
+            .login_fido2(&tx, &self.req.user, &answer)
+            .await;
         match engine.settle(&self.req.user, reply, mfa_passed).await {
             Outcome::Answer(LoginStepResult::Success { message }) => {
                 self.finish(Step::Success { message })

@@ -88,7 +88,11 @@ impl StateDb {
 
     /// Counts one wrong answer; returns the new failure count (None: bundle gone or
     /// replaced).
-    pub fn bundle_count_failure(&self, user: &str, payload: &str) -> Result<Option<u32>, StateError> {
+    pub fn bundle_count_failure(
+        &self,
+        user: &str,
+        payload: &str,
+    ) -> Result<Option<u32>, StateError> {
         let f: Option<u32> = self
             .conn()
             .query_row(

@@ -21,8 +21,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use challenge::no_bundle;
 use latchkey_proto::offline::{Bundle, OfflineAttachment, SignedBundle};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The agent's clock. Production reads the system clock; the offset exists so end-to-end
 /// tests (which run the agent in-process) can move an agent's time. Only Rust code holding
