@@ -2,9 +2,11 @@
 //! machine that talks to the latchkey servers; shells (the PAM module, the Windows credential
 //! provider, `latchkey-agent login`) only render its steps.
 
+pub mod agent_db;
 pub mod callers;
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod events;
 pub mod fido2;
 pub mod join;
@@ -14,12 +16,19 @@ mod pipe;
 #[cfg(windows)]
 pub mod service;
 pub mod sessions;
-pub mod shell;
 pub mod smartcard;
 mod socket;
-pub mod state;
 mod sys;
+pub mod terminal;
 pub mod upstream;
+
+pub use error::{AgentError, Result};
+
+// The names these modules had before; end-to-end tests still use them.
+#[doc(hidden)]
+pub use agent_db as state;
+#[doc(hidden)]
+pub use terminal as shell;
 
 use config::AgentConfig;
 use std::path::{Path, PathBuf};
@@ -33,7 +42,7 @@ pub struct Agent {
     /// event recorder.
     pub engine: engine::LoginEngine<Upstream>,
     pub sessions: sessions::Sessions,
-    pub state: Arc<state::StateDb>,
+    pub state: Arc<agent_db::AgentDb>,
     /// The event spool: every event goes here first.
     pub events: Arc<events::Events>,
     pub timings: events::config::Timings,
@@ -43,8 +52,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent, String> {
-        let state = Arc::new(state::StateDb::open(&config.state_dir).map_err(|e| e.to_string())?);
+    pub fn new(config: AgentConfig, config_dir: &Path) -> Result<Agent> {
+        let state = Arc::new(agent_db::AgentDb::open(&config.state_dir)?);
         let clock = Arc::new(offline::Clock::default());
         let offline = offline::Offline::new(&config, state.clone(), clock.clone())?;
         // The time the agent starts at counts for the clock guard (then every minute).
@@ -65,10 +74,10 @@ impl Agent {
             }
             _ => {}
         }
-        let events = Arc::new(
-            events::Events::open(state.clone(), config.events.spool_limits())
-                .map_err(|e| e.to_string())?,
-        );
+        let events = Arc::new(events::Events::open(
+            state.clone(),
+            config.events.spool_limits(),
+        )?);
         // Outcomes an agent before this version left in its own table: moved once, here.
         match events.import_legacy_offline() {
             Ok(0) => {}
@@ -122,7 +131,7 @@ impl RunningAgent {
 }
 
 /// Loads the configuration, binds the socket (a named pipe on Windows) and serves until `stop`.
-pub async fn start(opts: RunOptions) -> Result<RunningAgent, String> {
+pub async fn start(opts: RunOptions) -> Result<RunningAgent> {
     let mut config = AgentConfig::load(&opts.config_dir)?;
     if let Some(s) = opts.socket {
         config.socket = s;

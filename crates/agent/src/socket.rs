@@ -5,6 +5,7 @@
 
 use crate::Agent;
 use crate::engine::{Login, LoginRequest};
+use crate::error::{AgentError, Result};
 use latchkey_proto::agent::{
     AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
 };
@@ -45,23 +46,23 @@ impl Caller {
 /// they may do is checked per request). A stale socket file is replaced; a live one (another
 /// agent answering) is an error.
 #[cfg(unix)]
-pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+pub async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| AgentError::file(dir, e))?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(format!(
+            return Err(crate::AgentError::Socket(format!(
                 "{} is in use: is another latchkey-agent running?",
                 path.display()
-            ));
+            )));
         }
-        std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::remove_file(path).map_err(|e| AgentError::file(path, e))?;
     }
     let listener = UnixListener::bind(path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        .map_err(|e| AgentError::Socket(format!("cannot listen on {}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| AgentError::file(path, e))?;
     Ok(listener)
 }
 
@@ -88,32 +89,36 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watc
 async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     idle: Duration,
-) -> Result<Option<AgentRequest>, String> {
+) -> Result<Option<AgentRequest>> {
+    let bad = |msg: String| Err(AgentError::Socket(msg));
     let mut header = [0u8; 4];
     match tokio::time::timeout(idle, stream.read_exact(&mut header)).await {
-        Err(_) => return Err("idle too long".into()),
+        Err(_) => return bad("idle too long".into()),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Err(e)) => return bad(e.to_string()),
         Ok(Ok(_)) => {}
     }
-    let len = frame_len(header)?;
+    let len = frame_len(header).map_err(AgentError::Socket)?;
     let mut body = vec![0u8; len];
     match tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut body)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("incomplete frame".into()),
+        Ok(Err(e)) => return bad(e.to_string()),
+        Err(_) => return bad("incomplete frame".into()),
     }
     serde_json::from_slice(&body)
         .map(Some)
-        .map_err(|e| format!("bad request: {e}"))
+        .map_err(|e| AgentError::Socket(format!("bad request: {e}")))
 }
 
 pub(crate) async fn write_reply<S: AsyncWrite + Unpin>(
     stream: &mut S,
     reply: &AgentReply,
-) -> Result<(), String> {
-    let frame = latchkey_proto::agent::encode_frame(reply)?;
-    stream.write_all(&frame).await.map_err(|e| e.to_string())
+) -> Result<()> {
+    let frame = latchkey_proto::agent::encode_frame(reply).map_err(AgentError::Socket)?;
+    stream
+        .write_all(&frame)
+        .await
+        .map_err(|e| AgentError::Socket(e.to_string()))
 }
 
 #[cfg(unix)]
@@ -174,7 +179,8 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(None) => return,
             Err(e) => {
                 tracing::debug!(?caller, error = %e, "closing agent connection");
-                let _ = write_reply(&mut stream, &AgentReply::Error { message: e }).await;
+                let message = e.to_string();
+                let _ = write_reply(&mut stream, &AgentReply::Error { message }).await;
                 return;
             }
         };
@@ -347,7 +353,7 @@ async fn handle(
             .await;
             let failed = match r {
                 Ok(Ok(())) => return AgentReply::Ack,
-                Ok(Err(e @ crate::state::StateError::OverQuota { .. })) => {
+                Ok(Err(e @ crate::agent_db::AgentDbError::OverQuota { .. })) => {
                     return refuse(format!("not recorded: {e}"));
                 }
                 Ok(Err(e)) => e.to_string(),

@@ -3,8 +3,9 @@
 //! `Unreachable` or `Refused`; it carries and decides nothing. The login engine turns
 //! `Unreachable` into the offline path and applies offline attachments, in one place.
 
-use crate::config::{AgentConfig, MACHINE_KEY_FILE, parse_duration};
+use crate::config::{AgentConfig, MACHINE_KEY_FILE};
 use crate::engine::server::Server;
+use crate::error::{AgentError, Result};
 use latchkey_client::{BreakerConfig, ClientConfig, Credential, Method, ServerList, Trust};
 use latchkey_proto::agent::ServerStatus;
 use latchkey_proto::app::PushStartResult;
@@ -24,20 +25,25 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(cfg: &AgentConfig, config_dir: &Path) -> Result<Upstream, String> {
-        let first = cfg.servers.first().ok_or("no server configured")?;
-        let mut cc = ClientConfig::parse(first).map_err(|e| e.to_string())?;
+    pub fn new(cfg: &AgentConfig, config_dir: &Path) -> Result<Upstream> {
+        let bad = |msg: String| AgentError::Config(msg);
+        let first = cfg
+            .servers
+            .first()
+            .ok_or_else(|| bad("no server configured".into()))?;
+        let mut cc = ClientConfig::parse(first).map_err(|e| bad(format!("servers: {e}")))?;
         cc = cc
-            .with_connect_timeout(parse_duration("connect_timeout", &cfg.connect_timeout)?)
-            .with_request_timeout(parse_duration("timeout", &cfg.timeout)?);
+            .with_connect_timeout(cfg.connect_timeout)
+            .with_request_timeout(cfg.timeout);
         if let Some(pin) = &cfg.pin {
             cc = cc.with_trust(Trust::Pin(pin.clone()));
         } else if let Some(ca) = &cfg.ca_cert {
             cc = cc.with_trust(Trust::WebPkiCaFile(ca.clone()));
         }
         if let Some(proxy) = &cfg.proxy {
-            cc = cc
-                .with_proxy(latchkey_client::Url::parse(proxy).map_err(|e| format!("proxy: {e}"))?);
+            cc = cc.with_proxy(
+                latchkey_client::Url::parse(proxy).map_err(|e| bad(format!("proxy: {e}")))?,
+            );
         }
         cc = match (&cfg.client_cert, &cfg.client_key) {
             (Some(cert), Some(key)) => cc.with_credential(Credential::ClientCert {
@@ -46,28 +52,24 @@ impl Upstream {
             }),
             _ => {
                 let path = config_dir.join(MACHINE_KEY_FILE);
-                let key = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let key = std::fs::read_to_string(&path).map_err(|e| AgentError::file(&path, e))?;
                 cc.with_credential(Credential::Bearer(key.trim().to_string()))
             }
         };
-        let push_poll_secs = parse_duration("timeout", &cfg.timeout)?
-            .as_secs()
-            .saturating_sub(2)
-            .clamp(1, 25);
+        let push_poll_secs = cfg.timeout.as_secs().saturating_sub(2).clamp(1, 25);
         let selection = cfg
             .selection
             .parse()
-            .map_err(|e| format!("selection: {e}"))?;
+            .map_err(|e| bad(format!("selection: {e}")))?;
         let mut breaker = BreakerConfig::default();
-        if let Some(v) = &cfg.breaker_base {
-            breaker.base = parse_duration("breaker_base", v)?;
+        if let Some(v) = cfg.breaker_base {
+            breaker.base = v;
         }
-        if let Some(v) = &cfg.breaker_max {
-            breaker.max = parse_duration("breaker_max", v)?;
+        if let Some(v) = cfg.breaker_max {
+            breaker.max = v;
         }
-        let servers =
-            ServerList::new(&cfg.servers, selection, breaker, cc).map_err(|e| e.to_string())?;
+        let servers = ServerList::new(&cfg.servers, selection, breaker, cc)
+            .map_err(|e| bad(format!("servers: {e}")))?;
         Ok(Upstream {
             servers,
             push_poll_secs,

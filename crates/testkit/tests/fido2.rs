@@ -160,7 +160,8 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
         Ui(None),
     )
     .await
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         again.contains("unknown, already used or expired"),
         "{again}"
@@ -645,6 +646,7 @@ async fn register_err(srv: &TestServer, agent: &TestAgent, user: &str) -> String
     )
     .await
     .unwrap_err()
+    .to_string()
 }
 
 /// A user with a smartcard and a security key, at a machine without a card reader module:

@@ -58,7 +58,7 @@ impl Login {
                 };
                 step
             }
-            Err(reason) => self.finish(fail(reason)),
+            Err(crate::offline::Refused(reason)) => self.finish(fail(reason)),
         }
     }
 

@@ -2,10 +2,10 @@
 //! store keeps, and that every outcome reaches the event spool once.
 
 use super::*;
+use crate::agent_db::AgentDb;
 use crate::config::AgentConfig;
 use crate::events::spool;
 use crate::offline::Clock;
-use crate::state::StateDb;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::keys::SigningKeyPair;
@@ -95,7 +95,7 @@ fn fixture() -> Fixture {
         B64.encode(signer.public_bytes())
     ))
     .unwrap();
-    let db = Arc::new(StateDb::in_memory().unwrap());
+    let db = Arc::new(AgentDb::in_memory().unwrap());
     let clock = Arc::new(Clock::default());
     let offline = Arc::new(Offline::new(&cfg, db.clone(), clock.clone()).unwrap());
     let limits = spool::Limits {

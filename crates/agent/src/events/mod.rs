@@ -15,7 +15,7 @@ pub mod spool;
 pub mod upload;
 mod writer;
 
-use crate::state::{StateDb, StateError};
+use crate::agent_db::{AgentDb, AgentDbError};
 use latchkey_proto::events::{Event, EventKind, MAX_TEXT};
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ pub struct AuthRecord {
 }
 
 pub struct Events {
-    db: Arc<StateDb>,
+    db: Arc<AgentDb>,
     spool: Arc<spool::Spool>,
     /// Authentication events, in group commits.
     auth_writer: writer::AuthWriter,
@@ -76,10 +76,10 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn open(db: Arc<StateDb>, limits: spool::Limits) -> Result<Events, StateError> {
+    pub fn open(db: Arc<AgentDb>, limits: spool::Limits) -> Result<Events, AgentDbError> {
         let spool = Arc::new(spool::Spool::open(&db, limits)?);
         let auth_writer =
-            writer::AuthWriter::start(db.clone(), spool.clone()).map_err(StateError::Thread)?;
+            writer::AuthWriter::start(db.clone(), spool.clone()).map_err(AgentDbError::Thread)?;
         Ok(Events {
             db,
             spool,
@@ -88,7 +88,7 @@ impl Events {
         })
     }
 
-    pub fn db(&self) -> &StateDb {
+    pub fn db(&self) -> &AgentDb {
         &self.db
     }
 
@@ -101,7 +101,7 @@ impl Events {
     }
 
     /// Spools one event; durable when this returns Ok.
-    pub fn record(&self, e: Event) -> Result<(), StateError> {
+    pub fn record(&self, e: Event) -> Result<(), AgentDbError> {
         self.record_with(&[e], |_| Ok(()))
     }
 
@@ -110,8 +110,8 @@ impl Events {
     pub fn record_with(
         &self,
         events: &[Event],
-        also: impl FnOnce(&Connection) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
+        also: impl FnOnce(&Connection) -> Result<(), AgentDbError>,
+    ) -> Result<(), AgentDbError> {
         self.spool.push_with(&self.db, events, also)?;
         self.wake.notify_one();
         Ok(())
@@ -120,7 +120,7 @@ impl Events {
     /// Moves offline login outcomes an agent before this version left in `offline_events`
     /// into the spool, keeping their UUIDs, in one transaction: each moves once. Run once at
     /// start; nothing writes that table any more (outcomes go through [`Events::auth_all`]).
-    pub fn import_legacy_offline(&self) -> Result<usize, StateError> {
+    pub fn import_legacy_offline(&self) -> Result<usize, AgentDbError> {
         let rows: Vec<(String, i64, String, String, String, String, String)> = {
             let conn = self.db.conn();
             let mut stmt = conn.prepare_cached(
@@ -252,7 +252,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn logins_that_finish_together_are_each_on_disk_when_auth_returns() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(StateDb::open(dir.path()).unwrap());
+        let db = Arc::new(AgentDb::open(dir.path()).unwrap());
         let ev = Arc::new(Events::open(db, LIMITS).unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..40 {
@@ -278,7 +278,7 @@ mod tests {
         }
         drop(ev);
         // Read back through a connection of its own: committed, not just queued.
-        let again = Events::open(Arc::new(StateDb::open(dir.path()).unwrap()), LIMITS).unwrap();
+        let again = Events::open(Arc::new(AgentDb::open(dir.path()).unwrap()), LIMITS).unwrap();
         let spooled = again.spool().batch(again.db(), 100).unwrap();
         let auth: std::collections::HashSet<_> = spooled
             .iter()
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn legacy_offline_outcomes_move_into_the_spool_once_with_their_ids() {
-        let db = Arc::new(StateDb::in_memory().unwrap());
+        let db = Arc::new(AgentDb::in_memory().unwrap());
         let ev = Events::open(db.clone(), LIMITS).unwrap();
         let id = "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11";
         db.conn()

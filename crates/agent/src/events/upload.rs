@@ -7,8 +7,8 @@
 //! after its restart; the server keeps each UUID once, so they arrive exactly once.
 
 use crate::Agent;
+use crate::agent_db::AgentDbError;
 use crate::events::Events;
-use crate::state::StateError;
 use crate::upstream::Outcome;
 use latchkey_proto::events::EventBatch;
 use std::sync::Arc;
@@ -31,12 +31,14 @@ pub(crate) async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> 
 /// fsync, which must not stall an async thread (logins run there).
 async fn off_thread<T: Send + 'static>(
     events: &Arc<Events>,
-    f: impl FnOnce(&Events) -> Result<T, StateError> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&Events) -> Result<T, AgentDbError> + Send + 'static,
+) -> crate::Result<T> {
     let events = events.clone();
     match tokio::task::spawn_blocking(move || f(&events)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("state database task failed: {e}")),
+        Ok(r) => Ok(r?),
+        Err(e) => Err(crate::AgentError::Local(format!(
+            "state database task failed: {e}"
+        ))),
     }
 }
 

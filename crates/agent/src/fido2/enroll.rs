@@ -7,6 +7,7 @@
 
 use super::ctap2::MakeCredential;
 use super::{Fido2Error, Settings, UvPlan, open_all, uv_plan};
+use crate::AgentError;
 use crate::config::AgentConfig;
 use crate::upstream::{Outcome, Upstream};
 use latchkey_crypto::webauthn::{
@@ -61,16 +62,18 @@ impl EnrollUi for TerminalUi {
     }
 }
 
-fn outcome<T>(o: Outcome<T>) -> Result<T, String> {
+fn outcome<T>(o: Outcome<T>) -> crate::Result<T> {
     match o {
         Outcome::Answer(v) => Ok(v),
-        Outcome::Unreachable(why) => Err(format!("no latchkey server answered: {why}")),
-        Outcome::Refused { message, .. } => Err(message),
+        Outcome::Unreachable(why) => Err(AgentError::Server(format!(
+            "no latchkey server answered: {why}"
+        ))),
+        Outcome::Refused { message, .. } => Err(AgentError::Server(message)),
     }
 }
 
 /// Runs the registration ceremony with the first available key.
-pub async fn enroll(opts: &EnrollOptions, ui: impl EnrollUi) -> Result<Fido2Registered, String> {
+pub async fn enroll(opts: &EnrollOptions, ui: impl EnrollUi) -> crate::Result<Fido2Registered> {
     let cfg = AgentConfig::load(&opts.config_dir)?;
     let up = Upstream::new(&cfg, &opts.config_dir)?;
     let settings = Settings::from_config(&cfg);
@@ -82,10 +85,11 @@ pub async fn enroll(opts: &EnrollOptions, ui: impl EnrollUi) -> Result<Fido2Regi
         .await,
     )?;
     let (attestation, client_data) = tokio::task::spawn_blocking(move || {
-        make_credential(&settings, &options, ui).map_err(|e| e.user_message(settings.timeout))
+        make_credential(&settings, &options, ui)
+            .map_err(|e| AgentError::Local(e.user_message(settings.timeout)))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|e| AgentError::Local(e.to_string()))??;
     outcome(
         up.fido2_register_finish(&Fido2RegisterFinish {
             user: opts.user.clone(),

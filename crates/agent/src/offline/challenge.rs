@@ -3,6 +3,7 @@
 //! recorded event; every path ends in an explicit verdict.
 
 use super::{Attempt, utc_date};
+use crate::AgentError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::challenge::{self, Context};
@@ -47,7 +48,12 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// A stored bundle that passed [`Offline::check`].
+/// An offline login refused before any answer: the line for the person (the reason for
+/// the event is recorded where the refusal is decided).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// A stored bundle that passed [`Attempt::check`].
 pub(crate) struct Checked {
     pub stored: super::StoredBundle,
     pub bundle: latchkey_proto::offline::Bundle,
@@ -59,11 +65,11 @@ pub(crate) fn no_bundle(user: &str) -> String {
 }
 
 /// A uniform random code of `digits` digits (rejection sampling: no modulo bias).
-fn random_code(digits: u8) -> Result<u32, String> {
+fn random_code(digits: u8) -> crate::Result<u32> {
     let limit = 10u32.pow(u32::from(digits));
     let zone = u32::MAX - u32::MAX % limit;
     loop {
-        let b = latchkey_crypto::random_bytes(4).map_err(|e| e.to_string())?;
+        let b = latchkey_crypto::random_bytes(4).map_err(|e| AgentError::Local(e.to_string()))?;
         let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         if n < zone {
             return Ok(n % limit);
@@ -79,7 +85,7 @@ impl Attempt<'_> {
         client_id: &str,
         reason: String,
         log: &str,
-    ) -> Result<OfflineChallenge, String> {
+    ) -> Result<OfflineChallenge, Refused> {
         self.refuse_with(user, client_id, reason, log)
     }
 
@@ -90,15 +96,15 @@ impl Attempt<'_> {
         client_id: &str,
         reason: String,
         log: &str,
-    ) -> Result<T, String> {
+    ) -> Result<T, Refused> {
         tracing::warn!(user, client_id, why = log, "offline login refused");
         self.record(user, client_id, "failure", log);
-        Err(reason)
+        Err(Refused(reason))
     }
 
     /// The checks every offline login starts with: a stored bundle that verifies, a clock
     /// that did not go back, not expired, the client_id covered, limits not reached.
-    pub(crate) fn check(&self, user: &str, client_id: &str) -> Result<Checked, String> {
+    pub(crate) fn check(&self, user: &str, client_id: &str) -> Result<Checked, Refused> {
         let stored = match self.db.bundle_get(user) {
             Ok(Some(s)) => s,
             Ok(None) => return self.refuse_with(user, client_id, no_bundle(user), "no bundle"),
@@ -192,7 +198,7 @@ impl Attempt<'_> {
     }
 
     /// Starts an offline login, or says why there is none.
-    pub fn begin(&self, user: &str, client_id: &str) -> Result<OfflineChallenge, String> {
+    pub fn begin(&self, user: &str, client_id: &str) -> Result<OfflineChallenge, Refused> {
         let Checked {
             stored,
             bundle,
@@ -216,12 +222,13 @@ impl Attempt<'_> {
         else {
             return self.refuse(user, client_id, no_bundle(user), "token app key malformed");
         };
-        let made = (|| -> Result<(u32, String), String> {
+        let made = (|| -> crate::Result<(u32, String)> {
+            let local = |e: String| AgentError::Local(e);
             let code = random_code(self.digits)?;
             let nonce: [u8; 8] = latchkey_crypto::random_bytes(8)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| local(e.to_string()))?
                 .try_into()
-                .map_err(|_| "nonce".to_string())?;
+                .map_err(|_| local("nonce".into()))?;
             let ctx = Context {
                 user,
                 host: &self.host,
@@ -229,9 +236,12 @@ impl Attempt<'_> {
                 expires_at: u32::try_from(now + self.ttl_secs).unwrap_or(u32::MAX),
                 nonce,
             };
-            let c =
-                challenge::seal(&app_key, &ctx, self.digits, code).map_err(|e| e.to_string())?;
-            Ok((code, challenge::to_text(&c).map_err(|e| e.to_string())?))
+            let c = challenge::seal(&app_key, &ctx, self.digits, code)
+                .map_err(|e| local(e.to_string()))?;
+            Ok((
+                code,
+                challenge::to_text(&c).map_err(|e| local(e.to_string()))?,
+            ))
         })();
         let (code, payload) = match made {
             Ok(v) => v,

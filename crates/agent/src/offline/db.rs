@@ -1,6 +1,6 @@
 //! Rows of the offline tables in the state database (migration 2 in state.rs).
 
-use crate::state::{StateDb, StateError};
+use crate::agent_db::{AgentDb, AgentDbError};
 use rusqlite::{OptionalExtension, params};
 
 /// A stored bundle: the signed bytes exactly as received, and the agent's counters.
@@ -12,7 +12,7 @@ pub struct StoredBundle {
     pub failures: u32,
 }
 
-impl StateDb {
+impl AgentDb {
     /// Stores a verified bundle, replacing the user's previous one (counters start over).
     pub fn bundle_put(
         &self,
@@ -21,7 +21,7 @@ impl StateDb {
         signature: &str,
         not_after: i64,
         now: i64,
-    ) -> Result<(), StateError> {
+    ) -> Result<(), AgentDbError> {
         self.conn().execute(
             "INSERT INTO offline_bundles (user_name, payload, signature, not_after, logins_used, failures, stored_at)
              VALUES (?1, ?2, ?3, ?4, 0, 0, ?5)
@@ -32,7 +32,7 @@ impl StateDb {
         Ok(())
     }
 
-    pub fn bundle_get(&self, user: &str) -> Result<Option<StoredBundle>, StateError> {
+    pub fn bundle_get(&self, user: &str) -> Result<Option<StoredBundle>, AgentDbError> {
         Ok(self
             .conn()
             .query_row(
@@ -51,7 +51,7 @@ impl StateDb {
     }
 
     /// Wipes a user's bundle; true if there was one.
-    pub fn bundle_delete(&self, user: &str) -> Result<bool, StateError> {
+    pub fn bundle_delete(&self, user: &str) -> Result<bool, AgentDbError> {
         Ok(self
             .conn()
             .execute("DELETE FROM offline_bundles WHERE user_name = ?1", [user])?
@@ -59,7 +59,7 @@ impl StateDb {
     }
 
     /// Users with a stored bundle.
-    pub fn bundle_users(&self) -> Result<Vec<String>, StateError> {
+    pub fn bundle_users(&self) -> Result<Vec<String>, AgentDbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT user_name FROM offline_bundles ORDER BY user_name")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
@@ -73,7 +73,7 @@ impl StateDb {
         user: &str,
         payload: &str,
         max: u32,
-    ) -> Result<Option<u32>, StateError> {
+    ) -> Result<Option<u32>, AgentDbError> {
         let n: Option<u32> = self
             .conn()
             .query_row(
@@ -92,7 +92,7 @@ impl StateDb {
         &self,
         user: &str,
         payload: &str,
-    ) -> Result<Option<u32>, StateError> {
+    ) -> Result<Option<u32>, AgentDbError> {
         let f: Option<u32> = self
             .conn()
             .query_row(
@@ -110,7 +110,7 @@ impl StateDb {
         &self,
         user: &str,
         credential_id: &str,
-    ) -> Result<Option<u32>, StateError> {
+    ) -> Result<Option<u32>, AgentDbError> {
         Ok(self
             .conn()
             .query_row(
@@ -129,7 +129,7 @@ impl StateDb {
         user: &str,
         credential_id: &str,
         new: u32,
-    ) -> Result<bool, StateError> {
+    ) -> Result<bool, AgentDbError> {
         Ok(self.conn().execute(
             "INSERT INTO offline_fido2_counters (user_name, credential_id, sign_count) VALUES (?1, ?2, ?3)
              ON CONFLICT (user_name, credential_id) DO UPDATE SET sign_count = excluded.sign_count

@@ -11,12 +11,12 @@ mod qr;
 #[cfg(test)]
 mod tests;
 
-pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Verdict};
+pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Refused, Verdict};
 pub use db::StoredBundle;
 pub use hw::{Hw, HwNext, OfflineCard, OfflineKey};
 
-use crate::config::{AgentConfig, parse_duration};
-use crate::state::StateDb;
+use crate::agent_db::AgentDb;
+use crate::config::AgentConfig;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use challenge::no_bundle;
@@ -76,7 +76,7 @@ pub enum BundleError {
 const GUARD_BEHIND_SECS: i64 = 60;
 
 pub struct Offline {
-    pub(crate) db: Arc<StateDb>,
+    pub(crate) db: Arc<AgentDb>,
     pub(crate) machine_id: String,
     server_key: Vec<u8>,
     pub(crate) host: String,
@@ -87,12 +87,16 @@ pub struct Offline {
 }
 
 impl Offline {
-    pub fn new(cfg: &AgentConfig, db: Arc<StateDb>, clock: Arc<Clock>) -> Result<Offline, String> {
+    pub fn new(cfg: &AgentConfig, db: Arc<AgentDb>, clock: Arc<Clock>) -> crate::Result<Offline> {
         let server_key = B64
             .decode(cfg.server_signing_key.trim())
             .ok()
             .filter(|k| k.len() == 32)
-            .ok_or("server_signing_key in agent.toml is not a base64 Ed25519 public key")?;
+            .ok_or_else(|| {
+                crate::AgentError::Config(
+                    "server_signing_key in agent.toml is not a base64 Ed25519 public key".into(),
+                )
+            })?;
         // The challenge carries the short host name (at most 64 bytes).
         let full = crate::sys::hostname();
         let mut host: String = full.split('.').next().unwrap_or("host").to_string();
@@ -106,10 +110,8 @@ impl Offline {
             host,
             clock,
             digits: cfg.offline.code_digits,
-            ttl_secs: parse_duration("offline.challenge_ttl", &cfg.offline.challenge_ttl)?.as_secs()
-                as i64,
-            skew_secs: parse_duration("offline.clock_skew", &cfg.offline.clock_skew)?.as_secs()
-                as i64,
+            ttl_secs: cfg.offline.challenge_ttl.as_secs() as i64,
+            skew_secs: cfg.offline.clock_skew.as_secs() as i64,
         })
     }
 

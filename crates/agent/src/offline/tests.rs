@@ -19,7 +19,7 @@ fn fixture() -> Fixture {
         B64.encode(server.public_bytes())
     ))
     .unwrap();
-    let db = Arc::new(StateDb::in_memory().unwrap());
+    let db = Arc::new(AgentDb::in_memory().unwrap());
     let offline = Offline::new(&cfg, db, Arc::new(Clock::default())).unwrap();
     Fixture {
         server,
@@ -147,7 +147,7 @@ fn challenge_is_single_use_and_counts_toward_the_limits() {
     assert!(matches!(offline.answer(&ch, &code), Verdict::Passed(_)));
     // Another context is not in the bundle.
     assert_eq!(
-        offline.begin("alice", "elevation").unwrap_err(),
+        offline.begin("alice", "elevation").unwrap_err().0,
         "Offline login is not allowed for elevation on this machine"
     );
     // Two wrong answers (max_failures 2) wipe the bundle.
@@ -189,7 +189,7 @@ fn expiry_counts_the_time_the_guard_saw_even_within_the_skew() {
     f.offline.clock.set_offset(250);
     f.offline.tick();
     f.offline.clock.set_offset(0);
-    let err = f.offline.attempt().begin("alice", "login").unwrap_err();
+    let err = f.offline.attempt().begin("alice", "login").unwrap_err().0;
     assert!(
         err.starts_with("Offline login for alice expired on"),
         "{err}"
@@ -208,6 +208,7 @@ fn a_server_time_brings_a_guard_from_the_future_back() {
             .attempt()
             .begin("alice", "login")
             .unwrap_err()
+            .0
             .contains("went back")
     );
     let server_now = f.offline.now();
@@ -267,6 +268,6 @@ fn per_client_methods_choose_the_offline_method() {
         .insert("login".into(), vec![latchkey_proto::Method::Fido2]);
     f.offline.store(&f.signed(&b), "alice").unwrap();
     // The token app is not allowed for this client_id: no QR challenge.
-    let err = f.offline.attempt().begin("alice", "login").unwrap_err();
+    let err = f.offline.attempt().begin("alice", "login").unwrap_err().0;
     assert!(err.contains("security key or smartcard"), "{err}");
 }

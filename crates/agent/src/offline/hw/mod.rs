@@ -91,8 +91,8 @@ pub enum HwNext {
     Done(Verdict),
 }
 
-fn challenge() -> Result<Vec<u8>, String> {
-    latchkey_crypto::random_bytes(32).map_err(|e| e.to_string())
+fn challenge() -> crate::Result<Vec<u8>> {
+    latchkey_crypto::random_bytes(32).map_err(|e| crate::AgentError::Local(e.to_string()))
 }
 
 impl Attempt<'_> {
@@ -116,7 +116,7 @@ impl Attempt<'_> {
             now,
         } = match self.check(user, client_id) {
             Ok(c) => c,
-            Err(reason) => return Hw::Fail(reason),
+            Err(super::Refused(reason)) => return Hw::Fail(reason),
         };
         let lim = Limits {
             user: user.to_string(),
