@@ -170,6 +170,25 @@ fn sessions_are_reported_with_their_logind_id() {
 }
 
 #[test]
+fn a_session_carries_the_client_id_of_the_module_line() {
+    let agent = FakeAgent::start(|_| AgentReply::Ack.into());
+    let pam = FakePam::new("alice");
+    assert_eq!(
+        session(
+            &pam,
+            SessionEvent::Open,
+            &args(&agent, &["client_id=elevation"])
+        ),
+        PamCode::Success
+    );
+    let requests = agent.requests();
+    let [AgentRequest::Session { client_id, .. }] = requests.as_slice() else {
+        panic!("{requests:?}");
+    };
+    assert_eq!(client_id.as_deref(), Some("elevation"));
+}
+
+#[test]
 fn session_problems_never_block_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let pam = FakePam::new("alice");
