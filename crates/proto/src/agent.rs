@@ -224,6 +224,28 @@ mod tests {
     }
 
     #[test]
+    fn a_session_report_without_client_id_still_reads() {
+        // What a PAM module from before `client_id` was added sends.
+        let old = r#"{"op":"session","event":"open","user":"ann","service":"sshd"}"#;
+        match serde_json::from_str::<AgentRequest>(old) {
+            Ok(AgentRequest::Session { client_id, .. }) => assert_eq!(client_id, None),
+            other => panic!("{other:?}"),
+        }
+        let new = AgentRequest::Session {
+            event: SessionEvent::Open,
+            user: "ann".into(),
+            service: "sshd".into(),
+            tty: None,
+            rhost: None,
+            session_id: None,
+            client_id: Some("elevation".into()),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""client_id":"elevation""#), "{text}");
+        assert_eq!(serde_json::from_str::<AgentRequest>(&text).unwrap(), new);
+    }
+
+    #[test]
     fn wire_shape_is_stable() {
         let s = serde_json::to_string(&AgentReply::Step(Step::Prompt {
             label: "Code:".into(),

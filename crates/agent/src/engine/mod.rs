@@ -19,7 +19,7 @@ mod conversation;
 mod fido2_flow;
 mod offline;
 pub mod server;
-mod settle;
+pub(crate) mod settle;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,7 @@ use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::LoginStepResult;
 
 /// Whether a step answer is a passed second factor (the only answer a bundle is kept from).
-pub(super) fn mfa_passed(r: &LoginStepResult) -> bool {
+pub(crate) fn mfa_passed(r: &LoginStepResult) -> bool {
     matches!(r, LoginStepResult::Success { .. })
 }
 

@@ -196,9 +196,7 @@ pub async fn answer<S: Server>(
     };
     let reply = engine.server().login_smartcard(&c.tx, user, &req).await;
     match engine
-        .settle(user, reply, |r| {
-            matches!(r, latchkey_proto::login::LoginStepResult::Success { .. })
-        })
+        .settle(user, reply, crate::engine::settle::mfa_passed)
         .await
     {
         Outcome::Answer(LoginStepResult::Success { message }) => {
