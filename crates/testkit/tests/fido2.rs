@@ -24,10 +24,10 @@ use zeroize::Zeroizing;
 struct Ui(Option<&'static str>);
 
 impl EnrollUi for Ui {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
+    fn ask_pin(&mut self) -> latchkey_agent::Result<Zeroizing<String>> {
         self.0
             .map(|p| Zeroizing::new(p.to_string()))
-            .ok_or_else(|| "no PIN in this test".to_string())
+            .ok_or_else(|| latchkey_agent::AgentError::Local("no PIN in this test".into()))
     }
     fn touch(&mut self) {}
 }

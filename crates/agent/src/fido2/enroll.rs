@@ -31,7 +31,7 @@ pub struct EnrollOptions {
 /// What enrollment needs from the person: a PIN when the key has one, and to be told to
 /// touch the key.
 pub trait EnrollUi: Send + 'static {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String>;
+    fn ask_pin(&mut self) -> crate::Result<Zeroizing<String>>;
     fn touch(&mut self);
 }
 
@@ -39,7 +39,7 @@ pub trait EnrollUi: Send + 'static {
 pub struct TerminalUi;
 
 impl EnrollUi for TerminalUi {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
+    fn ask_pin(&mut self) -> crate::Result<Zeroizing<String>> {
         use std::io::{BufRead, Write};
         eprint!("Security key PIN: ");
         let _ = std::io::stderr().flush();
@@ -49,7 +49,7 @@ impl EnrollUi for TerminalUi {
             std::io::stdin()
                 .lock()
                 .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| AgentError::Local(format!("terminal: {e}")))?;
         }
         eprintln!();
         Ok(Zeroizing::new(
@@ -134,7 +134,7 @@ pub fn make_credential(
     };
     let token = match plan {
         UvPlan::NeedPin => {
-            let pin = ui.ask_pin().map_err(Fido2Error::Io)?;
+            let pin = ui.ask_pin().map_err(|e| Fido2Error::Io(e.to_string()))?;
             Some(key.pin_token(&pin, deadline)?)
         }
         UvPlan::Impossible => {
