@@ -52,7 +52,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(crate::AgentError::Socket(format!(
+            return Err(AgentError::Socket(format!(
                 "{} is in use: is another latchkey-agent running?",
                 path.display()
             )));
