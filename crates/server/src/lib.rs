@@ -8,26 +8,22 @@ pub mod bootstrap;
 mod cache;
 pub mod config;
 pub mod engine;
-mod events;
 mod http;
 pub mod logwriter;
 mod metrics;
-pub mod offline;
 pub mod policy;
-mod push;
 mod ratelimit;
-mod sessions;
-mod state;
 pub mod store;
 mod tls;
 
 pub use config::{Args, ServerConfig, TlsSetting};
 
-use base64::Engine;
-use state::State;
+use base64::Engine as _;
+use engine::{Engine, EngineParts};
+use http::HttpContext;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -70,7 +66,7 @@ impl ServerInfo {
 
 pub struct RunningServer {
     pub info: ServerInfo,
-    state: Arc<State>,
+    cx: Arc<HttpContext>,
     shutdown: watch::Sender<bool>,
     serve: tokio::task::JoinHandle<()>,
     audit_task: tokio::task::JoinHandle<()>,
@@ -88,7 +84,7 @@ struct Opened {
 async fn open(cfg: &ServerConfig) -> Result<Opened, StartError> {
     bootstrap::ensure_data_dir(&cfg.data_dir)?;
     let store = store::Store::open(&cfg.database_spec()).await?;
-    let now = state::now();
+    let now = engine::now();
     let keys = bootstrap::keys(&cfg.data_dir, &store, now).await?;
     let smartcard_ca =
         engine::smartcard::load_ca(cfg.smartcard_ca.as_deref()).map_err(StartError::SmartcardCa)?;
@@ -104,31 +100,25 @@ async fn open(cfg: &ServerConfig) -> Result<Opened, StartError> {
     })
 }
 
-/// The state every request is handed, and the audit writer's task.
-fn shared_state(
+/// What every request is handed (the engine, and the transport's own limits), and the
+/// audit writer's task.
+fn http_context(
     cfg: ServerConfig,
     opened: Opened,
     tls_fingerprint: String,
-) -> (Arc<State>, tokio::task::JoinHandle<()>) {
+) -> (Arc<HttpContext>, tokio::task::JoinHandle<()>) {
     let (auditor, audit_task) = audit::Auditor::start(opened.store.clone());
-    let state = Arc::new(State {
-        limiter: ratelimit::RateLimiter::new(cfg.machine_rate, cfg.machine_burst),
+    let limiter = ratelimit::RateLimiter::new(cfg.machine_rate, cfg.machine_burst);
+    let engine = Engine::new(EngineParts {
         cfg,
         store: opened.store,
         master: opened.keys.master,
         signing: opened.keys.signing,
         tls_fingerprint,
-        metrics: Default::default(),
         auditor,
-        shutting_down: AtomicBool::new(false),
-        hub: Default::default(),
-        policy_cache: cache::TtlCache::new(std::time::Duration::from_secs(2)),
-        machine_cache: cache::TtlCache::new(std::time::Duration::from_secs(5)),
-        touched: Default::default(),
         smartcard_ca: opened.smartcard_ca,
-        events_hub: Default::default(),
     });
-    (state, audit_task)
+    (Arc::new(HttpContext::new(engine, limiter)), audit_task)
 }
 
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
@@ -174,24 +164,24 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         new_admin_token: opened.keys.new_admin_token.take(),
     };
     let store = opened.store.clone();
-    let (state, audit_task) = shared_state(cfg, opened, fingerprint);
+    let (cx, audit_task) = http_context(cfg, opened, fingerprint);
     let (shutdown, rx) = watch::channel(false);
     let serve = tokio::spawn(http::serve(
         listener,
         http::ServeOptions {
             tls,
             limits: Arc::new(limits),
-            body_timeout: state.cfg.body_timeout,
+            body_timeout: cx.engine.cfg().body_timeout,
         },
-        http::router(state.clone()),
+        http::router(cx.clone()),
         rx.clone(),
     ));
-    let retention = i64::from(state.cfg.event_retention_days) * 86_400;
+    let retention = i64::from(cx.engine.cfg().event_retention_days) * 86_400;
     let purge_task = tokio::spawn(purge_loop(store, retention, rx));
     tracing::info!(addr = %info.addr, scheme, "latchkeyd listening");
     Ok(RunningServer {
         info,
-        state,
+        cx,
         shutdown,
         serve,
         audit_task,
@@ -228,12 +218,12 @@ async fn purge_loop(store: store::Store, retention: i64, mut shutdown: watch::Re
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
         if tick.is_multiple_of(60)
-            && let Err(e) = store.tx_purge(state::now(), 3600).await
+            && let Err(e) = store.tx_purge(engine::now(), 3600).await
         {
             tracing::warn!(error = %e, "could not purge expired login transactions");
         }
         if tick % 60 == 1 && retention > 0 {
-            match store.events_purge(state::now() - retention).await {
+            match store.events_purge(engine::now() - retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "events past their retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "could not purge old events"),
@@ -256,28 +246,25 @@ pub mod fuzzing {
     pub async fn router(cfg: ServerConfig) -> Result<(axum::Router, Option<String>), StartError> {
         let mut opened = open(&cfg).await?;
         let admin_token = opened.keys.new_admin_token.take();
-        let (state, _audit_task) = shared_state(cfg, opened, String::new());
+        let (cx, _audit_task) = http_context(cfg, opened, String::new());
         let conn = http::extract::ConnInfo {
             peer: Some(SocketAddr::from(([127, 0, 0, 1], 40_000))),
             client_cert_sha256: None,
         };
-        Ok((
-            http::router(state).layer(axum::Extension(conn)),
-            admin_token,
-        ))
+        Ok((http::router(cx).layer(axum::Extension(conn)), admin_token))
     }
 }
 
 impl RunningServer {
     /// Stops accepting, lets open requests finish, flushes the audit log, closes the store.
     pub async fn shutdown(self) {
-        self.state.shutting_down.store(true, Ordering::Relaxed);
+        self.cx.shutting_down.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         let _ = self.serve.await;
         let _ = self.purge_task.await;
-        self.state.auditor.flush().await;
-        let store = self.state.store.clone();
-        drop(self.state);
+        self.cx.engine.flush_audit().await;
+        let store = self.cx.engine.store_handle();
+        drop(self.cx);
         self.audit_task.abort();
         store.close().await;
         tracing::info!("latchkeyd stopped");

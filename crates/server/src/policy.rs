@@ -175,7 +175,7 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "offline.max_logins" => p.offline.max_logins = parse_u32(value, 1, 10_000)?,
             "offline.max_failures" => p.offline.max_failures = parse_u32(value, 1, 100)?,
             "fido2.user_verification" => p.fido2.user_verification = value.parse()?,
-            "session.max_hours" => p.session.max_secs = crate::sessions::parse_hours(value)?,
+            "session.max_hours" => p.session.max_secs = crate::engine::parse_hours(value)?,
             "session.lock_on_badge_out" => p.session.lock_on_badge_out = parse_bool(value)?,
             "session.lock_when_unreachable_after" => {
                 p.session.lock_when_unreachable_after = parse_secs(value, 0, 30 * 86_400)?

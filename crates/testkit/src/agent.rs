@@ -2,6 +2,7 @@
 //! the real socket protocol on a socket in a temporary directory.
 
 use crate::TestServer;
+use crate::pam_harness::PamConfDir;
 use anyhow::{Context, Result};
 use latchkey_agent::join::JoinOptions;
 use latchkey_agent::{RunOptions, RunningAgent};
@@ -78,6 +79,11 @@ impl TestAgent {
             state_dir: p.dir.path().join("state"),
             _dir: p.dir,
         })
+    }
+
+    /// A PAM stack for `service` whose pam_latchkey.so talks to this agent.
+    pub fn pam_conf(&self, service: &str) -> Result<PamConfDir> {
+        PamConfDir::for_socket(service, &self.socket)
     }
 
     /// The running agent's library object (spool, sessions, state).

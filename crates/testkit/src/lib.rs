@@ -7,8 +7,8 @@ use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_crypto::otpauth::OtpAuthUri;
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::{
-    JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, Policy, PolicyUpdate, TokenEnrolled, User,
-    UserCreate,
+    AuditEntry, JoinTokenCreate, JoinTokenCreated, OtpTokenCreate, Policy, PolicyUpdate,
+    TokenEnrolled, User, UserCreate,
 };
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
 use latchkey_server::{RunningServer, ServerConfig, ServerInfo};
@@ -18,6 +18,7 @@ use tempfile::TempDir;
 pub use latchkey_server;
 
 pub mod agent;
+pub mod agent_process;
 pub mod local;
 pub mod pam_harness;
 pub mod proxy;
@@ -85,12 +86,21 @@ impl TestServer {
 
     /// Login decisions this instance made (from its own /metrics), e.g. `("start", "challenge")`.
     pub async fn login_count(&self, step: &str, result: &str) -> Result<u64> {
+        self.metric(&format!(
+            "latchkey_logins_total{{step=\"{step}\",result=\"{result}\"}}"
+        ))
+        .await
+    }
+
+    /// The value of one series of this instance's /metrics, named with its labels as the
+    /// text format writes them (`latchkey_events_total{result="stored"}`); 0 while absent.
+    pub async fn metric(&self, series: &str) -> Result<u64> {
         let (_, body) = self
             .anonymous()?
             .request(latchkey_client::Method::GET, "/metrics", None)
             .await?;
         let text = String::from_utf8_lossy(&body);
-        let key = format!("latchkey_logins_total{{step=\"{step}\",result=\"{result}\"}} ");
+        let key = format!("{series} ");
         Ok(text
             .lines()
             .find_map(|l| l.strip_prefix(&key))
@@ -189,6 +199,20 @@ impl TestServer {
             .await?;
         let uri = OtpAuthUri::parse(&enrolled.otpauth_uri)?;
         Ok((enrolled, uri))
+    }
+
+    /// A new user with one token of `kind`: the set-up most login tests start from.
+    pub async fn add_user_with_token(&self, name: &str, kind: TokenKind) -> Result<OtpAuthUri> {
+        self.add_user(name, &[]).await?;
+        Ok(self.add_token(name, kind).await?.1)
+    }
+
+    /// Up to 10,000 audit entries about `user`, newest first.
+    pub async fn audit(&self, user: &str) -> Result<Vec<AuditEntry>> {
+        Ok(self
+            .admin()?
+            .get(&format!("/v1/admin/audit?user={user}&limit=10000"))
+            .await?)
     }
 
     pub async fn set_policy(&self, client_id: &str, settings: &[(&str, &str)]) -> Result<Policy> {

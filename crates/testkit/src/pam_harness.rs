@@ -419,6 +419,11 @@ impl PamConfDir {
         Ok(conf)
     }
 
+    /// The standard stack for `service` with pam_latchkey.so talking to the agent at `socket`.
+    pub fn for_socket(service: &str, socket: &Path) -> Result<PamConfDir> {
+        PamConfDir::latchkey(service, &[&format!("socket={}", socket.display())])
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -203,6 +203,21 @@ impl Card {
         let ctx = context()?;
         let slot = {
             let _g = INIT.lock().map_err(|_| anyhow!("poisoned"))?;
+            // Tokens are found by label below (and the process's tokens are shared by every
+            // test in it): a second token with the same label would be mistaken for the first.
+            let taken = ctx
+                .get_slots_with_initialized_token()?
+                .into_iter()
+                .any(|s| {
+                    ctx.get_token_info(s)
+                        .map(|t| t.label().trim() == label)
+                        .unwrap_or(false)
+                });
+            if taken {
+                bail!(
+                    "a SoftHSM token labelled {label:?} exists in this test process already: give each card a label of its own"
+                );
+            }
             let free = ctx
                 .get_all_slots()?
                 .into_iter()

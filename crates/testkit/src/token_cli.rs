@@ -1,5 +1,5 @@
 //! The `latchkey-token` program as a separate process with its own token file, as a person
-//! would run it (offline answers; the CLI's own tests are in tests/token_app.rs).
+//! would run it (offline answers; the CLI's own tests are in tests/e2e/token_app.rs).
 
 use crate::TestServer;
 use anyhow::{Context, Result, ensure};

@@ -2,25 +2,32 @@
 //! registration ceremony. Cryptographic checks are `latchkey_crypto::webauthn` (shared with
 //! the agent's offline verifier); this module decides and records.
 
-use super::*;
-use crate::store::Fido2Row;
-use latchkey_crypto::keys::hash_api_key;
+use super::enrol::code_hash;
+use super::login::{FailureOutcome, OpenStep, StepCtx};
+use super::messages::{KeyRegistration, Said};
+use super::{Actor, Engine, EngineError, Result, new_id, now, validate_user_name};
+use crate::policy;
+use crate::store::{Fido2Row, StoreError, UserRow};
 use latchkey_crypto::webauthn::{
     self, ALG_EDDSA, ALG_ES256, Assertion, Expect, ORIGIN_AGENT, WebauthnError, b64url,
     b64url_decode,
 };
+use latchkey_proto::Method;
+use latchkey_proto::admin::Policy;
 use latchkey_proto::fido2::{
-    Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart, Fido2Request, LoginFido2,
-    UserVerification,
+    Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart, Fido2Registered, Fido2Request,
+    LoginFido2, UserVerification,
 };
+use latchkey_proto::login::LoginStepResult;
+use latchkey_proto::offline::WithOffline;
 
 /// Origins whose client data is accepted: the agent's. The browser enrollment page will add
 /// `https://<rp id>`.
 const ORIGINS: &[&str] = &[ORIGIN_AGENT];
-pub const REG_GONE: &str = "The registration code is unknown, already used or expired: ask an administrator for a new one (`latchkey token add-fido2 USER`)";
 
-/// A registration or registration step the caller made a mistake in: safe to show.
-pub type Refusal = String;
+fn refused(why: KeyRegistration) -> EngineError {
+    EngineError::Fido2Refused(why)
+}
 
 fn random_challenge() -> Result<Vec<u8>> {
     latchkey_crypto::random_bytes(32).map_err(|e| EngineError::Invalid(e.to_string()))
@@ -31,13 +38,7 @@ pub fn user_handle(user: &str) -> Vec<u8> {
     webauthn::sha256(format!("latchkey-user:{user}").as_bytes()).to_vec()
 }
 
-impl State {
-    /// A user's registered FIDO2 credentials (credential id, COSE key, rp id, counter, UV at
-    /// registration): what a login's allow list and an offline bundle are made of.
-    pub async fn fido2_credentials(&self, user: &str) -> Result<Vec<Fido2Row>> {
-        Ok(self.store.fido2_of(user).await?)
-    }
-
+impl Engine {
     /// Draws and stores the single-use challenge of a login transaction.
     pub(super) async fn fido2_challenge(
         &self,
@@ -64,29 +65,43 @@ impl State {
         })
     }
 
-    /// `POST /v1/login/{tx}/fido2`.
+    /// `POST /v1/login/{tx}/fido2`, with what the offline decision attaches to the answer.
     pub async fn login_fido2(
         &self,
         machine_id: &str,
         tx_id: &str,
         req: &LoginFido2,
-    ) -> Result<LoginStepResult> {
+    ) -> Result<WithOffline<LoginStepResult>> {
         let now = now();
-        let OpenStep {
-            ctx, user, policy, ..
-        } = match self
+        let (result, user) = match self
             .open_step(machine_id, tx_id, Method::Fido2, "login.fido2", now)
             .await?
         {
-            Ok(open) => open,
-            Err(denied) => return Ok(denied),
+            Ok(open) => {
+                let user = Some((open.user.name.clone(), open.user_has_offline));
+                (self.fido2_answer(open, tx_id, req, now).await?, user)
+            }
+            Err(denied) => (denied, None),
         };
+        Ok(self.with_offline(machine_id, result, user).await)
+    }
+
+    async fn fido2_answer(
+        &self,
+        open: OpenStep<'_>,
+        tx_id: &str,
+        req: &LoginFido2,
+        now: i64,
+    ) -> Result<LoginStepResult> {
+        let OpenStep {
+            ctx, user, policy, ..
+        } = open;
         let Some((challenge, rp_id)) = self.store.fido2_challenge_get(tx_id).await? else {
             return ctx
                 .deny(
                     true,
                     "no FIDO2 challenge was issued for this transaction",
-                    GENERIC_DENY,
+                    Said::NoMethod,
                 )
                 .await;
         };
@@ -99,11 +114,15 @@ impl State {
             Some(c) if c.user_name == user.name => c,
             Some(_) => {
                 let why = "credential of another user";
-                return self.fido2_failure(&ctx, &user, &policy, now, why).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, why, false)
+                    .await;
             }
             None => {
                 let why = "unknown credential";
-                return self.fido2_failure(&ctx, &user, &policy, now, why).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, why, false)
+                    .await;
             }
         };
         let decode = |v: &str| b64url_decode(v).unwrap_or_default();
@@ -138,21 +157,19 @@ impl State {
                 // Clone signal: two authenticators hold this key. Deny, whatever else.
                 self.count_failure(&user, &policy, now).await?;
                 let why = format!("security key {} ({}): {e}", cred.id, cred.label);
-                return ctx
-                    .deny(
-                        true,
-                        &why,
-                        "Login refused: this security key may have been cloned; contact your administrator",
-                    )
-                    .await;
+                return ctx.deny(true, &why, Said::KeyCloned).await;
             }
             Err(WebauthnError::NoUserVerification) => {
                 let why = "user verification required by policy but not done";
-                return self.fido2_failure(&ctx, &user, &policy, now, why).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, why, true)
+                    .await;
             }
             Err(e) => {
                 let why = format!("assertion refused: {e}");
-                return self.fido2_failure(&ctx, &user, &policy, now, &why).await;
+                return self
+                    .fido2_failure(&ctx, &user, &policy, now, &why, false)
+                    .await;
             }
         };
         if !self
@@ -164,13 +181,13 @@ impl State {
                 .deny(
                     true,
                     "sign counter changed by a concurrent login (replayed assertion or clone)",
-                    "Login refused: this security key answer was already used",
+                    Said::KeyAnswerReused,
                 )
                 .await;
         }
         if !self.store.tx_finish(tx_id).await? {
             return ctx
-                .deny(false, "transaction finished concurrently", TX_GONE)
+                .deny(false, "transaction finished concurrently", Said::TxGone)
                 .await;
         }
         self.clear_reserved(&user).await?;
@@ -182,59 +199,36 @@ impl State {
             ),
         )
         .await;
-        Ok(LoginStepResult::Success {
-            message: "Security key verified".into(),
-        })
+        Ok(Said::KeyVerified.success())
     }
 
     /// A wrong security-key answer counts like a wrong code: toward the user's lockout and
-    /// the transaction's attempts.
+    /// the transaction's attempts. `uv_missing`: the key answered without the user
+    /// verification the policy requires (the person is told so).
     async fn fido2_failure(
         &self,
         ctx: &StepCtx<'_>,
-        user: &crate::store::UserRow,
+        user: &UserRow,
         policy: &Policy,
         now: i64,
         why: &str,
+        uv_missing: bool,
     ) -> Result<LoginStepResult> {
-        let said = if why.contains("user verification") {
-            "Security key refused: PIN or fingerprint verification is required"
-        } else {
-            "Security key refused: it is not registered for this account"
+        let said = |left| {
+            if uv_missing {
+                Said::KeyNeedsVerification { left }
+            } else {
+                Said::KeyNotRegistered { left }
+            }
         };
-        let left = match self.step_failure(ctx, user, policy, now, why, said).await? {
+        let left = match self
+            .step_failure(ctx, user, policy, now, why, said(None))
+            .await?
+        {
             FailureOutcome::AttemptsLeft(left) => left,
             FailureOutcome::Denied(denied) => return Ok(denied),
         };
-        let plural = if left == 1 { "" } else { "s" };
-        Ok(LoginStepResult::Retry {
-            attempts_left: left as u32,
-            message: format!("{said} ({left} attempt{plural} left)"),
-        })
-    }
-
-    /// Admin: a one-time registration code for `user` (shown once, stored hashed).
-    pub async fn fido2_registration_create(
-        &self,
-        user: &str,
-        code: &str,
-        label: &str,
-        ttl: i64,
-    ) -> Result<i64> {
-        let now = now();
-        self.store
-            .fido2_reg_create(&hash_api_key(code), user, label, now, now + ttl)
-            .await?;
-        self.audit(
-            &Actor::Admin,
-            "fido2.register",
-            Some(user),
-            None,
-            "ok",
-            format!("registration code issued, valid {ttl} s"),
-        )
-        .await;
-        Ok(now + ttl)
+        Ok(said(Some(left)).retry(left))
     }
 
     /// `POST /v1/fido2/register/start`: checks the code and answers the makeCredential
@@ -244,12 +238,12 @@ impl State {
         &self,
         machine_id: &str,
         req: &Fido2RegisterStart,
-    ) -> Result<std::result::Result<Fido2RegisterOptions, Refusal>> {
+    ) -> Result<Fido2RegisterOptions> {
         validate_user_name(&req.user)?;
         let actor = Actor::Machine(machine_id.to_string());
         let now = now();
         let challenge = b64url(&random_challenge()?);
-        let hash = hash_api_key(&req.code);
+        let hash = code_hash(&req.code);
         let reg = match self.store.fido2_reg_get(&hash, now).await? {
             Some(r) if r.user_name == req.user => r,
             _ => {
@@ -262,12 +256,12 @@ impl State {
                     "unknown, used, expired or other user's registration code",
                 )
                 .await;
-                return Ok(Err(REG_GONE.into()));
+                return Err(refused(KeyRegistration::CodeGone));
             }
         };
         let user = match self.store.user_get(&reg.user_name).await? {
             Some(u) if u.enabled => u,
-            _ => return Ok(Err(GENERIC_DENY.into())),
+            _ => return Err(refused(KeyRegistration::NoMethod)),
         };
         if self
             .store
@@ -275,13 +269,13 @@ impl State {
             .await?
             .is_none()
         {
-            return Ok(Err(REG_GONE.into()));
+            return Err(refused(KeyRegistration::CodeGone));
         }
         let policy = self
             .policy_for(policy::FALLBACK, &user.name, &user.groups)
             .await?;
         let existing = self.store.fido2_of(&user.name).await?;
-        Ok(Ok(Fido2RegisterOptions {
+        Ok(Fido2RegisterOptions {
             rp_id: self.cfg.fido2_rp_id.clone(),
             rp_name: self.cfg.issuer.clone(),
             user_id: b64url(&user_handle(&user.name)),
@@ -291,7 +285,7 @@ impl State {
             algorithms: vec![ALG_ES256, ALG_EDDSA],
             exclude_credentials: existing.into_iter().map(|c| c.credential_id).collect(),
             user_verification: policy.fido2.user_verification,
-        }))
+        })
     }
 
     /// `POST /v1/fido2/register/finish`: verifies the attestation and stores the credential.
@@ -299,23 +293,21 @@ impl State {
         &self,
         machine_id: &str,
         req: &Fido2RegisterFinish,
-    ) -> Result<std::result::Result<(Fido2Row, &'static str), Refusal>> {
+    ) -> Result<Fido2Registered> {
         validate_user_name(&req.user)?;
         let actor = Actor::Machine(machine_id.to_string());
         let now = now();
-        let hash = hash_api_key(&req.code);
+        let hash = code_hash(&req.code);
         let reg = match self.store.fido2_reg_get(&hash, now).await? {
             Some(r) if r.user_name == req.user => r,
-            _ => return Ok(Err(REG_GONE.into())),
+            _ => return Err(refused(KeyRegistration::CodeGone)),
         };
         let Some(challenge_b64) = reg.challenge.clone() else {
-            return Ok(Err(
-                "Registration not started: run the enrollment again".into()
-            ));
+            return Err(refused(KeyRegistration::NotStarted));
         };
         let user = match self.store.user_get(&reg.user_name).await? {
             Some(u) if u.enabled => u,
-            _ => return Ok(Err(GENERIC_DENY.into())),
+            _ => return Err(refused(KeyRegistration::NoMethod)),
         };
         let policy = self
             .policy_for(policy::FALLBACK, &user.name, &user.groups)
@@ -346,7 +338,7 @@ impl State {
                     format!("attestation refused: {e}"),
                 )
                 .await;
-                return Ok(Err(format!("Security key registration refused: {e}")));
+                return Err(refused(KeyRegistration::Attestation(e.to_string())));
             }
         };
         let credential_id = b64url(&v.credential_id);
@@ -356,16 +348,14 @@ impl State {
             .await?
             .is_some()
         {
-            return Ok(Err(
-                "This security key credential is already registered".into()
-            ));
+            return Err(refused(KeyRegistration::AlreadyRegistered));
         }
         if !self
             .store
             .fido2_reg_consume(&hash, &challenge_b64, now)
             .await?
         {
-            return Ok(Err(REG_GONE.into()));
+            return Err(refused(KeyRegistration::CodeGone));
         }
         let row = Fido2Row {
             id: new_id(8)?,
@@ -394,6 +384,12 @@ impl State {
             ),
         )
         .await;
-        Ok(Ok((row, v.attestation)))
+        Ok(Fido2Registered {
+            token: super::tokens::fido2_view(&row),
+            credential_id: row.credential_id.clone(),
+            aaguid: row.aaguid.clone(),
+            user_verified: row.uv_registered,
+            attestation: v.attestation.to_string(),
+        })
     }
 }

@@ -4,16 +4,22 @@
 //! `smartcard_ca` is set, the issuing CA are checked at registration and again at every login
 //! (a certificate that expired or a CA that changed since registration refuses the login).
 
-use super::*;
-use crate::store::{SmartcardRow, TokenRow};
-use base64::Engine;
+use super::enrol::code_hash;
+use super::login::{FailureOutcome, OpenStep, StepCtx};
+use super::messages::{CardCert, Said, date};
+use super::tokens::smartcard_view;
+use super::{Actor, Engine, EngineError, Result, Unauthorized, new_id, now, validate_user_name};
+use crate::store::{SmartcardRow, StoreError, TokenRow, UserRow};
+use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use latchkey_crypto::keys::{generate_api_key, hash_api_key};
 use latchkey_crypto::x509::{CertError, Certificate, SigMechanism, login_challenge};
+use latchkey_proto::admin::{Policy, TokenInfo};
+use latchkey_proto::login::LoginStepResult;
+use latchkey_proto::offline::WithOffline;
 use latchkey_proto::smartcard::{
-    LoginSmartcard, SmartcardEnroll, SmartcardEnrollCode, SmartcardInfo, SmartcardRequest,
+    LoginSmartcard, SmartcardAdd, SmartcardEnroll, SmartcardInfo, SmartcardRequest,
 };
-use latchkey_proto::{OtpAlgorithm, TokenKind};
+use latchkey_proto::{Method, OtpAlgorithm, TokenKind};
 use std::path::Path;
 
 /// Loads `smartcard_ca` at start: a server with an unreadable or invalid CA does not start.
@@ -25,30 +31,14 @@ pub fn load_ca(path: Option<&Path>) -> std::result::Result<Option<Certificate>, 
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `YYYY-MM-DD` of a Unix time, for messages.
-pub fn date(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    s.get(..10).unwrap_or(&s).to_string()
-}
-
-/// The sentence shown when a certificate is refused at login.
-fn refusal(e: &CertError) -> String {
-    match e {
-        CertError::Expired(t) => {
-            format!("Smartcard refused: its certificate expired on {}", date(*t))
-        }
-        CertError::NotYetValid(t) => {
-            format!(
-                "Smartcard refused: its certificate is valid only from {}",
-                date(*t)
-            )
-        }
-        CertError::UntrustedIssuer => {
-            "Smartcard refused: its certificate was not issued by the trusted CA".into()
-        }
-        _ => "Smartcard refused: its certificate is not usable".into(),
-    }
+/// What the person is told when a certificate is refused at login.
+fn refusal(e: &CertError) -> Said {
+    Said::CardCert(match e {
+        CertError::Expired(t) => CardCert::Expired(*t),
+        CertError::NotYetValid(t) => CardCert::NotYetValid(*t),
+        CertError::UntrustedIssuer => CardCert::UntrustedIssuer,
+        _ => CardCert::Unusable,
+    })
 }
 
 pub fn info(row: &SmartcardRow) -> SmartcardInfo {
@@ -61,7 +51,7 @@ pub fn info(row: &SmartcardRow) -> SmartcardInfo {
     }
 }
 
-impl State {
+impl Engine {
     /// Parses a certificate offered for registration and applies the login checks to it.
     fn acceptable_cert(&self, der: &[u8], now: i64) -> Result<Certificate> {
         let cert = Certificate::from_pem_or_der(der)
@@ -93,8 +83,22 @@ impl State {
         Ok(cert)
     }
 
+    /// `POST /v1/admin/users/{name}/smartcards`: an admin registers a certificate.
+    pub async fn smartcard_add(&self, name: &str, req: &SmartcardAdd) -> Result<TokenInfo> {
+        let user = self.existing_user(name).await?;
+        let (t, sc) = self
+            .smartcard_register(
+                &Actor::Admin,
+                &user.name,
+                req.cert_pem.as_bytes(),
+                req.label.as_deref(),
+            )
+            .await?;
+        Ok(smartcard_view(&t, &sc))
+    }
+
     /// Registers a smartcard certificate (PEM or DER) as a `smartcard` token of `user`.
-    pub async fn smartcard_register(
+    async fn smartcard_register(
         &self,
         actor: &Actor,
         user: &str,
@@ -149,42 +153,13 @@ impl State {
         Ok((token, row))
     }
 
-    /// A one-time code that lets a joined machine register a certificate for `user`.
-    pub async fn smartcard_code_create(&self, user: &str, ttl: u64) -> Result<SmartcardEnrollCode> {
-        if !(1..=7 * 86_400).contains(&ttl) {
-            return Err(EngineError::Invalid(
-                "expires_in must be between 1 second and 7 days".into(),
-            ));
-        }
-        let code = generate_api_key("lks").map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = now();
-        let expires_at = now + ttl as i64;
-        self.store
-            .smartcard_code_create(&hash_api_key(&code), user, now, expires_at)
-            .await?;
-        self.audit(
-            &Actor::Admin,
-            "smartcard.code",
-            Some(user),
-            None,
-            "ok",
-            format!("enrollment code valid {ttl} s"),
-        )
-        .await;
-        Ok(SmartcardEnrollCode {
-            user: user.to_string(),
-            code,
-            expires_at,
-        })
-    }
-
-    /// `POST /v1/smartcards/enroll`: a machine registers a card's certificate with the
-    /// admin's one-time code for that user. `Ok(None)`: the code is wrong, used or expired.
+    /// `POST /v1/smartcards/enroll`: a machine registers a card's certificate with a
+    /// one-time code for that user ([`super::CodeKind::Smartcard`]).
     pub async fn smartcard_enroll(
         &self,
         machine_id: &str,
         req: &SmartcardEnroll,
-    ) -> Result<Option<(TokenRow, SmartcardRow)>> {
+    ) -> Result<TokenInfo> {
         validate_user_name(&req.user)?;
         let der = B64
             .decode(req.cert.trim())
@@ -194,7 +169,7 @@ impl State {
         self.acceptable_cert(&der, now())?;
         if !self
             .store
-            .smartcard_code_consume(&hash_api_key(&req.code), &req.user, now())
+            .smartcard_code_consume(&code_hash(&req.code), &req.user, now())
             .await?
         {
             self.audit(
@@ -206,11 +181,12 @@ impl State {
                 "unknown, used or expired enrollment code",
             )
             .await;
-            return Ok(None);
+            return Err(EngineError::Unauthorized(Unauthorized::SmartcardEnrollCode));
         }
-        self.smartcard_register(&actor, &req.user, &der, req.label.as_deref())
-            .await
-            .map(Some)
+        let (t, sc) = self
+            .smartcard_register(&actor, &req.user, &der, req.label.as_deref())
+            .await?;
+        Ok(smartcard_view(&t, &sc))
     }
 
     /// The user's certificates a login may use, when the policy allows smartcards (`count`:
@@ -244,13 +220,14 @@ impl State {
         }))
     }
 
-    /// `POST /v1/login/{tx}/smartcard`.
+    /// `POST /v1/login/{tx}/smartcard`, with what the offline decision attaches to the
+    /// answer.
     pub async fn login_smartcard(
         &self,
         machine_id: &str,
         tx_id: &str,
         req: &LoginSmartcard,
-    ) -> Result<LoginStepResult> {
+    ) -> Result<WithOffline<LoginStepResult>> {
         let mechanism = SigMechanism::parse(&req.mechanism).ok_or_else(|| {
             EngineError::Invalid("mechanism must be rsa-pkcs1-sha256 or ecdsa-p256-sha256".into())
         })?;
@@ -258,15 +235,32 @@ impl State {
             .decode(req.signature.trim())
             .map_err(|_| EngineError::Invalid("signature must be base64".into()))?;
         let now = now();
-        let OpenStep {
-            ctx, user, policy, ..
-        } = match self
+        let (result, user) = match self
             .open_step(machine_id, tx_id, Method::Smartcard, "login.smartcard", now)
             .await?
         {
-            Ok(open) => open,
-            Err(denied) => return Ok(denied),
+            Ok(open) => {
+                let user = Some((open.user.name.clone(), open.user_has_offline));
+                let answer = self.smartcard_answer(open, tx_id, mechanism, &signature, req, now);
+                (answer.await?, user)
+            }
+            Err(denied) => (denied, None),
         };
+        Ok(self.with_offline(machine_id, result, user).await)
+    }
+
+    async fn smartcard_answer(
+        &self,
+        open: OpenStep<'_>,
+        tx_id: &str,
+        mechanism: SigMechanism,
+        signature: &[u8],
+        req: &LoginSmartcard,
+        now: i64,
+    ) -> Result<LoginStepResult> {
+        let OpenStep {
+            ctx, user, policy, ..
+        } = open;
         let fingerprint = req.fingerprint.trim().to_ascii_lowercase();
         let cards = self.store.smartcards_of(&user.name).await?;
         let card = cards.iter().find(|c| c.fingerprint == fingerprint);
@@ -278,7 +272,7 @@ impl State {
                 })?;
                 let challenge = login_challenge(self.master.as_bytes(), tx_id)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                match cert.verify_signature(mechanism, &challenge, &signature) {
+                match cert.verify_signature(mechanism, &challenge, signature) {
                     Ok(()) => Ok((card, cert)),
                     Err(_) => Err(format!("bad signature (token {})", card.token_id)),
                 }
@@ -300,11 +294,11 @@ impl State {
         };
         if let Err(e) = dates.and(issuer) {
             let why = format!("certificate of token {} refused: {e}", card.token_id);
-            return ctx.deny(true, &why, &refusal(&e)).await;
+            return ctx.deny(true, &why, refusal(&e)).await;
         }
         if !self.store.tx_finish(tx_id).await? {
             return ctx
-                .deny(false, "transaction finished concurrently", TX_GONE)
+                .deny(false, "transaction finished concurrently", Said::TxGone)
                 .await;
         }
         self.clear_reserved(&user).await?;
@@ -314,9 +308,7 @@ impl State {
             format!("smartcard signature verified (token {})", card.token_id),
         )
         .await;
-        Ok(LoginStepResult::Success {
-            message: "Smartcard verified".into(),
-        })
+        Ok(Said::CardVerified.success())
     }
 
     /// A wrong signature or unknown certificate: counts toward the lockout and the
@@ -324,29 +316,18 @@ impl State {
     async fn smartcard_failure(
         &self,
         ctx: &StepCtx<'_>,
-        user: &crate::store::UserRow,
+        user: &UserRow,
         policy: &Policy,
         why: &str,
         now: i64,
     ) -> Result<LoginStepResult> {
         let left = match self
-            .step_failure(
-                ctx,
-                user,
-                policy,
-                now,
-                why,
-                "Smartcard refused: too many failures, start again",
-            )
+            .step_failure(ctx, user, policy, now, why, Said::CardsExhausted)
             .await?
         {
             FailureOutcome::AttemptsLeft(left) => left,
             FailureOutcome::Denied(denied) => return Ok(denied),
         };
-        let plural = if left == 1 { "" } else { "s" };
-        Ok(LoginStepResult::Retry {
-            attempts_left: left as u32,
-            message: format!("Smartcard signature rejected, {left} attempt{plural} left"),
-        })
+        Ok(Said::CardRejected { left }.retry(left))
     }
 }

@@ -1,6 +1,6 @@
 //! The one error shape of the API: `{"error": "<code>", "message": "<one clear sentence>"}`.
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Forbidden, Unauthorized};
 use crate::store::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -59,10 +59,67 @@ impl From<StoreError> for ApiErr {
     }
 }
 
+/// The status, code and sentence of a refused caller or one-time code.
+fn unauthorized(why: Unauthorized) -> ApiErr {
+    let (code, message) = match why {
+        Unauthorized::MachineKey => (
+            "unauthorized",
+            "the machine key is not valid (was the machine removed?)",
+        ),
+        Unauthorized::MachineCert => (
+            "unauthorized",
+            "the client certificate is not registered to any machine",
+        ),
+        Unauthorized::AdminKey => ("unauthorized", "the admin key is not valid"),
+        Unauthorized::AppKey => (
+            "unauthorized",
+            "this token app is not registered (was it revoked?)",
+        ),
+        Unauthorized::JoinToken => (
+            "invalid_join_token",
+            "the join token is unknown, already used or expired",
+        ),
+        Unauthorized::AppRegistrationCode => (
+            "invalid_registration_code",
+            "the registration link is unknown, already used or expired: ask for a new one",
+        ),
+        Unauthorized::SmartcardEnrollCode => (
+            "invalid_enroll_code",
+            "the enrollment code is unknown, already used, expired or for another user",
+        ),
+    };
+    ApiErr::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn forbidden(why: Forbidden) -> ApiErr {
+    let message = match why {
+        Forbidden::AdminKeyOnMachineRoute => {
+            "machine endpoints need a machine credential, not an admin key"
+        }
+        Forbidden::MachineKeyOnAdminRoute => {
+            "admin endpoints need an admin API key; machine keys are refused"
+        }
+    };
+    ApiErr::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
 impl From<EngineError> for ApiErr {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Invalid(m) => ApiErr::bad_request(m),
+            EngineError::BadSecret(m) => ApiErr::new(StatusCode::BAD_REQUEST, "bad_secret", m),
+            EngineError::NotFound(m) => ApiErr::not_found(m),
+            EngineError::PolicyView(m) => {
+                ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "policy_error", m)
+            }
+            EngineError::Unauthorized(why) => unauthorized(why),
+            EngineError::Forbidden(why) => forbidden(why),
+            EngineError::Fido2Refused(why) => ApiErr::new(
+                StatusCode::FORBIDDEN,
+                "fido2_registration_refused",
+                why.text(),
+            ),
+            EngineError::Internal(m) => ApiErr::new(StatusCode::SERVICE_UNAVAILABLE, "internal", m),
             e @ EngineError::UnknownClient(_) => {
                 ApiErr::new(StatusCode::BAD_REQUEST, "unknown_client_id", e.to_string())
             }

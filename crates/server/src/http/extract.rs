@@ -1,13 +1,14 @@
-//! Extractors: JSON and query bodies with our error shape, and the two kinds of caller.
+//! Extractors: JSON and query bodies with our error shape, and the three kinds of caller
+//! (read from the request here, authenticated by the engine).
 
+use super::Ctx;
 use super::error::ApiErr;
-use crate::state::Shared;
-use crate::store::MachineRow;
+use crate::engine::Credential;
+use crate::store::{AppRow, MachineRow};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use latchkey_crypto::keys::hash_api_key;
 use serde::de::DeserializeOwned;
 
 /// Per-connection facts, inserted by the accept loop.
@@ -121,79 +122,58 @@ fn unauthorized(msg: &str) -> ApiErr {
 /// A joined machine, authenticated by API key or by its registered client certificate.
 pub struct MachineCaller(pub MachineRow);
 
-impl FromRequestParts<Shared> for MachineCaller {
+impl FromRequestParts<Ctx> for MachineCaller {
     type Rejection = ApiErr;
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiErr> {
-        let machine = if let Some(key) = bearer(parts)? {
-            let hash = hash_api_key(key);
-            let found = match state.machine_cache.get(&hash) {
-                Some(m) => Some(m),
-                None => {
-                    let found = state.store.machine_by_key_hash(&hash).await?;
-                    if let Some(m) = &found {
-                        state.machine_cache.put(&hash, m.clone());
-                    }
-                    found
-                }
-            };
-            if found.is_none() && state.store.admin_key_exists(&hash_api_key(key)).await? {
-                return Err(ApiErr::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "machine endpoints need a machine credential, not an admin key",
-                ));
-            }
-            found.ok_or_else(|| {
-                unauthorized("the machine key is not valid (was the machine removed?)")
-            })?
+    async fn from_request_parts(parts: &mut Parts, cx: &Ctx) -> Result<Self, ApiErr> {
+        let cred = if let Some(key) = bearer(parts)? {
+            Credential::Key(key)
         } else if let Some(fp) = parts
             .extensions
             .get::<ConnInfo>()
-            .and_then(|c| c.client_cert_sha256.clone())
+            .and_then(|c| c.client_cert_sha256.as_deref())
         {
-            let key = format!("cert:{fp}");
-            match state.machine_cache.get(&key) {
-                Some(m) => m,
-                None => {
-                    let m = state.store.machine_by_cert(&fp).await?.ok_or_else(|| {
-                        unauthorized("the client certificate is not registered to any machine")
-                    })?;
-                    state.machine_cache.put(&key, m.clone());
-                    m
-                }
-            }
+            Credential::Cert(fp)
         } else {
             return Err(unauthorized(
                 "missing machine credential: send Authorization: Bearer <machine key> or a registered client certificate",
             ));
         };
-        state.touch_machine(&machine.id).await;
-        Ok(MachineCaller(machine))
+        Ok(MachineCaller(cx.engine.machine_caller(cred).await?))
     }
 }
 
 /// An administrator (admin API key only; machine keys are refused).
 pub struct AdminCaller;
 
-impl FromRequestParts<Shared> for AdminCaller {
+impl FromRequestParts<Ctx> for AdminCaller {
     type Rejection = ApiErr;
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiErr> {
+    async fn from_request_parts(parts: &mut Parts, cx: &Ctx) -> Result<Self, ApiErr> {
         let Some(key) = bearer(parts)? else {
             return Err(unauthorized(
                 "missing admin credential: send Authorization: Bearer <admin key>",
             ));
         };
-        let hash = hash_api_key(key);
-        if state.store.admin_key_exists(&hash).await? {
-            return Ok(AdminCaller);
-        }
-        if state.store.machine_by_key_hash(&hash).await?.is_some() {
-            return Err(ApiErr::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "admin endpoints need an admin API key; machine keys are refused",
-            ));
-        }
-        Err(unauthorized("the admin key is not valid"))
+        cx.engine.admin_caller(key).await?;
+        Ok(AdminCaller)
+    }
+}
+
+/// A registered token app (bearer `lkp_…`). A revoked app's key no longer matches anything.
+pub struct AppCaller(pub AppRow);
+
+impl FromRequestParts<Ctx> for AppCaller {
+    type Rejection = ApiErr;
+    async fn from_request_parts(parts: &mut Parts, cx: &Ctx) -> Result<Self, ApiErr> {
+        // Not `bearer`: the token app has always been answered this one sentence.
+        let key = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                unauthorized("missing app credential: send Authorization: Bearer <app key>")
+            })?;
+        Ok(AppCaller(cx.engine.app_caller(key).await?))
     }
 }

@@ -1,23 +1,24 @@
 //! HTTP layer: routes, the accept loop (TLS or plain), graceful shutdown.
 
-mod admin;
-mod admin_fleet;
-mod app;
+mod admin_machines;
+mod admin_policies;
+mod admin_users;
 pub mod body;
 pub mod conn_limits;
 pub mod error;
 mod events;
 pub mod extract;
 mod fido2;
-mod machine;
-mod offline;
+mod login;
 mod refusals;
 mod serve;
 mod smartcard;
+mod token_app;
 
 pub use serve::{ServeOptions, serve};
 
-use crate::state::Shared;
+use crate::engine::Engine;
+use crate::ratelimit::RateLimiter;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
@@ -26,30 +27,41 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use body::BodyLimit;
 use error::ApiErr;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The lifetime of a one-time code an admin hands out (token-app link, FIDO2 registration):
-/// 15 minutes unless asked, at most 7 days.
-pub(crate) fn one_time_code_ttl(expires_in: Option<u64>) -> Result<u64, ApiErr> {
-    let ttl = expires_in.unwrap_or(900);
-    if !(1..=7 * 86_400).contains(&ttl) {
-        return Err(ApiErr::bad_request(
-            "expires_in must be between 1 second and 7 days",
-        ));
-    }
-    Ok(ttl)
+/// What every request is handed: the engine that decides, and what only the transport
+/// needs (the request rate limits, whether the server is stopping).
+pub struct HttpContext {
+    pub engine: Engine,
+    /// Login API requests per machine, join attempts per address.
+    pub limiter: RateLimiter,
+    /// Set at shutdown: readiness answers 503 while open requests finish.
+    pub shutting_down: AtomicBool,
 }
 
-pub fn router(state: Shared) -> Router {
-    let max_body = state.cfg.max_body_bytes;
+impl HttpContext {
+    pub fn new(engine: Engine, limiter: RateLimiter) -> HttpContext {
+        HttpContext {
+            engine,
+            limiter,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+}
+
+pub type Ctx = Arc<HttpContext>;
+
+pub fn router(cx: Ctx) -> Router {
+    let max_body = cx.engine.cfg().max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/v1/machines/join", post(machine::join))
-        .route("/v1/login/start", post(machine::login_start))
-        .route("/v1/login/{tx}/otp", post(machine::login_otp))
-        .route("/v1/account/check", post(machine::account_check))
+        .route("/v1/machines/join", post(login::join))
+        .route("/v1/login/start", post(login::login_start))
+        .route("/v1/login/{tx}/otp", post(login::login_otp))
+        .route("/v1/account/check", post(login::account_check))
         .route("/v1/login/{tx}/fido2", post(fido2::login_fido2))
         .route("/v1/fido2/register/start", post(fido2::register_start))
         .route("/v1/fido2/register/finish", post(fido2::register_finish))
@@ -64,51 +76,57 @@ pub fn router(state: Shared) -> Router {
             "/v1/admin/users/{name}/smartcards/enroll",
             post(smartcard::code_create),
         )
-        .route("/v1/login/{tx}/push", post(app::push_start))
-        .route("/v1/login/{tx}/push/wait", post(app::push_wait))
-        .route("/v1/admin/users/{name}/apps", post(app::link_create))
-        .route("/v1/apps/register", post(app::register))
-        .route("/v1/apps/pending", get(app::pending))
-        .route("/v1/apps/respond", post(app::respond))
-        .route("/v1/apps/badge", post(app::badge))
+        .route("/v1/login/{tx}/push", post(token_app::push_start))
+        .route("/v1/login/{tx}/push/wait", post(token_app::push_wait))
+        .route("/v1/admin/users/{name}/apps", post(token_app::link_create))
+        .route("/v1/apps/register", post(token_app::register))
+        .route("/v1/apps/pending", get(token_app::pending))
+        .route("/v1/apps/respond", post(token_app::respond))
+        .route("/v1/apps/badge", post(token_app::badge))
         .route(
             "/v1/admin/users",
-            get(admin::user_list).post(admin::user_add),
+            get(admin_users::user_list).post(admin_users::user_add),
         )
         .route(
             "/v1/admin/users/{name}",
-            get(admin::user_show)
-                .patch(admin::user_update)
-                .delete(admin::user_remove),
+            get(admin_users::user_show)
+                .patch(admin_users::user_update)
+                .delete(admin_users::user_remove),
         )
         .route(
             "/v1/admin/users/{name}/tokens",
-            get(admin::token_list).post(admin::token_add),
+            get(admin_users::token_list).post(admin_users::token_add),
         )
-        .route("/v1/admin/users/{name}/verify", post(admin::token_verify))
-        .route("/v1/admin/tokens/{id}", delete(admin::token_remove))
-        .route("/v1/admin/tokens/{id}/resync", post(admin::token_resync))
-        .route("/v1/admin/policies", get(admin_fleet::policy_list))
+        .route(
+            "/v1/admin/users/{name}/verify",
+            post(admin_users::token_verify),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin_users::token_remove))
+        .route(
+            "/v1/admin/tokens/{id}/resync",
+            post(admin_users::token_resync),
+        )
+        .route("/v1/admin/policies", get(admin_policies::policy_list))
         .route(
             "/v1/admin/policies/{id}",
-            get(admin_fleet::policy_show)
-                .patch(admin_fleet::policy_set)
-                .delete(admin_fleet::policy_remove),
+            get(admin_policies::policy_show)
+                .patch(admin_policies::policy_set)
+                .delete(admin_policies::policy_remove),
         )
-        .route("/v1/admin/machines", get(admin_fleet::machine_list))
+        .route("/v1/admin/machines", get(admin_machines::machine_list))
         .route(
             "/v1/admin/machines/{id}",
-            delete(admin_fleet::machine_remove),
+            delete(admin_machines::machine_remove),
         )
         .route(
             "/v1/admin/machines/{id}/forget-offline",
-            post(offline::forget),
+            post(admin_machines::forget_offline),
         )
         .route(
             "/v1/admin/join-tokens",
-            post(admin_fleet::join_token_create),
+            post(admin_machines::join_token_create),
         )
-        .route("/v1/admin/audit", get(admin_fleet::audit))
+        .route("/v1/admin/audit", get(admin_machines::audit))
         .route(
             "/v1/events",
             // Batches are larger than other requests: up to MAX_BATCH events.
@@ -122,10 +140,10 @@ pub fn router(state: Shared) -> Router {
         .layer(axum::middleware::from_fn(refusals::json_errors))
         .layer(body_limit(max_body))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            cx.clone(),
             count_status,
         ))
-        .with_state(state)
+        .with_state(cx)
 }
 
 /// The limit our body reader enforces (`BodyLimit`) and, for any axum extractor that reads
@@ -136,9 +154,9 @@ fn body_limit(
     tower::layer::util::Stack::new(axum::Extension(BodyLimit(max)), DefaultBodyLimit::max(max))
 }
 
-async fn count_status(State(st): State<Shared>, req: Request, next: Next) -> Response {
+async fn count_status(State(cx): State<Ctx>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
-    st.metrics.http_status(resp.status().as_u16());
+    cx.engine.metrics().http_status(resp.status().as_u16());
     resp
 }
 
@@ -162,15 +180,15 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-async fn readyz(State(st): State<Shared>) -> Response {
-    if st.shutting_down.load(Ordering::Relaxed) {
+async fn readyz(State(cx): State<Ctx>) -> Response {
+    if cx.shutting_down.load(Ordering::Relaxed) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({"status": "shutting down"})),
         )
             .into_response();
     }
-    match st.store.ping().await {
+    match cx.engine.ready().await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -183,11 +201,11 @@ async fn readyz(State(st): State<Shared>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<Shared>) -> Response {
-    let users = st.store.user_count().await.unwrap_or(-1);
+async fn metrics(State(cx): State<Ctx>) -> Response {
+    let (users, writes) = cx.engine.store_figures().await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(users, st.store.write_stats()),
+        cx.engine.metrics().render(users, writes),
     )
         .into_response()
 }

@@ -30,6 +30,43 @@ fn app_from_row(r: &Row) -> Result<AppRow> {
     })
 }
 
+/// Where a push request stands, as stored. Expiry is not stored: a request still pending
+/// past `expires_at` has expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushState {
+    Pending,
+    Approved,
+    /// Denied in the app.
+    Denied,
+    /// Approved in the app with a number other than the one the login screen showed.
+    WrongNumber,
+}
+
+impl PushState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushState::Pending => "pending",
+            PushState::Approved => "approved",
+            PushState::Denied => "denied",
+            PushState::WrongNumber => "wrong_number",
+        }
+    }
+
+    fn parse(s: &str) -> Result<PushState> {
+        Ok(match s {
+            "pending" => PushState::Pending,
+            "approved" => PushState::Approved,
+            "denied" => PushState::Denied,
+            "wrong_number" => PushState::WrongNumber,
+            other => {
+                return Err(super::StoreError::Corrupt(format!(
+                    "push request state {other:?}"
+                )));
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushRow {
     pub tx_id: String,
@@ -40,8 +77,7 @@ pub struct PushRow {
     pub number: i64,
     pub nonce: String,
     pub expires_at: i64,
-    /// `pending`, `approved`, `denied`.
-    pub state: String,
+    pub state: PushState,
     pub detail: Option<String>,
 }
 
@@ -58,7 +94,7 @@ fn push_from_row(r: &Row) -> Result<PushRow> {
         number: r.try_get("number")?,
         nonce: r.try_get("nonce")?,
         expires_at: r.try_get("expires_at")?,
-        state: r.try_get("state")?,
+        state: PushState::parse(&r.try_get::<String, _>("state")?)?,
         detail: r.try_get("detail")?,
     })
 }
@@ -186,7 +222,7 @@ impl Store {
         .bind(p.number)
         .bind(&p.nonce)
         .bind(p.expires_at)
-        .bind(&p.state)
+        .bind(p.state.as_str())
         .bind(&p.detail)
         .bind(now)
         .quick()
@@ -224,7 +260,7 @@ impl Store {
     pub async fn push_settle(
         &self,
         tx_id: &str,
-        state: &str,
+        state: PushState,
         app_id: &str,
         detail: &str,
         now: i64,
@@ -232,7 +268,7 @@ impl Store {
         let res = query(
             "UPDATE push_requests SET state = $1, app_id = $2, detail = $3 WHERE tx_id = $4 AND state = 'pending' AND expires_at > $5",
         )
-        .bind(state)
+        .bind(state.as_str())
         .bind(app_id)
         .bind(detail)
         .bind(tx_id)

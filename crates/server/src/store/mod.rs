@@ -19,7 +19,7 @@ mod tokens;
 mod tx;
 mod users;
 
-pub use apps::{AppRow, NewApp, PushRow};
+pub use apps::{AppRow, NewApp, PushRow, PushState};
 pub use audit::AuditRecord;
 pub use db::WriteStats;
 pub use events::{EventFilter, SessionRow};

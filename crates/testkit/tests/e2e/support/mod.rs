@@ -1,0 +1,41 @@
+//! Set-up and checks the end-to-end tests share. They panic on error, as a test does;
+//! fixtures that return errors and could serve tests outside this binary (servers, agents,
+//! PAM stacks, token apps) are in `latchkey_testkit`.
+
+pub mod hw;
+pub mod local;
+pub mod offline;
+
+use latchkey_proto::agent::Step;
+use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle};
+
+/// The step a login conversation ended with.
+pub fn last(steps: &[Step]) -> &Step {
+    steps.last().expect("at least one step")
+}
+
+/// Fails the test unless the conversation ended in success.
+pub fn assert_success(steps: &[Step]) {
+    assert!(matches!(last(steps), Step::Success { .. }), "{steps:?}");
+}
+
+/// The reason of the failure a conversation ended with; any other end fails the test.
+pub fn failure_reason(steps: &[Step]) -> String {
+    match last(steps) {
+        Step::Failure { reason } => reason.clone(),
+        other => panic!("expected a failure, got {other:?} in {steps:?}"),
+    }
+}
+
+/// libpam calls and the agent's blocking socket protocol block; run them off the runtime.
+pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// The texts of the messages of one style a PAM conversation showed, in order.
+pub fn texts(msgs: &[ConvMessage], style: MsgStyle) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| m.style == style)
+        .map(|m| m.text.clone())
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! The Windows parts under Wine. Every test here is `#[ignore]`d: it needs the Windows build,
+//! so `scripts/test` runs this module alone after that build (`--run-ignored only` with the
+//! filter `test(/^windows::/)`).
+
+mod cp;
+mod msi;
+mod wine;
