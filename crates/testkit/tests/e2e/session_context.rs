@@ -2,12 +2,12 @@
 //! context's rule, not the service's default context: a real latchkeyd, a real agent, the
 //! real PAM module in the real libpam.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::support::local::lock_agent;
+use crate::support::run_blocking;
 use latchkey_proto::events::SessionInfo;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
-use latchkey_testkit::local::*;
+use latchkey_testkit::local::{recorded_locks, wait_until};
 use latchkey_testkit::pam_harness::{PamCode, PamConfDir, PamHarness};
 use std::time::Duration;
 
@@ -18,13 +18,12 @@ async fn pam_open(agent: &TestAgent, service: &str, extra: &[&str], user: &str, 
     args.extend_from_slice(extra);
     let conf = PamConfDir::latchkey(service, &args).unwrap();
     let (service, user, id) = (service.to_string(), user.to_string(), id.to_string());
-    tokio::task::spawn_blocking(move || {
+    run_blocking(move || {
         let mut pam = PamHarness::new(&service, &user, conf.path()).unwrap();
         pam.putenv("XDG_SESSION_ID", &id).unwrap();
         assert_eq!(pam.open_session(0), PamCode::SUCCESS);
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,14 +35,7 @@ async fn a_session_under_a_client_id_override_gets_that_contexts_lock_rule() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (script, log) = lock_recorder(dir.path()).unwrap();
-    let config = format!(
-        "{FAST}[session_lock]\ncommand = [\"{}\", \"{{user}}\", \"{{session}}\"]\npoll_interval = \"100ms\"\n",
-        script.display()
-    );
-    let agent = TestAgent::start_with(&srv, |s| s.config_append = config)
-        .await
-        .unwrap();
+    let (agent, log) = lock_agent(&srv, dir.path(), None).await;
 
     pam_open(&agent, "login", &["client_id=elevation"], "ann", "s1").await;
     // The same service without the override: the `login` context, no limit.
