@@ -10,8 +10,8 @@
 
 use anyhow::{Context, Result, ensure};
 use clap::Parser;
+use latchkey_agent::agent_db::AgentDb;
 use latchkey_agent::events::{Events, new_event};
-use latchkey_agent::state::StateDb;
 use latchkey_bench::procfs::{Target, cpu_ms};
 use latchkey_bench::seed::join_machine;
 use latchkey_bench::server::SpawnedServer;
@@ -96,7 +96,7 @@ async fn upload_for(client: Client, batch: usize, until: Instant) -> Result<u64>
 
 fn spool_rate(n: usize, per_tx: usize) -> Result<f64> {
     let dir = tempfile::tempdir()?;
-    let db = Arc::new(StateDb::open(dir.path())?);
+    let db = Arc::new(AgentDb::open(dir.path())?);
     let events = Events::open(
         db,
         latchkey_agent::events::spool::Limits {

@@ -13,17 +13,17 @@
 //!   circuit breaker now skips the server without touching the network).
 //! - *refused*: a port where nothing listens (connection refused at once).
 //!
-//! Offline verification is measured in-process on the agent's own code (`Offline::begin`:
+//! Offline verification is measured in-process on the agent's own code (`Attempt::begin`:
 //! check the stored bundle's signature and limits, seal the code with HPKE, draw the QR
-//! code; `Offline::answer`: compare the code and count the login durably in SQLite).
+//! code; `Attempt::answer`: compare the code and count the login durably in SQLite).
 
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Parser;
+use latchkey_agent::agent_db::AgentDb;
 use latchkey_agent::config::AgentConfig;
 use latchkey_agent::offline::{Clock, Offline, Verdict};
-use latchkey_agent::state::StateDb;
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::Step;
 use latchkey_proto::offline::{BUNDLE_VERSION, Bundle, OfflineApp, SignedBundle};
@@ -73,7 +73,7 @@ async fn time_to_qr(agent: &TestAgent) -> Result<Duration> {
 async fn point_agent_at(agent: &mut TestAgent, original: &str, url: &str, ct: &str) -> Result<()> {
     let mut cfg: AgentConfig = toml::from_str(original)?;
     cfg.servers = vec![url.to_string()];
-    cfg.connect_timeout = ct.to_string();
+    cfg.connect_timeout = latchkey_agent::config::duration::parse(ct)?;
     std::fs::write(agent.config_dir.join("agent.toml"), toml::to_string(&cfg)?)?;
     agent.restart().await
 }
@@ -139,7 +139,7 @@ fn verification(args: &Args) -> Result<()> {
         "servers = [\"https://unused\"]\nmachine_id = \"m1\"\nserver_signing_key = \"{}\"\n",
         B64.encode(server.public_bytes())
     ))?;
-    let db = Arc::new(StateDb::open(dir.path()).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let db = Arc::new(AgentDb::open(dir.path()).map_err(|e| anyhow::anyhow!("{e}"))?);
     let offline = Offline::new(&cfg, db, Arc::new(Clock::default())).map_err(anyhow::Error::msg)?;
     let now = offline.now();
     let bundle = Bundle {
@@ -178,14 +178,15 @@ fn verification(args: &Args) -> Result<()> {
         checks.push(ms(t.elapsed()));
         let t0 = Instant::now();
         let ch = offline
+            .attempt()
             .begin("alice", "login")
-            .map_err(anyhow::Error::msg)?;
+            .map_err(|e| anyhow::anyhow!("{}", e.0))?;
         begin.push(ms(t0.elapsed()));
         // What the token app does (not timed).
         let c = latchkey_crypto::challenge::from_text(&ch.payload)?;
         let code = latchkey_crypto::challenge::open(&app_secret, &c)?;
         let t1 = Instant::now();
-        let v = offline.answer(&ch, &code);
+        let v = offline.attempt().answer(&ch, &code);
         answer.push(ms(t1.elapsed()));
         anyhow::ensure!(
             matches!(v, Verdict::Passed(_)),

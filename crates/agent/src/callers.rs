@@ -36,7 +36,8 @@ pub struct LimitsConfig {
     pub begins_per_minute: u32,
     /// How long a connection may stay silent when no login waits for an answer (before its
     /// first request, after an answer), e.g. "10s". A prompt that is out waits 5 minutes.
-    pub idle: String,
+    #[serde(with = "crate::config::duration")]
+    pub idle: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -46,7 +47,7 @@ impl Default for LimitsConfig {
             users: 128,
             root: 512,
             begins_per_minute: 10,
-            idle: "10s".into(),
+            idle: Duration::from_secs(10),
         }
     }
 }
@@ -56,19 +57,18 @@ impl LimitsConfig {
         *self == LimitsConfig::default()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |msg: &str| Err(crate::AgentError::Config(msg.into()));
         if self.per_user == 0 || self.users < self.per_user || self.root == 0 {
-            return Err(
-                "socket_limits: per_user, users and root must be positive, users at least per_user"
-                    .into(),
+            return bad(
+                "socket_limits: per_user, users and root must be positive, users at least per_user",
             );
         }
         if self.begins_per_minute == 0 {
-            return Err("socket_limits.begins_per_minute must be positive".into());
+            return bad("socket_limits.begins_per_minute must be positive");
         }
-        let idle = crate::config::parse_duration("socket_limits.idle", &self.idle)?;
-        if idle.is_zero() || idle > Duration::from_secs(300) {
-            return Err("socket_limits.idle must be between 1s and 5m".into());
+        if self.idle.is_zero() || self.idle > Duration::from_secs(300) {
+            return bad("socket_limits.idle must be between 1s and 5m");
         }
         Ok(())
     }
@@ -138,14 +138,14 @@ impl Drop for Permit {
 }
 
 impl Limits {
-    pub fn new(cfg: &LimitsConfig) -> Result<Limits, String> {
+    pub fn new(cfg: &LimitsConfig) -> crate::Result<Limits> {
         cfg.validate()?;
         Ok(Limits {
             per_user: cfg.per_user,
             users: cfg.users,
             root: cfg.root,
             begins_per_minute: cfg.begins_per_minute,
-            idle: crate::config::parse_duration("socket_limits.idle", &cfg.idle)?,
+            idle: cfg.idle,
             counts: Mutex::new(Counts::default()),
         })
     }

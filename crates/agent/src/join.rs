@@ -4,6 +4,7 @@
 use crate::config::{
     AgentConfig, CONFIG_FILE, DEFAULT_STATE_DIR, MACHINE_KEY_FILE, parse_duration,
 };
+use crate::error::{AgentError, Result};
 use base64::Engine;
 use latchkey_client::{Client, ClientConfig, Credential, Trust};
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
@@ -11,6 +12,11 @@ use std::io::Write;
 #[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn bad(msg: impl Into<String>) -> AgentError {
+    AgentError::Config(msg.into())
+}
 
 /// `latchkey-agent join` options (the same names as the Windows MSI properties).
 #[derive(Debug, Clone, clap::Args)]
@@ -56,11 +62,18 @@ pub struct JoinOptions {
     pub hostname: Option<String>,
 }
 
-fn client_for(url: &str, o: &JoinOptions) -> Result<Client, String> {
+/// `--connect-timeout` and `--timeout`, parsed once.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    request: Duration,
+}
+
+fn client_for(url: &str, o: &JoinOptions, t: Timeouts) -> Result<Client> {
     let mut cc = ClientConfig::parse(url)
-        .map_err(|e| format!("server {url:?}: {e}"))?
-        .with_connect_timeout(parse_duration("--connect-timeout", &o.connect_timeout)?)
-        .with_request_timeout(parse_duration("--timeout", &o.timeout)?)
+        .map_err(|e| bad(format!("server {url:?}: {e}")))?
+        .with_connect_timeout(t.connect)
+        .with_request_timeout(t.request)
         .with_credential(Credential::None);
     if let Some(pin) = &o.pin {
         cc = cc.with_trust(Trust::Pin(pin.clone()));
@@ -68,13 +81,14 @@ fn client_for(url: &str, o: &JoinOptions) -> Result<Client, String> {
         cc = cc.with_trust(Trust::WebPkiCaFile(ca.clone()));
     }
     if let Some(p) = &o.proxy {
-        cc = cc.with_proxy(latchkey_client::Url::parse(p).map_err(|e| format!("--proxy: {e}"))?);
+        cc = cc
+            .with_proxy(latchkey_client::Url::parse(p).map_err(|e| bad(format!("--proxy: {e}")))?);
     }
-    Client::new(cc).map_err(|e| e.to_string())
+    Client::new(cc).map_err(|e| bad(format!("server {url:?}: {e}")))
 }
 
-fn cert_fingerprint(path: &Path) -> Result<String, String> {
-    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn cert_fingerprint(path: &Path) -> Result<String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| AgentError::file(path, e))?;
     let b64: String = pem
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
@@ -83,28 +97,26 @@ fn cert_fingerprint(path: &Path) -> Result<String, String> {
         .collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
-        .map_err(|_| format!("{}: no PEM certificate found", path.display()))?;
+        .map_err(|_| bad(format!("{}: no PEM certificate found", path.display())))?;
     if der.is_empty() {
-        return Err(format!("{}: no PEM certificate found", path.display()));
+        return Err(bad(format!("{}: no PEM certificate found", path.display())));
     }
     Ok(latchkey_client::cert_sha256_pin(&der))
 }
 
 /// On Windows the file takes the ACL of its directory (`join` makes the configuration and
 /// state directories SYSTEM + Administrators only, `sys::restrict_dir`); `mode` is for Unix.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let mut f = opts
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = opts.open(path).map_err(|e| AgentError::file(path, e))?;
     f.write_all(contents)
         .and_then(|_| f.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| AgentError::file(path, e))
 }
 
 /// Empty optional values count as not given: an installer passes every property, set or
@@ -134,8 +146,12 @@ fn normalized(o: &JoinOptions) -> JoinOptions {
 }
 
 /// Joins and writes `agent.toml` and the machine key. Returns the configuration written.
-pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
+pub async fn join(o: &JoinOptions) -> Result<AgentConfig> {
     let o = &normalized(o);
+    let timeouts = Timeouts {
+        connect: parse_duration("--connect-timeout", &o.connect_timeout)?,
+        request: parse_duration("--timeout", &o.timeout)?,
+    };
     let servers: Vec<String> = o
         .servers
         .split(',')
@@ -143,20 +159,22 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         .filter(|s| !s.is_empty())
         .collect();
     if servers.is_empty() {
-        return Err("--server: give at least one URL".into());
+        return Err(bad("--server: give at least one URL"));
     }
     if o.pin.is_some() && o.ca_cert.is_some() {
-        return Err("--ca-cert and --pin exclude each other".into());
+        return Err(bad("--ca-cert and --pin exclude each other"));
     }
     if servers.iter().any(|s| s.starts_with("https://")) && o.pin.is_none() && o.ca_cert.is_none() {
-        return Err("no way to trust the server: pass --ca-cert FILE or --pin sha256:HEX".into());
+        return Err(bad(
+            "no way to trust the server: pass --ca-cert FILE or --pin sha256:HEX",
+        ));
     }
     if o.client_cert.is_some() != o.client_key.is_some() {
-        return Err("--client-cert and --client-key go together".into());
+        return Err(bad("--client-cert and --client-key go together"));
     }
     o.selection
         .parse::<latchkey_client::Selection>()
-        .map_err(|e| format!("--selection: {e}"))?;
+        .map_err(|e| bad(format!("--selection: {e}")))?;
     let client_cert_sha256 = o.client_cert.as_deref().map(cert_fingerprint).transpose()?;
     let hostname = o.hostname.clone().unwrap_or_else(crate::sys::hostname);
     let req = JoinRequest {
@@ -169,7 +187,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
     let mut errors = Vec::new();
     let mut answer: Option<JoinResponse> = None;
     for url in &servers {
-        let client = client_for(url, o)?;
+        let client = client_for(url, o, timeouts)?;
         match client
             .post::<_, JoinResponse>("/v1/machines/join", &req)
             .await
@@ -179,33 +197,38 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
                 break;
             }
             Err(e) if e.is_unreachable() => errors.push(format!("{url}: {e}")),
-            Err(e) => return Err(format!("join refused by {url}: {e}")),
+            Err(e) => return Err(AgentError::Server(format!("join refused by {url}: {e}"))),
         }
     }
     let Some(answer) = answer else {
-        return Err(format!("no server answered: {}", errors.join("; ")));
+        return Err(AgentError::Server(format!(
+            "no server answered: {}",
+            errors.join("; ")
+        )));
     };
     if let Some(pin) = &o.pin
         && !pin.eq_ignore_ascii_case(&answer.tls_fingerprint)
         && !answer.tls_fingerprint.is_empty()
     {
-        return Err(format!(
+        return Err(AgentError::Server(format!(
             "the server reports certificate {} but --pin is {pin}",
             answer.tls_fingerprint
-        ));
+        )));
     }
     let key = base64::engine::general_purpose::STANDARD
         .decode(&answer.signing_public_key)
-        .map_err(|_| "the server's signing key is not base64".to_string())?;
+        .map_err(|_| AgentError::Server("the server's signing key is not base64".into()))?;
     if key.len() != 32 {
-        return Err("the server's signing key is not an Ed25519 public key".into());
+        return Err(AgentError::Server(
+            "the server's signing key is not an Ed25519 public key".into(),
+        ));
     }
 
     let cfg = AgentConfig {
         servers,
         selection: o.selection.clone(),
-        connect_timeout: o.connect_timeout.clone(),
-        timeout: o.timeout.clone(),
+        connect_timeout: timeouts.connect,
+        timeout: timeouts.request,
         pin: o.pin.clone(),
         ca_cert: o.ca_cert.clone(),
         proxy: o.proxy.clone(),
@@ -224,7 +247,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         client_ids: Default::default(),
         offline: Default::default(),
         fido2_devices: Vec::new(),
-        fido2_timeout: crate::fido2::DEFAULT_TIMEOUT.into(),
+        fido2_timeout: crate::fido2::DEFAULT_TIMEOUT,
         smartcard_module: None,
         breaker_base: None,
         breaker_max: None,
@@ -233,16 +256,14 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         socket_limits: Default::default(),
     };
     cfg.validate()?;
-    let toml_text = toml::to_string(&cfg).map_err(|e| e.to_string())?;
+    let toml_text = toml::to_string(&cfg).map_err(|e| bad(format!("agent.toml: {e}")))?;
 
     // Write both files beside their final names, then rename: nothing half-written.
-    std::fs::create_dir_all(&o.config_dir)
-        .map_err(|e| format!("{}: {e}", o.config_dir.display()))?;
+    std::fs::create_dir_all(&o.config_dir).map_err(|e| AgentError::file(&o.config_dir, e))?;
     // Windows has no file modes: the directories' ACLs keep the key to SYSTEM and admins.
     #[cfg(windows)]
     crate::sys::restrict_dir(&o.config_dir)?;
-    std::fs::create_dir_all(&cfg.state_dir)
-        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(|e| AgentError::file(&cfg.state_dir, e))?;
     #[cfg(windows)]
     crate::sys::restrict_dir(&cfg.state_dir)?;
     let conf_path = o.config_dir.join(CONFIG_FILE);
@@ -257,13 +278,12 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig, String> {
         write_new(&conf_tmp, format!("{header}{toml_text}").as_bytes(), 0o600)?;
         if cfg.client_cert.is_none() {
             write_new(&key_tmp, format!("{}\n", answer.api_key).as_bytes(), 0o600)?;
-            std::fs::rename(&key_tmp, &key_path)
-                .map_err(|e| format!("{}: {e}", key_path.display()))?;
+            std::fs::rename(&key_tmp, &key_path).map_err(|e| AgentError::file(&key_path, e))?;
         } else {
             // The certificate is the credential: no bearer key is kept on disk.
             let _ = std::fs::remove_file(&key_path);
         }
-        std::fs::rename(&conf_tmp, &conf_path).map_err(|e| format!("{}: {e}", conf_path.display()))
+        std::fs::rename(&conf_tmp, &conf_path).map_err(|e| AgentError::file(&conf_path, e))
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&conf_tmp);

@@ -1,6 +1,7 @@
 //! `latchkey-agent`: join, run, login, status.
 
 use clap::{Parser, Subcommand};
+use latchkey_agent::AgentError;
 use latchkey_agent::config::{AgentConfig, DEFAULT_CONFIG_DIR};
 use latchkey_agent::join::{JoinOptions, join};
 use std::path::PathBuf;
@@ -92,15 +93,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, AgentError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| AgentError::Local(format!("cannot start the runtime: {e}")))
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, AgentError> {
     match cli.cmd {
         Cmd::Join(mut o) => {
             o.config_dir = cli.config_dir.clone();
@@ -124,7 +125,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 wait_for_signal().await;
                 tracing::info!("shutdown requested");
                 agent.stop().await;
-                Ok::<_, String>(())
+                Ok::<_, AgentError>(())
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -138,7 +139,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             client_id,
             socket,
         } => {
-            let ok = latchkey_agent::shell::login(
+            let ok = latchkey_agent::terminal::login(
                 &socket_path(&cli.config_dir, socket),
                 &user,
                 client_id.as_deref(),
@@ -188,14 +189,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Status { socket, json } => {
-            let st = latchkey_agent::shell::status(&socket_path(&cli.config_dir, socket))?;
+            let st = latchkey_agent::terminal::status(&socket_path(&cli.config_dir, socket))?;
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?
+                    serde_json::to_string_pretty(&st)
+                        .map_err(|e| AgentError::Local(e.to_string()))?
                 );
             } else {
-                latchkey_agent::shell::print_status(&st);
+                latchkey_agent::terminal::print_status(&st);
             }
             Ok(ExitCode::SUCCESS)
         }

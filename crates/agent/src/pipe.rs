@@ -44,7 +44,7 @@ unsafe impl Send for SecurityDescriptor {}
 unsafe impl Sync for SecurityDescriptor {}
 
 impl SecurityDescriptor {
-    fn from_sddl(sddl: &str) -> Result<SecurityDescriptor, String> {
+    fn from_sddl(sddl: &str) -> crate::Result<SecurityDescriptor> {
         let wide: Vec<u16> = sddl.encode_utf16().chain(Some(0)).collect();
         let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
         // SAFETY: `wide` is NUL-terminated; `sd` receives a LocalAlloc'ed descriptor.
@@ -57,10 +57,10 @@ impl SecurityDescriptor {
             )
         };
         if ok == 0 || sd.is_null() {
-            return Err(format!(
+            return Err(crate::AgentError::Socket(format!(
                 "cannot build the pipe's security descriptor: {}",
                 std::io::Error::last_os_error()
-            ));
+            )));
         }
         Ok(SecurityDescriptor(sd))
     }
@@ -95,10 +95,12 @@ fn create(name: &str, sd: &SecurityDescriptor, first: bool) -> std::io::Result<N
 }
 
 /// Creates the first instance of the pipe; fails when another agent already owns the name.
-pub fn bind(name: &str) -> Result<PipeListener, String> {
+pub fn bind(name: &str) -> crate::Result<PipeListener> {
     let sd = SecurityDescriptor::from_sddl(PIPE_SDDL)?;
     let next = create(name, &sd, true).map_err(|e| {
-        format!("cannot create the pipe {name}: {e} (is another latchkey-agent running?)")
+        crate::AgentError::Socket(format!(
+            "cannot create the pipe {name}: {e} (is another latchkey-agent running?)"
+        ))
     })?;
     Ok(PipeListener {
         name: name.to_string(),
@@ -168,15 +170,15 @@ impl Drop for Owned {
 }
 
 /// Reads one variable-size token information class into an 8-byte aligned buffer.
-fn token_info(token: HANDLE, class: i32) -> Result<Vec<u64>, String> {
+fn token_info(token: HANDLE, class: i32) -> crate::Result<Vec<u64>> {
     let mut needed = 0u32;
     // SAFETY: a size query with a null buffer.
     unsafe { GetTokenInformation(token, class, std::ptr::null_mut(), 0, &mut needed) };
     if needed == 0 || needed > 1 << 20 {
-        return Err(format!(
+        return Err(crate::AgentError::Socket(format!(
             "token information: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let mut buf = vec![0u64; (needed as usize).div_ceil(8)];
     // SAFETY: `buf` holds at least `needed` bytes.
@@ -190,39 +192,39 @@ fn token_info(token: HANDLE, class: i32) -> Result<Vec<u64>, String> {
         )
     };
     if ok == 0 {
-        return Err(format!(
+        return Err(crate::AgentError::Socket(format!(
             "token information: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     Ok(buf)
 }
 
 /// SYSTEM, or a member of the enabled Administrators group → `Caller::Root`; else an error.
-fn caller_of(pipe: HANDLE) -> Result<Caller, String> {
+fn caller_of(pipe: HANDLE) -> crate::Result<Caller> {
     let mut pid = 0u32;
     // SAFETY: `pipe` is the live server end of a connected pipe.
     if unsafe { GetNamedPipeClientProcessId(pipe, &mut pid) } == 0 {
-        return Err(format!(
+        return Err(crate::AgentError::Socket(format!(
             "client process unknown: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     // SAFETY: plain Win32 calls; the handles are owned and closed by `Owned`.
     let process = Owned(unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) });
     if process.0.is_null() {
-        return Err(format!(
+        return Err(crate::AgentError::Socket(format!(
             "cannot open client process {pid}: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let mut token: HANDLE = std::ptr::null_mut();
     // SAFETY: as above.
     if unsafe { OpenProcessToken(process.0, TOKEN_QUERY, &mut token) } == 0 {
-        return Err(format!(
+        return Err(crate::AgentError::Socket(format!(
             "cannot read client process {pid}'s token: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let token = Owned(token);
 
@@ -252,8 +254,8 @@ fn caller_of(pipe: HANDLE) -> Result<Caller, String> {
     if admin {
         Ok(Caller::Root)
     } else {
-        Err(format!(
+        Err(crate::AgentError::Socket(format!(
             "client process {pid} is neither SYSTEM nor an administrator"
-        ))
+        )))
     }
 }

@@ -160,7 +160,7 @@ fn run_service() {
         let _ = rx.wait_for(|stop| *stop).await;
         tracing::info!("service stop requested");
         agent.stop().await;
-        Ok::<_, String>(())
+        Ok::<_, crate::AgentError>(())
     });
     match result {
         Ok(()) => set_status(SERVICE_STOPPED, NO_ERROR),
@@ -172,7 +172,7 @@ fn run_service() {
 }
 
 /// Hands this process to the Service Control Manager; returns when the service stopped.
-pub fn dispatch(config_dir: PathBuf) -> Result<(), String> {
+pub fn dispatch(config_dir: PathBuf) -> crate::Result<()> {
     let _ = CONFIG_DIR.set(config_dir);
     let mut name = wide(SERVICE_NAME);
     let table = [
@@ -187,10 +187,10 @@ pub fn dispatch(config_dir: PathBuf) -> Result<(), String> {
     ];
     // SAFETY: a NULL-terminated table whose strings outlive the call (it blocks).
     if unsafe { StartServiceCtrlDispatcherW(table.as_ptr()) } == 0 {
-        return Err(format!(
+        return Err(crate::AgentError::Local(format!(
             "not started by the Service Control Manager ({}); use `run` in a console",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     Ok(())
 }

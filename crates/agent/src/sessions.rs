@@ -10,9 +10,9 @@
 //! itself, and what it reports is its claim: its events carry its uid, count against its
 //! spool quota, and its logind ids must be its own sessions (see [`admit_logind_id`]).
 
+use crate::agent_db::AgentDbError;
 use crate::events::logind;
 use crate::events::{Events, new_event};
-use crate::state::StateError;
 use latchkey_proto::agent::OpenSession;
 use latchkey_proto::events::EventKind;
 use rusqlite::{OptionalExtension, params};
@@ -64,7 +64,7 @@ pub fn admit_logind_id(
     opening: bool,
     id: Option<String>,
     logind_dir: &Path,
-) -> Result<Admitted, String> {
+) -> crate::Result<Admitted> {
     let Some(id) = id else {
         return Ok(Admitted::default());
     };
@@ -85,7 +85,10 @@ pub fn admit_logind_id(
                 logind::shown(&id)
             )),
         }),
-        (Err(why), Reporter::User { .. }) => Err(format!("session {} {why}", logind::shown(&id))),
+        (Err(why), Reporter::User { .. }) => Err(crate::AgentError::Refused(format!(
+            "session {} {why}",
+            logind::shown(&id)
+        ))),
     }
 }
 
@@ -138,7 +141,7 @@ impl Sessions {
     }
 
     /// Records an opened session; returns its local key.
-    pub fn open(&self, f: &SessionFacts) -> Result<String, StateError> {
+    pub fn open(&self, f: &SessionFacts) -> Result<String, AgentDbError> {
         let key = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let e = event_for(EventKind::Logon, &key, f);
         let opened_at = e.time_ms.div_euclid(1000);
@@ -166,7 +169,7 @@ impl Sessions {
     /// logind id when one is given). An unprivileged user closes only what it reported
     /// itself: a session root's PAM stack reported stays watched (and lockable) until root
     /// says it closed.
-    pub fn close(&self, f: &SessionFacts) -> Result<(), StateError> {
+    pub fn close(&self, f: &SessionFacts) -> Result<(), AgentDbError> {
         let key: Option<String> = self
             .events
             .db()
@@ -191,7 +194,7 @@ impl Sessions {
         })
     }
 
-    pub fn list(&self) -> Result<Vec<LocalSession>, StateError> {
+    pub fn list(&self) -> Result<Vec<LocalSession>, AgentDbError> {
         let conn = self.events.db().conn();
         let mut stmt = conn.prepare_cached(
             "SELECT key, user, service, client_id, logind_id, opened_at, locks, reported_by_uid \
@@ -244,7 +247,7 @@ impl Sessions {
 }
 
 /// Marks a lock trigger done for a session (inside the lock event's transaction).
-pub fn mark_locked(c: &rusqlite::Connection, key: &str, trigger: &str) -> Result<(), StateError> {
+pub fn mark_locked(c: &rusqlite::Connection, key: &str, trigger: &str) -> Result<(), AgentDbError> {
     c.execute(
         "UPDATE local_sessions SET locks = locks || ?2 || char(10) WHERE key = ?1",
         params![key, trigger],
@@ -254,7 +257,7 @@ pub fn mark_locked(c: &rusqlite::Connection, key: &str, trigger: &str) -> Result
 
 /// Forgets that sessions were locked for `trigger` (a server answered again: a later outage
 /// is a new trigger).
-pub fn forget_trigger(events: &Events, trigger: &str) -> Result<(), StateError> {
+pub fn forget_trigger(events: &Events, trigger: &str) -> Result<(), AgentDbError> {
     events.db().conn().execute(
         "UPDATE local_sessions SET locks = replace(locks, ?1 || char(10), '') WHERE instr(locks, ?1) > 0",
         [trigger],
@@ -265,7 +268,7 @@ pub fn forget_trigger(events: &Events, trigger: &str) -> Result<(), StateError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::StateDb;
+    use crate::agent_db::AgentDb;
 
     const LIMITS: crate::events::spool::Limits = crate::events::spool::Limits {
         cap: 1000,
@@ -284,7 +287,7 @@ mod tests {
 
     #[test]
     fn su_inside_a_session_keeps_the_outer_session() {
-        let db = Arc::new(StateDb::in_memory().unwrap());
+        let db = Arc::new(AgentDb::in_memory().unwrap());
         let ev = Arc::new(Events::open(db, LIMITS).unwrap());
         let s = Sessions::new(ev.clone());
         let outer = s.open(&facts("alice", "login", Some("4"))).unwrap();
@@ -312,7 +315,7 @@ mod tests {
 
     #[test]
     fn a_user_closes_only_what_it_reported_and_sees_only_its_own() {
-        let db = Arc::new(StateDb::in_memory().unwrap());
+        let db = Arc::new(AgentDb::in_memory().unwrap());
         let ev = Arc::new(Events::open(db, LIMITS).unwrap());
         let s = Sessions::new(ev.clone());
         // sshd (root) reported bob's session; bob reports one of its own.
@@ -363,7 +366,10 @@ mod tests {
         assert_eq!(dropped.logind_id, None);
         assert!(dropped.note.unwrap().contains("\"--host=x\""));
         let refused = admit_logind_id(user, true, id("c4"), dir.path()).unwrap_err();
-        assert_eq!(refused, "session \"c4\" is not an open logind session");
+        assert_eq!(
+            refused.to_string(),
+            "session \"c4\" is not an open logind session"
+        );
         assert!(admit_logind_id(user, true, id("-c"), dir.path()).is_err());
         // Closing: logind may have forgotten it; the form still counts.
         assert!(admit_logind_id(user, false, id("c4"), dir.path()).is_ok());

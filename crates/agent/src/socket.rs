@@ -4,9 +4,10 @@
 //! (`pipe.rs`); only the transport and the caller check differ.
 
 use crate::Agent;
-use crate::engine::Login;
+use crate::engine::{Login, LoginRequest};
+use crate::error::{AgentError, Result};
 use latchkey_proto::agent::{
-    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, Step, frame_len,
+    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
 };
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
@@ -45,23 +46,23 @@ impl Caller {
 /// they may do is checked per request). A stale socket file is replaced; a live one (another
 /// agent answering) is an error.
 #[cfg(unix)]
-pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+pub async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| AgentError::file(dir, e))?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(format!(
+            return Err(AgentError::Socket(format!(
                 "{} is in use: is another latchkey-agent running?",
                 path.display()
-            ));
+            )));
         }
-        std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::remove_file(path).map_err(|e| AgentError::file(path, e))?;
     }
     let listener = UnixListener::bind(path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        .map_err(|e| AgentError::Socket(format!("cannot listen on {}: {e}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| AgentError::file(path, e))?;
     Ok(listener)
 }
 
@@ -88,32 +89,36 @@ pub async fn serve(agent: Arc<Agent>, listener: UnixListener, mut shutdown: watc
 async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     idle: Duration,
-) -> Result<Option<AgentRequest>, String> {
+) -> Result<Option<AgentRequest>> {
+    let bad = |msg: String| Err(AgentError::Socket(msg));
     let mut header = [0u8; 4];
     match tokio::time::timeout(idle, stream.read_exact(&mut header)).await {
-        Err(_) => return Err("idle too long".into()),
+        Err(_) => return bad("idle too long".into()),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Ok(Err(e)) => return Err(e.to_string()),
+        Ok(Err(e)) => return bad(e.to_string()),
         Ok(Ok(_)) => {}
     }
-    let len = frame_len(header)?;
+    let len = frame_len(header).map_err(AgentError::Socket)?;
     let mut body = vec![0u8; len];
     match tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut body)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("incomplete frame".into()),
+        Ok(Err(e)) => return bad(e.to_string()),
+        Err(_) => return bad("incomplete frame".into()),
     }
     serde_json::from_slice(&body)
         .map(Some)
-        .map_err(|e| format!("bad request: {e}"))
+        .map_err(|e| AgentError::Socket(format!("bad request: {e}")))
 }
 
 pub(crate) async fn write_reply<S: AsyncWrite + Unpin>(
     stream: &mut S,
     reply: &AgentReply,
-) -> Result<(), String> {
-    let frame = latchkey_proto::agent::encode_frame(reply)?;
-    stream.write_all(&frame).await.map_err(|e| e.to_string())
+) -> Result<()> {
+    let frame = latchkey_proto::agent::encode_frame(reply).map_err(AgentError::Socket)?;
+    stream
+        .write_all(&frame)
+        .await
+        .map_err(|e| AgentError::Socket(e.to_string()))
 }
 
 #[cfg(unix)]
@@ -164,7 +169,6 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let mut login: Option<Login> = None;
-    let mut origin = Origin::default();
     loop {
         let idle = match &login {
             Some(l) if !l.is_done() => ANSWER_WAIT,
@@ -175,71 +179,19 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(None) => return,
             Err(e) => {
                 tracing::debug!(?caller, error = %e, "closing agent connection");
-                let _ = write_reply(&mut stream, &AgentReply::Error { message: e }).await;
+                let message = e.to_string();
+                let _ = write_reply(&mut stream, &AgentReply::Error { message }).await;
                 return;
             }
         };
-        if let AgentRequest::Begin {
-            service,
-            rhost,
-            tty,
-            ..
-        } = &req
-        {
-            origin = Origin {
-                service: Some(service.clone()),
-                rhost: rhost.clone(),
-                tty: tty.clone(),
-            };
-        }
+        // The engine recorded the outcome of a final step before handing it back.
         let reply = handle(&agent, &caller, &mut login, req).await;
-        if let (AgentReply::Step(step), Some(l)) = (&reply, &login)
-            && step.is_final()
-        {
-            record_auth(&agent, l, &origin, step).await;
-        }
         let last = matches!(&reply, AgentReply::Error { .. })
             || matches!(&reply, AgentReply::Step(s) if s.is_final());
         if write_reply(&mut stream, &reply).await.is_err() || last {
             return;
         }
     }
-}
-
-/// Where a login came from (its `Begin`), for its authentication event.
-#[derive(Default)]
-struct Origin {
-    service: Option<String>,
-    rhost: Option<String>,
-    tty: Option<String>,
-}
-
-async fn record_auth(agent: &Agent, l: &Login, o: &Origin, step: &Step) {
-    let (user, client_id, method, online) = l.facts();
-    if !online {
-        // The offline module recorded the outcome (offline_events): have the uploader move it
-        // into the spool now (events::Events::import_offline).
-        agent.events.nudge();
-        return;
-    }
-    let reason = match step {
-        Step::Failure { reason } => Some(reason.clone()),
-        _ => None,
-    };
-    agent
-        .events
-        .auth(&crate::events::AuthRecord {
-            user: user.to_string(),
-            client_id: client_id.to_string(),
-            service: o.service.clone(),
-            rhost: o.rhost.clone(),
-            tty: o.tty.clone(),
-            success: matches!(step, Step::Success { .. }),
-            online,
-            method: Some(method.map_or("none", |m| m.as_str()).to_string()),
-            reason,
-        })
-        .await;
 }
 
 async fn handle(
@@ -284,21 +236,27 @@ async fn handle(
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
-            let mut l = Login::new(&user, &client_id)
-                .with_fido2(crate::fido2::Settings::from_config(&agent.config))
-                .with_smartcard_module(agent.config.smartcard_module());
-            let step = l.begin(&agent.upstream, rhost, tty).await;
+            let mut l = Login::new(LoginRequest {
+                user,
+                client_id,
+                service: Some(service),
+                rhost,
+                tty,
+            })
+            .with_fido2(crate::fido2::Settings::from_config(&agent.config))
+            .with_smartcard_module(agent.config.smartcard_module());
+            let step = l.begin(&agent.engine).await;
             *login = Some(l);
             AgentReply::Step(step)
         }
         AgentRequest::Answer { text } => match login.as_mut() {
-            Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.upstream, &text).await),
+            Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.engine, &text).await),
             _ => AgentReply::Error {
                 message: "no login is waiting for an answer".into(),
             },
         },
         AgentRequest::Continue => match login.as_mut() {
-            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue(&agent.upstream).await),
+            Some(l) if !l.is_done() => AgentReply::Step(l.on_continue(&agent.engine).await),
             _ => AgentReply::Error {
                 message: "no login to continue".into(),
             },
@@ -319,7 +277,7 @@ async fn handle(
                 };
             }
             let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
-            agent.account_check(&user, &client_id).await
+            agent.engine.account_check(&user, &client_id).await
         }
         AgentRequest::Session {
             event,
@@ -328,6 +286,7 @@ async fn handle(
             tty,
             rhost,
             session_id,
+            client_id,
         } => {
             if !caller.may_act_for(&user) {
                 return denied(&user);
@@ -368,8 +327,11 @@ async fn handle(
                 %user, %service, tty = ?tty, rhost = ?rhost, session = ?admitted.logind_id,
                 reporter = ?reporter, "{what}"
             );
+            // The context the login used (the module line's `client_id=`), so the session is
+            // recorded, and locked, under the rule of that context.
+            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
             let facts = crate::sessions::SessionFacts {
-                client_id: agent.config.client_id_for(&service),
+                client_id,
                 user,
                 service,
                 tty,
@@ -391,7 +353,7 @@ async fn handle(
             .await;
             let failed = match r {
                 Ok(Ok(())) => return AgentReply::Ack,
-                Ok(Err(e @ crate::state::StateError::OverQuota { .. })) => {
+                Ok(Err(e @ crate::agent_db::AgentDbError::OverQuota { .. })) => {
                     return refuse(format!("not recorded: {e}"));
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -405,7 +367,7 @@ async fn handle(
         AgentRequest::Status => AgentReply::Status(AgentStatus {
             machine_id: agent.config.machine_id.clone(),
             selection: agent.config.selection.clone(),
-            servers: agent.upstream.status(),
+            servers: agent.engine.server().status(),
             // Who else is logged in is no business of an unprivileged caller.
             open_sessions: agent.sessions.open_sessions(match caller {
                 Caller::Root => None,

@@ -126,7 +126,7 @@ const PRIVATE_DIR_SDDL: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 /// only, so `agent.toml`, `machine.key` and the state database created in it are readable by
 /// nobody else. This is the Windows counterpart of the 0600/0700 modes set on Unix.
 #[cfg(windows)]
-pub fn restrict_dir(dir: &std::path::Path) -> Result<(), String> {
+pub fn restrict_dir(dir: &std::path::Path) -> crate::Result<()> {
     use std::os::windows::ffi::OsStrExt;
     use windows_sys::Win32::Foundation::LocalFree;
     use windows_sys::Win32::Security::Authorization::{
@@ -150,11 +150,11 @@ pub fn restrict_dir(dir: &std::path::Path) -> Result<(), String> {
         )
     };
     if ok == 0 || sd.is_null() {
-        return Err(format!(
+        return Err(crate::AgentError::Local(format!(
             "{}: cannot build its access control list: {}",
             dir.display(),
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     let (mut present, mut defaulted) = (0, 0);
     let mut dacl: *mut ACL = std::ptr::null_mut();
@@ -182,11 +182,11 @@ pub fn restrict_dir(dir: &std::path::Path) -> Result<(), String> {
     };
     // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
     unsafe { LocalFree(sd) };
-    result.map_err(|e| {
-        format!(
+    result.map_err(|e: String| {
+        crate::AgentError::Local(format!(
             "{}: cannot restrict it to SYSTEM and Administrators: {e}",
             dir.display()
-        )
+        ))
     })
 }
 

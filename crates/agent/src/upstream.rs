@@ -1,58 +1,49 @@
 //! The agent's one door to the servers: the server list with its selection policy and
-//! circuit breaker. Every call returns either a definite answer or `Unreachable`; the login
-//! engine turns the latter into the offline path in one place.
+//! circuit breaker. Every call returns a definite answer (with what rode along it),
+//! `Unreachable` or `Refused`; it carries and decides nothing. The login engine turns
+//! `Unreachable` into the offline path and applies offline attachments, in one place.
 
-use crate::config::{AgentConfig, MACHINE_KEY_FILE, parse_duration};
+use crate::config::{AgentConfig, MACHINE_KEY_FILE};
+use crate::engine::server::Server;
+use crate::error::{AgentError, Result};
 use latchkey_client::{BreakerConfig, ClientConfig, Credential, Method, ServerList, Trust};
 use latchkey_proto::agent::ServerStatus;
+use latchkey_proto::app::PushStartResult;
 use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
 use latchkey_proto::offline::WithOffline;
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use std::sync::Arc;
 
-/// The `Refused` code of a call this machine could not make for lack of local resources.
-pub const LOCAL_ERROR: &str = "local_error";
-
-/// What a server call can end in, as the login engine sees it.
-#[derive(Debug)]
-pub enum Outcome<T> {
-    Answer(T),
-    /// No server gave a definite answer (refused, timeout, TLS, DNS, 5xx from all).
-    Unreachable(String),
-    /// A server refused the request itself (4xx): misconfiguration, not a login decision. Also
-    /// a call this machine could not make (code [`LOCAL_ERROR`]): it refuses, never goes offline.
-    Refused {
-        code: String,
-        message: String,
-    },
-}
+pub use crate::engine::server::{Answered, LOCAL_ERROR, Outcome, Reply};
 
 pub struct Upstream {
     servers: ServerList,
     /// Seconds the server may hold a push long poll: below the request timeout.
     push_poll_secs: u64,
-    /// Where offline material riding along answers goes, and the offline flow's store.
-    offline: Option<Arc<crate::offline::Offline>>,
 }
 
 impl Upstream {
-    pub fn new(cfg: &AgentConfig, config_dir: &Path) -> Result<Upstream, String> {
-        let first = cfg.servers.first().ok_or("no server configured")?;
-        let mut cc = ClientConfig::parse(first).map_err(|e| e.to_string())?;
+    pub fn new(cfg: &AgentConfig, config_dir: &Path) -> Result<Upstream> {
+        let bad = |msg: String| AgentError::Config(msg);
+        let first = cfg
+            .servers
+            .first()
+            .ok_or_else(|| bad("no server configured".into()))?;
+        let mut cc = ClientConfig::parse(first).map_err(|e| bad(format!("servers: {e}")))?;
         cc = cc
-            .with_connect_timeout(parse_duration("connect_timeout", &cfg.connect_timeout)?)
-            .with_request_timeout(parse_duration("timeout", &cfg.timeout)?);
+            .with_connect_timeout(cfg.connect_timeout)
+            .with_request_timeout(cfg.timeout);
         if let Some(pin) = &cfg.pin {
             cc = cc.with_trust(Trust::Pin(pin.clone()));
         } else if let Some(ca) = &cfg.ca_cert {
             cc = cc.with_trust(Trust::WebPkiCaFile(ca.clone()));
         }
         if let Some(proxy) = &cfg.proxy {
-            cc = cc
-                .with_proxy(latchkey_client::Url::parse(proxy).map_err(|e| format!("proxy: {e}"))?);
+            cc = cc.with_proxy(
+                latchkey_client::Url::parse(proxy).map_err(|e| bad(format!("proxy: {e}")))?,
+            );
         }
         cc = match (&cfg.client_cert, &cfg.client_key) {
             (Some(cert), Some(key)) => cc.with_credential(Credential::ClientCert {
@@ -61,48 +52,28 @@ impl Upstream {
             }),
             _ => {
                 let path = config_dir.join(MACHINE_KEY_FILE);
-                let key = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let key = std::fs::read_to_string(&path).map_err(|e| AgentError::file(&path, e))?;
                 cc.with_credential(Credential::Bearer(key.trim().to_string()))
             }
         };
-        let push_poll_secs = parse_duration("timeout", &cfg.timeout)?
-            .as_secs()
-            .saturating_sub(2)
-            .clamp(1, 25);
+        let push_poll_secs = cfg.timeout.as_secs().saturating_sub(2).clamp(1, 25);
         let selection = cfg
             .selection
             .parse()
-            .map_err(|e| format!("selection: {e}"))?;
+            .map_err(|e| bad(format!("selection: {e}")))?;
         let mut breaker = BreakerConfig::default();
-        if let Some(v) = &cfg.breaker_base {
-            breaker.base = parse_duration("breaker_base", v)?;
+        if let Some(v) = cfg.breaker_base {
+            breaker.base = v;
         }
-        if let Some(v) = &cfg.breaker_max {
-            breaker.max = parse_duration("breaker_max", v)?;
+        if let Some(v) = cfg.breaker_max {
+            breaker.max = v;
         }
-        let servers =
-            ServerList::new(&cfg.servers, selection, breaker, cc).map_err(|e| e.to_string())?;
+        let servers = ServerList::new(&cfg.servers, selection, breaker, cc)
+            .map_err(|e| bad(format!("servers: {e}")))?;
         Ok(Upstream {
             servers,
             push_poll_secs,
-            offline: None,
         })
-    }
-
-    /// Attaches the offline store: bundles and forget lists in answers are applied to it.
-    pub fn with_offline(mut self, offline: Arc<crate::offline::Offline>) -> Upstream {
-        self.offline = Some(offline);
-        self
-    }
-
-    pub fn offline(&self) -> Option<&crate::offline::Offline> {
-        self.offline.as_deref()
-    }
-
-    /// The offline store, shared (for tasks of its own such as the clock guard's tick).
-    pub fn offline_shared(&self) -> Option<Arc<crate::offline::Offline>> {
-        self.offline.clone()
     }
 
     async fn call<B: serde::Serialize, T: DeserializeOwned>(
@@ -110,7 +81,7 @@ impl Upstream {
         path: &str,
         body: &B,
         user: &str,
-    ) -> Outcome<T> {
+    ) -> Reply<T> {
         let body = match serde_json::to_value(body) {
             Ok(v) => v,
             Err(e) => {
@@ -125,31 +96,11 @@ impl Upstream {
             .call_dated::<WithOffline<T>>(Method::POST, path, Some(body), Some(user))
             .await
         {
-            Ok(latchkey_client::Dated { value, server_time }) => {
-                if let Some(o) = &self.offline {
-                    // The server's time re-anchors the clock guard (rarely a write: only
-                    // when the guard left the window around it).
-                    let anchor = server_time.filter(|&t| !o.guard_fits(t));
-                    if anchor.is_some() || !value.offline.is_empty() {
-                        // On the blocking pool: storing a bundle is a signature check and
-                        // fsync'd writes, which must not hold an async thread that other
-                        // logins run on.
-                        let (o, user, att) = (o.clone(), user.to_string(), value.offline);
-                        let job = move || {
-                            if let Some(t) = anchor {
-                                o.anchor(t);
-                            }
-                            if !att.is_empty() {
-                                o.absorb(&user, &att);
-                            }
-                        };
-                        if let Err(e) = tokio::task::spawn_blocking(job).await {
-                            tracing::error!(error = %e, "offline bundle task failed; bundle not stored");
-                        }
-                    }
-                }
-                Outcome::Answer(value.inner)
-            }
+            Ok(latchkey_client::Dated { value, server_time }) => Outcome::Answer(Answered {
+                value: value.inner,
+                offline: value.offline,
+                server_time,
+            }),
             Err(e) if e.is_unreachable() => Outcome::Unreachable(e.to_string()),
             // This machine could not even try (no descriptor, no memory): not "unreachable",
             // or a local process exhausting the agent could push logins offline.
@@ -167,11 +118,63 @@ impl Upstream {
         }
     }
 
-    pub async fn login_start(&self, req: &LoginStart) -> Outcome<LoginStartResult> {
+    /// Registers a security key (`latchkey-agent fido2 enroll`: no offline store involved).
+    pub async fn fido2_register_start(
+        &self,
+        req: &latchkey_proto::fido2::Fido2RegisterStart,
+    ) -> Outcome<latchkey_proto::fido2::Fido2RegisterOptions> {
+        self.call("/v1/fido2/register/start", req, &req.user)
+            .await
+            .map(|a| a.value)
+    }
+
+    pub async fn fido2_register_finish(
+        &self,
+        req: &latchkey_proto::fido2::Fido2RegisterFinish,
+    ) -> Outcome<latchkey_proto::fido2::Fido2Registered> {
+        self.call("/v1/fido2/register/finish", req, &req.user)
+            .await
+            .map(|a| a.value)
+    }
+
+    pub async fn smartcard_enroll(
+        &self,
+        req: &latchkey_proto::smartcard::SmartcardEnroll,
+    ) -> Outcome<latchkey_proto::admin::TokenInfo> {
+        self.call("/v1/smartcards/enroll", req, &req.user)
+            .await
+            .map(|a| a.value)
+    }
+
+    /// Uploads a batch of events (`key` only picks the server under `consistent`).
+    pub async fn upload_events(
+        &self,
+        batch: &latchkey_proto::events::EventBatch,
+        key: &str,
+    ) -> Reply<latchkey_proto::events::EventsAccepted> {
+        self.call("/v1/events", batch, key).await
+    }
+
+    /// Asks whether local sessions must be locked.
+    pub async fn session_state(
+        &self,
+        req: &latchkey_proto::events::SessionStateRequest,
+        key: &str,
+    ) -> Reply<latchkey_proto::events::SessionStateResponse> {
+        self.call("/v1/sessions/state", req, key).await
+    }
+
+    pub fn status(&self) -> Vec<ServerStatus> {
+        self.servers.status()
+    }
+}
+
+impl Server for Upstream {
+    async fn login_start(&self, req: &LoginStart) -> Reply<LoginStartResult> {
         self.call("/v1/login/start", req, &req.user).await
     }
 
-    pub async fn login_otp(&self, tx: &str, user: &str, code: &str) -> Outcome<LoginStepResult> {
+    async fn login_otp(&self, tx: &str, user: &str, code: &str) -> Reply<LoginStepResult> {
         let path = format!("/v1/login/{}/otp", latchkey_client::encode_path_segment(tx));
         self.call(
             &path,
@@ -183,11 +186,7 @@ impl Upstream {
         .await
     }
 
-    pub async fn push_start(
-        &self,
-        tx: &str,
-        user: &str,
-    ) -> Outcome<latchkey_proto::app::PushStartResult> {
+    async fn push_start(&self, tx: &str, user: &str) -> Reply<PushStartResult> {
         let path = format!(
             "/v1/login/{}/push",
             latchkey_client::encode_path_segment(tx)
@@ -195,8 +194,7 @@ impl Upstream {
         self.call(&path, &serde_json::json!({}), user).await
     }
 
-    /// Long-polls the push outcome (the server holds the request a little less than our timeout).
-    pub async fn push_wait(&self, tx: &str, user: &str) -> Outcome<LoginStepResult> {
+    async fn push_wait(&self, tx: &str, user: &str) -> Reply<LoginStepResult> {
         let path = format!(
             "/v1/login/{}/push/wait?wait={}",
             latchkey_client::encode_path_segment(tx),
@@ -205,12 +203,12 @@ impl Upstream {
         self.call(&path, &serde_json::json!({}), user).await
     }
 
-    pub async fn login_fido2(
+    async fn login_fido2(
         &self,
         tx: &str,
         user: &str,
         answer: &latchkey_proto::fido2::LoginFido2,
-    ) -> Outcome<LoginStepResult> {
+    ) -> Reply<LoginStepResult> {
         let path = format!(
             "/v1/login/{}/fido2",
             latchkey_client::encode_path_segment(tx)
@@ -218,26 +216,12 @@ impl Upstream {
         self.call(&path, answer, user).await
     }
 
-    pub async fn fido2_register_start(
-        &self,
-        req: &latchkey_proto::fido2::Fido2RegisterStart,
-    ) -> Outcome<latchkey_proto::fido2::Fido2RegisterOptions> {
-        self.call("/v1/fido2/register/start", req, &req.user).await
-    }
-
-    pub async fn fido2_register_finish(
-        &self,
-        req: &latchkey_proto::fido2::Fido2RegisterFinish,
-    ) -> Outcome<latchkey_proto::fido2::Fido2Registered> {
-        self.call("/v1/fido2/register/finish", req, &req.user).await
-    }
-
-    pub async fn login_smartcard(
+    async fn login_smartcard(
         &self,
         tx: &str,
         user: &str,
         req: &latchkey_proto::smartcard::LoginSmartcard,
-    ) -> Outcome<LoginStepResult> {
+    ) -> Reply<LoginStepResult> {
         let path = format!(
             "/v1/login/{}/smartcard",
             latchkey_client::encode_path_segment(tx)
@@ -245,14 +229,7 @@ impl Upstream {
         self.call(&path, req, user).await
     }
 
-    pub async fn smartcard_enroll(
-        &self,
-        req: &latchkey_proto::smartcard::SmartcardEnroll,
-    ) -> Outcome<latchkey_proto::admin::TokenInfo> {
-        self.call("/v1/smartcards/enroll", req, &req.user).await
-    }
-
-    pub async fn account_check(&self, user: &str, client_id: &str) -> Outcome<AccountStatus> {
+    async fn account_check(&self, user: &str, client_id: &str) -> Reply<AccountStatus> {
         self.call(
             "/v1/account/check",
             &AccountCheck {
@@ -262,27 +239,5 @@ impl Upstream {
             user,
         )
         .await
-    }
-
-    /// Uploads a batch of events (`key` only picks the server under `consistent`).
-    pub async fn upload_events(
-        &self,
-        batch: &latchkey_proto::events::EventBatch,
-        key: &str,
-    ) -> Outcome<latchkey_proto::events::EventsAccepted> {
-        self.call("/v1/events", batch, key).await
-    }
-
-    /// Asks whether local sessions must be locked.
-    pub async fn session_state(
-        &self,
-        req: &latchkey_proto::events::SessionStateRequest,
-        key: &str,
-    ) -> Outcome<latchkey_proto::events::SessionStateResponse> {
-        self.call("/v1/sessions/state", req, key).await
-    }
-
-    pub fn status(&self) -> Vec<ServerStatus> {
-        self.servers.status()
     }
 }

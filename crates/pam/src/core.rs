@@ -243,6 +243,7 @@ fn report_session<S: AsRef<str>>(h: &dyn PamHandle, event: SessionEvent, args: &
         tty: h.item(Item::Tty),
         rhost: h.item(Item::Rhost),
         session_id: h.getenv("XDG_SESSION_ID").filter(|s| !s.is_empty()),
+        client_id: opts.client_id.clone(),
     };
     let mut agent = AgentConn::connect(&opts.socket, opts.timeout.min(SESSION_TIMEOUT))?;
     match agent.call(&req)? {

@@ -58,6 +58,10 @@ pub enum AgentRequest {
         /// systemd-logind session id (`XDG_SESSION_ID`) when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+        /// The access context the session's login used (the module line's `client_id=`);
+        /// absent, the agent maps the service. Absent from modules before it was added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// Agent state for `latchkey-agent status`.
     Status,
@@ -217,6 +221,28 @@ mod tests {
         huge.extend_from_slice(b"{}");
         assert!(blocking::read::<_, AgentRequest>(&mut &huge[..]).is_err());
         assert!(blocking::read::<_, AgentRequest>(&mut &b"\x00\x00\x00\x02{"[..]).is_err());
+    }
+
+    #[test]
+    fn a_session_report_without_client_id_still_reads() {
+        // What a PAM module from before `client_id` was added sends.
+        let old = r#"{"op":"session","event":"open","user":"ann","service":"sshd"}"#;
+        match serde_json::from_str::<AgentRequest>(old) {
+            Ok(AgentRequest::Session { client_id, .. }) => assert_eq!(client_id, None),
+            other => panic!("{other:?}"),
+        }
+        let new = AgentRequest::Session {
+            event: SessionEvent::Open,
+            user: "ann".into(),
+            service: "sshd".into(),
+            tty: None,
+            rhost: None,
+            session_id: None,
+            client_id: Some("elevation".into()),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""client_id":"elevation""#), "{text}");
+        assert_eq!(serde_json::from_str::<AgentRequest>(&text).unwrap(), new);
     }
 
     #[test]

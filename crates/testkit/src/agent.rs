@@ -138,7 +138,7 @@ impl TestAgent {
                 .map_err(anyhow::Error::msg)?;
             cfg.fido2_devices = setup.fido2_devices.clone();
             if let Some(t) = &setup.fido2_timeout {
-                cfg.fido2_timeout = t.clone();
+                cfg.fido2_timeout = latchkey_agent::config::duration::parse(t)?;
             }
             std::fs::write(
                 config_dir.join(latchkey_agent::config::CONFIG_FILE),
@@ -201,8 +201,8 @@ impl TestAgent {
     }
 
     /// Every offline authentication outcome the agent recorded, oldest first, as
-    /// (user, method, outcome, reason). The offline module writes them to `offline_events`
-    /// and the event uploader moves them into the spool at any moment, so both are read.
+    /// (user, method, outcome, reason). They are in the spool until uploaded; an agent
+    /// before the one event path wrote them to `offline_events`, so that table is read too.
     pub fn offline_outcomes(&self) -> Result<Vec<OfflineOutcome>> {
         offline_outcomes_in(&self.state_dir)
     }

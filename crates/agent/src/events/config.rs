@@ -1,7 +1,8 @@
 //! `agent.toml` sections of the events work: `[events]` (spool and uploader),
 //! `[events.journal]` (journal rules) and `[session_lock]`.
 
-use crate::config::parse_duration;
+use crate::config::duration;
+use crate::error::{AgentError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,8 +13,10 @@ pub struct EventsConfig {
     /// Events per upload (at most 1000, the server's limit).
     pub upload_batch: usize,
     /// First wait after a failed upload; doubles per failure up to `retry_max`.
-    pub retry_min: String,
-    pub retry_max: String,
+    #[serde(with = "duration")]
+    pub retry_min: Duration,
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
     /// Most events kept in the spool; past it journal entries go first, then reports of
     /// unprivileged local callers, then the agent's other records, authentication outcomes
     /// last, and the drop is itself recorded.
@@ -28,8 +31,8 @@ impl Default for EventsConfig {
     fn default() -> Self {
         EventsConfig {
             upload_batch: 500,
-            retry_min: "1s".into(),
-            retry_max: "5m".into(),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
             spool_max: 100_000,
             caller_quota: 1000,
             journal: JournalConfig::default(),
@@ -54,7 +57,8 @@ pub struct JournalConfig {
     /// `--after-cursor=CURSOR` is appended when a cursor is saved.
     pub command: Vec<String>,
     /// Wait before starting the follower again after it ended.
-    pub restart_delay: String,
+    #[serde(with = "duration")]
+    pub restart_delay: Duration,
     pub rules: Vec<JournalRule>,
 }
 
@@ -70,7 +74,7 @@ impl Default for JournalConfig {
             ]
             .map(String::from)
             .to_vec(),
-            restart_delay: "5s".into(),
+            restart_delay: Duration::from_secs(5),
             rules: Vec::new(),
         }
     }
@@ -96,20 +100,20 @@ pub enum CommandLine {
 }
 
 impl CommandLine {
-    pub fn args(&self) -> Result<Vec<String>, String> {
+    pub fn args(&self) -> Result<Vec<String>> {
         let args = match self {
             CommandLine::Args(a) => a.clone(),
             CommandLine::Line(l) => split_words(l)?,
         };
         if args.first().is_none_or(|p| p.is_empty()) {
-            return Err("the command is empty".into());
+            return Err(AgentError::Config("the command is empty".into()));
         }
         Ok(args)
     }
 }
 
 /// Splits like a shell would for plain words and quotes, with no expansion of any kind.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+pub fn split_words(line: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -135,7 +139,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err(format!("unbalanced quote in {line:?}"));
+        return Err(AgentError::Config(format!("unbalanced quote in {line:?}")));
     }
     if in_word {
         out.push(cur);
@@ -151,7 +155,8 @@ pub struct LockConfig {
     /// `{user}` and `{session}` are replaced inside each argument.
     pub command: CommandLine,
     /// How often the sessions' state is asked.
-    pub poll_interval: String,
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
     /// logind's session files (`<id>` with a `UID=` line): a session id that a non-root
     /// caller reports is used only when the file says the session is that caller's.
     pub logind_sessions: PathBuf,
@@ -167,7 +172,7 @@ impl Default for LockConfig {
                     .map(String::from)
                     .to_vec(),
             ),
-            poll_interval: "15s".into(),
+            poll_interval: Duration::from_secs(15),
             logind_sessions: PathBuf::from("/run/systemd/sessions"),
         }
     }
@@ -182,44 +187,45 @@ pub struct Timings {
     pub lock_poll: Duration,
 }
 
-pub fn validate(ev: &EventsConfig, lock: &LockConfig) -> Result<Timings, String> {
+pub fn validate(ev: &EventsConfig, lock: &LockConfig) -> Result<Timings> {
+    let bad = |msg: String| Err(AgentError::Config(msg));
     if ev.upload_batch == 0 || ev.upload_batch > latchkey_proto::events::MAX_BATCH {
-        return Err(format!(
+        return bad(format!(
             "events.upload_batch must be 1..={}",
             latchkey_proto::events::MAX_BATCH
         ));
     }
     if ev.spool_max < 100 {
-        return Err("events.spool_max must be at least 100".into());
+        return bad("events.spool_max must be at least 100".into());
     }
     if ev.caller_quota > ev.spool_max {
-        return Err(format!(
+        return bad(format!(
             "events.caller_quota ({}) must be at most events.spool_max ({})",
             ev.caller_quota, ev.spool_max
         ));
     }
     let t = Timings {
-        retry_min: parse_duration("events.retry_min", &ev.retry_min)?,
-        retry_max: parse_duration("events.retry_max", &ev.retry_max)?,
-        journal_restart: parse_duration("events.journal.restart_delay", &ev.journal.restart_delay)?,
-        lock_poll: parse_duration("session_lock.poll_interval", &lock.poll_interval)?,
+        retry_min: ev.retry_min,
+        retry_max: ev.retry_max,
+        journal_restart: ev.journal.restart_delay,
+        lock_poll: lock.poll_interval,
     };
     if t.retry_min.is_zero() || t.retry_min > t.retry_max {
-        return Err("events.retry_min must be above 0 and at most events.retry_max".into());
+        return bad("events.retry_min must be above 0 and at most events.retry_max".into());
     }
     if t.lock_poll < Duration::from_millis(50) {
-        return Err("session_lock.poll_interval must be at least 50ms".into());
+        return bad("session_lock.poll_interval must be at least 50ms".into());
     }
     if ev.journal.command.is_empty() {
-        return Err("events.journal.command is empty".into());
+        return bad("events.journal.command is empty".into());
     }
     for r in &ev.journal.rules {
         super::journal::Rule::parse(r)
-            .map_err(|e| format!("events.journal.rules {:?}: {e}", r.name))?;
+            .map_err(|e| AgentError::Config(format!("events.journal.rules {:?}: {e}", r.name)))?;
     }
     lock.command
         .args()
-        .map_err(|e| format!("session_lock.command: {e}"))?;
+        .map_err(|e| AgentError::Config(format!("session_lock.command: {e}")))?;
     Ok(t)
 }
 
@@ -247,10 +253,11 @@ mod tests {
         assert!(
             validate(&ev, &LockConfig::default())
                 .unwrap_err()
+                .to_string()
                 .contains("upload_batch")
         );
         let lock = LockConfig {
-            poll_interval: "soon".into(),
+            poll_interval: Duration::from_millis(10),
             ..Default::default()
         };
         assert!(validate(&EventsConfig::default(), &lock).is_err());
@@ -261,6 +268,7 @@ mod tests {
         assert!(
             validate(&ev, &LockConfig::default())
                 .unwrap_err()
+                .to_string()
                 .contains("caller_quota")
         );
     }

@@ -10,7 +10,7 @@
 use super::config::{JournalConfig, JournalRule};
 use super::{Events, clip, new_event};
 use crate::Agent;
-use crate::state::StateError;
+use crate::agent_db::AgentDbError;
 use latchkey_proto::events::{Event, EventKind};
 use regex_lite::Regex;
 use rusqlite::OptionalExtension;
@@ -62,27 +62,30 @@ fn field_name_ok(f: &str) -> bool {
 }
 
 impl Rule {
-    pub fn parse(r: &JournalRule) -> Result<Rule, String> {
+    pub fn parse(r: &JournalRule) -> crate::Result<Rule> {
+        let bad = crate::AgentError::Config;
         if r.matches.is_empty() {
-            return Err("a rule needs at least one condition".into());
+            return Err(bad("a rule needs at least one condition".into()));
         }
         let mut conds = Vec::new();
         for m in &r.matches {
             // The operator is the first of these after the field name.
-            let pos = m
-                .find(['=', '!', '<', '>', '~'])
-                .ok_or_else(|| format!("{m:?}: expected FIELD=value, FIELD<=N, FIELD~REGEX …"))?;
+            let pos = m.find(['=', '!', '<', '>', '~']).ok_or_else(|| {
+                bad(format!(
+                    "{m:?}: expected FIELD=value, FIELD<=N, FIELD~REGEX …"
+                ))
+            })?;
             let (field, rest) = m.split_at(pos);
             if !field_name_ok(field) {
-                return Err(format!(
+                return Err(bad(format!(
                     "{m:?}: {field:?} is not a journal field name (A-Z, 0-9, _)"
-                ));
+                )));
             }
             let f = field.to_string();
             let num = |v: &str| {
                 v.trim()
                     .parse::<i64>()
-                    .map_err(|_| format!("{m:?}: {v:?} is not a number"))
+                    .map_err(|_| bad(format!("{m:?}: {v:?} is not a number")))
             };
             let cond = if let Some(v) = rest.strip_prefix("!=") {
                 Cond::Ne(f, v.to_string())
@@ -97,12 +100,13 @@ impl Rule {
             } else if let Some(v) = rest.strip_prefix('~') {
                 Cond::Re(
                     f,
-                    Regex::new(v).map_err(|e| format!("{m:?}: bad regular expression: {e}"))?,
+                    Regex::new(v)
+                        .map_err(|e| bad(format!("{m:?}: bad regular expression: {e}")))?,
                 )
             } else if let Some(v) = rest.strip_prefix('=') {
                 Cond::Eq(f, v.to_string())
             } else {
-                return Err(format!("{m:?}: unknown operator"));
+                return Err(bad(format!("{m:?}: unknown operator")));
             };
             conds.push(cond);
         }
@@ -171,7 +175,7 @@ pub fn entry_event(entry: &serde_json::Map<String, Value>, rule: &str) -> Event 
     e
 }
 
-pub fn saved_cursor(events: &Events) -> Result<Option<String>, StateError> {
+pub fn saved_cursor(events: &Events) -> Result<Option<String>, AgentDbError> {
     Ok(events
         .db()
         .conn()
@@ -181,7 +185,7 @@ pub fn saved_cursor(events: &Events) -> Result<Option<String>, StateError> {
         .optional()?)
 }
 
-fn save_cursor(c: &rusqlite::Connection, cursor: &str) -> Result<(), StateError> {
+fn save_cursor(c: &rusqlite::Connection, cursor: &str) -> Result<(), AgentDbError> {
     c.execute(
         "INSERT INTO journal_cursor (id, cursor) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor",
         [cursor],
@@ -233,10 +237,13 @@ async fn follow_once(
     cfg: &JournalConfig,
     rules: &[Rule],
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), String> {
-    let cursor = saved_cursor(events).map_err(|e| e.to_string())?;
+) -> crate::Result<()> {
+    let local = crate::AgentError::Local;
+    let cursor = saved_cursor(events)?;
     let argv = command_for(cfg, cursor.as_deref());
-    let (prog, args) = argv.split_first().ok_or("the journal command is empty")?;
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| crate::AgentError::Config("the journal command is empty".into()))?;
     let mut child = tokio::process::Command::new(prog)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -244,9 +251,12 @@ async fn follow_once(
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot run {prog:?}: {e}"))?;
+        .map_err(|e| local(format!("cannot run {prog:?}: {e}")))?;
     tracing::info!(command = %prog, resume = cursor.is_some(), "following the journal");
-    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| local("no stdout".into()))?;
     // `next_line` is cancel safe: a timeout or shutdown never loses part of a line.
     let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
     let mut pending: Option<String> = None;
@@ -259,10 +269,10 @@ async fn follow_once(
         let line = match read {
             // Quiet journal: a chance to save a pending cursor.
             Err(_) => None,
-            Ok(Ok(None)) => break Err("the journal command ended".to_string()),
+            Ok(Ok(None)) => break Err(local("the journal command ended".into())),
             Ok(Ok(Some(l))) if l.len() > MAX_LINE => continue,
             Ok(Ok(Some(l))) => Some(l),
-            Ok(Err(e)) => break Err(format!("reading the journal: {e}")),
+            Ok(Err(e)) => break Err(local(format!("reading the journal: {e}"))),
         };
         if let Some(buf) = line.filter(|l| !l.trim().is_empty()) {
             let Ok(Value::Object(entry)) = serde_json::from_str::<Value>(buf.trim()) else {
@@ -282,7 +292,7 @@ async fn follow_once(
             } else {
                 events
                     .record_with(&matched, |c| save_cursor(c, &cur))
-                    .map_err(|e| format!("spooling a journal event: {e}"))?;
+                    .map_err(|e| local(format!("spooling a journal event: {e}")))?;
                 pending = None;
                 last_flush = Instant::now();
             }
@@ -297,10 +307,11 @@ async fn follow_once(
     result
 }
 
-fn flush(events: &Events, pending: &mut Option<String>) -> Result<(), String> {
+fn flush(events: &Events, pending: &mut Option<String>) -> crate::Result<()> {
     if let Some(cur) = pending.take() {
         let conn = events.db().conn();
-        save_cursor(&conn, &cur).map_err(|e| format!("saving the journal cursor: {e}"))?;
+        save_cursor(&conn, &cur)
+            .map_err(|e| crate::AgentError::Local(format!("saving the journal cursor: {e}")))?;
     }
     Ok(())
 }
@@ -369,10 +380,10 @@ mod tests {
             })
             .unwrap_err()
         };
-        assert!(bad("PRIORITY<=high").contains("not a number"));
-        assert!(bad("MESSAGE~(").contains("regular expression"));
-        assert!(bad("message=x").contains("field name"));
-        assert!(bad("NOOP").contains("expected"));
+        assert!(bad("PRIORITY<=high").to_string().contains("not a number"));
+        assert!(bad("MESSAGE~(").to_string().contains("regular expression"));
+        assert!(bad("message=x").to_string().contains("field name"));
+        assert!(bad("NOOP").to_string().contains("expected"));
     }
 
     #[test]

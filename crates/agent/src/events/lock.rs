@@ -53,18 +53,20 @@ fn remember_unreachable_after(agent: &Agent, client_id: &str, secs: u64) {
 /// or session name is always one argument, whatever it contains. The command runs as root:
 /// a value that could read as an option (a leading `-`), or a logind id logind could not
 /// have made (sessions stored before ids were checked), refuses the lock instead.
-pub fn lock_argv(template: &[String], s: &LocalSession) -> Result<Vec<String>, String> {
+pub fn lock_argv(template: &[String], s: &LocalSession) -> crate::Result<Vec<String>> {
     if let Some(id) = &s.logind_id
         && !logind::valid_id(id)
     {
-        return Err(format!(
+        return Err(crate::AgentError::Refused(format!(
             "refused: logind session {} {}",
             logind::shown(id),
             logind::Refusal::NotAnId
-        ));
+        )));
     }
     if s.user.starts_with('-') || s.lock_target().starts_with('-') {
-        return Err("refused: a user or session name starts with '-'".into());
+        return Err(crate::AgentError::Refused(
+            "refused: a user or session name starts with '-'".into(),
+        ));
     }
     Ok(template
         .iter()
@@ -77,12 +79,16 @@ pub fn lock_argv(template: &[String], s: &LocalSession) -> Result<Vec<String>, S
 
 /// A session an unprivileged user reported is checked against logind again before root
 /// locks it: logind ids start again from 1 after a reboot, and the agent's rows outlive it.
-fn still_theirs(agent: &Agent, s: &LocalSession) -> Result<(), String> {
+fn still_theirs(agent: &Agent, s: &LocalSession) -> crate::Result<()> {
     match (s.reported_by_uid, &s.logind_id) {
-        (Some(uid), Some(id)) => {
-            logind::check_owner(&agent.config.session_lock.logind_sessions, id, uid)
-                .map_err(|why| format!("refused: session {} {why}", logind::shown(id)))
-        }
+        (Some(uid), Some(id)) => logind::check_owner(
+            &agent.config.session_lock.logind_sessions,
+            id,
+            uid,
+        )
+        .map_err(|why| {
+            crate::AgentError::Refused(format!("refused: session {} {why}", logind::shown(id)))
+        }),
         _ => Ok(()),
     }
 }
@@ -90,7 +96,7 @@ fn still_theirs(agent: &Agent, s: &LocalSession) -> Result<(), String> {
 async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReason, trigger: &str) {
     let argv = still_theirs(agent, s).and_then(|()| lock_argv(argv, s));
     let result = match argv.as_deref().map(|a| a.split_first()) {
-        Err(why) => Err(why.clone()),
+        Err(why) => Err(why.to_string()),
         Ok(None) => Err("the lock command is empty".into()),
         Ok(Some((prog, args))) => {
             let child = tokio::process::Command::new(prog)
@@ -145,7 +151,8 @@ async fn lock(agent: &Agent, argv: &[String], s: &LocalSession, reason: LockReas
 fn unreachable_for(agent: &Agent, last_answer: Instant) -> Duration {
     let since_start = last_answer.elapsed();
     let newest = agent
-        .upstream
+        .engine
+        .server()
         .status()
         .iter()
         .filter_map(|s| s.last_contact)
@@ -196,10 +203,12 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         };
         let answer = tokio::select! {
             _ = shutdown.changed() => return,
-            a = agent.upstream.session_state(&req, &agent.config.machine_id) => a,
+            a = agent.engine.server().session_state(&req, &agent.config.machine_id) => a,
         };
         match answer {
-            Outcome::Answer(resp) => {
+            Outcome::Answer(answered) => {
+                agent.engine.note_server_time(answered.server_time).await;
+                let resp = answered.value;
                 last_answer = Instant::now();
                 if let Err(e) = forget_trigger(&agent.events, UNREACHABLE) {
                     tracing::warn!(error = %e, "cannot reset the unreachable lock trigger");
@@ -282,7 +291,12 @@ mod tests {
             .args()
             .unwrap();
         assert_eq!(t, vec!["loginctl", "lock-session", "--", "{session}"]);
-        assert!(lock_argv(&t, &s).unwrap_err().starts_with("refused:"));
+        assert!(
+            lock_argv(&t, &s)
+                .unwrap_err()
+                .to_string()
+                .starts_with("refused:")
+        );
         let s = LocalSession {
             user: "-eve".into(),
             logind_id: None,

@@ -4,8 +4,8 @@
 //! spool to the servers, which keep each UUID once.
 //!
 //! Other parts of the agent record through [`Events`]: the socket (PAM session hooks), the
-//! login engine's outcome ([`AuthRecord`], also for offline logins), the journal follower and
-//! the session-lock watcher.
+//! login engine (every authentication outcome, online and offline, as an [`AuthRecord`]),
+//! the journal follower and the session-lock watcher.
 
 pub mod config;
 pub mod journal;
@@ -15,7 +15,7 @@ pub mod spool;
 pub mod upload;
 mod writer;
 
-use crate::state::{StateDb, StateError};
+use crate::agent_db::{AgentDb, AgentDbError};
 use latchkey_proto::events::{Event, EventKind, MAX_TEXT};
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -60,12 +60,14 @@ pub struct AuthRecord {
     pub online: bool,
     /// `otp`, `push`, `fido2`, `smartcard`, `offline_qr` … when known.
     pub method: Option<String>,
-    /// Why it failed (the text shown to the person).
+    /// Why it failed (the text shown to the person; offline, what the store decided).
     pub reason: Option<String>,
+    /// When it was decided, when not now (offline outcomes carry the agent's clock).
+    pub at_ms: Option<i64>,
 }
 
 pub struct Events {
-    db: Arc<StateDb>,
+    db: Arc<AgentDb>,
     spool: Arc<spool::Spool>,
     /// Authentication events, in group commits.
     auth_writer: writer::AuthWriter,
@@ -74,10 +76,10 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn open(db: Arc<StateDb>, limits: spool::Limits) -> Result<Events, StateError> {
+    pub fn open(db: Arc<AgentDb>, limits: spool::Limits) -> Result<Events, AgentDbError> {
         let spool = Arc::new(spool::Spool::open(&db, limits)?);
         let auth_writer =
-            writer::AuthWriter::start(db.clone(), spool.clone()).map_err(StateError::Thread)?;
+            writer::AuthWriter::start(db.clone(), spool.clone()).map_err(AgentDbError::Thread)?;
         Ok(Events {
             db,
             spool,
@@ -86,7 +88,7 @@ impl Events {
         })
     }
 
-    pub fn db(&self) -> &StateDb {
+    pub fn db(&self) -> &AgentDb {
         &self.db
     }
 
@@ -98,13 +100,8 @@ impl Events {
         self.wake.notified().await
     }
 
-    /// Wakes the uploader (e.g. the offline module wrote outcomes to import).
-    pub fn nudge(&self) {
-        self.wake.notify_one();
-    }
-
     /// Spools one event; durable when this returns Ok.
-    pub fn record(&self, e: Event) -> Result<(), StateError> {
+    pub fn record(&self, e: Event) -> Result<(), AgentDbError> {
         self.record_with(&[e], |_| Ok(()))
     }
 
@@ -113,16 +110,17 @@ impl Events {
     pub fn record_with(
         &self,
         events: &[Event],
-        also: impl FnOnce(&Connection) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
+        also: impl FnOnce(&Connection) -> Result<(), AgentDbError>,
+    ) -> Result<(), AgentDbError> {
         self.spool.push_with(&self.db, events, also)?;
         self.wake.notify_one();
         Ok(())
     }
 
-    /// Moves the offline login outcomes the offline module wrote (`offline_events`) into the
-    /// spool, keeping their UUIDs, in one transaction: each moves once.
-    pub fn import_offline(&self) -> Result<usize, StateError> {
+    /// Moves offline login outcomes an agent before this version left in `offline_events`
+    /// into the spool, keeping their UUIDs, in one transaction: each moves once. Run once at
+    /// start; nothing writes that table any more (outcomes go through [`Events::auth_all`]).
+    pub fn import_legacy_offline(&self) -> Result<usize, AgentDbError> {
         let rows: Vec<(String, i64, String, String, String, String, String)> = {
             let conn = self.db.conn();
             let mut stmt = conn.prepare_cached(
@@ -186,39 +184,59 @@ impl Events {
     /// returns once they are on disk, sharing the fsync with logins that finish meanwhile.
     /// A spool failure is logged, never turned into a login decision.
     pub async fn auth(&self, a: &AuthRecord) {
-        let kind = if a.success {
-            EventKind::AuthSuccess
-        } else {
-            EventKind::AuthFailure
-        };
-        let mut e = new_event(kind);
-        e.user = Some(a.user.clone());
-        e.client_id = Some(a.client_id.clone());
-        e.service = a.service.clone();
-        e.rhost = a.rhost.clone();
-        e.tty = a.tty.clone();
-        e.online = Some(a.online);
-        e.method = a.method.clone();
-        e.reason = a.reason.as_deref().map(clip);
-        let mut events = vec![e.clone()];
-        if a.success && a.client_id == "unlock" {
-            let mut u = new_event(EventKind::Unlock);
-            u.time_ms = e.time_ms;
-            u.user = e.user.clone();
-            u.client_id = e.client_id.clone();
-            u.service = e.service.clone();
-            u.rhost = e.rhost.clone();
-            u.tty = e.tty.clone();
-            u.online = e.online;
-            u.method = e.method.clone();
-            events.push(u);
+        self.auth_all(std::slice::from_ref(a)).await
+    }
+
+    /// [`Events::auth`] for several outcomes of one login step, in one write.
+    pub async fn auth_all(&self, records: &[AuthRecord]) {
+        let mut events = Vec::with_capacity(records.len() + 1);
+        for a in records {
+            auth_events(a, &mut events);
         }
+        let Some(user) = records.first().map(|a| a.user.as_str()) else {
+            return;
+        };
         match self.auth_writer.write(events).await {
             Ok(()) => self.wake.notify_one(),
             Err(err) => {
-                tracing::error!(error = %err, user = %a.user, "authentication event NOT spooled")
+                tracing::error!(error = %err, user, "authentication event NOT spooled")
             }
         }
+    }
+}
+
+fn auth_events(a: &AuthRecord, out: &mut Vec<Event>) {
+    let kind = if a.success {
+        EventKind::AuthSuccess
+    } else {
+        EventKind::AuthFailure
+    };
+    let mut e = new_event(kind);
+    if let Some(t) = a.at_ms {
+        e.time_ms = t;
+    }
+    e.user = Some(a.user.clone());
+    e.client_id = Some(a.client_id.clone());
+    e.service = a.service.clone();
+    e.rhost = a.rhost.clone();
+    e.tty = a.tty.clone();
+    e.online = Some(a.online);
+    e.method = a.method.clone();
+    e.reason = a.reason.as_deref().map(clip);
+    if a.success && a.client_id == "unlock" {
+        let mut u = new_event(EventKind::Unlock);
+        u.time_ms = e.time_ms;
+        u.user = e.user.clone();
+        u.client_id = e.client_id.clone();
+        u.service = e.service.clone();
+        u.rhost = e.rhost.clone();
+        u.tty = e.tty.clone();
+        u.online = e.online;
+        u.method = e.method.clone();
+        out.push(e);
+        out.push(u);
+    } else {
+        out.push(e);
     }
 }
 
@@ -234,7 +252,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn logins_that_finish_together_are_each_on_disk_when_auth_returns() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(StateDb::open(dir.path()).unwrap());
+        let db = Arc::new(AgentDb::open(dir.path()).unwrap());
         let ev = Arc::new(Events::open(db, LIMITS).unwrap());
         let mut set = tokio::task::JoinSet::new();
         for i in 0..40 {
@@ -250,6 +268,7 @@ mod tests {
                     online: true,
                     method: Some("otp".into()),
                     reason: None,
+                    at_ms: None,
                 })
                 .await;
             });
@@ -259,7 +278,7 @@ mod tests {
         }
         drop(ev);
         // Read back through a connection of its own: committed, not just queued.
-        let again = Events::open(Arc::new(StateDb::open(dir.path()).unwrap()), LIMITS).unwrap();
+        let again = Events::open(Arc::new(AgentDb::open(dir.path()).unwrap()), LIMITS).unwrap();
         let spooled = again.spool().batch(again.db(), 100).unwrap();
         let auth: std::collections::HashSet<_> = spooled
             .iter()
@@ -274,8 +293,8 @@ mod tests {
     }
 
     #[test]
-    fn offline_outcomes_move_into_the_spool_once_with_their_ids() {
-        let db = Arc::new(StateDb::in_memory().unwrap());
+    fn legacy_offline_outcomes_move_into_the_spool_once_with_their_ids() {
+        let db = Arc::new(AgentDb::in_memory().unwrap());
         let ev = Events::open(db.clone(), LIMITS).unwrap();
         let id = "7f0c7e36-5d2b-4a4b-9a55-2f6d3c1b8e11";
         db.conn()
@@ -285,8 +304,8 @@ mod tests {
                 [id],
             )
             .unwrap();
-        assert_eq!(ev.import_offline().unwrap(), 1);
-        assert_eq!(ev.import_offline().unwrap(), 0);
+        assert_eq!(ev.import_legacy_offline().unwrap(), 1);
+        assert_eq!(ev.import_legacy_offline().unwrap(), 0);
         let spooled = ev.spool().batch(ev.db(), 10).unwrap();
         assert_eq!(spooled.len(), 1);
         let e = &spooled[0];

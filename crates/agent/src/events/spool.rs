@@ -13,7 +13,7 @@
 //! have at most `caller_quota` events waiting; past it its reports are refused, checked and
 //! written in one transaction.
 
-use crate::state::{StateDb, StateError};
+use crate::agent_db::{AgentDb, AgentDbError};
 use latchkey_proto::events::{Event, EventKind};
 use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
@@ -75,9 +75,9 @@ pub struct Spool {
     caller_quota: i64,
 }
 
-fn insert(conn: &Connection, e: &Event) -> Result<(), StateError> {
+fn insert(conn: &Connection, e: &Event) -> Result<(), AgentDbError> {
     let body = serde_json::to_string(e)
-        .map_err(|err| StateError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(err))))?;
+        .map_err(|err| AgentDbError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(err))))?;
     let (tier, owner) = Tier::of(e);
     conn.execute(
         "INSERT INTO event_spool (id, low, tier, owner, body) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -129,7 +129,7 @@ pub fn fair_cuts(counts: &[i64], need: i64) -> Vec<i64> {
 
 /// Drops up to `need` events of `tier`, fairly between their owners, oldest first within
 /// each; how many went.
-fn drop_fairly(conn: &Connection, tier: Tier, need: i64) -> Result<i64, StateError> {
+fn drop_fairly(conn: &Connection, tier: Tier, need: i64) -> Result<i64, AgentDbError> {
     let groups: Vec<(Option<String>, i64)> = {
         let mut stmt = conn.prepare_cached(
             "SELECT owner, COUNT(*) FROM event_spool WHERE tier = ?1 GROUP BY owner",
@@ -152,7 +152,7 @@ fn drop_fairly(conn: &Connection, tier: Tier, need: i64) -> Result<i64, StateErr
 }
 
 impl Spool {
-    pub fn open(db: &StateDb, limits: Limits) -> Result<Spool, StateError> {
+    pub fn open(db: &AgentDb, limits: Limits) -> Result<Spool, AgentDbError> {
         let n: i64 = db
             .conn()
             .query_row("SELECT COUNT(*) FROM event_spool", [], |r| r.get(0))?;
@@ -176,10 +176,10 @@ impl Spool {
     /// uid past the quota.
     pub fn push_with(
         &self,
-        db: &StateDb,
+        db: &AgentDb,
         events: &[Event],
-        also: impl FnOnce(&Connection) -> Result<(), StateError>,
-    ) -> Result<(), StateError> {
+        also: impl FnOnce(&Connection) -> Result<(), AgentDbError>,
+    ) -> Result<(), AgentDbError> {
         let conn = db.conn();
         let tx = conn.unchecked_transaction()?;
         self.check_quota(&tx, events)?;
@@ -200,7 +200,7 @@ impl Spool {
 
     /// Runs inside the writing transaction (the connection's lock is held), so two
     /// reports of one uid cannot both pass on the same last free place.
-    fn check_quota(&self, conn: &Connection, events: &[Event]) -> Result<(), StateError> {
+    fn check_quota(&self, conn: &Connection, events: &[Event]) -> Result<(), AgentDbError> {
         let mut new: BTreeMap<u32, i64> = BTreeMap::new();
         for uid in events.iter().filter_map(|e| e.reported_by_uid) {
             *new.entry(uid).or_default() += 1;
@@ -212,7 +212,7 @@ impl Spool {
                 |r| r.get(0),
             )?;
             if waiting + n > self.caller_quota {
-                return Err(StateError::OverQuota {
+                return Err(AgentDbError::OverQuota {
                     uid,
                     quota: self.caller_quota,
                 });
@@ -221,7 +221,7 @@ impl Spool {
         Ok(())
     }
 
-    fn enforce_cap(&self, conn: &Connection) -> Result<(), StateError> {
+    fn enforce_cap(&self, conn: &Connection) -> Result<(), AgentDbError> {
         let target = self.cap - self.cap / 10;
         let tx = conn.unchecked_transaction()?;
         let n: i64 = tx.query_row("SELECT COUNT(*) FROM event_spool", [], |r| r.get(0))?;
@@ -272,7 +272,7 @@ impl Spool {
     }
 
     /// The oldest events, at most `limit` and about `MAX_BATCH_BYTES`.
-    pub fn batch(&self, db: &StateDb, limit: usize) -> Result<Vec<Event>, StateError> {
+    pub fn batch(&self, db: &AgentDb, limit: usize) -> Result<Vec<Event>, AgentDbError> {
         let conn = db.conn();
         let mut stmt = conn.prepare_cached("SELECT body FROM event_spool ORDER BY seq LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
@@ -299,7 +299,7 @@ impl Spool {
     }
 
     /// Deletes acknowledged events.
-    pub fn ack(&self, db: &StateDb, ids: &[String]) -> Result<(), StateError> {
+    pub fn ack(&self, db: &AgentDb, ids: &[String]) -> Result<(), AgentDbError> {
         let conn = db.conn();
         let tx = conn.unchecked_transaction()?;
         let mut n = 0i64;
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn acked_events_go_and_others_stay_in_order() {
-        let db = StateDb::in_memory().unwrap();
+        let db = AgentDb::in_memory().unwrap();
         let spool = Spool::open(&db, limits(1000, 10)).unwrap();
         let evs: Vec<Event> = (0..5).map(|_| new_event(EventKind::Logon)).collect();
         for e in &evs {
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_full_spool_drops_journal_entries_first_and_says_so() {
-        let db = StateDb::in_memory().unwrap();
+        let db = AgentDb::in_memory().unwrap();
         let spool = Spool::open(&db, limits(100, 10)).unwrap();
         let mut auth = Vec::new();
         for i in 0..101 {
@@ -396,7 +396,7 @@ mod tests {
 
     #[test]
     fn a_callers_reports_past_its_quota_are_refused_and_others_still_pass() {
-        let db = StateDb::in_memory().unwrap();
+        let db = AgentDb::in_memory().unwrap();
         let spool = Spool::open(&db, limits(1000, 3)).unwrap();
         for _ in 0..3 {
             spool.push_with(&db, &[reported(1000)], |_| Ok(())).unwrap();
@@ -407,7 +407,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                StateError::OverQuota {
+                AgentDbError::OverQuota {
                     uid: 1000,
                     quota: 3
                 }
@@ -440,7 +440,7 @@ mod tests {
 
     #[test]
     fn caller_reports_and_the_agents_records_go_before_authentication_events() {
-        let db = StateDb::in_memory().unwrap();
+        let db = AgentDb::in_memory().unwrap();
         let spool = Spool::open(&db, limits(100, 100)).unwrap();
         let mut auth = Vec::new();
         for i in 0..30 {

@@ -7,8 +7,8 @@
 //! after its restart; the server keeps each UUID once, so they arrive exactly once.
 
 use crate::Agent;
+use crate::agent_db::AgentDbError;
 use crate::events::Events;
-use crate::state::StateError;
 use crate::upstream::Outcome;
 use latchkey_proto::events::EventBatch;
 use std::sync::Arc;
@@ -31,12 +31,14 @@ pub(crate) async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> 
 /// fsync, which must not stall an async thread (logins run there).
 async fn off_thread<T: Send + 'static>(
     events: &Arc<Events>,
-    f: impl FnOnce(&Events) -> Result<T, StateError> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&Events) -> Result<T, AgentDbError> + Send + 'static,
+) -> crate::Result<T> {
     let events = events.clone();
     match tokio::task::spawn_blocking(move || f(&events)).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("state database task failed: {e}")),
+        Ok(r) => Ok(r?),
+        Err(e) => Err(crate::AgentError::Local(format!(
+            "state database task failed: {e}"
+        ))),
     }
 }
 
@@ -48,9 +50,6 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             return;
-        }
-        if let Err(e) = off_thread(&events, Events::import_offline).await {
-            tracing::error!(error = %e, "cannot move offline login events into the spool");
         }
         let batch = match off_thread(&events, move |ev| ev.spool().batch(ev.db(), limit)).await {
             Ok(b) => b,
@@ -74,10 +73,12 @@ pub async fn run(agent: Arc<Agent>, mut shutdown: watch::Receiver<bool>) {
         let req = EventBatch { events: batch };
         let sent = tokio::select! {
             _ = shutdown.changed() => return,
-            r = agent.upstream.upload_events(&req, &agent.config.machine_id) => r,
+            r = agent.engine.server().upload_events(&req, &agent.config.machine_id) => r,
         };
         let failure = match sent {
-            Outcome::Answer(acc) => {
+            Outcome::Answer(answered) => {
+                agent.engine.note_server_time(answered.server_time).await;
+                let acc = answered.value;
                 for r in &acc.rejected {
                     tracing::error!(id = %r.id, reason = %r.reason, "the server refused an event; dropping it");
                 }

@@ -4,7 +4,7 @@
 //! events are on disk.
 
 use super::spool::Spool;
-use crate::state::StateDb;
+use crate::agent_db::{AgentDb, AgentDbError};
 use latchkey_proto::events::Event;
 use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
@@ -14,9 +14,12 @@ const MAX_JOBS: usize = 256;
 
 const STOPPED: &str = "the event spool writer stopped";
 
+/// How a group commit ended, shared by every login in it.
+type Written = Result<(), Arc<AgentDbError>>;
+
 struct Job {
     events: Vec<Event>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Written>,
 }
 
 pub(super) struct AuthWriter {
@@ -25,7 +28,7 @@ pub(super) struct AuthWriter {
 
 impl AuthWriter {
     /// Starts the writer thread; it ends when the writer is dropped, after what is queued.
-    pub(super) fn start(db: Arc<StateDb>, spool: Arc<Spool>) -> std::io::Result<AuthWriter> {
+    pub(super) fn start(db: Arc<AgentDb>, spool: Arc<Spool>) -> std::io::Result<AuthWriter> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("latchkey-spool".into())
@@ -34,16 +37,18 @@ impl AuthWriter {
     }
 
     /// Spools `events` together with whatever else is queued. Ok once they are on disk.
-    pub(super) async fn write(&self, events: Vec<Event>) -> Result<(), String> {
+    pub(super) async fn write(&self, events: Vec<Event>) -> crate::Result<()> {
+        let stopped = || crate::AgentError::Local(STOPPED.into());
         let (done, answer) = oneshot::channel();
-        self.tx
-            .send(Job { events, done })
-            .map_err(|_| STOPPED.to_string())?;
-        answer.await.map_err(|_| STOPPED.to_string())?
+        self.tx.send(Job { events, done }).map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|e| crate::AgentError::Local(format!("event spool: {e}")))
     }
 }
 
-fn run(db: &StateDb, spool: &Spool, rx: &mpsc::Receiver<Job>) {
+fn run(db: &AgentDb, spool: &Spool, rx: &mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut events = first.events;
         let mut waiting = vec![first.done];
@@ -52,9 +57,7 @@ fn run(db: &StateDb, spool: &Spool, rx: &mpsc::Receiver<Job>) {
             events.extend(job.events);
             waiting.push(job.done);
         }
-        let result = spool
-            .push_with(db, &events, |_| Ok(()))
-            .map_err(|e| e.to_string());
+        let result: Written = spool.push_with(db, &events, |_| Ok(())).map_err(Arc::new);
         for done in waiting {
             // A caller that went away (its connection closed) needs no answer.
             let _ = done.send(result.clone());

@@ -7,6 +7,7 @@
 
 use super::ctap2::MakeCredential;
 use super::{Fido2Error, Settings, UvPlan, open_all, uv_plan};
+use crate::AgentError;
 use crate::config::AgentConfig;
 use crate::upstream::{Outcome, Upstream};
 use latchkey_crypto::webauthn::{
@@ -30,7 +31,7 @@ pub struct EnrollOptions {
 /// What enrollment needs from the person: a PIN when the key has one, and to be told to
 /// touch the key.
 pub trait EnrollUi: Send + 'static {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String>;
+    fn ask_pin(&mut self) -> crate::Result<Zeroizing<String>>;
     fn touch(&mut self);
 }
 
@@ -38,7 +39,7 @@ pub trait EnrollUi: Send + 'static {
 pub struct TerminalUi;
 
 impl EnrollUi for TerminalUi {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
+    fn ask_pin(&mut self) -> crate::Result<Zeroizing<String>> {
         use std::io::{BufRead, Write};
         eprint!("Security key PIN: ");
         let _ = std::io::stderr().flush();
@@ -48,7 +49,7 @@ impl EnrollUi for TerminalUi {
             std::io::stdin()
                 .lock()
                 .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| AgentError::Local(format!("terminal: {e}")))?;
         }
         eprintln!();
         Ok(Zeroizing::new(
@@ -61,16 +62,18 @@ impl EnrollUi for TerminalUi {
     }
 }
 
-fn outcome<T>(o: Outcome<T>) -> Result<T, String> {
+fn outcome<T>(o: Outcome<T>) -> crate::Result<T> {
     match o {
         Outcome::Answer(v) => Ok(v),
-        Outcome::Unreachable(why) => Err(format!("no latchkey server answered: {why}")),
-        Outcome::Refused { message, .. } => Err(message),
+        Outcome::Unreachable(why) => Err(AgentError::Server(format!(
+            "no latchkey server answered: {why}"
+        ))),
+        Outcome::Refused { message, .. } => Err(AgentError::Server(message)),
     }
 }
 
 /// Runs the registration ceremony with the first available key.
-pub async fn enroll(opts: &EnrollOptions, ui: impl EnrollUi) -> Result<Fido2Registered, String> {
+pub async fn enroll(opts: &EnrollOptions, ui: impl EnrollUi) -> crate::Result<Fido2Registered> {
     let cfg = AgentConfig::load(&opts.config_dir)?;
     let up = Upstream::new(&cfg, &opts.config_dir)?;
     let settings = Settings::from_config(&cfg);
@@ -82,10 +85,11 @@ pub async fn enroll(opts: &EnrollOptions, ui: impl EnrollUi) -> Result<Fido2Regi
         .await,
     )?;
     let (attestation, client_data) = tokio::task::spawn_blocking(move || {
-        make_credential(&settings, &options, ui).map_err(|e| e.user_message(settings.timeout))
+        make_credential(&settings, &options, ui)
+            .map_err(|e| AgentError::Local(e.user_message(settings.timeout)))
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|e| AgentError::Local(e.to_string()))??;
     outcome(
         up.fido2_register_finish(&Fido2RegisterFinish {
             user: opts.user.clone(),
@@ -130,7 +134,7 @@ pub fn make_credential(
     };
     let token = match plan {
         UvPlan::NeedPin => {
-            let pin = ui.ask_pin().map_err(Fido2Error::Io)?;
+            let pin = ui.ask_pin().map_err(|e| Fido2Error::Io(e.to_string()))?;
             Some(key.pin_token(&pin, deadline)?)
         }
         UvPlan::Impossible => {

@@ -7,9 +7,9 @@
 //! method prompt when other methods are offered, and ends the login when the key was the
 //! only one.
 
-use super::{Login, State, fail};
+use super::settle::mfa_passed;
+use super::{Login, LoginEngine, Outcome, Progress, Server, fail};
 use crate::fido2::{self, Uv, UvPlan};
-use crate::upstream::{Outcome, Upstream};
 use latchkey_crypto::webauthn::{b64url, b64url_decode};
 use latchkey_proto::agent::Step;
 use latchkey_proto::fido2::{LoginFido2, UserVerification};
@@ -61,10 +61,10 @@ impl Login {
     /// Back to the method prompt with `msg`, or the end of the login when the key was the
     /// only method.
     fn fido2_local_failure(&mut self, tx: String, menu: Menu, msg: String) -> Step {
-        tracing::info!(user = %self.user, reason = %msg, "security key step failed");
+        tracing::info!(user = %self.req.user, reason = %msg, "security key step failed");
         match menu {
             Some((label, push)) => {
-                self.state = State::InfoThenPrompt { tx, label, push };
+                self.progress = Progress::InfoThenPrompt { tx, label, push };
                 Step::Info { text: msg }
             }
             None => self.finish(fail(msg)),
@@ -92,7 +92,7 @@ impl Login {
             };
             match fido2::uv_plan(&info, required, preferred) {
                 UvPlan::NeedPin => {
-                    self.state = State::Fido2 {
+                    self.progress = Progress::Fido2 {
                         tx,
                         flow: Flow {
                             stage: Stage::AwaitPin,
@@ -118,7 +118,7 @@ impl Login {
     }
 
     fn fido2_touch(&mut self, tx: String, menu: Menu, uv: Uv) -> Step {
-        self.state = State::Fido2 {
+        self.progress = Progress::Fido2 {
             tx,
             flow: Flow {
                 stage: Stage::Touch(uv),
@@ -139,7 +139,12 @@ impl Login {
         self.fido2_touch(tx, flow.menu, pin)
     }
 
-    pub(super) async fn fido2_continue(&mut self, up: &Upstream, tx: String, flow: Flow) -> Step {
+    pub(super) async fn fido2_continue<S: Server>(
+        &mut self,
+        engine: &LoginEngine<S>,
+        tx: String,
+        flow: Flow,
+    ) -> Step {
         let uv = match flow.stage {
             Stage::Touch(uv) => uv,
             Stage::Again => return self.fido2_start(tx, flow.menu).await,
@@ -184,18 +189,22 @@ impl Login {
             signature: b64url(&a.signature),
             client_data_json: b64url(a.client_data_json.as_bytes()),
         };
-        match up.login_fido2(&tx, &self.user, &answer).await {
+        let reply = engine
+            .server
+            .login_fido2(&tx, &self.req.user, &answer)
+            .await;
+        match engine.settle(&self.req.user, reply, mfa_passed).await {
             Outcome::Answer(LoginStepResult::Success { message }) => {
                 self.finish(Step::Success { message })
             }
             Outcome::Answer(LoginStepResult::Deny { reason }) => self.finish(fail(reason)),
             Outcome::Answer(LoginStepResult::Retry { message, .. }) => match flow.menu {
                 Some((label, push)) => {
-                    self.state = State::InfoThenPrompt { tx, label, push };
+                    self.progress = Progress::InfoThenPrompt { tx, label, push };
                     Step::Info { text: message }
                 }
                 None => {
-                    self.state = State::Fido2 {
+                    self.progress = Progress::Fido2 {
                         tx,
                         flow: Flow {
                             stage: Stage::Again,
@@ -208,7 +217,7 @@ impl Login {
             Outcome::Answer(LoginStepResult::Pending { .. }) => self.finish(fail(
                 "Login refused: protocol error (pending answer to a security key)",
             )),
-            Outcome::Unreachable(why) => self.unreachable(up, &why).await,
+            Outcome::Unreachable(why) => self.unreachable(engine, &why).await,
             Outcome::Refused { code, message } => self.refused(&code, &message),
         }
     }

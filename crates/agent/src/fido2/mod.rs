@@ -15,13 +15,13 @@ pub mod pin;
 #[cfg(unix)]
 pub mod sys;
 
-use crate::config::{AgentConfig, parse_duration};
+use crate::config::AgentConfig;
 use ctap2::{Authenticator, GetAssertion, Info, status};
 use latchkey_crypto::webauthn::{ORIGIN_AGENT, TYPE_GET, client_data_json, sha256};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-pub const DEFAULT_TIMEOUT: &str = "30s";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Fido2Error {
@@ -100,8 +100,7 @@ impl Settings {
     pub fn from_config(cfg: &AgentConfig) -> Settings {
         Settings {
             devices: cfg.fido2_devices.clone(),
-            timeout: parse_duration("fido2_timeout", &cfg.fido2_timeout)
-                .unwrap_or(Duration::from_secs(30)),
+            timeout: cfg.fido2_timeout,
         }
     }
 

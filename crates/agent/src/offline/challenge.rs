@@ -2,7 +2,8 @@
 //! it as a QR code, compare the typed answer. Every refusal is one line for the person and a
 //! recorded event; every path ends in an explicit verdict.
 
-use super::{Offline, utc_date};
+use super::{Attempt, utc_date};
+use crate::AgentError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::challenge::{self, Context};
@@ -47,7 +48,12 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// A stored bundle that passed [`Offline::check`].
+/// An offline login refused before any answer: the line for the person (the reason for
+/// the event is recorded where the refusal is decided).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// A stored bundle that passed [`Attempt::check`].
 pub(crate) struct Checked {
     pub stored: super::StoredBundle,
     pub bundle: latchkey_proto::offline::Bundle,
@@ -59,11 +65,11 @@ pub(crate) fn no_bundle(user: &str) -> String {
 }
 
 /// A uniform random code of `digits` digits (rejection sampling: no modulo bias).
-fn random_code(digits: u8) -> Result<u32, String> {
+fn random_code(digits: u8) -> crate::Result<u32> {
     let limit = 10u32.pow(u32::from(digits));
     let zone = u32::MAX - u32::MAX % limit;
     loop {
-        let b = latchkey_crypto::random_bytes(4).map_err(|e| e.to_string())?;
+        let b = latchkey_crypto::random_bytes(4).map_err(|e| AgentError::Local(e.to_string()))?;
         let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         if n < zone {
             return Ok(n % limit);
@@ -71,7 +77,7 @@ fn random_code(digits: u8) -> Result<u32, String> {
     }
 }
 
-impl Offline {
+impl Attempt<'_> {
     /// Refuses (recording why) with `reason` for the person.
     fn refuse(
         &self,
@@ -79,7 +85,7 @@ impl Offline {
         client_id: &str,
         reason: String,
         log: &str,
-    ) -> Result<OfflineChallenge, String> {
+    ) -> Result<OfflineChallenge, Refused> {
         self.refuse_with(user, client_id, reason, log)
     }
 
@@ -90,22 +96,15 @@ impl Offline {
         client_id: &str,
         reason: String,
         log: &str,
-    ) -> Result<T, String> {
+    ) -> Result<T, Refused> {
         tracing::warn!(user, client_id, why = log, "offline login refused");
         self.record(user, client_id, "failure", log);
-        Err(reason)
-    }
-
-    pub(crate) fn wipe(&self, user: &str, why: &str) {
-        match self.db.bundle_delete(user) {
-            Ok(_) => tracing::warn!(user, why, "offline bundle wiped"),
-            Err(e) => tracing::error!(user, error = %e, "offline bundle could not be wiped"),
-        }
+        Err(Refused(reason))
     }
 
     /// The checks every offline login starts with: a stored bundle that verifies, a clock
     /// that did not go back, not expired, the client_id covered, limits not reached.
-    pub(crate) fn check(&self, user: &str, client_id: &str) -> Result<Checked, String> {
+    pub(crate) fn check(&self, user: &str, client_id: &str) -> Result<Checked, Refused> {
         let stored = match self.db.bundle_get(user) {
             Ok(Some(s)) => s,
             Ok(None) => return self.refuse_with(user, client_id, no_bundle(user), "no bundle"),
@@ -199,7 +198,7 @@ impl Offline {
     }
 
     /// Starts an offline login, or says why there is none.
-    pub fn begin(&self, user: &str, client_id: &str) -> Result<OfflineChallenge, String> {
+    pub fn begin(&self, user: &str, client_id: &str) -> Result<OfflineChallenge, Refused> {
         let Checked {
             stored,
             bundle,
@@ -223,12 +222,13 @@ impl Offline {
         else {
             return self.refuse(user, client_id, no_bundle(user), "token app key malformed");
         };
-        let made = (|| -> Result<(u32, String), String> {
+        let made = (|| -> crate::Result<(u32, String)> {
+            let local = |e: String| AgentError::Local(e);
             let code = random_code(self.digits)?;
             let nonce: [u8; 8] = latchkey_crypto::random_bytes(8)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| local(e.to_string()))?
                 .try_into()
-                .map_err(|_| "nonce".to_string())?;
+                .map_err(|_| local("nonce".into()))?;
             let ctx = Context {
                 user,
                 host: &self.host,
@@ -236,9 +236,12 @@ impl Offline {
                 expires_at: u32::try_from(now + self.ttl_secs).unwrap_or(u32::MAX),
                 nonce,
             };
-            let c =
-                challenge::seal(&app_key, &ctx, self.digits, code).map_err(|e| e.to_string())?;
-            Ok((code, challenge::to_text(&c).map_err(|e| e.to_string())?))
+            let c = challenge::seal(&app_key, &ctx, self.digits, code)
+                .map_err(|e| local(e.to_string()))?;
+            Ok((
+                code,
+                challenge::to_text(&c).map_err(|e| local(e.to_string()))?,
+            ))
         })();
         let (code, payload) = match made {
             Ok(v) => v,
@@ -290,14 +293,15 @@ impl Offline {
             return self.count_login(user, cid, &ch.bundle_payload, ch.max_logins, "app_qr");
         }
         let max = ch.max_failures;
-        let counted = self.db.bundle_count_failure(user, &ch.bundle_payload, |f| {
+        let counted = self.db.bundle_count_failure(user, &ch.bundle_payload);
+        if let Ok(f) = &counted {
             let reason = match f {
-                Some(f) if f >= max => format!("wrong code; {f} failures: bundle wiped"),
+                Some(f) if *f >= max => format!("wrong code; {f} failures: bundle wiped"),
                 Some(f) => format!("wrong code ({f} of {max})"),
                 None => "wrong code; bundle gone".to_string(),
             };
-            self.event(user, cid, "failure", &reason)
-        });
+            self.record(user, cid, "failure", &reason);
+        }
         match counted {
             Ok(Some(f)) if f >= max => {
                 self.wipe(user, "too many offline failures");

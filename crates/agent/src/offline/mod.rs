@@ -11,18 +11,18 @@ mod qr;
 #[cfg(test)]
 mod tests;
 
-pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Verdict};
-pub use db::{OfflineEvent, StoredBundle};
+pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Refused, Verdict};
+pub use db::StoredBundle;
 pub use hw::{Hw, HwNext, OfflineCard, OfflineKey};
 
-use crate::config::{AgentConfig, parse_duration};
-use crate::state::StateDb;
+use crate::agent_db::AgentDb;
+use crate::config::AgentConfig;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use challenge::no_bundle;
 use latchkey_proto::offline::{Bundle, OfflineAttachment, SignedBundle};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The agent's clock. Production reads the system clock; the offset exists so end-to-end
 /// tests (which run the agent in-process) can move an agent's time. Only Rust code holding
@@ -39,6 +39,15 @@ impl Clock {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         sys.saturating_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// [`Clock::now`] in milliseconds, for the events of offline outcomes.
+    pub fn now_ms(&self) -> i64 {
+        let sys = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        sys.saturating_add(self.offset.load(Ordering::Relaxed).saturating_mul(1000))
     }
 
     /// Moves this agent's clock by `secs` from the system clock (tests).
@@ -67,7 +76,7 @@ pub enum BundleError {
 const GUARD_BEHIND_SECS: i64 = 60;
 
 pub struct Offline {
-    pub(crate) db: Arc<StateDb>,
+    pub(crate) db: Arc<AgentDb>,
     pub(crate) machine_id: String,
     server_key: Vec<u8>,
     pub(crate) host: String,
@@ -78,12 +87,16 @@ pub struct Offline {
 }
 
 impl Offline {
-    pub fn new(cfg: &AgentConfig, db: Arc<StateDb>, clock: Arc<Clock>) -> Result<Offline, String> {
+    pub fn new(cfg: &AgentConfig, db: Arc<AgentDb>, clock: Arc<Clock>) -> crate::Result<Offline> {
         let server_key = B64
             .decode(cfg.server_signing_key.trim())
             .ok()
             .filter(|k| k.len() == 32)
-            .ok_or("server_signing_key in agent.toml is not a base64 Ed25519 public key")?;
+            .ok_or_else(|| {
+                crate::AgentError::Config(
+                    "server_signing_key in agent.toml is not a base64 Ed25519 public key".into(),
+                )
+            })?;
         // The challenge carries the short host name (at most 64 bytes).
         let full = crate::sys::hostname();
         let mut host: String = full.split('.').next().unwrap_or("host").to_string();
@@ -97,10 +110,8 @@ impl Offline {
             host,
             clock,
             digits: cfg.offline.code_digits,
-            ttl_secs: parse_duration("offline.challenge_ttl", &cfg.offline.challenge_ttl)?.as_secs()
-                as i64,
-            skew_secs: parse_duration("offline.clock_skew", &cfg.offline.clock_skew)?.as_secs()
-                as i64,
+            ttl_secs: cfg.offline.challenge_ttl.as_secs() as i64,
+            skew_secs: cfg.offline.clock_skew.as_secs() as i64,
         })
     }
 
@@ -238,11 +249,65 @@ impl Offline {
         }
     }
 
+    /// Starts one offline login's view of the store.
+    pub fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            store: self,
+            outcomes: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn wipe(&self, user: &str, why: &str) {
+        match self.db.bundle_delete(user) {
+            Ok(_) => tracing::warn!(user, why, "offline bundle wiped"),
+            Err(e) => tracing::error!(user, error = %e, "offline bundle could not be wiped"),
+        }
+    }
+}
+
+/// One outcome an offline login decided (a refusal, a wrong answer, a pass), for the login
+/// engine to record as an authentication event. The store records nothing itself: every
+/// outcome, online or offline, reaches the spool through the engine's one recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineOutcome {
+    /// `app_qr`, `fido2` or `smartcard`.
+    pub method: String,
+    pub success: bool,
+    /// What happened, for the event (not the text shown to the person).
+    pub reason: String,
+    /// When, on the agent's clock (the one the offline checks used).
+    pub at_ms: i64,
+}
+
+/// One offline login's calls on the store, collecting the outcomes they decide. A wrong
+/// smartcard PIN is an outcome without the end of the login, so outcomes are collected per
+/// call rather than read off the final step.
+pub struct Attempt<'a> {
+    store: &'a Offline,
+    outcomes: Mutex<Vec<OfflineOutcome>>,
+}
+
+impl std::ops::Deref for Attempt<'_> {
+    type Target = Offline;
+    fn deref(&self) -> &Offline {
+        self.store
+    }
+}
+
+impl Attempt<'_> {
+    /// The outcomes decided so far (each handed out once).
+    pub fn take_outcomes(&self) -> Vec<OfflineOutcome> {
+        match self.outcomes.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
     pub(crate) fn record(&self, user: &str, client_id: &str, outcome: &str, reason: &str) {
         self.record_m(user, client_id, "app_qr", outcome, reason)
     }
 
-    /// Records an offline outcome of `method` (`app_qr`, `fido2`, `smartcard`).
+    /// Notes an offline outcome of `method` (`app_qr`, `fido2`, `smartcard`).
     pub(crate) fn record_m(
         &self,
         user: &str,
@@ -252,11 +317,15 @@ impl Offline {
         reason: &str,
     ) {
         tracing::info!(user, client_id, method, outcome, reason, "offline event");
-        let Some(e) = self.event_m(user, client_id, method, outcome, reason) else {
-            return;
+        let o = OfflineOutcome {
+            method: method.to_string(),
+            success: outcome == "success",
+            reason: reason.to_string(),
+            at_ms: self.clock.now_ms(),
         };
-        if let Err(err) = self.db.offline_event_add(&e) {
-            tracing::error!(error = %err, "offline event not recorded");
+        match self.outcomes.lock() {
+            Ok(mut v) => v.push(o),
+            Err(poisoned) => poisoned.into_inner().push(o),
         }
     }
 
@@ -285,18 +354,16 @@ impl Offline {
         max: u32,
         method: &str,
     ) -> Verdict {
-        let counted = self.db.bundle_count_login(user, payload, max, |n| {
-            self.event_m(
-                user,
-                client_id,
-                method,
-                "success",
-                &format!("offline login {n} of {max}"),
-            )
-        });
-        match counted {
+        match self.db.bundle_count_login(user, payload, max) {
             Ok(Some(n)) => {
                 tracing::info!(user, client_id, method, n, max, "offline login: MFA passed");
+                self.record_m(
+                    user,
+                    client_id,
+                    method,
+                    "success",
+                    &format!("offline login {n} of {max}"),
+                );
                 if n >= max {
                     self.wipe(user, "last offline login used");
                     Verdict::Passed(
@@ -315,39 +382,6 @@ impl Offline {
                 self.state_db_failed(user, client_id, method, "offline login not counted", &e)
             }
         }
-    }
-
-    /// An event row (None, logged, when the OS has no randomness for its id).
-    pub(crate) fn event(
-        &self,
-        user: &str,
-        client_id: &str,
-        outcome: &str,
-        reason: &str,
-    ) -> Option<OfflineEvent> {
-        self.event_m(user, client_id, "app_qr", outcome, reason)
-    }
-
-    pub(crate) fn event_m(
-        &self,
-        user: &str,
-        client_id: &str,
-        method: &str,
-        outcome: &str,
-        reason: &str,
-    ) -> Option<OfflineEvent> {
-        // Time-ordered (version 7), like every spooled event: two outcomes in the same second
-        // keep their order, and the server's id index grows at its end.
-        let uuid = uuid::Uuid::now_v7().to_string();
-        Some(OfflineEvent {
-            uuid,
-            time: self.now(),
-            user: user.to_string(),
-            client_id: client_id.to_string(),
-            method: method.to_string(),
-            outcome: outcome.to_string(),
-            reason: reason.to_string(),
-        })
     }
 }
 

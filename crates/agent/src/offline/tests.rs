@@ -19,7 +19,7 @@ fn fixture() -> Fixture {
         B64.encode(server.public_bytes())
     ))
     .unwrap();
-    let db = Arc::new(StateDb::in_memory().unwrap());
+    let db = Arc::new(AgentDb::in_memory().unwrap());
     let offline = Offline::new(&cfg, db, Arc::new(Clock::default())).unwrap();
     Fixture {
         server,
@@ -138,38 +138,42 @@ fn forget_list_wipes_before_a_new_bundle_is_stored() {
 fn challenge_is_single_use_and_counts_toward_the_limits() {
     let f = fixture();
     f.offline.store(&f.signed(&f.bundle()), "alice").unwrap();
-    let ch = f.offline.begin("alice", "login").unwrap();
+    // One attempt view for the whole test: it collects every outcome decided.
+    let attempt = f.offline.attempt();
+    let offline = &attempt;
+    let ch = offline.begin("alice", "login").unwrap();
     let code = f.code_of(&ch);
     assert_eq!(code.len(), 8);
-    assert!(matches!(f.offline.answer(&ch, &code), Verdict::Passed(_)));
+    assert!(matches!(offline.answer(&ch, &code), Verdict::Passed(_)));
     // Another context is not in the bundle.
     assert_eq!(
-        f.offline.begin("alice", "elevation").unwrap_err(),
+        offline.begin("alice", "elevation").unwrap_err().0,
         "Offline login is not allowed for elevation on this machine"
     );
     // Two wrong answers (max_failures 2) wipe the bundle.
-    let ch = f.offline.begin("alice", "login").unwrap();
-    assert!(matches!(f.offline.answer(&ch, "1"), Verdict::Failed(_)));
-    let ch2 = f.offline.begin("alice", "login").unwrap();
+    let ch = offline.begin("alice", "login").unwrap();
+    assert!(matches!(offline.answer(&ch, "1"), Verdict::Failed(_)));
+    let ch2 = offline.begin("alice", "login").unwrap();
     let right = f.code_of(&ch2);
-    assert!(matches!(f.offline.answer(&ch2, "2"), Verdict::Failed(_)));
+    assert!(matches!(offline.answer(&ch2, "2"), Verdict::Failed(_)));
     assert!(f.offline.db.bundle_get("alice").unwrap().is_none());
     // The right code of a challenge made before the wipe does not help.
-    assert!(matches!(f.offline.answer(&ch2, &right), Verdict::Failed(_)));
-    let events = f.offline.db.offline_events().unwrap();
-    assert_eq!(events.iter().filter(|e| e.outcome == "success").count(), 1);
-    assert!(events.iter().filter(|e| e.outcome == "failure").count() >= 3);
+    assert!(matches!(offline.answer(&ch2, &right), Verdict::Failed(_)));
+    let outcomes = attempt.take_outcomes();
+    assert_eq!(outcomes.iter().filter(|o| o.success).count(), 1);
+    assert!(outcomes.iter().filter(|o| !o.success).count() >= 3);
+    assert!(attempt.take_outcomes().is_empty());
 }
 
 #[test]
 fn an_expired_challenge_is_refused() {
     let f = fixture();
     f.offline.store(&f.signed(&f.bundle()), "alice").unwrap();
-    let ch = f.offline.begin("alice", "login").unwrap();
+    let ch = f.offline.attempt().begin("alice", "login").unwrap();
     let code = f.code_of(&ch);
     f.offline.clock.set_offset(301);
     assert_eq!(
-        f.offline.answer(&ch, &code),
+        f.offline.attempt().answer(&ch, &code),
         Verdict::Failed("Offline code expired: start the login again".into())
     );
 }
@@ -185,7 +189,7 @@ fn expiry_counts_the_time_the_guard_saw_even_within_the_skew() {
     f.offline.clock.set_offset(250);
     f.offline.tick();
     f.offline.clock.set_offset(0);
-    let err = f.offline.begin("alice", "login").unwrap_err();
+    let err = f.offline.attempt().begin("alice", "login").unwrap_err().0;
     assert!(
         err.starts_with("Offline login for alice expired on"),
         "{err}"
@@ -201,15 +205,17 @@ fn a_server_time_brings_a_guard_from_the_future_back() {
     f.offline.clock.set_offset(0);
     assert!(
         f.offline
+            .attempt()
             .begin("alice", "login")
             .unwrap_err()
+            .0
             .contains("went back")
     );
     let server_now = f.offline.now();
     assert!(!f.offline.guard_fits(server_now));
     f.offline.anchor(server_now);
     assert!(f.offline.guard_fits(server_now));
-    f.offline.begin("alice", "login").unwrap();
+    f.offline.attempt().begin("alice", "login").unwrap();
 }
 
 proptest! {
@@ -227,7 +233,7 @@ proptest! {
     fn arbitrary_stored_rows_never_panic_and_never_grant(payload in "[A-Za-z0-9+/=]{0,200}", signature in "[A-Za-z0-9+/=]{0,100}") {
         let f = fixture();
         f.offline.db.bundle_put("alice", &payload, &signature, i64::MAX, 0).unwrap();
-        prop_assert!(f.offline.begin("alice", "login").is_err());
+        prop_assert!(f.offline.attempt().begin("alice", "login").is_err());
     }
 }
 
@@ -262,6 +268,6 @@ fn per_client_methods_choose_the_offline_method() {
         .insert("login".into(), vec![latchkey_proto::Method::Fido2]);
     f.offline.store(&f.signed(&b), "alice").unwrap();
     // The token app is not allowed for this client_id: no QR challenge.
-    let err = f.offline.begin("alice", "login").unwrap_err();
+    let err = f.offline.attempt().begin("alice", "login").unwrap_err().0;
     assert!(err.contains("security key or smartcard"), "{err}");
 }

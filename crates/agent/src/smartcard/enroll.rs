@@ -4,6 +4,7 @@
 //! a joined machine could otherwise attach any certificate to any account.
 
 use super::{choose_for_enroll, list_certificates};
+use crate::AgentError;
 use crate::config::AgentConfig;
 use crate::upstream::{Outcome, Upstream};
 use base64::Engine;
@@ -31,19 +32,25 @@ pub struct EnrollOptions {
     pub label: Option<String>,
 }
 
-pub async fn enroll(config_dir: &Path, o: &EnrollOptions) -> Result<TokenInfo, String> {
+pub async fn enroll(config_dir: &Path, o: &EnrollOptions) -> crate::Result<TokenInfo> {
     let cfg = AgentConfig::load(config_dir)?;
-    let module =
-        o.module.clone().or_else(|| cfg.smartcard_module()).ok_or(
-            "no PKCS#11 module: pass --module PATH.so or set smartcard_module in agent.toml",
-        )?;
+    let module = o
+        .module
+        .clone()
+        .or_else(|| cfg.smartcard_module())
+        .ok_or_else(|| {
+            AgentError::Config(
+                "no PKCS#11 module: pass --module PATH.so or set smartcard_module in agent.toml"
+                    .into(),
+            )
+        })?;
     let (slot, id) = (o.slot, o.id.clone());
     let card = tokio::task::spawn_blocking(move || {
         list_certificates(&module, slot).and_then(|c| choose_for_enroll(c, id.as_deref()))
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| AgentError::Local(e.to_string()))?
+    .map_err(|e| AgentError::Local(e.to_string()))?;
     let up = Upstream::new(&cfg, config_dir)?;
     let req = SmartcardEnroll {
         user: o.user.clone(),
@@ -53,7 +60,9 @@ pub async fn enroll(config_dir: &Path, o: &EnrollOptions) -> Result<TokenInfo, S
     };
     match up.smartcard_enroll(&req).await {
         Outcome::Answer(t) => Ok(t),
-        Outcome::Unreachable(why) => Err(format!("no MFA server answered: {why}")),
-        Outcome::Refused { message, .. } => Err(message),
+        Outcome::Unreachable(why) => {
+            Err(AgentError::Server(format!("no MFA server answered: {why}")))
+        }
+        Outcome::Refused { message, .. } => Err(AgentError::Server(message)),
     }
 }

@@ -5,7 +5,7 @@
 //! the code prompt; when the smartcard is the only method, no card is a refusal.
 
 use super::{CardError, NO_CARD, find_registered, sign_challenge};
-use crate::upstream::{Outcome, Upstream};
+use crate::engine::{LoginEngine, Outcome, Server};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_proto::agent::Step;
@@ -153,7 +153,12 @@ pub async fn begin(
 }
 
 /// The person answered the PIN prompt.
-pub async fn answer(c: &mut CardLogin, up: &Upstream, user: &str, pin: &str) -> Next {
+pub async fn answer<S: Server>(
+    c: &mut CardLogin,
+    engine: &LoginEngine<S>,
+    user: &str,
+    pin: &str,
+) -> Next {
     if pin.is_empty() {
         if c.fallback.is_some() {
             return Next::Fallback;
@@ -189,7 +194,11 @@ pub async fn answer(c: &mut CardLogin, up: &Upstream, user: &str, pin: &str) -> 
         signature: B64.encode(&sig.bytes),
         mechanism: sig.mechanism.as_str().to_string(),
     };
-    match up.login_smartcard(&c.tx, user, &req).await {
+    let reply = engine.server().login_smartcard(&c.tx, user, &req).await;
+    match engine
+        .settle(user, reply, crate::engine::settle::mfa_passed)
+        .await
+    {
         Outcome::Answer(LoginStepResult::Success { message }) => {
             Next::Done(Step::Success { message })
         }

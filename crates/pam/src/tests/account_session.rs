@@ -171,12 +171,32 @@ fn sessions_are_reported_with_their_logind_id() {
         tty: Some("pts/1".into()),
         rhost: Some("192.0.2.7".into()),
         session_id: Some("42".into()),
+        client_id: None,
     };
     assert_eq!(
         agent.requests(),
         vec![expect(SessionEvent::Open), expect(SessionEvent::Close)]
     );
     assert!(pam.logs.borrow().is_empty());
+}
+
+#[test]
+fn a_session_carries_the_client_id_of_the_module_line() {
+    let agent = FakeAgent::start(|_| AgentReply::Ack.into());
+    let pam = FakePam::new("alice");
+    assert_eq!(
+        session(
+            &pam,
+            SessionEvent::Open,
+            &args(&agent, &["client_id=elevation"])
+        ),
+        PamCode::Success
+    );
+    let requests = agent.requests();
+    let [AgentRequest::Session { client_id, .. }] = requests.as_slice() else {
+        panic!("{requests:?}");
+    };
+    assert_eq!(client_id.as_deref(), Some("elevation"));
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn session(socket: &Path, event: SessionEvent, user: &str, id: &str) {
         tty: Some("tty3".into()),
         rhost: None,
         session_id: Some(id.into()),
+        client_id: None,
     };
     blocking::write(&mut s, &req).unwrap();
     let reply: AgentReply = blocking::read(&mut s).unwrap();

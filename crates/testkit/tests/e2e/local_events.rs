@@ -52,6 +52,7 @@ fn open_request(user: &str, service: &str, rhost: Option<&str>, id: Option<&str>
         tty: Some("pts/9".into()),
         rhost: rhost.map(str::to_string),
         session_id: id.map(str::to_string),
+        client_id: None,
     }
 }
 
@@ -192,6 +193,7 @@ async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
         tty: None,
         rhost: None,
         session_id: None,
+        client_id: None,
     };
     assert_eq!(nobody_sends(&agent.socket, &close).await, AgentReply::Ack);
     // c10 ended and its id now belongs to root (ids restart after a reboot).

@@ -26,6 +26,7 @@ mod pam_e2e;
 mod pam_fake_agent;
 mod push;
 mod server_attacks;
+mod session_context;
 mod smartcard;
 mod token_app;
 mod windows;

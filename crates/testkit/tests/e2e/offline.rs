@@ -427,8 +427,8 @@ async fn every_kind_of_unreachable_goes_offline_and_a_refusal_does_not() {
     for url in &urls {
         let mut cfg: latchkey_agent::config::AgentConfig = toml::from_str(&original).unwrap();
         cfg.servers = vec![url.clone()];
-        cfg.connect_timeout = "300ms".into();
-        cfg.timeout = "1s".into();
+        cfg.connect_timeout = std::time::Duration::from_millis(300);
+        cfg.timeout = std::time::Duration::from_secs(1);
         std::fs::write(&cfg_path, toml::to_string(&cfg).unwrap()).unwrap();
         s.agent.restart().await.unwrap();
         let steps = s.agent.login("alice", "login", &[]).await.unwrap();

@@ -81,7 +81,13 @@ async fn setting_the_clock_back_does_not_revive_a_bundle_that_expired_while_the_
     // Three days pass with the agent running and nobody trying an offline login (the
     // guard's minute tick, run here at once).
     s.agent.set_clock_offset(3 * 86_400);
-    s.agent.agent().unwrap().upstream.offline().unwrap().tick();
+    s.agent
+        .agent()
+        .unwrap()
+        .engine
+        .offline_shared()
+        .unwrap()
+        .tick();
     // Then the clock is set back to within the bundle's validity.
     s.agent.set_clock_offset(0);
     let (code, msgs) = offline_login(s.conf.clone(), "alice", answered_by(s.token.clone())).await;

@@ -189,6 +189,7 @@ fn sessions_reach_the_agent_with_the_logind_session_id() {
         tty: Some("tty2".into()),
         rhost: None,
         session_id: Some("7".into()),
+        client_id: None,
     };
     assert_eq!(
         agent.requests(),

@@ -481,7 +481,8 @@ async fn agent_enrolls_the_card_with_a_one_time_code() {
     let err =
         latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("max", &code.code))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("enrollment code"), "{err}");
     let t = latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", &code.code))
         .await
@@ -493,7 +494,8 @@ async fn agent_enrolls_the_card_with_a_one_time_code() {
     let err =
         latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", &code.code))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("enrollment code"), "{err}");
 
     let steps = agent.login("lee", "login", &[PIN]).await.unwrap();

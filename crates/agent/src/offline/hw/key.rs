@@ -4,13 +4,13 @@
 use super::{CLONED, Hw, HwNext, KEY_PIN_LABEL, KeyStage, Limits, OfflineKey, TOUCH, challenge};
 use crate::fido2::{self, Uv, UvPlan};
 use crate::offline::challenge::no_bundle;
-use crate::offline::{Offline, Verdict};
+use crate::offline::{Attempt, Verdict};
 use latchkey_crypto::webauthn::{self, Expect, ORIGIN_AGENT, WebauthnError, b64url, b64url_decode};
 use latchkey_proto::agent::Step;
 use latchkey_proto::offline::OfflineFido2;
 use zeroize::Zeroizing;
 
-impl Offline {
+impl Attempt<'_> {
     pub(super) async fn key_start(
         &self,
         lim: Limits,

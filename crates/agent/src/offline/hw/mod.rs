@@ -8,7 +8,7 @@
 //! as offline events (method `fido2` or `smartcard`). The security key's steps are in `key.rs`.
 
 use super::challenge::{Checked, no_bundle};
-use super::{Offline, Verdict, utc_date};
+use super::{Attempt, Verdict, utc_date};
 use crate::fido2::{self, Uv};
 use crate::smartcard::{self, CardError};
 use base64::Engine;
@@ -91,11 +91,11 @@ pub enum HwNext {
     Done(Verdict),
 }
 
-fn challenge() -> Result<Vec<u8>, String> {
-    latchkey_crypto::random_bytes(32).map_err(|e| e.to_string())
+fn challenge() -> crate::Result<Vec<u8>> {
+    latchkey_crypto::random_bytes(32).map_err(|e| crate::AgentError::Local(e.to_string()))
 }
 
-impl Offline {
+impl Attempt<'_> {
     fn hw_fail(&self, lim: &Limits, method: &str, reason: String, log: &str) -> Hw {
         tracing::warn!(user = %lim.user, client_id = %lim.client_id, method, why = log, "offline login refused");
         self.record_m(&lim.user, &lim.client_id, method, "failure", log);
@@ -116,7 +116,7 @@ impl Offline {
             now,
         } = match self.check(user, client_id) {
             Ok(c) => c,
-            Err(reason) => return Hw::Fail(reason),
+            Err(super::Refused(reason)) => return Hw::Fail(reason),
         };
         let lim = Limits {
             user: user.to_string(),
@@ -343,14 +343,15 @@ impl Offline {
             why = log,
             "offline answer rejected"
         );
-        let counted = self.db.bundle_count_failure(user, &lim.payload, |f| {
+        let counted = self.db.bundle_count_failure(user, &lim.payload);
+        if let Ok(f) = &counted {
             let reason = match f {
-                Some(f) if f >= max => format!("{log}; {f} failures: bundle wiped"),
+                Some(f) if *f >= max => format!("{log}; {f} failures: bundle wiped"),
                 Some(f) => format!("{log} ({f} of {max})"),
                 None => format!("{log}; bundle gone"),
             };
-            self.event_m(user, cid, method, "failure", &reason)
-        });
+            self.record_m(user, cid, method, "failure", &reason);
+        }
         match counted {
             Ok(Some(f)) if f >= max => {
                 self.wipe(user, "too many offline failures");

@@ -17,10 +17,10 @@ use zeroize::Zeroizing;
 pub struct Ui(pub Option<&'static str>);
 
 impl EnrollUi for Ui {
-    fn ask_pin(&mut self) -> Result<Zeroizing<String>, String> {
+    fn ask_pin(&mut self) -> latchkey_agent::Result<Zeroizing<String>> {
         self.0
             .map(|p| Zeroizing::new(p.to_string()))
-            .ok_or_else(|| "no PIN in this test".to_string())
+            .ok_or_else(|| latchkey_agent::AgentError::Local("no PIN in this test".into()))
     }
     fn touch(&mut self) {}
 }
@@ -55,7 +55,7 @@ pub async fn enroll_with(
         user: user.into(),
         code,
     };
-    enroll(&opts, Ui(pin)).await
+    enroll(&opts, Ui(pin)).await.map_err(|e| e.to_string())
 }
 
 /// Registers `agent`'s security key for `user` (with the key's PIN when it has one).

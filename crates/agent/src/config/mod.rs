@@ -1,9 +1,19 @@
-//! `agent.toml`: how the agent reaches the servers and who it is.
+//! `agent.toml`: how the agent reaches the servers and who it is. Loaded and checked once
+//! at start: durations are `Duration`s from here on ([`duration`]).
+
+pub mod duration;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::error::{AgentError, Result};
+
+/// A configuration error (the text names the key).
+fn bad(msg: impl Into<String>) -> AgentError {
+    AgentError::Config(msg.into())
+}
 
 #[cfg(not(windows))]
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/latchkey";
@@ -25,11 +35,11 @@ pub struct AgentConfig {
     #[serde(default = "default_selection")]
     pub selection: String,
     /// e.g. "1.5s"
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: String,
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
     /// e.g. "10s"
-    #[serde(default = "default_timeout")]
-    pub timeout: String,
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
     /// Trust: `sha256:HEX` pin of the server certificate…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<String>,
@@ -66,14 +76,22 @@ pub struct AgentConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fido2_devices: Vec<String>,
     /// How long a security key has to answer, touch included, e.g. "30s".
-    #[serde(default = "default_fido2_timeout")]
-    pub fido2_timeout: String,
+    #[serde(default = "default_fido2_timeout", with = "duration")]
+    pub fido2_timeout: Duration,
     /// Circuit breaker: how long a failed server is skipped at first (doubling per further
     /// failure up to `breaker_max`). Defaults 30s and 5m.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breaker_base: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breaker_max: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration::option"
+    )]
+    pub breaker_base: Option<Duration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "duration::option"
+    )]
+    pub breaker_max: Option<Duration>,
     /// `[events]`: spool, uploader and `[events.journal]` rules.
     #[serde(default, skip_serializing_if = "is_default")]
     pub events: crate::events::config::EventsConfig,
@@ -88,8 +106,8 @@ pub struct AgentConfig {
     pub socket_limits: crate::callers::LimitsConfig,
 }
 
-fn default_fido2_timeout() -> String {
-    crate::fido2::DEFAULT_TIMEOUT.into()
+fn default_fido2_timeout() -> Duration {
+    crate::fido2::DEFAULT_TIMEOUT
 }
 
 /// `[offline]` in agent.toml.
@@ -99,18 +117,20 @@ pub struct OfflineConfig {
     /// Digits of the offline QR code (6 to 9).
     pub code_digits: u8,
     /// How long a QR challenge can be answered, e.g. "5m".
-    pub challenge_ttl: String,
+    #[serde(with = "duration")]
+    pub challenge_ttl: Duration,
     /// How far the clock may go back (behind the latest time seen) before offline login is
     /// refused, e.g. "5m".
-    pub clock_skew: String,
+    #[serde(with = "duration")]
+    pub clock_skew: Duration,
 }
 
 impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig {
             code_digits: 8,
-            challenge_ttl: "5m".into(),
-            clock_skew: "5m".into(),
+            challenge_ttl: Duration::from_secs(300),
+            clock_skew: Duration::from_secs(300),
         }
     }
 }
@@ -120,17 +140,16 @@ impl OfflineConfig {
         *self == OfflineConfig::default()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         if !(6..=9).contains(&self.code_digits) {
-            return Err("offline.code_digits must be 6 to 9".into());
+            return Err(bad("offline.code_digits must be 6 to 9"));
         }
-        let ttl = parse_duration("offline.challenge_ttl", &self.challenge_ttl)?;
+        let ttl = self.challenge_ttl;
         if ttl.as_secs() < 30 || ttl.as_secs() > 3600 {
-            return Err("offline.challenge_ttl must be 30s to 1h".into());
+            return Err(bad("offline.challenge_ttl must be 30s to 1h"));
         }
-        let skew = parse_duration("offline.clock_skew", &self.clock_skew)?;
-        if skew.as_secs() > 86_400 {
-            return Err("offline.clock_skew must be at most 1d".into());
+        if self.clock_skew.as_secs() > 86_400 {
+            return Err(bad("offline.clock_skew must be at most 1d"));
         }
         Ok(())
     }
@@ -143,11 +162,11 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 fn default_selection() -> String {
     "ordered".into()
 }
-fn default_connect_timeout() -> String {
-    "1.5s".into()
+fn default_connect_timeout() -> Duration {
+    Duration::from_millis(1500)
 }
-fn default_timeout() -> String {
-    "10s".into()
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 pub fn default_socket() -> PathBuf {
     #[cfg(windows)]
@@ -159,51 +178,48 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
 }
 
-pub fn parse_duration(what: &str, v: &str) -> Result<Duration, String> {
-    humantime::parse_duration(v)
-        .map_err(|_| format!("{what}: {v:?} is not a duration (e.g. 1.5s, 10s)"))
+/// A duration given on a command line (`what` names the option).
+pub fn parse_duration(what: &str, v: &str) -> Result<Duration> {
+    duration::parse(v).map_err(|e| AgentError::Config(format!("{what}: {e}")))
 }
 
 impl AgentConfig {
-    pub fn load(config_dir: &Path) -> Result<AgentConfig, String> {
+    pub fn load(config_dir: &Path) -> Result<AgentConfig> {
         let path = config_dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
+            bad(format!(
                 "cannot read {}: {e} (has this machine joined? run `latchkey-agent join`)",
                 path.display()
-            )
+            ))
         })?;
-        let cfg: AgentConfig =
-            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        let cfg: AgentConfig = toml::from_str(&text).map_err(|e| {
+            let key = e.span().and_then(|s| duration::key_at(&text, s.start));
+            bad(match key {
+                Some(key) => format!("{}: {key}: {}", path.display(), e.message()),
+                None => format!("{}: {}", path.display(), e.message()),
+            })
+        })?;
         cfg.validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         if self.servers.is_empty() {
-            return Err("servers: at least one server URL is needed".into());
+            return Err(bad("servers: at least one server URL is needed"));
         }
         self.selection
             .parse::<latchkey_client::Selection>()
-            .map_err(|e| format!("selection: {e}"))?;
-        parse_duration("connect_timeout", &self.connect_timeout)?;
-        parse_duration("timeout", &self.timeout)?;
-        let t = parse_duration("fido2_timeout", &self.fido2_timeout)?;
+            .map_err(|e| bad(format!("selection: {e}")))?;
+        let t = self.fido2_timeout;
         if t.is_zero() || t.as_secs() > 600 {
-            return Err("fido2_timeout must be between 1s and 10m".into());
+            return Err(bad("fido2_timeout must be between 1s and 10m"));
         }
         if self.pin.is_some() && self.ca_cert.is_some() {
-            return Err("pin and ca_cert exclude each other".into());
+            return Err(bad("pin and ca_cert exclude each other"));
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
-            return Err("client_cert and client_key go together".into());
-        }
-        if let Some(v) = &self.breaker_base {
-            parse_duration("breaker_base", v)?;
-        }
-        if let Some(v) = &self.breaker_max {
-            parse_duration("breaker_max", v)?;
+            return Err(bad("client_cert and client_key go together"));
         }
         crate::events::config::validate(&self.events, &self.session_lock)?;
         self.socket_limits.validate()?;
@@ -262,5 +278,41 @@ mod tests {
         assert_eq!(cfg.client_id_for("sudo"), "elevation");
         cfg.selection = "random".into();
         assert!(cfg.validate().is_err());
+    }
+
+    const MINIMAL: &str =
+        "servers = [\"https://a\"]\nmachine_id = \"m\"\nserver_signing_key = \"k\"\n";
+
+    #[test]
+    fn a_bad_duration_stops_the_load_and_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (extra, key) in [
+            ("timeout = \"soon\"\n", "timeout"),
+            (
+                "[offline]\nclock_skew = \"5 parsecs\"\n",
+                "offline.clock_skew",
+            ),
+            (
+                "[events.journal]\nrestart_delay = \"x\"\n",
+                "events.journal.restart_delay",
+            ),
+        ] {
+            std::fs::write(dir.path().join(CONFIG_FILE), format!("{MINIMAL}{extra}")).unwrap();
+            let err = AgentConfig::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key}: ")), "{key}: {err}");
+            assert!(err.contains("is not a duration"), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_text_and_read_back() {
+        let mut cfg: AgentConfig = toml::from_str(MINIMAL).unwrap();
+        assert_eq!(cfg.connect_timeout, Duration::from_millis(1500));
+        cfg.breaker_base = Some(Duration::from_millis(100));
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("connect_timeout = \"1500ms\""), "{text}");
+        assert!(text.contains("breaker_base = \"100ms\""), "{text}");
+        let back: AgentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
     }
 }

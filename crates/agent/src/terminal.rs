@@ -2,6 +2,7 @@
 //! agent exactly as PAM would, so an admin can test a setup without locking themselves out;
 //! `latchkey-agent status` shows the servers.
 
+use crate::error::{AgentError, Result};
 use latchkey_proto::agent::{
     AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, Step, blocking,
 };
@@ -17,22 +18,22 @@ type Conn = UnixStream;
 #[cfg(windows)]
 type Conn = std::fs::File;
 
-fn unreachable(socket: &Path, e: std::io::Error) -> String {
-    format!(
+fn unreachable(socket: &Path, e: std::io::Error) -> AgentError {
+    AgentError::Socket(format!(
         "cannot reach the agent at {}: {e} (is latchkey-agent running?)",
         socket.display()
-    )
+    ))
 }
 
 #[cfg(unix)]
-fn connect(socket: &Path) -> Result<Conn, String> {
+fn connect(socket: &Path) -> Result<Conn> {
     let s = UnixStream::connect(socket).map_err(|e| unreachable(socket, e))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(600)));
     Ok(s)
 }
 
 #[cfg(windows)]
-fn connect(socket: &Path) -> Result<Conn, String> {
+fn connect(socket: &Path) -> Result<Conn> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -40,13 +41,14 @@ fn connect(socket: &Path) -> Result<Conn, String> {
         .map_err(|e| unreachable(socket, e))
 }
 
-fn exchange(s: &mut Conn, req: &AgentRequest) -> Result<AgentReply, String> {
-    blocking::write(s, req).map_err(|e| format!("agent connection: {e}"))?;
-    blocking::read(s).map_err(|e| format!("agent connection: {e}"))
+fn exchange(s: &mut Conn, req: &AgentRequest) -> Result<AgentReply> {
+    let lost = |e: std::io::Error| AgentError::Socket(format!("agent connection: {e}"));
+    blocking::write(s, req).map_err(lost)?;
+    blocking::read(s).map_err(lost)
 }
 
 /// Runs one login in the terminal; Ok(true) when MFA passed.
-pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool, String> {
+pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool> {
     let mut s = connect(socket)?;
     let mut req = AgentRequest::Begin {
         version: AGENT_PROTOCOL_VERSION,
@@ -60,8 +62,14 @@ pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool,
     loop {
         let step = match exchange(&mut s, &req)? {
             AgentReply::Step(step) => step,
-            AgentReply::Error { message } => return Err(format!("agent: {message}")),
-            other => return Err(format!("agent answered out of turn: {other:?}")),
+            AgentReply::Error { message } => {
+                return Err(AgentError::Socket(format!("agent: {message}")));
+            }
+            other => {
+                return Err(AgentError::Socket(format!(
+                    "agent answered out of turn: {other:?}"
+                )));
+            }
         };
         req = match step {
             Step::Info { text } | Step::Wait { text } => {
@@ -81,7 +89,7 @@ pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool,
                     stdin
                         .lock()
                         .read_line(&mut line)
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| AgentError::Local(format!("terminal: {e}")))?;
                 }
                 if !echo {
                     println!();
@@ -109,12 +117,14 @@ pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool,
     }
 }
 
-pub fn status(socket: &Path) -> Result<AgentStatus, String> {
+pub fn status(socket: &Path) -> Result<AgentStatus> {
     let mut s = connect(socket)?;
     match exchange(&mut s, &AgentRequest::Status)? {
         AgentReply::Status(st) => Ok(st),
-        AgentReply::Error { message } => Err(format!("agent: {message}")),
-        other => Err(format!("agent answered out of turn: {other:?}")),
+        AgentReply::Error { message } => Err(AgentError::Socket(format!("agent: {message}"))),
+        other => Err(AgentError::Socket(format!(
+            "agent answered out of turn: {other:?}"
+        ))),
     }
 }
 

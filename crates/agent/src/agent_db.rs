@@ -70,7 +70,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub enum AgentDbError {
     #[error("state database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -93,7 +93,7 @@ pub enum StateError {
     OverQuota { uid: u32, quota: i64 },
 }
 
-pub struct StateDb {
+pub struct AgentDb {
     conn: Mutex<Connection>,
     path: PathBuf,
     /// The clock guard's value as last read or written (0: not known yet), so that the
@@ -101,12 +101,12 @@ pub struct StateDb {
     guard: AtomicI64,
 }
 
-impl StateDb {
+impl AgentDb {
     /// Opens (creating when missing) `dir/agent.db`, tightening permissions and migrating.
-    pub fn open(dir: &Path) -> Result<StateDb, StateError> {
+    pub fn open(dir: &Path) -> Result<AgentDb, AgentDbError> {
         create_private_dir(dir)?;
         let path = dir.join(STATE_FILE);
-        let conn = Connection::open(&path).map_err(|source| StateError::Open {
+        let conn = Connection::open(&path).map_err(|source| AgentDbError::Open {
             path: path.clone(),
             source,
         })?;
@@ -115,17 +115,17 @@ impl StateDb {
     }
 
     /// A private in-memory database, for unit tests.
-    pub fn in_memory() -> Result<StateDb, StateError> {
+    pub fn in_memory() -> Result<AgentDb, AgentDbError> {
         Self::init(Connection::open_in_memory()?, PathBuf::from(":memory:"))
     }
 
-    fn init(conn: Connection, path: PathBuf) -> Result<StateDb, StateError> {
+    fn init(conn: Connection, path: PathBuf) -> Result<AgentDb, AgentDbError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // journal_mode returns a row; query it rather than execute.
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         migrate(&conn)?;
-        Ok(StateDb {
+        Ok(AgentDb {
             conn: Mutex::new(conn),
             path,
             guard: AtomicI64::new(0),
@@ -145,7 +145,7 @@ impl StateDb {
     /// Records `now` and returns the latest time seen before it (`None` the first time).
     /// The stored value never goes backwards, and is written only when `now` is later (no
     /// fsync for logins within the same second).
-    pub fn observe_time(&self, now_unix: i64) -> Result<Option<i64>, StateError> {
+    pub fn observe_time(&self, now_unix: i64) -> Result<Option<i64>, AgentDbError> {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
         let prev = guard_row(&tx)?;
@@ -162,7 +162,7 @@ impl StateDb {
     }
 
     /// True when the guard, as last seen, needs no re-anchoring to `server_unix` (no query:
-    /// callers on an async thread use it to skip [`StateDb::anchor_time`]).
+    /// callers on an async thread use it to skip [`AgentDb::anchor_time`]).
     pub fn guard_fits(&self, server_unix: i64, ahead_secs: i64, behind_secs: i64) -> bool {
         let g = self.guard.load(Ordering::SeqCst);
         g != 0 && g <= server_unix + ahead_secs && g >= server_unix - behind_secs
@@ -179,7 +179,7 @@ impl StateDb {
         server_unix: i64,
         ahead_secs: i64,
         behind_secs: i64,
-    ) -> Result<Option<i64>, StateError> {
+    ) -> Result<Option<i64>, AgentDbError> {
         let in_window = |g: i64| g <= server_unix + ahead_secs && g >= server_unix - behind_secs;
         if self.guard_fits(server_unix, ahead_secs, behind_secs) {
             return Ok(None);
@@ -205,7 +205,7 @@ impl StateDb {
 }
 
 /// The clock guard's stored value (None before the first write).
-fn guard_row(c: &Connection) -> Result<Option<i64>, StateError> {
+fn guard_row(c: &Connection) -> Result<Option<i64>, AgentDbError> {
     Ok(
         c.query_row("SELECT latest_unix FROM clock WHERE id = 1", [], |r| {
             r.get(0)
@@ -214,7 +214,7 @@ fn guard_row(c: &Connection) -> Result<Option<i64>, StateError> {
     )
 }
 
-fn migrate(conn: &Connection) -> Result<(), StateError> {
+fn migrate(conn: &Connection) -> Result<(), AgentDbError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
@@ -230,8 +230,8 @@ fn migrate(conn: &Connection) -> Result<(), StateError> {
     Ok(())
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), StateError> {
-    let err = |source| StateError::Dir {
+fn create_private_dir(dir: &Path) -> Result<(), AgentDbError> {
+    let err = |source| AgentDbError::Dir {
         path: dir.to_path_buf(),
         source,
     };
@@ -246,15 +246,15 @@ fn create_private_dir(dir: &Path) -> Result<(), StateError> {
 
 /// On Windows the database inherits the ACL of the state directory (set by the installer).
 #[cfg(not(unix))]
-fn restrict_file(_path: &Path) -> Result<(), StateError> {
+fn restrict_file(_path: &Path) -> Result<(), AgentDbError> {
     Ok(())
 }
 
 #[cfg(unix)]
-fn restrict_file(path: &Path) -> Result<(), StateError> {
+fn restrict_file(path: &Path) -> Result<(), AgentDbError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        StateError::Dir {
+        AgentDbError::Dir {
             path: path.to_path_buf(),
             source,
         }
@@ -270,7 +270,7 @@ mod tests {
     fn opens_private_and_migrates_once() {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("state");
-        let db = StateDb::open(&state_dir).unwrap();
+        let db = AgentDb::open(&state_dir).unwrap();
         let v: i64 = db
             .conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(v, MIGRATIONS.len() as i64);
         drop(db);
         // Reopening applies nothing twice.
-        let db = StateDb::open(&state_dir).unwrap();
+        let db = AgentDb::open(&state_dir).unwrap();
         let mode = std::fs::metadata(&state_dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let mode = std::fs::metadata(db.path()).unwrap().permissions().mode() & 0o777;
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn clock_never_goes_backwards() {
-        let db = StateDb::in_memory().unwrap();
+        let db = AgentDb::in_memory().unwrap();
         assert_eq!(db.observe_time(1000).unwrap(), None);
         assert_eq!(db.observe_time(2000).unwrap(), Some(1000));
         // Going back reports the latest seen and keeps it.
@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_server_time_re_anchors_the_guard_both_ways() {
-        let db = StateDb::in_memory().unwrap();
+        let db = AgentDb::in_memory().unwrap();
         // An offline attempt with the clock eight days ahead pushed the guard forward.
         db.observe_time(1_000_000 + 8 * 86_400).unwrap();
         // The server's time pulls it back; a later local time within the window is kept.
