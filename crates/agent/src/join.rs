@@ -189,7 +189,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig> {
     for url in &servers {
         let client = client_for(url, o, timeouts)?;
         match client
-            .post::<_, JoinResponse>("/v1/machines/join", &req)
+            .post::<_, JoinResponse>(latchkey_proto::routes::MACHINE_JOIN, &req)
             .await
         {
             Ok(a) => {

@@ -13,6 +13,7 @@ use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
 use latchkey_proto::offline::WithOffline;
+use latchkey_proto::routes;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -123,7 +124,7 @@ impl Upstream {
         &self,
         req: &latchkey_proto::fido2::Fido2RegisterStart,
     ) -> Outcome<latchkey_proto::fido2::Fido2RegisterOptions> {
-        self.call("/v1/fido2/register/start", req, &req.user)
+        self.call(routes::FIDO2_REGISTER_START, req, &req.user)
             .await
             .map(|a| a.value)
     }
@@ -132,7 +133,7 @@ impl Upstream {
         &self,
         req: &latchkey_proto::fido2::Fido2RegisterFinish,
     ) -> Outcome<latchkey_proto::fido2::Fido2Registered> {
-        self.call("/v1/fido2/register/finish", req, &req.user)
+        self.call(routes::FIDO2_REGISTER_FINISH, req, &req.user)
             .await
             .map(|a| a.value)
     }
@@ -141,7 +142,7 @@ impl Upstream {
         &self,
         req: &latchkey_proto::smartcard::SmartcardEnroll,
     ) -> Outcome<latchkey_proto::admin::TokenInfo> {
-        self.call("/v1/smartcards/enroll", req, &req.user)
+        self.call(routes::SMARTCARD_ENROLL, req, &req.user)
             .await
             .map(|a| a.value)
     }
@@ -152,7 +153,7 @@ impl Upstream {
         batch: &latchkey_proto::events::EventBatch,
         key: &str,
     ) -> Reply<latchkey_proto::events::EventsAccepted> {
-        self.call("/v1/events", batch, key).await
+        self.call(routes::EVENTS, batch, key).await
     }
 
     /// Asks whether local sessions must be locked.
@@ -161,7 +162,7 @@ impl Upstream {
         req: &latchkey_proto::events::SessionStateRequest,
         key: &str,
     ) -> Reply<latchkey_proto::events::SessionStateResponse> {
-        self.call("/v1/sessions/state", req, key).await
+        self.call(routes::SESSIONS_STATE, req, key).await
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {
@@ -171,11 +172,11 @@ impl Upstream {
 
 impl Server for Upstream {
     async fn login_start(&self, req: &LoginStart) -> Reply<LoginStartResult> {
-        self.call("/v1/login/start", req, &req.user).await
+        self.call(routes::LOGIN_START, req, &req.user).await
     }
 
     async fn login_otp(&self, tx: &str, user: &str, code: &str) -> Reply<LoginStepResult> {
-        let path = format!("/v1/login/{}/otp", latchkey_client::encode_path_segment(tx));
+        let path = routes::login_otp(tx);
         self.call(
             &path,
             &LoginOtp {
@@ -187,17 +188,14 @@ impl Server for Upstream {
     }
 
     async fn push_start(&self, tx: &str, user: &str) -> Reply<PushStartResult> {
-        let path = format!(
-            "/v1/login/{}/push",
-            latchkey_client::encode_path_segment(tx)
-        );
+        let path = routes::login_push(tx);
         self.call(&path, &serde_json::json!({}), user).await
     }
 
     async fn push_wait(&self, tx: &str, user: &str) -> Reply<LoginStepResult> {
         let path = format!(
-            "/v1/login/{}/push/wait?wait={}",
-            latchkey_client::encode_path_segment(tx),
+            "{}?wait={}",
+            routes::login_push_wait(tx),
             self.push_poll_secs
         );
         self.call(&path, &serde_json::json!({}), user).await
@@ -209,10 +207,7 @@ impl Server for Upstream {
         user: &str,
         answer: &latchkey_proto::fido2::LoginFido2,
     ) -> Reply<LoginStepResult> {
-        let path = format!(
-            "/v1/login/{}/fido2",
-            latchkey_client::encode_path_segment(tx)
-        );
+        let path = routes::login_fido2(tx);
         self.call(&path, answer, user).await
     }
 
@@ -222,16 +217,13 @@ impl Server for Upstream {
         user: &str,
         req: &latchkey_proto::smartcard::LoginSmartcard,
     ) -> Reply<LoginStepResult> {
-        let path = format!(
-            "/v1/login/{}/smartcard",
-            latchkey_client::encode_path_segment(tx)
-        );
+        let path = routes::login_smartcard(tx);
         self.call(&path, req, user).await
     }
 
     async fn account_check(&self, user: &str, client_id: &str) -> Reply<AccountStatus> {
         self.call(
-            "/v1/account/check",
+            routes::ACCOUNT_CHECK,
             &AccountCheck {
                 user: user.into(),
                 client_id: client_id.into(),

@@ -11,6 +11,7 @@ use latchkey_proto::admin::{
     TokenEnrolled, User, UserCreate,
 };
 use latchkey_proto::machine::{JoinRequest, JoinResponse};
+use latchkey_proto::routes;
 use latchkey_server::{RunningServer, ServerConfig, ServerInfo};
 use std::path::PathBuf;
 use tempfile::TempDir;
@@ -148,7 +149,7 @@ impl TestServer {
         let created: JoinTokenCreated = self
             .admin()?
             .post(
-                "/v1/admin/join-tokens",
+                routes::ADMIN_JOIN_TOKENS,
                 &JoinTokenCreate {
                     expires_in: 600,
                     note: None,
@@ -165,7 +166,7 @@ impl TestServer {
             hostname: hostname.into(),
             client_cert_sha256: None,
         };
-        let resp: JoinResponse = self.anonymous()?.post("/v1/machines/join", &req).await?;
+        let resp: JoinResponse = self.anonymous()?.post(routes::MACHINE_JOIN, &req).await?;
         let client = self.client(Credential::Bearer(resp.api_key.clone()))?;
         Ok((resp, client))
     }
@@ -176,7 +177,7 @@ impl TestServer {
             display_name: None,
             groups: groups.iter().map(|g| g.to_string()).collect(),
         };
-        Ok(self.admin()?.post("/v1/admin/users", &req).await?)
+        Ok(self.admin()?.post(routes::ADMIN_USERS, &req).await?)
     }
 
     /// Enrols a token and returns the parsed otpauth URI (what a phone would scan).
@@ -195,7 +196,7 @@ impl TestServer {
         };
         let enrolled: TokenEnrolled = self
             .admin()?
-            .post(&format!("/v1/admin/users/{user}/tokens"), &req)
+            .post(&routes::admin_user_tokens(user), &req)
             .await?;
         let uri = OtpAuthUri::parse(&enrolled.otpauth_uri)?;
         Ok((enrolled, uri))
@@ -211,7 +212,7 @@ impl TestServer {
     pub async fn audit(&self, user: &str) -> Result<Vec<AuditEntry>> {
         Ok(self
             .admin()?
-            .get(&format!("/v1/admin/audit?user={user}&limit=10000"))
+            .get(&format!("{}?user={user}&limit=10000", routes::ADMIN_AUDIT))
             .await?)
     }
 
@@ -224,7 +225,7 @@ impl TestServer {
         };
         Ok(self
             .admin()?
-            .patch(&format!("/v1/admin/policies/{client_id}"), &req)
+            .patch(&routes::admin_policy(client_id), &req)
             .await?)
     }
 

@@ -4,6 +4,7 @@
 
 use crate::TestServer;
 use latchkey_proto::events::{EventEntry, EventPage};
+use latchkey_proto::routes;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ impl TestServer {
     pub async fn events(&self, query: &str) -> anyhow::Result<Vec<EventEntry>> {
         let page: EventPage = self
             .admin()?
-            .get(&format!("/v1/admin/events?limit=10000&{query}"))
+            .get(&format!("{}?limit=10000&{query}", routes::ADMIN_EVENTS))
             .await?;
         Ok(page.events)
     }
@@ -77,7 +78,7 @@ impl TestServer {
         let _: latchkey_proto::admin::User = self
             .admin()?
             .patch(
-                &format!("/v1/admin/users/{user}"),
+                &routes::admin_user(user),
                 &latchkey_proto::admin::UserUpdate {
                     display_name: None,
                     groups: None,

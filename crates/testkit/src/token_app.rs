@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
 use latchkey_client::{Client, Credential};
 use latchkey_proto::app::*;
+use latchkey_proto::routes;
 
 pub struct SoftApp {
     pub id: String,
@@ -27,10 +28,7 @@ impl SoftApp {
     pub async fn register(srv: &TestServer, user: &str) -> Result<SoftApp> {
         let link: AppLinkCreated = srv
             .admin()?
-            .post(
-                &format!("/v1/admin/users/{user}/apps"),
-                &AppLinkCreate::default(),
-            )
+            .post(&routes::admin_user_apps(user), &AppLinkCreate::default())
             .await?;
         let key = SigningKey::from_bytes(&key32()?);
         let x = x25519_dalek::StaticSecret::from(key32()?);
@@ -40,7 +38,7 @@ impl SoftApp {
             x25519_public: B64.encode(x25519_dalek::PublicKey::from(&x).as_bytes()),
             ed25519_public: B64.encode(key.verifying_key().as_bytes()),
         };
-        let registered: AppRegistered = srv.anonymous()?.post("/v1/apps/register", &reg).await?;
+        let registered: AppRegistered = srv.anonymous()?.post(routes::APP_REGISTER, &reg).await?;
         let client = srv.client(Credential::Bearer(registered.app_key.clone()))?;
         Ok(SoftApp {
             id: registered.app_id.clone(),
@@ -53,7 +51,7 @@ impl SoftApp {
     pub async fn pending(&self, wait: u64) -> Result<Vec<PushRequest>> {
         Ok(self
             .client
-            .get(&format!("/v1/apps/pending?wait={wait}"))
+            .get(&format!("{}?wait={wait}", routes::APP_PENDING))
             .await?)
     }
 
@@ -73,7 +71,7 @@ impl SoftApp {
         &self,
         r: &PushResponse,
     ) -> std::result::Result<PushVerdict, latchkey_client::Error> {
-        self.client.post("/v1/apps/respond", r).await
+        self.client.post(routes::APP_RESPOND, r).await
     }
 
     /// Badges in or out now, signed as `latchkey-token badge` does.
@@ -87,7 +85,7 @@ impl SoftApp {
             time,
             signature: B64.encode(sig.to_bytes()),
         };
-        Ok(self.client.post("/v1/apps/badge", &b).await?)
+        Ok(self.client.post(routes::APP_BADGE, &b).await?)
     }
 
     pub async fn approve(

@@ -4,6 +4,7 @@
 use crate::TestServer;
 use anyhow::{Context, Result, ensure};
 use latchkey_proto::app::{AppLinkCreate, AppLinkCreated};
+use latchkey_proto::routes;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use tempfile::TempDir;
@@ -53,10 +54,7 @@ impl TokenCli {
     pub async fn register(srv: &TestServer, user: &str) -> Result<TokenCli> {
         let l: AppLinkCreated = srv
             .admin()?
-            .post(
-                &format!("/v1/admin/users/{user}/apps"),
-                &AppLinkCreate::default(),
-            )
+            .post(&routes::admin_user_apps(user), &AppLinkCreate::default())
             .await?;
         let link = format!(
             "{}/app/register?code={}&pin={}",

@@ -8,6 +8,7 @@
 use crate::events::{AuthRecord, Events};
 use crate::offline::{Offline, OfflineOutcome};
 use crate::smartcard::login::CardLogin;
+use latchkey_proto::ErrorCode;
 use latchkey_proto::Method;
 use latchkey_proto::agent::{AgentReply, Step};
 use std::sync::Arc;
@@ -279,11 +280,11 @@ impl Login {
 
     fn refused(&mut self, code: &str, message: &str) -> Step {
         tracing::error!(user = %self.req.user, client_id = %self.req.client_id, code, message, "server refused the login request");
-        let reason = match code {
-            "unauthorized" | "forbidden" => {
+        let reason = match (code, ErrorCode::parse(code)) {
+            (_, Some(ErrorCode::Unauthorized | ErrorCode::Forbidden)) => {
                 "Login refused: this machine is not accepted by the MFA server".to_string()
             }
-            LOCAL_ERROR => format!(
+            (LOCAL_ERROR, _) => format!(
                 "Login refused: this machine is short of resources ({message}); try again in a moment"
             ),
             _ => format!("Login refused: {message}"),
