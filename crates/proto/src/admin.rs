@@ -98,7 +98,7 @@ pub struct TokenEnrolled {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    pub code: String,
+    pub code: crate::Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -254,6 +254,6 @@ pub struct AuditQuery {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenResync {
-    pub code1: String,
-    pub code2: String,
+    pub code1: crate::Secret,
+    pub code2: crate::Secret,
 }

@@ -6,6 +6,7 @@
 //! one `Continue`/`Answer` per step, until `Success` or `Failure`. Closing the connection
 //! abandons the login. Shells render steps and return answers; they decide nothing.
 
+use crate::{ClientId, Secret, UserName};
 use serde::{Deserialize, Serialize};
 
 /// Largest frame either side accepts.
@@ -26,30 +27,30 @@ pub enum AgentRequest {
     /// Start a login. `client_id` overrides the agent's mapping from `service`.
     Begin {
         version: u32,
-        user: String,
+        user: UserName,
         service: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rhost: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tty: Option<String>,
     },
-    /// Reply to `Prompt`.
-    Answer { text: String },
+    /// Reply to `Prompt`: what the person typed (a code, a PIN, an offline answer).
+    Answer { text: Secret },
     /// Reply to `Info`, `Qr` and `Wait`: shown, go on.
     Continue,
     /// `pam_sm_acct_mgmt`: may this account log in now (e.g. not locked out)?
     AccountCheck {
-        user: String,
+        user: UserName,
         service: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
     },
     /// A session was opened or closed (PAM session hooks).
     Session {
         event: SessionEvent,
-        user: String,
+        user: UserName,
         service: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tty: Option<String>,
@@ -61,7 +62,7 @@ pub enum AgentRequest {
         /// The access context the session's login used (the module line's `client_id=`);
         /// absent, the agent maps the service. Absent from modules before it was added.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
     },
     /// Agent state for `latchkey-agent status`.
     Status,
@@ -207,7 +208,7 @@ mod tests {
     fn frames_round_trip_and_refuse_oversize() {
         let req = AgentRequest::Begin {
             version: AGENT_PROTOCOL_VERSION,
-            user: "alice".into(),
+            user: "alice".parse().unwrap(),
             service: "sudo".into(),
             client_id: None,
             rhost: None,
@@ -233,16 +234,37 @@ mod tests {
         }
         let new = AgentRequest::Session {
             event: SessionEvent::Open,
-            user: "ann".into(),
+            user: "ann".parse().unwrap(),
             service: "sshd".into(),
             tty: None,
             rhost: None,
             session_id: None,
-            client_id: Some("elevation".into()),
+            client_id: Some("elevation".parse().unwrap()),
         };
         let text = serde_json::to_string(&new).unwrap();
         assert!(text.contains(r#""client_id":"elevation""#), "{text}");
         assert_eq!(serde_json::from_str::<AgentRequest>(&text).unwrap(), new);
+    }
+
+    #[test]
+    fn a_bad_user_or_client_id_does_not_deserialize() {
+        for bad in [
+            r#"{"op":"begin","version":1,"user":"a b","service":"sudo"}"#,
+            r#"{"op":"begin","version":1,"user":"ann","service":"sudo","client_id":"x;y"}"#,
+            r#"{"op":"session","event":"open","user":"../ann","service":"sshd"}"#,
+            r#"{"op":"session","event":"open","user":"ann","service":"sshd","client_id":"a:b"}"#,
+            r#"{"op":"account_check","user":"","service":"sshd"}"#,
+        ] {
+            assert!(serde_json::from_str::<AgentRequest>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_answer_is_a_plain_string_that_never_prints() {
+        let text = r#"{"op":"answer","text":"123456"}"#;
+        let req: AgentRequest = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&req).unwrap(), text);
+        assert!(!format!("{req:?}").contains("123456"), "{req:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Token app (push) API: registration through a one-time link, the push long-poll, signed
 //! approvals and denials, badge in/out.
 
+use crate::{ClientId, Secret, TxId, UserName};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/admin/users/{name}/apps`: a one-time registration link for a token app.
@@ -17,7 +18,7 @@ pub struct AppLinkCreate {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AppLinkCreated {
     /// The one-time registration code (the CLI builds the link from it).
-    pub code: String,
+    pub code: Secret,
     pub expires_at: i64,
     /// `sha256:HEX` of the server's TLS certificate, for the link's pin.
     pub tls_fingerprint: String,
@@ -28,7 +29,7 @@ pub struct AppLinkCreated {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppRegister {
-    pub code: String,
+    pub code: Secret,
     /// Shown to admins, e.g. "alice's phone".
     pub device_name: String,
     /// X25519 public key (32 bytes, base64): offline challenges are sealed to it.
@@ -41,7 +42,7 @@ pub struct AppRegister {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct AppRegistered {
     pub app_id: String,
-    pub user: String,
+    pub user: UserName,
     /// Bearer credential for the app's own calls (pending, respond, badge).
     pub app_key: String,
     /// TOTP seed for plain codes (`otpauth://` URI).
@@ -52,11 +53,11 @@ pub struct AppRegistered {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct PushRequest {
-    pub tx: String,
-    pub user: String,
+    pub tx: TxId,
+    pub user: UserName,
     /// Host name of the machine the login happens on.
     pub host: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rhost: Option<String>,
     pub expires_at: i64,
@@ -86,7 +87,7 @@ impl Decision {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushResponse {
-    pub tx: String,
+    pub tx: TxId,
     pub decision: Decision,
     /// The number the person typed (number matching); absent for a denial.
     #[serde(default, skip_serializing_if = "Option::is_none")]

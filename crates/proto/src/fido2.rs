@@ -5,6 +5,7 @@
 //! attestation objects) travel as base64url without padding, as in WebAuthn.
 
 use crate::admin::TokenInfo;
+use crate::{Secret, UserName};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -100,8 +101,8 @@ pub struct Fido2RegistrationCreate {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Fido2RegistrationCreated {
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
     pub expires_at: i64,
     pub rp_id: String,
 }
@@ -111,8 +112,8 @@ pub struct Fido2RegistrationCreated {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fido2RegisterStart {
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
 }
 
 /// What the agent passes to authenticatorMakeCredential.
@@ -139,8 +140,8 @@ pub struct Fido2RegisterOptions {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Fido2RegisterFinish {
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
     /// base64url of the CTAP2 attestation object (`fmt`, `authData`, `attStmt`).
     pub attestation_object: String,
     /// base64url of the client data JSON.

@@ -1,6 +1,6 @@
 //! Machine login API: `POST /v1/login/start`, `POST /v1/login/{tx}/otp`.
 
-use crate::Method;
+use crate::{ClientId, Method, Secret, TxId, UserName};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/login/start`
@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginStart {
-    pub user: String,
+    pub user: UserName,
     /// Access context: `login`, `unlock`, `elevation`, `remote` or an admin-defined id.
-    pub client_id: String,
+    pub client_id: ClientId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rhost: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,7 +26,7 @@ pub enum LoginStartResult {
     Allow { message: String },
     /// A second factor is needed; answer with the transaction id.
     Challenge {
-        tx: String,
+        tx: TxId,
         methods: Vec<Method>,
         message: String,
         /// Seconds until the transaction expires.
@@ -47,7 +47,7 @@ pub enum LoginStartResult {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginOtp {
-    pub code: String,
+    pub code: Secret,
 }
 
 /// Answer to a second-factor step.
@@ -76,8 +76,8 @@ pub enum LoginStepResult {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccountCheck {
-    pub user: String,
-    pub client_id: String,
+    pub user: UserName,
+    pub client_id: ClientId,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -86,4 +86,37 @@ pub struct AccountStatus {
     pub allowed: bool,
     /// Safe to show to the person; empty when allowed.
     pub message: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_otp_request_never_prints_its_code() {
+        let req = LoginOtp {
+            code: Secret::from("402917"),
+        };
+        let shown = format!("{req:?} {req:#?}");
+        assert!(!shown.contains("402917"), "{shown}");
+        assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"code":"402917"}"#);
+    }
+
+    #[test]
+    fn a_login_start_reads_and_prints_as_with_plain_strings() {
+        let text = r#"{"user":"alice","client_id":"login","tty":"pts/0"}"#;
+        let start: LoginStart = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&start).unwrap(), text);
+        assert_eq!(
+            format!("{start:?}"),
+            r#"LoginStart { user: "alice", client_id: "login", rhost: None, tty: Some("pts/0") }"#
+        );
+        for bad in [
+            r#"{"user":"a/b","client_id":"login"}"#,
+            r#"{"user":"alice","client_id":"lo gin"}"#,
+        ] {
+            assert!(serde_json::from_str::<LoginStart>(bad).is_err(), "{bad}");
+        }
+    }
 }

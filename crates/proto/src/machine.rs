@@ -1,5 +1,6 @@
 //! Machine enrolment: `POST /v1/machines/join`.
 
+use crate::MachineId;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub struct JoinRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct JoinResponse {
-    pub machine_id: String,
+    pub machine_id: MachineId,
     /// Bearer credential for machine calls. Shown once; the server keeps only its hash.
     pub api_key: String,
     /// Server's Ed25519 public key (32 bytes, base64) that signs offline bundles.

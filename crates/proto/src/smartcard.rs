@@ -1,6 +1,7 @@
 //! Smartcard (PKCS#11 certificate) wire types: the login challenge and answer, admin
 //! registration, and machine enrollment with a one-time code.
 
+use crate::{Secret, UserName};
 use serde::{Deserialize, Serialize};
 
 /// Part of `LoginStartResult::Challenge` when the user may answer with a smartcard.
@@ -65,8 +66,8 @@ pub struct SmartcardCodeCreate {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct SmartcardEnrollCode {
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
     pub expires_at: i64,
 }
 
@@ -75,8 +76,8 @@ pub struct SmartcardEnrollCode {
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SmartcardEnroll {
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
     /// The certificate read from the card, DER in base64.
     pub cert: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
