@@ -22,6 +22,11 @@ impl Secret {
         &self.0
     }
 
+    /// Its length in bytes, for size limits (a length tells nothing useful about a code).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

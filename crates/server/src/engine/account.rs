@@ -3,10 +3,10 @@
 
 use super::messages::Said;
 use super::offline::Answered;
-use super::{Actor, Engine, Result, now, validate_client_id, validate_user_name};
+use super::{Actor, Engine, Result, now};
 use crate::policy;
 use crate::store::UserRow;
-use latchkey_proto::Method;
+use latchkey_proto::{ClientId, Method, UserName};
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::AccountStatus;
 use latchkey_proto::offline::WithOffline;
@@ -17,8 +17,8 @@ impl Engine {
     pub async fn account_check(
         &self,
         machine_id: &str,
-        user: &str,
-        client_id: &str,
+        user: &UserName,
+        client_id: &ClientId,
     ) -> Result<WithOffline<AccountStatus>> {
         let (allowed, message) = self.account_usable(machine_id, user, client_id).await?;
         let attach = Answered::Account { allowed }.attach();
@@ -32,11 +32,9 @@ impl Engine {
     async fn account_usable(
         &self,
         machine_id: &str,
-        user: &str,
-        client_id: &str,
+        user: &UserName,
+        client_id: &ClientId,
     ) -> Result<(bool, String)> {
-        validate_user_name(user)?;
-        validate_client_id(client_id)?;
         // The same read as a login start: the user with the number of each kind of token.
         let found = self.store.user_get_with_counts(user).await?;
         let groups = found

@@ -6,6 +6,7 @@
 use super::admin_users::validate_text;
 use super::{Actor, Engine, EngineError, Result, now};
 use latchkey_crypto::keys::hash_api_key;
+use latchkey_proto::{Secret, UserName};
 
 /// Default lifetime of a code: 15 minutes.
 const DEFAULT_TTL: u64 = 900;
@@ -36,8 +37,8 @@ impl CodeKind {
 /// A code just issued: shown to the admin once, never stored in clear.
 #[derive(Debug, Clone)]
 pub struct IssuedCode {
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
     pub expires_at: i64,
 }
 
@@ -55,7 +56,7 @@ impl Engine {
         kind: CodeKind,
         expires_in: Option<u64>,
     ) -> Result<IssuedCode> {
-        let user = self.existing_user(user).await?.name;
+        let user: UserName = super::stored(self.existing_user(user).await?.name)?;
         let ttl = expires_in.unwrap_or(DEFAULT_TTL);
         if !(1..=MAX_TTL).contains(&ttl) {
             return Err(EngineError::Invalid(
@@ -97,7 +98,7 @@ impl Engine {
             .await;
         Ok(IssuedCode {
             user,
-            code,
+            code: Secret::from(code),
             expires_at,
         })
     }

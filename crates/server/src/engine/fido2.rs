@@ -5,7 +5,7 @@
 use super::enrol::code_hash;
 use super::login::{FailureOutcome, OpenStep, StepCtx};
 use super::messages::{KeyRegistration, Said};
-use super::{Actor, Engine, EngineError, Result, new_id, now, validate_user_name};
+use super::{Actor, Engine, EngineError, Result, new_id, now};
 use crate::policy;
 use crate::store::{Fido2Row, StoreError, UserRow};
 use latchkey_crypto::webauthn::{
@@ -239,11 +239,10 @@ impl Engine {
         machine_id: &str,
         req: &Fido2RegisterStart,
     ) -> Result<Fido2RegisterOptions> {
-        validate_user_name(&req.user)?;
         let actor = Actor::Machine(machine_id.to_string());
         let now = now();
         let challenge = b64url(&random_challenge()?);
-        let hash = code_hash(&req.code);
+        let hash = code_hash(req.code.expose());
         let reg = match self.store.fido2_reg_get(&hash, now).await? {
             Some(r) if r.user_name == req.user => r,
             _ => {
@@ -294,10 +293,9 @@ impl Engine {
         machine_id: &str,
         req: &Fido2RegisterFinish,
     ) -> Result<Fido2Registered> {
-        validate_user_name(&req.user)?;
         let actor = Actor::Machine(machine_id.to_string());
         let now = now();
-        let hash = code_hash(&req.code);
+        let hash = code_hash(req.code.expose());
         let reg = match self.store.fido2_reg_get(&hash, now).await? {
             Some(r) if r.user_name == req.user => r,
             _ => return Err(refused(KeyRegistration::CodeGone)),

@@ -4,8 +4,7 @@
 use super::messages::Said;
 use super::offline::Answered;
 use super::validate::validate_opt;
-use super::validate_user_name;
-use super::{Actor, Engine, EngineError, Result, new_tx_id, now, validate_client_id};
+use super::{Actor, Engine, EngineError, Result, new_tx_id, now};
 use crate::policy;
 use crate::store::{NewTx, Reserved, TokenRow, TxView, Unjudged, UserRow};
 use latchkey_proto::Method;
@@ -290,8 +289,7 @@ impl Engine {
     }
 
     async fn start(&self, machine_id: &str, req: &LoginStart) -> Result<LoginStartResult> {
-        validate_user_name(&req.user)?;
-        validate_client_id(&req.client_id)?;
+        // `user` and `client_id` passed their validators when the body was read.
         validate_opt("rhost", &req.rhost)?;
         validate_opt("tty", &req.tty)?;
         let actor = Actor::Machine(machine_id.to_string());

@@ -52,7 +52,7 @@ impl Engine {
             .map(normalize_fingerprint)
             .transpose()?;
         let now = now();
-        let machine_id = new_id(10)?;
+        let machine_id: latchkey_proto::MachineId = super::stored(new_id(10)?)?;
         if !self
             .store
             .join_token_consume(&hash_api_key(&req.join_token), now, &machine_id)
@@ -80,7 +80,7 @@ impl Engine {
             })
             .await?;
         self.audit(
-            &Actor::Machine(machine_id.clone()),
+            &Actor::Machine(machine_id.to_string()),
             "machine.join",
             None,
             None,

@@ -98,14 +98,24 @@ pub type Result<T> = std::result::Result<T, EngineError>;
 
 /// A new login transaction's id ([`crate::store::tx_id`]): the current time, then 16
 /// random bytes that make it unguessable.
-pub fn new_tx_id() -> std::result::Result<String, StoreError> {
+pub fn new_tx_id() -> std::result::Result<latchkey_proto::TxId, StoreError> {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let random =
         latchkey_crypto::random_bytes(16).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(crate::store::tx_id(ms, &random))
+    stored(crate::store::tx_id(ms, &random))
+}
+
+/// An identifier the server made or stored after its validator, read back into its type: one
+/// that no longer parses is a corrupt row or a broken generator, never the caller's mistake,
+/// so it is an internal error and nothing is decided on it.
+pub fn stored<T>(v: String) -> std::result::Result<T, StoreError>
+where
+    T: TryFrom<String, Error = latchkey_proto::InvalidId>,
+{
+    T::try_from(v).map_err(|e| StoreError::Corrupt(format!("stored {}: {e}", e.field)))
 }
 
 /// A random identifier: `bytes` random bytes, lowercase base32.

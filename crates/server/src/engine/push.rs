@@ -79,15 +79,30 @@ where
     }
 }
 
-fn view(p: &PushRow) -> PushRequest {
-    PushRequest {
-        tx: p.tx_id.clone(),
-        user: p.user_name.clone(),
-        host: p.host.clone(),
-        client_id: p.client_id.clone(),
-        rhost: p.rhost.clone(),
-        expires_at: p.expires_at,
-        nonce: p.nonce.clone(),
+/// A pending push as the app sees it, or None (logged) for a row whose identifiers no longer
+/// pass their validators: the app never sees it, so that login can only time out, denied.
+fn view(p: &PushRow) -> Option<PushRequest> {
+    let ids = || -> std::result::Result<_, crate::store::StoreError> {
+        Ok((
+            super::stored(p.tx_id.clone())?,
+            super::stored(p.user_name.clone())?,
+            super::stored(p.client_id.clone())?,
+        ))
+    };
+    match ids() {
+        Ok((tx, user, client_id)) => Some(PushRequest {
+            tx,
+            user,
+            host: p.host.clone(),
+            client_id,
+            rhost: p.rhost.clone(),
+            expires_at: p.expires_at,
+            nonce: p.nonce.clone(),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "pending push not shown");
+            None
+        }
     }
 }
 
@@ -266,7 +281,7 @@ impl Engine {
             },
         )
         .await?;
-        Ok(found.unwrap_or_default().iter().map(view).collect())
+        Ok(found.unwrap_or_default().iter().filter_map(view).collect())
     }
 
     /// `POST /v1/apps/respond`: a signed approval or denial.

@@ -8,7 +8,7 @@ use super::enrol::code_hash;
 use super::login::{FailureOutcome, OpenStep, StepCtx};
 use super::messages::{CardCert, Said, date};
 use super::tokens::smartcard_view;
-use super::{Actor, Engine, EngineError, Result, Unauthorized, new_id, now, validate_user_name};
+use super::{Actor, Engine, EngineError, Result, Unauthorized, new_id, now};
 use crate::store::{SmartcardRow, StoreError, TokenRow, UserRow};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -160,7 +160,6 @@ impl Engine {
         machine_id: &str,
         req: &SmartcardEnroll,
     ) -> Result<TokenInfo> {
-        validate_user_name(&req.user)?;
         let der = B64
             .decode(req.cert.trim())
             .map_err(|_| EngineError::Invalid("cert must be base64 DER".into()))?;
@@ -169,7 +168,7 @@ impl Engine {
         self.acceptable_cert(&der, now())?;
         if !self
             .store
-            .smartcard_code_consume(&code_hash(&req.code), &req.user, now())
+            .smartcard_code_consume(&code_hash(req.code.expose()), &req.user, now())
             .await?
         {
             self.audit(

@@ -47,7 +47,7 @@ impl Engine {
         let now = now();
         let Some(user) = self
             .store
-            .app_link_consume(&code_hash(&req.code), now)
+            .app_link_consume(&code_hash(req.code.expose()), now)
             .await?
         else {
             self.audit(
@@ -61,6 +61,7 @@ impl Engine {
             .await;
             return Err(EngineError::Unauthorized(Unauthorized::AppRegistrationCode));
         };
+        let user: latchkey_proto::UserName = super::stored(user)?;
         let app_id = new_id(10)?;
         let app_key = Engine::new_secret("lkp")?;
         self.store

@@ -86,7 +86,7 @@ pub async fn token_verify(
     if req.code.len() > 64 {
         return Err(ApiErr::bad_request("code is too long"));
     }
-    Ok(Json(cx.engine.admin_verify(&name, &req.code).await?))
+    Ok(Json(cx.engine.admin_verify(&name, req.code.expose()).await?))
 }
 
 pub async fn token_resync(
@@ -96,6 +96,8 @@ pub async fn token_resync(
     Json(req): Json<TokenResync>,
 ) -> ApiResult<VerifyResult> {
     Ok(Json(
-        cx.engine.hotp_resync(&id, &req.code1, &req.code2).await?,
+        cx.engine
+            .hotp_resync(&id, req.code1.expose(), req.code2.expose())
+            .await?,
     ))
 }

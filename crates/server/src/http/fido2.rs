@@ -55,7 +55,7 @@ pub async fn register_start(
     Json(req): Json<Fido2RegisterStart>,
 ) -> Result<Json<Fido2RegisterOptions>, ApiErr> {
     rate_limit(&cx, &m.id)?;
-    check_len(&[("code", &req.code)])?;
+    check_len(&[("code", req.code.expose())])?;
     Ok(Json(cx.engine.fido2_register_start(&m.id, &req).await?))
 }
 
@@ -67,7 +67,7 @@ pub async fn register_finish(
 ) -> Result<(StatusCode, Json<Fido2Registered>), ApiErr> {
     rate_limit(&cx, &m.id)?;
     check_len(&[
-        ("code", &req.code),
+        ("code", req.code.expose()),
         ("attestation_object", &req.attestation_object),
         ("client_data_json", &req.client_data_json),
     ])?;

@@ -74,7 +74,7 @@ pub async fn login_otp(
         return Err(ApiErr::bad_request("transaction id or code is too long"));
     }
     let t0 = Instant::now();
-    let res = cx.engine.login_otp(&m.id, &tx, &req.code).await?;
+    let res = cx.engine.login_otp(&m.id, &tx, req.code.expose()).await?;
     let metrics = cx.engine.metrics();
     metrics.login(match res.inner {
         LoginStepResult::Success { .. } => Outcome::OtpSuccess,

@@ -64,8 +64,9 @@ pub async fn respond(
     AppCaller(app): AppCaller,
     Json(req): Json<PushResponse>,
 ) -> Result<Json<PushVerdict>, ApiErr> {
-    if req.tx.len() > 64 || req.nonce.len() > 64 || req.signature.len() > 200 {
-        return Err(ApiErr::bad_request("tx, nonce or signature is too long"));
+    // `tx` is a `TxId`, at most 64 bytes by its type.
+    if req.nonce.len() > 64 || req.signature.len() > 200 {
+        return Err(ApiErr::bad_request("nonce or signature is too long"));
     }
     Ok(Json(cx.engine.app_respond(&app, &req).await?))
 }

@@ -4,7 +4,7 @@ use super::*;
 use crate::engine::{EngineError, Unauthorized};
 use std::time::Duration;
 
-fn register(code: String) -> AppRegister {
+fn register(code: latchkey_proto::Secret) -> AppRegister {
     AppRegister {
         code,
         device_name: "phone".into(),
@@ -21,7 +21,7 @@ async fn a_code_registers_one_app_only() {
         fx.e.enrolment_code("alice", CodeKind::TokenApp, None)
             .await
             .unwrap();
-    assert!(issued.code.starts_with("lkr"));
+    assert!(issued.code.expose().starts_with("lkr"));
     assert!(issued.expires_at > now() + 800 && issued.expires_at <= now() + 900);
     let app =
         fx.e.app_register(&register(issued.code.clone()))
@@ -73,13 +73,13 @@ async fn codes_are_only_for_existing_users_and_bounded_lifetimes() {
         fx.e.enrolment_code("carol", CodeKind::Smartcard, Some(60))
             .await
             .unwrap();
-    assert!(sc.code.starts_with("lks"));
+    assert!(sc.code.expose().starts_with("lks"));
 }
 
 /// A machine's enrolment of `cert` (base64 DER) for `user` with `code`.
 async fn enroll(fx: &Fx, user: &str, code: &str, cert: &str) -> crate::engine::Result<String> {
     let req = latchkey_proto::smartcard::SmartcardEnroll {
-        user: user.into(),
+        user: user.parse().unwrap(),
         code: code.into(),
         cert: cert.into(),
         label: None,
@@ -106,14 +106,14 @@ async fn a_smartcard_code_enrols_one_card_of_its_user_only() {
         Err(other) => panic!("unexpected {other:?}"),
     };
     assert_eq!(
-        unauthorized(enroll(&fx, "eve", &issued.code, &cert).await),
+        unauthorized(enroll(&fx, "eve", issued.code.expose(), &cert).await),
         refused
     );
-    let id = unauthorized(enroll(&fx, "dave", &issued.code, &cert).await).unwrap();
+    let id = unauthorized(enroll(&fx, "dave", issued.code.expose(), &cert).await).unwrap();
     let tokens = fx.e.token_list("dave").await.unwrap();
     assert!(tokens.iter().any(|t| t.id == id && t.smartcard.is_some()));
     assert_eq!(
-        unauthorized(enroll(&fx, "dave", &issued.code, &cert).await),
+        unauthorized(enroll(&fx, "dave", issued.code.expose(), &cert).await),
         refused
     );
 }

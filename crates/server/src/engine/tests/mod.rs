@@ -74,7 +74,7 @@ pub(super) async fn fx() -> Fx {
         .unwrap();
     Fx {
         e,
-        machine: joined.machine_id,
+        machine: joined.machine_id.into_string(),
         _dir: dir,
     }
 }
@@ -144,8 +144,8 @@ impl Fx {
 
     pub async fn start(&self, user: &str) -> LoginStartResult {
         let req = LoginStart {
-            user: user.into(),
-            client_id: "login".into(),
+            user: user.parse().unwrap(),
+            client_id: "login".parse().unwrap(),
             rhost: None,
             tty: None,
         };
@@ -155,7 +155,7 @@ impl Fx {
     /// A login start that must be a challenge: its transaction id.
     pub async fn challenge(&self, user: &str) -> String {
         match self.start(user).await {
-            LoginStartResult::Challenge { tx, .. } => tx,
+            LoginStartResult::Challenge { tx, .. } => tx.into_string(),
             other => panic!("expected a challenge, got {other:?}"),
         }
     }

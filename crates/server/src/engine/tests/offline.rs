@@ -79,8 +79,8 @@ async fn a_disabled_user_whose_bundle_the_machine_holds_is_named_to_forget() {
     };
     fx.e.user_update("carol", &update).await.unwrap();
     let req = LoginStart {
-        user: "carol".into(),
-        client_id: "login".into(),
+        user: "carol".parse().unwrap(),
+        client_id: "login".parse().unwrap(),
         rhost: None,
         tty: None,
     };

@@ -39,7 +39,7 @@ async fn answer(
         fx.e.app_respond(
             app,
             &PushResponse {
-                tx: tx.to_string(),
+                tx: tx.parse().unwrap(),
                 decision,
                 number,
                 nonce: req.nonce.clone(),
