@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey_bench::latency::{Latencies, Samples};
 use latchkey_crypto::otpauth::OtpAuthUri;
+use latchkey_proto::{ClientId, UserName};
 use latchkey_proto::TokenKind;
 use latchkey_proto::agent::Step;
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
@@ -47,8 +48,8 @@ impl User {
 
 async fn direct(m: &latchkey_client::Client, u: &User) -> Result<()> {
     let start = LoginStart {
-        user: u.name.clone(),
-        client_id: "login".into(),
+        user: UserName::parse(&u.name)?,
+        client_id: ClientId::parse("login")?,
         rhost: None,
         tty: None,
     };
@@ -59,7 +60,7 @@ async fn direct(m: &latchkey_client::Client, u: &User) -> Result<()> {
         .post(
             &routes::login_otp(&tx),
             &LoginOtp {
-                code: u.next_code(),
+                code: u.next_code().into(),
             },
         )
         .await?;

@@ -6,7 +6,7 @@ use crate::h1::H1Conn;
 use anyhow::{Context, Result};
 use latchkey_client::Client;
 use latchkey_crypto::otp::totp;
-use latchkey_proto::OtpAlgorithm;
+use latchkey_proto::{ClientId, OtpAlgorithm, UserName};
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_proto::routes;
 use serde::Serialize;
@@ -280,8 +280,8 @@ async fn worker(
 /// One verification as an agent does it: start the login, answer the challenge.
 async fn verify(conn: &mut Conn, user: &str, code: String) -> Result<Outcome> {
     let start = LoginStart {
-        user: user.to_string(),
-        client_id: "login".into(),
+        user: UserName::parse(user)?,
+        client_id: ClientId::parse("login")?,
         rhost: None,
         tty: None,
     };
@@ -292,7 +292,7 @@ async fn verify(conn: &mut Conn, user: &str, code: String) -> Result<Outcome> {
         }
     };
     let path = routes::login_otp(&tx);
-    Ok(match conn.post(&path, &LoginOtp { code }).await? {
+    Ok(match conn.post(&path, &LoginOtp { code: code.into() }).await? {
         LoginStepResult::Success { .. } => Outcome::Success,
         LoginStepResult::Retry { .. } => Outcome::Retry,
         LoginStepResult::Deny { .. } => Outcome::Deny,

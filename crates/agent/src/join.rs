@@ -234,7 +234,7 @@ pub async fn join(o: &JoinOptions) -> Result<AgentConfig> {
         proxy: o.proxy.clone(),
         client_cert: o.client_cert.clone(),
         client_key: o.client_key.clone(),
-        machine_id: answer.machine_id.clone(),
+        machine_id: answer.machine_id.to_string(),
         server_signing_key: answer.signing_public_key.clone(),
         socket: o
             .socket

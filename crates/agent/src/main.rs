@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use latchkey_agent::AgentError;
 use latchkey_agent::config::{AgentConfig, DEFAULT_CONFIG_DIR};
 use latchkey_agent::join::{JoinOptions, join};
+use latchkey_proto::{ClientId, Secret, UserName};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,18 +36,18 @@ enum Cmd {
     Service,
     /// Run a login through the running agent in this terminal.
     Login {
-        user: String,
+        user: UserName,
         #[arg(long)]
-        client_id: Option<String>,
+        client_id: Option<ClientId>,
         #[arg(long)]
         socket: Option<PathBuf>,
     },
     /// Register the FIDO2 security key plugged into this machine for USER, with the
     /// one-time code from `latchkey token add-fido2 USER`.
     EnrollFido2 {
-        user: String,
+        user: UserName,
         #[arg(long)]
-        code: String,
+        code: Secret,
     },
     /// Register the certificate on a smartcard for a user (needs a one-time code from
     /// `latchkey token add-smartcard USER --enroll`).
@@ -142,7 +143,7 @@ fn run(cli: Cli) -> Result<ExitCode, AgentError> {
             let ok = latchkey_agent::terminal::login(
                 &socket_path(&cli.config_dir, socket),
                 &user,
-                client_id.as_deref(),
+                client_id.as_ref(),
             )?;
             Ok(if ok {
                 ExitCode::SUCCESS

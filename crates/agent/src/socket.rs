@@ -13,6 +13,7 @@ use latchkey_proto::agent::{
 use std::os::unix::fs::PermissionsExt;
 #[cfg(unix)]
 use std::path::Path;
+use latchkey_proto::ClientId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -194,6 +195,23 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The access context of a request: the shell's `client_id` (validated when the frame was
+/// read), else the agent's mapping of the service. A mapping that does not parse refuses the
+/// request; it never falls back to another context.
+fn context(
+    agent: &Agent,
+    client_id: Option<ClientId>,
+    service: &str,
+) -> std::result::Result<ClientId, String> {
+    match client_id {
+        Some(c) => Ok(c),
+        None => agent
+            .config
+            .client_id_for(service)
+            .map_err(|e| format!("no valid access context for service {service:?}: {e}")),
+    }
+}
+
 async fn handle(
     agent: &Agent,
     caller: &Caller,
@@ -234,7 +252,10 @@ async fn handle(
                     message: refusal.to_string(),
                 };
             }
-            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
+            let client_id = match context(agent, client_id, &service) {
+                Ok(c) => c,
+                Err(message) => return AgentReply::Error { message },
+            };
             tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
             let mut l = Login::new(LoginRequest {
                 user,
@@ -250,7 +271,9 @@ async fn handle(
             AgentReply::Step(step)
         }
         AgentRequest::Answer { text } => match login.as_mut() {
-            Some(l) if !l.is_done() => AgentReply::Step(l.answer(&agent.engine, &text).await),
+            Some(l) if !l.is_done() => {
+                AgentReply::Step(l.answer(&agent.engine, text.expose()).await)
+            }
             _ => AgentReply::Error {
                 message: "no login is waiting for an answer".into(),
             },
@@ -276,7 +299,15 @@ async fn handle(
                     message: refusal.to_string(),
                 };
             }
-            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
+            let client_id = match context(agent, client_id, &service) {
+                Ok(c) => c,
+                Err(message) => {
+                    return AgentReply::Account {
+                        allowed: false,
+                        message,
+                    };
+                }
+            };
             agent.engine.account_check(&user, &client_id).await
         }
         AgentRequest::Session {
@@ -329,10 +360,13 @@ async fn handle(
             );
             // The context the login used (the module line's `client_id=`), so the session is
             // recorded, and locked, under the rule of that context.
-            let client_id = client_id.unwrap_or_else(|| agent.config.client_id_for(&service));
+            let client_id = match context(agent, client_id, &service) {
+                Ok(c) => c,
+                Err(message) => return refuse(message),
+            };
             let facts = crate::sessions::SessionFacts {
-                client_id,
-                user,
+                client_id: client_id.into_string(),
+                user: user.into_string(),
                 service,
                 tty,
                 rhost,

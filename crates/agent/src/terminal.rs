@@ -6,6 +6,7 @@ use crate::error::{AgentError, Result};
 use latchkey_proto::agent::{
     AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, Step, blocking,
 };
+use latchkey_proto::{ClientId, Secret, UserName};
 use std::io::{BufRead, Write};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
@@ -48,13 +49,13 @@ fn exchange(s: &mut Conn, req: &AgentRequest) -> Result<AgentReply> {
 }
 
 /// Runs one login in the terminal; Ok(true) when MFA passed.
-pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool> {
+pub fn login(socket: &Path, user: &UserName, client_id: Option<&ClientId>) -> Result<bool> {
     let mut s = connect(socket)?;
     let mut req = AgentRequest::Begin {
         version: AGENT_PROTOCOL_VERSION,
-        user: user.to_string(),
+        user: user.clone(),
         service: "latchkey-agent".to_string(),
-        client_id: client_id.map(str::to_string),
+        client_id: client_id.cloned(),
         rhost: None,
         tty: None,
     };
@@ -94,8 +95,11 @@ pub fn login(socket: &Path, user: &str, client_id: Option<&str>) -> Result<bool>
                 if !echo {
                     println!();
                 }
+                // Moved, not copied, into the Secret, which wipes it once sent.
+                let typed = line.trim_end_matches(['\r', '\n']).len();
+                line.truncate(typed);
                 AgentRequest::Answer {
-                    text: line.trim_end_matches(['\r', '\n']).to_string(),
+                    text: Secret::from(line),
                 }
             }
             Step::Success { message } => {

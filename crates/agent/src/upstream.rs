@@ -14,6 +14,7 @@ use latchkey_proto::login::{
 };
 use latchkey_proto::offline::WithOffline;
 use latchkey_proto::routes;
+use latchkey_proto::{ClientId, Secret, UserName};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -180,7 +181,7 @@ impl Server for Upstream {
         self.call(
             &path,
             &LoginOtp {
-                code: code.to_string(),
+                code: Secret::from(code),
             },
             user,
         )
@@ -221,12 +222,12 @@ impl Server for Upstream {
         self.call(&path, req, user).await
     }
 
-    async fn account_check(&self, user: &str, client_id: &str) -> Reply<AccountStatus> {
+    async fn account_check(&self, user: &UserName, client_id: &ClientId) -> Reply<AccountStatus> {
         self.call(
             routes::ACCOUNT_CHECK,
             &AccountCheck {
-                user: user.into(),
-                client_id: client_id.into(),
+                user: user.clone(),
+                client_id: client_id.clone(),
             },
             user,
         )

@@ -261,10 +261,7 @@ impl Ctx<'_> {
             }
             TokenCmd::Verify { user, code } => {
                 let path = routes::admin_user_verify(user);
-                // The wire field is still a String (it becomes a Secret with the wire types).
-                let req = VerifyRequest {
-                    code: code.expose().to_string(),
-                };
+                let req = VerifyRequest { code: code.clone() };
                 let result = self
                     .show(Method::POST, &path, body(&req)?, |r: &VerifyResult| {
                         Ok(format!("{}\n", r.message))
@@ -277,8 +274,8 @@ impl Ctx<'_> {
             TokenCmd::Resync { id, code1, code2 } => {
                 let path = routes::admin_token_resync(id);
                 let req = TokenResync {
-                    code1: code1.expose().to_string(),
-                    code2: code2.expose().to_string(),
+                    code1: code1.clone(),
+                    code2: code2.clone(),
                 };
                 let result = self
                     .show(Method::POST, &path, body(&req)?, |r: &VerifyResult| {

@@ -1,6 +1,7 @@
 //! One conversation with the agent over its Unix socket (`crates/proto/src/agent.rs`).
 
 use crate::error::{Error, Result};
+use latchkey_proto::Secret;
 use latchkey_proto::agent::{AgentReply, AgentRequest, blocking, encode_frame};
 use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
@@ -51,12 +52,11 @@ impl AgentConn {
     /// only in zeroized buffers on our side.
     pub(crate) fn answer(&mut self, mut text: Zeroizing<String>) -> Result<AgentReply> {
         let req = AgentRequest::Answer {
-            text: std::mem::take(&mut *text),
+            text: Secret::from(std::mem::take(&mut *text)),
         };
         let frame = encode_frame(&req).map(Zeroizing::new);
-        if let AgentRequest::Answer { text } = req {
-            drop(Zeroizing::new(text));
-        }
+        // The Secret wipes the answer as it goes; the frame is wiped when sent.
+        drop(req);
         let frame = frame.map_err(Error::Protocol)?;
         self.stream
             .write_all(&frame)

@@ -93,12 +93,12 @@ enum Verdict {
     Failed { reason: String },
 }
 
-fn run_login(h: &dyn PamHandle, opts: &Options, user: &str) -> Result<Verdict> {
+fn run_login(h: &dyn PamHandle, opts: &Options, user: &UserName) -> Result<Verdict> {
     let service = h.item(Item::Service).ok_or(Error::Item("PAM_SERVICE"))?;
     let mut agent = AgentConn::connect(&opts.socket, opts.timeout)?;
     let mut reply = agent.call(&AgentRequest::Begin {
         version: AGENT_PROTOCOL_VERSION,
-        user: user.to_string(),
+        user: user.clone(),
         service,
         client_id: opts.client_id.clone(),
         rhost: h.item(Item::Rhost),
@@ -256,11 +256,8 @@ fn report_session<S: AsRef<str>>(h: &dyn PamHandle, event: SessionEvent, args: &
 /// The user, refused here when the server would refuse the name anyway (the shared
 /// validator of `latchkey_proto::UserName`): a name with a space or a `/` never reaches the
 /// agent.
-fn user_name(h: &dyn PamHandle) -> Result<String> {
-    let user = h.user()?;
-    UserName::parse(&user)
-        .map(UserName::into_string)
-        .map_err(|e| Error::User(e.message))
+fn user_name(h: &dyn PamHandle) -> Result<UserName> {
+    UserName::try_from(h.user()?).map_err(|e| Error::User(e.message))
 }
 
 /// Shows one line of an agent step (empty text is skipped, not shown as a blank line).

@@ -19,7 +19,7 @@ const MAX_TIMEOUT_SECS: u64 = 3600;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Access context sent in `Begin`/`AccountCheck`; `None` lets the agent map the service.
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
     pub socket: PathBuf,
     /// Per-read and per-write limit on the agent socket.
     pub timeout: Duration,
@@ -50,7 +50,7 @@ impl Options {
                 // The server's own rule (one validator), so a context PAM accepts is one the
                 // server accepts too.
                 Some(("client_id", v)) => match ClientId::parse(v) {
-                    Ok(id) => opts.client_id = Some(id.into_string()),
+                    Ok(id) => opts.client_id = Some(id),
                     Err(e) => return Err(bad(&e.message)),
                 },
                 Some(("socket", v)) => {

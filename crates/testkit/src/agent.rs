@@ -6,6 +6,7 @@ use crate::pam_harness::PamConfDir;
 use anyhow::{Context, Result};
 use latchkey_agent::join::JoinOptions;
 use latchkey_agent::{RunOptions, RunningAgent};
+use latchkey_proto::{ClientId, Secret, UserName};
 use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, Step, blocking};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -230,9 +231,9 @@ pub fn socket_login(
     let mut answers = answers.iter();
     let mut req = AgentRequest::Begin {
         version: AGENT_PROTOCOL_VERSION,
-        user: user.into(),
+        user: UserName::parse(user)?,
         service: "test".into(),
-        client_id: Some(client_id.into()),
+        client_id: Some(ClientId::parse(client_id)?),
         rhost: None,
         tty: None,
     };
@@ -246,7 +247,9 @@ pub fn socket_login(
         steps.push(step.clone());
         req = match step {
             Step::Prompt { .. } => match answers.next() {
-                Some(a) => AgentRequest::Answer { text: a.clone() },
+                Some(a) => AgentRequest::Answer {
+                    text: Secret::from(a.as_str()),
+                },
                 None => return Ok(steps),
             },
             Step::Success { .. } | Step::Failure { .. } => return Ok(steps),

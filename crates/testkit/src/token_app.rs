@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey};
 use latchkey_client::{Client, Credential};
 use latchkey_proto::app::*;
-use latchkey_proto::routes;
+use latchkey_proto::{TxId, routes};
 
 pub struct SoftApp {
     pub id: String,
@@ -55,10 +55,10 @@ impl SoftApp {
             .await?)
     }
 
-    pub fn sign(&self, tx: &str, d: Decision, n: Option<u32>, nonce: &str) -> PushResponse {
+    pub fn sign(&self, tx: &TxId, d: Decision, n: Option<u32>, nonce: &str) -> PushResponse {
         let sig = self.key.sign(&push_signing_bytes(tx, d, n, nonce));
         PushResponse {
-            tx: tx.into(),
+            tx: tx.clone(),
             decision: d,
             number: n,
             nonce: nonce.into(),

@@ -275,7 +275,7 @@ async fn register(
     let device_name = device_name.unwrap_or_else(default_device_name);
     let keys = NewKeys::generate()?;
     let req = AppRegister {
-        code: link.code.expose().to_string(),
+        code: link.code.clone(),
         device_name: device_name.clone(),
         x25519_public: B64.encode(keys.x25519_public()),
         ed25519_public: B64.encode(keys.ed25519_public()),
@@ -290,7 +290,7 @@ async fn register(
         name: name.clone(),
         server: link.server.clone(),
         pin: link.pin.clone(),
-        user: reg.user.clone(),
+        user: reg.user.to_string(),
         app_id: reg.app_id,
         device_name,
         registered_at: now(),

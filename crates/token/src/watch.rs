@@ -6,6 +6,7 @@ use crate::account::{Account, printable};
 use crate::api::AppApi;
 use crate::error::{Error, Result};
 use crate::gateway::PushGateway;
+use latchkey_proto::TxId;
 use latchkey_proto::app::{Decision, PushRequest, PushResponse, PushVerdict};
 use std::collections::HashSet;
 use std::future::Future;
@@ -125,7 +126,7 @@ pub fn question(req: &PushRequest) -> String {
 /// The signed answer to `tx` (whose `nonce` came with the request).
 pub fn response(
     account: &Account,
-    tx: &str,
+    tx: &TxId,
     nonce: &str,
     answer: &Answer,
     reason: Option<String>,
@@ -135,7 +136,7 @@ pub fn response(
         Answer::Deny => (Decision::Deny, None, reason),
     };
     PushResponse {
-        tx: tx.to_string(),
+        tx: tx.clone(),
         decision,
         number,
         nonce: nonce.to_string(),
@@ -221,7 +222,10 @@ where
             Err(e) => return Err(e),
         };
         answered.retain(|tx| batch.iter().any(|r| &r.tx == tx));
-        let fresh: Vec<&PushRequest> = batch.iter().filter(|r| !answered.contains(&r.tx)).collect();
+        let fresh: Vec<&PushRequest> = batch
+            .iter()
+            .filter(|r| !answered.contains(r.tx.as_str()))
+            .collect();
         if fresh.is_empty() {
             if let Some(earliest) = batch.iter().map(|r| r.expires_at).min() {
                 // Only requests already answered are pending. The server answers a long poll
@@ -238,7 +242,7 @@ where
             let r = response(account, &req.tx, &req.nonce, &answer, reason);
             match responder.respond(&r).await {
                 Ok(verdict) => {
-                    answered.insert(req.tx.clone());
+                    answered.insert(req.tx.to_string());
                     let message = printable(&verdict.message);
                     if opts.once {
                         return if verdict.ok {
@@ -331,10 +335,10 @@ mod tests {
 
     fn req(tx: &str) -> PushRequest {
         PushRequest {
-            tx: tx.into(),
-            user: "alice".into(),
+            tx: tx.parse().unwrap(),
+            user: "alice".parse().unwrap(),
             host: "ws1".into(),
-            client_id: "remote".into(),
+            client_id: "remote".parse().unwrap(),
             rhost: Some("10.0.0.9".into()),
             expires_at: now() - 1,
             nonce: format!("nonce-{tx}"),

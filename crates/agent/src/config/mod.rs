@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{AgentError, Result};
+use latchkey_proto::{ClientId, InvalidId};
 
 /// A configuration error (the text names the key).
 fn bad(msg: impl Into<String>) -> AgentError {
@@ -67,7 +68,7 @@ pub struct AgentConfig {
     pub smartcard_module: Option<PathBuf>,
     /// PAM service → client_id overrides (added to the built-in mapping).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub client_ids: BTreeMap<String, String>,
+    pub client_ids: BTreeMap<String, ClientId>,
     /// Offline login settings (`[offline]`); the limits themselves come signed from the server.
     #[serde(default, skip_serializing_if = "OfflineConfig::is_default")]
     pub offline: OfflineConfig,
@@ -231,12 +232,13 @@ impl AgentConfig {
         crate::smartcard::module_path(self.smartcard_module.as_deref())
     }
 
-    /// The client_id for a PAM service: configured override, then the built-in table.
-    pub fn client_id_for(&self, service: &str) -> String {
+    /// The client_id for a PAM service: configured override (validated when the file was
+    /// read), then the built-in table (whose every entry parses: a test says so).
+    pub fn client_id_for(&self, service: &str) -> std::result::Result<ClientId, InvalidId> {
         if let Some(id) = self.client_ids.get(service) {
-            return id.clone();
+            return Ok(id.clone());
         }
-        default_client_id(service).to_string()
+        ClientId::parse(default_client_id(service))
     }
 }
 
@@ -274,8 +276,15 @@ mod tests {
             "servers = [\"https://a\"]\nmachine_id = \"m\"\nserver_signing_key = \"k\"\n[client_ids]\nsshd = \"bastion\"\n",
         )
         .unwrap();
-        assert_eq!(cfg.client_id_for("sshd"), "bastion");
-        assert_eq!(cfg.client_id_for("sudo"), "elevation");
+        assert_eq!(cfg.client_id_for("sshd").unwrap(), "bastion");
+        assert_eq!(cfg.client_id_for("sudo").unwrap(), "elevation");
+        for service in ["sudo", "sshd", "i3lock", "gdm-password", "anything-else"] {
+            assert!(cfg.client_id_for(service).is_ok(), "{service}");
+        }
+        let bad = toml::from_str::<AgentConfig>(
+            "servers = [\"https://a\"]\nmachine_id = \"m\"\nserver_signing_key = \"k\"\n[client_ids]\nsshd = \"a:b\"\n",
+        );
+        assert!(bad.is_err(), "a client_id the server would refuse must not load");
         cfg.selection = "random".into();
         assert!(cfg.validate().is_err());
     }

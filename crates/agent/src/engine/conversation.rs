@@ -37,6 +37,7 @@ impl Login {
                 smartcard,
                 ..
             }) => {
+                let tx = tx.into_string();
                 self.fido2 = fido2.filter(|_| methods.contains(&Method::Fido2));
                 let push = methods.contains(&Method::Push);
                 if let Some(req) = smartcard.filter(|_| methods.contains(&Method::Smartcard)) {

@@ -9,7 +9,7 @@ use crate::events::{AuthRecord, Events};
 use crate::offline::{Offline, OfflineOutcome};
 use crate::smartcard::login::CardLogin;
 use latchkey_proto::ErrorCode;
-use latchkey_proto::Method;
+use latchkey_proto::{ClientId, Method, UserName};
 use latchkey_proto::agent::{AgentReply, Step};
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,7 +57,7 @@ impl<S: Server> LoginEngine<S> {
     /// PAM account management. A definite answer from a server decides; when no server
     /// answers the account is allowed (authentication already enforced MFA or refused, and
     /// refusing here would block every offline login) and the fact is logged.
-    pub async fn account_check(&self, user: &str, client_id: &str) -> AgentReply {
+    pub async fn account_check(&self, user: &UserName, client_id: &ClientId) -> AgentReply {
         // The answer to an account check is no second factor: its bundle is never stored.
         match self
             .settle(
@@ -69,7 +69,7 @@ impl<S: Server> LoginEngine<S> {
         {
             Outcome::Answer(s) => {
                 if !s.allowed {
-                    tracing::warn!(user, client_id, message = %s.message, "account refused by the server");
+                    tracing::warn!(%user, %client_id, message = %s.message, "account refused by the server");
                 }
                 AgentReply::Account {
                     allowed: s.allowed,
@@ -77,14 +77,14 @@ impl<S: Server> LoginEngine<S> {
                 }
             }
             Outcome::Unreachable(why) => {
-                tracing::warn!(user, client_id, error = %why, "account check: no server answered; allowing");
+                tracing::warn!(%user, %client_id, error = %why, "account check: no server answered; allowing");
                 AgentReply::Account {
                     allowed: true,
                     message: String::new(),
                 }
             }
             Outcome::Refused { code, message } => {
-                tracing::error!(user, client_id, code, %message, "account check refused by the server");
+                tracing::error!(%user, %client_id, code, %message, "account check refused by the server");
                 AgentReply::Account {
                     allowed: false,
                     message: format!("Login refused: {message}"),
@@ -135,10 +135,10 @@ enum Progress {
 }
 
 /// Who logs in, where from, and through which context: what a shell's `Begin` says.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRequest {
-    pub user: String,
-    pub client_id: String,
+    pub user: UserName,
+    pub client_id: ClientId,
     /// The PAM service (or the shell's name for itself), for the event.
     pub service: Option<String>,
     pub rhost: Option<String>,
@@ -251,8 +251,8 @@ impl Login {
 
     fn record_base(&self) -> AuthRecord {
         AuthRecord {
-            user: self.req.user.clone(),
-            client_id: self.req.client_id.clone(),
+            user: self.req.user.to_string(),
+            client_id: self.req.client_id.to_string(),
             service: self.req.service.clone(),
             rhost: self.req.rhost.clone(),
             tty: self.req.tty.clone(),

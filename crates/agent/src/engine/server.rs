@@ -6,6 +6,7 @@ use latchkey_proto::fido2::LoginFido2;
 use latchkey_proto::login::{AccountStatus, LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_proto::offline::OfflineAttachment;
 use latchkey_proto::smartcard::LoginSmartcard;
+use latchkey_proto::{ClientId, UserName};
 use std::future::Future;
 
 /// The `Refused` code of a call this machine could not make for lack of local resources.
@@ -100,7 +101,7 @@ pub trait Server: Send + Sync {
 
     fn account_check(
         &self,
-        user: &str,
-        client_id: &str,
+        user: &UserName,
+        client_id: &ClientId,
     ) -> impl Future<Output = Reply<AccountStatus>> + Send;
 }

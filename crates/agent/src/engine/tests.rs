@@ -73,7 +73,7 @@ impl Server for FakeServer {
         self.called("smartcard");
         pop(&self.step)
     }
-    async fn account_check(&self, _user: &str, _client_id: &str) -> Reply<AccountStatus> {
+    async fn account_check(&self, _user: &UserName, _client_id: &ClientId) -> Reply<AccountStatus> {
         self.called("account");
         pop(&self.account)
     }
@@ -192,7 +192,7 @@ fn unreachable<T>() -> Reply<T> {
 
 fn challenge(methods: Vec<Method>) -> LoginStartResult {
     LoginStartResult::Challenge {
-        tx: "tx1".into(),
+        tx: "tx1".parse().unwrap(),
         methods,
         message: "Code:".into(),
         expires_in: 120,
@@ -203,8 +203,8 @@ fn challenge(methods: Vec<Method>) -> LoginStartResult {
 
 fn login() -> Login {
     Login::new(LoginRequest {
-        user: "alice".into(),
-        client_id: "login".into(),
+        user: "alice".parse().unwrap(),
+        client_id: "login".parse().unwrap(),
         service: Some("sshd".into()),
         rhost: Some("192.0.2.1".into()),
         tty: None,
@@ -329,7 +329,8 @@ async fn the_forget_list_of_an_account_check_wipes_too() {
             },
             server_time: None,
         }));
-    let reply = f.engine.account_check("alice", "login").await;
+    let (user, context) = ("alice".parse().unwrap(), "login".parse().unwrap());
+    let reply = f.engine.account_check(&user, &context).await;
     assert!(matches!(reply, AgentReply::Account { allowed: false, .. }));
     assert!(!f.has_bundle());
 }

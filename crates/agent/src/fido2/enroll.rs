@@ -17,6 +17,7 @@ use latchkey_proto::fido2::{
     Fido2RegisterFinish, Fido2RegisterOptions, Fido2RegisterStart, Fido2Registered,
     UserVerification,
 };
+use latchkey_proto::{Secret, UserName};
 use std::path::PathBuf;
 use std::time::Instant;
 use zeroize::Zeroizing;
@@ -24,8 +25,8 @@ use zeroize::Zeroizing;
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
     pub config_dir: PathBuf,
-    pub user: String,
-    pub code: String,
+    pub user: UserName,
+    pub code: Secret,
 }
 
 /// What enrollment needs from the person: a PIN when the key has one, and to be told to

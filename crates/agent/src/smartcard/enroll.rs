@@ -11,14 +11,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_proto::admin::TokenInfo;
 use latchkey_proto::smartcard::SmartcardEnroll;
+use latchkey_proto::{Secret, UserName};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EnrollOptions {
-    pub user: String,
+    pub user: UserName,
     /// The one-time code from `latchkey token add-smartcard USER --enroll`.
     #[arg(long, env = "LATCHKEY_ENROLL_CODE")]
-    pub code: String,
+    pub code: Secret,
     /// PKCS#11 module [default: smartcard_module from agent.toml, else OpenSC's].
     #[arg(long, value_name = "PATH.so")]
     pub module: Option<PathBuf>,
@@ -54,7 +55,7 @@ pub async fn enroll(config_dir: &Path, o: &EnrollOptions) -> crate::Result<Token
     let up = Upstream::new(&cfg, config_dir)?;
     let req = SmartcardEnroll {
         user: o.user.clone(),
-        code: o.code.trim().to_string(),
+        code: Secret::from(o.code.expose().trim()),
         cert: B64.encode(&card.cert.der),
         label: o.label.clone(),
     };

@@ -14,7 +14,7 @@ fn options_parse_known_arguments() {
     assert_eq!(
         o,
         Options {
-            client_id: Some("elevation".into()),
+            client_id: Some("elevation".parse().unwrap()),
             socket: "/tmp/a.sock".into(),
             timeout: Duration::from_secs(30),
             debug: true,
@@ -90,9 +90,9 @@ fn account_allowed_denied_and_unreachable() {
     assert_eq!(
         agent.requests()[0],
         AgentRequest::AccountCheck {
-            user: "alice".into(),
+            user: "alice".parse().unwrap(),
             service: "sudo".into(),
-            client_id: Some("login".into())
+            client_id: Some("login".parse().unwrap())
         }
     );
 
@@ -166,7 +166,7 @@ fn sessions_are_reported_with_their_logind_id() {
     );
     let expect = |event| AgentRequest::Session {
         event,
-        user: "alice".into(),
+        user: "alice".parse().unwrap(),
         service: "sudo".into(),
         tty: Some("pts/1".into()),
         rhost: Some("192.0.2.7".into()),

@@ -20,9 +20,9 @@ fn right_code_passes_and_begin_carries_the_pam_items() {
         reqs[0],
         AgentRequest::Begin {
             version: latchkey_proto::agent::AGENT_PROTOCOL_VERSION,
-            user: "alice".into(),
+            user: "alice".parse().unwrap(),
             service: "sudo".into(),
-            client_id: Some("remote".into()),
+            client_id: Some("remote".parse().unwrap()),
             rhost: Some("192.0.2.7".into()),
             tty: Some("/dev/pts/3".into()),
         }

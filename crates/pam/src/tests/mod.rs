@@ -192,7 +192,7 @@ fn totp_agent(code: &'static str, echo: bool) -> FakeAgent {
             label: format!("One-time code for {user}:"),
             echo,
         }),
-        AgentRequest::Answer { text } if text == code => step(Step::Success {
+        AgentRequest::Answer { text } if text.ct_eq(code) => step(Step::Success {
             message: String::new(),
         }),
         AgentRequest::Answer { .. } => step(Step::Failure {

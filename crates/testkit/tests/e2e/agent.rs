@@ -519,7 +519,7 @@ async fn logins_run_concurrently_a_waiting_one_blocks_no_other() {
         let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
         let begin = AgentRequest::Begin {
             version: AGENT_PROTOCOL_VERSION,
-            user: "ann".into(),
+            user: "ann".parse().unwrap(),
             service: "login".into(),
             client_id: None,
             rhost: None,
@@ -547,7 +547,7 @@ async fn logins_run_concurrently_a_waiting_one_blocks_no_other() {
     // Then Ann answers on her still-open conversation.
     let code = hotp_at(&ann, 0);
     let reply = tokio::task::spawn_blocking(move || {
-        blocking::write(&mut ann_conn, &AgentRequest::Answer { text: code }).unwrap();
+        blocking::write(&mut ann_conn, &AgentRequest::Answer { text: code.into() }).unwrap();
         blocking::read::<_, AgentReply>(&mut ann_conn).unwrap()
     })
     .await

@@ -206,8 +206,8 @@ async fn machine_endpoints_need_a_valid_machine_key_and_admin_endpoints_refuse_i
     let srv = TestServer::start().await.unwrap();
     let (join, m) = srv.join_machine("ws1").await.unwrap();
     let req = LoginStart {
-        user: "alice".into(),
-        client_id: "login".into(),
+        user: "alice".parse().unwrap(),
+        client_id: "login".parse().unwrap(),
         rhost: None,
         tty: None,
     };
@@ -447,7 +447,7 @@ async fn admin_api_users_tokens_policies_and_audit() {
         .post(
             "/v1/admin/users/alice/verify",
             &latchkey_proto::admin::VerifyRequest {
-                code: totp_now(&uri),
+                code: totp_now(&uri).into(),
             },
         )
         .await
@@ -457,7 +457,7 @@ async fn admin_api_users_tokens_policies_and_audit() {
         .post(
             "/v1/admin/users/alice/verify",
             &latchkey_proto::admin::VerifyRequest {
-                code: totp_now(&uri),
+                code: totp_now(&uri).into(),
             },
         )
         .await
@@ -539,8 +539,8 @@ async fn health_readiness_and_metrics() {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: "alice".into(),
-                client_id: "login".into(),
+                user: "alice".parse().unwrap(),
+                client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },

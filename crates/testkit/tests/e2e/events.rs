@@ -31,7 +31,7 @@ fn session(socket: &Path, event: SessionEvent, user: &str, id: &str) {
     let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
     let req = AgentRequest::Session {
         event,
-        user: user.into(),
+        user: user.parse().unwrap(),
         service: "login".into(),
         tty: Some("tty3".into()),
         rhost: None,

@@ -201,8 +201,8 @@ async fn another_users_credential_is_refused_and_counted_as_a_failure() {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: "alice".into(),
-                client_id: "login".into(),
+                user: "alice".parse().unwrap(),
+                client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },
@@ -439,8 +439,8 @@ async fn policy_without_fido2_does_not_offer_the_key() {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: "ivy".into(),
-                client_id: "remote".into(),
+                user: "ivy".parse().unwrap(),
+                client_id: "remote".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },
@@ -480,8 +480,8 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
         .post::<_, Fido2RegisterOptions>(
             "/v1/fido2/register/start",
             &Fido2RegisterStart {
-                user: "kim".into(),
-                code: code.clone(),
+                user: "kim".parse().unwrap(),
+                code: code.clone().into(),
             },
         )
         .await
@@ -490,8 +490,8 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
 
     // A finish before a start, and a finish with junk, are refused; the code survives both.
     let finish = |att: &str| Fido2RegisterFinish {
-        user: "jay".into(),
-        code: code.clone(),
+        user: "jay".parse().unwrap(),
+        code: code.clone().into(),
         attestation_object: att.into(),
         client_data_json: b64url(b"{}"),
     };
@@ -507,8 +507,8 @@ async fn registration_codes_are_bound_to_their_user_and_refuse_bad_attestations(
         .post(
             "/v1/fido2/register/start",
             &Fido2RegisterStart {
-                user: "jay".into(),
-                code: code.clone(),
+                user: "jay".parse().unwrap(),
+                code: code.clone().into(),
             },
         )
         .await

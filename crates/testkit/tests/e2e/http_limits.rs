@@ -200,8 +200,8 @@ async fn login(d: &Daemon, key: &str, uri: &OtpAuthUri) -> Result<(), String> {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: "alice".into(),
-                client_id: "login".into(),
+                user: "alice".parse().unwrap(),
+                client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },
@@ -213,7 +213,7 @@ async fn login(d: &Daemon, key: &str, uri: &OtpAuthUri) -> Result<(), String> {
     };
     let code = latchkey_testkit::totp_now(uri);
     let step: LoginStepResult = m
-        .post(&format!("/v1/login/{tx}/otp"), &LoginOtp { code })
+        .post(&format!("/v1/login/{tx}/otp"), &LoginOtp { code: code.into() })
         .await
         .map_err(|e| format!("login/otp: {e}"))?;
     match step {

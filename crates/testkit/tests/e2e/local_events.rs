@@ -47,7 +47,7 @@ async fn nobody_sends(socket: &Path, req: &AgentRequest) -> AgentReply {
 fn open_request(user: &str, service: &str, rhost: Option<&str>, id: Option<&str>) -> AgentRequest {
     AgentRequest::Session {
         event: SessionEvent::Open,
-        user: user.into(),
+        user: user.parse().unwrap(),
         service: service.into(),
         tty: Some("pts/9".into()),
         rhost: rhost.map(str::to_string),
@@ -188,7 +188,7 @@ async fn a_local_user_cannot_point_the_lock_command_at_another_session() {
     // nobody "closes" that session, which root's PAM stack reported, to escape its lock.
     let close = AgentRequest::Session {
         event: SessionEvent::Close,
-        user: "nobody".into(),
+        user: "nobody".parse().unwrap(),
         service: "su".into(),
         tty: None,
         rhost: None,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 fn start_req(user: &str, client_id: &str) -> LoginStart {
     LoginStart {
-        user: user.into(),
-        client_id: client_id.into(),
+        user: user.parse().unwrap(),
+        client_id: client_id.parse().unwrap(),
         rhost: Some("10.0.0.7".into()),
         tty: None,
     }
@@ -31,7 +31,7 @@ async fn challenge(m: &Client, user: &str) -> String {
         } => {
             assert_eq!(methods, vec![latchkey_proto::Method::Otp]);
             assert!(message.contains(user), "{message}");
-            tx
+            tx.into_string()
         }
         other => panic!("expected a challenge, got {other:?}"),
     }
@@ -165,8 +165,8 @@ async fn hotp_look_ahead_accepts_a_skipped_counter_and_resync_recovers_a_far_one
         .post(
             &format!("/v1/admin/tokens/{}/resync", enrolled.token.id),
             &latchkey_proto::admin::TokenResync {
-                code1: hotp_at(&uri, 60),
-                code2: hotp_at(&uri, 61),
+                code1: hotp_at(&uri, 60).into(),
+                code2: hotp_at(&uri, 61).into(),
             },
         )
         .await

@@ -28,7 +28,7 @@ fn totp_agent() -> ScriptedAgent {
                 echo: false,
             }
             .into(),
-            AgentRequest::Answer { text } if text == CODE => Step::Success {
+            AgentRequest::Answer { text } if text.ct_eq(CODE) => Step::Success {
                 message: String::new(),
             }
             .into(),
@@ -86,9 +86,9 @@ fn right_code_passes_with_pam_items_in_begin() {
         vec![
             AgentRequest::Begin {
                 version: AGENT_PROTOCOL_VERSION,
-                user: "alice".into(),
+                user: "alice".parse().unwrap(),
                 service: "sshd".into(),
-                client_id: Some("remote".into()),
+                client_id: Some("remote".parse().unwrap()),
                 rhost: Some("192.0.2.7".into()),
                 tty: Some("ssh".into()),
             },
@@ -184,7 +184,7 @@ fn sessions_reach_the_agent_with_the_logind_session_id() {
     assert_eq!(pam.close_session(0), PamCode::SUCCESS);
     let expect = |event| AgentRequest::Session {
         event,
-        user: "alice".into(),
+        user: "alice".parse().unwrap(),
         service: "login".into(),
         tty: Some("tty2".into()),
         rhost: None,

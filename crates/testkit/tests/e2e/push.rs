@@ -31,7 +31,7 @@ fn push_login(
     let mut steps = Vec::new();
     let mut req = AgentRequest::Begin {
         version: AGENT_PROTOCOL_VERSION,
-        user: user.into(),
+        user: user.parse().unwrap(),
         service: "sudo".into(),
         client_id: None,
         rhost: Some("10.9.9.9".into()),
@@ -45,7 +45,7 @@ fn push_login(
         steps.push(step.clone());
         req = match step {
             Step::Prompt { .. } => AgentRequest::Answer {
-                text: String::new(),
+                text: "".into(),
             },
             Step::Wait { text } => {
                 number_out.send(text).unwrap();
@@ -250,7 +250,7 @@ async fn registration_links_are_single_use_and_expire() {
         .post("/v1/admin/users/gail/apps", &AppLinkCreate::default())
         .await
         .unwrap();
-    let reg = |code: String| AppRegister {
+    let reg = |code: latchkey_proto::Secret| AppRegister {
         code,
         device_name: "p".into(),
         x25519_public: B64.encode([1u8; 32]),

@@ -15,8 +15,8 @@ async fn start_tx(machine: &Client, user: &str) -> String {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: user.into(),
-                client_id: "login".into(),
+                user: user.parse().unwrap(),
+                client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },
@@ -24,7 +24,7 @@ async fn start_tx(machine: &Client, user: &str) -> String {
         .await
         .unwrap();
     match r {
-        LoginStartResult::Challenge { tx, .. } => tx,
+        LoginStartResult::Challenge { tx, .. } => tx.into_string(),
         other => panic!("expected a challenge, got {other:?}"),
     }
 }
@@ -45,7 +45,7 @@ async fn burst(machine: &Client, answers: Vec<(String, String)>) -> Vec<String> 
         tasks.spawn(async move {
             b.wait().await;
             let v: serde_json::Value = m
-                .post(&format!("/v1/login/{tx}/otp"), &LoginOtp { code })
+                .post(&format!("/v1/login/{tx}/otp"), &LoginOtp { code: code.into() })
                 .await
                 .unwrap();
             v["result"].as_str().unwrap_or("?").to_string()
@@ -123,8 +123,8 @@ async fn parallel_answers_across_transactions_never_judge_more_than_the_lockout_
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: "bob".into(),
-                client_id: "login".into(),
+                user: "bob".parse().unwrap(),
+                client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },

@@ -42,8 +42,8 @@ async fn start(
     user: &str,
 ) -> (String, Vec<u8>, Vec<String>, Vec<Method>) {
     let req = LoginStart {
-        user: user.into(),
-        client_id: "login".into(),
+        user: user.parse().unwrap(),
+        client_id: "login".parse().unwrap(),
         rhost: None,
         tty: None,
     };
@@ -59,7 +59,7 @@ async fn start(
     };
     let sc = smartcard.expect("a smartcard request");
     (
-        tx,
+        tx.into_string(),
         B64.decode(sc.challenge).unwrap(),
         sc.fingerprints,
         methods,
@@ -403,8 +403,8 @@ async fn policy_decides_whether_the_smartcard_is_offered() {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: "jo".into(),
-                client_id: "elevation".into(),
+                user: "jo".parse().unwrap(),
+                client_id: "elevation".parse().unwrap(),
                 rhost: None,
                 tty: None,
             },
@@ -470,7 +470,7 @@ async fn agent_enrolls_the_card_with_a_one_time_code() {
         .await
         .unwrap();
     let opts = |user: &str, code: &str| latchkey_agent::smartcard::enroll::EnrollOptions {
-        user: user.into(),
+        user: user.parse().unwrap(),
         code: code.into(),
         module: None,
         slot: Some(c.slot.id()),
@@ -479,12 +479,12 @@ async fn agent_enrolls_the_card_with_a_one_time_code() {
     };
     // The code is bound to its user.
     let err =
-        latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("max", &code.code))
+        latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("max", code.code.expose()))
             .await
             .unwrap_err()
             .to_string();
     assert!(err.contains("enrollment code"), "{err}");
-    let t = latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", &code.code))
+    let t = latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", code.code.expose()))
         .await
         .unwrap();
     assert_eq!(t.user, "lee");
@@ -492,7 +492,7 @@ async fn agent_enrolls_the_card_with_a_one_time_code() {
     assert_eq!(t.smartcard.unwrap().fingerprint, c.fingerprint());
     // Used once.
     let err =
-        latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", &code.code))
+        latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", code.code.expose()))
             .await
             .unwrap_err()
             .to_string();

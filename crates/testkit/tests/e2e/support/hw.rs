@@ -40,7 +40,7 @@ pub async fn fido2_code(srv: &TestServer, user: &str) -> String {
         .await
         .unwrap();
     assert_eq!(created.rp_id, "latchkey");
-    created.code
+    created.code.expose().to_string()
 }
 
 /// Enrols `agent`'s security key for `user` with `code`; the enrolment's error as text.
@@ -52,8 +52,8 @@ pub async fn enroll_with(
 ) -> Result<Fido2Registered, String> {
     let opts = EnrollOptions {
         config_dir: agent.config_dir.clone(),
-        user: user.into(),
-        code,
+        user: user.parse().unwrap(),
+        code: code.into(),
     };
     enroll(&opts, Ui(pin)).await.map_err(|e| e.to_string())
 }

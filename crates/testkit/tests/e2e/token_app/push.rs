@@ -9,8 +9,8 @@ async fn push_login(machine: &Client, user: &str) -> (String, u32) {
         .post(
             "/v1/login/start",
             &LoginStart {
-                user: user.into(),
-                client_id: "remote".into(),
+                user: user.parse().unwrap(),
+                client_id: "remote".parse().unwrap(),
                 rhost: Some("10.1.2.3".into()),
                 tty: None,
             },
@@ -26,7 +26,7 @@ async fn push_login(machine: &Client, user: &str) -> (String, u32) {
         .await
         .unwrap();
     match serde_json::from_slice(&body).unwrap() {
-        PushStartResult::Started(p) => (tx, p.number),
+        PushStartResult::Started(p) => (tx.into_string(), p.number),
         PushStartResult::Step(s) => panic!("push not started: {s:?}"),
     }
 }
@@ -240,7 +240,7 @@ async fn a_replayed_approval_signature_is_refused() {
     let (tx, number) = push_login(&machine, "jack").await;
     let req = api.pending(0).await.unwrap().remove(0);
     assert_eq!(req.tx, tx);
-    let signed = response(a, &tx, &req.nonce, &Answer::Number(number), None);
+    let signed = response(a, &tx.parse().unwrap(), &req.nonce, &Answer::Number(number), None);
     assert!(api.respond(&signed).await.unwrap().ok);
     assert!(matches!(
         push_outcome(&machine, &tx).await,
@@ -252,7 +252,7 @@ async fn a_replayed_approval_signature_is_refused() {
     // is still waiting for a real answer.
     let (tx2, number2) = push_login(&machine, "jack").await;
     let mut moved = signed.clone();
-    moved.tx = tx2.clone();
+    moved.tx = tx2.parse().unwrap();
     let v = api.respond(&moved).await.unwrap();
     assert!(!v.ok, "{v:?}");
     t.ok(&["approve", &tx2, "--number", &number2.to_string()])
@@ -293,7 +293,7 @@ async fn an_approval_signed_by_another_apps_key_is_refused() {
     let api = AppApi::new(phone).unwrap();
     let req = api.pending(0).await.unwrap().remove(0);
     // Signed by the tablet's key, sent with the phone's app key.
-    let forged = response(tablet, &tx, &req.nonce, &Answer::Number(number), None);
+    let forged = response(tablet, &tx.parse().unwrap(), &req.nonce, &Answer::Number(number), None);
     let v = api.respond(&forged).await.unwrap();
     assert!(!v.ok && v.message.contains("signature"), "{v:?}");
     // Both apps got the request; the phone's own answer still works.
