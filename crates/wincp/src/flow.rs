@@ -8,6 +8,7 @@
 //! the next Submit answers the waiting prompt.
 
 use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, Step, blocking};
+use latchkey_proto::{ClientId, Secret, UserName};
 use std::io::{Read, Write};
 
 /// Most steps one Submit may walk through before the shell gives up (a confused agent).
@@ -28,7 +29,8 @@ pub enum Outcome {
     NeedCode { text: String, qr: Option<String> },
 }
 
-/// Who is logging in and in what context.
+/// Who is logging in and in what context, as the tile and the registry give them; checked
+/// against the agent protocol's validators only when a login starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Begin {
     pub user: String,
@@ -83,13 +85,26 @@ impl Flow {
         {
             let mut conv = conv;
             let req = AgentRequest::Answer {
-                text: code.to_string(),
+                text: Secret::from(code),
             };
             // An error: the agent forgot the login (idle timeout, restart): start it again.
             if let Ok(reply) = exchange(&mut conv.pipe, &req) {
                 return self.walk(conv, reply, None, show);
             }
         }
+        // A name or context the agent would refuse is refused here, before the pipe is
+        // opened, with the validator's own sentence.
+        let (user, client_id) = match (
+            UserName::parse(&begin.user),
+            ClientId::parse(&begin.client_id),
+        ) {
+            (Ok(u), Ok(c)) => (u, c),
+            (Err(e), _) | (_, Err(e)) => {
+                return Outcome::Failure {
+                    reason: format!("Login refused: {e}"),
+                };
+            }
+        };
         let mut pipe = match connect() {
             Ok(p) => p,
             Err(e) => {
@@ -100,9 +115,9 @@ impl Flow {
         };
         let req = AgentRequest::Begin {
             version: AGENT_PROTOCOL_VERSION,
-            user: begin.user.clone(),
+            user,
             service: begin.service.clone(),
-            client_id: Some(begin.client_id.clone()),
+            client_id: Some(client_id),
             rhost: None,
             tty: None,
         };
@@ -155,7 +170,7 @@ impl Flow {
                 }
                 AgentReply::Step(Step::Prompt { label, .. }) => match code.take() {
                     Some(c) => AgentRequest::Answer {
-                        text: c.to_string(),
+                        text: Secret::from(c),
                     },
                     None => {
                         let text = text.unwrap_or(label);
