@@ -208,7 +208,8 @@ impl Ctx<'_> {
                 };
                 let base = self.client.base_url().trim_end_matches('/').to_string();
                 self.show(Method::POST, &path, body(&req)?, |l: &latchkey_proto::app::AppLinkCreated| {
-                    let link = format!("{base}/app/register?code={}&pin={}", l.code, l.tls_fingerprint);
+                    // Shown to the admin once: the one place the code is meant to be read.
+                    let link = format!("{base}/app/register?code={}&pin={}", l.code.expose(), l.tls_fingerprint);
                     Ok(format!(
                         "Registration link for {user} (one use, until {}):\n\n{}\n\n{link}\n\nOn the device: latchkey-token register '{link}'\n",
                         output::time(l.expires_at),
@@ -232,8 +233,8 @@ impl Ctx<'_> {
                         "Security key registration for {user} (one use, until {}, relying party {:?}):\n\n  {}\n\nOn the machine with the key plugged in, as root:\n  latchkey-agent enroll-fido2 {user} --code {}\n",
                         output::time(r.expires_at),
                         r.rp_id,
-                        r.code,
-                        r.code,
+                        r.code.expose(),
+                        r.code.expose(),
                     ))
                 })
                 .await?;

@@ -34,9 +34,9 @@ impl Ctx<'_> {
                      On the machine with the card: latchkey-agent enroll-smartcard {} --code {}\n",
                         c.user,
                         output::time(c.expires_at),
-                        c.code,
+                        c.code.expose(),
                         c.user,
-                        c.code
+                        c.code.expose()
                     ))
                 },
             )

@@ -110,7 +110,7 @@ async fn link(srv: &TestServer, user: &str, expires_in: Option<u64>) -> String {
     format!(
         "{}/app/register?code={}&pin={}",
         srv.url(),
-        l.code,
+        l.code.expose(),
         l.tls_fingerprint
     )
 }
