@@ -6,9 +6,9 @@ use crate::h1::H1Conn;
 use anyhow::{Context, Result};
 use latchkey_client::Client;
 use latchkey_crypto::otp::totp;
-use latchkey_proto::{ClientId, OtpAlgorithm, UserName};
 use latchkey_proto::login::{LoginOtp, LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_proto::routes;
+use latchkey_proto::{ClientId, OtpAlgorithm, UserName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -292,13 +292,15 @@ async fn verify(conn: &mut Conn, user: &str, code: String) -> Result<Outcome> {
         }
     };
     let path = routes::login_otp(&tx);
-    Ok(match conn.post(&path, &LoginOtp { code: code.into() }).await? {
-        LoginStepResult::Success { .. } => Outcome::Success,
-        LoginStepResult::Retry { .. } => Outcome::Retry,
-        LoginStepResult::Deny { .. } => Outcome::Deny,
-        // Only push waits answer Pending; a code never does.
-        LoginStepResult::Pending { .. } => Outcome::Deny,
-    })
+    Ok(
+        match conn.post(&path, &LoginOtp { code: code.into() }).await? {
+            LoginStepResult::Success { .. } => Outcome::Success,
+            LoginStepResult::Retry { .. } => Outcome::Retry,
+            LoginStepResult::Deny { .. } => Outcome::Deny,
+            // Only push waits answer Pending; a code never does.
+            LoginStepResult::Pending { .. } => Outcome::Deny,
+        },
+    )
 }
 
 fn unix_now() -> u64 {

@@ -6,6 +6,7 @@
 use crate::Agent;
 use crate::engine::{Login, LoginRequest};
 use crate::error::{AgentError, Result};
+use latchkey_proto::ClientId;
 use latchkey_proto::agent::{
     AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, AgentStatus, SessionEvent, frame_len,
 };
@@ -13,7 +14,6 @@ use latchkey_proto::agent::{
 use std::os::unix::fs::PermissionsExt;
 #[cfg(unix)]
 use std::path::Path;
-use latchkey_proto::ClientId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

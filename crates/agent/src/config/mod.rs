@@ -284,7 +284,10 @@ mod tests {
         let bad = toml::from_str::<AgentConfig>(
             "servers = [\"https://a\"]\nmachine_id = \"m\"\nserver_signing_key = \"k\"\n[client_ids]\nsshd = \"a:b\"\n",
         );
-        assert!(bad.is_err(), "a client_id the server would refuse must not load");
+        assert!(
+            bad.is_err(),
+            "a client_id the server would refuse must not load"
+        );
         cfg.selection = "random".into();
         assert!(cfg.validate().is_err());
     }

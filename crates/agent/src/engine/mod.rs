@@ -9,8 +9,8 @@ use crate::events::{AuthRecord, Events};
 use crate::offline::{Offline, OfflineOutcome};
 use crate::smartcard::login::CardLogin;
 use latchkey_proto::ErrorCode;
-use latchkey_proto::{ClientId, Method, UserName};
 use latchkey_proto::agent::{AgentReply, Step};
+use latchkey_proto::{ClientId, Method, UserName};
 use std::sync::Arc;
 use std::time::Instant;
 

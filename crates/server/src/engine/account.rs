@@ -6,10 +6,10 @@ use super::offline::Answered;
 use super::{Actor, Engine, Result, now};
 use crate::policy;
 use crate::store::UserRow;
-use latchkey_proto::{ClientId, Method, UserName};
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::AccountStatus;
 use latchkey_proto::offline::WithOffline;
+use latchkey_proto::{ClientId, Method, UserName};
 
 impl Engine {
     /// `POST /v1/account/check`: a disabled or locked-out user may not log in, whatever

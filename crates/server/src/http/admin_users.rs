@@ -86,7 +86,9 @@ pub async fn token_verify(
     if req.code.len() > 64 {
         return Err(ApiErr::bad_request("code is too long"));
     }
-    Ok(Json(cx.engine.admin_verify(&name, req.code.expose()).await?))
+    Ok(Json(
+        cx.engine.admin_verify(&name, req.code.expose()).await?,
+    ))
 }
 
 pub async fn token_resync(

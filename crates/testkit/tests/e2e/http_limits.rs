@@ -213,7 +213,10 @@ async fn login(d: &Daemon, key: &str, uri: &OtpAuthUri) -> Result<(), String> {
     };
     let code = latchkey_testkit::totp_now(uri);
     let step: LoginStepResult = m
-        .post(&format!("/v1/login/{tx}/otp"), &LoginOtp { code: code.into() })
+        .post(
+            &format!("/v1/login/{tx}/otp"),
+            &LoginOtp { code: code.into() },
+        )
         .await
         .map_err(|e| format!("login/otp: {e}"))?;
     match step {

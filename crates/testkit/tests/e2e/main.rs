@@ -30,3 +30,4 @@ mod session_context;
 mod smartcard;
 mod token_app;
 mod windows;
+mod wire_ids;

@@ -44,9 +44,7 @@ fn push_login(
         };
         steps.push(step.clone());
         req = match step {
-            Step::Prompt { .. } => AgentRequest::Answer {
-                text: "".into(),
-            },
+            Step::Prompt { .. } => AgentRequest::Answer { text: "".into() },
             Step::Wait { text } => {
                 number_out.send(text).unwrap();
                 AgentRequest::Continue

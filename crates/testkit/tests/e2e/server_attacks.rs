@@ -45,7 +45,10 @@ async fn burst(machine: &Client, answers: Vec<(String, String)>) -> Vec<String> 
         tasks.spawn(async move {
             b.wait().await;
             let v: serde_json::Value = m
-                .post(&format!("/v1/login/{tx}/otp"), &LoginOtp { code: code.into() })
+                .post(
+                    &format!("/v1/login/{tx}/otp"),
+                    &LoginOtp { code: code.into() },
+                )
                 .await
                 .unwrap();
             v["result"].as_str().unwrap_or("?").to_string()

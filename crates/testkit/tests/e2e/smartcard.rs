@@ -478,24 +478,31 @@ async fn agent_enrolls_the_card_with_a_one_time_code() {
         label: Some("badge".into()),
     };
     // The code is bound to its user.
-    let err =
-        latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("max", code.code.expose()))
-            .await
-            .unwrap_err()
-            .to_string();
+    let err = latchkey_agent::smartcard::enroll::enroll(
+        &agent.config_dir,
+        &opts("max", code.code.expose()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("enrollment code"), "{err}");
-    let t = latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", code.code.expose()))
-        .await
-        .unwrap();
+    let t = latchkey_agent::smartcard::enroll::enroll(
+        &agent.config_dir,
+        &opts("lee", code.code.expose()),
+    )
+    .await
+    .unwrap();
     assert_eq!(t.user, "lee");
     assert_eq!(t.label, "badge");
     assert_eq!(t.smartcard.unwrap().fingerprint, c.fingerprint());
     // Used once.
-    let err =
-        latchkey_agent::smartcard::enroll::enroll(&agent.config_dir, &opts("lee", code.code.expose()))
-            .await
-            .unwrap_err()
-            .to_string();
+    let err = latchkey_agent::smartcard::enroll::enroll(
+        &agent.config_dir,
+        &opts("lee", code.code.expose()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("enrollment code"), "{err}");
 
     let steps = agent.login("lee", "login", &[PIN]).await.unwrap();

@@ -240,7 +240,13 @@ async fn a_replayed_approval_signature_is_refused() {
     let (tx, number) = push_login(&machine, "jack").await;
     let req = api.pending(0).await.unwrap().remove(0);
     assert_eq!(req.tx, tx);
-    let signed = response(a, &tx.parse().unwrap(), &req.nonce, &Answer::Number(number), None);
+    let signed = response(
+        a,
+        &tx.parse().unwrap(),
+        &req.nonce,
+        &Answer::Number(number),
+        None,
+    );
     assert!(api.respond(&signed).await.unwrap().ok);
     assert!(matches!(
         push_outcome(&machine, &tx).await,
@@ -293,7 +299,13 @@ async fn an_approval_signed_by_another_apps_key_is_refused() {
     let api = AppApi::new(phone).unwrap();
     let req = api.pending(0).await.unwrap().remove(0);
     // Signed by the tablet's key, sent with the phone's app key.
-    let forged = response(tablet, &tx.parse().unwrap(), &req.nonce, &Answer::Number(number), None);
+    let forged = response(
+        tablet,
+        &tx.parse().unwrap(),
+        &req.nonce,
+        &Answer::Number(number),
+        None,
+    );
     let v = api.respond(&forged).await.unwrap();
     assert!(!v.ok && v.message.contains("signature"), "{v:?}");
     // Both apps got the request; the phone's own answer still works.
