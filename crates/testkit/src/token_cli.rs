@@ -59,7 +59,7 @@ impl TokenCli {
         let link = format!(
             "{}/app/register?code={}&pin={}",
             srv.url(),
-            l.code,
+            l.code.expose(),
             l.tls_fingerprint
         );
         let t = TokenCli::new()?;
