@@ -111,11 +111,13 @@ impl schemars::JsonSchema for Secret {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Secret".into()
     }
+    // Not `writeOnly`: the one-time codes an admin hands to a person are in answers
+    // (`AppLinkCreated`, `Fido2RegistrationCreated`, `SmartcardEnrollCode`), shown once, and
+    // validators (schemathesis among them) refuse a `writeOnly` property in an answer.
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "a code, PIN or answer typed by a person; never logged",
-            "writeOnly": true
+            "description": "a code, PIN or answer typed by a person; never logged"
         })
     }
 }
