@@ -5,10 +5,13 @@
 //! client could not even build such a request.
 
 use crate::support::run_blocking;
+use latchkey_client::{Client, Method as HttpMethod};
 use latchkey_proto::agent::{AgentReply, AgentRequest, Step, blocking};
+use latchkey_proto::routes;
 use latchkey_proto::{ClientId, InvalidId, TokenKind, UserName};
 use latchkey_testkit::agent::TestAgent;
 use latchkey_testkit::{TestServer, totp_now};
+use serde_json::json;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -96,6 +99,75 @@ async fn a_begin_or_session_with_an_invalid_user_or_client_id_is_refused_at_the_
     assert!(
         matches!(steps.last(), Some(Step::Success { .. })),
         "{steps:?}"
+    );
+}
+
+/// POSTs `body` as `m`: the status and the answer, or the refusal's `error` and `message`.
+async fn post(m: &Client, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    match m.request(HttpMethod::POST, path, Some(body)).await {
+        Ok((status, bytes)) => (status.as_u16(), serde_json::from_slice(&bytes).unwrap()),
+        Err(latchkey_client::Error::Api {
+            status,
+            error,
+            message,
+        }) => (status.as_u16(), json!({"error": error, "message": message})),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_an_invalid_identifier_in_a_body_with_a_400_not_a_5xx() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user_with_token("alice", TokenKind::Totp)
+        .await
+        .unwrap();
+    let (_, m) = srv.join_machine("ws1").await.unwrap();
+    let bad_context = ClientId::parse("a:b").unwrap_err().message;
+    let bad_user = UserName::parse("a/b").unwrap_err().message;
+    for (path, body, why) in [
+        (
+            routes::LOGIN_START,
+            json!({"user": "alice", "client_id": "a:b"}),
+            &bad_context,
+        ),
+        (
+            routes::LOGIN_START,
+            json!({"user": "a/b", "client_id": "login"}),
+            &bad_user,
+        ),
+        (
+            routes::ACCOUNT_CHECK,
+            json!({"user": "a/b", "client_id": "login"}),
+            &bad_user,
+        ),
+        (
+            routes::FIDO2_REGISTER_START,
+            json!({"user": "a/b", "code": "lkf_x"}),
+            &bad_user,
+        ),
+        (
+            routes::SMARTCARD_ENROLL,
+            json!({"user": "a/b", "code": "lks_x", "cert": ""}),
+            &bad_user,
+        ),
+    ] {
+        let (status, refusal) = post(&m, path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}: {refusal}");
+        assert_eq!(refusal["error"], "invalid_request", "{path} {body}");
+        let message = refusal["message"].as_str().unwrap();
+        assert!(message.contains(why.as_str()), "{path} {body}: {message}");
+    }
+    // The same bodies with valid identifiers are served.
+    let (status, answer) = post(
+        &m,
+        routes::LOGIN_START,
+        json!({"user": "alice", "client_id": "login"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["result"]),
+        (200, &json!("challenge")),
+        "{answer}"
     );
 }
 
