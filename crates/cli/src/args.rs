@@ -455,7 +455,7 @@ mod tests {
                 assert_eq!(client_id, "login");
                 assert_eq!(settings.len(), 2);
             }
-            other => unreachable!("{other:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -524,7 +524,7 @@ mod tests {
                 assert_eq!(otp.algorithm, Some(OtpAlgorithm::Sha256));
                 assert_eq!(period, Some(60));
             }
-            other => unreachable!("{other:?}"),
+            other => panic!("{other:?}"),
         }
         assert!(
             Cli::try_parse_from(["latchkey", "token", "add-totp", "bob", "--digits", "7"]).is_err()
@@ -571,7 +571,7 @@ mod tests {
                 assert_eq!(expires, Duration::from_secs(900));
                 assert_eq!(note, None);
             }
-            other => unreachable!("{other:?}"),
+            other => panic!("{other:?}"),
         }
         let cli = Cli::try_parse_from(["latchkey", "machine", "join-token"]).unwrap();
         assert!(matches!(

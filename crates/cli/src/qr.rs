@@ -37,7 +37,7 @@ mod tests {
                     '▀' => (true, false),
                     '▄' => (false, true),
                     ' ' => (false, false),
-                    other => unreachable!("unexpected character {other:?}"),
+                    other => panic!("unexpected character {other:?}"),
                 })
                 .unzip();
             rows.push(top);

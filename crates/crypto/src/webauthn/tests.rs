@@ -37,14 +37,14 @@ impl Key {
             (_, Some(k)) => CoseKey::Ed25519 {
                 public: k.public_key().as_ref().try_into().unwrap(),
             },
-            _ => unreachable!(),
+            _ => panic!(),
         }
     }
     fn sign(&self, msg: &[u8]) -> Vec<u8> {
         match (&self.es, &self.ed) {
             (Some(k), _) => k.sign(&SystemRandom::new(), msg).unwrap().as_ref().to_vec(),
             (_, Some(k)) => k.sign(msg).as_ref().to_vec(),
-            _ => unreachable!(),
+            _ => panic!(),
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn router(cx: Ctx) -> Router {
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .route(routes::METRICS, get(metrics))
-        .route(latchkey_proto::routes::OPENAPI, get(openapi::document))
+        .route(routes::OPENAPI, get(openapi::document))
         .route(routes::MACHINE_JOIN, post(login::join))
         .route(routes::LOGIN_START, post(login::login_start))
         .route(routes::LOGIN_OTP, post(login::login_otp))
