@@ -24,12 +24,6 @@ pub mod upstream;
 
 pub use error::{AgentError, Result};
 
-// The names these modules had before; end-to-end tests still use them.
-#[doc(hidden)]
-pub use agent_db as state;
-#[doc(hidden)]
-pub use terminal as shell;
-
 use config::AgentConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

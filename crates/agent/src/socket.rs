@@ -198,17 +198,14 @@ pub(crate) async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
 /// The access context of a request: the shell's `client_id` (validated when the frame was
 /// read), else the agent's mapping of the service. A mapping that does not parse refuses the
 /// request; it never falls back to another context.
-fn context(
-    agent: &Agent,
-    client_id: Option<ClientId>,
-    service: &str,
-) -> std::result::Result<ClientId, String> {
+fn context(agent: &Agent, client_id: Option<ClientId>, service: &str) -> crate::Result<ClientId> {
     match client_id {
         Some(c) => Ok(c),
-        None => agent
-            .config
-            .client_id_for(service)
-            .map_err(|e| format!("no valid access context for service {service:?}: {e}")),
+        None => agent.config.client_id_for(service).map_err(|e| {
+            AgentError::Config(format!(
+                "no valid access context for service {service:?}: {e}"
+            ))
+        }),
     }
 }
 
@@ -252,7 +249,7 @@ async fn handle(
                     message: refusal.to_string(),
                 };
             }
-            let client_id = match context(agent, client_id, &service) {
+            let client_id = match context(agent, client_id, &service).map_err(|e| e.to_string()) {
                 Ok(c) => c,
                 Err(message) => return AgentReply::Error { message },
             };
@@ -299,7 +296,7 @@ async fn handle(
                     message: refusal.to_string(),
                 };
             }
-            let client_id = match context(agent, client_id, &service) {
+            let client_id = match context(agent, client_id, &service).map_err(|e| e.to_string()) {
                 Ok(c) => c,
                 Err(message) => {
                     return AgentReply::Account {
@@ -360,7 +357,7 @@ async fn handle(
             );
             // The context the login used (the module line's `client_id=`), so the session is
             // recorded, and locked, under the rule of that context.
-            let client_id = match context(agent, client_id, &service) {
+            let client_id = match context(agent, client_id, &service).map_err(|e| e.to_string()) {
                 Ok(c) => c,
                 Err(message) => return refuse(message),
             };

@@ -197,7 +197,7 @@ impl TestAgent {
     /// The agent's state database, opened beside the agent (tests inspect and damage it).
     pub fn state_db(&self) -> Result<rusqlite::Connection> {
         Ok(rusqlite::Connection::open(
-            self.state_dir.join(latchkey_agent::state::STATE_FILE),
+            self.state_dir.join(latchkey_agent::agent_db::STATE_FILE),
         )?)
     }
 
@@ -262,7 +262,7 @@ pub fn socket_login(
 /// [`TestAgent::offline_outcomes`]; also for an agent run as another program, e.g. under Wine).
 pub fn offline_outcomes_in(state_dir: &Path) -> Result<Vec<OfflineOutcome>> {
     use latchkey_proto::events::{Event, EventKind};
-    let db = rusqlite::Connection::open(state_dir.join(latchkey_agent::state::STATE_FILE))?;
+    let db = rusqlite::Connection::open(state_dir.join(latchkey_agent::agent_db::STATE_FILE))?;
     let mut rows: Vec<(i64, String, OfflineOutcome)> = Vec::new();
     let mut stmt =
         db.prepare("SELECT time, uuid, user_name, method, outcome, reason FROM offline_events")?;

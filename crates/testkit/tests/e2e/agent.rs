@@ -576,7 +576,7 @@ async fn status_shows_servers_circuit_state_and_last_contact() {
             .unwrap(),
     );
     let socket = agent.socket.clone();
-    let st = tokio::task::spawn_blocking(move || latchkey_agent::shell::status(&socket))
+    let st = tokio::task::spawn_blocking(move || latchkey_agent::terminal::status(&socket))
         .await
         .unwrap()
         .unwrap();

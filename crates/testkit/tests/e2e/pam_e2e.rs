@@ -156,11 +156,11 @@ async fn open_and_close_session_reach_the_agent() {
         let mut pam = PamHarness::new("login", "dora", conf.path()).unwrap();
         pam.putenv("XDG_SESSION_ID", "c42").unwrap();
         let opened = pam.open_session(0);
-        let during = latchkey_agent::shell::status(&socket)
+        let during = latchkey_agent::terminal::status(&socket)
             .unwrap()
             .open_sessions;
         let closed = pam.close_session(0);
-        let after = latchkey_agent::shell::status(&socket)
+        let after = latchkey_agent::terminal::status(&socket)
             .unwrap()
             .open_sessions;
         (opened, during, closed, after)

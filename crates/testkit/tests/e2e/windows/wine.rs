@@ -68,7 +68,7 @@ impl WineAgent {
             self.dir
                 .path()
                 .join("state")
-                .join(latchkey_agent::state::STATE_FILE),
+                .join(latchkey_agent::agent_db::STATE_FILE),
         )
         .unwrap()
     }
