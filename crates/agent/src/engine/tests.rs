@@ -13,9 +13,7 @@ use latchkey_proto::app::PushStartResult;
 use latchkey_proto::events::{Event, EventKind};
 use latchkey_proto::fido2::LoginFido2;
 use latchkey_proto::login::{AccountStatus, LoginStart, LoginStartResult, LoginStepResult};
-use latchkey_proto::offline::{
-    BUNDLE_VERSION, Bundle, OfflineApp, OfflineAttachment, SignedBundle,
-};
+use latchkey_proto::offline::{OfflineAttachment, SignedBundle};
 use latchkey_proto::smartcard::LoginSmartcard;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -119,26 +117,7 @@ impl Fixture {
     }
 
     fn signed_bundle(&self) -> SignedBundle {
-        let now = self.offline.now();
-        let b = Bundle {
-            version: BUNDLE_VERSION,
-            id: "b1".into(),
-            user: "alice".into(),
-            machine_id: "m1".into(),
-            client_ids: vec!["login".into()],
-            issued_at: now - 10,
-            not_after: now + 86_400,
-            max_logins: 3,
-            max_failures: 2,
-            apps: vec![OfflineApp {
-                id: "app1".into(),
-                x25519_public: B64.encode(latchkey_crypto::hpke::public_key(&self.app_secret)),
-                device_name: "phone".into(),
-            }],
-            fido2: vec![],
-            smartcards: vec![],
-            methods: Default::default(),
-        };
+        let b = crate::offline::tests::sample_bundle(self.offline.now(), &self.app_secret);
         let payload = b.encode().unwrap();
         SignedBundle {
             payload: B64.encode(&payload),

@@ -9,7 +9,7 @@ mod db;
 mod hw;
 mod qr;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use challenge::{CODE_LABEL, OfflineChallenge, PROMPT_TEXT, Refused, Verdict};
 pub use db::StoredBundle;

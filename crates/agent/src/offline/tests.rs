@@ -30,26 +30,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn bundle(&self) -> Bundle {
-        let now = self.offline.now();
-        Bundle {
-            version: BUNDLE_VERSION,
-            id: "b1".into(),
-            user: "alice".into(),
-            machine_id: "m1".into(),
-            client_ids: vec!["login".into()],
-            issued_at: now - 10,
-            not_after: now + 86_400,
-            max_logins: 3,
-            max_failures: 2,
-            apps: vec![OfflineApp {
-                id: "app1".into(),
-                x25519_public: B64.encode(latchkey_crypto::hpke::public_key(&self.app_secret)),
-                device_name: "phone".into(),
-            }],
-            fido2: vec![],
-            smartcards: vec![],
-            methods: Default::default(),
-        }
+        sample_bundle(self.offline.now(), &self.app_secret)
     }
 
     fn sign_with(&self, key: &SigningKeyPair, b: &Bundle) -> SignedBundle {
@@ -270,4 +251,28 @@ fn per_client_methods_choose_the_offline_method() {
     // The token app is not allowed for this client_id: no QR challenge.
     let err = f.offline.attempt().begin("alice", "login").unwrap_err().0;
     assert!(err.contains("security key or smartcard"), "{err}");
+}
+
+/// alice's bundle for machine m1 and `login`, valid for a day from `now`, with one token app
+/// (`app_secret`'s X25519 key): what the offline store's tests and the login engine's share.
+pub(crate) fn sample_bundle(now: i64, app_secret: &[u8; 32]) -> Bundle {
+    Bundle {
+        version: BUNDLE_VERSION,
+        id: "b1".into(),
+        user: "alice".into(),
+        machine_id: "m1".into(),
+        client_ids: vec!["login".into()],
+        issued_at: now - 10,
+        not_after: now + 86_400,
+        max_logins: 3,
+        max_failures: 2,
+        apps: vec![OfflineApp {
+            id: "app1".into(),
+            x25519_public: B64.encode(latchkey_crypto::hpke::public_key(app_secret)),
+            device_name: "phone".into(),
+        }],
+        fido2: vec![],
+        smartcards: vec![],
+        methods: Default::default(),
+    }
 }
