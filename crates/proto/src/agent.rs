@@ -35,6 +35,10 @@ pub enum AgentRequest {
         rhost: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tty: Option<String>,
+        /// The shell may enrol a user who has no token at this prompt
+        /// (docs/enrollment.md): absent, a user without a token is refused as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enroll: Option<FirstFactor>,
     },
     /// Reply to `Prompt`: what the person typed (a code, a PIN, an offline answer).
     Answer { text: Secret },
@@ -68,6 +72,24 @@ pub enum AgentRequest {
     Status,
 }
 
+/// How a shell that offers inline enrolment vouches for the first factor, which must be
+/// verified before anyone may enrol a token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "first_factor", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FirstFactor {
+    /// The PAM line says `enroll`: the admin states the password module before it is
+    /// `requisite`, so this module runs only after a right password. The agent believes it
+    /// only from root callers.
+    Verified,
+    /// The Windows tile: the password typed on it, which the agent checks itself (LogonUser,
+    /// as the system) before it offers enrolment.
+    Password {
+        password: Secret,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEvent {
@@ -81,8 +103,26 @@ pub enum SessionEvent {
 pub enum Step {
     /// Text to show (PAM_TEXT_INFO). Reply `Continue`.
     Info { text: String },
-    /// A QR code to show (the payload text is also shown for copying). Reply `Continue`.
-    Qr { payload: String, text: String },
+    /// A QR code to show: `text` (an instruction, then the code drawn for terminals), and
+    /// for copying `copy`, or the payload when `copy` is absent. Reply `Continue`.
+    Qr {
+        payload: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy: Option<String>,
+    },
+    /// The user has no token and may enrol one now (the shell sent `enroll`). Show `text`;
+    /// reply `Continue` to enrol with the first of `methods`, or `Answer` with a method's
+    /// name or number (from 1) to pick one; an empty `Answer` skips enrolment when `skip`
+    /// is set (it says how many logins without a token are left). `label` is the prompt
+    /// for the choice.
+    Enroll {
+        text: String,
+        methods: Vec<crate::enroll::EnrollMethod>,
+        label: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skip: Option<String>,
+    },
     /// Ask the person. Reply `Answer`.
     Prompt { label: String, echo: bool },
     /// Something is pending (a push); show `text`. Reply `Continue`; the agent answers when
@@ -213,6 +253,7 @@ mod tests {
             client_id: None,
             rhost: None,
             tty: Some("/dev/pts/1".into()),
+            enroll: None,
         };
         let mut buf = Vec::new();
         blocking::write(&mut buf, &req).unwrap();
@@ -222,6 +263,23 @@ mod tests {
         huge.extend_from_slice(b"{}");
         assert!(blocking::read::<_, AgentRequest>(&mut &huge[..]).is_err());
         assert!(blocking::read::<_, AgentRequest>(&mut &b"\x00\x00\x00\x02{"[..]).is_err());
+    }
+
+    #[test]
+    fn a_begin_with_a_password_never_prints_it_and_older_begins_still_read() {
+        let text = r#"{"op":"begin","version":1,"user":"alice","service":"login","enroll":{"first_factor":"password","password":"hunter2"}}"#;
+        let req: AgentRequest = serde_json::from_str(text).unwrap();
+        assert!(!format!("{req:?}").contains("hunter2"));
+        let old = r#"{"op":"begin","version":1,"user":"alice","service":"login"}"#;
+        let AgentRequest::Begin { enroll, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not a begin");
+        };
+        assert_eq!(enroll, None);
+        let qr = r#"{"step":"qr","payload":"LK1:X","text":"Scan"}"#;
+        let Step::Qr { copy, .. } = serde_json::from_str(qr).unwrap() else {
+            panic!("not a qr step");
+        };
+        assert_eq!(copy, None, "steps of older agents read as before");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod agent;
 pub mod app;
 pub mod common;
+pub mod enroll;
 pub mod error_code;
 pub mod events;
 pub mod fido2;

@@ -15,6 +15,10 @@ pub struct LoginStart {
     pub rhost: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<String>,
+    /// The shell can enrol a user without a token at this prompt: its first factor was
+    /// verified (docs/enrollment.md). Sent only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enroll: bool,
 }
 
 /// Answer to `POST /v1/login/start`.
@@ -40,6 +44,17 @@ pub enum LoginStartResult {
     },
     /// Refused; `reason` is safe to show to the person logging in.
     Deny { reason: String },
+    /// The user has no token and the policy lets them enrol one now (only when the request
+    /// said `enroll`). `pending_id` is the login transaction the enrolment belongs to.
+    Enroll {
+        pending_id: TxId,
+        methods: Vec<crate::enroll::EnrollMethod>,
+        message: String,
+        /// Seconds until the pending enrolment expires.
+        expires_in: u64,
+        /// Logins this user may still finish without a token (`…/enroll/skip`); 0: none.
+        grace_left: u32,
+    },
 }
 
 /// `POST /v1/login/{tx}/otp`
@@ -106,11 +121,12 @@ mod tests {
     #[test]
     fn a_login_start_reads_and_prints_as_with_plain_strings() {
         let text = r#"{"user":"alice","client_id":"login","tty":"pts/0"}"#;
+        // `enroll` is sent only when true.
         let start: LoginStart = serde_json::from_str(text).unwrap();
         assert_eq!(serde_json::to_string(&start).unwrap(), text);
         assert_eq!(
             format!("{start:?}"),
-            r#"LoginStart { user: "alice", client_id: "login", rhost: None, tty: Some("pts/0") }"#
+            r#"LoginStart { user: "alice", client_id: "login", rhost: None, tty: Some("pts/0"), enroll: false }"#
         );
         for bad in [
             r#"{"user":"a/b","client_id":"login"}"#,

@@ -19,6 +19,10 @@ pub const LOGIN_FIDO2: &str = "/v1/login/{tx}/fido2";
 pub const LOGIN_SMARTCARD: &str = "/v1/login/{tx}/smartcard";
 pub const LOGIN_PUSH: &str = "/v1/login/{tx}/push";
 pub const LOGIN_PUSH_WAIT: &str = "/v1/login/{tx}/push/wait";
+pub const LOGIN_ENROLL: &str = "/v1/login/{tx}/enroll";
+pub const LOGIN_ENROLL_CONFIRM: &str = "/v1/login/{tx}/enroll/confirm";
+pub const LOGIN_ENROLL_WAIT: &str = "/v1/login/{tx}/enroll/wait";
+pub const LOGIN_ENROLL_SKIP: &str = "/v1/login/{tx}/enroll/skip";
 pub const ACCOUNT_CHECK: &str = "/v1/account/check";
 pub const FIDO2_REGISTER_START: &str = "/v1/fido2/register/start";
 pub const FIDO2_REGISTER_FINISH: &str = "/v1/fido2/register/finish";
@@ -100,6 +104,10 @@ builders! {
     login_smartcard(tx) => LOGIN_SMARTCARD;
     login_push(tx) => LOGIN_PUSH;
     login_push_wait(tx) => LOGIN_PUSH_WAIT;
+    login_enroll(tx) => LOGIN_ENROLL;
+    login_enroll_confirm(tx) => LOGIN_ENROLL_CONFIRM;
+    login_enroll_wait(tx) => LOGIN_ENROLL_WAIT;
+    login_enroll_skip(tx) => LOGIN_ENROLL_SKIP;
     admin_user(name) => ADMIN_USER;
     admin_user_tokens(name) => ADMIN_USER_TOKENS;
     admin_user_verify(name) => ADMIN_USER_VERIFY;
@@ -188,6 +196,10 @@ pub enum Op {
     SmartcardCodeCreate,
     PushStart,
     PushWait,
+    EnrollBegin,
+    EnrollConfirm,
+    EnrollWait,
+    EnrollSkip,
     AppLinkCreate,
     AppRegister,
     AppPending,
@@ -278,6 +290,10 @@ pub const ROUTES: &[Route] = &[
     ),
     r(Op::PushStart, Post, LOGIN_PUSH, Machine),
     r(Op::PushWait, Post, LOGIN_PUSH_WAIT, Machine),
+    r(Op::EnrollBegin, Post, LOGIN_ENROLL, Machine),
+    r(Op::EnrollConfirm, Post, LOGIN_ENROLL_CONFIRM, Machine),
+    r(Op::EnrollWait, Post, LOGIN_ENROLL_WAIT, Machine),
+    r(Op::EnrollSkip, Post, LOGIN_ENROLL_SKIP, Machine),
     r(Op::AppLinkCreate, Post, ADMIN_USER_APPS, Admin),
     r(Op::AppRegister, Post, APP_REGISTER, Anonymous),
     r(Op::AppPending, Get, APP_PENDING, App),

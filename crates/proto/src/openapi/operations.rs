@@ -12,6 +12,7 @@ use crate::app::{
     AppLinkCreate, AppLinkCreated, AppRegister, AppRegistered, Badge, PushRequest, PushResponse,
     PushStartResult, PushVerdict,
 };
+use crate::enroll::{EnrollBegin, EnrollBegun, EnrollWait};
 use crate::events::{
     EventBatch, EventPage, EventQuery, EventsAccepted, SessionInfo, SessionQuery,
     SessionStateRequest, SessionStateResponse,
@@ -210,6 +211,33 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
         Op::PushWait => ok(g, "Wait for the push's answer (long poll)", step)
             .query(query::<WaitQuery>())
             .refusals(&[404, 429]),
+        Op::EnrollBegin => ok(
+            g,
+            "Begin an inline enrolment with the method the person picked",
+            json::<EnrollBegun>,
+        )
+        .body(json::<EnrollBegin>(g))
+        .refusals(&[404, 429]),
+        Op::EnrollConfirm => ok(
+            g,
+            "Confirm an inline enrolment with the new token's first code",
+            step,
+        )
+        .body(json::<LoginOtp>(g))
+        .refusals(&[404, 429]),
+        Op::EnrollWait => ok(
+            g,
+            "Wait until the token app of an inline enrolment registered (long poll)",
+            json::<EnrollWait>,
+        )
+        .query(query::<WaitQuery>())
+        .refusals(&[404, 429]),
+        Op::EnrollSkip => ok(
+            g,
+            "Finish a login without a token, spending one of the user's grace logins",
+            step,
+        )
+        .refusals(&[404, 429]),
         Op::AppLinkCreate => created(
             g,
             "A one-time token-app registration code for a user",
