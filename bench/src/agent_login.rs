@@ -52,6 +52,7 @@ async fn direct(m: &latchkey_client::Client, u: &User) -> Result<()> {
         client_id: ClientId::parse("login")?,
         rhost: None,
         tty: None,
+        enroll: false,
     };
     let LoginStartResult::Challenge { tx, .. } = m.post(routes::LOGIN_START, &start).await? else {
         anyhow::bail!("no challenge")

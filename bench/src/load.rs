@@ -284,10 +284,13 @@ async fn verify(conn: &mut Conn, user: &str, code: String) -> Result<Outcome> {
         client_id: ClientId::parse("login")?,
         rhost: None,
         tty: None,
+        enroll: false,
     };
     let tx = match conn.post(routes::LOGIN_START, &start).await? {
         LoginStartResult::Challenge { tx, .. } => tx,
-        LoginStartResult::Allow { .. } | LoginStartResult::Deny { .. } => {
+        LoginStartResult::Allow { .. }
+        | LoginStartResult::Deny { .. }
+        | LoginStartResult::Enroll { .. } => {
             return Ok(Outcome::StartRefused);
         }
     };

@@ -14,8 +14,9 @@ pub enum Verdict {
     Enrol,
     /// Not vouched for: the login goes on without an enrolment offer.
     NoEnrol,
-    /// The password was checked and is wrong, or could not be checked: the login is
+    /// (Windows only: Linux agents check no passwords.) The password was checked and is wrong, or could not be checked: the login is
     /// refused with this reason.
+    #[cfg_attr(not(windows), allow(dead_code))]
     Refuse(String),
 }
 

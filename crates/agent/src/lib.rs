@@ -9,10 +9,12 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fido2;
+mod first_factor;
 pub mod join;
 pub mod offline;
 #[cfg(windows)]
 mod pipe;
+pub(crate) mod qr;
 #[cfg(windows)]
 pub mod service;
 pub mod sessions;

@@ -229,6 +229,7 @@ async fn handle(
             client_id,
             rhost,
             tty,
+            enroll,
         } => {
             if version != AGENT_PROTOCOL_VERSION {
                 return AgentReply::Error {
@@ -253,13 +254,22 @@ async fn handle(
                 Ok(c) => c,
                 Err(message) => return AgentReply::Error { message },
             };
-            tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), "login begins");
+            let enroll = match crate::first_factor::judge(caller, &user, enroll).await {
+                crate::first_factor::Verdict::Enrol => true,
+                crate::first_factor::Verdict::NoEnrol => false,
+                crate::first_factor::Verdict::Refuse(reason) => {
+                    tracing::warn!(%user, %service, %reason, "login refused: first factor");
+                    return AgentReply::Step(latchkey_proto::agent::Step::Failure { reason });
+                }
+            };
+            tracing::info!(%user, %service, %client_id, rhost = rhost.as_deref().unwrap_or("-"), enroll, "login begins");
             let mut l = Login::new(LoginRequest {
                 user,
                 client_id,
                 service: Some(service),
                 rhost,
                 tty,
+                enroll,
             })
             .with_fido2(crate::fido2::Settings::from_config(&agent.config))
             .with_smartcard_module(agent.config.smartcard_module());

@@ -58,6 +58,8 @@ pub fn login(socket: &Path, user: &UserName, client_id: Option<&ClientId>) -> Re
         client_id: client_id.cloned(),
         rhost: None,
         tty: None,
+        // The agent offers enrolment only to root callers (PAM), never to this command.
+        enroll: None,
     };
     let stdin = std::io::stdin();
     loop {
@@ -77,8 +79,17 @@ pub fn login(socket: &Path, user: &UserName, client_id: Option<&ClientId>) -> Re
                 println!("{text}");
                 AgentRequest::Continue
             }
-            Step::Qr { payload, text } => {
-                println!("{text}\n{payload}");
+            Step::Qr {
+                payload,
+                text,
+                copy,
+            } => {
+                println!("{text}\n{}", copy.unwrap_or(payload));
+                AgentRequest::Continue
+            }
+            Step::Enroll { text, .. } => {
+                // Never sent to this command (it does not ask for enrolment).
+                println!("{text}");
                 AgentRequest::Continue
             }
             Step::Prompt { label, echo } => {

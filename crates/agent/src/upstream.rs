@@ -9,6 +9,7 @@ use crate::error::{AgentError, Result};
 use latchkey_client::{BreakerConfig, ClientConfig, Credential, Method, ServerList, Trust};
 use latchkey_proto::agent::ServerStatus;
 use latchkey_proto::app::PushStartResult;
+use latchkey_proto::enroll::{EnrollBegin, EnrollBegun, EnrollMethod, EnrollWait};
 use latchkey_proto::login::{
     AccountCheck, AccountStatus, LoginOtp, LoginStart, LoginStartResult, LoginStepResult,
 };
@@ -232,5 +233,40 @@ impl Server for Upstream {
             user,
         )
         .await
+    }
+
+    async fn enroll_begin(&self, tx: &str, user: &str, method: EnrollMethod) -> Reply<EnrollBegun> {
+        let path = routes::login_enroll(tx);
+        self.call(&path, &EnrollBegin { method }, user).await
+    }
+
+    async fn enroll_confirm(&self, tx: &str, user: &str, code: &str) -> Reply<LoginStepResult> {
+        let path = routes::login_enroll_confirm(tx);
+        let body = LoginOtp {
+            code: Secret::from(code),
+        };
+        self.call(&path, &body, user).await
+    }
+
+    async fn enroll_wait(&self, tx: &str, user: &str) -> Reply<EnrollWait> {
+        let path = format!(
+            "{}?wait={}",
+            routes::login_enroll_wait(tx),
+            self.push_poll_secs
+        );
+        self.call(&path, &serde_json::json!({}), user).await
+    }
+
+    async fn enroll_skip(&self, tx: &str, user: &str) -> Reply<LoginStepResult> {
+        let path = routes::login_enroll_skip(tx);
+        self.call(&path, &serde_json::json!({}), user).await
+    }
+
+    fn registration_base(&self) -> String {
+        self.servers
+            .urls()
+            .first()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_default()
     }
 }

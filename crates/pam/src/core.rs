@@ -7,7 +7,9 @@ use crate::code::{Flags, Item, LogLevel, MsgStyle, PamCode};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use latchkey_proto::UserName;
-use latchkey_proto::agent::{AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, SessionEvent, Step};
+use latchkey_proto::agent::{
+    AGENT_PROTOCOL_VERSION, AgentReply, AgentRequest, FirstFactor, SessionEvent, Step,
+};
 use std::borrow::Cow;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -103,6 +105,7 @@ fn run_login(h: &dyn PamHandle, opts: &Options, user: &UserName) -> Result<Verdi
         client_id: opts.client_id.clone(),
         rhost: h.item(Item::Rhost),
         tty: h.item(Item::Tty),
+        enroll: opts.enroll.then_some(FirstFactor::Verified),
     })?;
     for _ in 0..MAX_STEPS {
         let step = match reply {
@@ -120,10 +123,31 @@ fn run_login(h: &dyn PamHandle, opts: &Options, user: &UserName) -> Result<Verdi
                 show(h, &text)?;
                 agent.call(&AgentRequest::Continue)?
             }
-            Step::Qr { payload, text } => {
+            Step::Qr {
+                payload,
+                text,
+                copy,
+            } => {
                 show(h, &text)?;
-                show(h, &payload)?;
+                show(h, copy.as_deref().unwrap_or(&payload))?;
                 agent.call(&AgentRequest::Continue)?
+            }
+            Step::Enroll {
+                text,
+                methods,
+                label,
+                skip,
+            } => {
+                show(h, &text)?;
+                if methods.len() == 1 && skip.is_none() {
+                    // Nothing to choose: go on with the one method.
+                    agent.call(&AgentRequest::Continue)?
+                } else {
+                    let answer = h
+                        .converse(MsgStyle::PromptEchoOn, &printable(&label))?
+                        .ok_or_else(|| Error::Conversation("no answer to the prompt".into()))?;
+                    agent.answer(answer)?
+                }
             }
             Step::Prompt { label, echo } => {
                 let style = if echo {
@@ -308,6 +332,7 @@ fn describe(step: &Step) -> String {
     match step {
         Step::Info { .. } => "agent step: info".into(),
         Step::Qr { .. } => "agent step: qr".into(),
+        Step::Enroll { .. } => "agent step: enroll".into(),
         Step::Wait { .. } => "agent step: wait".into(),
         Step::Prompt { label, echo } => format!(
             "agent step: prompt {label:?} (echo {})",

@@ -1,5 +1,6 @@
 //! Module arguments from the PAM stack line, e.g.
-//! `auth required pam_latchkey.so client_id=elevation timeout=120 debug`.
+//! `auth required pam_latchkey.so client_id=elevation timeout=120 debug`, and `enroll` to
+//! offer inline enrolment (only after a `requisite` password module).
 //!
 //! An unknown or malformed argument is an error, not a warning: a typo such as `clientid=`
 //! must not quietly run the login under another access context (docs/pam.md).
@@ -25,6 +26,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Log each step's kind and prompt label (never answers) at LOG_DEBUG.
     pub debug: bool,
+    /// Offer inline enrolment to a user without a token: the admin's statement that the
+    /// password module before this one is `requisite` (docs/enrollment.md, docs/pam.md).
+    pub enroll: bool,
 }
 
 impl Default for Options {
@@ -34,6 +38,7 @@ impl Default for Options {
             socket: PathBuf::from(DEFAULT_SOCKET),
             timeout: DEFAULT_TIMEOUT,
             debug: false,
+            enroll: false,
         }
     }
 }
@@ -47,6 +52,7 @@ impl Options {
             let bad = |why: &str| Error::Option(format!("{arg:?}: {why}"));
             match arg.split_once('=') {
                 None if arg == "debug" => opts.debug = true,
+                None if arg == "enroll" => opts.enroll = true,
                 // The server's own rule (one validator), so a context PAM accepts is one the
                 // server accepts too.
                 Some(("client_id", v)) => match ClientId::parse(v) {

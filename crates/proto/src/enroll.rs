@@ -37,7 +37,9 @@ impl EnrollMethod {
     /// What the person reads in a list of choices.
     pub fn describe(self) -> &'static str {
         match self {
-            EnrollMethod::Totp => "an authenticator app (Google/Microsoft Authenticator, Aegis, FreeOTP)",
+            EnrollMethod::Totp => {
+                "an authenticator app (Google/Microsoft Authenticator, Aegis, FreeOTP)"
+            }
             EnrollMethod::App => "the latchkey token app (push approvals, offline logins)",
         }
     }

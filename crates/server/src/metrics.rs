@@ -10,6 +10,7 @@ use std::time::Duration;
 pub enum Outcome {
     StartAllow,
     StartChallenge,
+    StartEnroll,
     StartDeny,
     OtpSuccess,
     OtpRetry,
@@ -22,9 +23,10 @@ pub enum Outcome {
     SmartcardDeny,
 }
 
-const OUTCOMES: [(Outcome, &str, &str); 12] = [
+const OUTCOMES: [(Outcome, &str, &str); 13] = [
     (Outcome::StartAllow, "start", "allow"),
     (Outcome::StartChallenge, "start", "challenge"),
+    (Outcome::StartEnroll, "start", "enroll"),
     (Outcome::StartDeny, "start", "deny"),
     (Outcome::OtpSuccess, "otp", "success"),
     (Outcome::OtpRetry, "otp", "retry"),

@@ -236,6 +236,7 @@ pub fn socket_login(
         client_id: Some(ClientId::parse(client_id)?),
         rhost: None,
         tty: None,
+        enroll: None,
     };
     let mut steps = Vec::new();
     loop {

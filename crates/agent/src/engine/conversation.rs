@@ -21,6 +21,7 @@ impl Login {
             client_id: self.req.client_id.clone(),
             rhost: self.req.rhost.clone(),
             tty: self.req.tty.clone(),
+            enroll: self.req.enroll,
         };
         let reply = engine.server.login_start(&req).await;
         // A login start decides no second factor: a bundle never rides on it.
@@ -29,6 +30,19 @@ impl Login {
                 self.finish(Step::Success { message })
             }
             Outcome::Answer(LoginStartResult::Deny { reason }) => self.finish(fail(reason)),
+            Outcome::Answer(LoginStartResult::Enroll {
+                pending_id,
+                methods,
+                message,
+                expires_in,
+                grace_left,
+            }) => self.enroll_offered(
+                pending_id.into_string(),
+                methods,
+                &message,
+                expires_in,
+                grace_left,
+            ),
             Outcome::Answer(LoginStartResult::Challenge {
                 tx,
                 message,
@@ -82,6 +96,9 @@ impl Login {
     ) -> Step {
         if matches!(self.progress, Progress::Offline { .. }) {
             return self.offline_answer(engine, text).await;
+        }
+        if matches!(self.progress, Progress::Enroll(_)) {
+            return self.enroll_answer(engine, text).await;
         }
         if matches!(
             self.progress,
@@ -149,7 +166,11 @@ impl Login {
         }
     }
 
-    async fn send_push<S: Server>(&mut self, engine: &LoginEngine<S>, tx: String) -> Step {
+    pub(super) async fn send_push<S: Server>(
+        &mut self,
+        engine: &LoginEngine<S>,
+        tx: String,
+    ) -> Step {
         self.method = Some(Method::Push);
         let reply = engine.server.push_start(&tx, &self.req.user).await;
         match engine.settle(&self.req.user, reply, push_passed).await {
@@ -221,6 +242,7 @@ impl Login {
                 }
             }
             Progress::Fido2 { tx, flow } => self.fido2_continue(engine, tx, flow).await,
+            Progress::Enroll(_) => self.enroll_continue(engine).await,
             Progress::Card(c) => c.prompt(),
             Progress::OfflineKey(_) | Progress::OfflineCard(_) => {
                 self.offline_hw(engine, None).await

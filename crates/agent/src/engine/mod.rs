@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod conversation;
+mod enrol;
 // The FIDO2 part of the conversation lives with the rest of the FIDO2 code.
 #[path = "../fido2/flow.rs"]
 mod fido2_flow;
@@ -131,6 +132,8 @@ enum Progress {
     OfflineKey(Box<crate::offline::OfflineKey>),
     /// No server answered: an offline smartcard PIN prompt (or a message before it) is out.
     OfflineCard(Box<crate::offline::OfflineCard>),
+    /// A user without a token is enrolling one (`enrol.rs`).
+    Enroll(Box<(enrol::Pending, enrol::Enrolling)>),
     Done,
 }
 
@@ -143,6 +146,9 @@ pub struct LoginRequest {
     pub service: Option<String>,
     pub rhost: Option<String>,
     pub tty: Option<String>,
+    /// The shell may enrol a user without a token (its first factor was verified:
+    /// `first_factor.rs`).
+    pub enroll: bool,
 }
 
 pub struct Login {
@@ -159,6 +165,8 @@ pub struct Login {
     online: bool,
     /// Outcomes the offline store decided during the current call, not yet recorded.
     offline_outcomes: Vec<OfflineOutcome>,
+    /// The login finished without a second factor, on a grace login of inline enrolment.
+    grace: bool,
 }
 
 fn fail(reason: impl Into<String>) -> Step {
@@ -178,6 +186,7 @@ impl Login {
             method: None,
             online: true,
             offline_outcomes: Vec::new(),
+            grace: false,
         }
     }
 
@@ -234,7 +243,11 @@ impl Login {
             records.push(AuthRecord {
                 success: matches!(step, Step::Success { .. }),
                 online: true,
-                method: Some(self.method.map_or("none", |m| m.as_str()).to_string()),
+                method: Some(if self.grace {
+                    "grace".to_string()
+                } else {
+                    self.method.map_or("none", |m| m.as_str()).to_string()
+                }),
                 reason: match &step {
                     Step::Failure { reason } => Some(reason.clone()),
                     _ => None,

@@ -51,6 +51,7 @@ impl Login {
                 let step = Step::Qr {
                     payload: challenge.payload.clone(),
                     text: challenge.text.clone(),
+                    copy: None,
                 };
                 self.progress = Progress::Offline {
                     challenge,

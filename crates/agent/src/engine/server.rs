@@ -2,6 +2,7 @@
 //! `Upstream` implements it over HTTPS; the engine's unit tests use a fake.
 
 use latchkey_proto::app::PushStartResult;
+use latchkey_proto::enroll::{EnrollBegun, EnrollMethod, EnrollWait};
 use latchkey_proto::fido2::LoginFido2;
 use latchkey_proto::login::{AccountStatus, LoginStart, LoginStartResult, LoginStepResult};
 use latchkey_proto::offline::OfflineAttachment;
@@ -104,4 +105,34 @@ pub trait Server: Send + Sync {
         user: &UserName,
         client_id: &ClientId,
     ) -> impl Future<Output = Reply<AccountStatus>> + Send;
+
+    /// Inline enrolment: the method the person picked for the pending enrolment `tx`.
+    fn enroll_begin(
+        &self,
+        tx: &str,
+        user: &str,
+        method: EnrollMethod,
+    ) -> impl Future<Output = Reply<EnrollBegun>> + Send;
+
+    /// The new authenticator's first code.
+    fn enroll_confirm(
+        &self,
+        tx: &str,
+        user: &str,
+        code: &str,
+    ) -> impl Future<Output = Reply<LoginStepResult>> + Send;
+
+    /// Long-polls until the token app of the enrolment registered.
+    fn enroll_wait(&self, tx: &str, user: &str) -> impl Future<Output = Reply<EnrollWait>> + Send;
+
+    /// Finishes the login without a token, spending one grace login.
+    fn enroll_skip(
+        &self,
+        tx: &str,
+        user: &str,
+    ) -> impl Future<Output = Reply<LoginStepResult>> + Send;
+
+    /// The base URL a token app registers with (`https://host:port[/prefix]`): the servers
+    /// share one database, so the first configured one.
+    fn registration_base(&self) -> String;
 }

@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::keys::SigningKeyPair;
 use latchkey_proto::app::PushStartResult;
+use latchkey_proto::enroll::{EnrollBegun, EnrollMethod, EnrollWait};
 use latchkey_proto::events::{Event, EventKind};
 use latchkey_proto::fido2::LoginFido2;
 use latchkey_proto::login::{AccountStatus, LoginStart, LoginStartResult, LoginStepResult};
@@ -25,6 +26,8 @@ struct FakeServer {
     step: Mutex<VecDeque<Reply<LoginStepResult>>>,
     push: Mutex<VecDeque<Reply<PushStartResult>>>,
     account: Mutex<VecDeque<Reply<AccountStatus>>>,
+    begun: Mutex<VecDeque<Reply<EnrollBegun>>>,
+    waited: Mutex<VecDeque<Reply<EnrollWait>>>,
     calls: Mutex<Vec<&'static str>>,
 }
 
@@ -74,6 +77,25 @@ impl Server for FakeServer {
     async fn account_check(&self, _user: &UserName, _client_id: &ClientId) -> Reply<AccountStatus> {
         self.called("account");
         pop(&self.account)
+    }
+    async fn enroll_begin(&self, _: &str, _: &str, _: EnrollMethod) -> Reply<EnrollBegun> {
+        self.called("enroll_begin");
+        pop(&self.begun)
+    }
+    async fn enroll_confirm(&self, _: &str, _: &str, _: &str) -> Reply<LoginStepResult> {
+        self.called("enroll_confirm");
+        pop(&self.step)
+    }
+    async fn enroll_wait(&self, _: &str, _: &str) -> Reply<EnrollWait> {
+        self.called("enroll_wait");
+        pop(&self.waited)
+    }
+    async fn enroll_skip(&self, _: &str, _: &str) -> Reply<LoginStepResult> {
+        self.called("enroll_skip");
+        pop(&self.step)
+    }
+    fn registration_base(&self) -> String {
+        "https://mfa.example:8443".into()
     }
 }
 
@@ -187,6 +209,7 @@ fn login() -> Login {
         service: Some("sshd".into()),
         rhost: Some("192.0.2.1".into()),
         tty: None,
+        enroll: false,
     })
 }
 

@@ -255,7 +255,7 @@ impl Attempt<'_> {
                 );
             }
         };
-        let picture = match super::qr::render(&payload) {
+        let picture = match crate::qr::render(&payload) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "offline QR code not drawn");

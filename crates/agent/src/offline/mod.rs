@@ -7,7 +7,7 @@
 mod challenge;
 mod db;
 mod hw;
-mod qr;
+
 #[cfg(test)]
 pub(crate) mod tests;
 

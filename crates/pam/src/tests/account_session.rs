@@ -18,6 +18,7 @@ fn options_parse_known_arguments() {
             socket: "/tmp/a.sock".into(),
             timeout: Duration::from_secs(30),
             debug: true,
+            enroll: false,
         }
     );
     let d = Options::parse::<&str>(&[]).unwrap();

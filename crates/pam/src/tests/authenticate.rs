@@ -25,6 +25,7 @@ fn right_code_passes_and_begin_carries_the_pam_items() {
             client_id: Some("remote".parse().unwrap()),
             rhost: Some("192.0.2.7".into()),
             tty: Some("/dev/pts/3".into()),
+            enroll: None,
         }
     );
     assert_eq!(
@@ -78,6 +79,7 @@ fn info_qr_and_wait_are_shown_as_text_and_continued() {
             (2, AgentRequest::Continue) => step(Step::Qr {
                 payload: "LK1:ABC".into(),
                 text: "Scan with the token app".into(),
+                copy: None,
             }),
             (3, AgentRequest::Continue) => step(Step::Wait {
                 text: "Approve the push on your phone".into(),

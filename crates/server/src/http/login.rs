@@ -58,6 +58,7 @@ pub async fn login_start(
         LoginStartResult::Allow { .. } => Outcome::StartAllow,
         LoginStartResult::Challenge { .. } => Outcome::StartChallenge,
         LoginStartResult::Deny { .. } => Outcome::StartDeny,
+        LoginStartResult::Enroll { .. } => Outcome::StartEnroll,
     });
     metrics.start_latency(t0.elapsed());
     Ok(Json(res))

@@ -524,6 +524,7 @@ async fn logins_run_concurrently_a_waiting_one_blocks_no_other() {
             client_id: None,
             rhost: None,
             tty: None,
+            enroll: None,
         };
         blocking::write(&mut s, &begin).unwrap();
         let reply: AgentReply = blocking::read(&mut s).unwrap();

@@ -210,6 +210,7 @@ async fn machine_endpoints_need_a_valid_machine_key_and_admin_endpoints_refuse_i
         client_id: "login".parse().unwrap(),
         rhost: None,
         tty: None,
+        enroll: false,
     };
 
     let none = srv.anonymous().unwrap();
@@ -543,6 +544,7 @@ async fn health_readiness_and_metrics() {
                 client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await

@@ -205,6 +205,7 @@ async fn another_users_credential_is_refused_and_counted_as_a_failure() {
                 client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await
@@ -443,6 +444,7 @@ async fn policy_without_fido2_does_not_offer_the_key() {
                 client_id: "remote".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await

@@ -204,6 +204,7 @@ async fn login(d: &Daemon, key: &str, uri: &OtpAuthUri) -> Result<(), String> {
                 client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await

@@ -12,6 +12,7 @@ fn start_req(user: &str, client_id: &str) -> LoginStart {
         client_id: client_id.parse().unwrap(),
         rhost: Some("10.0.0.7".into()),
         tty: None,
+        enroll: false,
     }
 }
 

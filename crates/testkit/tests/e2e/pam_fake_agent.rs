@@ -91,6 +91,7 @@ fn right_code_passes_with_pam_items_in_begin() {
                 client_id: Some("remote".parse().unwrap()),
                 rhost: Some("192.0.2.7".into()),
                 tty: Some("ssh".into()),
+                enroll: None,
             },
             AgentRequest::Answer { text: CODE.into() },
         ]
@@ -204,6 +205,7 @@ fn info_qr_and_wait_steps_reach_the_application_as_text() {
         AgentRequest::Begin { .. } => Step::Qr {
             payload: "LK1:EXAMPLE".into(),
             text: "Scan with the token app".into(),
+            copy: None,
         }
         .into(),
         AgentRequest::Continue => Step::Prompt {

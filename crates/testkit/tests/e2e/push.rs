@@ -36,6 +36,7 @@ fn push_login(
         client_id: None,
         rhost: Some("10.9.9.9".into()),
         tty: None,
+        enroll: None,
     };
     loop {
         blocking::write(&mut s, &req).unwrap();

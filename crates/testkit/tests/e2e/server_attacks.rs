@@ -19,6 +19,7 @@ async fn start_tx(machine: &Client, user: &str) -> String {
                 client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await
@@ -130,6 +131,7 @@ async fn parallel_answers_across_transactions_never_judge_more_than_the_lockout_
                 client_id: "login".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await

@@ -46,6 +46,7 @@ async fn start(
         client_id: "login".parse().unwrap(),
         rhost: None,
         tty: None,
+        enroll: false,
     };
     let res: LoginStartResult = client.post("/v1/login/start", &req).await.unwrap();
     let LoginStartResult::Challenge {
@@ -407,6 +408,7 @@ async fn policy_decides_whether_the_smartcard_is_offered() {
                 client_id: "elevation".parse().unwrap(),
                 rhost: None,
                 tty: None,
+                enroll: false,
             },
         )
         .await

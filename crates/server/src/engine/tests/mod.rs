@@ -148,6 +148,7 @@ impl Fx {
             client_id: "login".parse().unwrap(),
             rhost: None,
             tty: None,
+            enroll: false,
         };
         self.e.login_start(&self.machine, &req).await.unwrap().inner
     }

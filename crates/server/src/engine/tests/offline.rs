@@ -83,6 +83,7 @@ async fn a_disabled_user_whose_bundle_the_machine_holds_is_named_to_forget() {
         client_id: "login".parse().unwrap(),
         rhost: None,
         tty: None,
+        enroll: false,
     };
     let refused = fx.e.login_start(&fx.machine, &req).await.unwrap();
     assert!(matches!(refused.inner, LoginStartResult::Deny { .. }));

@@ -13,6 +13,7 @@ async fn push_login(machine: &Client, user: &str) -> (String, u32) {
                 client_id: "remote".parse().unwrap(),
                 rhost: Some("10.1.2.3".into()),
                 tty: None,
+                enroll: false,
             },
         )
         .await

@@ -1,5 +1,5 @@
-//! The QR code of an offline challenge, drawn with Unicode half blocks (two modules per
-//! character cell) so it fits an 80×24 terminal.
+//! QR codes for terminals (an offline challenge, an enrolment), drawn with Unicode half
+//! blocks (two modules per character cell) so they fit an 80×24 terminal.
 
 use qrcode::{Color, EcLevel, QrCode};
 
