@@ -264,7 +264,35 @@ pub fn policy(p: &Policy) -> String {
             ),
         ],
         " = ",
+    ) + &key_values(
+        &[
+            ("enroll.inline", enroll_inline(&p.enroll.inline)),
+            ("enroll.grace_logins", p.enroll.grace_logins.to_string()),
+            (
+                "enroll.until",
+                p.enroll.until.map_or_else(|| "off".to_string(), until_text),
+            ),
+            ("enroll.ttl", p.enroll.ttl.to_string()),
+        ],
+        " = ",
     )
+}
+
+fn enroll_inline(methods: &[latchkey_proto::enroll::EnrollMethod]) -> String {
+    if methods.is_empty() {
+        return "off".into();
+    }
+    methods
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `enroll.until` as an RFC 3339 time (what `policy set` takes back).
+fn until_text(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// Seconds as hours for `session.max_hours` (`0`, `8`, `0.5`).
@@ -417,6 +445,7 @@ mod tests {
             },
             fido2: Default::default(),
             session: Default::default(),
+            enroll: Default::default(),
         };
         let shown = policy(&p);
         assert!(

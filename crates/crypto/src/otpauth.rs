@@ -65,6 +65,26 @@ impl OtpAuthUri {
         uri
     }
 
+    /// The shortest URI for a QR code at a login prompt: a TOTP token with the defaults
+    /// every app assumes (SHA1, 6 digits, 30 s) leaves them out, so the code stays small
+    /// enough for an 80×24 terminal. Anything else is [`OtpAuthUri::to_uri`].
+    pub fn to_compact_uri(&self) -> String {
+        let defaults = self.kind != TokenKind::Hotp
+            && self.algorithm == OtpAlgorithm::Sha1
+            && self.digits == 6
+            && self.period == 30;
+        if !defaults {
+            return self.to_uri();
+        }
+        format!(
+            "otpauth://totp/{}:{}?secret={}&issuer={}",
+            enc(&self.issuer),
+            enc(&self.account),
+            base32_encode(&self.secret),
+            enc(&self.issuer),
+        )
+    }
+
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |m: &str| Error::OtpAuth(m.to_string());
         let url = Url::parse(text).map_err(|e| Error::OtpAuth(e.to_string()))?;
@@ -140,6 +160,30 @@ mod tests {
             period: 60,
             counter: if kind == TokenKind::Hotp { 7 } else { 0 },
         }
+    }
+
+    #[test]
+    fn a_compact_uri_leaves_out_only_the_defaults_and_reads_back_the_same() {
+        let mut u = sample(TokenKind::Totp);
+        assert_eq!(
+            u.to_compact_uri(),
+            u.to_uri(),
+            "not the defaults: all of it"
+        );
+        u.algorithm = OtpAlgorithm::Sha1;
+        u.digits = 6;
+        u.period = 30;
+        let short = u.to_compact_uri();
+        assert!(
+            !short.contains("digits") && !short.contains("period"),
+            "{short}"
+        );
+        assert!(short.len() < u.to_uri().len());
+        let back = OtpAuthUri::parse(&short).unwrap();
+        assert_eq!(
+            (back.algorithm, back.digits, back.period, back.secret),
+            (u.algorithm, u.digits, u.period, u.secret)
+        );
     }
 
     #[test]

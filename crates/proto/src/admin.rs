@@ -164,6 +164,26 @@ pub struct Policy {
     /// Session rules (events issue): absent in answers of older servers.
     #[serde(default)]
     pub session: SessionPolicy,
+    /// Inline enrolment at the login prompt: absent in answers of older servers.
+    #[serde(default)]
+    pub enroll: EnrollPolicy,
+}
+
+/// Inline enrolment rules of a client policy (docs/enrollment.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct EnrollPolicy {
+    /// What a user without a token may enrol at the prompt (`enroll.inline`); empty: off.
+    pub inline: Vec<crate::enroll::EnrollMethod>,
+    /// Logins a user without a token may finish with the first factor alone while being
+    /// asked to enrol (`enroll.grace_logins`), counted per user.
+    pub grace_logins: u32,
+    /// Unix seconds after which inline enrolment stops (`enroll.until`, a date): a rollout
+    /// window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+    /// Seconds a pending enrolment lives (`enroll.ttl`).
+    pub ttl: u64,
 }
 
 /// Session rules of a client policy, applied to sessions opened through that context.

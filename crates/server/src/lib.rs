@@ -222,6 +222,12 @@ async fn purge_loop(store: store::Store, retention: i64, mut shutdown: watch::Re
         {
             tracing::warn!(error = %e, "could not purge expired login transactions");
         }
+        // Ended enrolments are kept a day (the audit log keeps their story).
+        if tick % 60 == 2
+            && let Err(e) = store.enrol_purge(engine::now() - 86_400).await
+        {
+            tracing::warn!(error = %e, "could not purge ended enrolments");
+        }
         if tick % 60 == 1 && retention > 0 {
             match store.events_purge(engine::now() - retention).await {
                 Ok(0) => {}

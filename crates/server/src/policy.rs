@@ -7,7 +7,8 @@
 
 use crate::store::Settings;
 use latchkey_proto::Method;
-use latchkey_proto::admin::{FailMode, OfflinePolicy, Policy, UnknownUser};
+use latchkey_proto::admin::{EnrollPolicy, FailMode, OfflinePolicy, Policy, UnknownUser};
+use latchkey_proto::enroll::EnrollMethod;
 
 pub const FALLBACK: &str = "*";
 /// Longest a login transaction may live (`tx_ttl`), in seconds.
@@ -65,7 +66,27 @@ pub const KEYS: &[(&str, &str)] = &[
         "session.lock_when_unreachable_after",
         "lock when no server answered this long (e.g. 30m); 0 for never",
     ),
+    (
+        "enroll.inline",
+        "off, or a comma list of totp,app: what a user without a token may enrol at the prompt",
+    ),
+    (
+        "enroll.grace_logins",
+        "logins a user without a token may finish with the password alone while asked to enrol",
+    ),
+    (
+        "enroll.until",
+        "a date (2027-03-31) or RFC 3339 time after which inline enrolment stops; off for none",
+    ),
+    ("enroll.ttl", "lifetime of a pending enrolment, e.g. 10m"),
 ];
+
+/// The client_id whose inline enrolment stays off unless its own policy turns it on: a
+/// password stolen for a remote login must not become an enrolment (docs/enrollment.md).
+pub const REMOTE: &str = "remote";
+
+/// Default lifetime of a pending enrolment: 10 minutes.
+pub const ENROLL_TTL: u64 = 600;
 
 pub fn defaults(client_id: &str) -> Policy {
     Policy {
@@ -93,7 +114,56 @@ pub fn defaults(client_id: &str) -> Policy {
             lock_on_badge_out: true,
             lock_when_unreachable_after: 0,
         },
+        enroll: EnrollPolicy {
+            inline: vec![],
+            grace_logins: 0,
+            until: None,
+            ttl: ENROLL_TTL,
+        },
     }
+}
+
+fn parse_enroll_methods(v: &str) -> Result<Vec<EnrollMethod>, String> {
+    if matches!(v.trim(), "" | "off" | "none") {
+        return Ok(vec![]);
+    }
+    let mut out = Vec::new();
+    for m in parse_list(v) {
+        let m = match m.as_str() {
+            "link" => {
+                return Err(
+                    "link needs the self-service web page, which this version does not have yet"
+                        .into(),
+                );
+            }
+            other => other.parse::<EnrollMethod>()?,
+        };
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// `2027-03-31` (inline enrolment stops at the end of that day, UTC) or an RFC 3339 time;
+/// `off` for no end.
+fn parse_until(v: &str) -> Result<Option<i64>, String> {
+    let v = v.trim();
+    if matches!(v, "" | "off" | "never") {
+        return Ok(None);
+    }
+    let (text, after) = if v.len() == 10 {
+        (format!("{v}T23:59:59Z"), 1)
+    } else {
+        (v.to_string(), 0)
+    };
+    let t = humantime::parse_rfc3339_weak(&text)
+        .map_err(|_| format!("{v:?} is not a date (2027-03-31) or an RFC 3339 time"))?;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{v:?} is before 1970"))?
+        .as_secs();
+    Ok(Some(secs as i64 + after))
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -177,6 +247,10 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "fido2.user_verification" => p.fido2.user_verification = value.parse()?,
             "session.max_hours" => p.session.max_secs = crate::engine::parse_hours(value)?,
             "session.lock_on_badge_out" => p.session.lock_on_badge_out = parse_bool(value)?,
+            "enroll.inline" => p.enroll.inline = parse_enroll_methods(value)?,
+            "enroll.grace_logins" => p.enroll.grace_logins = parse_u32(value, 0, 100)?,
+            "enroll.until" => p.enroll.until = parse_until(value)?,
+            "enroll.ttl" => p.enroll.ttl = parse_secs(value, 60, MAX_TX_TTL)?,
             "session.lock_when_unreachable_after" => {
                 p.session.lock_when_unreachable_after = parse_secs(value, 0, 30 * 86_400)?
             }
@@ -224,6 +298,10 @@ pub fn effective(
     // Scope lists belong to each policy; they are not inherited from `*`.
     p.users.clear();
     p.groups.clear();
+    // Inline enrolment is not inherited by `remote`: only its own policy turns it on.
+    if client_id == REMOTE {
+        p.enroll.inline.clear();
+    }
     if let Some(own) = own {
         apply_all(&mut p, own)?;
     }
@@ -290,6 +368,45 @@ mod tests {
         assert!(!pilot.mfa_required);
         let other = for_login("login", Some(&star), &own, "carol", &["staff".into()]).unwrap();
         assert!(other.mfa_required);
+    }
+
+    #[test]
+    fn remote_does_not_inherit_inline_enrolment_but_may_set_its_own() {
+        let star = s(&[("enroll.inline", "totp,app"), ("enroll.grace_logins", "2")]);
+        let login = effective("login", Some(&star), Some(&s(&[]))).unwrap();
+        assert_eq!(login.enroll.inline, [EnrollMethod::Totp, EnrollMethod::App]);
+        assert_eq!(login.enroll.grace_logins, 2);
+        let remote = effective(REMOTE, Some(&star), Some(&s(&[]))).unwrap();
+        assert!(remote.enroll.inline.is_empty(), "{:?}", remote.enroll);
+        let own = s(&[("enroll.inline", "app")]);
+        let remote = effective(REMOTE, Some(&star), Some(&own)).unwrap();
+        assert_eq!(remote.enroll.inline, [EnrollMethod::App]);
+    }
+
+    #[test]
+    fn enrolment_settings_parse_and_refuse_what_is_not_there() {
+        let mut p = defaults("login");
+        apply(&mut p, "enroll.until", "2027-03-31").unwrap();
+        // The end of that day, UTC.
+        assert_eq!(p.enroll.until, Some(1_806_537_600));
+        apply(&mut p, "enroll.until", "off").unwrap();
+        assert_eq!(p.enroll.until, None);
+        apply(&mut p, "enroll.ttl", "15m").unwrap();
+        assert_eq!(p.enroll.ttl, 900);
+        apply(&mut p, "enroll.inline", "totp, totp").unwrap();
+        assert_eq!(p.enroll.inline, [EnrollMethod::Totp]);
+        apply(&mut p, "enroll.inline", "off").unwrap();
+        assert!(p.enroll.inline.is_empty());
+        for (k, v) in [
+            ("enroll.inline", "link"),
+            ("enroll.inline", "sms"),
+            ("enroll.until", "next week"),
+            ("enroll.ttl", "5s"),
+            ("enroll.grace_logins", "-1"),
+        ] {
+            let e = apply(&mut p, k, v).unwrap_err();
+            assert!(e.starts_with(k), "{e}");
+        }
     }
 
     #[test]

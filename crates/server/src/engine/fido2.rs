@@ -3,7 +3,7 @@
 //! the agent's offline verifier); this module decides and records.
 
 use super::enrol::code_hash;
-use super::login::{FailureOutcome, OpenStep, StepCtx};
+use super::login::{FailureOutcome, Limits, OpenStep, StepCtx};
 use super::messages::{KeyRegistration, Said};
 use super::{Actor, Engine, EngineError, Result, new_id, now};
 use crate::policy;
@@ -74,7 +74,14 @@ impl Engine {
     ) -> Result<WithOffline<LoginStepResult>> {
         let now = now();
         let (result, user) = match self
-            .open_step(machine_id, tx_id, Method::Fido2, "login.fido2", now)
+            .open_step(
+                machine_id,
+                tx_id,
+                Method::Fido2,
+                Limits::Reserve,
+                "login.fido2",
+                now,
+            )
             .await?
         {
             Ok(open) => {

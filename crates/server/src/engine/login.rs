@@ -95,6 +95,16 @@ pub(super) struct OpenStep<'a> {
     pub(super) user_has_offline: bool,
 }
 
+/// How the limits of an answer (attempts of the transaction, failures of the user) are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Limits {
+    /// Together with the verdict, in one store transaction: a code against the user's
+    /// tokens (`Store::tx_answer_otp`). The user's tokens are read with the transaction.
+    WithVerdict,
+    /// Reserved before the answer is judged (`Store::tx_reserve_answer`).
+    Reserve,
+}
+
 /// What a counted failure leaves: attempts, or a denial already audited.
 pub(super) enum FailureOutcome {
     AttemptsLeft(i64),
@@ -111,6 +121,7 @@ impl Engine {
         machine_id: &'a str,
         tx_id: &'a str,
         method: Method,
+        limits: Limits,
         action: &'static str,
         now: i64,
     ) -> Result<std::result::Result<OpenStep<'a>, LoginStepResult>> {
@@ -124,7 +135,7 @@ impl Engine {
             reserved: (0, 0),
         };
         // A code's answer reads the user's tokens in the same read.
-        let with_tokens = method == Method::Otp;
+        let with_tokens = limits == Limits::WithVerdict;
         let Some(TxView {
             tx,
             user,
@@ -187,7 +198,7 @@ impl Engine {
         // many answers arrive together, no more than `max_attempts` per transaction and
         // `lockout_threshold` per user are ever judged. A code's answer does it together
         // with its verdict (Store::tx_answer_otp); the others reserve here.
-        if method != Method::Otp {
+        if limits == Limits::Reserve {
             let lock_policy = policy.clone();
             let reserved = self
                 .store
@@ -354,6 +365,7 @@ impl Engine {
             audit("ok", format!("policy does not require MFA{from}")).await;
             return Ok(Said::NoMfaNeeded.start_allow());
         }
+        let owned = tokens + apps + cards + keys;
         let apps = if policy.methods.contains(&Method::Push) {
             apps
         } else {
@@ -378,6 +390,16 @@ impl Engine {
         let cards = self.smartcards_offered(&user.name, &policy, cards).await?;
         if !cards.is_empty() {
             methods.push(Method::Smartcard);
+        }
+        // Inline enrolment only for a user with no token of any kind: a user who has one
+        // (even one this context does not take) never gets an offer.
+        if methods.is_empty() && owned == 0 {
+            if let Some(answer) = self
+                .inline_offer(machine_id, req, &user, &policy, now)
+                .await?
+            {
+                return Ok(answer);
+            }
         }
         if methods.is_empty() {
             audit(

@@ -97,6 +97,24 @@ pub enum Said {
     PushWrongNumber,
     PushDenied,
     PushExpired,
+    /// Inline enrolment offered.
+    EnrolOffered,
+    /// Another enrolment of the user is open (another screen).
+    EnrolBusy,
+    /// The pending enrolment expired, finished or is not this machine's.
+    EnrolGone,
+    EnrolScanTotp,
+    EnrolScanApp,
+    EnrolAppWaiting,
+    EnrolAppRegistered,
+    /// The first code confirmed the new authenticator: the login passed.
+    EnrolDone,
+    /// A grace login was spent; `left` remain.
+    EnrolSkipped {
+        left: i64,
+    },
+    /// No grace logins left: the user must enrol.
+    EnrolNoGrace,
 }
 
 fn attempts(left: i64) -> String {
@@ -174,6 +192,21 @@ impl Said {
             Said::PushWrongNumber => "Push refused: the number typed in the app was wrong".into(),
             Said::PushDenied => "Push denied in the latchkey app".into(),
             Said::PushExpired => "Push expired: nobody answered in time".into(),
+            Said::EnrolOffered => {
+                "You have no second factor yet: enrol one now to finish logging in.".into()
+            }
+            Said::EnrolBusy => "An enrolment for this account is already in progress on another screen: finish it there, or wait 10 minutes".into(),
+            Said::EnrolGone => "Enrolment expired or unknown: log in again to start over".into(),
+            Said::EnrolScanTotp => "Scan this QR code with your authenticator app (or type the secret below):".into(),
+            Said::EnrolScanApp => "Scan this QR code with the latchkey token app to register it:".into(),
+            Said::EnrolAppWaiting => "Waiting for the latchkey token app to register".into(),
+            Said::EnrolAppRegistered => "Token app registered: approve the push on it to finish".into(),
+            Said::EnrolDone => "Token enrolled: code verified".into(),
+            Said::EnrolSkipped { left } => {
+                let plural = if *left == 1 { "" } else { "s" };
+                format!("Logged in without a second factor: enrol one soon ({left} login{plural} without it left)")
+            }
+            Said::EnrolNoGrace => "No logins without a second factor are left: enrol one to log in".into(),
         }
     }
 

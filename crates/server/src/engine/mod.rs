@@ -11,6 +11,7 @@ mod callers;
 mod enrol;
 mod events;
 mod fido2;
+mod inline_enrol;
 mod login;
 mod machines;
 pub mod messages;

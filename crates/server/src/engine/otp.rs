@@ -2,7 +2,7 @@
 //! are one store transaction (`Store::tx_answer_otp`), outside a login (admin verify) the
 //! code is used up here.
 
-use super::login::OpenStep;
+use super::login::{Limits, OpenStep};
 use super::messages::Said;
 use super::{Engine, EngineError, Result, now};
 use crate::policy;
@@ -43,7 +43,14 @@ impl Engine {
     ) -> Result<WithOffline<LoginStepResult>> {
         let now = now();
         let (result, user) = match self
-            .open_step(machine_id, tx_id, Method::Otp, "login.otp", now)
+            .open_step(
+                machine_id,
+                tx_id,
+                Method::Otp,
+                Limits::WithVerdict,
+                "login.otp",
+                now,
+            )
             .await?
         {
             Ok(open) => {

@@ -53,7 +53,7 @@ impl PushOutcome {
 
 /// Waits until `check` yields something, `notify` fires, or `wait` passes; re-checks every
 /// second for changes made by other instances.
-async fn long_poll<T, F, Fut>(
+pub(super) async fn long_poll<T, F, Fut>(
     notify: Arc<Notify>,
     wait: Duration,
     mut check: F,

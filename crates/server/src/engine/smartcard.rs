@@ -5,7 +5,7 @@
 //! (a certificate that expired or a CA that changed since registration refuses the login).
 
 use super::enrol::code_hash;
-use super::login::{FailureOutcome, OpenStep, StepCtx};
+use super::login::{FailureOutcome, Limits, OpenStep, StepCtx};
 use super::messages::{CardCert, Said, date};
 use super::tokens::smartcard_view;
 use super::{Actor, Engine, EngineError, Result, Unauthorized, new_id, now};
@@ -235,7 +235,14 @@ impl Engine {
             .map_err(|_| EngineError::Invalid("signature must be base64".into()))?;
         let now = now();
         let (result, user) = match self
-            .open_step(machine_id, tx_id, Method::Smartcard, "login.smartcard", now)
+            .open_step(
+                machine_id,
+                tx_id,
+                Method::Smartcard,
+                Limits::Reserve,
+                "login.smartcard",
+                now,
+            )
             .await?
         {
             Ok(open) => {

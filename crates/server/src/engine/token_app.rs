@@ -62,6 +62,7 @@ impl Engine {
             return Err(EngineError::Unauthorized(Unauthorized::AppRegistrationCode));
         };
         let user: latchkey_proto::UserName = super::stored(user)?;
+        let code_hash = code_hash(req.code.expose());
         let app_id = new_id(10)?;
         let app_key = Engine::new_secret("lkp")?;
         self.store
@@ -94,6 +95,8 @@ impl Engine {
             format!("token app {device:?} registered"),
         )
         .await;
+        // A login waiting on this registration (inline enrolment) goes on now.
+        self.enrol_app_registered(&code_hash).await;
         Ok(AppRegistered {
             app_id,
             user,

@@ -5,6 +5,7 @@ mod admin_policies;
 mod admin_users;
 pub mod body;
 pub mod conn_limits;
+mod enroll;
 pub mod error;
 mod events;
 pub mod extract;
@@ -79,6 +80,10 @@ pub fn router(cx: Ctx) -> Router {
         )
         .route(routes::LOGIN_PUSH, post(token_app::push_start))
         .route(routes::LOGIN_PUSH_WAIT, post(token_app::push_wait))
+        .route(routes::LOGIN_ENROLL, post(enroll::begin))
+        .route(routes::LOGIN_ENROLL_CONFIRM, post(enroll::confirm))
+        .route(routes::LOGIN_ENROLL_WAIT, post(enroll::wait))
+        .route(routes::LOGIN_ENROLL_SKIP, post(enroll::skip))
         .route(routes::ADMIN_USER_APPS, post(token_app::link_create))
         .route(routes::APP_REGISTER, post(token_app::register))
         .route(routes::APP_PENDING, get(token_app::pending))

@@ -8,6 +8,7 @@
 
 mod apps;
 mod audit;
+mod enrol;
 mod events;
 mod fido2;
 mod machines;
@@ -22,6 +23,7 @@ mod users;
 pub use apps::{AppRow, NewApp, PushRow, PushState};
 pub use audit::AuditRecord;
 pub use db::WriteStats;
+pub use enrol::{AppLink, EnrolRow, EnrolState, Grace, Opened};
 pub use events::{EventFilter, SessionRow};
 pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};

@@ -266,6 +266,30 @@ DROP INDEX tokens_user
 DELETE FROM login_tx;
 DROP INDEX login_tx_expires
 "#,
+    // 10: inline enrolment (docs/enrollment.md): a pending enrolment belongs to a login
+    // transaction; at most one is open per user (the partial unique index); grace logins
+    // are counted per user.
+    r#"
+CREATE TABLE enrolments (
+    tx_id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    machine_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    methods TEXT NOT NULL,
+    method TEXT,
+    secret_sealed TEXT,
+    app_code_hash TEXT,
+    state TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX enrolments_one_open ON enrolments(user_name) WHERE state = 'open';
+CREATE INDEX enrolments_app_code ON enrolments(app_code_hash);
+CREATE TABLE enrol_grace (
+    user_name TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+    used BIGINT NOT NULL
+)
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

@@ -60,25 +60,30 @@ pub(super) fn from_row(r: &Row) -> Result<TokenRow> {
     })
 }
 
+/// The statement that stores a new token.
+pub(super) fn insert_query(t: &TokenRow) -> super::db::Query {
+    query(format!(
+        "INSERT INTO tokens ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&t.id)
+    .bind(&t.user_name)
+    .bind(t.kind.as_str())
+    .bind(t.algorithm.as_str())
+    .bind(i64::from(t.digits))
+    .bind(i64::from(t.period))
+    .bind(&t.secret_sealed)
+    .bind(t.used)
+    .bind(&t.label)
+    .bind(t.created_at)
+    .bind(t.last_used_at)
+}
+
 impl Store {
     pub async fn token_create(&self, t: &TokenRow) -> Result<()> {
-        query(format!(
-            "INSERT INTO tokens ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&t.id)
-        .bind(&t.user_name)
-        .bind(t.kind.as_str())
-        .bind(t.algorithm.as_str())
-        .bind(i64::from(t.digits))
-        .bind(i64::from(t.period))
-        .bind(&t.secret_sealed)
-        .bind(t.used)
-        .bind(&t.label)
-        .bind(t.created_at)
-        .bind(t.last_used_at)
-        .execute(self.writer())
-        .await
-        .map_err(|e| map_conflict(e, "token"))?;
+        insert_query(t)
+            .execute(self.writer())
+            .await
+            .map_err(|e| map_conflict(e, "token"))?;
         Ok(())
     }
 
