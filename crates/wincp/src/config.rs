@@ -8,11 +8,15 @@
 //! | `ClientIdRemote`     | REG_SZ        | `remote`                       |
 //! | `AgentPipe`          | REG_SZ        | `\\.\pipe\latchkey-agent`      |
 //! | `AllowProviders`     | REG_MULTI_SZ  | none: the filter hides every other provider |
+//! | `InlineEnrollment`   | REG_DWORD     | `1`: the tile sends the typed password to the agent, which checks it (LogonUser) before the server may offer a user without a token to enrol one; `0`: never (such a user is refused, as before inline enrolment) |
 //!
-//! A value that cannot be read falls back to its default, never to "no MFA".
+//! A value that cannot be read falls back to its default, never to "no MFA". (Inline
+//! enrolment on by default only lets the server's policy decide: `enroll.inline` is `off`
+//! unless an administrator turned it on.)
 
 use windows::Win32::System::Registry::{
-    HKEY_LOCAL_MACHINE, REG_VALUE_TYPE, RRF_RT_REG_MULTI_SZ, RRF_RT_REG_SZ, RegGetValueW,
+    HKEY_LOCAL_MACHINE, REG_VALUE_TYPE, RRF_RT_REG_DWORD, RRF_RT_REG_MULTI_SZ, RRF_RT_REG_SZ,
+    RegGetValueW,
 };
 use windows::core::{GUID, HSTRING};
 
@@ -112,6 +116,33 @@ pub fn client_id(ctx: Context) -> String {
 
 pub fn agent_pipe() -> String {
     read_string("AgentPipe").unwrap_or_else(|| latchkey_proto::agent::DEFAULT_PIPE.to_string())
+}
+
+/// May the tile offer inline enrolment (send the password for the agent to check)?
+pub fn inline_enrollment() -> bool {
+    read_dword("InlineEnrollment").is_none_or(|v| v != 0)
+}
+
+fn read_dword(name: &str) -> Option<u32> {
+    let key = HSTRING::from(KEY);
+    let value = HSTRING::from(name);
+    let mut data = 0u32;
+    let mut size = std::mem::size_of::<u32>() as u32;
+    // SAFETY: a REG_DWORD read into a u32 of the size given.
+    unsafe {
+        RegGetValueW(
+            HKEY_LOCAL_MACHINE,
+            &key,
+            &value,
+            RRF_RT_REG_DWORD,
+            None,
+            Some((&raw mut data).cast()),
+            Some(&mut size),
+        )
+        .ok()
+        .ok()?;
+    }
+    Some(data)
 }
 
 /// Providers the filter leaves visible besides ours (e.g. a smartcard provider).

@@ -4,18 +4,24 @@
 use crate::config::{self, Context};
 use crate::flow::{Begin, Flow, Outcome};
 use crate::{CLSID_LATCHKEY_PROVIDER, Live, fields, guard, kerb, qr, winutil};
+
+mod view;
+use latchkey_proto::Secret;
+use latchkey_proto::agent::FirstFactor;
 use std::sync::Mutex;
+use view::qr_bitmap;
 use windows::Win32::Foundation::{E_INVALIDARG, E_NOTIMPL, E_POINTER, NTSTATUS};
 use windows::Win32::Graphics::Gdi::{DeleteObject, HBITMAP, HGDIOBJ};
 use windows::Win32::UI::Shell::{
-    CPFT_COMMAND_LINK, CPFT_EDIT_TEXT, CPFT_LARGE_TEXT, CPFT_PASSWORD_TEXT, CPFT_SMALL_TEXT,
-    CPGSR_NO_CREDENTIAL_FINISHED, CPGSR_NO_CREDENTIAL_NOT_FINISHED,
-    CPGSR_RETURN_CREDENTIAL_FINISHED, CPSI_ERROR, CPSI_NONE, CPSI_WARNING,
-    CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION, CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
-    CREDENTIAL_PROVIDER_FIELD_STATE, CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE,
-    CREDENTIAL_PROVIDER_STATUS_ICON, ICredentialProviderCredential,
-    ICredentialProviderCredential_Impl, ICredentialProviderCredential2,
-    ICredentialProviderCredential2_Impl, ICredentialProviderCredentialEvents,
+    CPFS_DISPLAY_IN_SELECTED_TILE, CPFS_HIDDEN, CPFT_COMMAND_LINK, CPFT_EDIT_TEXT, CPFT_LARGE_TEXT,
+    CPFT_PASSWORD_TEXT, CPFT_SMALL_TEXT, CPGSR_NO_CREDENTIAL_FINISHED,
+    CPGSR_NO_CREDENTIAL_NOT_FINISHED, CPGSR_RETURN_CREDENTIAL_FINISHED, CPSI_ERROR, CPSI_NONE,
+    CPSI_WARNING, CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION,
+    CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE, CREDENTIAL_PROVIDER_FIELD_STATE,
+    CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE, CREDENTIAL_PROVIDER_STATUS_ICON,
+    ICredentialProviderCredential, ICredentialProviderCredential_Impl,
+    ICredentialProviderCredential2, ICredentialProviderCredential2_Impl,
+    ICredentialProviderCredentialEvents,
 };
 use windows::core::{BOOL, IUnknownImpl, PCWSTR, PWSTR, Ref, implement};
 use zeroize::Zeroize;
@@ -25,10 +31,15 @@ struct State {
     password: String,
     code: String,
     info: String,
-    /// The QR challenge, when the agent sent one: its payload (GetBitmapValue draws a fresh
-    /// bitmap for LogonUI to own) and the bitmap given to SetFieldBitmap (ours to delete).
-    qr_payload: Option<String>,
+    /// The QR code, when the agent sent one (the offline challenge, an enrolment): its
+    /// payload (GetBitmapValue draws a fresh bitmap for LogonUI to own) and the bitmap given
+    /// to SetFieldBitmap (ours to delete). An enrolment's payload carries the TOTP seed.
+    qr_payload: Option<Secret>,
     qr: Option<HBITMAP>,
+    /// The agent offers enrolment: the "Enroll token" link is shown.
+    enroll_offered: bool,
+    /// The text beside an enrolment QR code (the secret to type instead of scanning).
+    secret: Option<Secret>,
     events: Option<ICredentialProviderCredentialEvents>,
     flow: Flow,
 }
@@ -37,6 +48,7 @@ impl Drop for State {
     fn drop(&mut self) {
         self.password.zeroize();
         self.code.zeroize();
+        // `qr_payload` and `secret` are Secrets: wiped when dropped.
         if let Some(b) = self.qr.take() {
             // SAFETY: a bitmap this object created and still owns.
             let _ = unsafe { DeleteObject(HGDIOBJ(b.0)) };
@@ -70,6 +82,8 @@ impl Credential {
                 info: String::new(),
                 qr_payload: None,
                 qr: None,
+                enroll_offered: false,
+                secret: None,
                 events: None,
                 flow: Flow::default(),
             }),
@@ -211,6 +225,7 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                 self.notify_string(&events, fields::PASSWORD, "");
             }
             self.notify_string(&events, fields::CODE, "");
+            self.end_view();
             Ok(())
         })
     }
@@ -226,9 +241,22 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
             if pcpfs.is_null() || pcpfis.is_null() {
                 return Err(E_POINTER.into());
             }
+            let shown = {
+                let st = self.state();
+                match dwfieldid {
+                    fields::ENROLL => Some(st.enroll_offered),
+                    fields::SECRET => Some(st.secret.is_some()),
+                    _ => None,
+                }
+            };
+            let state = match shown {
+                Some(true) => CPFS_DISPLAY_IN_SELECTED_TILE,
+                Some(false) => CPFS_HIDDEN,
+                None => f.state,
+            };
             // SAFETY: checked non-null.
             unsafe {
-                *pcpfs = f.state;
+                *pcpfs = state;
                 *pcpfis = f.interactive;
             }
             Ok(())
@@ -244,6 +272,11 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                 // Secrets are write-only: LogonUI never needs them back.
                 fields::PASSWORD | fields::CODE => String::new(),
                 fields::INFO => st.info.clone(),
+                fields::SECRET => st
+                    .secret
+                    .as_ref()
+                    .map(|s| s.expose().to_string())
+                    .unwrap_or_default(),
                 _ if f.kind == CPFT_LARGE_TEXT
                     || f.kind == CPFT_SMALL_TEXT
                     || f.kind == CPFT_COMMAND_LINK =>
@@ -264,7 +297,7 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
             let payload = self.state().qr_payload.clone();
             // LogonUI owns the bitmap it is given: each call draws a fresh one.
             let drawn = match payload {
-                Some(p) => qr_bitmap(&p),
+                Some(p) => qr_bitmap(p.expose()),
                 None => qr::logo(),
             };
             drawn.map_err(|_| windows::Win32::Foundation::E_FAIL.into())
@@ -303,21 +336,26 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                 // SAFETY: LogonUI passes a NUL-terminated string.
                 unsafe { psz.to_string() }.map_err(|_| E_INVALIDARG)?
             };
-            let mut st = self.state();
-            let slot = match dwfieldid {
-                fields::USER => {
-                    if st.user != value {
-                        // Another person: a paused conversation is not theirs.
-                        st.flow.reset();
-                    }
-                    &mut st.user
+            let other_person = {
+                let mut st = self.state();
+                let other = dwfieldid == fields::USER && st.user != value;
+                if other {
+                    // Another person: a paused conversation is not theirs.
+                    st.flow.reset();
                 }
-                fields::PASSWORD => &mut st.password,
-                fields::CODE => &mut st.code,
-                _ => return Err(E_INVALIDARG.into()),
+                let slot = match dwfieldid {
+                    fields::USER => &mut st.user,
+                    fields::PASSWORD => &mut st.password,
+                    fields::CODE => &mut st.code,
+                    _ => return Err(E_INVALIDARG.into()),
+                };
+                slot.zeroize();
+                *slot = value;
+                other
             };
-            slot.zeroize();
-            *slot = value;
+            if other_person {
+                self.end_view();
+            }
             Ok(())
         })
     }
@@ -332,6 +370,10 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
 
     fn CommandLinkClicked(&self, dwfieldid: u32) -> windows::core::Result<()> {
         guard(|| {
+            if dwfieldid == fields::ENROLL {
+                self.enrol_clicked();
+                return Ok(());
+            }
             if dwfieldid != fields::PUSH {
                 return Err(E_INVALIDARG.into());
             }
@@ -387,10 +429,18 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                     pcpsioptionalstatusicon,
                 );
             }
+            // The password goes to the agent only for it to check (LogonUserW) before the
+            // server may offer enrolment to a user without a token; the server's policy
+            // decides whether it does.
+            let enroll = config::inline_enrollment().then(|| FirstFactor::Password {
+                password: Secret::from(password.as_str()),
+                domain: kerb::password_domain(&typed_user),
+            });
             let begin = Begin {
                 user: kerb::mfa_user(&typed_user),
                 service: self.context.service().to_string(),
                 client_id: config::client_id(self.context),
+                enroll,
             };
             // The conversation blocks this thread while the agent works (a push waits for
             // the phone); the agent bounds every step with its own timeouts.
@@ -419,6 +469,7 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
             self.notify_string(&events, fields::CODE, "");
             let result = match outcome {
                 Outcome::Success { .. } => {
+                    self.end_view();
                     match self.serialize(&typed_user, &password, pcpcs) {
                         Ok(()) => {
                             // SAFETY: checked non-null.
@@ -437,6 +488,7 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                     }
                 }
                 Outcome::Failure { reason } => {
+                    self.end_view();
                     // SAFETY: checked non-null.
                     unsafe { *pcpgsr = CPGSR_NO_CREDENTIAL_FINISHED };
                     self.state().info = reason.clone();
@@ -449,11 +501,16 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
                     )
                 }
                 Outcome::NeedCode { text, qr } => {
-                    if let Some(payload) = qr {
-                        self.show_qr(&events, &payload);
-                    }
-                    self.state().info = text.clone();
-                    self.notify_string(&events, fields::INFO, &text);
+                    self.show_need_code(&events, &text, qr);
+                    write_status(
+                        &text,
+                        CPSI_WARNING,
+                        ppszoptionalstatustext,
+                        pcpsioptionalstatusicon,
+                    )
+                }
+                Outcome::Enroll { text, skip } => {
+                    let text = self.show_offer(&events, &text, skip.as_deref());
                     write_status(
                         &text,
                         CPSI_WARNING,
@@ -485,31 +542,6 @@ impl ICredentialProviderCredential_Impl for Credential_Impl {
         }
         Ok(())
     }
-}
-
-impl Credential_Impl {
-    /// Draws the QR challenge and hands it to LogonUI as the tile image.
-    fn show_qr(&self, events: &Option<ICredentialProviderCredentialEvents>, payload: &str) {
-        self.state().qr_payload = Some(payload.to_string());
-        let Ok(bmp) = qr_bitmap(payload) else {
-            return;
-        };
-        if let Some(ev) = events {
-            // SAFETY: a live interface from Advise; LogonUI copies the bitmap.
-            let _ = unsafe { ev.SetFieldBitmap(&self.me(), fields::TILE, bmp) };
-        }
-        let old = self.state().qr.replace(bmp);
-        if let Some(b) = old {
-            // SAFETY: a bitmap this object created and no longer hands out.
-            let _ = unsafe { DeleteObject(HGDIOBJ(b.0)) };
-        }
-    }
-}
-
-fn qr_bitmap(payload: &str) -> Result<HBITMAP, String> {
-    let rows = qr::modules(payload)?;
-    let (px, side) = qr::pixels(&rows);
-    qr::bitmap(&px, side)
 }
 
 impl ICredentialProviderCredential2_Impl for Credential_Impl {

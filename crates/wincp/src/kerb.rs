@@ -143,6 +143,20 @@ pub fn split_user(typed: &str, computer: &str) -> (String, String) {
     (computer.to_string(), typed.to_string())
 }
 
+/// The domain the agent checks the password in (`LogonUserW`): what was typed before `\`
+/// or after `@`; `None` for a bare name or `.\user` (an account of this machine).
+pub fn password_domain(typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    let domain = if let Some((d, _)) = typed.split_once('\\') {
+        d
+    } else if let Some((_, d)) = typed.split_once('@') {
+        d
+    } else {
+        return None;
+    };
+    (!domain.is_empty() && domain != ".").then(|| domain.to_string())
+}
+
 /// The name the agent knows the person by: without the domain.
 pub fn mfa_user(typed: &str) -> String {
     let typed = typed.trim();

@@ -6,14 +6,18 @@
 //! logonui-sim DLL remote USER PASSWORD CODE                    (RDP: filter → SetSerialization)
 //! logonui-sim DLL filter
 //! logonui-sim DLL session SCENARIO DUMPDIR                     (driven line by line, below)
+//! logonui-sim DLL logonuser USER DOMAIN PASSWORD               (what this system's LogonUserW says)
 //! ```
 //!
 //! `session` is for conversations a test takes part in (the offline QR, a push): it reads one
 //! JSON array per line on stdin — `["set", "user"|"password"|"code", VALUE]`, `["submit"]`,
-//! `["push"]` (the command link), `["tile"]` (GetBitmapValue), `["wait-agent", MS]` (until
+//! `["push"]` (the command link), `["enroll"]` (the "Enroll token" link), `["tile"]`
+//! (GetBitmapValue), `["wait-agent", MS]` (until
 //! the agent's pipe exists, e.g. a service starting), `["quit"]` — and prints one
 //! JSON object per line as things happen, events included (a push's number arrives while
-//! its Submit still waits). Bitmaps are written to DUMPDIR as 8-bit greyscale PGM files,
+//! its Submit still waits); a Submit's and a link's report carry the tile's `view` (the
+//! info line, the enrolment secret, which of the changing fields are shown, from
+//! GetStringValue and GetFieldState). Bitmaps are written to DUMPDIR as 8-bit greyscale PGM files,
 //! read back from the HBITMAP with GetDIBits.
 //!
 //! The DLL is loaded with LoadLibrary + DllGetClassObject (no registration needed). Each CODE
@@ -28,7 +32,9 @@ mod read;
 use latchkey_cp::{
     CLSID_LATCHKEY_PROVIDER, CLSID_PASSWORD_PROVIDER, CLSID_PASSWORD_PROVIDER_V1, fields,
 };
-use read::{bitmap_size, dump_bitmap, guid_str, icon_name, parse_credui, parse_kerb, response_name};
+use read::{
+    bitmap_size, dump_bitmap, guid_str, icon_name, parse_credui, parse_kerb, response_name,
+};
 use serde_json::{Value, json};
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
@@ -39,7 +45,7 @@ use windows::Win32::System::Com::{
 };
 use windows::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
 use windows::Win32::UI::Shell::{
-    CPGSR_RETURN_CREDENTIAL_FINISHED, CPUS_CHANGE_PASSWORD, CPUS_CREDUI, CPUS_LOGON,
+    CPFS_HIDDEN, CPGSR_RETURN_CREDENTIAL_FINISHED, CPUS_CHANGE_PASSWORD, CPUS_CREDUI, CPUS_LOGON,
     CPUS_UNLOCK_WORKSTATION, CREDENTIAL_PROVIDER_CREDENTIAL_SERIALIZATION,
     CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE, CREDENTIAL_PROVIDER_FIELD_STATE,
     CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE, CREDENTIAL_PROVIDER_STATUS_ICON,
@@ -222,6 +228,23 @@ fn get_string(cred: &ICredentialProviderCredential, id: u32) -> String {
         CoTaskMemFree(Some(p.0 as *const c_void));
         s
     }
+}
+
+/// What the tile shows now of its changing fields, as LogonUI would ask for them.
+fn view(cred: &ICredentialProviderCredential) -> Value {
+    let shown = |id: u32| {
+        let mut state = CREDENTIAL_PROVIDER_FIELD_STATE::default();
+        let mut interactive = CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE::default();
+        unsafe { cred.GetFieldState(id, &mut state, &mut interactive) }.expect("GetFieldState");
+        state != CPFS_HIDDEN
+    };
+    json!({
+        "info": get_string(cred, fields::INFO),
+        "secret": get_string(cred, fields::SECRET),
+        "enroll_link": shown(fields::ENROLL),
+        "secret_shown": shown(fields::SECRET),
+        "push_link": shown(fields::PUSH),
+    })
 }
 
 fn submit(cred: &ICredentialProviderCredential, credui: bool) -> Value {
@@ -474,7 +497,12 @@ fn cmd_session(dll: &str, scenario: &str, dump_dir: &str) -> Value {
                 let mut s = submit(&cred, scenario == "credui");
                 s["kind"] = json!("submit");
                 s["info"] = json!(get_string(&cred, fields::INFO));
+                s["view"] = view(&cred);
                 s
+            }
+            ["enroll"] => {
+                unsafe { cred.CommandLinkClicked(fields::ENROLL) }.expect("CommandLinkClicked");
+                json!({"kind": "enroll", "view": view(&cred)})
             }
             ["push"] => {
                 unsafe { cred.CommandLinkClicked(fields::PUSH) }.expect("CommandLinkClicked");
@@ -496,6 +524,27 @@ fn cmd_session(dll: &str, scenario: &str, dump_dir: &str) -> Value {
         println!("{out}");
     }
     json!({"kind": "done"})
+}
+
+/// `LogonUserW(USER, DOMAIN, PASSWORD)`, a network logon as the agent does it (diagnostics:
+/// Wine's is a stub that accepts anything).
+fn cmd_logonuser(user: &str, domain: &str, password: &str) -> Value {
+    use windows::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows::Win32::Security::{LOGON32_LOGON_NETWORK, LOGON32_PROVIDER_DEFAULT, LogonUserW};
+    let mut token = HANDLE::default();
+    let r = unsafe {
+        LogonUserW(
+            &HSTRING::from(user),
+            &HSTRING::from(domain),
+            &HSTRING::from(password),
+            LOGON32_LOGON_NETWORK,
+            LOGON32_PROVIDER_DEFAULT,
+            &mut token,
+        )
+    };
+    let error = r.as_ref().err().map(|e| format!("{:#010x}", e.code().0));
+    let closed = r.is_ok().then(|| unsafe { CloseHandle(token) }.is_ok());
+    json!({"ok": r.is_ok(), "error": error, "token": format!("{:#x}", token.0 as usize), "closed": closed})
 }
 
 /// Which LSA authentication packages this system knows (diagnostics for Wine).
@@ -543,6 +592,7 @@ fn main() {
         "filter" => cmd_filter(dll),
         "session" if args.len() == 5 => cmd_session(dll, &args[3], &args[4]),
         "lsa" => cmd_lsa(),
+        "logonuser" if args.len() == 6 => cmd_logonuser(&args[3], &args[4], &args[5]),
         _ => {
             eprintln!(
                 "usage: logonui-sim DLL login SCENARIO USER PASSWORD CODE… | remote USER PASSWORD CODE | filter"
