@@ -21,7 +21,7 @@ async fn correct_code_returns_a_packed_logon_credential() {
     let code = hotp_at(&uri, 0);
     let r = w.sim(&["login", "logon", "alice", PASSWORD, &code]).await;
 
-    assert_eq!(r["descriptors"].as_array().unwrap().len(), 8, "{r}");
+    assert_eq!(r["descriptors"].as_array().unwrap().len(), 10, "{r}");
     assert_eq!(r["tile"]["v2"], true, "ICredentialProviderCredential2: {r}");
     assert_eq!(r["tile"]["autologon"], false);
     assert_eq!(r["tile"]["tile_bitmap"][0], 128, "the logo tile image: {r}");

@@ -3,5 +3,6 @@
 //! filter `test(/^windows::/)`).
 
 mod cp;
+mod enrol;
 mod msi;
 mod wine;
