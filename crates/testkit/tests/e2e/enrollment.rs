@@ -622,3 +622,42 @@ async fn the_token_app_enrolled_at_the_prompt_finishes_by_push_and_then_logs_in_
     assert_eq!(code, PamCode::SUCCESS, "{msgs:?}");
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_user_cannot_vouch_for_a_password_on_the_agent_socket() {
+    let srv = TestServer::start().await.unwrap();
+    srv.set_policy("*", &[("enroll.inline", "totp")])
+        .await
+        .unwrap();
+    // The attacker's own account (nobody), which has no token yet: enrolling one for it
+    // from a shell that never checked a password must not work.
+    srv.add_user("nobody", &[]).await.unwrap();
+    let agent = TestAgent::start(&srv).await.unwrap();
+    let socket = agent.socket.to_str().unwrap().to_string();
+    let begin = r#"{"op":"begin","version":1,"user":"nobody","service":"login","client_id":"login","enroll":{"first_factor":"verified"}}"#;
+    let reply = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let theirs = reply(&mut crate::support::local::as_nobody(&[
+        &socket, "send", begin,
+    ]));
+    assert!(theirs.contains(r#""step":"failure""#), "{theirs}");
+    assert!(!theirs.contains("enroll"), "{theirs}");
+    let audit = srv.audit("nobody").await.unwrap();
+    assert!(
+        !audit.iter().any(|a| a.action.starts_with("enroll.")),
+        "{audit:?}"
+    );
+    // The same request from root (a PAM module in login or sshd) is believed.
+    let root = reply(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lk-local-caller"))
+            .args([&socket, "send", begin]),
+    );
+    assert!(root.contains(r#""step":"enroll""#), "{root}");
+}
