@@ -138,11 +138,12 @@ fn run_login(h: &dyn PamHandle, opts: &Options, user: &UserName) -> Result<Verdi
                 label,
                 skip,
             } => {
-                show(h, &text)?;
                 if methods.len() == 1 && skip.is_none() {
-                    // Nothing to choose: go on with the one method.
+                    // Nothing to choose: go on with the one method (its QR code says what
+                    // to do; the offer's line would push it off an 80×24 screen).
                     agent.call(&AgentRequest::Continue)?
                 } else {
+                    show(h, &text)?;
                     let answer = h
                         .converse(MsgStyle::PromptEchoOn, &printable(&label))?
                         .ok_or_else(|| Error::Conversation("no answer to the prompt".into()))?;

@@ -115,7 +115,8 @@ pub enum Step {
     /// reply `Continue` to enrol with the first of `methods`, or `Answer` with a method's
     /// name or number (from 1) to pick one; an empty `Answer` skips enrolment when `skip`
     /// is set (it says how many logins without a token are left). `label` is the prompt
-    /// for the choice.
+    /// for the choice. With one method and no skip there is nothing to ask: a terminal
+    /// may go on at once without showing `text` (the QR step that follows says what to do).
     Enroll {
         text: String,
         methods: Vec<crate::enroll::EnrollMethod>,

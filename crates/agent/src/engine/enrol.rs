@@ -59,15 +59,13 @@ impl Pending {
     /// The offer: the server's sentence, the choices when there are several.
     fn offer(&self, message: &str) -> Step {
         let mut text = message.to_string();
-        if self.methods.len() > 1 {
-            for (i, m) in self.methods.iter().enumerate() {
-                text.push_str(&format!("\n  {}) {}", i + 1, m.describe()));
-            }
+        for (i, m) in self.methods.iter().enumerate() {
+            text.push_str(&format!("\n  {}) {}", i + 1, m.describe()));
         }
         let mut label = if self.methods.len() > 1 {
             format!("Enrol which (1-{})", self.methods.len())
         } else {
-            format!("Enrol {} now", self.methods[0].describe())
+            "Type 1 to enrol it now".to_string()
         };
         if let Some(hint) = self.skip_hint() {
             label.push_str(&format!(" ({hint})"));

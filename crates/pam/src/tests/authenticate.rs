@@ -113,6 +113,87 @@ fn info_qr_and_wait_are_shown_as_text_and_continued() {
 }
 
 #[test]
+fn an_enrolment_offer_asks_only_when_there_is_a_choice_and_begin_says_enroll_only_when_told() {
+    use latchkey_proto::agent::FirstFactor;
+    use latchkey_proto::enroll::EnrollMethod;
+    let offer = |methods: Vec<EnrollMethod>, skip: Option<&str>| Step::Enroll {
+        text: "No second factor yet".into(),
+        methods,
+        label: "Enrol which (1-2): ".into(),
+        skip: skip.map(str::to_string),
+    };
+    // One method, no skip: straight on (Continue), the offer's line not shown.
+    let mut n = 0;
+    let agent = FakeAgent::start(move |req| {
+        n += 1;
+        match (n, req) {
+            (
+                1,
+                AgentRequest::Begin {
+                    enroll: Some(FirstFactor::Verified),
+                    ..
+                },
+            ) => step(offer(vec![EnrollMethod::Totp], None)),
+            (2, AgentRequest::Continue) => step(Step::Success {
+                message: String::new(),
+            }),
+            (_, req) => step(Step::Failure {
+                reason: format!("unexpected {req:?}"),
+            }),
+        }
+    });
+    let pam = FakePam::new("alice");
+    assert_eq!(
+        authenticate(&pam, Flags::default(), &args(&agent, &["enroll"])),
+        PamCode::Success
+    );
+    assert!(pam.seen().is_empty(), "{:?}", pam.seen());
+    // A choice: the text, then the label as an echoed prompt, its answer sent back.
+    let mut n = 0;
+    let agent = FakeAgent::start(move |req| {
+        n += 1;
+        match (n, req) {
+            (1, AgentRequest::Begin { .. }) => step(offer(
+                vec![EnrollMethod::Totp, EnrollMethod::App],
+                Some("Press Enter to skip enrolment, 1 login left"),
+            )),
+            (2, AgentRequest::Answer { text }) if text.expose() == "2" => step(Step::Success {
+                message: String::new(),
+            }),
+            (_, req) => step(Step::Failure {
+                reason: format!("unexpected {req:?}"),
+            }),
+        }
+    });
+    let pam = FakePam::new("alice").answer("2");
+    assert_eq!(
+        authenticate(&pam, Flags::default(), &args(&agent, &["enroll"])),
+        PamCode::Success
+    );
+    assert_eq!(
+        pam.seen(),
+        vec![
+            (MsgStyle::TextInfo, "No second factor yet".to_string()),
+            (MsgStyle::PromptEchoOn, "Enrol which (1-2): ".to_string()),
+        ]
+    );
+    // Without `enroll` on the line, Begin does not ask for it.
+    let agent = FakeAgent::start(|req| match req {
+        AgentRequest::Begin { enroll: None, .. } => step(Step::Success {
+            message: String::new(),
+        }),
+        other => step(Step::Failure {
+            reason: format!("unexpected {other:?}"),
+        }),
+    });
+    let pam = FakePam::new("alice");
+    assert_eq!(
+        authenticate(&pam, Flags::default(), &args(&agent, &[])),
+        PamCode::Success
+    );
+}
+
+#[test]
 fn failure_shows_the_reason_and_refuses() {
     let agent = totp_agent("123456", false);
     let pam = FakePam::new("alice").answer("000000");

@@ -393,13 +393,13 @@ impl Engine {
         }
         // Inline enrolment only for a user with no token of any kind: a user who has one
         // (even one this context does not take) never gets an offer.
-        if methods.is_empty() && owned == 0 {
-            if let Some(answer) = self
+        if methods.is_empty()
+            && owned == 0
+            && let Some(answer) = self
                 .inline_offer(machine_id, req, &user, &policy, now)
                 .await?
-            {
-                return Ok(answer);
-            }
+        {
+            return Ok(answer);
         }
         if methods.is_empty() {
             audit(

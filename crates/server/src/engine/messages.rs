@@ -197,8 +197,10 @@ impl Said {
             }
             Said::EnrolBusy => "An enrolment for this account is already in progress on another screen: finish it there, or wait 10 minutes".into(),
             Said::EnrolGone => "Enrolment expired or unknown: log in again to start over".into(),
-            Said::EnrolScanTotp => "Scan this QR code with your authenticator app (or type the secret below):".into(),
-            Said::EnrolScanApp => "Scan this QR code with the latchkey token app to register it:".into(),
+            Said::EnrolScanTotp => {
+                "Scan with your authenticator app (or type the secret) to enrol it:".into()
+            }
+            Said::EnrolScanApp => "Scan with the latchkey token app to register it:".into(),
             Said::EnrolAppWaiting => "Waiting for the latchkey token app to register".into(),
             Said::EnrolAppRegistered => "Token app registered: approve the push on it to finish".into(),
             Said::EnrolDone => "Token enrolled: code verified".into(),

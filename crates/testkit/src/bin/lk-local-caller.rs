@@ -54,6 +54,7 @@ fn step_kind(s: &latchkey_proto::agent::Step) -> &'static str {
     match s {
         Step::Info { .. } => "info",
         Step::Qr { .. } => "qr",
+        Step::Enroll { .. } => "enroll",
         Step::Prompt { .. } => "prompt",
         Step::Wait { .. } => "wait",
         Step::Success { .. } => "success",

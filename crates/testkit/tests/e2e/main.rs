@@ -12,6 +12,7 @@ mod support;
 
 mod agent;
 mod api;
+mod enrollment;
 mod events;
 mod fido2;
 mod http_limits;

@@ -18,6 +18,7 @@ use latchkey_proto::machine::JoinRequest;
 use latchkey_proto::{OtpAlgorithm, TokenKind};
 
 mod enrol;
+mod inline_enrol;
 mod login;
 mod offline;
 mod push;

@@ -39,3 +39,16 @@ pub fn texts(msgs: &[ConvMessage], style: MsgStyle) -> Vec<String> {
         .map(|m| m.text.clone())
         .collect()
 }
+
+/// A code of the same length that is not `code` (each digit moved on by one).
+pub fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                char::from(c as u8 + 1)
+            }
+        })
+        .collect()
+}

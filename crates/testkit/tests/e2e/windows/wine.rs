@@ -391,17 +391,7 @@ pub async fn client_ids(server: &TestServer, user: &str) -> Vec<String> {
     ids
 }
 
-pub fn wrong(code: &str) -> String {
-    code.chars()
-        .map(|c| {
-            if c == '9' {
-                '0'
-            } else {
-                char::from(c as u8 + 1)
-            }
-        })
-        .collect()
-}
+pub use crate::support::wrong;
 /// `reg query KEY` in `prefix`: the output, or None when the key does not exist.
 pub async fn reg_query(w: &Win, prefix: &OwnPrefix, key: &str) -> Option<String> {
     let mut c = w.builtin(prefix, "reg");
