@@ -107,14 +107,23 @@ pub async fn check(user: &UserName, domain: Option<&str>, password: Secret) -> V
             tracing::warn!(%user, %domain, "inline enrolment: no logon server to check the password; not offered");
             Verdict::NoEnrol
         }
+        // A wrong password: Windows would refuse it too; refused here before MFA.
+        Ok(Checked::Failed(ERROR_LOGON_FAILURE)) => {
+            tracing::warn!(%user, %domain, "inline enrolment: wrong user name or password");
+            Verdict::Refuse(reason(ERROR_LOGON_FAILURE))
+        }
+        // Anything else (an expired password, a disabled account, a restriction, an error):
+        // the password is not verified, so no enrolment is offered; the login itself goes
+        // on, and Windows handles the account's state as it always does (an expired
+        // password's change screen, a disabled account's refusal) after MFA.
         Ok(Checked::Failed(error)) => {
             let reason = reason(error);
-            tracing::warn!(%user, %domain, error, %reason, "inline enrolment: password check failed");
-            Verdict::Refuse(reason)
+            tracing::warn!(%user, %domain, error, %reason, "inline enrolment: password not verified; not offered");
+            Verdict::NoEnrol
         }
         Err(e) => {
-            tracing::error!(%user, error = %e, "inline enrolment: the password check did not run");
-            Verdict::Refuse("The password could not be checked on this machine".into())
+            tracing::error!(%user, error = %e, "inline enrolment: the password check did not run; not offered");
+            Verdict::NoEnrol
         }
     }
 }
