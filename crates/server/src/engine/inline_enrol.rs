@@ -51,26 +51,25 @@ enum Live {
 }
 
 impl Engine {
-    fn enrol_audit<'a>(
-        &'a self,
-        machine_id: &'a str,
-        row: &'a EnrolRow,
+    /// An audit line about the enrolment `row`, by the machine answering it.
+    async fn enrol_audit(
+        &self,
+        machine_id: &str,
+        row: &EnrolRow,
         action: &'static str,
         result: &'static str,
         detail: String,
-    ) -> impl Future<Output = ()> + 'a {
+    ) {
         let actor = Actor::Machine(machine_id.to_string());
-        async move {
-            self.audit(
-                &actor,
-                action,
-                Some(&row.user_name),
-                Some(&row.client_id),
-                result,
-                detail,
-            )
-            .await;
-        }
+        self.audit(
+            &actor,
+            action,
+            Some(&row.user_name),
+            Some(&row.client_id),
+            result,
+            detail,
+        )
+        .await;
     }
 
     /// Called by a login start for an enabled user with no token of any kind whose policy

@@ -195,7 +195,7 @@ impl Said {
             Said::EnrolOffered => {
                 "You have no second factor yet: enrol one now to finish logging in.".into()
             }
-            Said::EnrolBusy => "An enrolment for this account is already in progress on another screen: finish it there, or wait 10 minutes".into(),
+            Said::EnrolBusy => "An enrolment for this account is already in progress on another screen: finish it there, or wait until it expires".into(),
             Said::EnrolGone => "Enrolment expired or unknown: log in again to start over".into(),
             Said::EnrolScanTotp => {
                 "Scan with your authenticator app (or type the secret) to enrol it:".into()

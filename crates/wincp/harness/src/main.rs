@@ -27,8 +27,10 @@
 #![allow(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod events;
 mod read;
 
+use events::{CredentialEvents, ProviderEvents};
 use latchkey_cp::{
     CLSID_LATCHKEY_PROVIDER, CLSID_PASSWORD_PROVIDER, CLSID_PASSWORD_PROVIDER_V1, fields,
 };
@@ -39,7 +41,7 @@ use serde_json::{Value, json};
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 use windows::Win32::Foundation::HMODULE;
-use windows::Win32::Graphics::Gdi::{DeleteObject, HBITMAP, HGDIOBJ};
+use windows::Win32::Graphics::Gdi::{DeleteObject, HGDIOBJ};
 use windows::Win32::System::Com::{
     COINIT_APARTMENTTHREADED, CoInitializeEx, CoTaskMemFree, IClassFactory,
 };
@@ -50,150 +52,15 @@ use windows::Win32::UI::Shell::{
     CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE, CREDENTIAL_PROVIDER_FIELD_STATE,
     CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE, CREDENTIAL_PROVIDER_STATUS_ICON,
     ICredentialProvider, ICredentialProviderCredential, ICredentialProviderCredential2,
-    ICredentialProviderCredentialEvents, ICredentialProviderCredentialEvents_Impl,
-    ICredentialProviderEvents, ICredentialProviderEvents_Impl, ICredentialProviderFilter,
+    ICredentialProviderCredentialEvents, ICredentialProviderEvents, ICredentialProviderFilter,
 };
-use windows::core::{BOOL, GUID, HRESULT, HSTRING, Interface, PCWSTR, PWSTR, Ref, implement, s};
+use windows::core::{BOOL, GUID, HRESULT, HSTRING, Interface, PCWSTR, PWSTR, s};
 
-type Log = Arc<Mutex<Vec<Value>>>;
+pub(crate) type Log = Arc<Mutex<Vec<Value>>>;
 
 /// In `session` mode every event is printed at once (and bitmaps dumped here).
-static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-static DUMPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-fn record(log: &Log, mut v: Value) {
-    if STREAM.get().is_some() {
-        v["kind"] = json!("event");
-        println!("{v}");
-    }
-    log.lock().unwrap().push(v);
-}
-
-#[implement(ICredentialProviderEvents)]
-struct ProviderEvents {
-    log: Log,
-}
-
-impl ICredentialProviderEvents_Impl for ProviderEvents_Impl {
-    fn CredentialsChanged(&self, ctx: usize) -> windows::core::Result<()> {
-        record(
-            &self.log,
-            json!({"event": "credentials_changed", "context": ctx}),
-        );
-        Ok(())
-    }
-}
-
-#[implement(ICredentialProviderCredentialEvents)]
-struct CredentialEvents {
-    log: Log,
-}
-
-fn wide(p: &PCWSTR) -> String {
-    if p.is_null() {
-        String::new()
-    } else {
-        unsafe { p.to_string() }.unwrap_or_default()
-    }
-}
-
-impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
-    fn SetFieldState(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        id: u32,
-        s: CREDENTIAL_PROVIDER_FIELD_STATE,
-    ) -> windows::core::Result<()> {
-        record(
-            &self.log,
-            json!({"event": "field_state", "field": id, "state": s.0}),
-        );
-        Ok(())
-    }
-    fn SetFieldInteractiveState(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        id: u32,
-        s: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
-    ) -> windows::core::Result<()> {
-        record(
-            &self.log,
-            json!({"event": "field_interactive_state", "field": id, "state": s.0}),
-        );
-        Ok(())
-    }
-    fn SetFieldString(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        id: u32,
-        psz: &PCWSTR,
-    ) -> windows::core::Result<()> {
-        record(
-            &self.log,
-            json!({"event": "field_string", "field": id, "value": wide(psz)}),
-        );
-        Ok(())
-    }
-    fn SetFieldCheckbox(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        _: u32,
-        _: BOOL,
-        _: &PCWSTR,
-    ) -> windows::core::Result<()> {
-        Ok(())
-    }
-    fn SetFieldBitmap(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        id: u32,
-        bmp: HBITMAP,
-    ) -> windows::core::Result<()> {
-        let (w, h) = bitmap_size(bmp);
-        // The bitmap stays the DLL's: read it now.
-        let dump = dump_bitmap(bmp, "event");
-        record(
-            &self.log,
-            json!({"event": "field_bitmap", "field": id, "width": w, "height": h, "dump": dump}),
-        );
-        Ok(())
-    }
-    fn SetFieldComboBoxSelectedItem(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        _: u32,
-        _: u32,
-    ) -> windows::core::Result<()> {
-        Ok(())
-    }
-    fn DeleteFieldComboBoxItem(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        _: u32,
-        _: u32,
-    ) -> windows::core::Result<()> {
-        Ok(())
-    }
-    fn AppendFieldComboBoxItem(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        _: u32,
-        _: &PCWSTR,
-    ) -> windows::core::Result<()> {
-        Ok(())
-    }
-    fn SetFieldSubmitButton(
-        &self,
-        _: Ref<ICredentialProviderCredential>,
-        _: u32,
-        _: u32,
-    ) -> windows::core::Result<()> {
-        Ok(())
-    }
-    fn OnCreatingWindow(&self) -> windows::core::Result<windows::Win32::Foundation::HWND> {
-        Ok(windows::Win32::Foundation::HWND::default())
-    }
-}
+pub(crate) static STREAM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+pub(crate) static DUMPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 type GetClassObject =
     unsafe extern "system" fn(*const GUID, *const GUID, *mut *mut c_void) -> HRESULT;
