@@ -211,7 +211,7 @@ impl Ctx<'_> {
                     // Shown to the admin once: the one place the code is meant to be read.
                     let link = format!("{base}/app/register?code={}&pin={}", l.code.expose(), l.tls_fingerprint);
                     Ok(format!(
-                        "Registration link for {user} (one use, until {}):\n\n{}\n\n{link}\n\nOn the device: latchkey-token register '{link}'\n",
+                        "Registration link for {user} (one use, until {}):\n\n{}\n\n{link}\n\nOn a phone: scan the QR code or open the link (the latchkey web app installs from it).\nWith the command-line app: latchkey-token register '{link}'\n",
                         output::time(l.expires_at),
                         qr::render_terminal(&link)?,
                     ))

@@ -204,7 +204,13 @@ function hhmm(unix) {
 /// xPublic (Uint8Array), xKey (CryptoKey)}`. The same checks, in the same order, as
 /// crates/token/src/offline.rs `open`.
 export async function answerChallenge(accounts, text, now) {
-  const c = parseChallenge(text);
+  let c;
+  try {
+    c = parseChallenge(text);
+  } catch (e) {
+    if (!(e instanceof ChallengeError)) throw e;
+    throw new ChallengeError(e.kind, `This is not a latchkey offline challenge: ${e.message}.`);
+  }
   if (now > c.expiresAt) {
     throw new ChallengeError(
       "expired",
