@@ -20,6 +20,8 @@ pub use latchkey_server;
 
 pub mod agent;
 pub mod agent_process;
+pub mod browser;
+pub mod camera;
 pub mod local;
 pub mod pam_harness;
 pub mod proxy;

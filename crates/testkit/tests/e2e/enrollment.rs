@@ -10,6 +10,7 @@ use latchkey_proto::admin::TokenInfo;
 use latchkey_proto::routes;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
+use latchkey_testkit::camera::GreyImage;
 use latchkey_testkit::pam_harness::{
     ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness, module_path,
 };
@@ -74,42 +75,12 @@ fn independent_totp_at(secret_b32: &str, ahead: u64) -> String {
 /// Reads a QR code drawn in half blocks (light modules drawn, dark ones blank) back into a
 /// PNG and decodes it with the token app's reader, as a phone's camera would see it.
 fn read_half_blocks(picture: &str) -> String {
-    let rows: Vec<Vec<char>> = picture.lines().map(|l| l.chars().collect()).collect();
-    let width = rows.iter().map(Vec::len).max().unwrap();
-    let height = rows.len() * 2;
-    let scale = 4;
-    let mut px = vec![255u8; width * scale * height * scale];
-    for (r, row) in rows.iter().enumerate() {
-        for (x, c) in row.iter().enumerate() {
-            let (top, bottom) = match c {
-                '█' => (true, true),
-                '▀' => (true, false),
-                '▄' => (false, true),
-                ' ' => (false, false),
-                other => panic!("not a half block: {other:?}"),
-            };
-            for (y, lit) in [(2 * r, top), (2 * r + 1, bottom)] {
-                if !lit {
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            px[(y * scale + dy) * width * scale + x * scale + dx] = 0;
-                        }
-                    }
-                }
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qr.png");
-    let file = std::fs::File::create(&path).unwrap();
-    let mut enc = png::Encoder::new(
-        std::io::BufWriter::new(file),
-        (width * scale) as u32,
-        (height * scale) as u32,
-    );
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header().unwrap().write_image_data(&px).unwrap();
+    GreyImage::from_half_blocks(picture, 4)
+        .unwrap()
+        .write_png(&path)
+        .unwrap();
     latchkey_token::offline::read_png(&path).unwrap()
 }
 

@@ -12,6 +12,7 @@ mod support;
 
 mod agent;
 mod api;
+mod browser;
 mod enrollment;
 mod events;
 mod fido2;
