@@ -62,11 +62,12 @@ function accountCard(a) {
     const v = await push.badge(a, which);
     say(status, v.message || (v.ok ? `Badged ${which}.` : "Refused."), v.ok ? "ok" : "error");
   }) }, which === "in" ? "Badge in" : "Badge out");
-  const remove = h("button", { type: "button", class: "quiet remove", onclick: async () => {
-    if (!confirm(`Remove ${a.name} from this app? Its keys are deleted; an administrator can register the app again.`)) return;
-    await store.deleteAccount(a.id);
-    await reload();
-  } }, "Remove");
+  const remove = confirmed(h("button", { type: "button", class: "quiet remove" }, "Remove"),
+    `Remove ${a.name}? Its keys are deleted from this app; an administrator can register it again.`,
+    "Yes, remove", async () => {
+      await store.deleteAccount(a.id);
+      await reload();
+    });
   const card = h("section", { class: `card account${a.revoked ? " revoked" : ""}`, "data-user": a.user, "data-account": a.name },
     h("h2", {}, a.name), a.revoked ? null : h("p", { class: "code-line" }, code, left), state,
     a.revoked ? null : h("div", { class: "row" }, badge("in"), badge("out")), h("div", { class: "row" }, remove), status);
@@ -87,6 +88,20 @@ function accountCard(a) {
 }
 
 let ticker = null;
+
+/// A button that asks once more in place (no modal dialog: it works the same on every phone)
+/// and runs `action` on the second, explicit press. Returns a wrapper holding both.
+function confirmed(button, question, yes, action, yesId) {
+  const box = h("div", { class: "confirm" });
+  button.addEventListener("click", () => {
+    box.replaceChildren(h("p", { class: "note" }, question),
+      h("div", { class: "row" },
+        h("button", { id: yesId, class: "danger", type: "button", onclick: (e) => busy(e.currentTarget, action) }, yes),
+        h("button", { type: "button", onclick: () => box.replaceChildren(button) }, "Cancel")));
+  });
+  box.append(button);
+  return box;
+}
 
 function home() {
   stopScan();
@@ -229,10 +244,8 @@ function settingsScreen() {
     h("button", { id: "lock-now", onclick: () => lock() }, "Lock now"),
     h("h2", {}, "Wipe this app"),
     h("p", {}, "Deletes every account, key and the PIN from this browser. The servers keep the registrations until an administrator revokes them."),
-    h("button", { id: "wipe", class: "danger", onclick: async () => {
-      if (!confirm("Delete every account and key from this app?")) return;
-      await wipe();
-    } }, "Wipe all app data"),
+    confirmed(h("button", { id: "wipe", class: "danger" }, "Wipe all app data"),
+      "Delete every account and key from this app?", "Yes, wipe everything", wipe, "wipe-confirm"),
     status, h("button", { class: "quiet", onclick: home }, "Back")));
 }
 

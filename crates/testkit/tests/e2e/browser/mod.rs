@@ -9,3 +9,4 @@
 mod camera;
 mod service_worker;
 mod smoke;
+mod token_app;
