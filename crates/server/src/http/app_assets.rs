@@ -33,7 +33,6 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 const MANIFEST: &str = "application/manifest+json";
-#[allow(dead_code)] // No PNG yet: an icon in PNG takes this type.
 const PNG: &str = "image/png";
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -53,9 +52,19 @@ pub static ASSETS: &[Asset] = assets! {
     "index.html" => HTML,
     "app.css" => CSS,
     "app.js" => JS,
+    "accounts.js" => JS,
+    "api.js" => JS,
+    "crypto.js" => JS,
+    "lock.js" => JS,
+    "push.js" => JS,
+    "scan.js" => JS,
+    "store.js" => JS,
+    "ui.js" => JS,
     "sw.js" => JS,
     "manifest.webmanifest" => MANIFEST,
     "icon.svg" => SVG,
+    "icon-192.png" => PNG,
+    "icon-512.png" => PNG,
     "vendor/README.md" => TEXT,
     "vendor/jsqr/LICENSE" => TEXT,
     "vendor/jsqr/jsQR.js" => JS,
