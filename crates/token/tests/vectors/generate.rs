@@ -263,6 +263,19 @@ fn challenge_vectors() -> Vec<ChallengeVector> {
     damaged("enc changed", changed(header_len + 3));
     damaged("ciphertext changed", changed(header_len + 32));
     damaged("tag changed", changed(bytes.len() - 1));
+    // Sealed properly, but what it holds is no code: the app must not show it.
+    for (name, digits, code) in [
+        (
+            "opens, but the code has more digits than it says",
+            6,
+            1_000_000,
+        ),
+        ("opens, but says 5 digits", 5, 12_345),
+        ("opens, but says 10 digits", 10, 123),
+    ] {
+        let m = Made::login(name, digits, code);
+        damaged(name, challenge::to_text(&m.challenge()).unwrap());
+    }
 
     let body = text_of(&bytes);
     let body = body.strip_prefix(CHALLENGE_PREFIX).unwrap();
