@@ -23,8 +23,38 @@ pub struct Context<'a> {
     pub nonce: [u8; 8],
 }
 
-/// Seals `code` (of `digits` digits) to `app_public`.
+/// Seals `code` (of `digits` digits) to `app_public`, with a fresh HPKE ephemeral key.
 pub fn seal(app_public: &[u8; 32], ctx: &Context<'_>, digits: u8, code: u32) -> Result<Challenge> {
+    seal_by(app_public, ctx, digits, code, |aad, pt| {
+        hpke::seal(app_public, CHALLENGE_INFO, aad, pt)
+    })
+}
+
+/// [`seal`] with a given HPKE ephemeral secret: the same inputs give the same challenge. For
+/// test vectors only (`crates/token/tests/token-app-vectors.json`): a real challenge must
+/// come from [`seal`], as an ephemeral key used twice with one app key gives one HPKE key
+/// and nonce to two plaintexts.
+pub fn seal_with_ephemeral(
+    app_public: &[u8; 32],
+    ctx: &Context<'_>,
+    digits: u8,
+    code: u32,
+    ephemeral_secret: &[u8; 32],
+) -> Result<Challenge> {
+    seal_by(app_public, ctx, digits, code, |aad, pt| {
+        hpke::seal_with_ephemeral(app_public, ephemeral_secret, CHALLENGE_INFO, aad, pt)
+    })
+}
+
+type Sealed = ([u8; 32], Vec<u8>);
+
+fn seal_by(
+    app_public: &[u8; 32],
+    ctx: &Context<'_>,
+    digits: u8,
+    code: u32,
+    hpke_seal: impl FnOnce(&[u8], &[u8]) -> Result<Sealed>,
+) -> Result<Challenge> {
     let mut c = Challenge {
         key_id: key_id(app_public),
         expires_at: ctx.expires_at,
@@ -37,7 +67,7 @@ pub fn seal(app_public: &[u8; 32], ctx: &Context<'_>, digits: u8, code: u32) -> 
     };
     let aad = c.header().map_err(|e| Error::Encoding(e.0))?;
     let pt = Zeroizing::new(code_plaintext(digits, code));
-    let (enc, ct) = hpke::seal(app_public, CHALLENGE_INFO, &aad, &*pt)?;
+    let (enc, ct) = hpke_seal(&aad, &*pt)?;
     c.enc = enc;
     c.ciphertext = ct;
     Ok(c)
@@ -103,6 +133,19 @@ mod tests {
         other.client_id = "elevation".into();
         assert!(open(&sk, &other).is_err(), "the context is authenticated");
         assert!(from_text("LK2:AAA").is_err());
+        // Deterministic with a given ephemeral secret, and it opens the same way.
+        let a = seal_with_ephemeral(&pk, &ctx, 8, 1234, &[5; 32]).unwrap();
+        assert_eq!(
+            a,
+            seal_with_ephemeral(&pk, &ctx, 8, 1234, &[5; 32]).unwrap()
+        );
+        assert_eq!(a.enc, hpke::public_key(&[5; 32]));
+        assert_eq!(open(&sk, &a).unwrap().as_str(), "00001234");
+        assert_ne!(
+            c.enc,
+            seal(&pk, &ctx, 8, 1234).unwrap().enc,
+            "fresh ephemeral keys"
+        );
         assert!(from_text("LK1:").is_err());
     }
 }

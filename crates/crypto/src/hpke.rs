@@ -117,7 +117,8 @@ pub fn seal(
     seal_with_ephemeral(pk_r, &sk, info, aad, plaintext)
 }
 
-/// Seal with a given ephemeral secret (deterministic: for the RFC vectors only).
+/// Seal with a given ephemeral secret (deterministic: for test vectors only, the RFC's and
+/// `challenge::seal_with_ephemeral`'s).
 pub fn seal_with_ephemeral(
     pk_r: &[u8; 32],
     sk_e: &[u8; 32],

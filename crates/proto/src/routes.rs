@@ -55,6 +55,22 @@ pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
 pub const ADMIN_EVENTS: &str = "/v1/admin/events";
 pub const ADMIN_SESSIONS: &str = "/v1/admin/sessions";
 
+/// The web token app (issue 22): the phone authenticator as an installable web app, served by
+/// latchkeyd but not part of the API (not in [`ROUTES`], not in `/openapi.json`). `WEB_APP`
+/// redirects to `WEB_APP_ROOT`; `WEB_APP_FILE` is one file of the app, or one of its pages
+/// (`/app/register`, where registration links point), which are its `index.html`.
+pub const WEB_APP: &str = "/app";
+pub const WEB_APP_ROOT: &str = "/app/";
+pub const WEB_APP_FILE: &str = "/app/{*path}";
+
+/// Paths the router serves that are not API routes. `crates/server/tests/openapi.rs` checks
+/// that the router serves exactly these and the paths of [`ROUTES`].
+pub const WEB_APP_PATHS: &[&str] = &[WEB_APP, WEB_APP_ROOT, WEB_APP_FILE];
+
+/// The token app's own API: the routes a token app calls from wherever it runs, so the only
+/// ones that answer CORS requests from any origin (docs/decisions.md, "Web token app").
+pub const CORS_ROUTES: &[&str] = &[APP_REGISTER, APP_PENDING, APP_RESPOND, APP_BADGE];
+
 /// Percent-encodes everything but RFC 3986 unreserved characters, so a value is always one
 /// path segment (or one query value): `/`, `?`, `#`, `%` and `..` cannot change the route.
 pub fn encode_path_segment(segment: &str) -> String {
@@ -386,6 +402,29 @@ mod tests {
                 "{}",
                 r.pattern
             );
+        }
+    }
+
+    #[test]
+    fn web_app_paths_are_outside_the_api() {
+        for p in WEB_APP_PATHS {
+            assert!(p.starts_with(WEB_APP), "{p}");
+            assert!(ROUTES.iter().all(|r| r.pattern != *p), "{p} is in ROUTES");
+        }
+        // The cross-origin routes are the token app's own and nothing an admin or a machine
+        // calls.
+        for p in CORS_ROUTES {
+            let routes: Vec<_> = ROUTES.iter().filter(|r| r.pattern == *p).collect();
+            assert!(!routes.is_empty(), "{p}");
+            for r in routes {
+                assert!(
+                    matches!(
+                        r.op,
+                        Op::AppRegister | Op::AppPending | Op::AppRespond | Op::AppBadge
+                    ),
+                    "{p}"
+                );
+            }
         }
     }
 

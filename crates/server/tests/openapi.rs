@@ -1,6 +1,7 @@
 //! `GET /openapi.json` on a real latchkeyd, and the router against the route table of
 //! `latchkey_proto::routes`: every route of the table is served with its method, no other
-//! method is served on its paths, and the router names no path the table lacks.
+//! method is served on its paths, and the router names no path the table lacks but the web
+//! token app's (`routes::WEB_APP_PATHS`, which are not API routes and not in the document).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -96,6 +97,13 @@ async fn openapi_json_is_served_without_a_credential_and_is_the_contract() {
             r.pattern
         );
     }
+    // The web token app's pages are served but are not part of the API.
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(
+        paths.keys().all(|p| !p.starts_with(routes::WEB_APP)),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
     // A second fetch is the same bytes (built once).
     let (_, a) = anon
         .request(Method::GET, routes::OPENAPI, None)
@@ -152,6 +160,12 @@ async fn the_router_serves_exactly_the_routes_of_the_table() {
         }
     }
 
+    // The web app's paths answer too (what they answer: tests/app.rs).
+    for path in [routes::WEB_APP_ROOT, "/app/index.html", "/app/register"] {
+        let (status, _) = anon.request(Method::GET, path, None).await.unwrap();
+        assert_eq!(status, 200, "{path}");
+    }
+
     // A path outside the table is the router's 404.
     let res = admin.request(Method::GET, "/v1/no-such-route", None).await;
     assert!(router_refused(&res).is_some(), "{res:?}");
@@ -191,9 +205,13 @@ fn the_router_takes_its_paths_from_the_route_table() {
                 .unwrap_or_else(|| panic!("no constant {name}")),
         );
     }
-    let table: BTreeSet<&str> = ROUTES.iter().map(|r| r.pattern).collect();
+    let table: BTreeSet<&str> = ROUTES
+        .iter()
+        .map(|r| r.pattern)
+        .chain(routes::WEB_APP_PATHS.iter().copied())
+        .collect();
     assert_eq!(
         served, table,
-        "the router's paths and the route table differ"
+        "the router's paths and the route table (with the web app's paths) differ"
     );
 }

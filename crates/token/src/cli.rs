@@ -182,8 +182,7 @@ fn offline_answer(ctx: &Ctx, payload: Option<String>, image: Option<PathBuf>) ->
         }
     };
     // Parse before asking for the passphrase: a typo fails at once.
-    latchkey_crypto::challenge::from_text(&text)
-        .map_err(|e| Error::Challenge(format!("not a latchkey offline challenge: {e}")))?;
+    latchkey_crypto::challenge::from_text(&text).map_err(crate::offline::not_a_challenge)?;
     let file = ctx.open()?;
     let o = crate::offline::open(&file.accounts, &text, now())?;
     println!(

@@ -54,9 +54,12 @@ pub enum Error {
     #[error("{0}")]
     Crypto(String),
 
-    /// An offline challenge cannot be answered (expired, unknown key, damaged).
-    #[error("{0}")]
-    Challenge(String),
+    /// An offline challenge cannot be answered (expired, unknown key, damaged…).
+    #[error("{message}")]
+    Challenge {
+        kind: crate::offline::Unanswerable,
+        message: String,
+    },
 
     /// Reading the answer from the terminal failed.
     #[error("{0}")]

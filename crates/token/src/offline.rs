@@ -20,40 +20,92 @@ pub struct Opened {
     pub code: Secret,
 }
 
-fn err(msg: impl Into<String>) -> Error {
-    Error::Challenge(msg.into())
+/// Why a challenge cannot be answered, in the order [`open`] checks. The names are the
+/// `expect.error` of the shared test vectors (`tests/token-app-vectors.json`), which the web
+/// token app checks the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswerable {
+    /// No `LK1:` prefix, not base45, truncated, or not a challenge's layout.
+    NotAChallenge,
+    /// Its `expires_at` has passed (the login screen has made a new one).
+    Expired,
+    /// Sealed to a key none of the accounts holds.
+    UnknownKey,
+    /// The key matches an account of another user than the challenge names.
+    WrongUser,
+    /// It does not open: changed on the way (header or ciphertext) or forged.
+    Damaged,
+}
+
+impl Unanswerable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unanswerable::NotAChallenge => "not_a_challenge",
+            Unanswerable::Expired => "expired",
+            Unanswerable::UnknownKey => "unknown_key",
+            Unanswerable::WrongUser => "wrong_user",
+            Unanswerable::Damaged => "damaged",
+        }
+    }
+}
+
+fn err(kind: Unanswerable, message: impl Into<String>) -> Error {
+    Error::Challenge {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// A text that [`challenge::from_text`] refused.
+pub fn not_a_challenge(e: latchkey_crypto::Error) -> Error {
+    err(
+        Unanswerable::NotAChallenge,
+        format!("not a latchkey offline challenge: {e}"),
+    )
 }
 
 /// Opens a challenge text (`LK1:…`) with the matching account's key.
 pub fn open(accounts: &[Account], text: &str, now: i64) -> Result<Opened> {
-    let c = challenge::from_text(text)
-        .map_err(|e| err(format!("not a latchkey offline challenge: {e}")))?;
+    let c = challenge::from_text(text).map_err(not_a_challenge)?;
     let expires_at = i64::from(c.expires_at);
     if now > expires_at {
-        return Err(err(format!(
-            "this challenge for {}@{} expired at {}: start the login again",
-            c.user,
-            c.host,
-            hhmm(expires_at)
-        )));
+        return Err(err(
+            Unanswerable::Expired,
+            format!(
+                "this challenge for {}@{} expired at {}: start the login again",
+                c.user,
+                c.host,
+                hhmm(expires_at)
+            ),
+        ));
     }
     let account = accounts
         .iter()
         .find(|a| challenge::key_id(&a.x25519_public()) == c.key_id)
         .ok_or_else(|| {
-            err(format!(
-                "this challenge for {}@{} was made for another app's key (unknown key): none of this app's accounts can answer it",
-                c.user, c.host
-            ))
+            err(
+                Unanswerable::UnknownKey,
+                format!(
+                    "this challenge for {}@{} was made for another app's key (unknown key): none of this app's accounts can answer it",
+                    c.user, c.host
+                ),
+            )
         })?;
     if account.user != c.user {
-        return Err(err(format!(
-            "this challenge is for user {} but the matching account {} belongs to {}",
-            c.user, account.name, account.user
-        )));
+        return Err(err(
+            Unanswerable::WrongUser,
+            format!(
+                "this challenge is for user {} but the matching account {} belongs to {}",
+                c.user, account.name, account.user
+            ),
+        ));
     }
-    let mut code = challenge::open(account.x25519_secret.expose(), &c)
-        .map_err(|_| err("the challenge does not open with this app's key (damaged or forged)"))?;
+    let mut code = challenge::open(account.x25519_secret.expose(), &c).map_err(|_| {
+        err(
+            Unanswerable::Damaged,
+            "the challenge does not open with this app's key (damaged or forged)",
+        )
+    })?;
     Ok(Opened {
         account: account.name.clone(),
         user: c.user,

@@ -3,8 +3,10 @@
 mod admin_machines;
 mod admin_policies;
 mod admin_users;
+mod app_assets;
 pub mod body;
 pub mod conn_limits;
+mod cors;
 mod enroll;
 pub mod error;
 mod events;
@@ -85,6 +87,7 @@ pub fn router(cx: Ctx) -> Router {
         .route(routes::LOGIN_ENROLL_WAIT, post(enroll::wait))
         .route(routes::LOGIN_ENROLL_SKIP, post(enroll::skip))
         .route(routes::ADMIN_USER_APPS, post(token_app::link_create))
+        // The token app's API; CORS for it alone (routes::CORS_ROUTES, cors.rs).
         .route(routes::APP_REGISTER, post(token_app::register))
         .route(routes::APP_PENDING, get(token_app::pending))
         .route(routes::APP_RESPOND, post(token_app::respond))
@@ -135,9 +138,16 @@ pub fn router(cx: Ctx) -> Router {
         .route(routes::SESSIONS_STATE, post(events::session_state))
         .route(routes::ADMIN_EVENTS, get(events::list))
         .route(routes::ADMIN_SESSIONS, get(events::sessions))
+        // The web token app: not API routes (routes::WEB_APP_PATHS, app_assets.rs).
+        .route(routes::WEB_APP, get(app_assets::redirect))
+        .route(routes::WEB_APP_ROOT, get(app_assets::root))
+        .route(routes::WEB_APP_FILE, get(app_assets::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refusals::json_errors))
+        // Around json_errors: the headers go on every answer as it leaves, refusals included.
+        .layer(axum::middleware::from_fn(cors::token_app_api))
+        .layer(axum::middleware::from_fn(app_assets::headers))
         .layer(body_limit(max_body))
         .layer(axum::middleware::from_fn_with_state(
             cx.clone(),
