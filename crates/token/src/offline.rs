@@ -33,7 +33,8 @@ pub enum Unanswerable {
     UnknownKey,
     /// The key matches an account of another user than the challenge names.
     WrongUser,
-    /// It does not open: changed on the way (header or ciphertext) or forged.
+    /// It does not open (changed on the way, header or ciphertext, or forged), or what it
+    /// holds is not a code.
     Damaged,
 }
 
