@@ -8,7 +8,7 @@ import { hasPin, isUnlocked, lock, setPinScreen, unlockScreen, watchIdle } from 
 import * as push from "./push.js";
 import { scanQr } from "./scan.js";
 import * as store from "./store.js";
-import { busy, field, grouped, h, hhmm, say, show, statusLine } from "./ui.js";
+import { busy, field, grouped, h, hhmm, notice, say, show, statusLine } from "./ui.js";
 
 let accounts = [];
 let pendingLink = null;
@@ -37,8 +37,7 @@ function pushCard(tx, { account, req }) {
     busy(approve, async () => {
       if (!/^\d{1,9}$/.test(number.value.trim())) return say(status, "Type the number shown on the login screen.", "error");
       const v = await push.answer(tx, "approve", Number(number.value.trim()));
-      say(status, v.message || (v.ok ? "Approved." : "Refused."), v.ok ? "ok" : "error");
-      setTimeout(render, 2500);
+      notice(v.message || (v.ok ? "Approved." : "Refused."), v.ok ? "ok" : "error");
     });
   } },
     h("h2", {}, "Login request"),
@@ -47,8 +46,7 @@ function pushCard(tx, { account, req }) {
     f, h("div", { class: "row" }, approve, deny), status);
   deny.addEventListener("click", () => busy(deny, async () => {
     const v = await push.answer(tx, "deny");
-    say(status, v.ok ? "Denied. The login was refused and your administrator can see it." : v.message, v.ok ? "ok" : "error");
-    setTimeout(render, 2500);
+    notice(v.ok ? "Denied. The login was refused and your administrator can see it." : v.message, v.ok ? "ok" : "error");
   }));
   return form;
 }
@@ -111,8 +109,8 @@ function home() {
   const body = [
     h("h1", { class: "sr-only" }, "latchkey token"),
     ...pushes,
-    cards.length ? cards : h("section", { class: "card" }, h("h2", {}, "No account yet"),
-      h("p", {}, "Open the registration link your administrator gave you, or add it here.")),
+    ...(cards.length ? cards : [h("section", { class: "card" }, h("h2", {}, "No account yet"),
+      h("p", {}, "Open the registration link your administrator gave you, or add it here."))]),
     h("div", { class: "actions" },
       h("button", { id: "go-offline", class: "primary big", onclick: offlineScreen }, "Answer an offline login"),
       h("button", { id: "go-add", onclick: addScreen }, "Add account"),

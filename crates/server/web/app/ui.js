@@ -19,7 +19,7 @@ export function h(tag, attrs = {}, ...children) {
 /// Replaces the page's content with `nodes` and moves focus to the first heading or field.
 export function show(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes.flat());
+  main.replaceChildren(...nodes.flat(Infinity));
   const focus = main.querySelector("[autofocus]") || main.querySelector("h1, h2");
   if (focus) {
     if (!focus.hasAttribute("tabindex") && /^H[12]$/.test(focus.tagName)) focus.setAttribute("tabindex", "-1");
@@ -66,4 +66,14 @@ export async function busy(button, fn) {
   } finally {
     button.disabled = false;
   }
+}
+
+let noticeTimer = null;
+
+/// A sentence above the page that outlives redraws (the verdict of an answered request).
+export function notice(text, kind = "info") {
+  const el = document.getElementById("notice");
+  say(el, text, kind);
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => say(el, ""), 10000);
 }

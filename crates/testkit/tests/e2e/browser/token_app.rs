@@ -11,7 +11,9 @@ use latchkey_proto::routes;
 use latchkey_testkit::TestServer;
 use latchkey_testkit::agent::TestAgent;
 use latchkey_testkit::browser::{Browser, LaunchOptions, WaitState};
-use latchkey_testkit::camera::{CAMERA_HEIGHT, CAMERA_WIDTH, GreyImage, y4m_from_grey, y4m_from_qr_picture};
+use latchkey_testkit::camera::{
+    CAMERA_HEIGHT, CAMERA_WIDTH, GreyImage, y4m_from_grey, y4m_from_qr_picture,
+};
 use latchkey_testkit::pam_harness::{ConvMessage, MsgStyle, PamCode, PamConfDir, PamHarness};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -75,10 +77,15 @@ async fn phone(user: &str, opts: impl FnOnce(LaunchOptions) -> LaunchOptions) ->
     let camera = dir.path().join("camera.y4m");
     blank_camera(&camera);
     let link = admin_link(&srv, user).await;
-    let launch = opts(LaunchOptions::for_server(&srv).unwrap().camera(&camera).viewport(375, 740));
+    let launch = opts(
+        LaunchOptions::for_server(&srv)
+            .unwrap()
+            .camera(&camera)
+            .viewport(375, 740),
+    );
     let mut b = Browser::launch(launch).await.unwrap();
     b.goto(&link).await.unwrap();
-    b.wait("#pin-new", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut b, "#pin-new", SHORT).await;
     // The one-time code left the address bar as soon as the page read it.
     let here = b.eval("return location.href").await.unwrap();
     assert!(!here.as_str().unwrap().contains("code="), "{here}");
@@ -86,10 +93,10 @@ async fn phone(user: &str, opts: impl FnOnce(LaunchOptions) -> LaunchOptions) ->
     b.fill("#pin-new", PIN).await.unwrap();
     b.fill("#pin-again", PIN).await.unwrap();
     b.click("#pin-set").await.unwrap();
-    b.wait("#register", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut b, "#register", SHORT).await;
     b.screenshot("register").await.unwrap();
     b.click("#register").await.unwrap();
-    b.wait(&code_selector(user), WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut b, &code_selector(user), SHORT).await;
     b.screenshot("home").await.unwrap();
     let tokens: Vec<TokenInfo> = srv
         .admin()
@@ -112,6 +119,19 @@ async fn phone(user: &str, opts: impl FnOnce(LaunchOptions) -> LaunchOptions) ->
     }
 }
 
+/// Waits for `selector`; on a timeout the panic says what the page showed and logged.
+async fn visible(b: &mut Browser, selector: &str, limit: Duration) {
+    if let Err(e) = b.wait(selector, WaitState::Visible, limit).await {
+        let shown = b.text("main").await.unwrap_or_default();
+        let log = b
+            .console()
+            .await
+            .map(|c| format!("{:?} {:?}", c.messages, c.errors));
+        let _ = b.screenshot("failed").await;
+        panic!("{e}\npage: {shown}\nconsole: {log:?}");
+    }
+}
+
 fn code_selector(user: &str) -> String {
     format!(".account[data-user=\"{user}\"] .code[data-code]")
 }
@@ -127,7 +147,12 @@ async fn shown_code(b: &mut Browser, user: &str) -> String {
             )
             .await
             .unwrap();
-        let left: u64 = v[1].as_str().unwrap().trim_end_matches(" s").parse().unwrap_or(0);
+        let left: u64 = v[1]
+            .as_str()
+            .unwrap()
+            .trim_end_matches(" s")
+            .parse()
+            .unwrap_or(0);
         if left >= 5 {
             return v[0].as_str().unwrap().to_string();
         }
@@ -161,10 +186,17 @@ async fn registered_from_the_admin_link_its_totp_code_logs_in_through_pam() {
     let code = shown_code(&mut p.b, "alice").await;
     assert_eq!(code.len(), 6, "{code}");
     let typed = code.clone();
-    let (verdict, msgs) = pam_login(p.conf.clone(), "alice", |_| {}, move |_| Some(typed.clone())).await;
+    let (verdict, msgs) = pam_login(
+        p.conf.clone(),
+        "alice",
+        |_| {},
+        move |_| Some(typed.clone()),
+    )
+    .await;
     assert_eq!(verdict, PamCode::SUCCESS, "{msgs:?}");
     // The same code once more is a replay.
-    let (verdict, _) = pam_login(p.conf.clone(), "alice", |_| {}, move |_| Some(code.clone())).await;
+    let (verdict, _) =
+        pam_login(p.conf.clone(), "alice", |_| {}, move |_| Some(code.clone())).await;
     assert_eq!(verdict, PamCode::AUTH_ERR);
     p.b.assert_no_page_errors().await.unwrap();
 }
@@ -206,44 +238,61 @@ async fn a_push_shown_in_the_web_app_is_approved_with_the_number_from_the_pam_sc
     let mut p = phone("alice", |o| o).await;
 
     let (number, login) = push_login(p.conf.clone(), "alice").await;
-    p.b.wait("form.push", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "form.push", SHORT).await;
     let shown = p.b.text("form.push .context").await.unwrap();
-    assert_eq!(shown, "alice on test-host (login)", "user, host and context shown");
+    assert_eq!(
+        shown, "alice on test-host (login)",
+        "user, host and context shown"
+    );
     p.b.screenshot("push").await.unwrap();
-    p.b.fill("form.push input.number", &number.to_string()).await.unwrap();
+    p.b.fill("form.push input.number", &number.to_string())
+        .await
+        .unwrap();
     p.b.click("form.push button.approve").await.unwrap();
     let (verdict, msgs) = login.await.unwrap();
     assert_eq!(verdict, PamCode::SUCCESS, "{msgs:?}");
+    p.b.wait_text("#notice", "\\S", SHORT).await.unwrap();
     p.b.screenshot("push-approved").await.unwrap();
 
     // A wrong number refuses the login, and the app says so.
     let (number, login) = push_login(p.conf.clone(), "alice").await;
-    p.b.wait("form.push", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "form.push", SHORT).await;
     let wrong = if number >= 99 { 10 } else { number + 1 };
-    p.b.fill("form.push input.number", &wrong.to_string()).await.unwrap();
+    p.b.fill("form.push input.number", &wrong.to_string())
+        .await
+        .unwrap();
     p.b.click("form.push button.approve").await.unwrap();
-    let said = p.b.wait_text("form.push .status", "[Ww]rong number", SHORT).await.unwrap();
+    let said =
+        p.b.wait_text("#notice", "[Ww]rong number", SHORT)
+            .await
+            .unwrap();
     p.b.screenshot("push-wrong-number").await.unwrap();
     let (verdict, msgs) = login.await.unwrap();
     assert_eq!(verdict, PamCode::AUTH_ERR, "{said}: {msgs:?}");
     assert!(
-        texts(&msgs, MsgStyle::ErrorMsg).iter().any(|t| t.contains("number typed in the app was wrong")),
+        texts(&msgs, MsgStyle::ErrorMsg)
+            .iter()
+            .any(|t| t.contains("number typed in the app was wrong")),
         "{msgs:?}"
     );
 
     // "This wasn't me" denies it.
     let (_, login) = push_login(p.conf.clone(), "alice").await;
-    p.b.wait("form.push", WaitState::Visible, Duration::from_secs(20)).await.unwrap();
+    visible(&mut p.b, "form.push", Duration::from_secs(20)).await;
     p.b.click("form.push button.deny").await.unwrap();
     let (verdict, msgs) = login.await.unwrap();
     assert_eq!(verdict, PamCode::AUTH_ERR);
     assert!(
-        texts(&msgs, MsgStyle::ErrorMsg).iter().any(|t| t.contains("denied")),
+        texts(&msgs, MsgStyle::ErrorMsg)
+            .iter()
+            .any(|t| t.contains("denied")),
         "{msgs:?}"
     );
     let audit = p.srv.audit("alice").await.unwrap();
     assert!(
-        audit.iter().any(|e| format!("{e:?}").contains("this wasn't me")),
+        audit
+            .iter()
+            .any(|e| format!("{e:?}").contains("this wasn't me")),
         "the reason is audited: {audit:?}"
     );
     p.b.assert_no_page_errors().await.unwrap();
@@ -297,9 +346,8 @@ async fn offline_login(
 async fn with_latchkeyd_gone_the_web_app_opens_and_answers_the_offline_qr_from_the_camera() {
     let mut p = phone("alice", |o| o).await;
     // The service worker holds every file before the network goes.
-    let cached = p
-        .b
-        .eval(
+    let cached =
+        p.b.eval(
             "const reg = await navigator.serviceWorker.ready;\n\
              const names = await caches.keys();\n\
              const c = await caches.open(names.find((n) => n.startsWith('latchkey-app-')));\n\
@@ -312,20 +360,27 @@ async fn with_latchkeyd_gone_the_web_app_opens_and_answers_the_offline_qr_from_t
 
     // Online once (the bundle now holds the web app's X25519 key), then latchkeyd stops.
     let code = shown_code(&mut p.b, "alice").await;
-    let (verdict, msgs) = pam_login(p.conf.clone(), "alice", |_| {}, move |_| Some(code.clone())).await;
+    let (verdict, msgs) =
+        pam_login(p.conf.clone(), "alice", |_| {}, move |_| Some(code.clone())).await;
     assert_eq!(verdict, PamCode::SUCCESS, "{msgs:?}");
     let origin = p.srv.url();
     p.srv.stop().await;
-    let gone = p.b.eval_with("try { await fetch(arg + '/healthz'); return 'reachable'; } catch { return 'gone'; }", serde_json::json!(origin)).await.unwrap();
+    let gone =
+        p.b.eval_with(
+            "try { await fetch(arg + '/healthz'); return 'reachable'; } catch { return 'gone'; }",
+            serde_json::json!(origin),
+        )
+        .await
+        .unwrap();
     assert_eq!(gone, "gone");
 
     // The app opens from its service worker with no server, asks for its PIN.
     p.b.goto(&format!("{origin}/app/")).await.unwrap();
-    p.b.wait("#pin", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "#pin", SHORT).await;
     p.b.screenshot("offline-unlock").await.unwrap();
     p.b.fill("#pin", PIN).await.unwrap();
     p.b.click("#unlock").await.unwrap();
-    p.b.wait("#go-offline", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "#go-offline", SHORT).await;
 
     // The camera: the QR code the PAM conversation drew, played as the camera feed.
     let (tx, rx) = mpsc::channel::<String>();
@@ -334,15 +389,27 @@ async fn with_latchkeyd_gone_the_web_app_opens_and_answers_the_offline_qr_from_t
     let login = tokio::spawn(offline_login(p.conf.clone(), move |picture, _text| {
         y4m_from_qr_picture(picture, &camera).unwrap();
         tx.send("camera ready".into()).unwrap();
-        code_rx.recv_timeout(Duration::from_secs(60)).expect("the app's code")
+        code_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the app's code")
     }));
-    run_blocking(move || rx.recv_timeout(SHORT).expect("the PAM conversation showed a QR code")).await;
+    run_blocking(move || {
+        rx.recv_timeout(SHORT)
+            .expect("the PAM conversation showed a QR code")
+    })
+    .await;
     p.b.click("#go-offline").await.unwrap();
-    p.b.wait("#offline-code", WaitState::Visible, Duration::from_secs(30)).await.unwrap();
+    visible(&mut p.b, "#offline-code", Duration::from_secs(30)).await;
     let context = p.b.text("#offline-context").await.unwrap();
-    assert!(context.starts_with("alice@test-host, login, expires "), "{context}");
+    assert!(
+        context.starts_with("alice@") && context.contains(", login, expires "),
+        "{context}"
+    );
     p.b.screenshot("offline-answer-camera").await.unwrap();
-    let code = p.b.eval("return document.querySelector('#offline-code').dataset.code").await.unwrap();
+    let code =
+        p.b.eval("return document.querySelector('#offline-code').dataset.code")
+            .await
+            .unwrap();
     let code = code.as_str().unwrap().to_string();
     assert_eq!(code.len(), 8, "{code}");
     code_tx.send(code).unwrap();
@@ -356,23 +423,36 @@ async fn with_latchkeyd_gone_the_web_app_opens_and_answers_the_offline_qr_from_t
     let (code_tx, code_rx) = mpsc::channel::<String>();
     let login = tokio::spawn(offline_login(p.conf.clone(), move |_picture, text| {
         tx.send(text.to_string()).unwrap();
-        code_rx.recv_timeout(Duration::from_secs(60)).expect("the app's code")
+        code_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the app's code")
     }));
     let text = run_blocking(move || rx.recv_timeout(SHORT).expect("the LK1: text")).await;
     p.b.click("#go-offline").await.unwrap();
     p.b.fill("#offline-text", &text).await.unwrap();
     p.b.click("#offline-open").await.unwrap();
-    p.b.wait("#offline-code", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "#offline-code", SHORT).await;
     p.b.screenshot("offline-answer-pasted").await.unwrap();
-    let code = p.b.eval("return document.querySelector('#offline-code').dataset.code").await.unwrap();
+    let code =
+        p.b.eval("return document.querySelector('#offline-code').dataset.code")
+            .await
+            .unwrap();
     code_tx.send(code.as_str().unwrap().to_string()).unwrap();
     let (verdict, msgs) = login.await.unwrap();
     assert_eq!(verdict, PamCode::SUCCESS, "{msgs:?}");
 
     // A challenge it cannot answer is refused in one sentence.
-    p.b.fill("#offline-text", "LK1:NOT-A-CHALLENGE").await.unwrap();
+    p.b.fill("#offline-text", "LK1:NOT-A-CHALLENGE")
+        .await
+        .unwrap();
     p.b.click("#offline-open").await.unwrap();
-    p.b.wait_text("#offline-status", "^This is not a latchkey offline challenge", SHORT).await.unwrap();
+    p.b.wait_text(
+        "#offline-status",
+        "^This is not a latchkey offline challenge",
+        SHORT,
+    )
+    .await
+    .unwrap();
     p.b.assert_no_page_errors().await.unwrap();
     drop(p.agent);
 }
@@ -385,9 +465,14 @@ async fn the_web_app_and_latchkey_token_answer_the_same_vectors() {
     ))
     .unwrap();
     let srv = TestServer::start().await.unwrap();
-    let mut b = Browser::launch(LaunchOptions::for_server(&srv).unwrap()).await.unwrap();
+    let mut b = Browser::launch(LaunchOptions::for_server(&srv).unwrap())
+        .await
+        .unwrap();
     b.goto(&format!("{}/app/", srv.url())).await.unwrap();
-    let r = b.eval_with(include_str!("vectors.js"), vectors.clone()).await.unwrap();
+    let r = b
+        .eval_with(include_str!("vectors.js"), vectors.clone())
+        .await
+        .unwrap();
     assert_eq!(r["bad"], serde_json::json!([]), "{r}");
     assert_eq!(
         r["counts"],
@@ -406,7 +491,9 @@ async fn the_web_app_and_latchkey_token_answer_the_same_vectors() {
 async fn a_revoked_app_is_told_so_and_wiping_leaves_nothing_in_the_browser() {
     let mut p = phone("alice", |o| o.dark()).await;
     p.b.click(".account .badge-in").await.unwrap();
-    p.b.wait_text(".account .status", "\\S", SHORT).await.unwrap();
+    p.b.wait_text(".account .status", "\\S", SHORT)
+        .await
+        .unwrap();
     p.b.screenshot("badged-in-dark").await.unwrap();
 
     let tokens: Vec<TokenInfo> = p
@@ -417,27 +504,33 @@ async fn a_revoked_app_is_told_so_and_wiping_leaves_nothing_in_the_browser() {
         .await
         .unwrap();
     let app = tokens.iter().find(|t| t.kind == TokenKind::App).unwrap();
-    p.srv.admin().unwrap().delete(&routes::admin_token(&app.id)).await.unwrap();
+    p.srv
+        .admin()
+        .unwrap()
+        .delete(&routes::admin_token(&app.id))
+        .await
+        .unwrap();
     // Its next contact with the server tells it.
     p.b.click(".account .badge-out").await.unwrap();
-    p.b.wait_text(".account .account-status", "revoked on the server", SHORT).await.unwrap();
+    p.b.wait_text(".account .account-status", "revoked on the server", SHORT)
+        .await
+        .unwrap();
     p.b.screenshot("revoked").await.unwrap();
 
     p.b.click("#go-settings").await.unwrap();
     p.b.screenshot("settings").await.unwrap();
     p.b.click("#wipe").await.unwrap();
     p.b.click("#wipe-confirm").await.unwrap();
-    p.b.wait("#wiped", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "#wiped", SHORT).await;
     p.b.screenshot("wiped").await.unwrap();
-    let left = p
-        .b
-        .eval("return (await indexedDB.databases()).map((d) => d.name);")
-        .await
-        .unwrap();
+    let left =
+        p.b.eval("return (await indexedDB.databases()).map((d) => d.name);")
+            .await
+            .unwrap();
     assert_eq!(left, serde_json::json!([]), "nothing is left in IndexedDB");
     // Starting again asks for a new PIN: no account, no PIN survived.
     p.b.goto(&format!("{}/app/", p.srv.url())).await.unwrap();
-    p.b.wait("#pin-new", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "#pin-new", SHORT).await;
     p.b.assert_no_page_errors().await.unwrap();
 }
 
@@ -447,26 +540,37 @@ async fn codes_need_the_pin_and_ten_wrong_pins_wipe_the_app() {
     let mut p = phone("alice", |o| o).await;
     p.b.click("#go-settings").await.unwrap();
     p.b.click("#lock-now").await.unwrap();
-    p.b.wait("#pin", WaitState::Visible, SHORT).await.unwrap();
-    assert_eq!(p.b.count(".code").await.unwrap(), 0, "no code on the lock screen");
+    visible(&mut p.b, "#pin", SHORT).await;
+    assert_eq!(
+        p.b.count(".code").await.unwrap(),
+        0,
+        "no code on the lock screen"
+    );
     for i in 1..=9 {
         p.b.fill("#pin", "000000").await.unwrap();
         p.b.click("#unlock").await.unwrap();
-        p.b.wait_text("#pin-status", "Wrong PIN", SHORT).await.unwrap();
+        p.b.wait_text("#pin-status", "Wrong PIN", SHORT)
+            .await
+            .unwrap();
         if i == 6 {
             let said = p.b.text("#pin-status").await.unwrap();
             assert!(said.contains("4 attempts left"), "{said}");
             p.b.screenshot("wrong-pin").await.unwrap();
         }
         // The next attempt's answer must be a new one, not the last one's text.
-        p.b.eval("document.querySelector('#pin-status').textContent = ''").await.unwrap();
+        p.b.eval("document.querySelector('#pin-status').textContent = ''")
+            .await
+            .unwrap();
     }
     // A reload does not reset the count: it is stored before each check.
     p.b.reload().await.unwrap();
-    p.b.wait("#pin", WaitState::Visible, SHORT).await.unwrap();
+    visible(&mut p.b, "#pin", SHORT).await;
     p.b.fill("#pin", "000000").await.unwrap();
     p.b.click("#unlock").await.unwrap();
-    p.b.wait("#wiped", WaitState::Visible, SHORT).await.unwrap();
-    let left = p.b.eval("return (await indexedDB.databases()).length").await.unwrap();
+    visible(&mut p.b, "#wiped", SHORT).await;
+    let left =
+        p.b.eval("return (await indexedDB.databases()).length")
+            .await
+            .unwrap();
     assert_eq!(left, 0);
 }
