@@ -574,3 +574,55 @@ async fn codes_need_the_pin_and_ten_wrong_pins_wipe_the_app() {
             .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium and the driver's node_modules: scripts/test runs it"]
+async fn one_app_holds_accounts_on_two_servers() {
+    // The second server's certificate is trusted too; its API is called cross-origin (CORS).
+    let other = TestServer::start().await.unwrap();
+    other.add_user("bob", &[]).await.unwrap();
+    let other_spki = LaunchOptions::for_server(&other).unwrap().spki;
+    let mut p = phone("alice", move |mut o| {
+        o.spki.extend(other_spki);
+        o
+    })
+    .await;
+    let link = admin_link(&other, "bob").await;
+    p.b.click("#go-add").await.unwrap();
+    p.b.fill("#add-link", &link).await.unwrap();
+    p.b.click("#add-go").await.unwrap();
+    visible(&mut p.b, "#register", SHORT).await;
+    p.b.click("#register").await.unwrap();
+    visible(&mut p.b, &code_selector("bob"), SHORT).await;
+    p.b.screenshot("two-accounts").await.unwrap();
+
+    // Each account's code is its own server's.
+    for (srv, user) in [(&p.srv, "alice"), (&other, "bob")] {
+        let code = shown_code(&mut p.b, user).await;
+        let v: latchkey_proto::admin::VerifyResult = srv
+            .admin()
+            .unwrap()
+            .post(
+                &routes::admin_user_verify(user),
+                &latchkey_proto::admin::VerifyRequest { code: code.into() },
+            )
+            .await
+            .unwrap();
+        assert!(v.ok, "{user}: {v:?}");
+    }
+    // The same link a second time is refused in one sentence.
+    p.b.click("#go-add").await.unwrap();
+    p.b.fill("#add-link", &link).await.unwrap();
+    p.b.click("#add-go").await.unwrap();
+    visible(&mut p.b, "#register", SHORT).await;
+    p.b.click("#register").await.unwrap();
+    p.b.wait_text("#register-status", "^The server refused this link", SHORT)
+        .await
+        .unwrap();
+    let said = p.b.text("#register-status").await.unwrap();
+    assert!(
+        said.contains("Ask your administrator for a new one"),
+        "{said}"
+    );
+    p.b.assert_no_page_errors().await.unwrap();
+}
