@@ -171,6 +171,8 @@ async fn pam_login(
     let user = user.to_string();
     run_blocking(move || {
         let mut pam = PamHarness::new("login", &user, conf.path()).unwrap();
+        // Where the login comes from, as a display manager or xrdp sets it.
+        pam.set_rhost("10.9.9.9").unwrap();
         pam.observe(observe);
         pam.respond_with(respond);
         let code = pam.authenticate(0);
@@ -241,8 +243,8 @@ async fn a_push_shown_in_the_web_app_is_approved_with_the_number_from_the_pam_sc
     visible(&mut p.b, "form.push", SHORT).await;
     let shown = p.b.text("form.push .context").await.unwrap();
     assert_eq!(
-        shown, "alice on test-host (login)",
-        "user, host and context shown"
+        shown, "alice on test-host (login, from 10.9.9.9)",
+        "user, host, context and origin shown"
     );
     p.b.screenshot("push").await.unwrap();
     p.b.fill("form.push input.number", &number.to_string())
@@ -494,6 +496,11 @@ async fn a_revoked_app_is_told_so_and_wiping_leaves_nothing_in_the_browser() {
     p.b.wait_text(".account .status", "\\S", SHORT)
         .await
         .unwrap();
+    let kind =
+        p.b.eval("return document.querySelector('.account .status').dataset.kind")
+            .await
+            .unwrap();
+    assert_eq!(kind, "ok", "the server took the signed badge");
     p.b.screenshot("badged-in-dark").await.unwrap();
 
     let tokens: Vec<TokenInfo> = p
