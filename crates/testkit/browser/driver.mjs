@@ -36,6 +36,7 @@ const BASE_ARGS = [
 let context = null;
 let page = null;
 let userDataDir = null;
+let cdp = null;
 let consoleMessages = [];
 let pageErrors = [];
 
@@ -110,9 +111,21 @@ async function closeBrowser() {
   const ctx = context;
   context = null;
   page = null;
+  cdp = null;
   if (ctx) await ctx.close().catch((e) => log('close:', oneLine(e)));
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   userDataDir = null;
+}
+
+// Chromium's virtual authenticators (the DevTools protocol's WebAuthn domain) stand in for
+// a USB security key or a platform passkey: the page's navigator.credentials calls reach
+// them as they would real hardware, with user presence and verification answered at once.
+async function devtools() {
+  if (!cdp) {
+    cdp = await context.newCDPSession(thePage());
+    await cdp.send('WebAuthn.enable', { enableUI: false });
+  }
+  return cdp;
 }
 
 // `expr` is the body of an async function taking `arg`. It is sent as a string expression
@@ -180,6 +193,10 @@ const commands = {
   },
   async screenshot(req, timeout) {
     const path = need(req, 'path');
+    if (req.element) {
+      await thePage().locator(req.element).first().screenshot({ path, timeout });
+      return path;
+    }
     await thePage().screenshot({ path, fullPage: Boolean(req.full_page), timeout });
     return path;
   },
@@ -193,6 +210,49 @@ const commands = {
     consoleMessages = [];
     pageErrors = [];
     return out;
+  },
+  async webauthn_add(req) {
+    const session = await devtools();
+    const { authenticatorId } = await session.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: req.protocol ?? 'ctap2',
+        transport: req.transport ?? 'usb',
+        hasResidentKey: Boolean(req.resident_key ?? true),
+        hasUserVerification: Boolean(req.user_verification ?? true),
+        isUserVerified: Boolean(req.user_verified ?? true),
+        automaticPresenceSimulation: true,
+      },
+    });
+    return authenticatorId;
+  },
+  async webauthn_credentials(req) {
+    const session = await devtools();
+    const { credentials } = await session.send('WebAuthn.getCredentials', {
+      authenticatorId: need(req, 'authenticator'),
+    });
+    return credentials.map((c) => ({
+      credential_id: c.credentialId,
+      rp_id: c.rpId ?? null,
+      resident: Boolean(c.isResidentCredential),
+      sign_count: c.signCount,
+    }));
+  },
+  async webauthn_remove(req) {
+    const session = await devtools();
+    await session.send('WebAuthn.removeVirtualAuthenticator', {
+      authenticatorId: need(req, 'authenticator'),
+    });
+    return null;
+  },
+  async cookies(req) {
+    if (!context) throw new Error('no browser: send launch first');
+    return context.cookies(req.urls ?? []);
+  },
+  async set_cookies(req) {
+    if (!context) throw new Error('no browser: send launch first');
+    if (req.clear) await context.clearCookies();
+    await context.addCookies(need(req, 'cookies'));
+    return null;
   },
   async close() {
     await closeBrowser();
