@@ -60,6 +60,8 @@ pub enum Actor {
     Admin,
     Machine(String),
     App(String),
+    /// A user acting on their own account in the self-service portal.
+    User(String),
     Anonymous,
 }
 
@@ -69,6 +71,7 @@ impl Actor {
             Actor::Admin => "admin".into(),
             Actor::Machine(id) => format!("machine:{id}"),
             Actor::App(id) => format!("app:{id}"),
+            Actor::User(name) => format!("user:{name}"),
             Actor::Anonymous => "anonymous".into(),
         }
     }

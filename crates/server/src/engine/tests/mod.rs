@@ -19,6 +19,7 @@ use latchkey_proto::{OtpAlgorithm, TokenKind};
 
 mod enrol;
 mod inline_enrol;
+mod invites;
 mod login;
 mod offline;
 mod push;
