@@ -22,6 +22,7 @@ mod inline_enrol;
 mod login;
 mod offline;
 mod push;
+mod web;
 
 /// An engine over a fresh data directory, with one joined machine.
 pub(super) struct Fx {
