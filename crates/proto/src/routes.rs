@@ -68,6 +68,40 @@ pub const WEB_APP_FILE: &str = "/app/{*path}";
 /// that the router serves exactly these and the paths of [`ROUTES`].
 pub const WEB_APP_PATHS: &[&str] = &[WEB_APP, WEB_APP_ROOT, WEB_APP_FILE];
 
+/// The web console and self-service portal (issue 23, docs/web.md): server-rendered pages
+/// under `/ui`, served by latchkeyd but not API routes (not in [`ROUTES`], not in
+/// `/openapi.json`). Pages are reached with a session cookie, never with an API key.
+pub const UI: &str = "/ui";
+pub const UI_ROOT: &str = "/ui/";
+pub const UI_SIGNIN: &str = "/ui/signin";
+pub const UI_SIGNOUT: &str = "/ui/signout";
+pub const UI_STATIC: &str = "/ui/static/{file}";
+
+/// The admin console (`/ui/admin/…`).
+pub const UI_ADMIN: &str = "/ui/admin/";
+pub const UI_ADMIN_USERS: &str = "/ui/admin/users";
+pub const UI_ADMIN_USER: &str = "/ui/admin/users/{name}";
+pub const UI_ADMIN_USER_ACTION: &str = "/ui/admin/users/{name}/{action}";
+pub const UI_ADMIN_TOKEN_ACTION: &str = "/ui/admin/tokens/{id}/{action}";
+pub const UI_ADMIN_POLICIES: &str = "/ui/admin/policies";
+pub const UI_ADMIN_POLICY: &str = "/ui/admin/policies/{id}";
+pub const UI_ADMIN_MACHINES: &str = "/ui/admin/machines";
+pub const UI_ADMIN_MACHINE_ACTION: &str = "/ui/admin/machines/{id}/{action}";
+pub const UI_ADMIN_JOIN_TOKENS: &str = "/ui/admin/join-tokens";
+pub const UI_ADMIN_AUDIT: &str = "/ui/admin/audit";
+pub const UI_ADMIN_EVENTS: &str = "/ui/admin/events";
+pub const UI_ADMIN_SESSIONS: &str = "/ui/admin/sessions";
+
+/// The pages of `/ui` the router serves, with [`WEB_ADMIN_PATHS`] and [`WEB_ME_PATHS`];
+/// `crates/server/tests/openapi.rs` checks the router against them.
+pub const WEB_UI_PATHS: &[&str] = &[UI, UI_ROOT, UI_SIGNOUT, UI_STATIC];
+
+/// The admin sign-in page and the console's pages.
+pub const WEB_ADMIN_PATHS: &[&str] = &[];
+
+/// The self-service portal's pages (`/ui/me/…`, `/ui/invite/{code}`), beside [`WEB_UI_PATHS`].
+pub const WEB_ME_PATHS: &[&str] = &[];
+
 /// The token app's own API: the routes a token app calls from wherever it runs, so the only
 /// ones that answer CORS requests from any origin (docs/decisions.md, "Web token app").
 pub const CORS_ROUTES: &[&str] = &[APP_REGISTER, APP_PENDING, APP_RESPOND, APP_BADGE];
@@ -126,6 +160,8 @@ builders! {
     login_enroll_wait(tx) => LOGIN_ENROLL_WAIT;
     login_enroll_skip(tx) => LOGIN_ENROLL_SKIP;
     admin_user(name) => ADMIN_USER;
+    ui_admin_user(name) => UI_ADMIN_USER;
+    ui_admin_policy(id) => UI_ADMIN_POLICY;
     admin_user_tokens(name) => ADMIN_USER_TOKENS;
     admin_user_verify(name) => ADMIN_USER_VERIFY;
     admin_user_fido2(name) => ADMIN_USER_FIDO2;
@@ -406,6 +442,18 @@ mod tests {
                 "{}",
                 r.pattern
             );
+        }
+    }
+
+    #[test]
+    fn web_ui_paths_are_outside_the_api() {
+        for p in WEB_UI_PATHS
+            .iter()
+            .chain(WEB_ADMIN_PATHS)
+            .chain(WEB_ME_PATHS)
+        {
+            assert!(*p == UI || p.starts_with(UI_ROOT), "{p}");
+            assert!(ROUTES.iter().all(|r| r.pattern != *p), "{p} is in ROUTES");
         }
     }
 

@@ -65,7 +65,15 @@ pub struct ServerConfig {
     /// origin accepted in browser WebAuthn ceremonies, and the base of invite links.
     /// Default with `web_rp_id`: `https://<web_rp_id>[:port of listen]`.
     pub web_origin: Option<String>,
+    /// A web console or portal session ends after this long without a request.
+    pub web_session_idle: Duration,
+    /// An admin's web session ends this long after sign-in, whatever its use; a user's
+    /// session lasts at most [`USER_SESSION_MAX`] of it.
+    pub web_session_max: Duration,
 }
+
+/// The longest a self-service session lives, whatever `web_session_max` says.
+pub const USER_SESSION_MAX: Duration = Duration::from_secs(3600);
 
 impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -89,6 +97,8 @@ impl ServerConfig {
             max_connections_per_address: 256,
             web_rp_id: None,
             web_origin: None,
+            web_session_idle: Duration::from_secs(15 * 60),
+            web_session_max: Duration::from_secs(8 * 3600),
         }
     }
 
@@ -169,6 +179,12 @@ pub struct Args {
     /// [default: https://<web_rp_id>[:listen port]].
     #[arg(long, env = "LATCHKEY_WEB_ORIGIN")]
     pub web_origin: Option<String>,
+    /// Web session idle timeout, e.g. 15m (1m-24h) [default: 15m].
+    #[arg(long, env = "LATCHKEY_WEB_SESSION_IDLE")]
+    pub web_session_idle: Option<String>,
+    /// Web session lifetime from sign-in, e.g. 8h (5m-7d) [default: 8h; user sessions 1h at most].
+    #[arg(long, env = "LATCHKEY_WEB_SESSION_MAX")]
+    pub web_session_max: Option<String>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -195,6 +211,8 @@ pub struct FileConfig {
     pub max_connections_per_address: Option<u32>,
     pub web_rp_id: Option<String>,
     pub web_origin: Option<String>,
+    pub web_session_idle: Option<String>,
+    pub web_session_max: Option<String>,
 }
 
 impl FileConfig {
@@ -298,6 +316,27 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
         }
         cfg.max_connections_per_address = v;
     }
+    if let Some(v) = args.web_session_idle.or(file.web_session_idle) {
+        cfg.web_session_idle = duration_in(
+            "web_session_idle",
+            &v,
+            Duration::from_secs(60),
+            Duration::from_secs(86_400),
+            "15m",
+        )?;
+    }
+    if let Some(v) = args.web_session_max.or(file.web_session_max) {
+        cfg.web_session_max = duration_in(
+            "web_session_max",
+            &v,
+            Duration::from_secs(300),
+            Duration::from_secs(7 * 86_400),
+            "8h",
+        )?;
+    }
+    if cfg.web_session_idle > cfg.web_session_max {
+        return Err("web_session_idle cannot be longer than web_session_max".into());
+    }
     if cfg.max_connections_per_address > cfg.max_connections {
         return Err(format!(
             "max_connections_per_address ({}) cannot be more than max_connections ({})",
@@ -375,6 +414,26 @@ fn web_party(
         }
     }
     Ok((rp_id, origin))
+}
+
+/// A humantime duration between `min` and `max`, or the sentence that says why not.
+fn duration_in(
+    key: &str,
+    v: &str,
+    min: Duration,
+    max: Duration,
+    example: &str,
+) -> Result<Duration, String> {
+    let d = humantime::parse_duration(v)
+        .map_err(|e| format!("{key} {v:?} is not a duration like {example}: {e}"))?;
+    if !(min..=max).contains(&d) {
+        return Err(format!(
+            "{key} must be between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -517,6 +576,42 @@ mod tests {
         ] {
             let err = resolve(args).unwrap_err();
             assert!(err.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn web_session_times_are_read_and_checked() {
+        let (cfg, _) = resolve(Args::default()).unwrap();
+        assert_eq!(cfg.web_session_idle, Duration::from_secs(900));
+        assert_eq!(cfg.web_session_max, Duration::from_secs(8 * 3600));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.toml");
+        std::fs::write(
+            &path,
+            "web_session_idle = \"5m\"\nweb_session_max = \"2h\"\n",
+        )
+        .unwrap();
+        let (cfg, _) = resolve(Args {
+            config: Some(path),
+            web_session_max: Some("1h".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.web_session_idle, Duration::from_secs(300));
+        assert_eq!(cfg.web_session_max, Duration::from_secs(3600));
+        for (idle, max, what) in [
+            ("10s", "8h", "web_session_idle must be between"),
+            ("15m", "8d", "web_session_max must be between"),
+            ("2h", "1h", "cannot be longer"),
+            ("soon", "8h", "not a duration"),
+        ] {
+            let err = resolve(Args {
+                web_session_idle: Some(idle.into()),
+                web_session_max: Some(max.into()),
+                ..Args::default()
+            })
+            .unwrap_err();
+            assert!(err.contains(what), "{idle} {max}: {err}");
         }
     }
 

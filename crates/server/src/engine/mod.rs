@@ -28,6 +28,7 @@ mod token_app;
 mod tokens;
 mod validate;
 mod wakeups;
+pub mod web_sessions;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ pub use push::{MAX_WAIT, PUSH_TTL, PushOutcome};
 pub use service::{Actor, Engine, EngineParts, now};
 pub use sessions::parse_hours;
 pub use validate::{validate_client_id, validate_user_name};
+pub use web_sessions::{Strength, Subject, WebSession};
 
 /// Who is calling, once the caller is authenticated: the reason an HTTP route may refuse
 /// is one of these, never a string picked by the handler.

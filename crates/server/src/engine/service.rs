@@ -57,11 +57,14 @@ pub fn now() -> i64 {
 /// Who made a request, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
+    /// The admin API key (the CLI).
     Admin,
+    /// An admin signed in to the web console, by name.
+    WebAdmin(String),
+    /// A user in the self-service portal, by name.
+    User(String),
     Machine(String),
     App(String),
-    /// A user acting on their own account in the self-service portal.
-    User(String),
     Anonymous,
 }
 
@@ -69,9 +72,10 @@ impl Actor {
     pub fn label(&self) -> String {
         match self {
             Actor::Admin => "admin".into(),
+            Actor::WebAdmin(name) => format!("admin:{name}"),
+            Actor::User(name) => format!("user:{name}"),
             Actor::Machine(id) => format!("machine:{id}"),
             Actor::App(id) => format!("app:{id}"),
-            Actor::User(name) => format!("user:{name}"),
             Actor::Anonymous => "anonymous".into(),
         }
     }

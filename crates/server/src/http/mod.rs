@@ -143,12 +143,18 @@ pub fn router(cx: Ctx) -> Router {
         .route(routes::WEB_APP, get(app_assets::redirect))
         .route(routes::WEB_APP_ROOT, get(app_assets::root))
         .route(routes::WEB_APP_FILE, get(app_assets::file))
+        // The web console and portal: pages, not API routes (routes::WEB_UI_PATHS, web/).
+        .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refusals::json_errors))
         // Around json_errors: the headers go on every answer as it leaves, refusals included.
         .layer(axum::middleware::from_fn(cors::token_app_api))
         .layer(axum::middleware::from_fn(app_assets::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            cx.clone(),
+            crate::web::headers,
+        ))
         .layer(body_limit(max_body))
         .layer(axum::middleware::from_fn_with_state(
             cx.clone(),

@@ -20,6 +20,7 @@ mod smartcards;
 mod tokens;
 mod tx;
 mod users;
+mod web;
 
 pub use apps::{AppRow, NewApp, PushRow, PushState};
 pub use audit::AuditRecord;
@@ -34,6 +35,7 @@ pub use smartcards::SmartcardRow;
 pub use tokens::TokenRow;
 pub use tx::{NewTx, OtpVerdict, Reserved, TxRow, TxView, Unjudged, tx_id};
 pub use users::UserRow;
+pub use web::WebSessionRow;
 
 use crate::cache::TtlCache;
 use db::Handle;

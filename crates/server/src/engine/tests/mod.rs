@@ -23,6 +23,7 @@ mod invites;
 mod login;
 mod offline;
 mod push;
+mod web;
 
 /// An engine over a fresh data directory, with one joined machine.
 pub(super) struct Fx {
