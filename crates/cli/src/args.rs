@@ -87,6 +87,25 @@ pub enum Command {
     Events(EventsArgs),
     /// List open sessions (from the agents' logon/logoff events) with expiry and badge.
     Sessions(SessionsArgs),
+    /// Admin accounts of the web console (password + TOTP; the API key keeps working).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Create a web console admin: asks the password twice on the terminal, then shows the
+    /// TOTP secret (QR code) to scan into an authenticator app.
+    Add {
+        name: String,
+        /// Read the password from standard input (one line) instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List web console admins.
+    List,
+    /// Remove a web console admin and end their sessions.
+    Remove { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,7 @@ pub async fn execute(cli: &Cli, data_dir: &Path, out: &mut (dyn Write + Send)) -
         Command::Sessions(args) => {
             crate::events::sessions(&ctx.client, ctx.json, ctx.out, args).await
         }
+        Command::Admin(cmd) => crate::admins::admin(&mut ctx, cmd).await,
     }
 }
 
@@ -120,7 +121,7 @@ impl Ctx<'_> {
     }
 
     /// DELETE, then a confirmation line for people (nothing with `--json`: 204 has no body).
-    async fn remove(&mut self, path: &str, done: String) -> Result<Outcome> {
+    pub(crate) async fn remove(&mut self, path: &str, done: String) -> Result<Outcome> {
         self.client.delete(path).await?;
         if !self.json {
             self.print(&format!("{done}\n"))?;

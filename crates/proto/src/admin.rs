@@ -302,3 +302,37 @@ pub struct UserInvited {
     pub url: crate::Secret,
     pub expires_at: i64,
 }
+
+/// `POST /v1/admin/admins`: a web console admin (docs/web.md "Admin accounts"). The TOTP
+/// secret is made by the server and answered once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdminCreate {
+    pub name: String,
+    /// At least 12 characters.
+    pub password: crate::Secret,
+}
+
+/// The new admin's TOTP secret, shown once: scan the otpauth URI into an authenticator app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct AdminCreated {
+    pub name: String,
+    pub otpauth_uri: String,
+    /// The same secret, base32, for typing in.
+    pub secret: String,
+}
+
+/// An admin account of the web console.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct AdminInfo {
+    pub name: String,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_signin_at: Option<i64>,
+    /// Set while sign-in is locked after repeated failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
+}

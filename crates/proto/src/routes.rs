@@ -55,6 +55,8 @@ pub const ADMIN_JOIN_TOKENS: &str = "/v1/admin/join-tokens";
 pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
 pub const ADMIN_EVENTS: &str = "/v1/admin/events";
 pub const ADMIN_SESSIONS: &str = "/v1/admin/sessions";
+pub const ADMIN_ADMINS: &str = "/v1/admin/admins";
+pub const ADMIN_ADMIN: &str = "/v1/admin/admins/{name}";
 
 /// The web token app (issue 22): the phone authenticator as an installable web app, served by
 /// latchkeyd but not part of the API (not in [`ROUTES`], not in `/openapi.json`). `WEB_APP`
@@ -97,7 +99,7 @@ pub const UI_ADMIN_SESSIONS: &str = "/ui/admin/sessions";
 pub const WEB_UI_PATHS: &[&str] = &[UI, UI_ROOT, UI_SIGNOUT, UI_STATIC];
 
 /// The admin sign-in page and the console's pages.
-pub const WEB_ADMIN_PATHS: &[&str] = &[];
+pub const WEB_ADMIN_PATHS: &[&str] = &[UI_SIGNIN];
 
 /// The self-service portal's pages (`/ui/me/…`, `/ui/invite/{code}`), beside [`WEB_UI_PATHS`].
 pub const WEB_ME_PATHS: &[&str] = &[];
@@ -160,6 +162,7 @@ builders! {
     login_enroll_wait(tx) => LOGIN_ENROLL_WAIT;
     login_enroll_skip(tx) => LOGIN_ENROLL_SKIP;
     admin_user(name) => ADMIN_USER;
+    admin_admin(name) => ADMIN_ADMIN;
     ui_admin_user(name) => UI_ADMIN_USER;
     ui_admin_policy(id) => UI_ADMIN_POLICY;
     admin_user_tokens(name) => ADMIN_USER_TOKENS;
@@ -283,6 +286,9 @@ pub enum Op {
     SessionState,
     EventList,
     SessionList,
+    AdminList,
+    AdminAdd,
+    AdminRemove,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +389,9 @@ pub const ROUTES: &[Route] = &[
     r(Op::SessionState, Post, SESSIONS_STATE, Machine),
     r(Op::EventList, Get, ADMIN_EVENTS, Admin),
     r(Op::SessionList, Get, ADMIN_SESSIONS, Admin),
+    r(Op::AdminList, Get, ADMIN_ADMINS, Admin),
+    r(Op::AdminAdd, Post, ADMIN_ADMINS, Admin),
+    r(Op::AdminRemove, Delete, ADMIN_ADMIN, Admin),
 ];
 
 /// The table's entry for an operation.

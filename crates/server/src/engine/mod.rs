@@ -7,6 +7,7 @@ use crate::store::StoreError;
 
 mod account;
 mod admin_users;
+pub mod admins;
 mod callers;
 mod enrol;
 mod events;
@@ -33,6 +34,7 @@ pub mod web_sessions;
 #[cfg(test)]
 mod tests;
 
+pub use admins::{AdminSignIn, SIGNIN_REFUSED};
 pub use callers::Credential;
 pub use enrol::{CodeKind, IssuedCode};
 pub use fido2::user_handle;

@@ -34,7 +34,7 @@ impl Engine {
         self.effective_policy(id, &own).await
     }
 
-    pub async fn policy_set(&self, id: &str, req: &PolicyUpdate) -> Result<Policy> {
+    pub async fn policy_set(&self, actor: &Actor, id: &str, req: &PolicyUpdate) -> Result<Policy> {
         validate_client_id(id)?;
         if req.settings.is_empty() {
             return Err(EngineError::Invalid(
@@ -63,12 +63,12 @@ impl Engine {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        self.audit(&Actor::Admin, "policy.set", None, Some(id), "ok", detail)
+        self.audit(actor, "policy.set", None, Some(id), "ok", detail)
             .await;
         self.effective_policy(id, &own).await
     }
 
-    pub async fn policy_remove(&self, id: &str) -> Result<()> {
+    pub async fn policy_remove(&self, actor: &Actor, id: &str) -> Result<()> {
         if id == policy::FALLBACK {
             return Err(EngineError::Invalid(
                 "the `*` policy holds the defaults and cannot be removed".into(),
@@ -80,7 +80,7 @@ impl Engine {
             )));
         }
         self.policy_cache.clear();
-        self.audit(&Actor::Admin, "policy.remove", None, Some(id), "ok", "")
+        self.audit(actor, "policy.remove", None, Some(id), "ok", "")
             .await;
         Ok(())
     }

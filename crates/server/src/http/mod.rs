@@ -1,5 +1,6 @@
 //! HTTP layer: routes, the accept loop (TLS or plain), graceful shutdown.
 
+mod admin_admins;
 mod admin_machines;
 mod admin_policies;
 mod admin_users;
@@ -42,6 +43,8 @@ pub struct HttpContext {
     pub engine: Engine,
     /// Login API requests per machine, join attempts per address.
     pub limiter: RateLimiter,
+    /// Web sign-in attempts (admin and user) per peer address.
+    pub signin_limiter: RateLimiter,
     /// Set at shutdown: readiness answers 503 while open requests finish.
     pub shutting_down: AtomicBool,
 }
@@ -51,12 +54,18 @@ impl HttpContext {
         HttpContext {
             engine,
             limiter,
+            signin_limiter: RateLimiter::per_minute(SIGNIN_PER_MINUTE, SIGNIN_BURST),
             shutting_down: AtomicBool::new(false),
         }
     }
 }
 
 pub type Ctx = Arc<HttpContext>;
+
+/// Web sign-in POSTs one address may make: a burst of 10, then one every 6 seconds. With
+/// the lockout (5 failures per admin account) this bounds guessing from one address.
+pub const SIGNIN_PER_MINUTE: u32 = 10;
+pub const SIGNIN_BURST: u32 = 10;
 
 pub fn router(cx: Ctx) -> Router {
     let max_body = cx.engine.cfg().max_body_bytes;
@@ -139,6 +148,11 @@ pub fn router(cx: Ctx) -> Router {
         .route(routes::SESSIONS_STATE, post(events::session_state))
         .route(routes::ADMIN_EVENTS, get(events::list))
         .route(routes::ADMIN_SESSIONS, get(events::sessions))
+        .route(
+            routes::ADMIN_ADMINS,
+            get(admin_admins::admin_list).post(admin_admins::admin_add),
+        )
+        .route(routes::ADMIN_ADMIN, delete(admin_admins::admin_remove))
         // The web token app: not API routes (routes::WEB_APP_PATHS, app_assets.rs).
         .route(routes::WEB_APP, get(app_assets::redirect))
         .route(routes::WEB_APP_ROOT, get(app_assets::root))

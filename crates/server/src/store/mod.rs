@@ -6,6 +6,7 @@
 //! is a single conditional UPDATE whose affected-row count decides the outcome, so it stays
 //! atomic across several server instances sharing one database.
 
+mod admins;
 mod apps;
 mod audit;
 mod enrol;
@@ -22,6 +23,7 @@ mod tx;
 mod users;
 mod web;
 
+pub use admins::{AdminRow, Attempt};
 pub use apps::{AppRow, NewApp, PushRow, PushState};
 pub use audit::AuditRecord;
 pub use db::WriteStats;

@@ -6,6 +6,7 @@
 //! the security headers, the Origin / Sec-Fetch-Site check of every request that is not a
 //! GET or HEAD, and refusals drawn as pages rather than the API's JSON.
 
+pub mod admin;
 pub mod assets;
 pub mod layout;
 pub mod session;
@@ -45,6 +46,7 @@ pub fn router() -> Router<Ctx> {
         .route(routes::UI_ROOT, get(root))
         .route(routes::UI_SIGNOUT, post(signout))
         .route(routes::UI_STATIC, get(assets::file))
+        .merge(admin::router())
 }
 
 /// The headers of every `/ui` answer, the cross-site check of every state-changing request,

@@ -17,6 +17,7 @@ use latchkey_proto::login::{LoginStart, LoginStartResult};
 use latchkey_proto::machine::JoinRequest;
 use latchkey_proto::{OtpAlgorithm, TokenKind};
 
+mod admins;
 mod enrol;
 mod inline_enrol;
 mod invites;
@@ -58,10 +59,13 @@ pub(super) async fn fx() -> Fx {
         smartcard_ca: None,
     });
     let join = e
-        .join_token_create(&JoinTokenCreate {
-            expires_in: 60,
-            note: None,
-        })
+        .join_token_create(
+            &crate::engine::Actor::Admin,
+            &JoinTokenCreate {
+                expires_in: 60,
+                note: None,
+            },
+        )
         .await
         .unwrap();
     let joined = e
@@ -85,11 +89,14 @@ pub(super) async fn fx() -> Fx {
 impl Fx {
     pub async fn user(&self, name: &str) {
         self.e
-            .user_add(UserCreate {
-                name: name.into(),
-                display_name: None,
-                groups: vec![],
-            })
+            .user_add(
+                &crate::engine::Actor::Admin,
+                UserCreate {
+                    name: name.into(),
+                    display_name: None,
+                    groups: vec![],
+                },
+            )
             .await
             .unwrap();
     }
@@ -99,6 +106,7 @@ impl Fx {
         self.user(name).await;
         self.e
             .token_add(
+                &crate::engine::Actor::Admin,
                 name,
                 &OtpTokenCreate {
                     kind: TokenKind::Totp,
@@ -118,7 +126,7 @@ impl Fx {
     pub async fn app(&self, user: &str) -> (String, SigningKeyPair) {
         let issued = self
             .e
-            .enrolment_code(user, CodeKind::TokenApp, None)
+            .enrolment_code(&crate::engine::Actor::Admin, user, CodeKind::TokenApp, None)
             .await
             .unwrap();
         let key = SigningKeyPair::generate().unwrap();
@@ -142,7 +150,10 @@ impl Fx {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        self.e.policy_set(client_id, &req).await.unwrap();
+        self.e
+            .policy_set(&crate::engine::Actor::Admin, client_id, &req)
+            .await
+            .unwrap();
     }
 
     pub async fn start(&self, user: &str) -> LoginStartResult {

@@ -77,7 +77,9 @@ async fn a_disabled_user_whose_bundle_the_machine_holds_is_named_to_forget() {
         enabled: Some(false),
         ..Default::default()
     };
-    fx.e.user_update("carol", &update).await.unwrap();
+    fx.e.user_update(&crate::engine::Actor::Admin, "carol", &update)
+        .await
+        .unwrap();
     let req = LoginStart {
         user: "carol".parse().unwrap(),
         client_id: "login".parse().unwrap(),

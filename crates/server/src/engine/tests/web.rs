@@ -115,6 +115,7 @@ async fn a_disabled_or_removed_user_loses_their_sessions() {
             .await
             .unwrap();
     f.e.user_update(
+        &crate::engine::Actor::Admin,
         "alice",
         &latchkey_proto::admin::UserUpdate {
             display_name: None,
@@ -125,7 +126,9 @@ async fn a_disabled_or_removed_user_loses_their_sessions() {
     .await
     .unwrap();
     assert!(f.e.web_session(&a).await.unwrap().is_none());
-    f.e.user_remove("bob").await.unwrap();
+    f.e.user_remove(&crate::engine::Actor::Admin, "bob")
+        .await
+        .unwrap();
     assert!(f.e.web_session(&b).await.unwrap().is_none());
 }
 

@@ -1,0 +1,15 @@
+//! The admin console (`/ui/admin/…`) and its sign-in page. Each area is a file; every
+//! handler takes an [`AdminSession`](crate::web::session::AdminSession) (or an
+//! [`AdminForm`](crate::web::session::AdminForm) for a POST, CSRF checked) and calls the
+//! engine with the admin as the actor.
+
+pub mod signin;
+
+use crate::http::Ctx;
+use axum::Router;
+use axum::routing::get;
+use latchkey_proto::routes;
+
+pub fn router() -> Router<Ctx> {
+    Router::new().route(routes::UI_SIGNIN, get(signin::form).post(signin::submit))
+}
