@@ -68,6 +68,7 @@ async fn a_new_invite_replaces_the_old_and_unusable_codes_are_one_refusal() {
     }
     // A user disabled after the invite: the same refusal, and the code is spent.
     fx.e.user_update(
+        &Actor::Admin,
         "alice",
         &latchkey_proto::admin::UserUpdate {
             enabled: Some(false),
