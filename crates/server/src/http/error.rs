@@ -100,6 +100,7 @@ fn forbidden(why: Forbidden) -> ApiErr {
         Forbidden::MachineKeyOnAdminRoute => {
             "admin endpoints need an admin API key; machine keys are refused"
         }
+        Forbidden::NeedsStrongSignin => crate::engine::NEEDS_STRONG_SIGNIN,
     };
     ApiErr::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }

@@ -76,6 +76,13 @@ impl From<EngineError> for WebError {
             EngineError::Store(crate::store::StoreError::Conflict(what)) => {
                 WebError::Invalid(format!("{what} already exists."))
             }
+            EngineError::Forbidden(crate::engine::Forbidden::NeedsStrongSignin) => {
+                WebError::Forbidden(crate::engine::NEEDS_STRONG_SIGNIN.into())
+            }
+            EngineError::Unauthorized(crate::engine::Unauthorized::InviteCode) => {
+                WebError::Forbidden(crate::engine::INVITE_GONE.into())
+            }
+            EngineError::Fido2Refused(why) => WebError::Invalid(why.text()),
             other => {
                 tracing::error!(error = %other, "web request failed");
                 WebError::Unavailable

@@ -24,7 +24,9 @@ mod invites;
 mod login;
 mod offline;
 mod push;
+mod self_service;
 mod web;
+mod web_signin;
 
 /// An engine over a fresh data directory, with one joined machine.
 pub(super) struct Fx {
@@ -37,8 +39,14 @@ pub(super) struct Fx {
 pub(super) const SEED: &[u8] = b"12345678901234567890";
 
 pub(super) async fn fx() -> Fx {
+    fx_with(|_| {}).await
+}
+
+/// [`fx`] with a configuration changed by `tune` first.
+pub(super) async fn fx_with(tune: impl FnOnce(&mut ServerConfig)) -> Fx {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ServerConfig::new(dir.path().join("data"));
+    let mut cfg = ServerConfig::new(dir.path().join("data"));
+    tune(&mut cfg);
     bootstrap::ensure_data_dir(&cfg.data_dir).unwrap();
     let store = Store::open(&cfg.database_spec()).await.unwrap();
     let keys = bootstrap::keys(&cfg.data_dir, &store, now()).await.unwrap();
