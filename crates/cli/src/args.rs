@@ -162,6 +162,14 @@ pub enum UserCmd {
     Enable { name: String },
     /// Delete the user and its tokens.
     Remove { name: String },
+    /// Create a one-time link to the self-service portal, where the user enrols and manages
+    /// their own tokens; prints it with its QR code. Replaces the user's older link.
+    Invite {
+        name: String,
+        /// How long the link stays valid (1m to 7d).
+        #[arg(long, value_parser = parse_lifetime, default_value = "24h", value_name = "DURATION")]
+        expires: Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -190,6 +190,23 @@ impl Ctx<'_> {
                     .remove(&user_path(name), format!("Removed user {name}."))
                     .await;
             }
+            UserCmd::Invite { name, expires } => {
+                let req = latchkey_proto::admin::UserInviteCreate {
+                    expires_in: Some(expires.as_secs().max(1)),
+                };
+                let path = routes::admin_user_invite(name);
+                self.show(Method::POST, &path, body(&req)?, |i: &latchkey_proto::admin::UserInvited| {
+                    // Shown to the admin once: the one place the link is meant to be read.
+                    let link = i.url.expose();
+                    Ok(format!(
+                        "Self-service link for {} (one use, until {}):\n\n{}\n\n{link}\n\nThe user opens it in a browser (on a phone: scan the QR code) to enrol their own tokens.\n",
+                        i.user,
+                        output::time(i.expires_at),
+                        qr::render_terminal(link)?,
+                    ))
+                })
+                .await?;
+            }
         }
         Ok(Outcome::Success)
     }

@@ -273,6 +273,7 @@ pub fn policy(p: &Policy) -> String {
                 p.enroll.until.map_or_else(|| "off".to_string(), until_text),
             ),
             ("enroll.ttl", p.enroll.ttl.to_string()),
+            ("report_locks_user", p.report_locks_user.to_string()),
         ],
         " = ",
     )
@@ -446,6 +447,7 @@ mod tests {
             fido2: Default::default(),
             session: Default::default(),
             enroll: Default::default(),
+            report_locks_user: false,
         };
         let shown = policy(&p);
         assert!(

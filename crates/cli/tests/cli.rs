@@ -247,6 +247,33 @@ async fn add_app_prints_a_registration_link_with_its_qr_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_invite_prints_a_self_service_link_with_its_qr_code() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let cli = Cli::new(&srv);
+    let o = cli
+        .run(&["user", "invite", "alice", "--expires", "2h"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let link = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("https://") && l.contains("/ui/invite/"))
+        .expect("the link is printed");
+    // The host the admin reached the server by, then 32 random bytes in base32.
+    assert!(
+        link.starts_with(&format!("{}/ui/invite/", srv.url())),
+        "{link}"
+    );
+    assert_eq!(link.rsplit('/').next().unwrap().len(), 52, "{link}");
+    assert!(out.contains('█') || out.contains('▀'), "QR code drawn");
+    let again = stdout(&cli.run(&["user", "invite", "alice"]).await);
+    assert!(!again.contains(link), "a new code each time");
+    assert_one_line_error(&cli.run(&["user", "invite", "ghost"]).await, "not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_offline_names_a_machine_by_id_or_hostname() {
     let srv = TestServer::start().await.unwrap();
     let (joined, _) = srv.join_machine("laptop-7").await.unwrap();

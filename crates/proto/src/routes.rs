@@ -43,6 +43,7 @@ pub const ADMIN_USER_FIDO2: &str = "/v1/admin/users/{name}/fido2";
 pub const ADMIN_USER_SMARTCARDS: &str = "/v1/admin/users/{name}/smartcards";
 pub const ADMIN_USER_SMARTCARDS_ENROLL: &str = "/v1/admin/users/{name}/smartcards/enroll";
 pub const ADMIN_USER_APPS: &str = "/v1/admin/users/{name}/apps";
+pub const ADMIN_USER_INVITE: &str = "/v1/admin/users/{name}/invite";
 pub const ADMIN_TOKEN: &str = "/v1/admin/tokens/{id}";
 pub const ADMIN_TOKEN_RESYNC: &str = "/v1/admin/tokens/{id}/resync";
 pub const ADMIN_POLICIES: &str = "/v1/admin/policies";
@@ -170,6 +171,7 @@ builders! {
     admin_user_smartcards(name) => ADMIN_USER_SMARTCARDS;
     admin_user_smartcards_enroll(name) => ADMIN_USER_SMARTCARDS_ENROLL;
     admin_user_apps(name) => ADMIN_USER_APPS;
+    admin_user_invite(name) => ADMIN_USER_INVITE;
     admin_token(id) => ADMIN_TOKEN;
     admin_token_resync(id) => ADMIN_TOKEN_RESYNC;
     /// `client_id` of the policy (`*` for the fallback).
@@ -265,6 +267,7 @@ pub enum Op {
     UserShow,
     UserUpdate,
     UserRemove,
+    UserInvite,
     TokenList,
     TokenAdd,
     TokenVerify,
@@ -362,6 +365,7 @@ pub const ROUTES: &[Route] = &[
     r(Op::UserShow, Get, ADMIN_USER, Admin),
     r(Op::UserUpdate, Patch, ADMIN_USER, Admin),
     r(Op::UserRemove, Delete, ADMIN_USER, Admin),
+    r(Op::UserInvite, Post, ADMIN_USER_INVITE, Admin),
     r(Op::TokenList, Get, ADMIN_USER_TOKENS, Admin),
     r(Op::TokenAdd, Post, ADMIN_USER_TOKENS, Admin),
     r(Op::TokenVerify, Post, ADMIN_USER_VERIFY, Admin),

@@ -6,7 +6,8 @@
 use crate::admin::{
     AdminCreate, AdminCreated, AdminInfo, AuditEntry, AuditQuery, JoinTokenCreate,
     JoinTokenCreated, Machine, OtpTokenCreate, Policy, PolicyUpdate, TokenEnrolled, TokenInfo,
-    TokenResync, User, UserCreate, UserUpdate, VerifyRequest, VerifyResult,
+    TokenResync, User, UserCreate, UserInviteCreate, UserInvited, UserUpdate, VerifyRequest,
+    VerifyResult,
 };
 use crate::app::{
     AppLinkCreate, AppLinkCreated, AppRegister, AppRegistered, Badge, PushRequest, PushResponse,
@@ -272,6 +273,13 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
             .body(json::<UserUpdate>(g))
             .refusals(&[404]),
         Op::UserRemove => OpDoc::new("Remove a user and their tokens", 204, Empty).refusals(&[404]),
+        Op::UserInvite => created(
+            g,
+            "A one-time invite link to the self-service portal (replaces an older one)",
+            json::<UserInvited>,
+        )
+        .body(json::<UserInviteCreate>(g))
+        .refusals(&[400, 404]),
         Op::TokenList => ok(g, "A user's tokens", json::<Vec<TokenInfo>>).refusals(&[404]),
         Op::TokenAdd => created(g, "Enrol a TOTP or HOTP token", json::<TokenEnrolled>)
             .body(json::<OtpTokenCreate>(g))

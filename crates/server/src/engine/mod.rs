@@ -13,6 +13,8 @@ mod enrol;
 mod events;
 mod fido2;
 mod inline_enrol;
+mod inline_link;
+mod invites;
 mod login;
 mod machines;
 pub mod messages;
@@ -36,6 +38,7 @@ pub use admins::{AdminSignIn, SIGNIN_REFUSED};
 pub use callers::Credential;
 pub use enrol::{CodeKind, IssuedCode};
 pub use fido2::user_handle;
+pub use invites::{INVITE_GONE, INVITE_PATH, INVITE_TTL, Invite};
 pub use messages::{GENERIC_DENY, NO_ATTEMPTS, REG_GONE, Said, TX_GONE};
 pub use offline::{Answered, Attach};
 pub use push::{MAX_WAIT, PUSH_TTL, PushOutcome};
@@ -58,6 +61,8 @@ pub enum Unauthorized {
     JoinToken,
     AppRegistrationCode,
     SmartcardEnrollCode,
+    /// An invite link's code: unknown, used, expired, or its user disabled.
+    InviteCode,
 }
 
 /// A credential of the wrong kind for the route.

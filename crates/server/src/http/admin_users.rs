@@ -53,6 +53,32 @@ pub async fn user_remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /v1/admin/users/{name}/invite`: the link's host is the one the admin reached the
+/// server by, unless `web_origin` says otherwise (Engine::public_base).
+pub async fn user_invite(
+    State(cx): State<Ctx>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<UserInviteCreate>,
+) -> Result<(StatusCode, Json<UserInvited>), ApiErr> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let invite = cx
+        .engine
+        .user_invite(&crate::engine::Actor::Admin, &name, req.expires_in, host)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserInvited {
+            user: invite.user,
+            url: invite.url,
+            expires_at: invite.expires_at,
+        }),
+    ))
+}
+
 pub async fn token_add(
     State(cx): State<Ctx>,
     _: AdminCaller,

@@ -87,6 +87,7 @@ fn unauthorized(why: Unauthorized) -> ApiErr {
             ErrorCode::InvalidEnrollCode,
             "the enrollment code is unknown, already used, expired or for another user",
         ),
+        Unauthorized::InviteCode => (ErrorCode::Unauthorized, crate::engine::INVITE_GONE),
     };
     ApiErr::new(StatusCode::UNAUTHORIZED, code, message)
 }

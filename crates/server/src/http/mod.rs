@@ -116,6 +116,7 @@ pub fn router(cx: Ctx) -> Router {
             get(admin_users::token_list).post(admin_users::token_add),
         )
         .route(routes::ADMIN_USER_VERIFY, post(admin_users::token_verify))
+        .route(routes::ADMIN_USER_INVITE, post(admin_users::user_invite))
         .route(routes::ADMIN_TOKEN, delete(admin_users::token_remove))
         .route(routes::ADMIN_TOKEN_RESYNC, post(admin_users::token_resync))
         .route(routes::ADMIN_POLICIES, get(admin_policies::policy_list))

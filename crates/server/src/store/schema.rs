@@ -318,6 +318,29 @@ CREATE TABLE admins (
     last_signin_at BIGINT
 )
 "#,
+    // 12: the self-service portal (docs/web.md): one-time invite links (only the code's
+    // SHA-256 is kept; one open invite per user), and an authenticator a user is enrolling
+    // for themself, kept until its first code confirms it (one per user).
+    r#"
+CREATE TABLE invites (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX invites_user ON invites(user_name);
+CREATE TABLE self_totp (
+    user_name TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    label TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+)
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

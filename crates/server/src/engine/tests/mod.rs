@@ -20,6 +20,7 @@ use latchkey_proto::{OtpAlgorithm, TokenKind};
 mod admins;
 mod enrol;
 mod inline_enrol;
+mod invites;
 mod login;
 mod offline;
 mod push;
