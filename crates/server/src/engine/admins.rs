@@ -298,3 +298,11 @@ impl Engine {
         ))
     }
 }
+
+impl Engine {
+    /// The console's overview figures (users, tokens by kind, machines seen in the last
+    /// day, failed authentications in the last hour, machines holding offline bundles).
+    pub async fn admin_overview(&self) -> Result<crate::store::OverviewRow> {
+        Ok(self.store.overview(now()).await?)
+    }
+}

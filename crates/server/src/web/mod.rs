@@ -11,6 +11,9 @@ pub mod assets;
 pub mod layout;
 pub mod session;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::TlsSetting;
 use crate::http::Ctx;
 use axum::Router;

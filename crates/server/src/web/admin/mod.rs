@@ -3,7 +3,10 @@
 //! [`AdminForm`](crate::web::session::AdminForm) for a POST, CSRF checked) and calls the
 //! engine with the admin as the actor.
 
+pub mod overview;
+pub mod page;
 pub mod signin;
+pub mod users;
 
 use crate::http::Ctx;
 use axum::Router;
@@ -11,5 +14,8 @@ use axum::routing::get;
 use latchkey_proto::routes;
 
 pub fn router() -> Router<Ctx> {
-    Router::new().route(routes::UI_SIGNIN, get(signin::form).post(signin::submit))
+    Router::new()
+        .route(routes::UI_SIGNIN, get(signin::form).post(signin::submit))
+        .route(routes::UI_ADMIN, get(overview::show))
+        .route(routes::UI_ADMIN_USERS, get(users::list).post(users::add))
 }
