@@ -101,8 +101,38 @@ pub const WEB_UI_PATHS: &[&str] = &[UI, UI_ROOT, UI_SIGNOUT, UI_STATIC];
 /// The admin sign-in page and the console's pages.
 pub const WEB_ADMIN_PATHS: &[&str] = &[UI_SIGNIN, UI_ADMIN, UI_ADMIN_USERS];
 
+/// The self-service portal (`/ui/me/…`) and its invite landing.
+pub const UI_INVITE: &str = "/ui/invite/{code}";
+pub const UI_ME: &str = "/ui/me/";
+pub const UI_ME_SIGNIN: &str = "/ui/me/signin";
+pub const UI_ME_SIGNIN_KEY: &str = "/ui/me/signin/key";
+pub const UI_ME_SIGNIN_KEY_FINISH: &str = "/ui/me/signin/key/finish";
+pub const UI_ME_SIGNIN_CODE: &str = "/ui/me/signin/code";
+pub const UI_ME_SIGNIN_WAIT: &str = "/ui/me/signin/wait";
+pub const UI_ME_TOTP: &str = "/ui/me/totp";
+pub const UI_ME_APP: &str = "/ui/me/app";
+pub const UI_ME_KEY: &str = "/ui/me/key";
+pub const UI_ME_TEST: &str = "/ui/me/test/{id}";
+/// `rename` or `remove` one of the user's own tokens.
+pub const UI_ME_TOKEN_ACTION: &str = "/ui/me/tokens/{id}/{action}";
+pub const UI_ME_LOGIN_REPORT: &str = "/ui/me/logins/{id}/report";
+
 /// The self-service portal's pages (`/ui/me/…`, `/ui/invite/{code}`), beside [`WEB_UI_PATHS`].
-pub const WEB_ME_PATHS: &[&str] = &[];
+pub const WEB_ME_PATHS: &[&str] = &[
+    UI_INVITE,
+    UI_ME,
+    UI_ME_SIGNIN,
+    UI_ME_SIGNIN_KEY,
+    UI_ME_SIGNIN_KEY_FINISH,
+    UI_ME_SIGNIN_CODE,
+    UI_ME_SIGNIN_WAIT,
+    UI_ME_TOTP,
+    UI_ME_APP,
+    UI_ME_KEY,
+    UI_ME_TEST,
+    UI_ME_TOKEN_ACTION,
+    UI_ME_LOGIN_REPORT,
+];
 
 /// The token app's own API: the routes a token app calls from wherever it runs, so the only
 /// ones that answer CORS requests from any origin (docs/decisions.md, "Web token app").

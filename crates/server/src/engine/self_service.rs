@@ -176,22 +176,45 @@ impl Engine {
             expires_at: now + PENDING_TTL,
         };
         self.store.pending_totp_put(&pending, now).await?;
+        Ok(self.own_totp_view(me, &pending, &seed))
+    }
+
+    /// The user's pending authenticator `id` again (to show its QR code once more after a
+    /// wrong first code), or None when it ended.
+    pub async fn own_totp_pending(&self, me: &Me, id: &str) -> Result<Option<OwnTotp>> {
+        let Some(p) = self.store.pending_totp_get(&me.name, id, now()).await? else {
+            return Ok(None);
+        };
+        let seed = self.pending_seed(&p)?;
+        Ok(Some(self.own_totp_view(me, &p, &seed)))
+    }
+
+    fn pending_seed(&self, p: &PendingTotp) -> Result<Zeroizing<Vec<u8>>> {
+        let sealed = B64
+            .decode(&p.secret_sealed)
+            .map_err(|_| EngineError::Internal(format!("pending token {}: not base64", p.id)))?;
+        self.master
+            .open(&sealed, p.id.as_bytes())
+            .map_err(|_| EngineError::Internal(format!("pending token {}: does not open", p.id)))
+    }
+
+    fn own_totp_view(&self, me: &Me, p: &PendingTotp, seed: &[u8]) -> OwnTotp {
         let uri = OtpAuthUri {
             kind: TokenKind::Totp,
             issuer: self.cfg.issuer.clone(),
             account: me.name.clone(),
-            secret: seed.clone(),
+            secret: Zeroizing::new(seed.to_vec()),
             algorithm: OtpAlgorithm::Sha1,
             digits: 6,
             period: 30,
             counter: 0,
         };
-        Ok(OwnTotp {
-            id,
-            secret: Secret::from(latchkey_crypto::base32_encode(&seed)),
+        OwnTotp {
+            id: p.id.clone(),
+            secret: Secret::from(latchkey_crypto::base32_encode(seed)),
             otpauth_uri: Secret::from(uri.to_compact_uri()),
-            expires_at: pending.expires_at,
-        })
+            expires_at: p.expires_at,
+        }
     }
 
     /// The pending authenticator's first code: right, the token is stored (that code used
@@ -205,13 +228,7 @@ impl Engine {
         else {
             return Ok(TotpConfirmed::Gone);
         };
-        let sealed = B64
-            .decode(&p.secret_sealed)
-            .map_err(|_| EngineError::Internal(format!("pending token {id}: not base64")))?;
-        let seed = self
-            .master
-            .open(&sealed, p.id.as_bytes())
-            .map_err(|_| EngineError::Internal(format!("pending token {id}: does not open")))?;
+        let seed = self.pending_seed(&p)?;
         let params = OtpParams {
             algorithm: OtpAlgorithm::Sha1,
             digits: 6,

@@ -36,6 +36,7 @@ pub struct KeyCreate {
 impl Engine {
     /// Starts registering a key for the signed-in user, under `label`.
     pub async fn own_key_start(&self, me: &Me, label: &str) -> Result<KeyCreate> {
+        // (The label may also come with the answer: own_key_finish.)
         let party = self.browser_party()?;
         let label = label.trim();
         let label = if label.is_empty() {
@@ -84,18 +85,24 @@ impl Engine {
     }
 
     /// Finishes the registration `ceremony` of the signed-in user with the browser's
-    /// answer (base64url attestation object and client data).
+    /// answer (base64url attestation object and client data), under `label` when one is
+    /// given now (the page asks for it beside the button).
     pub async fn own_key_finish(
         &self,
         me: &Me,
         ceremony: &str,
+        label: Option<&str>,
         attestation_object: &str,
         client_data_json: &str,
     ) -> Result<TokenInfo> {
         let party = self.browser_party()?;
+        let label = label.map(str::trim).filter(|l| !l.is_empty());
+        if let Some(l) = label {
+            super::admin_users::validate_text("label", l, 64)?;
+        }
         let now = now();
         let hash = super::enrol::code_hash(ceremony);
-        let reg = match self.store.fido2_reg_get(&hash, now).await? {
+        let mut reg = match self.store.fido2_reg_get(&hash, now).await? {
             // Another user's ceremony is none.
             Some(r) if r.user_name == me.name => r,
             _ => {
@@ -104,6 +111,9 @@ impl Engine {
                 ));
             }
         };
+        if let Some(l) = label {
+            reg.label = l.to_string();
+        }
         let actor = super::Actor::User(me.name.clone());
         let done = self
             .register_credential(

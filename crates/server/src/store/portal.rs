@@ -245,6 +245,35 @@ impl Store {
             .await
     }
 
+    /// The user's pending enrolment `id`, open and unexpired.
+    pub async fn pending_totp_get(
+        &self,
+        user: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<PendingTotp>> {
+        let row = query(
+            "SELECT user_name, id, secret_sealed, label, attempts, expires_at FROM self_totp \
+             WHERE user_name = $1 AND id = $2 AND expires_at > $3",
+        )
+        .bind(user)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(PendingTotp {
+                user_name: r.try_get("user_name")?,
+                id: r.try_get("id")?,
+                secret_sealed: r.try_get("secret_sealed")?,
+                label: r.try_get("label")?,
+                attempts: r.try_get("attempts")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Drops the user's pending enrolment `id` (its attempts are used up).
     pub async fn pending_totp_drop(&self, user: &str, id: &str) -> Result<()> {
         query("DELETE FROM self_totp WHERE user_name = $1 AND id = $2")

@@ -28,6 +28,7 @@ macro_rules! assets {
 /// Every file of `crates/server/web/ui/` (the test below keeps the two equal).
 static ASSETS: &[Asset] = assets! {
     "ui.css" => "text/css; charset=utf-8",
+    "webauthn.js" => "text/javascript; charset=utf-8",
 };
 
 /// Each file's tag: 16 hex digits of its SHA-256.

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod assets;
 pub mod layout;
+pub mod me;
 pub mod session;
 
 #[cfg(test)]
@@ -42,6 +43,16 @@ pub fn is_ui(path: &str) -> bool {
     path == routes::UI || path.starts_with(routes::UI_ROOT)
 }
 
+/// A request path as log lines may print it: an invite link's code never (the path
+/// itself is the secret), everything else as it is.
+pub fn log_path(path: &str) -> &str {
+    if path.starts_with("/ui/invite/") {
+        "/ui/invite/…"
+    } else {
+        path
+    }
+}
+
 /// The `/ui` routes, merged into `http::router`.
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -50,6 +61,7 @@ pub fn router() -> Router<Ctx> {
         .route(routes::UI_SIGNOUT, post(signout))
         .route(routes::UI_STATIC, get(assets::file))
         .merge(admin::router())
+        .merge(me::router())
 }
 
 /// The headers of every `/ui` answer, the cross-site check of every state-changing request,

@@ -234,31 +234,31 @@ async fn a_key_registered_in_the_browser_signs_in_with_verification_once_per_cha
         FLAG_UP | FLAG_UV,
     );
     assert!(
-        fx.e.own_key_finish(&me("alice"), &opts.ceremony, &att, &cd)
+        fx.e.own_key_finish(&me("alice"), &opts.ceremony, None, &att, &cd)
             .await
             .is_err()
     );
     let (att, cd) = key.create(&opts.challenge, ORIGIN, FLAG_UP | FLAG_UV);
     assert!(
-        fx.e.own_key_finish(&me("bob"), &opts.ceremony, &att, &cd)
+        fx.e.own_key_finish(&me("bob"), &opts.ceremony, None, &att, &cd)
             .await
             .is_err()
     );
     // Without user verification: refused (the portal requires it).
     let (att_nouv, cd_nouv) = key.create(&opts.challenge, ORIGIN, FLAG_UP);
     assert!(
-        fx.e.own_key_finish(&me("alice"), &opts.ceremony, &att_nouv, &cd_nouv)
+        fx.e.own_key_finish(&me("alice"), &opts.ceremony, None, &att_nouv, &cd_nouv)
             .await
             .is_err()
     );
     let token =
-        fx.e.own_key_finish(&me("alice"), &opts.ceremony, &att, &cd)
+        fx.e.own_key_finish(&me("alice"), &opts.ceremony, None, &att, &cd)
             .await
             .unwrap();
     assert_eq!(token.label, "blue key");
     // The ceremony is spent.
     assert!(
-        fx.e.own_key_finish(&me("alice"), &opts.ceremony, &att, &cd)
+        fx.e.own_key_finish(&me("alice"), &opts.ceremony, None, &att, &cd)
             .await
             .is_err()
     );
