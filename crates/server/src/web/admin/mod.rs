@@ -6,11 +6,13 @@
 pub mod overview;
 pub mod page;
 pub mod signin;
+pub mod tokens;
+pub mod user;
 pub mod users;
 
 use crate::http::Ctx;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use latchkey_proto::routes;
 
 pub fn router() -> Router<Ctx> {
@@ -18,4 +20,7 @@ pub fn router() -> Router<Ctx> {
         .route(routes::UI_SIGNIN, get(signin::form).post(signin::submit))
         .route(routes::UI_ADMIN, get(overview::show))
         .route(routes::UI_ADMIN_USERS, get(users::list).post(users::add))
+        .route(routes::UI_ADMIN_USER, get(user::show))
+        .route(routes::UI_ADMIN_USER_ACTION, post(user::action))
+        .route(routes::UI_ADMIN_TOKEN_ACTION, post(tokens::action))
 }

@@ -1,0 +1,195 @@
+//! Each console page: 200 with a session, 303 without; an action of each, audited.
+
+use super::harness::*;
+use latchkey_proto::routes;
+
+#[tokio::test]
+async fn user_page_edits_disables_invites_and_manages_tokens() {
+    let srv = start().await;
+    let mut b = srv.console().await;
+    let a = b
+        .submit(
+            routes::UI_ADMIN_USERS,
+            routes::UI_ADMIN_USERS,
+            &[("name", "alice"), ("groups", "staff")],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let page = routes::ui_admin_user("alice");
+    let p = b.get(&page).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    for id in [
+        "disable-go",
+        "invite-go",
+        "token-add",
+        "token-kind",
+        "token-add-go",
+    ] {
+        assert!(p.body.contains(&format!("id=\"{id}\"")), "{id}: {}", p.body);
+    }
+    assert_eq!(srv.browser().get(&page).await.status, 303, "no session");
+
+    // Display name and groups.
+    let a = b
+        .submit(
+            &page,
+            &format!("{page}/update"),
+            &[("display_name", "Alice A."), ("groups", "staff, ops")],
+        )
+        .await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=saved").as_str())
+    );
+    let p = b.get(&page).await;
+    assert!(p.body.contains("value=\"staff, ops\""), "{}", p.body);
+
+    // The invite link, shown once in the POST's own page, never in a URL.
+    let a = b.submit(&page, &format!("{page}/invite"), &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    let url = text_of(&a.body, "invite-url").expect("the invite link");
+    assert!(
+        url.starts_with("https://") && url.contains("/ui/invite/"),
+        "{url}"
+    );
+    assert!(a.header("location").is_none());
+    assert!(!b.get(&page).await.body.contains(&url), "shown once");
+
+    // A TOTP token: its secret and QR on the next page, then the row with its buttons.
+    let a = b
+        .submit(
+            &page,
+            &format!("{page}/token"),
+            &[("kind", "totp"), ("label", "phone")],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let secret = text_of(&a.body, "token-secret").expect("the secret");
+    assert!(latchkey_crypto::base32_decode(&secret).is_ok(), "{secret}");
+    assert!(a.body.contains("<img class=\"qr\""), "{}", a.body);
+    let p = b.get(&page).await;
+    assert!(!p.body.contains(&secret), "shown once");
+    let tokens = srv.api_tokens("alice").await;
+    let id = &tokens[0].id;
+    assert!(
+        p.body.contains(&format!("data-token=\"{id}\"")),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains("class=\"danger small revoke\""),
+        "{}",
+        p.body
+    );
+
+    // HOTP: a resync form; two wrong codes leave it as it was and say so.
+    let a = b
+        .submit(&page, &format!("{page}/token"), &[("kind", "hotp")])
+        .await;
+    assert_eq!(a.status, 200);
+    let hotp = srv
+        .api_tokens("alice")
+        .await
+        .into_iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::Hotp)
+        .unwrap();
+    let p = b.get(&page).await;
+    assert!(p.body.contains("class=\"row-form resync\""), "{}", p.body);
+    let tok = format!("/ui/admin/tokens/{}", hotp.id);
+    let a = b
+        .submit(
+            &page,
+            &format!("{tok}/resync"),
+            &[("user", "alice"), ("code1", "000000"), ("code2", "000001")],
+        )
+        .await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?err=notresynced").as_str())
+    );
+
+    // Revoke: the row goes.
+    let a = b
+        .submit(
+            &page,
+            &format!("/ui/admin/tokens/{id}/revoke"),
+            &[("user", "alice")],
+        )
+        .await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=revoked").as_str())
+    );
+    assert!(
+        !b.get(&page)
+            .await
+            .body
+            .contains(&format!("data-token=\"{id}\""))
+    );
+    // A token of another user through this user's page: refused.
+    let a = b
+        .submit(&page, &format!("{tok}/revoke"), &[("user", "bob")])
+        .await;
+    assert!(a.status == 303 || a.status == 404, "{}", a.body);
+    assert_eq!(srv.api_tokens("alice").await.len(), 1);
+
+    // Disable and enable (the same #disable-go button toggles).
+    let a = b.submit(&page, &format!("{page}/disable"), &[]).await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=disabled").as_str())
+    );
+    let p = b.get(&page).await;
+    assert_eq!(text_of(&p.body, "user-state").as_deref(), Some("disabled"));
+    assert!(p.body.contains("id=\"disable-go\""));
+    assert!(!p.body.contains("id=\"invite-go\""));
+    let a = b.submit(&page, &format!("{page}/enable"), &[]).await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=enabled").as_str())
+    );
+
+    for action in [
+        "user.update",
+        "user.invite",
+        "token.add",
+        "token.resync",
+        "token.remove",
+    ] {
+        assert!(srv.audited(action).await, "{action} as admin:root");
+    }
+}
+
+#[tokio::test]
+async fn a_locked_user_is_unlocked_from_its_page() {
+    let srv = start().await;
+    let mut b = srv.console().await;
+    b.submit(
+        routes::UI_ADMIN_USERS,
+        routes::UI_ADMIN_USERS,
+        &[("name", "carol")],
+    )
+    .await;
+    srv.api_token_add("carol").await;
+    // Wrong codes through the API's verify lock carol (the default threshold is 5).
+    for _ in 0..6 {
+        srv.api_verify("carol", "000000").await;
+    }
+    let page = routes::ui_admin_user("carol");
+    let p = b.get(&page).await;
+    assert_eq!(
+        text_of(&p.body, "user-state").as_deref(),
+        Some("locked"),
+        "{}",
+        p.body
+    );
+    let a = b.submit(&page, &format!("{page}/unlock"), &[]).await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=unlocked").as_str())
+    );
+    let p = b.get(&page).await;
+    assert_eq!(text_of(&p.body, "user-state").as_deref(), Some("enabled"));
+    assert!(srv.audited("user.unlock").await);
+}
