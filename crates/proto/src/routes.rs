@@ -106,6 +106,8 @@ pub const WEB_ADMIN_PATHS: &[&str] = &[
     UI_ADMIN_USER,
     UI_ADMIN_USER_ACTION,
     UI_ADMIN_TOKEN_ACTION,
+    UI_ADMIN_POLICIES,
+    UI_ADMIN_POLICY,
 ];
 
 /// The self-service portal's pages (`/ui/me/…`, `/ui/invite/{code}`), beside [`WEB_UI_PATHS`].

@@ -193,3 +193,99 @@ async fn a_locked_user_is_unlocked_from_its_page() {
     assert_eq!(text_of(&p.body, "user-state").as_deref(), Some("enabled"));
     assert!(srv.audited("user.unlock").await);
 }
+
+#[tokio::test]
+async fn policies_are_created_shown_edited_with_the_cli_rules_and_removed() {
+    let srv = start().await;
+    let mut b = srv.console().await;
+    let list = routes::UI_ADMIN_POLICIES;
+    assert_eq!(b.get(list).await.status, 200);
+    assert_eq!(srv.browser().get(list).await.status, 303, "no session");
+    let a = b
+        .submit(
+            list,
+            list,
+            &[
+                ("client_id", "remote"),
+                ("settings", "mfa_required=true\r\noffline.enabled=false"),
+            ],
+        )
+        .await;
+    let page = routes::ui_admin_policy("remote");
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=created").as_str()),
+        "{}",
+        a.body
+    );
+    assert!(b.get(list).await.body.contains("data-policy=\"remote\""));
+    assert_eq!(srv.browser().get(&page).await.status, 303, "no session");
+    let p = b.get(&page).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(
+        p.body.contains("<label for=\"pol-offline-max_days\">"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body
+            .contains("id=\"pol-offline-enabled\" name=\"offline.enabled\" value=\"false\""),
+        "{}",
+        p.body
+    );
+
+    // A value the CLI would refuse: the engine's sentence, nothing saved.
+    let a = b
+        .submit(&page, &page, &[("op", "save"), ("max_attempts", "0")])
+        .await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?err=said").as_str())
+    );
+    let p = b.get(&format!("{page}?err=said")).await;
+    assert!(p.body.contains("max_attempts:"), "{}", p.body);
+    // A good one is saved; an emptied field inherits again.
+    let a = b
+        .submit(
+            &page,
+            &page,
+            &[
+                ("op", "save"),
+                ("max_attempts", "4"),
+                ("offline.enabled", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{page}?ok=saved").as_str())
+    );
+    let p = b.get(&page).await;
+    assert!(
+        p.body.contains("name=\"max_attempts\" value=\"4\""),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains("name=\"offline.enabled\" value=\"\""),
+        "{}",
+        p.body
+    );
+    // A malformed line of the create form is refused with the CLI parser's sentence.
+    let a = b
+        .submit(
+            list,
+            list,
+            &[("client_id", "login"), ("settings", "mfa required")],
+        )
+        .await;
+    assert_eq!(a.header("location"), Some("/ui/admin/policies?err=said"));
+    let p = b.get("/ui/admin/policies?err=said").await;
+    assert!(p.body.contains("expected KEY=VALUE"), "{}", p.body);
+
+    let a = b.submit(&page, &page, &[("op", "remove")]).await;
+    assert_eq!(a.header("location"), Some("/ui/admin/policies?ok=removed"));
+    assert!(!b.get(list).await.body.contains("data-policy=\"remote\""));
+    assert!(srv.audited("policy.set").await);
+    assert!(srv.audited("policy.remove").await);
+}

@@ -5,6 +5,7 @@
 
 pub mod overview;
 pub mod page;
+pub mod policies;
 pub mod signin;
 pub mod tokens;
 pub mod user;
@@ -23,4 +24,12 @@ pub fn router() -> Router<Ctx> {
         .route(routes::UI_ADMIN_USER, get(user::show))
         .route(routes::UI_ADMIN_USER_ACTION, post(user::action))
         .route(routes::UI_ADMIN_TOKEN_ACTION, post(tokens::action))
+        .route(
+            routes::UI_ADMIN_POLICIES,
+            get(policies::list).post(policies::create),
+        )
+        .route(
+            routes::UI_ADMIN_POLICY,
+            get(policies::show).post(policies::change),
+        )
 }
