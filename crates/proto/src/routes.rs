@@ -108,6 +108,9 @@ pub const WEB_ADMIN_PATHS: &[&str] = &[
     UI_ADMIN_TOKEN_ACTION,
     UI_ADMIN_POLICIES,
     UI_ADMIN_POLICY,
+    UI_ADMIN_MACHINES,
+    UI_ADMIN_MACHINE_ACTION,
+    UI_ADMIN_JOIN_TOKENS,
 ];
 
 /// The self-service portal's pages (`/ui/me/…`, `/ui/invite/{code}`), beside [`WEB_UI_PATHS`].

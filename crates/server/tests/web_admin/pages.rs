@@ -289,3 +289,76 @@ async fn policies_are_created_shown_edited_with_the_cli_rules_and_removed() {
     assert!(srv.audited("policy.set").await);
     assert!(srv.audited("policy.remove").await);
 }
+
+#[tokio::test]
+async fn machines_join_with_a_console_token_are_listed_forgotten_and_removed() {
+    let srv = start().await;
+    let mut b = srv.console().await;
+    let list = routes::UI_ADMIN_MACHINES;
+    assert_eq!(srv.browser().get(list).await.status, 303, "no session");
+    let p = b.get(list).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("id=\"nav-machines\""));
+    let a = b
+        .submit(
+            list,
+            routes::UI_ADMIN_JOIN_TOKENS,
+            &[("expires_in", "3600"), ("note", "web1")],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let token = text_of(&a.body, "join-token-value").expect("the join token");
+    assert!(token.starts_with("lkj"), "{token}");
+    assert!(!b.get(list).await.body.contains(&token), "shown once");
+    let body = serde_json::json!({ "join_token": token, "hostname": "web1" });
+    let (_, joined) = srv
+        .api()
+        .request(
+            latchkey_client::Method::POST,
+            routes::MACHINE_JOIN,
+            Some(body),
+        )
+        .await
+        .unwrap();
+    let joined: serde_json::Value = serde_json::from_slice(&joined).unwrap();
+    let id = joined["machine_id"].as_str().unwrap().to_string();
+    let p = b.get(list).await;
+    assert!(
+        p.body.contains(&format!("data-machine=\"{id}\"")),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("web1"));
+
+    let a = b
+        .submit(
+            list,
+            &format!("/ui/admin/machines/{id}/forget"),
+            &[("user", "alice")],
+        )
+        .await;
+    assert_eq!(
+        a.header("location"),
+        Some("/ui/admin/machines?ok=forgotten"),
+        "{}",
+        a.body
+    );
+    let a = b
+        .submit(list, &format!("/ui/admin/machines/{id}/remove"), &[])
+        .await;
+    assert_eq!(a.header("location"), Some("/ui/admin/machines?ok=removed"));
+    assert!(
+        !b.get(list)
+            .await
+            .body
+            .contains(&format!("data-machine=\"{id}\""))
+    );
+    // Removing it again: the engine's sentence.
+    let a = b
+        .submit(list, &format!("/ui/admin/machines/{id}/remove"), &[])
+        .await;
+    assert_eq!(a.header("location"), Some("/ui/admin/machines?err=said"));
+    for action in ["machine.join_token", "offline.forget", "machine.remove"] {
+        assert!(srv.audited(action).await, "{action}");
+    }
+}

@@ -3,6 +3,7 @@
 //! [`AdminForm`](crate::web::session::AdminForm) for a POST, CSRF checked) and calls the
 //! engine with the admin as the actor.
 
+pub mod machines;
 pub mod overview;
 pub mod page;
 pub mod policies;
@@ -28,6 +29,9 @@ pub fn router() -> Router<Ctx> {
             routes::UI_ADMIN_POLICIES,
             get(policies::list).post(policies::create),
         )
+        .route(routes::UI_ADMIN_MACHINES, get(machines::list))
+        .route(routes::UI_ADMIN_MACHINE_ACTION, post(machines::action))
+        .route(routes::UI_ADMIN_JOIN_TOKENS, post(machines::join_token))
         .route(
             routes::UI_ADMIN_POLICY,
             get(policies::show).post(policies::change),
