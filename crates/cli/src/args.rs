@@ -338,17 +338,8 @@ impl Since {
     }
 }
 
-/// `key=value` for `policy set`. The key must be non-empty and without spaces; the value may
-/// be empty (e.g. `users=` clears a list). The server validates keys and values.
-pub fn parse_setting(s: &str) -> Result<(String, String), String> {
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE (e.g. mfa_required=true), got {s:?}"))?;
-    if key.is_empty() || key.chars().any(char::is_whitespace) {
-        return Err(format!("invalid setting name {key:?} in {s:?}"));
-    }
-    Ok((key.to_string(), value.to_string()))
-}
+/// `key=value` for `policy set` (the rule is the proto's, shared with the web console).
+pub use latchkey_proto::policy_text::parse_setting;
 
 /// `--since`: a duration ago (`30m`, `1h`, `2days`) or a time: RFC 3339 (`2025-01-31T12:00:00Z`,
 /// `…+02:00`), also with a space for `T`, or a bare date (midnight UTC).

@@ -99,7 +99,19 @@ pub const UI_ADMIN_SESSIONS: &str = "/ui/admin/sessions";
 pub const WEB_UI_PATHS: &[&str] = &[UI, UI_ROOT, UI_SIGNOUT, UI_STATIC];
 
 /// The admin sign-in page and the console's pages.
-pub const WEB_ADMIN_PATHS: &[&str] = &[UI_SIGNIN, UI_ADMIN, UI_ADMIN_USERS];
+pub const WEB_ADMIN_PATHS: &[&str] = &[
+    UI_SIGNIN,
+    UI_ADMIN,
+    UI_ADMIN_USERS,
+    UI_ADMIN_USER,
+    UI_ADMIN_USER_ACTION,
+    UI_ADMIN_TOKEN_ACTION,
+    UI_ADMIN_POLICIES,
+    UI_ADMIN_POLICY,
+    UI_ADMIN_MACHINES,
+    UI_ADMIN_MACHINE_ACTION,
+    UI_ADMIN_JOIN_TOKENS,
+];
 
 /// The self-service portal (`/ui/me/…`) and its invite landing.
 pub const UI_INVITE: &str = "/ui/invite/{code}";

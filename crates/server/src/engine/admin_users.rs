@@ -127,6 +127,22 @@ impl Engine {
         self.user_show(name).await
     }
 
+    /// Clears a user's lockout (failures and lock time) without enabling a disabled user.
+    pub async fn user_unlock(&self, actor: &Actor, name: &str) -> Result<User> {
+        let u = self.existing_user(name).await?;
+        self.store.user_reset_failures(&u.name).await?;
+        self.audit(
+            actor,
+            "user.unlock",
+            Some(&u.name),
+            None,
+            "ok",
+            "lockout reset",
+        )
+        .await;
+        self.user_show(&u.name).await
+    }
+
     pub async fn user_remove(&self, actor: &Actor, name: &str) -> Result<()> {
         if !self.store.user_delete(name).await? {
             return Err(no_user(name));

@@ -116,6 +116,16 @@ impl Engine {
             .collect())
     }
 
+    /// The users whose valid offline bundle each machine holds (machines holding none are
+    /// absent).
+    pub async fn offline_holders(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (machine, user) in self.store.offline_holders(now()).await? {
+            out.entry(machine).or_default().push(user);
+        }
+        Ok(out)
+    }
+
     pub async fn machine_remove(&self, actor: &Actor, id: &str) -> Result<()> {
         if !self.store.machine_delete(id).await? {
             return Err(EngineError::NotFound(format!("machine {id:?} not found")));

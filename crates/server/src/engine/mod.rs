@@ -21,6 +21,7 @@ pub mod messages;
 mod offline;
 mod otp;
 mod policies;
+pub use policies::PolicyDetail;
 mod push;
 mod self_service;
 mod service;

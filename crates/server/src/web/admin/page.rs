@@ -21,6 +21,16 @@ pub const NAV: &[NavLink] = &[
         href: "/ui/admin/users",
         label: "Users",
     },
+    NavLink {
+        id: "nav-policies",
+        href: "/ui/admin/policies",
+        label: "Policies",
+    },
+    NavLink {
+        id: "nav-machines",
+        href: "/ui/admin/machines",
+        label: "Machines",
+    },
 ];
 
 /// A console page for `admin`, with the flash `q` asks for (codes of `table`).
