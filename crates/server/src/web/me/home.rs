@@ -49,7 +49,9 @@ pub async fn show(
     let csrf = &user.session;
     let body = html! {
         h1 { "Your second factors" }
-        @if let Some(note) = invite_note(&user) { p.card { (note) } }
+        @if let Some(note) = invite_note(&user) {
+            p.card { (note) " " a #signin-strong href=(routes::UI_ME_SIGNIN) { "Sign in with a factor you have" } }
+        }
         div.actions {
             a.button #add-totp href=(routes::UI_ME_TOTP) { "Add an authenticator app" }
             a.button #add-app href=(routes::UI_ME_APP) { "Add the latchkey token app" }

@@ -35,8 +35,15 @@ pub async fn form(
     headers: HeaderMap,
     Query(q): Query<FlashQuery>,
 ) -> WebResult<Response> {
+    // A strong session has nothing to gain here; an invite session signs in to become one.
     if let Some((_, s)) = &s
-        && matches!(s.subject, Subject::User { .. })
+        && matches!(
+            s.subject,
+            Subject::User {
+                strength: crate::engine::Strength::Strong,
+                ..
+            }
+        )
         && q.err.is_none()
     {
         return Ok(layout::see_other(routes::UI_ME));
