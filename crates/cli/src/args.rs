@@ -87,6 +87,25 @@ pub enum Command {
     Events(EventsArgs),
     /// List open sessions (from the agents' logon/logoff events) with expiry and badge.
     Sessions(SessionsArgs),
+    /// Admin accounts of the web console (password + TOTP; the API key keeps working).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Create a web console admin: asks the password twice on the terminal, then shows the
+    /// TOTP secret (QR code) to scan into an authenticator app.
+    Add {
+        name: String,
+        /// Read the password from standard input (one line) instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List web console admins.
+    List,
+    /// Remove a web console admin and end their sessions.
+    Remove { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +162,14 @@ pub enum UserCmd {
     Enable { name: String },
     /// Delete the user and its tokens.
     Remove { name: String },
+    /// Create a one-time link to the self-service portal, where the user enrols and manages
+    /// their own tokens; prints it with its QR code. Replaces the user's older link.
+    Invite {
+        name: String,
+        /// How long the link stays valid (1m to 7d).
+        #[arg(long, value_parser = parse_lifetime, default_value = "24h", value_name = "DURATION")]
+        expires: Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,17 +338,8 @@ impl Since {
     }
 }
 
-/// `key=value` for `policy set`. The key must be non-empty and without spaces; the value may
-/// be empty (e.g. `users=` clears a list). The server validates keys and values.
-pub fn parse_setting(s: &str) -> Result<(String, String), String> {
-    let (key, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE (e.g. mfa_required=true), got {s:?}"))?;
-    if key.is_empty() || key.chars().any(char::is_whitespace) {
-        return Err(format!("invalid setting name {key:?} in {s:?}"));
-    }
-    Ok((key.to_string(), value.to_string()))
-}
+/// `key=value` for `policy set` (the rule is the proto's, shared with the web console).
+pub use latchkey_proto::policy_text::parse_setting;
 
 /// `--since`: a duration ago (`30m`, `1h`, `2days`) or a time: RFC 3339 (`2025-01-31T12:00:00Z`,
 /// `…+02:00`), also with a space for `T`, or a bare date (midnight UTC).

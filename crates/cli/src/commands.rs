@@ -49,6 +49,7 @@ pub async fn execute(cli: &Cli, data_dir: &Path, out: &mut (dyn Write + Send)) -
         Command::Sessions(args) => {
             crate::events::sessions(&ctx.client, ctx.json, ctx.out, args).await
         }
+        Command::Admin(cmd) => crate::admins::admin(&mut ctx, cmd).await,
     }
 }
 
@@ -120,7 +121,7 @@ impl Ctx<'_> {
     }
 
     /// DELETE, then a confirmation line for people (nothing with `--json`: 204 has no body).
-    async fn remove(&mut self, path: &str, done: String) -> Result<Outcome> {
+    pub(crate) async fn remove(&mut self, path: &str, done: String) -> Result<Outcome> {
         self.client.delete(path).await?;
         if !self.json {
             self.print(&format!("{done}\n"))?;
@@ -188,6 +189,23 @@ impl Ctx<'_> {
                 return self
                     .remove(&user_path(name), format!("Removed user {name}."))
                     .await;
+            }
+            UserCmd::Invite { name, expires } => {
+                let req = latchkey_proto::admin::UserInviteCreate {
+                    expires_in: Some(expires.as_secs().max(1)),
+                };
+                let path = routes::admin_user_invite(name);
+                self.show(Method::POST, &path, body(&req)?, |i: &latchkey_proto::admin::UserInvited| {
+                    // Shown to the admin once: the one place the link is meant to be read.
+                    let link = i.url.expose();
+                    Ok(format!(
+                        "Self-service link for {} (one use, until {}):\n\n{}\n\n{link}\n\nThe user opens it in a browser (on a phone: scan the QR code) to enrol their own tokens.\n",
+                        i.user,
+                        output::time(i.expires_at),
+                        qr::render_terminal(link)?,
+                    ))
+                })
+                .await?;
             }
         }
         Ok(Outcome::Success)

@@ -3,6 +3,7 @@
 //! [`run`] is the whole program (the binary's `main` only calls it); [`execute`] runs a parsed
 //! command inside an existing async runtime and writes to any output, for tests.
 
+mod admins;
 pub mod args;
 mod commands;
 mod conn;

@@ -224,86 +224,20 @@ pub fn policies(policies: &[Policy]) -> String {
     )
 }
 
-/// Every setting, named as `policy set` expects it.
+/// Every setting, named as `policy set` expects it (the rendering is the proto's, shared
+/// with the web console). Aligned in three groups: the core, `session.*`, the rest.
 pub fn policy(p: &Policy) -> String {
-    let methods: Vec<String> = p.methods.iter().map(|m| m.to_string()).collect();
-    key_values(
-        &[
-            ("client_id", p.client_id.clone()),
-            ("mfa_required", p.mfa_required.to_string()),
-            ("methods", methods.join(",")),
-            ("users", p.users.join(",")),
-            ("groups", p.groups.join(",")),
-            ("failmode", wire_name(&p.failmode)),
-            ("unknown_user", wire_name(&p.unknown_user)),
-            ("lockout_threshold", p.lockout_threshold.to_string()),
-            ("lockout_backoff", p.lockout_backoff.to_string()),
-            ("lockout_max_backoff", p.lockout_max_backoff.to_string()),
-            ("max_attempts", p.max_attempts.to_string()),
-            ("tx_ttl", p.tx_ttl.to_string()),
-            ("offline.enabled", p.offline.enabled.to_string()),
-            ("offline.max_days", p.offline.max_days.to_string()),
-            ("offline.max_logins", p.offline.max_logins.to_string()),
-            ("offline.max_failures", p.offline.max_failures.to_string()),
-            (
-                "fido2.user_verification",
-                p.fido2.user_verification.to_string(),
-            ),
-        ],
-        " = ",
-    ) + &key_values(
-        &[
-            ("session.max_hours", hours(p.session.max_secs)),
-            (
-                "session.lock_on_badge_out",
-                p.session.lock_on_badge_out.to_string(),
-            ),
-            (
-                "session.lock_when_unreachable_after",
-                p.session.lock_when_unreachable_after.to_string(),
-            ),
-        ],
-        " = ",
-    ) + &key_values(
-        &[
-            ("enroll.inline", enroll_inline(&p.enroll.inline)),
-            ("enroll.grace_logins", p.enroll.grace_logins.to_string()),
-            (
-                "enroll.until",
-                p.enroll.until.map_or_else(|| "off".to_string(), until_text),
-            ),
-            ("enroll.ttl", p.enroll.ttl.to_string()),
-        ],
-        " = ",
-    )
-}
-
-fn enroll_inline(methods: &[latchkey_proto::enroll::EnrollMethod]) -> String {
-    if methods.is_empty() {
-        return "off".into();
-    }
-    methods
-        .iter()
-        .map(|m| m.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `enroll.until` as an RFC 3339 time (what `policy set` takes back).
-fn until_text(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Seconds as hours for `session.max_hours` (`0`, `8`, `0.5`).
-fn hours(secs: u64) -> String {
-    if secs.is_multiple_of(3600) {
-        (secs / 3600).to_string()
-    } else {
-        format!("{:.4}", secs as f64 / 3600.0)
-            .trim_end_matches('0')
-            .to_string()
-    }
+    let mut rows = vec![("client_id", p.client_id.clone())];
+    rows.extend(p.settings());
+    let at = |key: &str| {
+        rows.iter()
+            .position(|(k, _)| *k == key)
+            .unwrap_or(rows.len())
+    };
+    let (session, enroll) = (at("session.max_hours"), at("enroll.inline"));
+    key_values(&rows[..session], " = ")
+        + &key_values(&rows[session..enroll], " = ")
+        + &key_values(&rows[enroll..], " = ")
 }
 
 pub fn machines(machines: &[Machine]) -> String {
@@ -446,6 +380,7 @@ mod tests {
             fido2: Default::default(),
             session: Default::default(),
             enroll: Default::default(),
+            report_locks_user: false,
         };
         let shown = policy(&p);
         assert!(

@@ -38,6 +38,36 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// As `run`, with `input` on standard input.
+    async fn run_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        cmd.current_dir(self.cwd.path())
+            .env_clear()
+            .env("LATCHKEY_SERVER", &self.url)
+            .env("LATCHKEY_PIN", &self.pin)
+            .env("LATCHKEY_ADMIN_TOKEN", &self.token)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let input = input.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn().unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
@@ -217,6 +247,33 @@ async fn add_app_prints_a_registration_link_with_its_qr_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_invite_prints_a_self_service_link_with_its_qr_code() {
+    let srv = TestServer::start().await.unwrap();
+    srv.add_user("alice", &[]).await.unwrap();
+    let cli = Cli::new(&srv);
+    let o = cli
+        .run(&["user", "invite", "alice", "--expires", "2h"])
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let link = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("https://") && l.contains("/ui/invite/"))
+        .expect("the link is printed");
+    // The host the admin reached the server by, then 32 random bytes in base32.
+    assert!(
+        link.starts_with(&format!("{}/ui/invite/", srv.url())),
+        "{link}"
+    );
+    assert_eq!(link.rsplit('/').next().unwrap().len(), 52, "{link}");
+    assert!(out.contains('█') || out.contains('▀'), "QR code drawn");
+    let again = stdout(&cli.run(&["user", "invite", "alice"]).await);
+    assert!(!again.contains(link), "a new code each time");
+    assert_one_line_error(&cli.run(&["user", "invite", "ghost"]).await, "not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_offline_names_a_machine_by_id_or_hostname() {
     let srv = TestServer::start().await.unwrap();
     let (joined, _) = srv.join_machine("laptop-7").await.unwrap();
@@ -251,4 +308,47 @@ async fn forget_offline_names_a_machine_by_id_or_hostname() {
             .count(),
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_add_shows_the_totp_secret_once_then_list_and_remove() {
+    let srv = TestServer::start().await.unwrap();
+    let cli = Cli::new(&srv);
+    let o = cli
+        .run_with_stdin(&["admin", "add", "root", "--password-stdin"], "short\n")
+        .await;
+    assert_one_line_error(&o, "at least 12 characters");
+    let o = cli
+        .run_with_stdin(
+            &["admin", "add", "root", "--password-stdin"],
+            "correct horse battery\n",
+        )
+        .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let uri = out
+        .lines()
+        .find(|l| l.starts_with("otpauth://totp/"))
+        .expect("otpauth URI printed");
+    let parsed = OtpAuthUri::parse(uri).unwrap();
+    assert_eq!(parsed.account, "root");
+    assert!(out.contains('█'), "a QR code is drawn: {out}");
+    let o = cli.run(&["admin", "list"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("root"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("otpauth"),
+        "the secret is shown only at add"
+    );
+    let o = cli
+        .run_with_stdin(
+            &["admin", "add", "root", "--password-stdin"],
+            "correct horse battery\n",
+        )
+        .await;
+    assert_one_line_error(&o, "already exists");
+    let o = cli.run(&["admin", "remove", "root"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli.run(&["admin", "remove", "root"]).await;
+    assert_one_line_error(&o, "not found");
 }

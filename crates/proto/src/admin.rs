@@ -167,6 +167,10 @@ pub struct Policy {
     /// Inline enrolment at the login prompt: absent in answers of older servers.
     #[serde(default)]
     pub enroll: EnrollPolicy,
+    /// A user's "this wasn't me" on one of their logins (self-service portal) also disables
+    /// the user (`report_locks_user`).
+    #[serde(default)]
+    pub report_locks_user: bool,
 }
 
 /// Inline enrolment rules of a client policy (docs/enrollment.md).
@@ -276,4 +280,59 @@ pub struct AuditQuery {
 pub struct TokenResync {
     pub code1: crate::Secret,
     pub code2: crate::Secret,
+}
+
+/// `POST /v1/admin/users/{name}/invite`: a one-time link to the self-service portal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserInviteCreate {
+    /// Lifetime in seconds (default 24 h, at most 7 days).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// Answer to `POST /v1/admin/users/{name}/invite`. A new invite replaces the user's older
+/// one not used yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct UserInvited {
+    pub user: crate::UserName,
+    /// `https://HOST[:PORT]/ui/invite/CODE`: works once; shown only now.
+    pub url: crate::Secret,
+    pub expires_at: i64,
+}
+
+/// `POST /v1/admin/admins`: a web console admin (docs/web.md "Admin accounts"). The TOTP
+/// secret is made by the server and answered once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AdminCreate {
+    pub name: String,
+    /// At least 12 characters.
+    pub password: crate::Secret,
+}
+
+/// The new admin's TOTP secret, shown once: scan the otpauth URI into an authenticator app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct AdminCreated {
+    pub name: String,
+    pub otpauth_uri: String,
+    /// The same secret, base32, for typing in.
+    pub secret: String,
+}
+
+/// An admin account of the web console.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct AdminInfo {
+    pub name: String,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_signin_at: Option<i64>,
+    /// Set while sign-in is locked after repeated failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
 }

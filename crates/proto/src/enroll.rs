@@ -22,15 +22,20 @@ pub enum EnrollMethod {
     /// The latchkey token app: its registration QR code; the login finishes by push, and the
     /// app is ready for push and offline logins from then on.
     App,
+    /// A one-time link to the self-service portal, opened on another device (a phone) to
+    /// enrol there what a browser does better (a passkey or security key, an authenticator
+    /// app); this login ends, and the next one uses what was enrolled.
+    Link,
 }
 
 impl EnrollMethod {
-    pub const ALL: [EnrollMethod; 2] = [EnrollMethod::Totp, EnrollMethod::App];
+    pub const ALL: [EnrollMethod; 3] = [EnrollMethod::Totp, EnrollMethod::App, EnrollMethod::Link];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EnrollMethod::Totp => "totp",
             EnrollMethod::App => "app",
+            EnrollMethod::Link => "link",
         }
     }
 
@@ -41,6 +46,7 @@ impl EnrollMethod {
                 "an authenticator app (Google/Microsoft Authenticator, Aegis, FreeOTP)"
             }
             EnrollMethod::App => "the latchkey token app (push approvals, offline logins)",
+            EnrollMethod::Link => "a link to open on your phone (passkey, security key, app)",
         }
     }
 }
@@ -57,7 +63,7 @@ impl FromStr for EnrollMethod {
         EnrollMethod::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not totp or app"))
+            .ok_or_else(|| format!("{s:?} is not totp, app or link"))
     }
 }
 
@@ -89,6 +95,14 @@ pub enum EnrollBegun {
         /// The server's TLS certificate pin (`sha256:…`), so the app trusts exactly it.
         pin: String,
         message: String,
+    },
+    /// Show `url` (a one-time link to the self-service portal) as a QR code and as text
+    /// under `message`; the pending enrolment has ended, and the login ends with `reason`
+    /// once it is shown.
+    Link {
+        url: Secret,
+        message: String,
+        reason: String,
     },
     /// Refused (expired, not offered, taken elsewhere); `reason` is safe to show.
     Deny { reason: String },
@@ -131,7 +145,7 @@ mod tests {
         for m in EnrollMethod::ALL {
             assert_eq!(m.as_str().parse::<EnrollMethod>().unwrap(), m);
         }
-        assert!("link".parse::<EnrollMethod>().is_err());
+        assert!("sms".parse::<EnrollMethod>().is_err());
         assert!(serde_json::from_str::<EnrollBegin>(r#"{"method":"sms"}"#).is_err());
     }
 }

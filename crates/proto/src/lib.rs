@@ -23,6 +23,7 @@ pub mod machine;
 pub mod offline;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod policy_text;
 pub mod routes;
 pub mod secret;
 pub mod smartcard;

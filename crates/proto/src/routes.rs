@@ -43,6 +43,7 @@ pub const ADMIN_USER_FIDO2: &str = "/v1/admin/users/{name}/fido2";
 pub const ADMIN_USER_SMARTCARDS: &str = "/v1/admin/users/{name}/smartcards";
 pub const ADMIN_USER_SMARTCARDS_ENROLL: &str = "/v1/admin/users/{name}/smartcards/enroll";
 pub const ADMIN_USER_APPS: &str = "/v1/admin/users/{name}/apps";
+pub const ADMIN_USER_INVITE: &str = "/v1/admin/users/{name}/invite";
 pub const ADMIN_TOKEN: &str = "/v1/admin/tokens/{id}";
 pub const ADMIN_TOKEN_RESYNC: &str = "/v1/admin/tokens/{id}/resync";
 pub const ADMIN_POLICIES: &str = "/v1/admin/policies";
@@ -54,6 +55,8 @@ pub const ADMIN_JOIN_TOKENS: &str = "/v1/admin/join-tokens";
 pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
 pub const ADMIN_EVENTS: &str = "/v1/admin/events";
 pub const ADMIN_SESSIONS: &str = "/v1/admin/sessions";
+pub const ADMIN_ADMINS: &str = "/v1/admin/admins";
+pub const ADMIN_ADMIN: &str = "/v1/admin/admins/{name}";
 
 /// The web token app (issue 22): the phone authenticator as an installable web app, served by
 /// latchkeyd but not part of the API (not in [`ROUTES`], not in `/openapi.json`). `WEB_APP`
@@ -66,6 +69,82 @@ pub const WEB_APP_FILE: &str = "/app/{*path}";
 /// Paths the router serves that are not API routes. `crates/server/tests/openapi.rs` checks
 /// that the router serves exactly these and the paths of [`ROUTES`].
 pub const WEB_APP_PATHS: &[&str] = &[WEB_APP, WEB_APP_ROOT, WEB_APP_FILE];
+
+/// The web console and self-service portal (issue 23, docs/web.md): server-rendered pages
+/// under `/ui`, served by latchkeyd but not API routes (not in [`ROUTES`], not in
+/// `/openapi.json`). Pages are reached with a session cookie, never with an API key.
+pub const UI: &str = "/ui";
+pub const UI_ROOT: &str = "/ui/";
+pub const UI_SIGNIN: &str = "/ui/signin";
+pub const UI_SIGNOUT: &str = "/ui/signout";
+pub const UI_STATIC: &str = "/ui/static/{file}";
+
+/// The admin console (`/ui/admin/…`).
+pub const UI_ADMIN: &str = "/ui/admin/";
+pub const UI_ADMIN_USERS: &str = "/ui/admin/users";
+pub const UI_ADMIN_USER: &str = "/ui/admin/users/{name}";
+pub const UI_ADMIN_USER_ACTION: &str = "/ui/admin/users/{name}/{action}";
+pub const UI_ADMIN_TOKEN_ACTION: &str = "/ui/admin/tokens/{id}/{action}";
+pub const UI_ADMIN_POLICIES: &str = "/ui/admin/policies";
+pub const UI_ADMIN_POLICY: &str = "/ui/admin/policies/{id}";
+pub const UI_ADMIN_MACHINES: &str = "/ui/admin/machines";
+pub const UI_ADMIN_MACHINE_ACTION: &str = "/ui/admin/machines/{id}/{action}";
+pub const UI_ADMIN_JOIN_TOKENS: &str = "/ui/admin/join-tokens";
+pub const UI_ADMIN_AUDIT: &str = "/ui/admin/audit";
+pub const UI_ADMIN_EVENTS: &str = "/ui/admin/events";
+pub const UI_ADMIN_SESSIONS: &str = "/ui/admin/sessions";
+
+/// The pages of `/ui` the router serves, with [`WEB_ADMIN_PATHS`] and [`WEB_ME_PATHS`];
+/// `crates/server/tests/openapi.rs` checks the router against them.
+pub const WEB_UI_PATHS: &[&str] = &[UI, UI_ROOT, UI_SIGNOUT, UI_STATIC];
+
+/// The admin sign-in page and the console's pages.
+pub const WEB_ADMIN_PATHS: &[&str] = &[
+    UI_SIGNIN,
+    UI_ADMIN,
+    UI_ADMIN_USERS,
+    UI_ADMIN_USER,
+    UI_ADMIN_USER_ACTION,
+    UI_ADMIN_TOKEN_ACTION,
+    UI_ADMIN_POLICIES,
+    UI_ADMIN_POLICY,
+    UI_ADMIN_MACHINES,
+    UI_ADMIN_MACHINE_ACTION,
+    UI_ADMIN_JOIN_TOKENS,
+];
+
+/// The self-service portal (`/ui/me/…`) and its invite landing.
+pub const UI_INVITE: &str = "/ui/invite/{code}";
+pub const UI_ME: &str = "/ui/me/";
+pub const UI_ME_SIGNIN: &str = "/ui/me/signin";
+pub const UI_ME_SIGNIN_KEY: &str = "/ui/me/signin/key";
+pub const UI_ME_SIGNIN_KEY_FINISH: &str = "/ui/me/signin/key/finish";
+pub const UI_ME_SIGNIN_CODE: &str = "/ui/me/signin/code";
+pub const UI_ME_SIGNIN_WAIT: &str = "/ui/me/signin/wait";
+pub const UI_ME_TOTP: &str = "/ui/me/totp";
+pub const UI_ME_APP: &str = "/ui/me/app";
+pub const UI_ME_KEY: &str = "/ui/me/key";
+pub const UI_ME_TEST: &str = "/ui/me/test/{id}";
+/// `rename` or `remove` one of the user's own tokens.
+pub const UI_ME_TOKEN_ACTION: &str = "/ui/me/tokens/{id}/{action}";
+pub const UI_ME_LOGIN_REPORT: &str = "/ui/me/logins/{id}/report";
+
+/// The self-service portal's pages (`/ui/me/…`, `/ui/invite/{code}`), beside [`WEB_UI_PATHS`].
+pub const WEB_ME_PATHS: &[&str] = &[
+    UI_INVITE,
+    UI_ME,
+    UI_ME_SIGNIN,
+    UI_ME_SIGNIN_KEY,
+    UI_ME_SIGNIN_KEY_FINISH,
+    UI_ME_SIGNIN_CODE,
+    UI_ME_SIGNIN_WAIT,
+    UI_ME_TOTP,
+    UI_ME_APP,
+    UI_ME_KEY,
+    UI_ME_TEST,
+    UI_ME_TOKEN_ACTION,
+    UI_ME_LOGIN_REPORT,
+];
 
 /// The token app's own API: the routes a token app calls from wherever it runs, so the only
 /// ones that answer CORS requests from any origin (docs/decisions.md, "Web token app").
@@ -125,12 +204,16 @@ builders! {
     login_enroll_wait(tx) => LOGIN_ENROLL_WAIT;
     login_enroll_skip(tx) => LOGIN_ENROLL_SKIP;
     admin_user(name) => ADMIN_USER;
+    admin_admin(name) => ADMIN_ADMIN;
+    ui_admin_user(name) => UI_ADMIN_USER;
+    ui_admin_policy(id) => UI_ADMIN_POLICY;
     admin_user_tokens(name) => ADMIN_USER_TOKENS;
     admin_user_verify(name) => ADMIN_USER_VERIFY;
     admin_user_fido2(name) => ADMIN_USER_FIDO2;
     admin_user_smartcards(name) => ADMIN_USER_SMARTCARDS;
     admin_user_smartcards_enroll(name) => ADMIN_USER_SMARTCARDS_ENROLL;
     admin_user_apps(name) => ADMIN_USER_APPS;
+    admin_user_invite(name) => ADMIN_USER_INVITE;
     admin_token(id) => ADMIN_TOKEN;
     admin_token_resync(id) => ADMIN_TOKEN_RESYNC;
     /// `client_id` of the policy (`*` for the fallback).
@@ -226,6 +309,7 @@ pub enum Op {
     UserShow,
     UserUpdate,
     UserRemove,
+    UserInvite,
     TokenList,
     TokenAdd,
     TokenVerify,
@@ -244,6 +328,9 @@ pub enum Op {
     SessionState,
     EventList,
     SessionList,
+    AdminList,
+    AdminAdd,
+    AdminRemove,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +407,7 @@ pub const ROUTES: &[Route] = &[
     r(Op::UserShow, Get, ADMIN_USER, Admin),
     r(Op::UserUpdate, Patch, ADMIN_USER, Admin),
     r(Op::UserRemove, Delete, ADMIN_USER, Admin),
+    r(Op::UserInvite, Post, ADMIN_USER_INVITE, Admin),
     r(Op::TokenList, Get, ADMIN_USER_TOKENS, Admin),
     r(Op::TokenAdd, Post, ADMIN_USER_TOKENS, Admin),
     r(Op::TokenVerify, Post, ADMIN_USER_VERIFY, Admin),
@@ -343,6 +431,9 @@ pub const ROUTES: &[Route] = &[
     r(Op::SessionState, Post, SESSIONS_STATE, Machine),
     r(Op::EventList, Get, ADMIN_EVENTS, Admin),
     r(Op::SessionList, Get, ADMIN_SESSIONS, Admin),
+    r(Op::AdminList, Get, ADMIN_ADMINS, Admin),
+    r(Op::AdminAdd, Post, ADMIN_ADMINS, Admin),
+    r(Op::AdminRemove, Delete, ADMIN_ADMIN, Admin),
 ];
 
 /// The table's entry for an operation.
@@ -402,6 +493,18 @@ mod tests {
                 "{}",
                 r.pattern
             );
+        }
+    }
+
+    #[test]
+    fn web_ui_paths_are_outside_the_api() {
+        for p in WEB_UI_PATHS
+            .iter()
+            .chain(WEB_ADMIN_PATHS)
+            .chain(WEB_ME_PATHS)
+        {
+            assert!(*p == UI || p.starts_with(UI_ROOT), "{p}");
+            assert!(ROUTES.iter().all(|r| r.pattern != *p), "{p} is in ROUTES");
         }
     }
 

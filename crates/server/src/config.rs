@@ -57,7 +57,23 @@ pub struct ServerConfig {
     pub max_connections: u32,
     /// Connections one peer address (an IPv6 /64) may hold at once.
     pub max_connections_per_address: u32,
+    /// The relying party id of security keys and passkeys registered in a browser (the
+    /// self-service portal): the site's domain or a parent of it. None: the portal offers no
+    /// WebAuthn (a browser refuses `fido2_rp_id`'s default, `latchkey`).
+    pub web_rp_id: Option<String>,
+    /// The origin the portal's pages are served from (`https://HOST[:PORT]`): the only
+    /// origin accepted in browser WebAuthn ceremonies, and the base of invite links.
+    /// Default with `web_rp_id`: `https://<web_rp_id>[:port of listen]`.
+    pub web_origin: Option<String>,
+    /// A web console or portal session ends after this long without a request.
+    pub web_session_idle: Duration,
+    /// An admin's web session ends this long after sign-in, whatever its use; a user's
+    /// session lasts at most [`USER_SESSION_MAX`] of it.
+    pub web_session_max: Duration,
 }
+
+/// The longest a self-service session lives, whatever `web_session_max` says.
+pub const USER_SESSION_MAX: Duration = Duration::from_secs(3600);
 
 impl ServerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -79,6 +95,10 @@ impl ServerConfig {
             body_timeout: Duration::from_secs(10),
             max_connections: 4096,
             max_connections_per_address: 256,
+            web_rp_id: None,
+            web_origin: None,
+            web_session_idle: Duration::from_secs(15 * 60),
+            web_session_max: Duration::from_secs(8 * 3600),
         }
     }
 
@@ -151,6 +171,20 @@ pub struct Args {
     /// Connections one peer address (IPv6: one /64) may hold at once [default: 256].
     #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<u32>,
+    /// Relying party id of security keys registered in a browser, e.g. mfa.example.com
+    /// [default: none: no WebAuthn in the self-service portal].
+    #[arg(long, env = "LATCHKEY_WEB_RP_ID")]
+    pub web_rp_id: Option<String>,
+    /// Origin of the web pages, e.g. https://mfa.example.com:8443
+    /// [default: https://<web_rp_id>[:listen port]].
+    #[arg(long, env = "LATCHKEY_WEB_ORIGIN")]
+    pub web_origin: Option<String>,
+    /// Web session idle timeout, e.g. 15m (1m-24h) [default: 15m].
+    #[arg(long, env = "LATCHKEY_WEB_SESSION_IDLE")]
+    pub web_session_idle: Option<String>,
+    /// Web session lifetime from sign-in, e.g. 8h (5m-7d) [default: 8h; user sessions 1h at most].
+    #[arg(long, env = "LATCHKEY_WEB_SESSION_MAX")]
+    pub web_session_max: Option<String>,
 }
 
 /// `latchkeyd.toml`: the same names as the flags, with underscores.
@@ -175,6 +209,10 @@ pub struct FileConfig {
     pub body_timeout: Option<String>,
     pub max_connections: Option<u32>,
     pub max_connections_per_address: Option<u32>,
+    pub web_rp_id: Option<String>,
+    pub web_origin: Option<String>,
+    pub web_session_idle: Option<String>,
+    pub web_session_max: Option<String>,
 }
 
 impl FileConfig {
@@ -278,12 +316,38 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
         }
         cfg.max_connections_per_address = v;
     }
+    if let Some(v) = args.web_session_idle.or(file.web_session_idle) {
+        cfg.web_session_idle = duration_in(
+            "web_session_idle",
+            &v,
+            Duration::from_secs(60),
+            Duration::from_secs(86_400),
+            "15m",
+        )?;
+    }
+    if let Some(v) = args.web_session_max.or(file.web_session_max) {
+        cfg.web_session_max = duration_in(
+            "web_session_max",
+            &v,
+            Duration::from_secs(300),
+            Duration::from_secs(7 * 86_400),
+            "8h",
+        )?;
+    }
+    if cfg.web_session_idle > cfg.web_session_max {
+        return Err("web_session_idle cannot be longer than web_session_max".into());
+    }
     if cfg.max_connections_per_address > cfg.max_connections {
         return Err(format!(
             "max_connections_per_address ({}) cannot be more than max_connections ({})",
             cfg.max_connections_per_address, cfg.max_connections
         ));
     }
+    (cfg.web_rp_id, cfg.web_origin) = web_party(
+        args.web_rp_id.or(file.web_rp_id),
+        args.web_origin.or(file.web_origin),
+        cfg.listen.port(),
+    )?;
     let log_format = args
         .log_format
         .or(file.log_format)
@@ -294,9 +358,123 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
     Ok((cfg, log_format))
 }
 
+/// `web_rp_id` and `web_origin` checked together: the origin is `https://HOST[:PORT]`
+/// (or `http://localhost`, which browsers treat as secure), and the rp id is its host or a
+/// parent domain of it, as WebAuthn requires (§5.1.4.1).
+fn web_party(
+    rp_id: Option<String>,
+    origin: Option<String>,
+    port: u16,
+) -> Result<(Option<String>, Option<String>), String> {
+    let origin = match (&rp_id, origin) {
+        (_, Some(o)) => Some(o.trim_end_matches('/').to_string()),
+        (Some(rp), None) if port == 443 => Some(format!("https://{rp}")),
+        (Some(rp), None) => Some(format!("https://{rp}:{port}")),
+        (None, None) => None,
+    };
+    let Some(o) = &origin else {
+        return Ok((None, None));
+    };
+    let host_port = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://localhost").map(|_| "localhost"))
+        .ok_or_else(|| format!("web_origin {o:?} must start with https://"))?;
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host_port
+        }
+    });
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !host_ok {
+        return Err(format!(
+            "web_origin {o:?} must be https://HOST[:PORT] with no path"
+        ));
+    }
+    if let Some(rp) = &rp_id {
+        let rp_ok = !rp.is_empty()
+            && (rp.contains('.') || rp == "localhost")
+            && rp
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !rp_ok {
+            return Err(format!(
+                "web_rp_id {rp:?} must be a domain name such as mfa.example.com"
+            ));
+        }
+        if host != rp && !host.ends_with(&format!(".{rp}")) {
+            return Err(format!(
+                "web_rp_id {rp:?} must be the host of web_origin ({host}) or a parent domain of it"
+            ));
+        }
+    }
+    Ok((rp_id, origin))
+}
+
+/// A humantime duration between `min` and `max`, or the sentence that says why not.
+fn duration_in(
+    key: &str,
+    v: &str,
+    min: Duration,
+    max: Duration,
+    example: &str,
+) -> Result<Duration, String> {
+    let d = humantime::parse_duration(v)
+        .map_err(|e| format!("{key} {v:?} is not a duration like {example}: {e}"))?;
+    if !(min..=max).contains(&d) {
+        return Err(format!(
+            "{key} must be between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn web_rp_id_gives_the_default_origin_and_must_match_it() {
+        let (cfg, _) = resolve(Args::default()).unwrap();
+        assert_eq!((cfg.web_rp_id, cfg.web_origin), (None, None));
+        let (cfg, _) = resolve(Args {
+            web_rp_id: Some("mfa.example.com".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(
+            cfg.web_origin.as_deref(),
+            Some("https://mfa.example.com:8443")
+        );
+        let (cfg, _) = resolve(Args {
+            web_rp_id: Some("example.com".into()),
+            web_origin: Some("https://mfa.example.com/".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.web_origin.as_deref(), Some("https://mfa.example.com"));
+        for (rp, origin) in [
+            (Some("latchkey"), None),
+            (Some("other.com"), Some("https://mfa.example.com")),
+            (Some("example.com"), Some("https://badexample.com")),
+            (None, Some("http://mfa.example.com")),
+            (None, Some("https://mfa.example.com/ui")),
+        ] {
+            let r = resolve(Args {
+                web_rp_id: rp.map(str::to_string),
+                web_origin: origin.map(str::to_string),
+                ..Args::default()
+            });
+            assert!(r.is_err(), "{rp:?} {origin:?}");
+        }
+    }
 
     #[test]
     fn flags_override_file_and_defaults() {
@@ -398,6 +576,42 @@ mod tests {
         ] {
             let err = resolve(args).unwrap_err();
             assert!(err.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn web_session_times_are_read_and_checked() {
+        let (cfg, _) = resolve(Args::default()).unwrap();
+        assert_eq!(cfg.web_session_idle, Duration::from_secs(900));
+        assert_eq!(cfg.web_session_max, Duration::from_secs(8 * 3600));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.toml");
+        std::fs::write(
+            &path,
+            "web_session_idle = \"5m\"\nweb_session_max = \"2h\"\n",
+        )
+        .unwrap();
+        let (cfg, _) = resolve(Args {
+            config: Some(path),
+            web_session_max: Some("1h".into()),
+            ..Args::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.web_session_idle, Duration::from_secs(300));
+        assert_eq!(cfg.web_session_max, Duration::from_secs(3600));
+        for (idle, max, what) in [
+            ("10s", "8h", "web_session_idle must be between"),
+            ("15m", "8d", "web_session_max must be between"),
+            ("2h", "1h", "cannot be longer"),
+            ("soon", "8h", "not a duration"),
+        ] {
+            let err = resolve(Args {
+                web_session_idle: Some(idle.into()),
+                web_session_max: Some(max.into()),
+                ..Args::default()
+            })
+            .unwrap_err();
+            assert!(err.contains(what), "{idle} {max}: {err}");
         }
     }
 

@@ -15,6 +15,10 @@ pub mod policy;
 mod ratelimit;
 pub mod store;
 mod tls;
+// Some helpers (UserSession, UserForm, qr_img, select_field, post_button, time) are for the
+// self-service portal and the console pages still to come; remove once they use them.
+#[allow(dead_code)]
+mod web;
 
 pub use config::{Args, ServerConfig, TlsSetting};
 
@@ -177,7 +181,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         rx.clone(),
     ));
     let retention = i64::from(cx.engine.cfg().event_retention_days) * 86_400;
-    let purge_task = tokio::spawn(purge_loop(store, retention, rx));
+    let web_idle =
+        i64::try_from(cx.engine.cfg().web_session_idle.as_secs()).unwrap_or(i64::MAX / 2);
+    let purge_task = tokio::spawn(purge_loop(store, retention, web_idle, rx));
     tracing::info!(addr = %info.addr, scheme, "latchkeyd listening");
     Ok(RunningServer {
         info,
@@ -199,7 +205,12 @@ const COPIES_PER_SECOND: u64 = 20;
 
 /// Copies the WAL into the database file every [`COPY_EVERY`], lets it start over every
 /// second, and deletes expired login transactions every minute.
-async fn purge_loop(store: store::Store, retention: i64, mut shutdown: watch::Receiver<bool>) {
+async fn purge_loop(
+    store: store::Store,
+    retention: i64,
+    web_idle: i64,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut step = 0u64;
     loop {
         tokio::select! {
@@ -227,6 +238,13 @@ async fn purge_loop(store: store::Store, retention: i64, mut shutdown: watch::Re
             && let Err(e) = store.enrol_purge(engine::now() - 86_400).await
         {
             tracing::warn!(error = %e, "could not purge ended enrolments");
+        }
+        // Ended web sessions: an ended one is refused when read anyway; this keeps the table small.
+        if tick % 60 == 3 {
+            let now = engine::now();
+            if let Err(e) = store.web_session_purge(now, now - web_idle).await {
+                tracing::warn!(error = %e, "could not purge ended web sessions");
+            }
         }
         if tick % 60 == 1 && retention > 0 {
             match store.events_purge(engine::now() - retention).await {

@@ -68,7 +68,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "enroll.inline",
-        "off, or a comma list of totp,app: what a user without a token may enrol at the prompt",
+        "off, or a comma list of totp,app,link: what a user without a token may enrol at the prompt",
     ),
     (
         "enroll.grace_logins",
@@ -79,6 +79,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "a date (2027-03-31) or RFC 3339 time after which inline enrolment stops; off for none",
     ),
     ("enroll.ttl", "lifetime of a pending enrolment, e.g. 10m"),
+    (
+        "report_locks_user",
+        "true|false: a user's \"this wasn't me\" in the self-service portal disables the user",
+    ),
 ];
 
 /// The client_id whose inline enrolment stays off unless its own policy turns it on: a
@@ -120,6 +124,7 @@ pub fn defaults(client_id: &str) -> Policy {
             until: None,
             ttl: ENROLL_TTL,
         },
+        report_locks_user: false,
     }
 }
 
@@ -129,15 +134,7 @@ fn parse_enroll_methods(v: &str) -> Result<Vec<EnrollMethod>, String> {
     }
     let mut out = Vec::new();
     for m in parse_list(v) {
-        let m = match m.as_str() {
-            "link" => {
-                return Err(
-                    "link needs the self-service web page, which this version does not have yet"
-                        .into(),
-                );
-            }
-            other => other.parse::<EnrollMethod>()?,
-        };
+        let m = m.parse::<EnrollMethod>()?;
         if !out.contains(&m) {
             out.push(m);
         }
@@ -251,6 +248,7 @@ pub fn apply(p: &mut Policy, key: &str, value: &str) -> Result<(), String> {
             "enroll.grace_logins" => p.enroll.grace_logins = parse_u32(value, 0, 100)?,
             "enroll.until" => p.enroll.until = parse_until(value)?,
             "enroll.ttl" => p.enroll.ttl = parse_secs(value, 60, MAX_TX_TTL)?,
+            "report_locks_user" => p.report_locks_user = parse_bool(value)?,
             "session.lock_when_unreachable_after" => {
                 p.session.lock_when_unreachable_after = parse_secs(value, 0, 30 * 86_400)?
             }
@@ -397,8 +395,13 @@ mod tests {
         assert_eq!(p.enroll.inline, [EnrollMethod::Totp]);
         apply(&mut p, "enroll.inline", "off").unwrap();
         assert!(p.enroll.inline.is_empty());
+        apply(&mut p, "enroll.inline", "link,totp").unwrap();
+        assert_eq!(p.enroll.inline, [EnrollMethod::Link, EnrollMethod::Totp]);
+        assert!(!p.report_locks_user);
+        apply(&mut p, "report_locks_user", "true").unwrap();
+        assert!(p.report_locks_user);
         for (k, v) in [
-            ("enroll.inline", "link"),
+            ("report_locks_user", "sometimes"),
             ("enroll.inline", "sms"),
             ("enroll.until", "next week"),
             ("enroll.ttl", "5s"),

@@ -20,6 +20,15 @@ impl RateLimiter {
         }
     }
 
+    /// `per_minute` tokens a minute, up to `burst` saved.
+    pub fn per_minute(per_minute: u32, burst: u32) -> Self {
+        RateLimiter {
+            rate: f64::from(per_minute) / 60.0,
+            burst: f64::from(burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes one token for `key`; false when the bucket is empty.
     pub fn allow(&self, key: &str) -> bool {
         let now = Instant::now();

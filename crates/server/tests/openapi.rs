@@ -97,10 +97,12 @@ async fn openapi_json_is_served_without_a_credential_and_is_the_contract() {
             r.pattern
         );
     }
-    // The web token app's pages are served but are not part of the API.
+    // The web token app's pages and the console's are served but are not part of the API.
     let paths = doc["paths"].as_object().unwrap();
     assert!(
-        paths.keys().all(|p| !p.starts_with(routes::WEB_APP)),
+        paths
+            .keys()
+            .all(|p| !p.starts_with(routes::WEB_APP) && !p.starts_with(routes::UI)),
         "{:?}",
         paths.keys().collect::<Vec<_>>()
     );
@@ -161,7 +163,13 @@ async fn the_router_serves_exactly_the_routes_of_the_table() {
     }
 
     // The web app's paths answer too (what they answer: tests/app.rs).
-    for path in [routes::WEB_APP_ROOT, "/app/index.html", "/app/register"] {
+    for path in [
+        routes::WEB_APP_ROOT,
+        "/app/index.html",
+        "/app/register",
+        routes::UI_ROOT,
+        "/ui/static/ui.css",
+    ] {
         let (status, _) = anon.request(Method::GET, path, None).await.unwrap();
         assert_eq!(status, 200, "{path}");
     }
@@ -175,7 +183,14 @@ async fn the_router_serves_exactly_the_routes_of_the_table() {
 /// differently), and together those constants are exactly the table's paths.
 #[test]
 fn the_router_takes_its_paths_from_the_route_table() {
-    let router = include_str!("../src/http/mod.rs");
+    // The API's router, and the web console's routers (src/web/, every file: the pages of
+    // each area have their own `router()`).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut sources = vec![(
+        "http/mod.rs".to_string(),
+        include_str!("../src/http/mod.rs").to_string(),
+    )];
+    rust_files(&root.join("web"), &mut sources);
     let consts: std::collections::BTreeMap<&str, &str> = include_str!("../../proto/src/routes.rs")
         .lines()
         .filter_map(|l| {
@@ -185,33 +200,57 @@ fn the_router_takes_its_paths_from_the_route_table() {
         })
         .collect();
     let mut served = BTreeSet::new();
-    for (i, _) in router.match_indices(".route(") {
-        let arg = router[i + ".route(".len()..].trim_start();
-        assert!(
-            !arg.starts_with('"'),
-            "http/mod.rs spells a path as a literal: {}",
-            &arg[..arg.find(',').unwrap_or(arg.len())]
-        );
-        let name = arg
-            .strip_prefix("routes::")
-            .and_then(|a| {
-                a.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .next()
-            })
-            .unwrap_or_else(|| panic!("a route not from latchkey_proto::routes: {arg:.40}"));
-        served.insert(
-            *consts
-                .get(name)
-                .unwrap_or_else(|| panic!("no constant {name}")),
-        );
+    for (file, router) in &sources {
+        for (i, _) in router.match_indices(".route(") {
+            let arg = router[i + ".route(".len()..].trim_start();
+            assert!(
+                !arg.starts_with('"'),
+                "{file} spells a path as a literal: {}",
+                &arg[..arg.find(',').unwrap_or(arg.len())]
+            );
+            let name = arg
+                .strip_prefix("routes::")
+                .and_then(|a| {
+                    a.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .next()
+                })
+                .unwrap_or_else(|| panic!("a route not from latchkey_proto::routes: {arg:.40}"));
+            served.insert(
+                *consts
+                    .get(name)
+                    .unwrap_or_else(|| panic!("no constant {name}")),
+            );
+        }
     }
     let table: BTreeSet<&str> = ROUTES
         .iter()
         .map(|r| r.pattern)
         .chain(routes::WEB_APP_PATHS.iter().copied())
+        .chain(routes::WEB_UI_PATHS.iter().copied())
+        .chain(routes::WEB_ADMIN_PATHS.iter().copied())
+        .chain(routes::WEB_ME_PATHS.iter().copied())
         .collect();
     assert_eq!(
         served, table,
-        "the router's paths and the route table (with the web app's paths) differ"
+        "the router's paths and the route table (with the web app's and the console's paths) differ"
     );
+}
+
+/// Every `.rs` file below `dir`, as (path relative to src/, text).
+fn rust_files(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push((
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            ));
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub(super) enum Enrolling {
     ShowApp,
     /// "Waiting for the app" is out: on Continue the engine waits for the registration.
     AwaitApp { until: Instant },
+    /// The invite link's QR code is out: on Continue the login ends with `reason`.
+    ShowLink { reason: String },
 }
 
 fn plural(n: u32) -> &'static str {
@@ -216,6 +218,7 @@ impl Login {
                 }
             }
             Enrolling::AwaitApp { until } => self.enroll_wait(engine, pending, until).await,
+            Enrolling::ShowLink { reason } => self.finish(fail(reason)),
             Enrolling::AwaitCode => {
                 self.finish(fail("Login refused: protocol error (unexpected continue)"))
             }
@@ -229,11 +232,12 @@ impl Login {
         method: EnrollMethod,
     ) -> Step {
         let user = self.req.user.clone();
-        // What the person enrols shows in the login event.
-        self.method = Some(match method {
-            EnrollMethod::Totp => Method::Otp,
-            EnrollMethod::App => Method::Push,
-        });
+        // What the person enrols shows in the login event (a link enrols nothing here).
+        self.method = match method {
+            EnrollMethod::Totp => Some(Method::Otp),
+            EnrollMethod::App => Some(Method::Push),
+            EnrollMethod::Link => self.method,
+        };
         let reply = engine.server.enroll_begin(&pending.tx, &user, method).await;
         match engine.settle(&user, reply, |_| false).await {
             Outcome::Answer(EnrollBegun::Totp {
@@ -265,6 +269,21 @@ impl Login {
                     payload: link,
                 };
                 self.progress = Progress::Enroll(Box::new((pending, Enrolling::ShowApp)));
+                step
+            }
+            Outcome::Answer(EnrollBegun::Link {
+                url,
+                message,
+                reason,
+            }) => {
+                let link = url.expose().to_string();
+                let step = Step::Qr {
+                    text: qr_text(&message, &link),
+                    copy: Some(format!("Or open: {link}")),
+                    payload: link,
+                };
+                self.progress =
+                    Progress::Enroll(Box::new((pending, Enrolling::ShowLink { reason })));
                 step
             }
             Outcome::Answer(EnrollBegun::Deny { reason }) => self.finish(fail(reason)),

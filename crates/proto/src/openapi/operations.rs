@@ -4,9 +4,10 @@
 //! does not compile, and the schemas come from the very types the server (de)serializes.
 
 use crate::admin::{
-    AuditEntry, AuditQuery, JoinTokenCreate, JoinTokenCreated, Machine, OtpTokenCreate, Policy,
-    PolicyUpdate, TokenEnrolled, TokenInfo, TokenResync, User, UserCreate, UserUpdate,
-    VerifyRequest, VerifyResult,
+    AdminCreate, AdminCreated, AdminInfo, AuditEntry, AuditQuery, JoinTokenCreate,
+    JoinTokenCreated, Machine, OtpTokenCreate, Policy, PolicyUpdate, TokenEnrolled, TokenInfo,
+    TokenResync, User, UserCreate, UserInviteCreate, UserInvited, UserUpdate, VerifyRequest,
+    VerifyResult,
 };
 use crate::app::{
     AppLinkCreate, AppLinkCreated, AppRegister, AppRegistered, Badge, PushRequest, PushResponse,
@@ -272,6 +273,13 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
             .body(json::<UserUpdate>(g))
             .refusals(&[404]),
         Op::UserRemove => OpDoc::new("Remove a user and their tokens", 204, Empty).refusals(&[404]),
+        Op::UserInvite => created(
+            g,
+            "A one-time invite link to the self-service portal (replaces an older one)",
+            json::<UserInvited>,
+        )
+        .body(json::<UserInviteCreate>(g))
+        .refusals(&[400, 404]),
         Op::TokenList => ok(g, "A user's tokens", json::<Vec<TokenInfo>>).refusals(&[404]),
         Op::TokenAdd => created(g, "Enrol a TOTP or HOTP token", json::<TokenEnrolled>)
             .body(json::<OtpTokenCreate>(g))
@@ -322,6 +330,20 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
                 g
             ))
         }
+        Op::AdminList => ok(g, "Web console admins", json::<Vec<AdminInfo>>),
+        Op::AdminAdd => created(
+            g,
+            "Add a web console admin (the TOTP secret is answered once)",
+            json::<AdminCreated>,
+        )
+        .body(json::<AdminCreate>(g))
+        .refusals(&[409]),
+        Op::AdminRemove => OpDoc::new(
+            "Remove a web console admin (ends their sessions)",
+            204,
+            Empty,
+        )
+        .refusals(&[404]),
         Op::Audit => ok(g, "The audit log", json::<Vec<AuditEntry>>).query(query::<AuditQuery>()),
         Op::EventUpload => ok(
             g,

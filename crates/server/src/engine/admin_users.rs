@@ -55,7 +55,7 @@ impl Engine {
             .ok_or_else(|| no_user(name))
     }
 
-    pub async fn user_add(&self, req: UserCreate) -> Result<User> {
+    pub async fn user_add(&self, actor: &Actor, req: UserCreate) -> Result<User> {
         validate_user_name(&req.name)?;
         validate_groups(&req.groups)?;
         let display_name = req.display_name.unwrap_or_else(|| req.name.clone());
@@ -71,7 +71,7 @@ impl Engine {
         };
         self.store.user_create(&row).await?;
         self.audit(
-            &Actor::Admin,
+            actor,
             "user.add",
             Some(&row.name),
             None,
@@ -95,7 +95,7 @@ impl Engine {
         self.user_view(u).await
     }
 
-    pub async fn user_update(&self, name: &str, req: &UserUpdate) -> Result<User> {
+    pub async fn user_update(&self, actor: &Actor, name: &str, req: &UserUpdate) -> Result<User> {
         if let Some(g) = &req.groups {
             validate_groups(g)?;
         }
@@ -122,18 +122,34 @@ impl Engine {
             self.offline_revoke(name, "user disabled").await?;
         }
         let detail = serde_json::to_string(req).unwrap_or_default();
-        self.audit(&Actor::Admin, "user.update", Some(name), None, "ok", detail)
+        self.audit(actor, "user.update", Some(name), None, "ok", detail)
             .await;
         self.user_show(name).await
     }
 
-    pub async fn user_remove(&self, name: &str) -> Result<()> {
+    /// Clears a user's lockout (failures and lock time) without enabling a disabled user.
+    pub async fn user_unlock(&self, actor: &Actor, name: &str) -> Result<User> {
+        let u = self.existing_user(name).await?;
+        self.store.user_reset_failures(&u.name).await?;
+        self.audit(
+            actor,
+            "user.unlock",
+            Some(&u.name),
+            None,
+            "ok",
+            "lockout reset",
+        )
+        .await;
+        self.user_show(&u.name).await
+    }
+
+    pub async fn user_remove(&self, actor: &Actor, name: &str) -> Result<()> {
         if !self.store.user_delete(name).await? {
             return Err(no_user(name));
         }
         self.offline_revoke(name, "user removed").await?;
         self.audit(
-            &Actor::Admin,
+            actor,
             "user.remove",
             Some(name),
             None,

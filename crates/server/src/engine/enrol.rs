@@ -52,6 +52,7 @@ impl Engine {
     /// seconds (15 minutes unless asked, at most 7 days).
     pub async fn enrolment_code(
         &self,
+        actor: &Actor,
         user: &str,
         kind: CodeKind,
         expires_in: Option<u64>,
@@ -94,7 +95,7 @@ impl Engine {
                 ("smartcard.code", format!("enrollment code valid {ttl} s"))
             }
         };
-        self.audit(&Actor::Admin, action, Some(&user), None, "ok", detail)
+        self.audit(actor, action, Some(&user), None, "ok", detail)
             .await;
         Ok(IssuedCode {
             user,

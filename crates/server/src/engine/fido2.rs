@@ -21,9 +21,33 @@ use latchkey_proto::fido2::{
 use latchkey_proto::login::LoginStepResult;
 use latchkey_proto::offline::WithOffline;
 
-/// Origins whose client data is accepted: the agent's. The browser enrollment page will add
-/// `https://<rp id>`.
-const ORIGINS: &[&str] = &[ORIGIN_AGENT];
+/// The relying party of one ceremony: the rp id it is bound to, the origins whose client
+/// data is accepted and whether user verification is required. The agent is the client of
+/// the login screens (`latchkey:agent`, `fido2_rp_id`, the policy's verification); a browser
+/// is the client of the self-service portal (`web_origin` only, `web_rp_id`, verification
+/// always). Which one is decided by who asks: a transaction of the portal's pseudo-machine
+/// ([`super::WEB_MACHINE`]) is a browser's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Party {
+    pub(super) rp_id: String,
+    pub(super) origins: Vec<String>,
+    pub(super) require_uv: bool,
+}
+
+impl Party {
+    fn expect<'a>(&'a self, origins: &'a [&'a str], challenge: &'a [u8]) -> Expect<'a> {
+        Expect {
+            rp_id: &self.rp_id,
+            challenge,
+            origins,
+            require_uv: self.require_uv,
+        }
+    }
+
+    fn origin_refs(&self) -> Vec<&str> {
+        self.origins.iter().map(String::as_str).collect()
+    }
+}
 
 fn refused(why: KeyRegistration) -> EngineError {
     EngineError::Fido2Refused(why)
@@ -33,12 +57,47 @@ fn random_challenge() -> Result<Vec<u8>> {
     latchkey_crypto::random_bytes(32).map_err(|e| EngineError::Invalid(e.to_string()))
 }
 
+/// What the portal says where a browser ceremony would need `web_rp_id`.
+pub const NO_WEB_RP_ID: &str = "Security keys in the browser need web_rp_id, see docs/web.md";
+
 /// The WebAuthn user handle of a user: stable, not secret, 32 bytes.
 pub fn user_handle(user: &str) -> Vec<u8> {
     webauthn::sha256(format!("latchkey-user:{user}").as_bytes()).to_vec()
 }
 
 impl Engine {
+    /// The agent's relying party: `fido2_rp_id`, origin `latchkey:agent`, the policy's
+    /// user verification.
+    pub(super) fn agent_party(&self, policy: &Policy) -> Party {
+        Party {
+            rp_id: self.cfg.fido2_rp_id.clone(),
+            origins: vec![ORIGIN_AGENT.to_string()],
+            require_uv: policy.fido2.user_verification == UserVerification::Required,
+        }
+    }
+
+    /// The browser's relying party (`web_rp_id`, `web_origin`, verification required), or
+    /// the refusal that says what to configure.
+    pub(super) fn browser_party(&self) -> Result<Party> {
+        match (&self.cfg.web_rp_id, &self.cfg.web_origin) {
+            (Some(rp_id), Some(origin)) => Ok(Party {
+                rp_id: rp_id.clone(),
+                origins: vec![origin.clone()],
+                require_uv: true,
+            }),
+            _ => Err(EngineError::Invalid(NO_WEB_RP_ID.into())),
+        }
+    }
+
+    /// The relying party of a login transaction's ceremony, by the machine that opened it.
+    fn party_of(&self, machine_id: &str, policy: &Policy) -> Result<Party> {
+        if machine_id == super::WEB_MACHINE {
+            self.browser_party()
+        } else {
+            Ok(self.agent_party(policy))
+        }
+    }
+
     /// Draws and stores the single-use challenge of a login transaction.
     pub(super) async fn fido2_challenge(
         &self,
@@ -93,7 +152,7 @@ impl Engine {
         Ok(self.with_offline(machine_id, result, user).await)
     }
 
-    async fn fido2_answer(
+    pub(super) async fn fido2_answer(
         &self,
         open: OpenStep<'_>,
         tx_id: &str,
@@ -143,6 +202,13 @@ impl Engine {
         })?;
         let challenge = b64url_decode(&challenge).unwrap_or_default();
         let stored = u32::try_from(cred.sign_count).unwrap_or(u32::MAX);
+        // The rp id is the one the challenge was issued for; the origins and the
+        // verification are the ceremony's.
+        let party = Party {
+            rp_id,
+            ..self.party_of(ctx.machine_id, &policy)?
+        };
+        let origins = party.origin_refs();
         let verdict = webauthn::verify_assertion(
             &public_key,
             stored,
@@ -151,12 +217,7 @@ impl Engine {
                 client_data_json: &cd,
                 signature: &sig,
             },
-            &Expect {
-                rp_id: &rp_id,
-                challenge: &challenge,
-                origins: ORIGINS,
-                require_uv: policy.fido2.user_verification == UserVerification::Required,
-            },
+            &party.expect(&origins, &challenge),
         );
         let v = match verdict {
             Ok(v) => v,
@@ -307,9 +368,6 @@ impl Engine {
             Some(r) if r.user_name == req.user => r,
             _ => return Err(refused(KeyRegistration::CodeGone)),
         };
-        let Some(challenge_b64) = reg.challenge.clone() else {
-            return Err(refused(KeyRegistration::NotStarted));
-        };
         let user = match self.store.user_get(&reg.user_name).await? {
             Some(u) if u.enabled => u,
             _ => return Err(refused(KeyRegistration::NoMethod)),
@@ -317,27 +375,48 @@ impl Engine {
         let policy = self
             .policy_for(policy::FALLBACK, &user.name, &user.groups)
             .await?;
-        let att = b64url_decode(&req.attestation_object).unwrap_or_default();
-        let cd = b64url_decode(&req.client_data_json).unwrap_or_default();
-        let challenge = b64url_decode(&challenge_b64).unwrap_or_default();
-        let rp_id = self.cfg.fido2_rp_id.clone();
-        let verified = webauthn::verify_registration(
-            &att,
-            &cd,
-            &Expect {
-                rp_id: &rp_id,
-                challenge: &challenge,
-                origins: ORIGINS,
-                require_uv: policy.fido2.user_verification == UserVerification::Required,
+        let party = self.agent_party(&policy);
+        self.register_credential(
+            &Ceremony {
+                actor: &actor,
+                code_hash: &hash,
+                reg: &reg,
+                party: &party,
             },
-        );
+            &req.attestation_object,
+            &req.client_data_json,
+            now,
+        )
+        .await
+    }
+
+    /// The end of a registration, whoever the client (the agent, a browser): the attestation
+    /// verified for the ceremony's relying party, the code spent once, the credential stored
+    /// under that rp id.
+    pub(super) async fn register_credential(
+        &self,
+        c: &Ceremony<'_>,
+        attestation_object: &str,
+        client_data_json: &str,
+        now: i64,
+    ) -> Result<Fido2Registered> {
+        let Some(challenge_b64) = c.reg.challenge.clone() else {
+            return Err(refused(KeyRegistration::NotStarted));
+        };
+        let user = &c.reg.user_name;
+        let att = b64url_decode(attestation_object).unwrap_or_default();
+        let cd = b64url_decode(client_data_json).unwrap_or_default();
+        let challenge = b64url_decode(&challenge_b64).unwrap_or_default();
+        let origins = c.party.origin_refs();
+        let verified =
+            webauthn::verify_registration(&att, &cd, &c.party.expect(&origins, &challenge));
         let v = match verified {
             Ok(v) => v,
             Err(e) => {
                 self.audit(
-                    &actor,
+                    c.actor,
                     "fido2.register",
-                    Some(&user.name),
+                    Some(user),
                     None,
                     "deny",
                     format!("attestation refused: {e}"),
@@ -357,35 +436,35 @@ impl Engine {
         }
         if !self
             .store
-            .fido2_reg_consume(&hash, &challenge_b64, now)
+            .fido2_reg_consume(c.code_hash, &challenge_b64, now)
             .await?
         {
             return Err(refused(KeyRegistration::CodeGone));
         }
         let row = Fido2Row {
             id: new_id(8)?,
-            user_name: user.name.clone(),
+            user_name: user.clone(),
             credential_id,
             public_key: b64url(&v.public_key_cose),
             alg: v.alg,
             sign_count: i64::from(v.sign_count),
             uv_registered: v.user_verified,
             aaguid: webauthn::aaguid_string(&v.aaguid),
-            rp_id,
-            label: reg.label.clone(),
+            rp_id: c.party.rp_id.clone(),
+            label: c.reg.label.clone(),
             created_at: now,
             last_used_at: None,
         };
         self.store.fido2_create(&row).await?;
         self.audit(
-            &actor,
+            c.actor,
             "fido2.register",
-            Some(&user.name),
+            Some(user),
             None,
             "ok",
             format!(
-                "security key {} registered (aaguid {}, attestation {}, uv {})",
-                row.id, row.aaguid, v.attestation, v.user_verified
+                "security key {} registered (aaguid {}, attestation {}, uv {}, rp id {})",
+                row.id, row.aaguid, v.attestation, v.user_verified, row.rp_id
             ),
         )
         .await;
@@ -397,4 +476,13 @@ impl Engine {
             attestation: v.attestation.to_string(),
         })
     }
+}
+
+/// One registration ceremony being finished: who answers it, its code (hashed) and row,
+/// and its relying party.
+pub(super) struct Ceremony<'a> {
+    pub(super) actor: &'a Actor,
+    pub(super) code_hash: &'a str,
+    pub(super) reg: &'a crate::store::Fido2RegRow,
+    pub(super) party: &'a Party,
 }

@@ -40,6 +40,8 @@ pub(super) fn offerable(policy: &Policy, now: i64, have_pin: bool) -> Vec<Enroll
         .filter(|m| match m {
             EnrollMethod::Totp => policy.methods.contains(&Method::Otp),
             EnrollMethod::App => policy.methods.contains(&Method::Push) && have_pin,
+            // The portal is served by latchkeyd itself: there is always a page to open.
+            EnrollMethod::Link => true,
         })
         .collect()
 }
@@ -195,11 +197,14 @@ impl Engine {
     }
 
     /// `POST /v1/login/{tx}/enroll`: the method picked, once per enrolment.
+    /// `host`: how the machine reached the server (the base of a `link`, unless
+    /// `web_origin` is set).
     pub async fn enroll_begin(
         &self,
         machine_id: &str,
         tx_id: &str,
         req: &EnrollBegin,
+        host: Option<&str>,
     ) -> Result<EnrollBegun> {
         let now = now();
         let row = match self.live_enrolment(machine_id, tx_id, now).await? {
@@ -279,6 +284,7 @@ impl Engine {
                     message: Said::EnrolScanApp.text(),
                 }
             }
+            EnrollMethod::Link => return self.enrol_link(machine_id, &row, host, now).await,
         };
         self.enrol_audit(
             machine_id,

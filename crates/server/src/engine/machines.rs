@@ -116,13 +116,23 @@ impl Engine {
             .collect())
     }
 
-    pub async fn machine_remove(&self, id: &str) -> Result<()> {
+    /// The users whose valid offline bundle each machine holds (machines holding none are
+    /// absent).
+    pub async fn offline_holders(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+        let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (machine, user) in self.store.offline_holders(now()).await? {
+            out.entry(machine).or_default().push(user);
+        }
+        Ok(out)
+    }
+
+    pub async fn machine_remove(&self, actor: &Actor, id: &str) -> Result<()> {
         if !self.store.machine_delete(id).await? {
             return Err(EngineError::NotFound(format!("machine {id:?} not found")));
         }
         self.machine_cache.clear();
         self.audit(
-            &Actor::Admin,
+            actor,
             "machine.remove",
             None,
             None,
@@ -133,7 +143,11 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn join_token_create(&self, req: &JoinTokenCreate) -> Result<JoinTokenCreated> {
+    pub async fn join_token_create(
+        &self,
+        actor: &Actor,
+        req: &JoinTokenCreate,
+    ) -> Result<JoinTokenCreated> {
         if !(1..=30 * 86_400).contains(&req.expires_in) {
             return Err(EngineError::Invalid(
                 "expires_in must be between 1 second and 30 days".into(),
@@ -148,7 +162,7 @@ impl Engine {
             .join_token_create(&hash_api_key(&token), &note, now, expires_at)
             .await?;
         self.audit(
-            &Actor::Admin,
+            actor,
             "machine.join_token",
             None,
             None,
@@ -166,6 +180,7 @@ impl Engine {
     /// names exactly one machine). The agent wipes it at its next contact with any server.
     pub async fn forget_offline(
         &self,
+        actor: &Actor,
         machine: &str,
         req: ForgetOffline,
     ) -> Result<ForgetOfflineQueued> {
@@ -200,7 +215,7 @@ impl Engine {
             )
             .await?;
         self.audit(
-            &Actor::Admin,
+            actor,
             "offline.forget",
             Some(&req.user),
             None,

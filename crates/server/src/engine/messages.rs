@@ -115,6 +115,10 @@ pub enum Said {
     },
     /// No grace logins left: the user must enrol.
     EnrolNoGrace,
+    /// Above the invite link's QR code (inline enrolment `link`).
+    EnrolScanLink,
+    /// The login's end once the invite link was shown.
+    EnrolLinkShown,
 }
 
 fn attempts(left: i64) -> String {
@@ -209,6 +213,8 @@ impl Said {
                 format!("Logged in without a second factor: enrol one soon ({left} login{plural} without it left)")
             }
             Said::EnrolNoGrace => "No logins without a second factor are left: enrol one to log in".into(),
+            Said::EnrolScanLink => "Open this link on your phone (scan it) to set up a second factor there:".into(),
+            Said::EnrolLinkShown => "Log in again once the second factor is set up on the page".into(),
         }
     }
 

@@ -7,18 +7,23 @@ use crate::store::StoreError;
 
 mod account;
 mod admin_users;
+pub mod admins;
 mod callers;
 mod enrol;
 mod events;
 mod fido2;
 mod inline_enrol;
+mod inline_link;
+mod invites;
 mod login;
 mod machines;
 pub mod messages;
 mod offline;
 mod otp;
 mod policies;
+pub use policies::PolicyDetail;
 mod push;
+mod self_service;
 mod service;
 mod sessions;
 pub mod smartcard;
@@ -26,19 +31,30 @@ mod token_app;
 mod tokens;
 mod validate;
 mod wakeups;
+mod web_keys;
+pub mod web_sessions;
+mod web_signin;
 
 #[cfg(test)]
 mod tests;
 
+pub use admins::{AdminSignIn, SIGNIN_REFUSED};
 pub use callers::Credential;
 pub use enrol::{CodeKind, IssuedCode};
-pub use fido2::user_handle;
+pub use fido2::{NO_WEB_RP_ID, user_handle};
+pub use invites::{INVITE_GONE, INVITE_PATH, INVITE_TTL, Invite};
 pub use messages::{GENERIC_DENY, NO_ATTEMPTS, REG_GONE, Said, TX_GONE};
 pub use offline::{Answered, Attach};
 pub use push::{MAX_WAIT, PUSH_TTL, PushOutcome};
+pub use self_service::{
+    Me, NEEDS_STRONG_SIGNIN, OwnAppLink, OwnLogin, OwnTotp, Tested, TotpConfirmed,
+};
 pub use service::{Actor, Engine, EngineParts, now};
 pub use sessions::parse_hours;
 pub use validate::{validate_client_id, validate_user_name};
+pub use web_keys::KeyCreate;
+pub use web_sessions::{Strength, Subject, WebSession};
+pub use web_signin::{CodeSignin, KeyChallenge, NO_KEY, PushSignin, SignedIn, WEB_MACHINE};
 
 /// Who is calling, once the caller is authenticated: the reason an HTTP route may refuse
 /// is one of these, never a string picked by the handler.
@@ -54,6 +70,8 @@ pub enum Unauthorized {
     JoinToken,
     AppRegistrationCode,
     SmartcardEnrollCode,
+    /// An invite link's code: unknown, used, expired, or its user disabled.
+    InviteCode,
 }
 
 /// A credential of the wrong kind for the route.
@@ -61,6 +79,9 @@ pub enum Unauthorized {
 pub enum Forbidden {
     AdminKeyOnMachineRoute,
     MachineKeyOnAdminRoute,
+    /// A self-service session opened by an invite link, for what needs the user's own
+    /// sign-in (removing a factor, reporting a login).
+    NeedsStrongSignin,
 }
 
 #[derive(Debug, thiserror::Error)]

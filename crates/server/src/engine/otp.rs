@@ -64,7 +64,7 @@ impl Engine {
 
     /// A code's answer to an open transaction: what the code matches is computed here, the
     /// limits and the verdict in one store transaction.
-    async fn otp_answer(
+    pub(super) async fn otp_answer(
         &self,
         open: OpenStep<'_>,
         tx_id: &str,

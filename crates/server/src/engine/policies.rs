@@ -7,6 +7,14 @@ use crate::policy;
 use crate::store::Settings;
 use latchkey_proto::admin::{AuditEntry, Policy, PolicyUpdate};
 
+/// One client policy for the console: the effective settings and the policy's own ones
+/// (what is not among them is inherited from `*` or the defaults).
+#[derive(Debug, Clone)]
+pub struct PolicyDetail {
+    pub effective: Policy,
+    pub own: Settings,
+}
+
 impl Engine {
     async fn effective_policy(&self, client_id: &str, own: &Settings) -> Result<Policy> {
         let star = if client_id == policy::FALLBACK {
@@ -34,7 +42,19 @@ impl Engine {
         self.effective_policy(id, &own).await
     }
 
-    pub async fn policy_set(&self, id: &str, req: &PolicyUpdate) -> Result<Policy> {
+    pub async fn policy_detail(&self, id: &str) -> Result<PolicyDetail> {
+        let own = self
+            .store
+            .policy_get(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no policy for client_id {id:?}")))?;
+        Ok(PolicyDetail {
+            effective: self.effective_policy(id, &own).await?,
+            own,
+        })
+    }
+
+    pub async fn policy_set(&self, actor: &Actor, id: &str, req: &PolicyUpdate) -> Result<Policy> {
         validate_client_id(id)?;
         if req.settings.is_empty() {
             return Err(EngineError::Invalid(
@@ -63,12 +83,12 @@ impl Engine {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        self.audit(&Actor::Admin, "policy.set", None, Some(id), "ok", detail)
+        self.audit(actor, "policy.set", None, Some(id), "ok", detail)
             .await;
         self.effective_policy(id, &own).await
     }
 
-    pub async fn policy_remove(&self, id: &str) -> Result<()> {
+    pub async fn policy_remove(&self, actor: &Actor, id: &str) -> Result<()> {
         if id == policy::FALLBACK {
             return Err(EngineError::Invalid(
                 "the `*` policy holds the defaults and cannot be removed".into(),
@@ -80,7 +100,7 @@ impl Engine {
             )));
         }
         self.policy_cache.clear();
-        self.audit(&Actor::Admin, "policy.remove", None, Some(id), "ok", "")
+        self.audit(actor, "policy.remove", None, Some(id), "ok", "")
             .await;
         Ok(())
     }
@@ -95,5 +115,39 @@ impl Engine {
         let limit = super::events::listing_limit(limit)?;
         self.auditor.flush().await;
         Ok(self.store.audit_query(user, since, limit).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_setting_is_shown_and_every_shown_one_is_a_setting() {
+        let shown: Vec<&str> = crate::policy::defaults("login")
+            .settings()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let keys: Vec<&str> = crate::policy::KEYS.iter().map(|(k, _)| *k).collect();
+        for k in &keys {
+            assert!(shown.contains(k), "{k} is not shown");
+        }
+        for k in &shown {
+            assert!(keys.contains(k), "{k} is shown but not a setting");
+        }
+    }
+
+    #[test]
+    fn shown_values_are_taken_back() {
+        let mut p = crate::policy::defaults("login");
+        p.enroll.until = Some(1_806_451_200);
+        p.session.max_secs = 1800;
+        let shown = p.settings();
+        let mut q = crate::policy::defaults("other");
+        for (k, v) in &shown {
+            if !v.is_empty() {
+                crate::policy::apply(&mut q, k, v).unwrap();
+            }
+        }
+        assert_eq!(q.settings(), shown);
     }
 }

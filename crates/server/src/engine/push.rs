@@ -189,7 +189,7 @@ impl Engine {
         Ok(self.with_offline(machine_id, result, user).await)
     }
 
-    async fn push_settled(
+    pub(super) async fn push_settled(
         &self,
         machine_id: &str,
         tx_id: &str,

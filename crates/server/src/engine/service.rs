@@ -34,6 +34,8 @@ pub struct Engine {
     pub(super) smartcard_ca: Option<latchkey_crypto::x509::Certificate>,
     /// Wakes admins following the event stream.
     pub(super) events_hub: super::wakeups::EventHub,
+    /// Argon2 hashes of admin sign-ins running at once (`admins::ARGON2_AT_ONCE`).
+    pub(super) argon2_permits: tokio::sync::Semaphore,
 }
 
 /// What an engine is made of: the store with its key material, opened at start.
@@ -57,7 +59,12 @@ pub fn now() -> i64 {
 /// Who made a request, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
+    /// The admin API key (the CLI).
     Admin,
+    /// An admin signed in to the web console, by name.
+    WebAdmin(String),
+    /// A user in the self-service portal, by name.
+    User(String),
     Machine(String),
     App(String),
     Anonymous,
@@ -67,6 +74,8 @@ impl Actor {
     pub fn label(&self) -> String {
         match self {
             Actor::Admin => "admin".into(),
+            Actor::WebAdmin(name) => format!("admin:{name}"),
+            Actor::User(name) => format!("user:{name}"),
             Actor::Machine(id) => format!("machine:{id}"),
             Actor::App(id) => format!("app:{id}"),
             Actor::Anonymous => "anonymous".into(),
@@ -90,6 +99,7 @@ impl Engine {
             touched: Default::default(),
             smartcard_ca: p.smartcard_ca,
             events_hub: Default::default(),
+            argon2_permits: tokio::sync::Semaphore::new(super::admins::ARGON2_AT_ONCE),
         }
     }
 

@@ -84,11 +84,16 @@ impl Engine {
     }
 
     /// `POST /v1/admin/users/{name}/smartcards`: an admin registers a certificate.
-    pub async fn smartcard_add(&self, name: &str, req: &SmartcardAdd) -> Result<TokenInfo> {
+    pub async fn smartcard_add(
+        &self,
+        actor: &Actor,
+        name: &str,
+        req: &SmartcardAdd,
+    ) -> Result<TokenInfo> {
         let user = self.existing_user(name).await?;
         let (t, sc) = self
             .smartcard_register(
-                &Actor::Admin,
+                actor,
                 &user.name,
                 req.cert_pem.as_bytes(),
                 req.label.as_deref(),

@@ -54,11 +54,16 @@ pub(super) fn fido2_view(c: &Fido2Row) -> TokenInfo {
 
 impl Engine {
     /// `POST /v1/admin/users/{name}/tokens`.
-    pub async fn token_add(&self, name: &str, req: &OtpTokenCreate) -> Result<TokenEnrolled> {
+    pub async fn token_add(
+        &self,
+        actor: &Actor,
+        name: &str,
+        req: &OtpTokenCreate,
+    ) -> Result<TokenEnrolled> {
         let user = self.existing_user(name).await?;
         let (row, uri) = self.create_oath_token(&user.name, req).await?;
         self.audit(
-            &Actor::Admin,
+            actor,
             "token.add",
             Some(&user.name),
             None,
@@ -207,7 +212,7 @@ impl Engine {
 
     /// Removes an OATH token or smartcard, revokes a token app (and the TOTP seed it
     /// received), or removes a security key.
-    pub async fn token_remove(&self, id: &str) -> Result<()> {
+    pub async fn token_remove(&self, actor: &Actor, id: &str) -> Result<()> {
         let (user, what) = match self.store.token_delete(id).await? {
             Some(user) => (user, "token"),
             None => match self.store.app_delete(id).await? {
@@ -230,7 +235,7 @@ impl Engine {
         };
         self.offline_revoke(&user, &why).await?;
         self.audit(
-            &Actor::Admin,
+            actor,
             "token.remove",
             Some(&user),
             None,
@@ -243,7 +248,12 @@ impl Engine {
 
     /// Admin check of a code (`latchkey token verify`): same rules as a login, consumes the
     /// code and counts failures toward the lockout.
-    pub async fn admin_verify(&self, user_name: &str, code: &str) -> Result<VerifyResult> {
+    pub async fn admin_verify(
+        &self,
+        actor: &Actor,
+        user_name: &str,
+        code: &str,
+    ) -> Result<VerifyResult> {
         let user = self.existing_user(user_name).await?;
         let now = now();
         let verdict = |ok: bool, message: String| VerifyResult { ok, message };
@@ -277,7 +287,7 @@ impl Engine {
             }
         };
         self.audit(
-            &Actor::Admin,
+            actor,
             "token.verify",
             Some(user_name),
             None,
@@ -291,6 +301,7 @@ impl Engine {
     /// HOTP resynchronisation with two consecutive codes.
     pub async fn hotp_resync(
         &self,
+        actor: &Actor,
         token_id: &str,
         code1: &str,
         code2: &str,
@@ -329,7 +340,7 @@ impl Engine {
             None => false,
         };
         self.audit(
-            &Actor::Admin,
+            actor,
             "token.resync",
             Some(&t.user_name),
             None,

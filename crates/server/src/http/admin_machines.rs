@@ -4,6 +4,7 @@
 use super::Ctx;
 use super::error::ApiErr;
 use super::extract::{AdminCaller, Json, Query};
+use crate::engine::Actor;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_proto::admin::*;
@@ -21,7 +22,7 @@ pub async fn machine_remove(
     _: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiErr> {
-    cx.engine.machine_remove(&id).await?;
+    cx.engine.machine_remove(&Actor::Admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -32,7 +33,7 @@ pub async fn join_token_create(
 ) -> Result<(StatusCode, Json<JoinTokenCreated>), ApiErr> {
     Ok((
         StatusCode::CREATED,
-        Json(cx.engine.join_token_create(&req).await?),
+        Json(cx.engine.join_token_create(&Actor::Admin, &req).await?),
     ))
 }
 
@@ -44,7 +45,11 @@ pub async fn forget_offline(
     Path(machine): Path<String>,
     Json(req): Json<ForgetOffline>,
 ) -> Result<Json<ForgetOfflineQueued>, ApiErr> {
-    Ok(Json(cx.engine.forget_offline(&machine, req).await?))
+    Ok(Json(
+        cx.engine
+            .forget_offline(&Actor::Admin, &machine, req)
+            .await?,
+    ))
 }
 
 pub async fn audit(

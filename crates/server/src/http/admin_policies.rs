@@ -3,6 +3,7 @@
 use super::Ctx;
 use super::error::ApiErr;
 use super::extract::{AdminCaller, Json};
+use crate::engine::Actor;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_proto::admin::{Policy, PolicyUpdate};
@@ -28,7 +29,7 @@ pub async fn policy_set(
     Path(id): Path<String>,
     Json(req): Json<PolicyUpdate>,
 ) -> Result<Json<Policy>, ApiErr> {
-    Ok(Json(cx.engine.policy_set(&id, &req).await?))
+    Ok(Json(cx.engine.policy_set(&Actor::Admin, &id, &req).await?))
 }
 
 pub async fn policy_remove(
@@ -36,6 +37,6 @@ pub async fn policy_remove(
     _: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiErr> {
-    cx.engine.policy_remove(&id).await?;
+    cx.engine.policy_remove(&Actor::Admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,7 @@
 use super::Ctx;
 use super::error::ApiErr;
 use super::extract::{AdminCaller, Json};
+use crate::engine::Actor;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use latchkey_proto::admin::*;
@@ -14,7 +15,10 @@ pub async fn user_add(
     _: AdminCaller,
     Json(req): Json<UserCreate>,
 ) -> Result<(StatusCode, Json<User>), ApiErr> {
-    Ok((StatusCode::CREATED, Json(cx.engine.user_add(req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(cx.engine.user_add(&Actor::Admin, req).await?),
+    ))
 }
 
 pub async fn user_list(State(cx): State<Ctx>, _: AdminCaller) -> ApiResult<Vec<User>> {
@@ -35,7 +39,9 @@ pub async fn user_update(
     Path(name): Path<String>,
     Json(req): Json<UserUpdate>,
 ) -> ApiResult<User> {
-    Ok(Json(cx.engine.user_update(&name, &req).await?))
+    Ok(Json(
+        cx.engine.user_update(&Actor::Admin, &name, &req).await?,
+    ))
 }
 
 pub async fn user_remove(
@@ -43,8 +49,34 @@ pub async fn user_remove(
     _: AdminCaller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiErr> {
-    cx.engine.user_remove(&name).await?;
+    cx.engine.user_remove(&Actor::Admin, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/admin/users/{name}/invite`: the link's host is the one the admin reached the
+/// server by, unless `web_origin` says otherwise (Engine::public_base).
+pub async fn user_invite(
+    State(cx): State<Ctx>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<UserInviteCreate>,
+) -> Result<(StatusCode, Json<UserInvited>), ApiErr> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let invite = cx
+        .engine
+        .user_invite(&crate::engine::Actor::Admin, &name, req.expires_in, host)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserInvited {
+            user: invite.user,
+            url: invite.url,
+            expires_at: invite.expires_at,
+        }),
+    ))
 }
 
 pub async fn token_add(
@@ -55,7 +87,7 @@ pub async fn token_add(
 ) -> Result<(StatusCode, Json<TokenEnrolled>), ApiErr> {
     Ok((
         StatusCode::CREATED,
-        Json(cx.engine.token_add(&name, &req).await?),
+        Json(cx.engine.token_add(&Actor::Admin, &name, &req).await?),
     ))
 }
 
@@ -73,7 +105,7 @@ pub async fn token_remove(
     _: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiErr> {
-    cx.engine.token_remove(&id).await?;
+    cx.engine.token_remove(&Actor::Admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -87,7 +119,9 @@ pub async fn token_verify(
         return Err(ApiErr::bad_request("code is too long"));
     }
     Ok(Json(
-        cx.engine.admin_verify(&name, req.code.expose()).await?,
+        cx.engine
+            .admin_verify(&Actor::Admin, &name, req.code.expose())
+            .await?,
     ))
 }
 
@@ -99,7 +133,7 @@ pub async fn token_resync(
 ) -> ApiResult<VerifyResult> {
     Ok(Json(
         cx.engine
-            .hotp_resync(&id, req.code1.expose(), req.code2.expose())
+            .hotp_resync(&Actor::Admin, &id, req.code1.expose(), req.code2.expose())
             .await?,
     ))
 }

@@ -67,7 +67,7 @@ pub async fn collect(req: Request) -> Result<Vec<u8>, ApiErr> {
     if let Some(n) = declared
         && n > limit as u64
     {
-        return Err(too_large(parts.uri.path(), limit));
+        return Err(too_large(crate::web::log_path(parts.uri.path()), limit));
     }
     let capacity = match declared {
         Some(n) => usize::try_from(n).unwrap_or(limit).min(limit),
@@ -79,7 +79,13 @@ pub async fn collect(req: Request) -> Result<Vec<u8>, ApiErr> {
             u64::try_from(buf.len()).unwrap_or(u64::MAX) * 1000 / SLOW_LINK_BYTES_PER_SEC;
         let until = deadline.headers_at + deadline.timeout + Duration::from_millis(allowance);
         let frame = match tokio::time::timeout_at(until, body.frame()).await {
-            Err(_) => return Err(timed_out(parts.uri.path(), deadline.timeout, buf.len())),
+            Err(_) => {
+                return Err(timed_out(
+                    crate::web::log_path(parts.uri.path()),
+                    deadline.timeout,
+                    buf.len(),
+                ));
+            }
             Ok(None) => return Ok(buf),
             Ok(Some(Err(e))) => {
                 return Err(ApiErr::bad_request(format!(
@@ -93,7 +99,7 @@ pub async fn collect(req: Request) -> Result<Vec<u8>, ApiErr> {
             continue;
         };
         if buf.len() + data.len() > limit {
-            return Err(too_large(parts.uri.path(), limit));
+            return Err(too_large(crate::web::log_path(parts.uri.path()), limit));
         }
         buf.extend_from_slice(&data);
     }

@@ -23,11 +23,15 @@ pub async fn begin(
     State(cx): State<Ctx>,
     MachineCaller(m): MachineCaller,
     Path(tx): Path<String>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<EnrollBegin>,
 ) -> Result<Json<EnrollBegun>, ApiErr> {
     rate_limit(&cx, &m.id)?;
     check_tx(&tx)?;
-    Ok(Json(cx.engine.enroll_begin(&m.id, &tx, &req).await?))
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    Ok(Json(cx.engine.enroll_begin(&m.id, &tx, &req, host).await?))
 }
 
 pub async fn confirm(

@@ -87,6 +87,7 @@ fn unauthorized(why: Unauthorized) -> ApiErr {
             ErrorCode::InvalidEnrollCode,
             "the enrollment code is unknown, already used, expired or for another user",
         ),
+        Unauthorized::InviteCode => (ErrorCode::Unauthorized, crate::engine::INVITE_GONE),
     };
     ApiErr::new(StatusCode::UNAUTHORIZED, code, message)
 }
@@ -99,6 +100,7 @@ fn forbidden(why: Forbidden) -> ApiErr {
         Forbidden::MachineKeyOnAdminRoute => {
             "admin endpoints need an admin API key; machine keys are refused"
         }
+        Forbidden::NeedsStrongSignin => crate::engine::NEEDS_STRONG_SIGNIN,
     };
     ApiErr::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }

@@ -5,6 +5,7 @@ use super::Ctx;
 use super::error::ApiErr;
 use super::extract::{AdminCaller, Json, MachineCaller};
 use super::login::rate_limit;
+use crate::engine::Actor;
 use crate::engine::CodeKind;
 use crate::metrics::Outcome;
 use axum::extract::{Path, State};
@@ -35,7 +36,7 @@ pub async fn registration_create(
     let kind = CodeKind::SecurityKey { label: req.label };
     let issued = cx
         .engine
-        .enrolment_code(&name, kind, req.expires_in)
+        .enrolment_code(&Actor::Admin, &name, kind, req.expires_in)
         .await?;
     Ok((
         StatusCode::CREATED,

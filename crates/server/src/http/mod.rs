@@ -1,5 +1,6 @@
 //! HTTP layer: routes, the accept loop (TLS or plain), graceful shutdown.
 
+mod admin_admins;
 mod admin_machines;
 mod admin_policies;
 mod admin_users;
@@ -42,6 +43,8 @@ pub struct HttpContext {
     pub engine: Engine,
     /// Login API requests per machine, join attempts per address.
     pub limiter: RateLimiter,
+    /// Web sign-in attempts (admin and user) per peer address.
+    pub signin_limiter: RateLimiter,
     /// Set at shutdown: readiness answers 503 while open requests finish.
     pub shutting_down: AtomicBool,
 }
@@ -51,12 +54,18 @@ impl HttpContext {
         HttpContext {
             engine,
             limiter,
+            signin_limiter: RateLimiter::per_minute(SIGNIN_PER_MINUTE, SIGNIN_BURST),
             shutting_down: AtomicBool::new(false),
         }
     }
 }
 
 pub type Ctx = Arc<HttpContext>;
+
+/// Web sign-in POSTs one address may make: a burst of 10, then one every 6 seconds. With
+/// the lockout (5 failures per admin account) this bounds guessing from one address.
+pub const SIGNIN_PER_MINUTE: u32 = 10;
+pub const SIGNIN_BURST: u32 = 10;
 
 pub fn router(cx: Ctx) -> Router {
     let max_body = cx.engine.cfg().max_body_bytes;
@@ -107,6 +116,7 @@ pub fn router(cx: Ctx) -> Router {
             get(admin_users::token_list).post(admin_users::token_add),
         )
         .route(routes::ADMIN_USER_VERIFY, post(admin_users::token_verify))
+        .route(routes::ADMIN_USER_INVITE, post(admin_users::user_invite))
         .route(routes::ADMIN_TOKEN, delete(admin_users::token_remove))
         .route(routes::ADMIN_TOKEN_RESYNC, post(admin_users::token_resync))
         .route(routes::ADMIN_POLICIES, get(admin_policies::policy_list))
@@ -138,16 +148,27 @@ pub fn router(cx: Ctx) -> Router {
         .route(routes::SESSIONS_STATE, post(events::session_state))
         .route(routes::ADMIN_EVENTS, get(events::list))
         .route(routes::ADMIN_SESSIONS, get(events::sessions))
+        .route(
+            routes::ADMIN_ADMINS,
+            get(admin_admins::admin_list).post(admin_admins::admin_add),
+        )
+        .route(routes::ADMIN_ADMIN, delete(admin_admins::admin_remove))
         // The web token app: not API routes (routes::WEB_APP_PATHS, app_assets.rs).
         .route(routes::WEB_APP, get(app_assets::redirect))
         .route(routes::WEB_APP_ROOT, get(app_assets::root))
         .route(routes::WEB_APP_FILE, get(app_assets::file))
+        // The web console and portal: pages, not API routes (routes::WEB_UI_PATHS, web/).
+        .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refusals::json_errors))
         // Around json_errors: the headers go on every answer as it leaves, refusals included.
         .layer(axum::middleware::from_fn(cors::token_app_api))
         .layer(axum::middleware::from_fn(app_assets::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            cx.clone(),
+            crate::web::headers,
+        ))
         .layer(body_limit(max_body))
         .layer(axum::middleware::from_fn_with_state(
             cx.clone(),

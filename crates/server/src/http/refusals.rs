@@ -22,6 +22,10 @@ const MAX_TEXT: usize = 4096;
 static CONVERTED_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
 
 pub async fn json_errors(req: Request, next: Next) -> Response {
+    // The web console's refusals are pages (web::headers draws them).
+    if crate::web::is_ui(req.uri().path()) {
+        return next.run(req).await;
+    }
     // Cheap clones (shared bytes), kept only to say which request a converted refusal was for.
     let method = req.method().clone();
     let uri = req.uri().clone();

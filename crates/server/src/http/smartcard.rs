@@ -5,6 +5,7 @@ use super::Ctx;
 use super::error::ApiErr;
 use super::extract::{AdminCaller, Json, MachineCaller};
 use super::login::rate_limit;
+use crate::engine::Actor;
 use crate::engine::CodeKind;
 use crate::metrics::Outcome;
 use axum::extract::{Path, State};
@@ -65,7 +66,7 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<TokenInfo>), ApiErr> {
     Ok((
         StatusCode::CREATED,
-        Json(cx.engine.smartcard_add(&name, &req).await?),
+        Json(cx.engine.smartcard_add(&Actor::Admin, &name, &req).await?),
     ))
 }
 
@@ -78,7 +79,7 @@ pub async fn code_create(
 ) -> Result<(StatusCode, Json<SmartcardEnrollCode>), ApiErr> {
     let issued = cx
         .engine
-        .enrolment_code(&name, CodeKind::Smartcard, req.expires_in)
+        .enrolment_code(&Actor::Admin, &name, CodeKind::Smartcard, req.expires_in)
         .await?;
     Ok((
         StatusCode::CREATED,

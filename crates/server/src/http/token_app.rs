@@ -4,6 +4,7 @@
 use super::Ctx;
 use super::error::ApiErr;
 use super::extract::{AdminCaller, AppCaller, Json, MachineCaller, Query};
+use crate::engine::Actor;
 use crate::engine::{CodeKind, MAX_WAIT};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,7 +22,7 @@ pub async fn link_create(
 ) -> Result<(StatusCode, Json<AppLinkCreated>), ApiErr> {
     let issued = cx
         .engine
-        .enrolment_code(&name, CodeKind::TokenApp, req.expires_in)
+        .enrolment_code(&Actor::Admin, &name, CodeKind::TokenApp, req.expires_in)
         .await?;
     Ok((
         StatusCode::CREATED,

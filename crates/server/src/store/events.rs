@@ -144,6 +144,20 @@ enum Step {
     Session(Query, Query),
 }
 
+/// An event row (`seq, machine_id, hostname, received_at, body`) read back.
+fn entry_of(r: &super::Row) -> Result<EventEntry> {
+    let body: String = r.try_get("body")?;
+    let event: Event =
+        serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("event body: {e}")))?;
+    Ok(EventEntry {
+        seq: r.try_get("seq")?,
+        machine_id: r.try_get("machine_id")?,
+        hostname: r.try_get("hostname")?,
+        received_at: r.try_get("received_at")?,
+        event,
+    })
+}
+
 impl Store {
     /// Stores a batch of one machine's events, in order, in one transaction; returns how
     /// many were new. Runs of plain events go in multi-row INSERTs; an event that changes a
@@ -229,25 +243,39 @@ impl Store {
             .bind(f.limit)
             .fetch_all(self.pool())
             .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                let body: String = r.try_get("body")?;
-                let event: Event = serde_json::from_str(&body)
-                    .map_err(|e| StoreError::Corrupt(format!("event body: {e}")))?;
-                Ok(EventEntry {
-                    seq: r.try_get("seq")?,
-                    machine_id: r.try_get("machine_id")?,
-                    hostname: r.try_get("hostname")?,
-                    received_at: r.try_get("received_at")?,
-                    event,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = rows.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
         if f.after.is_none() {
             out.reverse();
         }
         Ok(out)
+    }
+
+    /// The newest `limit` authentication events of `user` (newest first): what the
+    /// self-service portal lists as the user's own logins.
+    pub async fn events_auth_of(&self, user: &str, limit: i64) -> Result<Vec<EventEntry>> {
+        let rows = query(
+            "SELECT seq, machine_id, hostname, received_at, body FROM events \
+             WHERE user_name = $1 AND kind IN ('auth_success', 'auth_failure') \
+             ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(user)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(entry_of).collect()
+    }
+
+    /// The event `id` when it is `user`'s (another user's event is none).
+    pub async fn event_of(&self, user: &str, id: &str) -> Result<Option<EventEntry>> {
+        let row = query(
+            "SELECT seq, machine_id, hostname, received_at, body FROM events \
+             WHERE id = $1 AND user_name = $2",
+        )
+        .bind(id)
+        .bind(user)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(entry_of).transpose()
     }
 
     /// Open sessions (all machines), oldest first.

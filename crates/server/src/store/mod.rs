@@ -6,6 +6,7 @@
 //! is a single conditional UPDATE whose affected-row count decides the outcome, so it stays
 //! atomic across several server instances sharing one database.
 
+mod admins;
 mod apps;
 mod audit;
 mod enrol;
@@ -13,13 +14,17 @@ mod events;
 mod fido2;
 mod machines;
 mod offline;
+mod overview;
 mod policies;
+mod portal;
 mod schema;
 mod smartcards;
 mod tokens;
 mod tx;
 mod users;
+mod web;
 
+pub use admins::{AdminRow, Attempt};
 pub use apps::{AppRow, NewApp, PushRow, PushState};
 pub use audit::AuditRecord;
 pub use db::WriteStats;
@@ -27,11 +32,14 @@ pub use enrol::{AppLink, EnrolRow, EnrolState, Grace, Opened};
 pub use events::{EventFilter, SessionRow};
 pub use fido2::{Fido2RegRow, Fido2Row};
 pub use machines::{MachineRow, NewMachine};
+pub use overview::OverviewRow;
 pub use policies::Settings;
+pub use portal::{OwnRemoved, PendingTotp};
 pub use smartcards::SmartcardRow;
 pub use tokens::TokenRow;
 pub use tx::{NewTx, OtpVerdict, Reserved, TxRow, TxView, Unjudged, tx_id};
 pub use users::UserRow;
+pub use web::WebSessionRow;
 
 use crate::cache::TtlCache;
 use db::Handle;

@@ -48,6 +48,21 @@ impl Store {
         Ok(())
     }
 
+    /// Every (machine_id, user) whose offline bundle the server handed out and that is
+    /// still valid at `now`, by machine then user.
+    pub async fn offline_holders(&self, now: i64) -> Result<Vec<(String, String)>> {
+        let rows = query(
+            "SELECT machine_id, user_name FROM offline_issued WHERE not_after > $1 \
+             ORDER BY machine_id, user_name",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("machine_id")?, r.try_get("user_name")?)))
+            .collect()
+    }
+
     /// Whether the server handed `machine_id` a bundle of `user` that it still records.
     pub async fn offline_held(&self, machine_id: &str, user: &str) -> Result<bool> {
         let n: i64 = query_scalar(

@@ -290,6 +290,57 @@ CREATE TABLE enrol_grace (
     used BIGINT NOT NULL
 )
 "#,
+    // 11: the web console (issue 23): sessions of browsers, kept by the SHA-256 of their
+    // cookie, and admin accounts (password hash, sealed TOTP secret, lockout).
+    r#"
+CREATE TABLE web_sessions (
+    cookie_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    strength TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    flash TEXT,
+    created_at BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX web_sessions_expires ON web_sessions(expires_at);
+CREATE INDEX web_sessions_subject ON web_sessions(kind, subject);
+CREATE TABLE admins (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    totp_sealed TEXT NOT NULL,
+    totp_last_step BIGINT NOT NULL DEFAULT 0,
+    failures BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    last_signin_at BIGINT
+)
+"#,
+    // 12: the self-service portal (docs/web.md): one-time invite links (only the code's
+    // SHA-256 is kept; one open invite per user), and an authenticator a user is enrolling
+    // for themself, kept until its first code confirms it (one per user).
+    r#"
+CREATE TABLE invites (
+    code_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX invites_user ON invites(user_name);
+CREATE TABLE self_totp (
+    user_name TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    label TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+)
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

@@ -129,3 +129,43 @@ async fn a_confirmed_first_code_keeps_the_bundle_it_brings() {
     );
     assert_eq!(f.spooled()[0].method.as_deref(), Some("otp"));
 }
+
+#[tokio::test]
+async fn a_link_enrolment_shows_the_invite_then_ends_the_login_with_the_servers_sentence() {
+    let f = fixture();
+    f.queue_start(answer(enrol_offer(
+        vec![EnrollMethod::Totp, EnrollMethod::Link],
+        0,
+    )));
+    f.server()
+        .begun
+        .lock()
+        .unwrap()
+        .push_back(answer(EnrollBegun::Link {
+            url: "https://mfa.example/ui/invite/abc".into(),
+            message: "Open this link".into(),
+            reason: "Log in again once it is set up".into(),
+        }));
+    let mut l = enrolling();
+    assert!(matches!(l.begin(&f.engine).await, Step::Enroll { .. }));
+    let Step::Qr {
+        payload,
+        copy,
+        text,
+    } = l.answer(&f.engine, "2").await
+    else {
+        panic!("no QR code");
+    };
+    assert_eq!(payload, "https://mfa.example/ui/invite/abc");
+    assert_eq!(
+        copy.as_deref(),
+        Some("Or open: https://mfa.example/ui/invite/abc")
+    );
+    assert!(text.starts_with("Open this link\n"), "{text}");
+    let end = l.on_continue(&f.engine).await;
+    assert!(
+        matches!(&end, Step::Failure { reason } if reason == "Log in again once it is set up"),
+        "{end:?}"
+    );
+    assert_eq!(*f.server().calls.lock().unwrap(), ["start", "enroll_begin"]);
+}

@@ -18,9 +18,14 @@ async fn a_code_registers_one_app_only() {
     let fx = fx().await;
     fx.user("alice").await;
     let issued =
-        fx.e.enrolment_code("alice", CodeKind::TokenApp, None)
-            .await
-            .unwrap();
+        fx.e.enrolment_code(
+            &crate::engine::Actor::Admin,
+            "alice",
+            CodeKind::TokenApp,
+            None,
+        )
+        .await
+        .unwrap();
     assert!(issued.code.expose().starts_with("lkr"));
     assert!(issued.expires_at > now() + 800 && issued.expires_at <= now() + 900);
     let app =
@@ -40,9 +45,14 @@ async fn an_expired_code_is_refused() {
     let fx = fx().await;
     fx.user("bob").await;
     let issued =
-        fx.e.enrolment_code("bob", CodeKind::TokenApp, Some(1))
-            .await
-            .unwrap();
+        fx.e.enrolment_code(
+            &crate::engine::Actor::Admin,
+            "bob",
+            CodeKind::TokenApp,
+            Some(1),
+        )
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let late = fx.e.app_register(&register(issued.code)).await;
     assert!(matches!(
@@ -56,23 +66,40 @@ async fn codes_are_only_for_existing_users_and_bounded_lifetimes() {
     let fx = fx().await;
     fx.user("carol").await;
     let nobody =
-        fx.e.enrolment_code("nobody", CodeKind::Smartcard, None)
-            .await;
+        fx.e.enrolment_code(
+            &crate::engine::Actor::Admin,
+            "nobody",
+            CodeKind::Smartcard,
+            None,
+        )
+        .await;
     assert!(matches!(nobody, Err(EngineError::NotFound(_))));
     for ttl in [0, 7 * 86_400 + 1] {
         let kind = CodeKind::SecurityKey { label: None };
-        let bad = fx.e.enrolment_code("carol", kind, Some(ttl)).await;
+        let bad =
+            fx.e.enrolment_code(&crate::engine::Actor::Admin, "carol", kind, Some(ttl))
+                .await;
         assert!(matches!(bad, Err(EngineError::Invalid(_))), "ttl {ttl}");
     }
     let label = Some("x".repeat(65));
     let bad =
-        fx.e.enrolment_code("carol", CodeKind::SecurityKey { label }, None)
-            .await;
+        fx.e.enrolment_code(
+            &crate::engine::Actor::Admin,
+            "carol",
+            CodeKind::SecurityKey { label },
+            None,
+        )
+        .await;
     assert!(matches!(bad, Err(EngineError::Invalid(_))));
     let sc =
-        fx.e.enrolment_code("carol", CodeKind::Smartcard, Some(60))
-            .await
-            .unwrap();
+        fx.e.enrolment_code(
+            &crate::engine::Actor::Admin,
+            "carol",
+            CodeKind::Smartcard,
+            Some(60),
+        )
+        .await
+        .unwrap();
     assert!(sc.code.expose().starts_with("lks"));
 }
 
@@ -93,9 +120,14 @@ async fn a_smartcard_code_enrols_one_card_of_its_user_only() {
     fx.user("dave").await;
     fx.user("eve").await;
     let issued =
-        fx.e.enrolment_code("dave", CodeKind::Smartcard, None)
-            .await
-            .unwrap();
+        fx.e.enrolment_code(
+            &crate::engine::Actor::Admin,
+            "dave",
+            CodeKind::Smartcard,
+            None,
+        )
+        .await
+        .unwrap();
     // An EC P-256 certificate, as a card holds.
     let card = rcgen::generate_simple_self_signed(vec!["dave".into()]).unwrap();
     let cert = B64.encode(card.cert.der());

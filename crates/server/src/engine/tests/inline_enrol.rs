@@ -109,7 +109,7 @@ async fn a_method_is_chosen_once_and_a_first_code_confirms_once() {
     let tx = pending(&fx.start_enrol("alice", "login").await);
     let begin = |method| EnrollBegin { method };
     let begun =
-        fx.e.enroll_begin(&fx.machine, &tx, &begin(EnrollMethod::Totp))
+        fx.e.enroll_begin(&fx.machine, &tx, &begin(EnrollMethod::Totp), None)
             .await
             .unwrap();
     let seed = seed_of(&begun);
@@ -117,7 +117,7 @@ async fn a_method_is_chosen_once_and_a_first_code_confirms_once() {
     // A second choice (another method, or the same again) is refused.
     for m in [EnrollMethod::App, EnrollMethod::Totp] {
         let again =
-            fx.e.enroll_begin(&fx.machine, &tx, &begin(m))
+            fx.e.enroll_begin(&fx.machine, &tx, &begin(m), None)
                 .await
                 .unwrap();
         assert!(matches!(again, EnrollBegun::Deny { .. }), "{again:?}");
@@ -158,6 +158,7 @@ async fn another_machine_cannot_answer_an_enrolment() {
             &EnrollBegin {
                 method: EnrollMethod::Totp,
             },
+            None,
         )
         .await
         .unwrap();

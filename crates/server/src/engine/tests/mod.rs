@@ -17,11 +17,16 @@ use latchkey_proto::login::{LoginStart, LoginStartResult};
 use latchkey_proto::machine::JoinRequest;
 use latchkey_proto::{OtpAlgorithm, TokenKind};
 
+mod admins;
 mod enrol;
 mod inline_enrol;
+mod invites;
 mod login;
 mod offline;
 mod push;
+mod self_service;
+mod web;
+mod web_signin;
 
 /// An engine over a fresh data directory, with one joined machine.
 pub(super) struct Fx {
@@ -34,8 +39,14 @@ pub(super) struct Fx {
 pub(super) const SEED: &[u8] = b"12345678901234567890";
 
 pub(super) async fn fx() -> Fx {
+    fx_with(|_| {}).await
+}
+
+/// [`fx`] with a configuration changed by `tune` first.
+pub(super) async fn fx_with(tune: impl FnOnce(&mut ServerConfig)) -> Fx {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = ServerConfig::new(dir.path().join("data"));
+    let mut cfg = ServerConfig::new(dir.path().join("data"));
+    tune(&mut cfg);
     bootstrap::ensure_data_dir(&cfg.data_dir).unwrap();
     let store = Store::open(&cfg.database_spec()).await.unwrap();
     let keys = bootstrap::keys(&cfg.data_dir, &store, now()).await.unwrap();
@@ -56,10 +67,13 @@ pub(super) async fn fx() -> Fx {
         smartcard_ca: None,
     });
     let join = e
-        .join_token_create(&JoinTokenCreate {
-            expires_in: 60,
-            note: None,
-        })
+        .join_token_create(
+            &crate::engine::Actor::Admin,
+            &JoinTokenCreate {
+                expires_in: 60,
+                note: None,
+            },
+        )
         .await
         .unwrap();
     let joined = e
@@ -83,11 +97,14 @@ pub(super) async fn fx() -> Fx {
 impl Fx {
     pub async fn user(&self, name: &str) {
         self.e
-            .user_add(UserCreate {
-                name: name.into(),
-                display_name: None,
-                groups: vec![],
-            })
+            .user_add(
+                &crate::engine::Actor::Admin,
+                UserCreate {
+                    name: name.into(),
+                    display_name: None,
+                    groups: vec![],
+                },
+            )
             .await
             .unwrap();
     }
@@ -97,6 +114,7 @@ impl Fx {
         self.user(name).await;
         self.e
             .token_add(
+                &crate::engine::Actor::Admin,
                 name,
                 &OtpTokenCreate {
                     kind: TokenKind::Totp,
@@ -116,7 +134,7 @@ impl Fx {
     pub async fn app(&self, user: &str) -> (String, SigningKeyPair) {
         let issued = self
             .e
-            .enrolment_code(user, CodeKind::TokenApp, None)
+            .enrolment_code(&crate::engine::Actor::Admin, user, CodeKind::TokenApp, None)
             .await
             .unwrap();
         let key = SigningKeyPair::generate().unwrap();
@@ -140,7 +158,10 @@ impl Fx {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        self.e.policy_set(client_id, &req).await.unwrap();
+        self.e
+            .policy_set(&crate::engine::Actor::Admin, client_id, &req)
+            .await
+            .unwrap();
     }
 
     pub async fn start(&self, user: &str) -> LoginStartResult {

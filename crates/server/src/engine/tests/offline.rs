@@ -77,7 +77,9 @@ async fn a_disabled_user_whose_bundle_the_machine_holds_is_named_to_forget() {
         enabled: Some(false),
         ..Default::default()
     };
-    fx.e.user_update("carol", &update).await.unwrap();
+    fx.e.user_update(&crate::engine::Actor::Admin, "carol", &update)
+        .await
+        .unwrap();
     let req = LoginStart {
         user: "carol".parse().unwrap(),
         client_id: "login".parse().unwrap(),
@@ -103,4 +105,23 @@ async fn offline_disabled_by_policy_means_no_bundle() {
     let ok = fx.e.login_otp(&fx.machine, &tx, &code_now()).await.unwrap();
     assert!(matches!(ok.inner, LoginStepResult::Success { .. }));
     assert!(ok.offline.offline_bundle.is_none());
+}
+
+#[tokio::test]
+async fn offline_holders_name_the_valid_bundles_by_machine() {
+    let fx = fx().await;
+    let n = now();
+    let s = &fx.e.store;
+    s.offline_issued(&fx.machine, "bob", "b1", n, n + 3600)
+        .await
+        .unwrap();
+    s.offline_issued(&fx.machine, "alice", "b2", n, n + 3600)
+        .await
+        .unwrap();
+    s.offline_issued(&fx.machine, "old", "b3", n - 7200, n - 3600)
+        .await
+        .unwrap();
+    let h = fx.e.offline_holders().await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[&fx.machine], vec!["alice".to_string(), "bob".to_string()]);
 }

@@ -1,0 +1,594 @@
+//! The self-service portal from outside: a real latchkeyd over loopback TLS (in process, and
+//! the binary for its log), a small HTTPS/1.1 client that keeps cookies like a browser.
+//! Invites are single use under racing redemptions; another user's token id changes
+//! nothing; a user session is not a console session; a POST without its CSRF token is
+//! refused; a code plus a push approval signs in, and the last factor stays; the invite
+//! code never reaches the server's log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use latchkey_client::{Client, ClientConfig, Credential, Trust};
+use latchkey_crypto::keys::SigningKeyPair;
+use latchkey_proto::admin::{TokenInfo, UserInvited};
+use latchkey_proto::app::{
+    AppLinkCreated, AppRegistered, Decision, PushRequest, push_signing_bytes,
+};
+use latchkey_proto::{OtpAlgorithm, routes};
+use latchkey_server::ServerConfig;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Where a latchkeyd answers and how to reach it.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    url: String,
+    pin: String,
+    admin_token: String,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+fn tls_trusting(pem_path: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    let pem = std::fs::read(pem_path).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(tls)
+}
+
+struct InProcess {
+    target: Target,
+    _running: latchkey_server::RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> InProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServerConfig::new(dir.path().join("data"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    let running = latchkey_server::start(cfg.clone()).await.unwrap();
+    let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let target = Target {
+        addr: running.info.addr,
+        url: running.info.url(),
+        pin: running.info.tls_fingerprint.clone(),
+        admin_token,
+        tls: tls_trusting(&cfg.data_dir.join("tls.crt")),
+    };
+    InProcess {
+        target,
+        _running: running,
+        _dir: dir,
+    }
+}
+
+impl Target {
+    fn api(&self) -> Client {
+        Client::new(
+            ClientConfig::parse(&self.url)
+                .unwrap()
+                .with_trust(Trust::Pin(self.pin.clone()))
+                .with_credential(Credential::Bearer(self.admin_token.clone())),
+        )
+        .unwrap()
+    }
+
+    fn api_as(&self, key: &str) -> Client {
+        Client::new(
+            ClientConfig::parse(&self.url)
+                .unwrap()
+                .with_trust(Trust::Pin(self.pin.clone()))
+                .with_credential(Credential::Bearer(key.to_string())),
+        )
+        .unwrap()
+    }
+
+    async fn add_user(&self, name: &str) {
+        let _: serde_json::Value = self
+            .api()
+            .post(routes::ADMIN_USERS, &serde_json::json!({ "name": name }))
+            .await
+            .unwrap();
+    }
+
+    async fn add_totp(&self, name: &str) -> String {
+        let t: serde_json::Value = self
+            .api()
+            .post(
+                &routes::admin_user_tokens(name),
+                &serde_json::json!({ "kind": "totp", "label": "office" }),
+            )
+            .await
+            .unwrap();
+        t["token"]["id"].as_str().unwrap().to_string()
+    }
+
+    async fn tokens(&self, name: &str) -> Vec<TokenInfo> {
+        self.api()
+            .get(&routes::admin_user_tokens(name))
+            .await
+            .unwrap()
+    }
+
+    /// An invite link's path (`/ui/invite/CODE`) and its code.
+    async fn invite(&self, name: &str) -> (String, String) {
+        let i: UserInvited = self
+            .api()
+            .post(&routes::admin_user_invite(name), &serde_json::json!({}))
+            .await
+            .unwrap();
+        let url = i.url.expose().to_string();
+        let path = url[url.find("/ui/").unwrap()..].to_string();
+        let code = path.rsplit('/').next().unwrap().to_string();
+        (path, code)
+    }
+
+    fn browser(&self) -> Browser {
+        Browser {
+            t: self.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    fn csrf(&self) -> String {
+        self.between("name=\"csrf\" value=\"", "\"")
+    }
+    fn between(&self, start: &str, end: &str) -> String {
+        let at = self
+            .body
+            .find(start)
+            .unwrap_or_else(|| panic!("{start} in {}", self.body));
+        let rest = &self.body[at + start.len()..];
+        rest[..rest.find(end).unwrap()].to_string()
+    }
+}
+
+/// Keeps cookies as a browser does and sends the headers a browser sends with a
+/// same-origin form.
+struct Browser {
+    t: Target,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
+        let tcp = tokio::net::TcpStream::connect(self.t.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(self.t.tls.clone())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n",
+            self.t.addr.port()
+        );
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
+        }
+        for (k, v) in extra {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if method == "POST" {
+            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let _ = tls.read_to_end(&mut raw).await;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let a = Answer {
+            status,
+            headers,
+            body: body.to_string(),
+        };
+        for c in a.all("set-cookie") {
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        a
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, &[], "").await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let origin = format!("https://localhost:{}", self.t.addr.port());
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", routes::encode_path_segment(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            "POST",
+            path,
+            &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+            &body,
+        )
+        .await
+    }
+
+    /// Opens an invite: the user's session, then the portal's start page.
+    async fn open_invite(&mut self, path: &str) -> Answer {
+        let a = self.get(path).await;
+        assert_eq!(a.status, 303, "{}", a.body);
+        assert_eq!(a.header("location"), Some(routes::UI_ME));
+        self.get(routes::UI_ME).await
+    }
+}
+
+fn token_path(id: &str, action: &str) -> String {
+    routes::fill(routes::UI_ME_TOKEN_ACTION, &[id, action])
+}
+
+#[tokio::test]
+async fn an_invite_opens_one_session_even_when_two_redemptions_race() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    let (path, _) = t.invite("alice").await;
+    let (mut a, mut b) = (t.browser(), t.browser());
+    let (ra, rb) = tokio::join!(a.get(&path), b.get(&path));
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(statuses, [303, 410], "{ra:?} {rb:?}");
+    let (winner, loser, lost) = if ra.status == 303 {
+        (&mut a, &mut b, &rb)
+    } else {
+        (&mut b, &mut a, &ra)
+    };
+    assert!(
+        lost.body.contains("ask your administrator for a new one"),
+        "{}",
+        lost.body
+    );
+    assert!(!loser.cookies.contains_key("__Host-latchkey"));
+    let me = winner.get(routes::UI_ME).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert!(me.body.contains("id=\"add-totp\""), "{}", me.body);
+    let gone = loser.get(routes::UI_ME).await;
+    assert_eq!(gone.status, 303);
+    assert_eq!(gone.header("location"), Some("/ui/me/signin"));
+}
+
+#[tokio::test]
+async fn another_users_token_id_is_refused_and_changes_nothing() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    t.add_user("bob").await;
+    let bobs = t.add_totp("bob").await;
+    let mut alice = t.browser();
+    let (path, _) = t.invite("alice").await;
+    let me = alice.open_invite(&path).await;
+    let csrf = me.csrf();
+    let r = alice
+        .post(
+            &token_path(&bobs, "rename"),
+            &[("csrf", &csrf), ("label", "mine")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let flash = alice.get(r.header("location").unwrap()).await;
+    assert!(
+        flash.body.contains("You have no token with this id."),
+        "{}",
+        flash.body
+    );
+    let test = alice.get(&routes::fill(routes::UI_ME_TEST, &[&bobs])).await;
+    assert_eq!(test.status, 404);
+    let bob_tokens = t.tokens("bob").await;
+    assert_eq!(bob_tokens.len(), 1);
+    assert_eq!(bob_tokens[0].label, "office");
+}
+
+#[tokio::test]
+async fn a_user_session_is_not_a_console_session_and_forms_need_their_token() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    let id = t.add_totp("alice").await;
+    let mut alice = t.browser();
+    let (path, _) = t.invite("alice").await;
+    let me = alice.open_invite(&path).await;
+    assert!(
+        me.body.contains(&format!("data-token=\"{id}\"")),
+        "{}",
+        me.body
+    );
+    let admin = alice.get(routes::UI_ADMIN).await;
+    assert_eq!(admin.status, 403, "{}", admin.body);
+    // No CSRF field, then a wrong one: refused, nothing renamed.
+    let r = alice
+        .post(&token_path(&id, "rename"), &[("label", "x")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = alice
+        .post(
+            &token_path(&id, "rename"),
+            &[("csrf", "nope"), ("label", "x")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(t.tokens("alice").await[0].label, "office");
+    // With it: renamed.
+    let r = alice
+        .post(
+            &token_path(&id, "rename"),
+            &[("csrf", &me.csrf()), ("label", "desk")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(t.tokens("alice").await[0].label, "desk");
+    // An invite session cannot remove a token.
+    let r = alice
+        .post(&token_path(&id, "remove"), &[("csrf", &me.csrf())])
+        .await;
+    let page = alice.get(r.header("location").unwrap()).await;
+    assert!(
+        page.body.contains("needs your own sign-in"),
+        "{}",
+        page.body
+    );
+    assert_eq!(t.tokens("alice").await.len(), 1);
+}
+
+fn totp_of(uri: &str, at: u64) -> String {
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let seed = latchkey_crypto::base32_decode(secret).unwrap();
+    latchkey_crypto::otp::totp(&seed, at, 30, OtpAlgorithm::Sha1, 6)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    // A token app for alice: its TOTP seed gives the code, its key answers the push.
+    let link: AppLinkCreated = t
+        .api()
+        .post(&routes::admin_user_apps("alice"), &serde_json::json!({}))
+        .await
+        .unwrap();
+    let signer = SigningKeyPair::generate().unwrap();
+    let reg: AppRegistered = t
+        .api_as("none")
+        .post(
+            routes::APP_REGISTER,
+            &serde_json::json!({
+                "code": link.code.expose(),
+                "device_name": "phone",
+                "x25519_public": B64.encode([9u8; 32]),
+                "ed25519_public": B64.encode(signer.public_bytes()),
+            }),
+        )
+        .await
+        .unwrap();
+    let mut b = t.browser();
+    let page = b.get(routes::UI_ME_SIGNIN).await;
+    for id in ["signin-name", "signin-key", "signin-code", "signin-push"] {
+        assert!(
+            page.body.contains(&format!("id=\"{id}\"")),
+            "{id}: {}",
+            page.body
+        );
+    }
+    let csrf = page.csrf();
+    // A wrong code: the sign-in page again, refused.
+    let wrong = b
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[("csrf", &csrf), ("name", "alice"), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let code = totp_of(&reg.otpauth_uri, now());
+    let r = b
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[("csrf", &csrf), ("name", "alice"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some(routes::UI_ME_SIGNIN_WAIT));
+    let waiting = b.get(routes::UI_ME_SIGNIN_WAIT).await;
+    assert_eq!(waiting.status, 200, "{}", waiting.body);
+    assert!(waiting.header("refresh").is_some());
+    assert!(
+        !b.cookies.contains_key("__Host-latchkey"),
+        "no session before the approval"
+    );
+    let number: u32 = waiting.between("id=\"push-number\">", "<").parse().unwrap();
+    let app = t.api_as(&reg.app_key);
+    let pending: Vec<PushRequest> = app
+        .get(&format!("{}?wait=0", routes::APP_PENDING))
+        .await
+        .unwrap();
+    let p = &pending[0];
+    let signed = push_signing_bytes(p.tx.as_str(), Decision::Approve, Some(number), &p.nonce);
+    let _: serde_json::Value = app
+        .post(
+            routes::APP_RESPOND,
+            &serde_json::json!({
+                "tx": p.tx.as_str(),
+                "decision": "approve",
+                "number": number,
+                "nonce": p.nonce,
+                "signature": B64.encode(signer.sign(&signed)),
+            }),
+        )
+        .await
+        .unwrap();
+    let done = b.get(routes::UI_ME_SIGNIN_WAIT).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some(routes::UI_ME));
+    let me = b.get(routes::UI_ME).await;
+    assert_eq!(me.status, 200);
+    // Strong: the app's TOTP seed may go (the app stays), the app itself may not.
+    let tokens = t.tokens("alice").await;
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    let seed = tokens
+        .iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::Totp)
+        .unwrap();
+    let appt = tokens
+        .iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::App)
+        .unwrap();
+    let csrf = me.csrf();
+    let r = b
+        .post(&token_path(&seed.id, "remove"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.header("location"), Some("/ui/me/?ok=removed"), "{r:?}");
+    let r = b
+        .post(&token_path(&appt.id, "remove"), &[("csrf", &csrf)])
+        .await;
+    let page = b.get(r.header("location").unwrap()).await;
+    assert!(page.body.contains("last second factor"), "{}", page.body);
+    assert_eq!(t.tokens("alice").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_invite_code_never_reaches_the_server_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkeyd"))
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("LATCHKEY_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    while !lines.iter().any(|l: &String| l.starts_with("  lka_")) {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "{lines:?}");
+        lines.push(line.trim_end().to_string());
+    }
+    let url = lines[0].rsplit(' ').next().unwrap().to_string();
+    let pin = lines
+        .iter()
+        .find(|l| l.starts_with("TLS"))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = lines
+        .iter()
+        .find(|l| l.starts_with("  lka_"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let addr: SocketAddr = url.trim_start_matches("https://").parse().unwrap();
+    let t = Target {
+        addr,
+        url,
+        pin,
+        admin_token: token,
+        tls: tls_trusting(&dir.path().join("latchkey-data/tls.crt")),
+    };
+    t.add_user("alice").await;
+    let (path, code) = t.invite("alice").await;
+    let mut b = t.browser();
+    b.open_invite(&path).await;
+    assert_eq!(t.browser().get(&path).await.status, 410);
+    // A wrong method on the path is refused as a page, its path logged nowhere.
+    assert_eq!(b.post(&path, &[("x", "y")]).await.status, 405);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("invite.redeem"), "the log was captured: {log}");
+    assert!(
+        !log.contains(&code),
+        "the invite code is in the log:\n{log}"
+    );
+}
