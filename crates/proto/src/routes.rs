@@ -111,6 +111,9 @@ pub const WEB_ADMIN_PATHS: &[&str] = &[
     UI_ADMIN_MACHINES,
     UI_ADMIN_MACHINE_ACTION,
     UI_ADMIN_JOIN_TOKENS,
+    UI_ADMIN_AUDIT,
+    UI_ADMIN_EVENTS,
+    UI_ADMIN_SESSIONS,
 ];
 
 /// The self-service portal (`/ui/me/…`) and its invite landing.

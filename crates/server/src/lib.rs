@@ -15,9 +15,6 @@ pub mod policy;
 mod ratelimit;
 pub mod store;
 mod tls;
-// Some helpers (UserSession, UserForm, qr_img, select_field, post_button, time) are for the
-// self-service portal and the console pages still to come; remove once they use them.
-#[allow(dead_code)]
 mod web;
 
 pub use config::{Args, ServerConfig, TlsSetting};

@@ -128,9 +128,31 @@ impl Engine {
             kind: q.kind,
             since_ms: q.since.map(|s| s.saturating_mul(1000)),
             after: q.after,
+            until_ms: None,
             limit,
         };
         self.events_follow(&f, wait).await
+    }
+
+    /// The console's listing: the newest `limit` events matching `f` (its `after` unused)
+    /// stored before sequence number `before` — keyset paging, newest first.
+    pub async fn events_older(
+        &self,
+        mut f: EventFilter,
+        before: Option<i64>,
+    ) -> Result<Vec<latchkey_proto::events::EventEntry>> {
+        if let Some(k) = &f.kind {
+            k.parse::<EventKind>().map_err(EngineError::Invalid)?;
+        }
+        f.after = None;
+        f.limit = f.limit.clamp(1, i64::from(MAX_LIST));
+        let upto = match before {
+            Some(b) => b.saturating_sub(1),
+            None => self.store.events_max_seq().await?,
+        };
+        let mut events = self.store.events_query(&f, upto).await?;
+        events.reverse();
+        Ok(events)
     }
 
     async fn events_follow(&self, f: &EventFilter, wait: Duration) -> Result<EventPage> {

@@ -105,6 +105,14 @@ impl Engine {
         Ok(())
     }
 
+    /// The console's audit listing: newest first, every filter optional, keyset paging on
+    /// the id (`f.before`); the writer's queue is flushed first.
+    pub async fn audit_search(&self, mut f: crate::store::AuditFilter) -> Result<Vec<AuditEntry>> {
+        f.limit = f.limit.clamp(1, 10_000);
+        self.auditor.flush().await;
+        Ok(self.store.audit_search(&f).await?)
+    }
+
     /// The audit log, newest records included (the writer's queue is flushed first).
     pub async fn audit_log(
         &self,

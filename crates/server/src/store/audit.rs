@@ -15,6 +15,24 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// What the console's audit page asks for: every filter optional, `before` an audit id
+/// (keyset paging, newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub user: Option<String>,
+    pub actor: Option<String>,
+    /// An action (`user.add`) or its prefix before the dot (`user`).
+    pub action: Option<String>,
+    pub client_id: Option<String>,
+    pub result: Option<String>,
+    /// Unix seconds, inclusive.
+    pub since: Option<i64>,
+    /// Unix seconds, exclusive.
+    pub until: Option<i64>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
 impl Store {
     /// Writes a batch with multi-row INSERTs (one statement per 100 lines): each statement is
     /// a round trip to the database's worker, so one per line would cost more than the logins.
@@ -40,6 +58,48 @@ impl Store {
             q.quick().execute(self.writer()).await?;
         }
         Ok(())
+    }
+
+    /// Newest first.
+    pub async fn audit_search(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = query(
+            "SELECT id, time, actor, action, user_name, client_id, result, detail FROM audit \
+             WHERE id < $1 AND time >= $2 AND time < $3 \
+             AND ($4 IS NULL OR user_name = $4) AND ($5 IS NULL OR actor = $5) \
+             AND ($6 IS NULL OR action = $6 OR action LIKE $7) \
+             AND ($8 IS NULL OR client_id = $8) AND ($9 IS NULL OR result = $9) \
+             ORDER BY id DESC LIMIT $10",
+        )
+        .bind(f.before.unwrap_or(i64::MAX))
+        .bind(f.since.unwrap_or(i64::MIN))
+        .bind(f.until.unwrap_or(i64::MAX))
+        .bind(f.user.clone())
+        .bind(f.actor.clone())
+        .bind(f.action.clone())
+        .bind(
+            f.action
+                .as_ref()
+                .map(|a| format!("{}.%", a.replace(['%', '_'], ""))),
+        )
+        .bind(f.client_id.clone())
+        .bind(f.result.clone())
+        .bind(f.limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    time: r.try_get("time")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    user: r.try_get("user_name")?,
+                    client_id: r.try_get("client_id")?,
+                    result: r.try_get("result")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn audit_query(

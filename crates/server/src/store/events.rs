@@ -24,6 +24,8 @@ pub struct EventFilter {
     pub since_ms: Option<i64>,
     /// Only events stored after this sequence number (follow mode).
     pub after: Option<i64>,
+    /// Unix milliseconds: events that happened before (the console's time range).
+    pub until_ms: Option<i64>,
     pub limit: i64,
 }
 
@@ -231,7 +233,7 @@ impl Store {
             "SELECT seq, machine_id, hostname, received_at, body FROM events \
              WHERE seq > $1 AND seq <= $2 AND ($3 IS NULL OR user_name = $3) \
              AND ($4 IS NULL OR machine_id = $4 OR hostname = $4) AND ($5 IS NULL OR kind = $5) \
-             AND time_ms >= $6 ORDER BY seq {order} LIMIT $7"
+             AND time_ms >= $6 AND time_ms < $8 ORDER BY seq {order} LIMIT $7"
         );
         let rows = query(&sql)
             .bind(f.after.unwrap_or(0))
@@ -241,6 +243,7 @@ impl Store {
             .bind(f.kind.clone())
             .bind(f.since_ms.unwrap_or(i64::MIN))
             .bind(f.limit)
+            .bind(f.until_ms.unwrap_or(i64::MAX))
             .fetch_all(self.pool())
             .await?;
         let mut out = rows.iter().map(entry_of).collect::<Result<Vec<_>>>()?;

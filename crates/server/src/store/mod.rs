@@ -26,7 +26,7 @@ mod web;
 
 pub use admins::{AdminRow, Attempt};
 pub use apps::{AppRow, NewApp, PushRow, PushState};
-pub use audit::AuditRecord;
+pub use audit::{AuditFilter, AuditRecord};
 pub use db::WriteStats;
 pub use enrol::{AppLink, EnrolRow, EnrolState, Grace, Opened};
 pub use events::{EventFilter, SessionRow};

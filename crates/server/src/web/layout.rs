@@ -10,7 +10,7 @@ use super::session::SigninCsrf;
 use crate::engine::WebSession;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 /// One link of the navigation bar.
 #[derive(Debug, Clone, Copy)]
@@ -283,11 +283,6 @@ fn rfc3339(t: i64) -> String {
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
 pub fn utc(t: i64) -> String {
     rfc3339(t).replacen('T', " ", 1).replace('Z', " UTC")
-}
-
-/// Markup that is already HTML (our own constant strings only).
-pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
-    PreEscaped(s)
 }
 
 #[cfg(test)]

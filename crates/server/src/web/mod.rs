@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod csv;
 pub mod layout;
 pub mod me;
 pub mod session;

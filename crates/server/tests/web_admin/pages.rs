@@ -362,3 +362,143 @@ async fn machines_join_with_a_console_token_are_listed_forgotten_and_removed() {
         assert!(srv.audited(action).await, "{action}");
     }
 }
+
+#[tokio::test]
+async fn audit_events_and_sessions_answer_filter_page_and_export() {
+    let srv = start().await;
+    let mut b = srv.console().await;
+    for path in [
+        routes::UI_ADMIN_AUDIT,
+        routes::UI_ADMIN_EVENTS,
+        routes::UI_ADMIN_SESSIONS,
+        routes::UI_ADMIN,
+        routes::UI_ADMIN_USERS,
+    ] {
+        assert_eq!(
+            srv.browser().get(path).await.status,
+            303,
+            "{path} without a session"
+        );
+        let p = b.get(path).await;
+        assert_eq!(p.status, 200, "{path}: {}", p.body);
+        for nav in [
+            "nav-overview",
+            "nav-users",
+            "nav-policies",
+            "nav-machines",
+            "nav-audit",
+            "nav-events",
+            "nav-sessions",
+        ] {
+            assert!(p.body.contains(&format!("id=\"{nav}\"")), "{path}: {nav}");
+        }
+        assert!(p.body.contains("class=\"table-wrap\""), "{path}");
+    }
+    for path in [routes::UI_ADMIN_EVENTS, routes::UI_ADMIN_SESSIONS] {
+        let a = b.get(&format!("{path}?format=csv")).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), Some("text/csv; charset=utf-8"));
+    }
+    // 60 users added through the console: 60 audit lines by admin:root.
+    let csrf = b.get(routes::UI_ADMIN_USERS).await.csrf();
+    for i in 0..60 {
+        let name = format!("u{i:02}");
+        let a = b
+            .post(routes::UI_ADMIN_USERS, &[("csrf", &csrf), ("name", &name)])
+            .await;
+        assert_eq!(a.status, 303);
+    }
+    let p = b
+        .get("/ui/admin/audit?action=user&actor=admin%3Aroot")
+        .await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.body.matches("<tr data-audit=").count(), 50, "{}", p.body);
+    assert!(
+        p.body.contains("u59") && !p.body.contains(">u09<"),
+        "newest first"
+    );
+    let older = p
+        .body
+        .split("id=\"older\" href=\"")
+        .nth(1)
+        .expect("an older link");
+    let older = older[..older.find('"').unwrap()].replace("&amp;", "&");
+    assert!(
+        older.contains("action=user") && older.contains("before="),
+        "{older}"
+    );
+    let p = b.get(&older).await;
+    assert_eq!(p.body.matches("<tr data-audit=").count(), 10, "{}", p.body);
+    assert!(p.body.contains(">u00<") && !p.body.contains("id=\"older\""));
+    // Filters that match nothing, and a time that cannot be read.
+    let p = b.get("/ui/admin/audit?action=user&until=1970-01-02").await;
+    assert_eq!(p.body.matches("<tr data-audit=").count(), 0);
+    let p = b.get("/ui/admin/audit?since=soon").await;
+    assert!(
+        p.body.contains("From: &quot;soon&quot; is not a time"),
+        "{}",
+        p.body
+    );
+    // An export with a filter it cannot read is refused, not widened to everything.
+    assert_eq!(
+        b.get("/ui/admin/audit?since=soon&format=csv").await.status,
+        400
+    );
+
+    // The CSV export of the same filters: headers, every row.
+    let a = b.get("/ui/admin/audit?action=user.add&format=csv").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(
+        a.header("content-disposition"),
+        Some("attachment; filename=\"latchkey-audit.csv\"")
+    );
+    assert!(
+        a.body
+            .starts_with("id,time,actor,action,user,client_id,result,detail\r\n"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body.matches("user.add").count(), 60);
+}
+
+#[tokio::test]
+async fn a_csv_export_defuses_a_formula_in_a_display_name() {
+    let srv = start().await;
+    let mut b = srv.console().await;
+    let a = b
+        .submit(
+            routes::UI_ADMIN_USERS,
+            routes::UI_ADMIN_USERS,
+            &[
+                ("name", "eve"),
+                ("display_name", "=HYPERLINK(\"https://evil.example\",\"x\")"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let p = b.get(routes::UI_ADMIN_USERS).await;
+    assert!(
+        p.body.contains("class=\"button secondary csv\""),
+        "{}",
+        p.body
+    );
+    let a = b.get("/ui/admin/users?format=csv").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(
+        a.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment; filename=")
+    );
+    assert!(
+        a.body
+            .starts_with("name,display_name,groups,state,locked_until,tokens,created_at\r\n")
+    );
+    assert!(
+        a.body
+            .contains("eve,\"'=HYPERLINK(\"\"https://evil.example\"\",\"\"x\"\")\","),
+        "{}",
+        a.body
+    );
+}

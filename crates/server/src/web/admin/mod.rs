@@ -3,6 +3,8 @@
 //! [`AdminForm`](crate::web::session::AdminForm) for a POST, CSRF checked) and calls the
 //! engine with the admin as the actor.
 
+pub mod activity;
+pub mod logs;
 pub mod machines;
 pub mod overview;
 pub mod page;
@@ -30,6 +32,9 @@ pub fn router() -> Router<Ctx> {
             get(policies::list).post(policies::create),
         )
         .route(routes::UI_ADMIN_MACHINES, get(machines::list))
+        .route(routes::UI_ADMIN_AUDIT, get(logs::audit))
+        .route(routes::UI_ADMIN_EVENTS, get(activity::events))
+        .route(routes::UI_ADMIN_SESSIONS, get(activity::sessions))
         .route(routes::UI_ADMIN_MACHINE_ACTION, post(machines::action))
         .route(routes::UI_ADMIN_JOIN_TOKENS, post(machines::join_token))
         .route(

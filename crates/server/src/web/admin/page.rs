@@ -31,6 +31,21 @@ pub const NAV: &[NavLink] = &[
         href: "/ui/admin/machines",
         label: "Machines",
     },
+    NavLink {
+        id: "nav-audit",
+        href: "/ui/admin/audit",
+        label: "Audit",
+    },
+    NavLink {
+        id: "nav-events",
+        href: "/ui/admin/events",
+        label: "Events",
+    },
+    NavLink {
+        id: "nav-sessions",
+        href: "/ui/admin/sessions",
+        label: "Sessions",
+    },
 ];
 
 /// A console page for `admin`, with the flash `q` asks for (codes of `table`).

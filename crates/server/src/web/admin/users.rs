@@ -16,6 +16,8 @@ const FLASH: &[(&str, &str)] = &[("added", "The user was added.")];
 pub struct ListQuery {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    format: String,
     #[serde(flatten)]
     flash: FlashQuery,
 }
@@ -39,6 +41,36 @@ pub async fn list(
         })
         .collect();
     let now = crate::engine::now();
+    if lq.format == "csv" {
+        let rows: Vec<Vec<String>> = users
+            .iter()
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    u.display_name.clone(),
+                    u.groups.join(","),
+                    if u.enabled { "enabled" } else { "disabled" }.to_string(),
+                    u.locked_until.map(layout::utc).unwrap_or_default(),
+                    u.token_count.to_string(),
+                    layout::utc(u.created_at),
+                ]
+            })
+            .collect();
+        return Ok(crate::web::csv::response(
+            "latchkey-users.csv",
+            &[
+                "name",
+                "display_name",
+                "groups",
+                "state",
+                "locked_until",
+                "tokens",
+                "created_at",
+            ],
+            &rows,
+        ));
+    }
+    let csv_href = super::logs::link(routes::UI_ADMIN_USERS, &[("q", &lq.q), ("format", "csv")]);
     let body = html! {
         h1 { "Users" }
         form.row-form #user-search method="get" action=(routes::UI_ADMIN_USERS) role="search" {
@@ -47,6 +79,7 @@ pub async fn list(
                 input type="search" id="user-q" name="q" value=(lq.q);
             }
             button.secondary type="submit" { "Search" }
+            a.button.secondary.csv href=(csv_href) download { "Export CSV" }
         }
         div.table-wrap {
             table #users {
