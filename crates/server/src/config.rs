@@ -1,6 +1,8 @@
 //! latchkeyd configuration: flags, then `LATCHKEY_*` environment, then `latchkeyd.toml`,
 //! then defaults.
 
+mod web;
+
 use clap::Parser;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -343,7 +345,7 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
             cfg.max_connections_per_address, cfg.max_connections
         ));
     }
-    (cfg.web_rp_id, cfg.web_origin) = web_party(
+    (cfg.web_rp_id, cfg.web_origin) = web::web_party(
         args.web_rp_id.or(file.web_rp_id),
         args.web_origin.or(file.web_origin),
         cfg.listen.port(),
@@ -356,64 +358,6 @@ pub fn resolve(args: Args) -> Result<(ServerConfig, String), String> {
         return Err(format!("log format {log_format:?} is not text or json"));
     }
     Ok((cfg, log_format))
-}
-
-/// `web_rp_id` and `web_origin` checked together: the origin is `https://HOST[:PORT]`
-/// (or `http://localhost`, which browsers treat as secure), and the rp id is its host or a
-/// parent domain of it, as WebAuthn requires (§5.1.4.1).
-fn web_party(
-    rp_id: Option<String>,
-    origin: Option<String>,
-    port: u16,
-) -> Result<(Option<String>, Option<String>), String> {
-    let origin = match (&rp_id, origin) {
-        (_, Some(o)) => Some(o.trim_end_matches('/').to_string()),
-        (Some(rp), None) if port == 443 => Some(format!("https://{rp}")),
-        (Some(rp), None) => Some(format!("https://{rp}:{port}")),
-        (None, None) => None,
-    };
-    let Some(o) = &origin else {
-        return Ok((None, None));
-    };
-    let host_port = o
-        .strip_prefix("https://")
-        .or_else(|| o.strip_prefix("http://localhost").map(|_| "localhost"))
-        .ok_or_else(|| format!("web_origin {o:?} must start with https://"))?;
-    let host = host_port.rsplit_once(':').map_or(host_port, |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host_port
-        }
-    });
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    if !host_ok {
-        return Err(format!(
-            "web_origin {o:?} must be https://HOST[:PORT] with no path"
-        ));
-    }
-    if let Some(rp) = &rp_id {
-        let rp_ok = !rp.is_empty()
-            && (rp.contains('.') || rp == "localhost")
-            && rp
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        if !rp_ok {
-            return Err(format!(
-                "web_rp_id {rp:?} must be a domain name such as mfa.example.com"
-            ));
-        }
-        if host != rp && !host.ends_with(&format!(".{rp}")) {
-            return Err(format!(
-                "web_rp_id {rp:?} must be the host of web_origin ({host}) or a parent domain of it"
-            ));
-        }
-    }
-    Ok((rp_id, origin))
 }
 
 /// A humantime duration between `min` and `max`, or the sentence that says why not.
@@ -439,42 +383,6 @@ fn duration_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn web_rp_id_gives_the_default_origin_and_must_match_it() {
-        let (cfg, _) = resolve(Args::default()).unwrap();
-        assert_eq!((cfg.web_rp_id, cfg.web_origin), (None, None));
-        let (cfg, _) = resolve(Args {
-            web_rp_id: Some("mfa.example.com".into()),
-            ..Args::default()
-        })
-        .unwrap();
-        assert_eq!(
-            cfg.web_origin.as_deref(),
-            Some("https://mfa.example.com:8443")
-        );
-        let (cfg, _) = resolve(Args {
-            web_rp_id: Some("example.com".into()),
-            web_origin: Some("https://mfa.example.com/".into()),
-            ..Args::default()
-        })
-        .unwrap();
-        assert_eq!(cfg.web_origin.as_deref(), Some("https://mfa.example.com"));
-        for (rp, origin) in [
-            (Some("latchkey"), None),
-            (Some("other.com"), Some("https://mfa.example.com")),
-            (Some("example.com"), Some("https://badexample.com")),
-            (None, Some("http://mfa.example.com")),
-            (None, Some("https://mfa.example.com/ui")),
-        ] {
-            let r = resolve(Args {
-                web_rp_id: rp.map(str::to_string),
-                web_origin: origin.map(str::to_string),
-                ..Args::default()
-            });
-            assert!(r.is_err(), "{rp:?} {origin:?}");
-        }
-    }
 
     #[test]
     fn flags_override_file_and_defaults() {

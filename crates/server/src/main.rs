@@ -80,6 +80,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The handlers are installed before the banner: whoever reads it may signal at once
+    // (before, a SIGTERM right after the banner could still find the default action).
+    let stop = stop_signal();
     let info = &server.info;
     println!("latchkeyd listening on {}", info.url());
     if !info.tls_fingerprint.is_empty() {
@@ -95,26 +98,30 @@ async fn main() -> ExitCode {
         );
         println!("  {token}");
     }
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutdown requested");
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT, with the handlers installed now (when called), awaited later.
+fn stop_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
