@@ -3,6 +3,8 @@
 
 mod web;
 
+pub use web::default_origin;
+
 use clap::Parser;
 use serde::Deserialize;
 use std::net::SocketAddr;

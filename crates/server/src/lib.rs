@@ -165,6 +165,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         new_admin_token: opened.keys.new_admin_token.take(),
     };
     let store = opened.store.clone();
+    let mut cfg = cfg;
+    if let (Some(rp_id), None) = (&cfg.web_rp_id, &cfg.web_origin) {
+        // `web_rp_id` alone: the portal's origin is that name on the port bound just now
+        // (the configured one, or the one the system picked for port 0).
+        cfg.web_origin = Some(config::default_origin(rp_id, addr.port()));
+    }
     let (cx, audit_task) = http_context(cfg, opened, fingerprint);
     let (shutdown, rx) = watch::channel(false);
     let serve = tokio::spawn(http::serve(

@@ -9,14 +9,28 @@ pub(super) fn web_party(
     origin: Option<String>,
     port: u16,
 ) -> Result<(Option<String>, Option<String>), String> {
+    if let Some(rp) = &rp_id {
+        let rp_ok = !rp.is_empty()
+            && (rp.contains('.') || rp == "localhost")
+            && rp
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !rp_ok {
+            return Err(format!(
+                "web_rp_id {rp:?} must be a domain name such as mfa.example.com"
+            ));
+        }
+    }
     let origin = match (&rp_id, origin) {
         (_, Some(o)) => Some(o.trim_end_matches('/').to_string()),
-        (Some(rp), None) if port == 443 => Some(format!("https://{rp}")),
-        (Some(rp), None) => Some(format!("https://{rp}:{port}")),
+        // Port 0: the system picks the port when latchkeyd binds; the origin is made from
+        // the bound port then (`default_origin`, called by `start`).
+        (Some(_), None) if port == 0 => None,
+        (Some(rp), None) => Some(default_origin(rp, port)),
         (None, None) => None,
     };
     let Some(o) = &origin else {
-        return Ok((None, None));
+        return Ok((rp_id, None));
     };
     let host_port = o
         .strip_prefix("https://")
@@ -39,24 +53,25 @@ pub(super) fn web_party(
             "web_origin {o:?} must be https://HOST[:PORT] with no path"
         ));
     }
-    if let Some(rp) = &rp_id {
-        let rp_ok = !rp.is_empty()
-            && (rp.contains('.') || rp == "localhost")
-            && rp
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        if !rp_ok {
-            return Err(format!(
-                "web_rp_id {rp:?} must be a domain name such as mfa.example.com"
-            ));
-        }
-        if host != rp && !host.ends_with(&format!(".{rp}")) {
-            return Err(format!(
-                "web_rp_id {rp:?} must be the host of web_origin ({host}) or a parent domain of it"
-            ));
-        }
+    if let Some(rp) = &rp_id
+        && host != rp
+        && !host.ends_with(&format!(".{rp}"))
+    {
+        return Err(format!(
+            "web_rp_id {rp:?} must be the host of web_origin ({host}) or a parent domain of it"
+        ));
     }
     Ok((rp_id, origin))
+}
+
+/// The origin the portal is reached at when only `web_rp_id` is set: that name, on the port
+/// latchkeyd listens on.
+pub fn default_origin(rp_id: &str, port: u16) -> String {
+    if port == 443 {
+        format!("https://{rp_id}")
+    } else {
+        format!("https://{rp_id}:{port}")
+    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn page(title: &str, nav: &Nav<'_>, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · latchkey" }
                 link rel="stylesheet" href=(assets::url("ui.css"));
             }

@@ -36,7 +36,10 @@ const FIXED_HEADERS: &[(&str, &str)] = &[
     ("content-security-policy", CSP),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    // Not `no-referrer`: with it a browser sends `Origin: null` on every form post (Fetch,
+    // "append a request `Origin` header"), and the same-origin check below would refuse
+    // the site's own forms. `same-origin` still sends nothing to another site.
+    ("referrer-policy", "same-origin"),
 ];
 
 /// `/ui` and everything below `/ui/`.

@@ -257,7 +257,7 @@ pub fn assert_security_headers(a: &Answer, what: &str) {
         Some("nosniff"),
         "{what}"
     );
-    assert_eq!(a.header("referrer-policy"), Some("no-referrer"), "{what}");
+    assert_eq!(a.header("referrer-policy"), Some("same-origin"), "{what}");
 }
 
 impl Server {

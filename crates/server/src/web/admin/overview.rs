@@ -29,7 +29,7 @@ pub async fn show(
         }
         h2 { "Tokens by kind" }
         div.table-wrap {
-            table #tokens-by-kind {
+            table #tokens-by-kind .compact {
                 thead { tr { th { "Kind" } th { "Count" } } }
                 tbody {
                     @for (kind, n) in &o.tokens_by_kind {

@@ -10,3 +10,4 @@ mod camera;
 mod service_worker;
 mod smoke;
 mod token_app;
+mod web_console;
