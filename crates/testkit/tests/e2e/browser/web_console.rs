@@ -257,6 +257,7 @@ async fn invited_user_enrols_totp_and_a_security_key_signs_in_with_the_key_and_r
     assert_eq!(here, json!("/ui/me/"));
     b.screenshot("me-invited").await.unwrap();
 
+    usable_on_a_phone(&mut b, "me, invited").await;
     let secret = enrol_totp(&mut b).await;
     let listed = tokens(&srv, "alice").await;
     assert_eq!(listed.len(), 1, "{listed:?}");
@@ -318,13 +319,33 @@ async fn invited_user_enrols_totp_and_a_security_key_signs_in_with_the_key_and_r
         .unwrap();
     visible(&mut b, "#signin-name").await;
     b.screenshot("me-signin").await.unwrap();
+    usable_on_a_phone(&mut b, "me signin").await;
     b.fill("#signin-name", "alice").await.unwrap();
     b.click("#signin-key").await.unwrap();
     visible(&mut b, "#add-totp").await;
     b.screenshot("me-signed-in-with-key").await.unwrap();
 
-    // Recent logins: the PAM login above, online, successful.
+    // Recent logins: the PAM login above. "This wasn't me" on it is audited under her name.
     visible(&mut b, "#logins tr[data-event]").await;
+    usable_on_a_phone(&mut b, "me").await;
+    let row = b.text("#logins tr[data-event]").await.unwrap();
+    assert!(row.contains("login"), "{row}");
+    b.click("#logins tr[data-event] .report").await.unwrap();
+    let said = flash(&mut b).await;
+    assert!(said.is_ok(), "{said:?}");
+    b.screenshot("me-reported").await.unwrap();
+    let audit: Vec<latchkey_proto::admin::AuditEntry> = srv
+        .admin()
+        .unwrap()
+        .get(&format!("{}?user=alice", routes::ADMIN_AUDIT))
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.report" && e.actor == "user:alice"),
+        "{audit:?}"
+    );
 
     // The TOTP token is removed; the key, now the last token, cannot be.
     let totp_id = listed
