@@ -3,7 +3,7 @@
 //! module in the real libpam.
 
 use crate::support::hw::{agent_with_key, enroll_with, fido2_code, register_card, register_key};
-use crate::support::{failure_reason, last};
+use crate::support::{admin_cli, failure_reason, last};
 use latchkey_agent::fido2::{self, AssertionRequest, Uv, ctap2::Authenticator};
 use latchkey_crypto::webauthn::{b64url, b64url_decode};
 use latchkey_proto::TokenKind;
@@ -25,29 +25,12 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
     let agent = agent_with_key(&srv, &key).await;
 
     // The admin's CLI prints the one-time code and the command to run.
-    let cli = latchkey_testkit::workspace_bin("latchkey").unwrap();
-    let (url, pin, token) = (
-        srv.url(),
-        srv.info.tls_fingerprint.clone(),
-        srv.admin_token.clone(),
-    );
-    let run_cli = move |args: &[&str]| {
-        let out = std::process::Command::new(&cli)
-            .args(args)
-            .env("LATCHKEY_SERVER", &url)
-            .env("LATCHKEY_PIN", &pin)
-            .env("LATCHKEY_ADMIN_TOKEN", &token)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let run = run_cli.clone();
-    let shown = tokio::task::spawn_blocking(move || {
-        run(&["token", "add-fido2", "alice", "--label", "blue key"])
-    })
-    .await
-    .unwrap();
+    let shown = admin_cli(
+        &srv,
+        &["token", "add-fido2", "alice", "--label", "blue key"],
+        None,
+    )
+    .await;
     let code = shown
         .split_whitespace()
         .find(|w| w.starts_with("lkf_"))
@@ -84,9 +67,7 @@ async fn cli_code_then_agent_enroll_then_login_with_the_key() {
         "{again}"
     );
 
-    let listed = tokio::task::spawn_blocking(move || run_cli(&["token", "list", "alice"]))
-        .await
-        .unwrap();
+    let listed = admin_cli(&srv, &["token", "list", "alice"], None).await;
     assert!(
         listed.contains("fido2") && listed.contains("blue key"),
         "{listed}"

@@ -4,7 +4,7 @@
 //! through the real libpam, and with latchkeyd gone it still opens (its service worker) and
 //! answers the login screen's offline QR read from the camera, or pasted.
 
-use crate::support::{run_blocking, texts};
+use crate::support::{admin_cli, run_blocking, texts};
 use latchkey_proto::TokenKind;
 use latchkey_proto::admin::TokenInfo;
 use latchkey_proto::routes;
@@ -34,25 +34,7 @@ struct Phone {
 
 /// The link the admin's command line prints for `user` (`latchkey token add-app`).
 async fn admin_link(srv: &TestServer, user: &str) -> String {
-    let cli = latchkey_testkit::workspace_bin("latchkey").unwrap();
-    let (url, pin, token) = (
-        srv.url(),
-        srv.info.tls_fingerprint.clone(),
-        srv.admin_token.clone(),
-    );
-    let user = user.to_string();
-    let shown = run_blocking(move || {
-        let out = std::process::Command::new(&cli)
-            .args(["token", "add-app", &user])
-            .env("LATCHKEY_SERVER", &url)
-            .env("LATCHKEY_PIN", &pin)
-            .env("LATCHKEY_ADMIN_TOKEN", &token)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    })
-    .await;
+    let shown = admin_cli(srv, &["token", "add-app", user], None).await;
     assert!(shown.contains("On a phone: scan the QR code"), "{shown}");
     shown
         .lines()

@@ -6,7 +6,7 @@
 //! token; the TOTP token logs in through the real libpam while it exists. Then the web
 //! security: CSRF, another user's cookie, a machine key and a user session on the console.
 
-use crate::support::run_blocking;
+use crate::support::{admin_cli, run_blocking};
 use latchkey_crypto::otp::totp;
 use latchkey_proto::OtpAlgorithm;
 use latchkey_proto::TokenKind;
@@ -66,32 +66,12 @@ fn code(secret: &[u8], at: u64) -> String {
 /// `latchkey admin add NAME --password-stdin`, as an operator runs it: the admin's TOTP
 /// secret from the otpauth URI it prints.
 async fn admin_add(srv: &TestServer, name: &str) -> Vec<u8> {
-    let cli = latchkey_testkit::workspace_bin("latchkey").unwrap();
-    let (url, pin, token) = (
-        srv.url(),
-        srv.info.tls_fingerprint.clone(),
-        srv.admin_token.clone(),
-    );
-    let name = name.to_string();
-    let shown = run_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new(&cli)
-            .args(["admin", "add", &name, "--password-stdin"])
-            .env("LATCHKEY_SERVER", &url)
-            .env("LATCHKEY_PIN", &pin)
-            .env("LATCHKEY_ADMIN_TOKEN", &token)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{ADMIN_PASSWORD}").unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    })
+    let typed = format!("{ADMIN_PASSWORD}\n");
+    let shown = admin_cli(
+        srv,
+        &["admin", "add", name, "--password-stdin"],
+        Some(&typed),
+    )
     .await;
     let uri = shown
         .split_whitespace()
@@ -379,25 +359,7 @@ async fn invited_user_enrols_totp_and_a_security_key_signs_in_with_the_key_and_r
 
 /// `latchkey user invite NAME`: the link it prints.
 async fn cli_invite(srv: &TestServer, user: &str) -> String {
-    let cli = latchkey_testkit::workspace_bin("latchkey").unwrap();
-    let (url, pin, token) = (
-        srv.url(),
-        srv.info.tls_fingerprint.clone(),
-        srv.admin_token.clone(),
-    );
-    let user = user.to_string();
-    let shown = run_blocking(move || {
-        let out = std::process::Command::new(&cli)
-            .args(["user", "invite", &user])
-            .env("LATCHKEY_SERVER", &url)
-            .env("LATCHKEY_PIN", &pin)
-            .env("LATCHKEY_ADMIN_TOKEN", &token)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    })
-    .await;
+    let shown = admin_cli(srv, &["user", "invite", user], None).await;
     shown
         .split_whitespace()
         .find(|w| w.starts_with("https://") && w.contains("/ui/invite/"))

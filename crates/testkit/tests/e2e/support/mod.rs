@@ -32,6 +32,40 @@ pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// Runs the admin's `latchkey` command line against `srv` (its URL, certificate pin and
+/// admin key in the environment, as an operator sets them), with `stdin` typed in; fails
+/// the test unless it succeeds, and answers what it printed.
+pub async fn admin_cli(
+    srv: &latchkey_testkit::TestServer,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let cli = latchkey_testkit::workspace_bin("latchkey").unwrap();
+    let mut cmd = Command::new(&cli);
+    cmd.args(args)
+        .env("LATCHKEY_SERVER", srv.url())
+        .env("LATCHKEY_PIN", &srv.info.tls_fingerprint)
+        .env("LATCHKEY_ADMIN_TOKEN", &srv.admin_token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.map(str::to_string);
+    run_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .await
+}
+
 /// The texts of the messages of one style a PAM conversation showed, in order.
 pub fn texts(msgs: &[ConvMessage], style: MsgStyle) -> Vec<String> {
     msgs.iter()
