@@ -3,7 +3,7 @@
 //! export of the same filters. Events page by their sequence number (keyset); open
 //! sessions are few and page by position.
 
-use super::logs::{self, EXPORT, FilterField, PAGE, link, opt, parse_time};
+use super::logs::{self, EXPORT, FilterField, Listing, PAGE, opt, parse_time};
 use super::page;
 use crate::http::Ctx;
 use crate::store::EventFilter;
@@ -115,23 +115,22 @@ pub async fn events(
     }
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    let pairs = vec![
-        ("user", q.user.as_str()),
-        ("machine", &q.machine),
-        ("type", &q.kind),
-        ("since", &q.since),
-        ("until", &q.until),
-    ];
+    let listing = Listing::new(
+        routes::UI_ADMIN_EVENTS,
+        vec![
+            ("user", q.user.as_str()),
+            ("machine", &q.machine),
+            ("type", &q.kind),
+            ("since", &q.since),
+            ("until", &q.until),
+        ],
+    );
     let next = more
-        .then(|| rows.last().map(|e| e.seq.to_string()))
-        .flatten()
-        .map(|b| {
-            let mut p = pairs.clone();
-            p.push(("before", &b));
-            link(routes::UI_ADMIN_EVENTS, &p)
-        });
-    let mut csv_pairs = pairs.clone();
-    csv_pairs.push(("format", "csv"));
+        .then(|| {
+            rows.last()
+                .map(|e| listing.with("before", &e.seq.to_string()))
+        })
+        .flatten();
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (
@@ -153,7 +152,7 @@ pub async fn events(
     ];
     let body = html! {
         h1 { "Events" }
-        (logs::filters("events-filter", routes::UI_ADMIN_EVENTS, &fields, &link(routes::UI_ADMIN_EVENTS, &csv_pairs), error.as_deref()))
+        (logs::filters("events-filter", routes::UI_ADMIN_EVENTS, &fields, &listing.csv(), error.as_deref()))
         div.table-wrap {
             table #events {
                 thead { tr { th { "Time" } th { "Type" } th { "User" } th { "Machine" } th { "Context" } th { "Method" } th { "Where" } th { "From" } th { "Why" } } }
@@ -256,19 +255,15 @@ pub async fn sessions(
     let start = q.page.saturating_mul(PAGE);
     let more = all.len() > start.saturating_add(PAGE);
     let rows: Vec<_> = all.iter().skip(start).take(PAGE).collect();
-    let pairs = vec![
-        ("user", q.user.as_str()),
-        ("machine", &q.machine),
-        ("client_id", &q.client_id),
-    ];
-    let next_page = (q.page + 1).to_string();
-    let next = more.then(|| {
-        let mut p = pairs.clone();
-        p.push(("page", &next_page));
-        link(routes::UI_ADMIN_SESSIONS, &p)
-    });
-    let mut csv_pairs = pairs.clone();
-    csv_pairs.push(("format", "csv"));
+    let listing = Listing::new(
+        routes::UI_ADMIN_SESSIONS,
+        vec![
+            ("user", q.user.as_str()),
+            ("machine", &q.machine),
+            ("client_id", &q.client_id),
+        ],
+    );
+    let next = more.then(|| listing.with("page", &(q.page + 1).to_string()));
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (
@@ -282,7 +277,7 @@ pub async fn sessions(
     ];
     let body = html! {
         h1 { "Open sessions" }
-        (logs::filters("sessions-filter", routes::UI_ADMIN_SESSIONS, &fields, &link(routes::UI_ADMIN_SESSIONS, &csv_pairs), None))
+        (logs::filters("sessions-filter", routes::UI_ADMIN_SESSIONS, &fields, &listing.csv(), None))
         div.table-wrap {
             table #sessions {
                 thead { tr { th { "User" } th { "Machine" } th { "Session" } th { "Context" } th { "From" } th { "Opened" } th { "Expires" } th { "Locked" } th { "Badge" } } }

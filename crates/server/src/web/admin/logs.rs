@@ -49,6 +49,31 @@ pub fn opt(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// The links of a listing page, made from the filters it was asked with: the next page
+/// ("older") and the CSV export of the same filters.
+pub struct Listing<'a> {
+    path: &'static str,
+    pairs: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> Listing<'a> {
+    pub fn new(path: &'static str, pairs: Vec<(&'static str, &'a str)>) -> Listing<'a> {
+        Listing { path, pairs }
+    }
+
+    /// This listing's link with one more pair (`before=…`, `page=…`).
+    pub fn with(&self, key: &'static str, value: &str) -> String {
+        let mut p: Vec<(&str, &str)> = self.pairs.clone();
+        p.push((key, value));
+        link(self.path, &p)
+    }
+
+    /// The CSV export of the same filters.
+    pub fn csv(&self) -> String {
+        self.with("format", "csv")
+    }
+}
+
 /// `path?k=v&…` of the non-empty pairs (values encoded).
 pub fn link(path: &str, pairs: &[(&str, &str)]) -> String {
     let kept: Vec<(&str, &str)> = pairs
@@ -194,17 +219,13 @@ pub async fn audit(
     }
     let more = rows.len() > PAGE;
     rows.truncate(PAGE);
-    let pairs = q.pairs();
+    let listing = Listing::new(routes::UI_ADMIN_AUDIT, q.pairs());
     let next = more
-        .then(|| rows.last().map(|e| e.id.to_string()))
-        .flatten()
-        .map(|before| {
-            let mut p = pairs.clone();
-            p.push(("before", &before));
-            link(routes::UI_ADMIN_AUDIT, &p)
-        });
-    let mut csv_pairs = pairs.clone();
-    csv_pairs.push(("format", "csv"));
+        .then(|| {
+            rows.last()
+                .map(|e| listing.with("before", &e.id.to_string()))
+        })
+        .flatten();
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (
@@ -234,7 +255,7 @@ pub async fn audit(
     ];
     let body = html! {
         h1 { "Audit log" }
-        (filters("audit-filter", routes::UI_ADMIN_AUDIT, &fields, &link(routes::UI_ADMIN_AUDIT, &csv_pairs), error.as_deref()))
+        (filters("audit-filter", routes::UI_ADMIN_AUDIT, &fields, &listing.csv(), error.as_deref()))
         div.table-wrap {
             table #audit {
                 thead { tr { th { "Time" } th { "Actor" } th { "Action" } th { "User" } th { "client_id" } th { "Result" } th { "Detail" } } }
