@@ -3,7 +3,7 @@
 //! property (an invite used once, a last factor never removed, a first code judged within
 //! its attempts) is one conditional statement or one write transaction.
 
-use super::{Result, Store, TokenRow, query, query_scalar};
+use super::{Result, Row, Store, TokenRow, query, query_scalar};
 
 /// What removing one of a user's own factors did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,17 +210,7 @@ impl Store {
         .bind(now)
         .fetch_optional(self.writer())
         .await?;
-        row.map(|r| {
-            Ok(PendingTotp {
-                user_name: r.try_get("user_name")?,
-                id: r.try_get("id")?,
-                secret_sealed: r.try_get("secret_sealed")?,
-                label: r.try_get("label")?,
-                attempts: r.try_get("attempts")?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(pending_totp).transpose()
     }
 
     /// Confirms the pending enrolment `id`: it ends and `token` is stored, together, once.
@@ -261,17 +251,7 @@ impl Store {
         .bind(now)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| {
-            Ok(PendingTotp {
-                user_name: r.try_get("user_name")?,
-                id: r.try_get("id")?,
-                secret_sealed: r.try_get("secret_sealed")?,
-                label: r.try_get("label")?,
-                attempts: r.try_get("attempts")?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(pending_totp).transpose()
     }
 
     /// Drops the user's pending enrolment `id` (its attempts are used up).
@@ -283,4 +263,15 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+fn pending_totp(r: &Row) -> Result<PendingTotp> {
+    Ok(PendingTotp {
+        user_name: r.try_get("user_name")?,
+        id: r.try_get("id")?,
+        secret_sealed: r.try_get("secret_sealed")?,
+        label: r.try_get("label")?,
+        attempts: r.try_get("attempts")?,
+        expires_at: r.try_get("expires_at")?,
+    })
 }
