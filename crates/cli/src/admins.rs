@@ -8,7 +8,7 @@ use latchkey_client::Method;
 use latchkey_proto::Secret;
 use latchkey_proto::admin::{AdminCreate, AdminCreated, AdminInfo};
 use latchkey_proto::routes;
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use zeroize::Zeroizing;
 
 /// The server's rule, checked here first so a typo does not cost a round trip.
@@ -110,75 +110,16 @@ fn from_stdin() -> Result<Zeroizing<String>> {
 
 /// Asked twice on the terminal with echo off.
 fn from_terminal() -> Result<Zeroizing<String>> {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(|e| {
-            CliError::Usage(format!(
-                "no terminal to ask the password on ({e}): use --password-stdin"
-            ))
-        })?;
-    let first = ask(&tty, "Password for the new admin: ")?;
-    let again = ask(&tty, "Same password again: ")?;
+    let tty = latchkey_tty::terminal().map_err(|e| {
+        CliError::Usage(format!(
+            "no terminal to ask the password on ({e}): use --password-stdin"
+        ))
+    })?;
+    let io = |e: std::io::Error| CliError::Other(format!("cannot read the password: {e}"));
+    let first = latchkey_tty::ask_hidden(&tty, "Password for the new admin: ").map_err(io)?;
+    let again = latchkey_tty::ask_hidden(&tty, "Same password again: ").map_err(io)?;
     if *first != *again {
         return Err(CliError::Usage("the two passwords differ".into()));
     }
     Ok(first)
-}
-
-fn ask(tty: &std::fs::File, prompt: &str) -> Result<Zeroizing<String>> {
-    let io = |e: std::io::Error| CliError::Other(format!("cannot read the password: {e}"));
-    let mut out = tty;
-    out.write_all(prompt.as_bytes()).map_err(io)?;
-    out.flush().map_err(io)?;
-    let mut line = Zeroizing::new(String::new());
-    {
-        let _echo = echo::off(tty).map_err(io)?;
-        BufReader::new(tty).read_line(&mut line).map_err(io)?;
-    }
-    Ok(Zeroizing::new(
-        line.trim_end_matches(['\r', '\n']).to_string(),
-    ))
-}
-
-/// Terminal echo off for the lifetime of the guard (termios; restored on drop). The same
-/// few lines as the token's passphrase prompt (`crates/token/src/passphrase.rs`).
-#[allow(unsafe_code)]
-mod echo {
-    use std::os::fd::AsRawFd;
-
-    pub struct EchoOff {
-        fd: libc::c_int,
-        saved: libc::termios,
-    }
-
-    pub fn off(tty: &std::fs::File) -> std::io::Result<EchoOff> {
-        let fd = tty.as_raw_fd();
-        let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
-        // SAFETY: `fd` is an open descriptor owned by `tty`, and tcgetattr writes a whole
-        // termios into `saved` when it returns 0.
-        if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: initialised by the successful tcgetattr above.
-        let saved = unsafe { saved.assume_init() };
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
-        // SAFETY: `fd` is open and `quiet` is a valid termios.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(EchoOff { fd, saved })
-    }
-
-    impl Drop for EchoOff {
-        fn drop(&mut self) {
-            // SAFETY: restores the settings read from the same, still open, descriptor.
-            unsafe {
-                libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
-            }
-        }
-    }
 }

@@ -4,7 +4,6 @@
 
 use crate::error::{Error, Result};
 use latchkey_proto::Secret;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -68,79 +67,20 @@ fn from_file(path: &Path) -> Result<Zeroizing<String>> {
 }
 
 fn from_terminal(purpose: Purpose) -> Result<Zeroizing<String>> {
-    let no_tty = |e: std::io::Error| {
+    let tty = latchkey_tty::terminal().map_err(|e| {
         Error::Passphrase(format!(
             "no terminal to ask the passphrase on ({e}): use --passphrase-file or {PASSPHRASE_ENV}"
         ))
-    };
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(no_tty)?;
-    let first = ask(&tty, "Token file passphrase: ")?;
+    })?;
+    let io = |e: std::io::Error| Error::Passphrase(format!("cannot read the passphrase: {e}"));
+    let first = latchkey_tty::ask_hidden(&tty, "Token file passphrase: ").map_err(io)?;
     if purpose == Purpose::Create {
-        let again = ask(&tty, "Same passphrase again: ")?;
+        let again = latchkey_tty::ask_hidden(&tty, "Same passphrase again: ").map_err(io)?;
         if *again != *first {
             return Err(Error::Passphrase("the two passphrases differ".into()));
         }
     }
     Ok(first)
-}
-
-fn ask(tty: &std::fs::File, prompt: &str) -> Result<Zeroizing<String>> {
-    let io = |e: std::io::Error| Error::Passphrase(format!("cannot read the passphrase: {e}"));
-    let mut out = tty;
-    out.write_all(prompt.as_bytes()).map_err(io)?;
-    out.flush().map_err(io)?;
-    let mut line = Zeroizing::new(String::new());
-    {
-        let _echo = echo::off(tty).map_err(io)?;
-        BufReader::new(tty).read_line(&mut line).map_err(io)?;
-    }
-    let trimmed = line.trim_end_matches(['\r', '\n']);
-    Ok(Zeroizing::new(trimmed.to_string()))
-}
-
-/// Terminal echo off for the lifetime of the guard (termios; restored on drop).
-#[allow(unsafe_code)]
-mod echo {
-    use std::os::fd::AsRawFd;
-
-    pub struct EchoOff {
-        fd: libc::c_int,
-        saved: libc::termios,
-    }
-
-    pub fn off(tty: &std::fs::File) -> std::io::Result<EchoOff> {
-        let fd = tty.as_raw_fd();
-        let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
-        // SAFETY: `fd` is an open descriptor owned by `tty`, and tcgetattr writes a whole
-        // termios into `saved` when it returns 0.
-        if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: initialised by the successful tcgetattr above.
-        let saved = unsafe { saved.assume_init() };
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        // Still echo the newline, so the next output starts on its own line.
-        quiet.c_lflag |= libc::ECHONL;
-        // SAFETY: `fd` is open and `quiet` is a valid termios.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(EchoOff { fd, saved })
-    }
-
-    impl Drop for EchoOff {
-        fn drop(&mut self) {
-            // SAFETY: restores the settings read from the same, still open, descriptor.
-            unsafe {
-                libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
