@@ -5,6 +5,7 @@
 
 mod harness;
 mod pages;
+mod sessions;
 
 use harness::*;
 use latchkey_client::Method;
