@@ -50,11 +50,19 @@ impl Server {
     }
 }
 
-/// Opens an invite link as a person does.
+/// Opens an invite link as a person does: its page, then its button.
 pub async fn open_invite(b: &mut Browser<'_>, path: &str) {
-    let a = b.get(path).await;
+    let a = redeem(b, path).await;
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), Some(routes::UI_ME));
+}
+
+/// The invite page, then its button's POST (with the page's token); the POST's answer.
+pub async fn redeem(b: &mut Browser<'_>, path: &str) -> Answer {
+    let page = b.get(path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"invite-open\""), "{}", page.body);
+    b.post(path, &[("csrf", &page.csrf())]).await
 }
 
 /// The session's page is gone: the portal sends the browser to sign in.
@@ -93,7 +101,7 @@ async fn a_disabled_users_unused_invite_does_not_come_back_with_an_enable() {
     let path = srv.api_invite("alice").await;
     srv.api_enabled("alice", false).await;
     srv.api_enabled("alice", true).await;
-    let a = srv.browser().get(&path).await;
+    let a = redeem(&mut srv.browser(), &path).await;
     assert_eq!(a.status, 410, "{}", a.body);
 }
 
@@ -107,7 +115,7 @@ async fn a_user_made_again_under_the_same_name_inherits_no_session_or_invite() {
         .await;
     srv.api_user_add("alice").await;
     signed_out(&mut b).await;
-    assert_eq!(srv.browser().get(&path).await.status, 410);
+    assert_eq!(redeem(&mut srv.browser(), &path).await.status, 410);
 }
 
 #[tokio::test]
