@@ -5,6 +5,7 @@
 
 mod harness;
 mod invites;
+mod lockout;
 mod pages;
 mod sessions;
 
