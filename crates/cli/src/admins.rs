@@ -1,4 +1,4 @@
-//! `latchkey admin add|list|remove`: the web console's admin accounts.
+//! `latchkey admin add|list|remove|unlock`: the web console's admin accounts.
 
 use crate::args::AdminCmd;
 use crate::commands::{Ctx, Outcome, body};
@@ -70,6 +70,21 @@ pub(crate) async fn admin(ctx: &mut Ctx<'_>, cmd: &AdminCmd) -> Result<Outcome> 
                 format!("Removed web console admin {name}."),
             )
             .await
+        }
+        AdminCmd::Unlock { name } => {
+            ctx.show(
+                Method::POST,
+                &routes::admin_admin_unlock(name),
+                None,
+                |a: &AdminInfo| {
+                    Ok(format!(
+                        "Cleared the lockout of web console admin {}.\n",
+                        a.name
+                    ))
+                },
+            )
+            .await?;
+            Ok(Outcome::Success)
         }
     }
 }

@@ -106,6 +106,8 @@ pub enum AdminCmd {
     List,
     /// Remove a web console admin and end their sessions.
     Remove { name: String },
+    /// Clear a web console admin's lockout (5 failed sign-ins lock for 15 minutes).
+    Unlock { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -347,8 +347,17 @@ async fn admin_add_shows_the_totp_secret_once_then_list_and_remove() {
         )
         .await;
     assert_one_line_error(&o, "already exists");
+    let o = cli.run(&["admin", "unlock", "root"]).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Cleared the lockout of web console admin root."),
+        "{}",
+        stdout(&o)
+    );
     let o = cli.run(&["admin", "remove", "root"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli.run(&["admin", "remove", "root"]).await;
+    assert_one_line_error(&o, "not found");
+    let o = cli.run(&["admin", "unlock", "root"]).await;
     assert_one_line_error(&o, "not found");
 }

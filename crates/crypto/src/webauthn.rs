@@ -332,6 +332,9 @@ pub struct ClientData {
     pub origin: String,
 }
 
+/// Reads client data; refuses a ceremony run in a cross-origin frame (`crossOrigin: true`,
+/// or a `topOrigin`, which only such a frame has): our pages never frame one, so another
+/// site embedding ours must not get an assertion the relying party accepts.
 pub fn parse_client_data(json: &[u8]) -> Result<ClientData> {
     #[derive(serde::Deserialize)]
     struct Raw {
@@ -339,12 +342,21 @@ pub fn parse_client_data(json: &[u8]) -> Result<ClientData> {
         typ: String,
         challenge: String,
         origin: String,
+        #[serde(rename = "crossOrigin", default)]
+        cross_origin: Option<bool>,
+        #[serde(rename = "topOrigin", default)]
+        top_origin: Option<serde_json::Value>,
     }
     if json.len() > MAX_CLIENT_DATA {
         return Err(WebauthnError::ClientData("too long".into()));
     }
     let raw: Raw = serde_json::from_slice(json)
         .map_err(|e| WebauthnError::ClientData(format!("not the expected JSON object: {e}")))?;
+    if raw.cross_origin == Some(true) || raw.top_origin.is_some() {
+        return Err(WebauthnError::ClientData(
+            "the ceremony ran in a cross-origin frame".into(),
+        ));
+    }
     let challenge = b64url_decode(&raw.challenge)
         .ok_or_else(|| WebauthnError::ClientData("challenge is not base64url".into()))?;
     Ok(ClientData {

@@ -57,6 +57,7 @@ pub const ADMIN_EVENTS: &str = "/v1/admin/events";
 pub const ADMIN_SESSIONS: &str = "/v1/admin/sessions";
 pub const ADMIN_ADMINS: &str = "/v1/admin/admins";
 pub const ADMIN_ADMIN: &str = "/v1/admin/admins/{name}";
+pub const ADMIN_ADMIN_UNLOCK: &str = "/v1/admin/admins/{name}/unlock";
 
 /// The web token app (issue 22): the phone authenticator as an installable web app, served by
 /// latchkeyd but not part of the API (not in [`ROUTES`], not in `/openapi.json`). `WEB_APP`
@@ -208,6 +209,7 @@ builders! {
     login_enroll_skip(tx) => LOGIN_ENROLL_SKIP;
     admin_user(name) => ADMIN_USER;
     admin_admin(name) => ADMIN_ADMIN;
+    admin_admin_unlock(name) => ADMIN_ADMIN_UNLOCK;
     ui_admin_user(name) => UI_ADMIN_USER;
     ui_admin_policy(id) => UI_ADMIN_POLICY;
     admin_user_tokens(name) => ADMIN_USER_TOKENS;
@@ -334,6 +336,7 @@ pub enum Op {
     AdminList,
     AdminAdd,
     AdminRemove,
+    AdminUnlock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,6 +440,7 @@ pub const ROUTES: &[Route] = &[
     r(Op::AdminList, Get, ADMIN_ADMINS, Admin),
     r(Op::AdminAdd, Post, ADMIN_ADMINS, Admin),
     r(Op::AdminRemove, Delete, ADMIN_ADMIN, Admin),
+    r(Op::AdminUnlock, Post, ADMIN_ADMIN_UNLOCK, Admin),
 ];
 
 /// The table's entry for an operation.

@@ -277,12 +277,21 @@ impl Browser {
         .await
     }
 
-    /// Opens an invite: the user's session, then the portal's start page.
+    /// Opens an invite: its page, the button's POST (the user's session), then the
+    /// portal's start page.
     async fn open_invite(&mut self, path: &str) -> Answer {
-        let a = self.get(path).await;
+        let a = self.redeem(path).await;
         assert_eq!(a.status, 303, "{}", a.body);
         assert_eq!(a.header("location"), Some(routes::UI_ME));
         self.get(routes::UI_ME).await
+    }
+
+    /// The invite page, then its button's POST; the POST's answer.
+    async fn redeem(&mut self, path: &str) -> Answer {
+        let page = self.get(path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("id=\"invite-open\""), "{}", page.body);
+        self.post(path, &[("csrf", &page.csrf())]).await
     }
 }
 
@@ -297,7 +306,7 @@ async fn an_invite_opens_one_session_even_when_two_redemptions_race() {
     t.add_user("alice").await;
     let (path, _) = t.invite("alice").await;
     let (mut a, mut b) = (t.browser(), t.browser());
-    let (ra, rb) = tokio::join!(a.get(&path), b.get(&path));
+    let (ra, rb) = tokio::join!(a.redeem(&path), b.redeem(&path));
     let mut statuses = [ra.status, rb.status];
     statuses.sort();
     assert_eq!(statuses, [303, 410], "{ra:?} {rb:?}");
@@ -578,9 +587,9 @@ async fn the_invite_code_never_reaches_the_server_log() {
     let (path, code) = t.invite("alice").await;
     let mut b = t.browser();
     b.open_invite(&path).await;
-    assert_eq!(t.browser().get(&path).await.status, 410);
-    // A wrong method on the path is refused as a page, its path logged nowhere.
-    assert_eq!(b.post(&path, &[("x", "y")]).await.status, 405);
+    assert_eq!(t.browser().redeem(&path).await.status, 410);
+    // A POST without the page's token is refused, its path logged nowhere.
+    assert_eq!(b.post(&path, &[("x", "y")]).await.status, 403);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

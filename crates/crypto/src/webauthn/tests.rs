@@ -389,3 +389,29 @@ fn bad_input_never_panics() {
     assert!(AuthData::parse(&ext).is_err());
     assert!(verify_registration(&deep, cd.as_bytes(), &ex).is_err());
 }
+
+#[test]
+fn client_data_from_a_cross_origin_frame_is_refused() {
+    let key = Key::es256();
+    let good = good_cd();
+    let cross = good.replace("\"crossOrigin\":false", "\"crossOrigin\":true");
+    assert_ne!(good, cross);
+    let s = assertion(&key, FLAG_UP, 5, cross.clone());
+    assert!(
+        matches!(check(&key, &s, 0, false), Err(WebauthnError::ClientData(_))),
+        "crossOrigin true is accepted"
+    );
+    assert!(parse_client_data(cross.as_bytes()).is_err());
+    let top = good.replace(
+        "\"crossOrigin\":false",
+        "\"crossOrigin\":false,\"topOrigin\":\"https://evil.example\"",
+    );
+    assert!(parse_client_data(top.as_bytes()).is_err());
+    let odd = good.replace("\"crossOrigin\":false", "\"crossOrigin\":\"yes\"");
+    assert!(parse_client_data(odd.as_bytes()).is_err());
+    // Absent or false, as browsers send it for a top-level page: accepted.
+    let absent = good.replace(",\"crossOrigin\":false", "");
+    assert!(parse_client_data(absent.as_bytes()).is_ok());
+    let s = assertion(&key, FLAG_UP, 5, good);
+    assert!(check(&key, &s, 0, false).is_ok());
+}

@@ -344,6 +344,12 @@ pub(super) fn describe(op: Op, g: &mut SchemaGenerator) -> OpDoc {
             Empty,
         )
         .refusals(&[404]),
+        Op::AdminUnlock => ok(
+            g,
+            "Clear a web console admin's lockout (failures and lock time)",
+            json::<AdminInfo>,
+        )
+        .refusals(&[404]),
         Op::Audit => ok(g, "The audit log", json::<Vec<AuditEntry>>).query(query::<AuditQuery>()),
         Op::EventUpload => ok(
             g,

@@ -300,6 +300,31 @@ impl Engine {
 }
 
 impl Engine {
+    /// `POST /v1/admin/admins/{name}/unlock` and `latchkey admin unlock`: clears the
+    /// admin's failures and lock.
+    pub async fn admin_unlock(&self, actor: &Actor, name: &str) -> Result<AdminInfo> {
+        if !self.store.admin_unlock(name).await? {
+            return Err(EngineError::NotFound(format!("admin {name:?} not found")));
+        }
+        self.audit(
+            actor,
+            "admin.unlock",
+            None,
+            None,
+            "ok",
+            format!("web admin {name}: lockout reset"),
+        )
+        .await;
+        let now = now();
+        self.store
+            .admin_list()
+            .await?
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| info(a, now))
+            .ok_or_else(|| EngineError::NotFound(format!("admin {name:?} not found")))
+    }
+
     /// The console's overview figures (users, tokens by kind, machines seen in the last
     /// day, failed authentications in the last hour, machines holding offline bundles).
     pub async fn admin_overview(&self) -> Result<crate::store::OverviewRow> {

@@ -1,5 +1,5 @@
 //! Admin routes for the web console's admin accounts (admin API key only): what
-//! `latchkey admin add|list|remove` calls.
+//! `latchkey admin add|list|remove|unlock` calls.
 
 use super::Ctx;
 use super::error::ApiErr;
@@ -34,4 +34,12 @@ pub async fn admin_remove(
 ) -> Result<StatusCode, ApiErr> {
     cx.engine.admin_remove(&Actor::Admin, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn admin_unlock(
+    State(cx): State<Ctx>,
+    _: AdminCaller,
+    Path(name): Path<String>,
+) -> Result<Json<AdminInfo>, ApiErr> {
+    Ok(Json(cx.engine.admin_unlock(&Actor::Admin, &name).await?))
 }

@@ -153,6 +153,7 @@ pub fn router(cx: Ctx) -> Router {
             get(admin_admins::admin_list).post(admin_admins::admin_add),
         )
         .route(routes::ADMIN_ADMIN, delete(admin_admins::admin_remove))
+        .route(routes::ADMIN_ADMIN_UNLOCK, post(admin_admins::admin_unlock))
         // The web token app: not API routes (routes::WEB_APP_PATHS, app_assets.rs).
         .route(routes::WEB_APP, get(app_assets::redirect))
         .route(routes::WEB_APP_ROOT, get(app_assets::root))

@@ -83,7 +83,8 @@ impl Store {
     /// One sign-in attempt, counted before its password is checked: unless the admin is
     /// locked, `failures` goes up by one and reaching `max_failures` sets the lock, in one
     /// conditional UPDATE. So however many attempts run at once, at most `max_failures` are
-    /// checked before the lock holds.
+    /// checked before the lock holds. Failures decay in the same UPDATE: when the last one
+    /// counted is `lock_secs` old or more (or a lock has run out), the count starts over.
     pub async fn admin_attempt(
         &self,
         name: &str,
@@ -93,10 +94,12 @@ impl Store {
     ) -> Result<Attempt> {
         let count = query(format!(
             "UPDATE admins SET failures = {next}, \
-             locked_until = CASE WHEN {next} >= $3 THEN $2 + $4 ELSE 0 END \
+             locked_until = CASE WHEN {next} >= $3 THEN $2 + $4 ELSE 0 END, failed_at = $2 \
              WHERE name = $1 AND locked_until <= $2 RETURNING {COLS}",
-            // A lock that has run out starts the count over.
-            next = "(CASE WHEN locked_until > 0 THEN 1 ELSE failures + 1 END)"
+            // A lock that has run out, or failures older than the lock window, start the
+            // count over (every SET expression reads the row as it was).
+            next =
+                "(CASE WHEN locked_until > 0 OR failed_at <= $2 - $4 THEN 1 ELSE failures + 1 END)"
         ))
         .bind(name)
         .bind(now)
@@ -132,7 +135,8 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Clears an admin's lockout (another admin, or `latchkey admin unlock`).
+    /// Clears an admin's lockout (`latchkey admin unlock`, the API key's
+    /// `POST /v1/admin/admins/{name}/unlock`); false when there is no such admin.
     pub async fn admin_unlock(&self, name: &str) -> Result<bool> {
         let done = query("UPDATE admins SET failures = 0, locked_until = 0 WHERE name = $1")
             .bind(name)

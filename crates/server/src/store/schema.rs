@@ -341,6 +341,11 @@ CREATE TABLE self_totp (
     expires_at BIGINT NOT NULL
 )
 "#,
+    // 13: when an admin's last sign-in attempt was counted, so that failures older than
+    // the lock window stop counting (Store::admin_attempt).
+    r#"
+ALTER TABLE admins ADD COLUMN failed_at BIGINT NOT NULL DEFAULT 0
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

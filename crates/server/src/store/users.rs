@@ -100,6 +100,9 @@ impl Store {
     }
 
     /// Returns false when the user does not exist.
+    /// Changes a user's display name, groups or enabled flag. Disabling also ends the
+    /// user's web sessions and drops their invite links not used yet, in the same
+    /// transaction: nothing opened before the disable survives an enable that follows.
     pub async fn user_update(
         &self,
         name: &str,
@@ -107,35 +110,49 @@ impl Store {
         groups: Option<&[String]>,
         enabled: Option<bool>,
     ) -> Result<bool> {
-        let res = query(
+        let update = query(
             "UPDATE users SET display_name = COALESCE($1, display_name), \
              groups_json = COALESCE($2, groups_json), enabled = COALESCE($3, enabled) WHERE name = $4",
         )
         .bind(display_name)
         .bind(groups.map(groups_json))
         .bind(enabled.map(i64::from))
-        .bind(name)
-        .execute(self.writer())
-        .await?;
-        Ok(res.rows_affected() == 1)
+        .bind(name);
+        let disabling = enabled == Some(false);
+        let sessions = end_web_access(name);
+        self.writer()
+            .transaction(false, move |c| {
+                let n = update.execute_on(c)?.rows_affected();
+                if n == 1 && disabling {
+                    for q in &sessions {
+                        q.execute_on(c)?;
+                    }
+                }
+                Ok(n == 1)
+            })
+            .await
     }
 
+    /// Deletes a user with their tokens, token apps, web sessions and invite links, in one
+    /// transaction: a user made again under the same name inherits nothing.
     pub async fn user_delete(&self, name: &str) -> Result<bool> {
         // Tokens go with the user (ON DELETE CASCADE; deleted explicitly too so the
-        // behaviour does not depend on the foreign-key pragma).
-        query("DELETE FROM tokens WHERE user_name = $1")
-            .bind(name)
-            .execute(self.writer())
-            .await?;
-        query("DELETE FROM apps WHERE user_name = $1")
-            .bind(name)
-            .execute(self.writer())
-            .await?;
-        let res = query("DELETE FROM users WHERE name = $1")
-            .bind(name)
-            .execute(self.writer())
-            .await?;
-        Ok(res.rows_affected() == 1)
+        // behaviour does not depend on the foreign-key pragma). Web sessions name their
+        // user by a string, without a foreign key.
+        let tokens = query("DELETE FROM tokens WHERE user_name = $1").bind(name);
+        let apps = query("DELETE FROM apps WHERE user_name = $1").bind(name);
+        let user = query("DELETE FROM users WHERE name = $1").bind(name);
+        let sessions = end_web_access(name);
+        self.writer()
+            .transaction(false, move |c| {
+                tokens.execute_on(c)?;
+                apps.execute_on(c)?;
+                for q in &sessions {
+                    q.execute_on(c)?;
+                }
+                Ok(user.execute_on(c)?.rows_affected() == 1)
+            })
+            .await
     }
 
     /// Records one failure atomically and returns the new failure count.
@@ -192,4 +209,13 @@ impl Store {
             .fetch_one(self.pool())
             .await
     }
+}
+
+/// The statements that end a user's way into the portal: their web sessions and their
+/// invite links not used yet.
+fn end_web_access(name: &str) -> [super::db::Query; 2] {
+    [
+        query("DELETE FROM web_sessions WHERE kind = 'user' AND subject = $1").bind(name),
+        query("DELETE FROM invites WHERE user_name = $1 AND used_at IS NULL").bind(name),
+    ]
 }

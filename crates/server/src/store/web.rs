@@ -94,16 +94,6 @@ impl Store {
         Ok(())
     }
 
-    /// Ends every session of one subject (an admin removed, a user disabled).
-    pub async fn web_session_delete_subject(&self, kind: &str, subject: &str) -> Result<u64> {
-        let done = query("DELETE FROM web_sessions WHERE kind = $1 AND subject = $2")
-            .bind(kind)
-            .bind(subject)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected())
-    }
-
     /// Deletes sessions past their absolute expiry or idle since before `idle_before`.
     pub async fn web_session_purge(&self, now: i64, idle_before: i64) -> Result<u64> {
         let done = query("DELETE FROM web_sessions WHERE expires_at <= $1 OR last_seen_at < $2")

@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod invites;
+mod lockout;
 mod pages;
+mod sessions;
 
 use harness::*;
 use latchkey_client::Method;

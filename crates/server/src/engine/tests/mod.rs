@@ -17,6 +17,7 @@ use latchkey_proto::login::{LoginStart, LoginStartResult};
 use latchkey_proto::machine::JoinRequest;
 use latchkey_proto::{OtpAlgorithm, TokenKind};
 
+mod admin_lockout;
 mod admins;
 mod enrol;
 mod inline_enrol;

@@ -292,8 +292,22 @@ async fn own_logins_are_listed_and_a_report_disables_the_user_when_the_policy_sa
     assert!(!fx.e.own_login_report(&alice, ids[0]).await.unwrap());
     assert!(fx.e.user_show("alice").await.unwrap().enabled);
     fx.set("login", &[("report_locks_user", "true")]).await;
+    let subject = crate::engine::Subject::User {
+        name: "alice".into(),
+        strength: crate::engine::Strength::Strong,
+    };
+    let (cookie, _) = fx.e.web_session_open(subject, "192.0.2.1").await.unwrap();
     assert!(fx.e.own_login_report(&alice, ids[1]).await.unwrap());
     assert!(!fx.e.user_show("alice").await.unwrap().enabled);
+    // The disable ended the session: an admin's enable does not bring it back.
+    let enable = latchkey_proto::admin::UserUpdate {
+        enabled: Some(true),
+        ..Default::default()
+    };
+    fx.e.user_update(&crate::engine::Actor::Admin, "alice", &enable)
+        .await
+        .unwrap();
+    assert!(fx.e.web_session(&cookie).await.unwrap().is_none());
     let log = fx.e.audit_log(Some("alice"), None, None).await.unwrap();
     let reports: Vec<_> = log.iter().filter(|a| a.action == "user.report").collect();
     assert_eq!(reports.len(), 2, "{log:?}");

@@ -1,29 +1,64 @@
-//! `/ui/invite/{code}`: an invite link's landing. The code is redeemed at once (one use),
-//! an invite session opens and the browser goes on to `/ui/me/` — the code is in the
-//! address bar for this one request only, and no log line prints the path (web::log_path).
+//! `/ui/invite/{code}`: an invite link's landing. Opening the link (GET or HEAD) spends
+//! nothing and says nothing about the account: a page with one button, `#invite-open`,
+//! whose POST (a sign-in form's double-submit token, as no session exists yet) redeems the
+//! code, opens an invite session and goes on to `/ui/me/`. So mail scanners and link
+//! previews that fetch the link leave it usable, and another site cannot switch a browser
+//! into someone else's account by sending it there (login CSRF): the POST must come from
+//! this page. No log line prints the path (web::log_path).
 
 use crate::engine::{INVITE_GONE, Strength, Subject};
 use crate::http::Ctx;
-use crate::web::layout;
-use crate::web::session::{self, WebError, WebResult};
+use crate::web::layout::{self, Nav};
+use crate::web::me::signin::PUSH_COOKIE;
+use crate::web::session::{self, SigninCsrf, SigninForm, WebError, WebResult};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use latchkey_proto::routes;
+use maud::html;
 
-pub async fn land(
-    State(cx): State<Ctx>,
-    Path(code): Path<String>,
-    req: axum::extract::Request,
-) -> WebResult<Response> {
-    let ip = session::peer_ip(req.extensions());
-    if !cx.signin_limiter.allow(&ip) {
-        return Err(WebError::TooMany);
-    }
-    if req.headers().contains_key(header::AUTHORIZATION) {
+/// `GET /ui/invite/{code}`: the page with the button; the code is not looked at.
+pub async fn show(headers: HeaderMap) -> WebResult<Response> {
+    if headers.contains_key(header::AUTHORIZATION) {
         return Err(WebError::Forbidden(
             "An API key is not a web session: open the link in a browser.".into(),
         ));
+    }
+    let pre = SigninCsrf::for_form(&headers)?;
+    // No `action`: the form posts to this very address, so the code is not copied into
+    // the page.
+    let body = html! {
+        h1 { "Open your self-service page" }
+        form.card.narrow #invite-form method="post" {
+            (layout::signin_csrf(&pre))
+            p { "This one-time link opens the page where you add and manage your second factors. It works once: after that, sign in or ask your administrator for a new link." }
+            p.muted { "If you did not expect this link, close this page." }
+            button #invite-open type="submit" { "Open your self-service page" }
+        }
+    };
+    let mut r = layout::html_response(
+        StatusCode::OK,
+        layout::page("Open your self-service page", &Nav::default(), body),
+    );
+    if let Some(c) = pre.set_cookie() {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    Ok(r)
+}
+
+/// The button's form: its token only.
+#[derive(serde::Deserialize)]
+pub struct OpenFields {}
+
+/// `POST /ui/invite/{code}`: redeems the code once, replaces the browser's session with an
+/// invite session, 303 to `/ui/me/`.
+pub async fn open(
+    State(cx): State<Ctx>,
+    Path(code): Path<String>,
+    SigninForm { ip, old_cookie, .. }: SigninForm<OpenFields>,
+) -> WebResult<Response> {
+    if !cx.signin_limiter.allow(&ip) {
+        return Err(WebError::TooMany);
     }
     let user = match cx.engine.invite_redeem(&code, &ip).await {
         Ok(user) => user,
@@ -32,9 +67,8 @@ pub async fn land(
         }
         Err(e) => return Err(e.into()),
     };
-    // Opening a session replaces the one the browser held.
-    if let Some(old) = session::cookie(req.headers(), session::COOKIE) {
-        cx.engine.web_session_close(old).await?;
+    if let Some(old) = old_cookie {
+        cx.engine.web_session_close(&old).await?;
     }
     let (cookie, _) = cx
         .engine
@@ -47,7 +81,12 @@ pub async fn land(
         )
         .await?;
     let mut r = layout::see_other(routes::UI_ME);
-    r.headers_mut()
-        .append(header::SET_COOKIE, session::session_cookie(&cookie));
+    let h = r.headers_mut();
+    h.append(header::SET_COOKIE, session::session_cookie(&cookie));
+    h.append(
+        header::SET_COOKIE,
+        session::clear_cookie(session::PRE_COOKIE),
+    );
+    h.append(header::SET_COOKIE, session::clear_cookie(PUSH_COOKIE));
     Ok(r)
 }

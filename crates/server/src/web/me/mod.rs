@@ -19,7 +19,7 @@ use latchkey_proto::routes;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
-        .route(routes::UI_INVITE, get(invite::land))
+        .route(routes::UI_INVITE, get(invite::show).post(invite::open))
         .route(routes::UI_ME, get(home::show))
         .route(routes::UI_ME_SIGNIN, get(signin::form))
         .route(routes::UI_ME_SIGNIN_KEY, post(keys::signin_start))

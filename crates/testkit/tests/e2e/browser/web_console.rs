@@ -232,6 +232,9 @@ async fn invited_user_enrols_totp_and_a_security_key_signs_in_with_the_key_and_r
 
     // The link opens a self-service session and leaves the address bar at once.
     b.goto(&link).await.unwrap();
+    // The link shows a button; its POST spends the invite and opens the session.
+    visible(&mut b, "#invite-open").await;
+    b.click("#invite-open").await.unwrap();
     visible(&mut b, "#add-totp").await;
     let here = b.eval("return location.pathname").await.unwrap();
     assert_eq!(here, json!("/ui/me/"));
@@ -455,6 +458,9 @@ async fn forms_need_their_csrf_token_and_sessions_open_only_their_own_pages() {
     sign_out(&mut b).await;
     let link = cli_invite(&srv, "bob").await;
     b.goto(&link).await.unwrap();
+    // The link shows a button; its POST spends the invite and opens the session.
+    visible(&mut b, "#invite-open").await;
+    b.click("#invite-open").await.unwrap();
     visible(&mut b, &bob_row).await;
     let bob_csrf = b
         .eval("return document.querySelector('input[name=csrf]').value")
@@ -464,6 +470,9 @@ async fn forms_need_their_csrf_token_and_sessions_open_only_their_own_pages() {
     b.replace_cookies(&[]).await.unwrap();
     let link = cli_invite(&srv, "alice").await;
     b.goto(&link).await.unwrap();
+    // The link shows a button; its POST spends the invite and opens the session.
+    visible(&mut b, "#invite-open").await;
+    b.click("#invite-open").await.unwrap();
     visible(&mut b, &alice_row).await;
 
     // Alice's session with the CSRF token of Bob's page: refused, the token is the
