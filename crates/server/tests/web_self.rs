@@ -107,6 +107,11 @@ impl Target {
     }
 
     async fn add_totp(&self, name: &str) -> String {
+        self.add_totp_uri(name).await.0
+    }
+
+    /// A TOTP token (an authenticator app): its id and `otpauth://` URI.
+    async fn add_totp_uri(&self, name: &str) -> (String, String) {
         let t: serde_json::Value = self
             .api()
             .post(
@@ -115,7 +120,43 @@ impl Target {
             )
             .await
             .unwrap();
-        t["token"]["id"].as_str().unwrap().to_string()
+        (
+            t["token"]["id"].as_str().unwrap().to_string(),
+            t["otpauth_uri"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A token app registered for `name` as the app does it: its answer (key, seed) and
+    /// its signing key.
+    async fn add_app(&self, name: &str) -> (AppRegistered, SigningKeyPair) {
+        let link: AppLinkCreated = self
+            .api()
+            .post(&routes::admin_user_apps(name), &serde_json::json!({}))
+            .await
+            .unwrap();
+        let signer = SigningKeyPair::generate().unwrap();
+        let reg: AppRegistered = self
+            .api_as("none")
+            .post(
+                routes::APP_REGISTER,
+                &serde_json::json!({
+                    "code": link.code.expose(),
+                    "device_name": "phone",
+                    "x25519_public": B64.encode([9u8; 32]),
+                    "ed25519_public": B64.encode(signer.public_bytes()),
+                }),
+            )
+            .await
+            .unwrap();
+        (reg, signer)
+    }
+
+    /// The pushes waiting for the app, without waiting.
+    async fn pending(&self, reg: &AppRegistered) -> Vec<PushRequest> {
+        self.api_as(&reg.app_key)
+            .get(&format!("{}?wait=0", routes::APP_PENDING))
+            .await
+            .unwrap()
     }
 
     async fn tokens(&self, name: &str) -> Vec<TokenInfo> {
@@ -426,26 +467,9 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
     let srv = start().await;
     let t = &srv.target;
     t.add_user("alice").await;
-    // A token app for alice: its TOTP seed gives the code, its key answers the push.
-    let link: AppLinkCreated = t
-        .api()
-        .post(&routes::admin_user_apps("alice"), &serde_json::json!({}))
-        .await
-        .unwrap();
-    let signer = SigningKeyPair::generate().unwrap();
-    let reg: AppRegistered = t
-        .api_as("none")
-        .post(
-            routes::APP_REGISTER,
-            &serde_json::json!({
-                "code": link.code.expose(),
-                "device_name": "phone",
-                "x25519_public": B64.encode([9u8; 32]),
-                "ed25519_public": B64.encode(signer.public_bytes()),
-            }),
-        )
-        .await
-        .unwrap();
+    // An authenticator app gives the code, the token app's key answers the push.
+    let (totp_id, uri) = t.add_totp_uri("alice").await;
+    let (reg, signer) = t.add_app("alice").await;
     let mut b = t.browser();
     let page = b.get(routes::UI_ME_SIGNIN).await;
     for id in ["signin-name", "signin-key", "signin-code", "signin-push"] {
@@ -464,7 +488,7 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
         )
         .await;
     assert_eq!(wrong.status, 401, "{}", wrong.body);
-    let code = totp_of(&reg.otpauth_uri, now());
+    let code = totp_of(&uri, now());
     let r = b
         .post(
             routes::UI_ME_SIGNIN_CODE,
@@ -481,14 +505,44 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
         "no session before the approval"
     );
     let number: u32 = waiting.between("id=\"push-number\">", "<").parse().unwrap();
-    let app = t.api_as(&reg.app_key);
-    let pending: Vec<PushRequest> = app
-        .get(&format!("{}?wait=0", routes::APP_PENDING))
-        .await
+    approve(t, &reg, &signer, number).await;
+    let done = b.get(routes::UI_ME_SIGNIN_WAIT).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some(routes::UI_ME));
+    let me = b.get(routes::UI_ME).await;
+    assert_eq!(me.status, 200);
+    // Strong: the authenticator and the app's TOTP seed may go (the app stays), the app
+    // itself may not.
+    let tokens = t.tokens("alice").await;
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    let seed = tokens
+        .iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::Totp && t.id != totp_id)
         .unwrap();
+    let appt = tokens
+        .iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::App)
+        .unwrap();
+    let csrf = me.csrf();
+    for id in [&totp_id, &seed.id] {
+        let r = b.post(&token_path(id, "remove"), &[("csrf", &csrf)]).await;
+        assert_eq!(r.header("location"), Some("/ui/me/?ok=removed"), "{r:?}");
+    }
+    let r = b
+        .post(&token_path(&appt.id, "remove"), &[("csrf", &csrf)])
+        .await;
+    let page = b.get(r.header("location").unwrap()).await;
+    assert!(page.body.contains("last second factor"), "{}", page.body);
+    assert_eq!(t.tokens("alice").await.len(), 1);
+}
+
+/// Approves the app's pending push with `number`, signed as the app signs.
+async fn approve(t: &Target, reg: &AppRegistered, signer: &SigningKeyPair, number: u32) {
+    let pending = t.pending(reg).await;
     let p = &pending[0];
     let signed = push_signing_bytes(p.tx.as_str(), Decision::Approve, Some(number), &p.nonce);
-    let _: serde_json::Value = app
+    let _: serde_json::Value = t
+        .api_as(&reg.app_key)
         .post(
             routes::APP_RESPOND,
             &serde_json::json!({
@@ -501,33 +555,58 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
         )
         .await
         .unwrap();
-    let done = b.get(routes::UI_ME_SIGNIN_WAIT).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(done.header("location"), Some(routes::UI_ME));
-    let me = b.get(routes::UI_ME).await;
-    assert_eq!(me.status, 200);
-    // Strong: the app's TOTP seed may go (the app stays), the app itself may not.
-    let tokens = t.tokens("alice").await;
-    assert_eq!(tokens.len(), 2, "{tokens:?}");
-    let seed = tokens
-        .iter()
-        .find(|t| t.kind == latchkey_proto::TokenKind::Totp)
-        .unwrap();
-    let appt = tokens
-        .iter()
-        .find(|t| t.kind == latchkey_proto::TokenKind::App)
-        .unwrap();
-    let csrf = me.csrf();
+}
+
+/// Review finding 1: every token app also gets a TOTP seed. Its code and the same app's
+/// push approval are one phone, one factor: the code step refuses the seed's code (with
+/// what to use instead), sends no push and opens no session; a code from another
+/// authenticator then goes on to the push.
+#[tokio::test]
+async fn the_token_apps_own_code_and_its_push_are_not_two_factors() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    let (reg, _signer) = t.add_app("alice").await;
+    let mut b = t.browser();
+    let csrf = b.get(routes::UI_ME_SIGNIN).await.csrf();
+    let code = totp_of(&reg.otpauth_uri, now());
     let r = b
-        .post(&token_path(&seed.id, "remove"), &[("csrf", &csrf)])
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[("csrf", &csrf), ("name", "alice"), ("code", &code)],
+        )
         .await;
-    assert_eq!(r.header("location"), Some("/ui/me/?ok=removed"), "{r:?}");
+    assert_eq!(r.status, 401, "the seed's code went on: {r:?}");
+    assert!(
+        r.body.contains(
+            "Use a security key, or a code from an authenticator app other than the latchkey app."
+        ),
+        "{}",
+        r.body
+    );
+    assert!(t.pending(&reg).await.is_empty(), "no push went out");
+    assert!(!b.cookies.contains_key("__Host-latchkey-push"));
+    assert!(b.get(routes::UI_ME_SIGNIN_WAIT).await.status == 303);
+    assert!(!b.cookies.contains_key("__Host-latchkey"));
+    // With an authenticator of its own, its code goes on to the app's push.
+    let (_, uri) = t.add_totp_uri("alice").await;
+    let csrf = b.get(routes::UI_ME_SIGNIN).await.csrf();
     let r = b
-        .post(&token_path(&appt.id, "remove"), &[("csrf", &csrf)])
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[
+                ("csrf", &csrf),
+                ("name", "alice"),
+                ("code", &totp_of(&uri, now())),
+            ],
+        )
         .await;
-    let page = b.get(r.header("location").unwrap()).await;
-    assert!(page.body.contains("last second factor"), "{}", page.body);
-    assert_eq!(t.tokens("alice").await.len(), 1);
+    assert_eq!(
+        r.header("location"),
+        Some(routes::UI_ME_SIGNIN_WAIT),
+        "{r:?}"
+    );
+    assert_eq!(t.pending(&reg).await.len(), 1);
 }
 
 #[tokio::test]

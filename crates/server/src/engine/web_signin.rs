@@ -2,7 +2,9 @@
 //! session. Two ways, both name first:
 //!
 //! - a security key or passkey in the browser, with user verification (WebAuthn get);
-//! - a one-time code, then a push approval in the token app (number matching).
+//! - a one-time code, then a push approval in the token app (number matching). The code
+//!   must come from another token than a token app's own TOTP seed: the app approves the
+//!   push, and one phone is one factor.
 //!
 //! The seam (docs/decisions.md, "Self-service portal"): each step is a login transaction of
 //! the portal's pseudo-machine [`WEB_MACHINE`] under the `*` policy, so the code, the key's
@@ -14,6 +16,7 @@
 use super::fido2::Party;
 use super::login::Limits;
 use super::messages::Said;
+use super::otp::{AppSeeds, OtpJudged};
 use super::web_sessions::Strength;
 use super::{Engine, EngineError, PushOutcome, Result, new_tx_id, now};
 use crate::policy;
@@ -32,6 +35,9 @@ pub const WEB_MACHINE: &str = "web";
 const WEB_HOST: &str = "self-service portal";
 /// A portal ceremony (a code, a key's challenge) lives 2 minutes.
 const WEB_TX_TTL: i64 = 120;
+/// A right code of the token app's own seed, in the code + push sign-in.
+pub const APP_SEED_REFUSED: &str =
+    "Use a security key, or a code from an authenticator app other than the latchkey app.";
 /// One refusal for a name that cannot sign in (unknown, disabled, nothing registered).
 pub const CODE_SIGNIN_REFUSED: &str = "Sign-in refused: check the name and the code.";
 
@@ -126,8 +132,16 @@ impl Engine {
             Ok(open) => open,
             Err(denied) => return refused(&step_words(denied)),
         };
-        let result = self.otp_answer(open, &tx, code.trim(), now).await?;
+        // The app approves the push: its own seed's code would make one phone both
+        // factors, so only another token's code counts here (judged in the store).
+        let result = self
+            .otp_judge(open, &tx, code.trim(), now, AppSeeds::Refuse)
+            .await?;
         self.store.tx_finish(&tx).await?;
+        let result = match result {
+            OtpJudged::Step(r) => r,
+            OtpJudged::AppSeed => return refused(APP_SEED_REFUSED),
+        };
         match result {
             LoginStepResult::Success { .. } => {}
             // Each sign-in is its own transaction: "attempts left" would mislead; the

@@ -43,6 +43,20 @@ pub enum OtpVerdict {
         replayed: bool,
     },
     Refused(Unjudged),
+    /// The code is right, but only for a token app's TOTP seed, which this answer does not
+    /// take ([`OtpRules::app_seeds`]): nothing was used up or counted.
+    AppSeed,
+}
+
+/// How [`Store::tx_answer_otp`] judges a code besides what it matched.
+pub struct OtpRules<F> {
+    /// The transaction's attempts.
+    pub max_attempts: i64,
+    /// The lockout after the n-th failure of the user's run (0: none).
+    pub lock_for: F,
+    /// Whether a token app's TOTP seed may answer. Not in the portal's code + push sign-in:
+    /// the seed lives on the phone that approves the push, and one device is one factor.
+    pub app_seeds: bool,
 }
 
 /// A login transaction: one person at one machine proving a second factor.
@@ -224,15 +238,25 @@ impl Store {
     /// checked and consumed in one step). A success costs the same two row updates as
     /// before the limits moved here (the code's step, the transaction), plus the user's
     /// reset only when it had failures.
+    ///
+    /// Without `rules.app_seeds`, a match of a token app's seed (`tokens.app_id` set, or
+    /// kind `app`) is read in the same transaction and not taken: a code right only for
+    /// such seeds is [`OtpVerdict::AppSeed`], neither used up nor counted. A seed's
+    /// `app_id` is set before the registration answers it to the app, so no code of a seed
+    /// is ever known while it looks like an authenticator's.
     pub async fn tx_answer_otp(
         &self,
         id: &str,
         user: &str,
         now: i64,
-        max_attempts: i64,
-        lock_for: impl Fn(i64) -> i64 + Send + 'static,
+        rules: OtpRules<impl Fn(i64) -> i64 + Send + 'static>,
         matches: Vec<(String, i64, i64)>,
     ) -> Result<OtpVerdict> {
+        let OtpRules {
+            max_attempts,
+            lock_for,
+            app_seeds,
+        } = rules;
         let (id, user) = (id.to_string(), user.to_string());
         self.writer()
             .transaction(true, move |c| {
@@ -271,7 +295,20 @@ impl Store {
                     }));
                 }
                 let mut replayed = false;
+                let mut seed_matched = false;
                 for (token, step, used) in &matches {
+                    if !app_seeds {
+                        let seed = query(
+                            "SELECT 1 FROM tokens WHERE id = $1 AND (app_id IS NOT NULL OR kind = 'app')",
+                        )
+                        .bind(token.as_str())
+                        .fetch_optional_on(c)?
+                        .is_some();
+                        if seed {
+                            seed_matched = true;
+                            continue;
+                        }
+                    }
                     if *step <= *used {
                         replayed = true;
                         continue;
@@ -300,6 +337,9 @@ impl Store {
                     return Ok(OtpVerdict::Success {
                         token_id: token.clone(),
                     });
+                }
+                if seed_matched && !replayed {
+                    return Ok(OtpVerdict::AppSeed);
                 }
                 let (attempt, failures) = (attempts + 1, failures + 1);
                 let lock = lock_for(failures);
