@@ -5,7 +5,7 @@
 use super::login::{Limits, OpenStep};
 use super::messages::Said;
 use super::{Engine, EngineError, Result, now};
-use crate::policy;
+
 use crate::store::{OtpRules, OtpVerdict, StoreError, TokenRow, UserRow};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -115,7 +115,6 @@ impl Engine {
             ..
         } = open;
         let matches = self.otp_matches(&tokens, code, now)?;
-        let lock_policy = policy.clone();
         let verdict = self
             .store
             .tx_answer_otp(
@@ -124,7 +123,7 @@ impl Engine {
                 now,
                 OtpRules {
                     max_attempts: i64::from(policy.max_attempts),
-                    lock_for: move |n| policy::lockout_secs(&lock_policy, n),
+                    lockout: ctx.counter.lockout(&policy),
                     app_seeds: seeds == AppSeeds::Take,
                 },
                 matches,
