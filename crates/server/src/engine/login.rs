@@ -254,10 +254,13 @@ impl Engine {
                     .map(Err);
             }
             None => {
-                return ctx
-                    .deny(true, "user removed during login", Said::NoMethod)
-                    .await
-                    .map(Err);
+                // The portal opens a transaction for any name typed (so that every name
+                // costs the same): there, a missing user is usually one that never was.
+                let why = match counter {
+                    Counter::Login => "user removed during login",
+                    Counter::Portal => "no such user (or removed during sign-in)",
+                };
+                return ctx.deny(true, why, Said::NoMethod).await.map(Err);
             }
         };
         if user.locked_until > now {
