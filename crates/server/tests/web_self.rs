@@ -55,9 +55,14 @@ struct InProcess {
 }
 
 async fn start() -> InProcess {
+    start_with(|_| {}).await
+}
+
+async fn start_with(set: impl FnOnce(&mut ServerConfig)) -> InProcess {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ServerConfig::new(dir.path().join("data"));
     cfg.listen = "127.0.0.1:0".parse().unwrap();
+    set(&mut cfg);
     let running = latchkey_server::start(cfg.clone()).await.unwrap();
     let admin_token = std::fs::read_to_string(cfg.data_dir.join("admin.token"))
         .unwrap()
@@ -107,6 +112,11 @@ impl Target {
     }
 
     async fn add_totp(&self, name: &str) -> String {
+        self.add_totp_uri(name).await.0
+    }
+
+    /// A TOTP token (an authenticator app): its id and `otpauth://` URI.
+    async fn add_totp_uri(&self, name: &str) -> (String, String) {
         let t: serde_json::Value = self
             .api()
             .post(
@@ -115,7 +125,94 @@ impl Target {
             )
             .await
             .unwrap();
-        t["token"]["id"].as_str().unwrap().to_string()
+        (
+            t["token"]["id"].as_str().unwrap().to_string(),
+            t["otpauth_uri"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A token app registered for `name` as the app does it: its answer (key, seed) and
+    /// its signing key.
+    async fn add_app(&self, name: &str) -> (AppRegistered, SigningKeyPair) {
+        let link: AppLinkCreated = self
+            .api()
+            .post(&routes::admin_user_apps(name), &serde_json::json!({}))
+            .await
+            .unwrap();
+        let signer = SigningKeyPair::generate().unwrap();
+        let reg: AppRegistered = self
+            .api_as("none")
+            .post(
+                routes::APP_REGISTER,
+                &serde_json::json!({
+                    "code": link.code.expose(),
+                    "device_name": "phone",
+                    "x25519_public": B64.encode([9u8; 32]),
+                    "ed25519_public": B64.encode(signer.public_bytes()),
+                }),
+            )
+            .await
+            .unwrap();
+        (reg, signer)
+    }
+
+    /// A machine joined with a join token, as `latchkey-agent join` does: its API key.
+    async fn join_machine(&self, hostname: &str) -> String {
+        let jt: serde_json::Value = self
+            .api()
+            .post(
+                routes::ADMIN_JOIN_TOKENS,
+                &serde_json::json!({ "expires_in": 3600 }),
+            )
+            .await
+            .unwrap();
+        let joined: serde_json::Value = self
+            .api_as("none")
+            .post(
+                routes::MACHINE_JOIN,
+                &serde_json::json!({ "join_token": jt["join_token"], "hostname": hostname }),
+            )
+            .await
+            .unwrap();
+        joined["api_key"].as_str().unwrap().to_string()
+    }
+
+    /// A login at a machine through the login API, as the agent does it: the start's
+    /// answer, and the code step's when the start was a challenge.
+    async fn machine_login(
+        &self,
+        machine_key: &str,
+        user: &str,
+        code: &str,
+    ) -> (serde_json::Value, Option<serde_json::Value>) {
+        let m = self.api_as(machine_key);
+        let start: serde_json::Value = m
+            .post(
+                routes::LOGIN_START,
+                &serde_json::json!({ "user": user, "client_id": "login" }),
+            )
+            .await
+            .unwrap();
+        if start["result"] != "challenge" {
+            return (start, None);
+        }
+        let tx = start["tx"].as_str().unwrap().to_string();
+        let step: serde_json::Value = m
+            .post(
+                &routes::fill(routes::LOGIN_OTP, &[&tx]),
+                &serde_json::json!({ "code": code }),
+            )
+            .await
+            .unwrap();
+        (start, Some(step))
+    }
+
+    /// The pushes waiting for the app, without waiting.
+    async fn pending(&self, reg: &AppRegistered) -> Vec<PushRequest> {
+        self.api_as(&reg.app_key)
+            .get(&format!("{}?wait=0", routes::APP_PENDING))
+            .await
+            .unwrap()
     }
 
     async fn tokens(&self, name: &str) -> Vec<TokenInfo> {
@@ -423,6 +520,19 @@ fn totp_of(uri: &str, at: u64) -> String {
     latchkey_crypto::otp::totp(&seed, at, 30, OtpAlgorithm::Sha1, 6)
 }
 
+/// A six-digit code that is none of the token's in the accepted window.
+fn wrong_code_of(uri: &str) -> String {
+    let t = now();
+    let near: Vec<String> = [t - 30, t, t + 30]
+        .iter()
+        .map(|&s| totp_of(uri, s))
+        .collect();
+    (0..1000u32)
+        .map(|n| format!("{:06}", 100_000 + n * 7))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -435,26 +545,9 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
     let srv = start().await;
     let t = &srv.target;
     t.add_user("alice").await;
-    // A token app for alice: its TOTP seed gives the code, its key answers the push.
-    let link: AppLinkCreated = t
-        .api()
-        .post(&routes::admin_user_apps("alice"), &serde_json::json!({}))
-        .await
-        .unwrap();
-    let signer = SigningKeyPair::generate().unwrap();
-    let reg: AppRegistered = t
-        .api_as("none")
-        .post(
-            routes::APP_REGISTER,
-            &serde_json::json!({
-                "code": link.code.expose(),
-                "device_name": "phone",
-                "x25519_public": B64.encode([9u8; 32]),
-                "ed25519_public": B64.encode(signer.public_bytes()),
-            }),
-        )
-        .await
-        .unwrap();
+    // An authenticator app gives the code, the token app's key answers the push.
+    let (totp_id, uri) = t.add_totp_uri("alice").await;
+    let (reg, signer) = t.add_app("alice").await;
     let mut b = t.browser();
     let page = b.get(routes::UI_ME_SIGNIN).await;
     for id in ["signin-name", "signin-key", "signin-code", "signin-push"] {
@@ -473,7 +566,7 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
         )
         .await;
     assert_eq!(wrong.status, 401, "{}", wrong.body);
-    let code = totp_of(&reg.otpauth_uri, now());
+    let code = totp_of(&uri, now());
     let r = b
         .post(
             routes::UI_ME_SIGNIN_CODE,
@@ -490,14 +583,44 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
         "no session before the approval"
     );
     let number: u32 = waiting.between("id=\"push-number\">", "<").parse().unwrap();
-    let app = t.api_as(&reg.app_key);
-    let pending: Vec<PushRequest> = app
-        .get(&format!("{}?wait=0", routes::APP_PENDING))
-        .await
+    approve(t, &reg, &signer, number).await;
+    let done = b.get(routes::UI_ME_SIGNIN_WAIT).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.header("location"), Some(routes::UI_ME));
+    let me = b.get(routes::UI_ME).await;
+    assert_eq!(me.status, 200);
+    // Strong: the authenticator and the app's TOTP seed may go (the app stays), the app
+    // itself may not.
+    let tokens = t.tokens("alice").await;
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    let seed = tokens
+        .iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::Totp && t.id != totp_id)
         .unwrap();
+    let appt = tokens
+        .iter()
+        .find(|t| t.kind == latchkey_proto::TokenKind::App)
+        .unwrap();
+    let csrf = me.csrf();
+    for id in [&totp_id, &seed.id] {
+        let r = b.post(&token_path(id, "remove"), &[("csrf", &csrf)]).await;
+        assert_eq!(r.header("location"), Some("/ui/me/?ok=removed"), "{r:?}");
+    }
+    let r = b
+        .post(&token_path(&appt.id, "remove"), &[("csrf", &csrf)])
+        .await;
+    let page = b.get(r.header("location").unwrap()).await;
+    assert!(page.body.contains("last second factor"), "{}", page.body);
+    assert_eq!(t.tokens("alice").await.len(), 1);
+}
+
+/// Approves the app's pending push with `number`, signed as the app signs.
+async fn approve(t: &Target, reg: &AppRegistered, signer: &SigningKeyPair, number: u32) {
+    let pending = t.pending(reg).await;
     let p = &pending[0];
     let signed = push_signing_bytes(p.tx.as_str(), Decision::Approve, Some(number), &p.nonce);
-    let _: serde_json::Value = app
+    let _: serde_json::Value = t
+        .api_as(&reg.app_key)
         .post(
             routes::APP_RESPOND,
             &serde_json::json!({
@@ -510,33 +633,58 @@ async fn a_code_and_a_push_approval_sign_in_and_the_last_factor_stays() {
         )
         .await
         .unwrap();
-    let done = b.get(routes::UI_ME_SIGNIN_WAIT).await;
-    assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(done.header("location"), Some(routes::UI_ME));
-    let me = b.get(routes::UI_ME).await;
-    assert_eq!(me.status, 200);
-    // Strong: the app's TOTP seed may go (the app stays), the app itself may not.
-    let tokens = t.tokens("alice").await;
-    assert_eq!(tokens.len(), 2, "{tokens:?}");
-    let seed = tokens
-        .iter()
-        .find(|t| t.kind == latchkey_proto::TokenKind::Totp)
-        .unwrap();
-    let appt = tokens
-        .iter()
-        .find(|t| t.kind == latchkey_proto::TokenKind::App)
-        .unwrap();
-    let csrf = me.csrf();
+}
+
+/// Review finding 1: every token app also gets a TOTP seed. Its code and the same app's
+/// push approval are one phone, one factor: the code step refuses the seed's code (with
+/// what to use instead), sends no push and opens no session; a code from another
+/// authenticator then goes on to the push.
+#[tokio::test]
+async fn the_token_apps_own_code_and_its_push_are_not_two_factors() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    let (reg, _signer) = t.add_app("alice").await;
+    let mut b = t.browser();
+    let csrf = b.get(routes::UI_ME_SIGNIN).await.csrf();
+    let code = totp_of(&reg.otpauth_uri, now());
     let r = b
-        .post(&token_path(&seed.id, "remove"), &[("csrf", &csrf)])
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[("csrf", &csrf), ("name", "alice"), ("code", &code)],
+        )
         .await;
-    assert_eq!(r.header("location"), Some("/ui/me/?ok=removed"), "{r:?}");
+    assert_eq!(r.status, 401, "the seed's code went on: {r:?}");
+    assert!(
+        r.body.contains(
+            "Use a security key, or a code from an authenticator app other than the latchkey app."
+        ),
+        "{}",
+        r.body
+    );
+    assert!(t.pending(&reg).await.is_empty(), "no push went out");
+    assert!(!b.cookies.contains_key("__Host-latchkey-push"));
+    assert!(b.get(routes::UI_ME_SIGNIN_WAIT).await.status == 303);
+    assert!(!b.cookies.contains_key("__Host-latchkey"));
+    // With an authenticator of its own, its code goes on to the app's push.
+    let (_, uri) = t.add_totp_uri("alice").await;
+    let csrf = b.get(routes::UI_ME_SIGNIN).await.csrf();
     let r = b
-        .post(&token_path(&appt.id, "remove"), &[("csrf", &csrf)])
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[
+                ("csrf", &csrf),
+                ("name", "alice"),
+                ("code", &totp_of(&uri, now())),
+            ],
+        )
         .await;
-    let page = b.get(r.header("location").unwrap()).await;
-    assert!(page.body.contains("last second factor"), "{}", page.body);
-    assert_eq!(t.tokens("alice").await.len(), 1);
+    assert_eq!(
+        r.header("location"),
+        Some(routes::UI_ME_SIGNIN_WAIT),
+        "{r:?}"
+    );
+    assert_eq!(t.pending(&reg).await.len(), 1);
 }
 
 #[tokio::test]
@@ -600,4 +748,234 @@ async fn the_invite_code_never_reaches_the_server_log() {
         !log.contains(&code),
         "the invite code is in the log:\n{log}"
     );
+}
+
+const PORTAL_REFUSED: &str = "Sign-in refused: check the name, and the code or the security key. After 5 failures, signing in here waits 15 minutes.";
+
+/// Review finding 2, the lock-out: anyone can type alice's name at the portal. Six wrong
+/// codes there lock portal sign-ins (the right code is then refused too, no push goes
+/// out), but never alice's logins: a machine login with the right code right after still
+/// passes. A user locked out of logins is refused at the portal as well.
+#[tokio::test]
+async fn wrong_portal_codes_never_lock_the_user_out_of_machine_logins() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    let (_, uri) = t.add_totp_uri("alice").await;
+    let (reg, _) = t.add_app("alice").await;
+    let machine = t.join_machine("web1").await;
+    let mut attacker = t.browser();
+    let csrf = attacker.get(routes::UI_ME_SIGNIN).await.csrf();
+    for _ in 0..6 {
+        let r = attacker
+            .post(
+                routes::UI_ME_SIGNIN_CODE,
+                &[
+                    ("csrf", &csrf),
+                    ("name", "alice"),
+                    ("code", &wrong_code_of(&uri)),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(r.body.contains(PORTAL_REFUSED), "{}", r.body);
+    }
+    // The portal is locked for alice: her right code is refused there, unjudged.
+    let mut alice = t.browser();
+    let csrf = alice.get(routes::UI_ME_SIGNIN).await.csrf();
+    let code = totp_of(&uri, now());
+    let r = alice
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[("csrf", &csrf), ("name", "alice"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains(PORTAL_REFUSED), "{}", r.body);
+    assert!(t.pending(&reg).await.is_empty());
+    // Her machine login is not.
+    let (start, step) = t.machine_login(&machine, "alice", &code).await;
+    assert_eq!(start["result"], "challenge", "{start}");
+    let step = step.unwrap();
+    assert_eq!(step["result"], "success", "{step}");
+
+    // A user locked out of logins (five wrong codes at a machine) is refused at the
+    // portal with the right code, in the same words.
+    t.add_user("bob").await;
+    let (_, bob_uri) = t.add_totp_uri("bob").await;
+    t.add_app("bob").await;
+    for _ in 0..5 {
+        let (start, _) = t
+            .machine_login(&machine, "bob", &wrong_code_of(&bob_uri))
+            .await;
+        assert_eq!(start["result"], "challenge", "{start}");
+    }
+    let (start, _) = t.machine_login(&machine, "bob", "000000").await;
+    assert_eq!(
+        start["result"], "deny",
+        "bob is locked out of logins: {start}"
+    );
+    let r = alice
+        .post(
+            routes::UI_ME_SIGNIN_CODE,
+            &[
+                ("csrf", &csrf),
+                ("name", "bob"),
+                ("code", &totp_of(&bob_uri, now())),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains(PORTAL_REFUSED), "{}", r.body);
+}
+
+/// A page with what varies from one answer to the next blanked: attribute values (the
+/// CSRF token, a ceremony id) and the WebAuthn options block, whose JSON is returned.
+fn shape(body: &str) -> (String, Option<serde_json::Value>) {
+    const OPTS: &str = "id=\"webauthn-options\">";
+    let mut page = body.to_string();
+    let mut options = None;
+    if let Some(at) = page.find(OPTS) {
+        let json_at = at + OPTS.len();
+        let end = json_at + page[json_at..].find("</script>").unwrap();
+        options = Some(serde_json::from_str(&page[json_at..end]).unwrap());
+        page.replace_range(json_at..end, "{…}");
+    }
+    let mut out = String::new();
+    let mut rest = page.as_str();
+    while let Some(at) = rest.find("value=\"") {
+        let v = at + "value=\"".len();
+        out.push_str(&rest[..v]);
+        rest = &rest[v..];
+        rest = &rest[rest.find('"').unwrap()..];
+    }
+    out.push_str(rest);
+    (out, options)
+}
+
+/// The form of a key sign-in's options: everything but the random values, and the ids'
+/// decoded lengths.
+fn options_form(o: &serde_json::Value) -> (Vec<String>, usize, Vec<usize>) {
+    let mut keys: Vec<String> = o.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    let ids = o["allow_credentials"].as_array().unwrap();
+    let lens = ids
+        .iter()
+        .map(|id| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(id.as_str().unwrap())
+                .unwrap()
+                .len()
+        })
+        .collect();
+    (keys, o["challenge"].as_str().unwrap().len(), lens)
+}
+
+/// Review finding 2, the enumeration: an unknown name, a user with no security key, a
+/// disabled user and a locked one are answered alike — the code refusal is one page, the
+/// key sign-in a challenge with credential ids of the same form (stable when asked again),
+/// and an answer to it the same refusal.
+#[tokio::test]
+async fn unknown_keyless_disabled_and_locked_names_are_answered_alike() {
+    let srv = start_with(|c| c.web_rp_id = Some("localhost".into())).await;
+    let t = &srv.target;
+    for name in ["alice", "carol", "dave"] {
+        t.add_user(name).await;
+    }
+    let (_, alice_uri) = t.add_totp_uri("alice").await;
+    let (_, dave_uri) = t.add_totp_uri("dave").await;
+    let _: serde_json::Value = t
+        .api()
+        .patch(
+            &routes::fill(routes::ADMIN_USER, &["carol"]),
+            &serde_json::json!({ "enabled": false }),
+        )
+        .await
+        .unwrap();
+    let machine = t.join_machine("web1").await;
+    for _ in 0..5 {
+        t.machine_login(&machine, "dave", &wrong_code_of(&dave_uri))
+            .await;
+    }
+    let mut b = t.browser();
+    let csrf = b.get(routes::UI_ME_SIGNIN).await.csrf();
+    let names = ["ghost", "alice", "carol", "dave"];
+    let mut code_pages = Vec::new();
+    let mut key_pages = Vec::new();
+    let mut finish_pages = Vec::new();
+    for name in names {
+        let code = wrong_code_of(&alice_uri);
+        let r = b
+            .post(
+                routes::UI_ME_SIGNIN_CODE,
+                &[("csrf", &csrf), ("name", name), ("code", &code)],
+            )
+            .await;
+        code_pages.push((r.status, shape(&r.body).0));
+        let r = b
+            .post(routes::UI_ME_SIGNIN_KEY, &[("csrf", &csrf), ("name", name)])
+            .await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        let (page, options) = shape(&r.body);
+        let options = options.unwrap_or_else(|| panic!("{name}: no challenge: {}", r.body));
+        // (The sign-in POSTs share 10 a minute per address: asked again for one name.)
+        if name == "ghost" {
+            let again = shape(
+                &b.post(routes::UI_ME_SIGNIN_KEY, &[("csrf", &csrf), ("name", name)])
+                    .await
+                    .body,
+            )
+            .1
+            .unwrap();
+            assert_eq!(
+                again["allow_credentials"], options["allow_credentials"],
+                "{name}: the same ids when asked again"
+            );
+            assert_ne!(again["challenge"], options["challenge"]);
+        }
+        let (_, _, lens) = options_form(&options);
+        assert!(matches!(lens.len(), 1 | 2), "{name}: {options}");
+        assert!(
+            lens.iter().all(|l| [16, 32, 48, 64].contains(l)),
+            "{options}"
+        );
+        key_pages.push((page, options_form(&options).0));
+        // The answer a script would send for it: refused, in the words of a wrong code.
+        let ceremony = r.between("name=\"ceremony\" value=\"", "\"");
+        let id = options["allow_credentials"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = b
+            .post(
+                routes::UI_ME_SIGNIN_KEY_FINISH,
+                &[
+                    ("csrf", &csrf),
+                    ("ceremony", &ceremony),
+                    ("credential_id", &id),
+                    ("authenticator_data", "AAAA"),
+                    ("client_data_json", "e30"),
+                    ("signature", "AAAA"),
+                ],
+            )
+            .await;
+        finish_pages.push((r.status, shape(&r.body).0));
+    }
+    assert_eq!(code_pages[0].0, 401);
+    assert!(
+        code_pages[0].1.contains(PORTAL_REFUSED),
+        "{}",
+        code_pages[0].1
+    );
+    assert_eq!(finish_pages[0].0, 401);
+    assert!(
+        finish_pages[0].1.contains(PORTAL_REFUSED),
+        "{}",
+        finish_pages[0].1
+    );
+    for (i, name) in names.iter().enumerate().skip(1) {
+        assert_eq!(code_pages[i], code_pages[0], "{name}'s code refusal");
+        assert_eq!(key_pages[i], key_pages[0], "{name}'s key challenge");
+        assert_eq!(finish_pages[i], finish_pages[0], "{name}'s key refusal");
+    }
 }

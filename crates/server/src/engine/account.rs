@@ -99,6 +99,21 @@ impl Engine {
         Ok(self.store.user_reset_failures(&user.name).await?)
     }
 
+    /// [`Engine::clear_reserved`] for the lockout the step counted toward: a portal
+    /// sign-in's success ends the portal's run and leaves the login's alone.
+    pub(super) async fn clear_reserved_of(
+        &self,
+        counter: super::login::Counter,
+        user: &UserRow,
+    ) -> Result<()> {
+        match counter {
+            super::login::Counter::Login => self.clear_reserved(user).await,
+            super::login::Counter::Portal => {
+                Ok(self.store.portal_failures_reset(&user.name).await?)
+            }
+        }
+    }
+
     /// Counts a failure toward the user's lockout: (failures, locked_until or 0).
     pub(super) async fn count_failure(
         &self,

@@ -131,6 +131,8 @@ impl Engine {
     pub async fn user_unlock(&self, actor: &Actor, name: &str) -> Result<User> {
         let u = self.existing_user(name).await?;
         self.store.user_reset_failures(&u.name).await?;
+        // The portal sign-in's own lock too (engine/web_signin.rs).
+        self.store.portal_failures_reset(&u.name).await?;
         self.audit(
             actor,
             "user.unlock",

@@ -7,8 +7,8 @@
 //! the password is looked at, in one store step (`Store::admin_attempt`), so parallel
 //! guesses cannot slip past the count. A name that does not exist, or a locked account,
 //! costs the same Argon2 time against a dummy hash and is answered the same sentence, so
-//! names cannot be probed by timing or wording. At most [`ARGON2_AT_ONCE`] hashes run at a
-//! time, on the blocking pool, so sign-in floods cannot starve logins of CPU.
+//! names cannot be probed by timing or wording. At most [`argon2_at_once`] hashes (half the
+//! cores) run at a time, on the blocking pool, so sign-in floods cannot starve logins of CPU.
 
 use super::{Actor, Engine, EngineError, Result, now, validate_user_name};
 use crate::store::{AdminRow, Attempt};
@@ -25,8 +25,12 @@ use zeroize::Zeroizing;
 /// Failed sign-ins that lock an admin account, and for how long.
 pub const MAX_FAILURES: i64 = 5;
 pub const LOCK_SECS: i64 = 15 * 60;
-/// Argon2 hashes computed at once (each takes ~19 MiB and tens of milliseconds).
-pub const ARGON2_AT_ONCE: usize = 2;
+/// Argon2 hashes computed at once (each takes ~19 MiB and tens of milliseconds): half the
+/// cores, at least one, so a flood of sign-ins leaves the other half to logins.
+pub fn argon2_at_once() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / 2).max(1)
+}
 pub const MIN_PASSWORD: usize = 12;
 /// Longer passwords are refused: hashing a megabyte is work an attacker should not get free.
 pub const MAX_PASSWORD: usize = 1024;
@@ -95,7 +99,7 @@ fn info(a: &AdminRow, now: i64) -> AdminInfo {
 }
 
 impl Engine {
-    /// Runs Argon2 work on the blocking pool, at most [`ARGON2_AT_ONCE`] at a time.
+    /// Runs Argon2 work on the blocking pool, at most [`argon2_at_once`] at a time.
     async fn argon2<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
         let _permit = self.argon2_permits.acquire().await.map_err(internal)?;
         tokio::task::spawn_blocking(f).await.map_err(internal)

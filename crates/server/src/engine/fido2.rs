@@ -222,8 +222,11 @@ impl Engine {
         let v = match verdict {
             Ok(v) => v,
             Err(e @ WebauthnError::Counter { .. }) => {
-                // Clone signal: two authenticators hold this key. Deny, whatever else.
-                self.count_failure(&user, &policy, now).await?;
+                // Clone signal: two authenticators hold this key. Deny, whatever else. (A
+                // portal answer's failure was counted when it was reserved.)
+                if ctx.counter == super::login::Counter::Login {
+                    self.count_failure(&user, &policy, now).await?;
+                }
                 let why = format!("security key {} ({}): {e}", cred.id, cred.label);
                 return ctx.deny(true, &why, Said::KeyCloned).await;
             }
@@ -258,7 +261,7 @@ impl Engine {
                 .deny(false, "transaction finished concurrently", Said::TxGone)
                 .await;
         }
-        self.clear_reserved(&user).await?;
+        self.clear_reserved_of(ctx.counter, &user).await?;
         ctx.audit(
             "ok",
             format!(

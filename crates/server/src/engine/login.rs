@@ -6,7 +6,7 @@ use super::offline::Answered;
 use super::validate::validate_opt;
 use super::{Actor, Engine, EngineError, Result, new_tx_id, now};
 use crate::policy;
-use crate::store::{NewTx, Reserved, TokenRow, TxView, Unjudged, UserRow};
+use crate::store::{Lockout, NewTx, Reserved, TokenRow, TxView, Unjudged, UserRow};
 use latchkey_proto::Method;
 use latchkey_proto::admin::{Policy, UnknownUser};
 use latchkey_proto::login::{LoginStart, LoginStartResult, LoginStepResult};
@@ -25,6 +25,34 @@ pub(super) struct StepCtx<'a> {
     /// (attempt of the transaction, failures of the user) this answer reserved before it
     /// was judged ([`crate::store::Store::tx_reserve_answer`]); (0, 0) before that.
     pub(super) reserved: (i64, i64),
+    /// Which lockout the answer's failures count toward.
+    pub(super) counter: Counter,
+}
+
+/// Which lockout a step's failures count toward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Counter {
+    /// A login screen's answer, a token test: the user's login lockout (the policy's
+    /// `lockout_threshold`).
+    Login,
+    /// A portal sign-in: its own per-user lockout ([`super::web_signin::PORTAL_MAX_FAILURES`]
+    /// in a row, [`super::web_signin::PORTAL_LOCK_SECS`]), so that anyone who types a name
+    /// cannot lock that user out of machine logins. A login lock still refuses it.
+    Portal,
+}
+
+impl Counter {
+    /// The store's rule for this counter under `policy`.
+    pub(super) fn lockout(self, policy: &Policy) -> Lockout<impl Fn(i64) -> i64 + Send + 'static> {
+        let policy = policy.clone();
+        match self {
+            Counter::Login => Lockout::Login(move |n| policy::lockout_secs(&policy, n)),
+            Counter::Portal => Lockout::Portal {
+                max_failures: super::web_signin::PORTAL_MAX_FAILURES,
+                lock_secs: super::web_signin::PORTAL_LOCK_SECS,
+            },
+        }
+    }
 }
 
 impl StepCtx<'_> {
@@ -95,6 +123,15 @@ pub(super) struct OpenStep<'a> {
     pub(super) user_has_offline: bool,
 }
 
+/// What [`Engine::open_step_as`] opens: the method, how its limits are taken, the audit
+/// action and the lockout its failures count toward.
+struct Step {
+    method: Method,
+    limits: Limits,
+    action: &'static str,
+    counter: Counter,
+}
+
 /// How the limits of an answer (attempts of the transaction, failures of the user) are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Limits {
@@ -125,6 +162,48 @@ impl Engine {
         action: &'static str,
         now: i64,
     ) -> Result<std::result::Result<OpenStep<'a>, LoginStepResult>> {
+        let step = Step {
+            method,
+            limits,
+            action,
+            counter: Counter::Login,
+        };
+        self.open_step_as(machine_id, tx_id, step, now).await
+    }
+
+    /// [`Engine::open_step`] for a portal sign-in (machine `web`): its failures count
+    /// toward the portal's own lockout, never the login's.
+    pub(super) async fn open_portal_step<'a>(
+        &'a self,
+        tx_id: &'a str,
+        method: Method,
+        limits: Limits,
+        action: &'static str,
+        now: i64,
+    ) -> Result<std::result::Result<OpenStep<'a>, LoginStepResult>> {
+        let step = Step {
+            method,
+            limits,
+            action,
+            counter: Counter::Portal,
+        };
+        self.open_step_as(super::WEB_MACHINE, tx_id, step, now)
+            .await
+    }
+
+    async fn open_step_as<'a>(
+        &'a self,
+        machine_id: &'a str,
+        tx_id: &'a str,
+        step: Step,
+        now: i64,
+    ) -> Result<std::result::Result<OpenStep<'a>, LoginStepResult>> {
+        let Step {
+            method,
+            limits,
+            action,
+            counter,
+        } = step;
         let mut ctx = StepCtx {
             st: self,
             machine_id,
@@ -133,6 +212,7 @@ impl Engine {
             client_id: None,
             action,
             reserved: (0, 0),
+            counter,
         };
         // A code's answer reads the user's tokens in the same read.
         let with_tokens = limits == Limits::WithVerdict;
@@ -174,10 +254,13 @@ impl Engine {
                     .map(Err);
             }
             None => {
-                return ctx
-                    .deny(true, "user removed during login", Said::NoMethod)
-                    .await
-                    .map(Err);
+                // The portal opens a transaction for any name typed (so that every name
+                // costs the same): there, a missing user is usually one that never was.
+                let why = match counter {
+                    Counter::Login => "user removed during login",
+                    Counter::Portal => "no such user (or removed during sign-in)",
+                };
+                return ctx.deny(true, why, Said::NoMethod).await.map(Err);
             }
         };
         if user.locked_until > now {
@@ -199,7 +282,6 @@ impl Engine {
         // `lockout_threshold` per user are ever judged. A code's answer does it together
         // with its verdict (Store::tx_answer_otp); the others reserve here.
         if limits == Limits::Reserve {
-            let lock_policy = policy.clone();
             let reserved = self
                 .store
                 .tx_reserve_answer(
@@ -207,7 +289,7 @@ impl Engine {
                     &user.name,
                     now,
                     i64::from(policy.max_attempts),
-                    move |n| policy::lockout_secs(&lock_policy, n),
+                    counter.lockout(&policy),
                 )
                 .await?;
             match reserved {
@@ -236,12 +318,21 @@ impl Engine {
         why: &str,
         exhausted: Said,
     ) -> Result<FailureOutcome> {
-        // Both were counted when the answer was reserved (open_step).
+        // Both were counted when the answer was reserved (open_step); the portal's
+        // statement also set its lock.
         let (attempts, failures) = ctx.reserved;
-        let lock = policy::lockout_secs(policy, failures);
+        let lock = match ctx.counter {
+            Counter::Login => policy::lockout_secs(policy, failures),
+            Counter::Portal if failures >= super::web_signin::PORTAL_MAX_FAILURES => {
+                super::web_signin::PORTAL_LOCK_SECS
+            }
+            Counter::Portal => 0,
+        };
         let locked_until = if lock > 0 { now + lock } else { 0 };
         if locked_until > 0 {
-            self.store.user_lock_until(&user.name, locked_until).await?;
+            if ctx.counter == Counter::Login {
+                self.store.user_lock_until(&user.name, locked_until).await?;
+            }
             let said = Said::Locked {
                 until: locked_until,
                 now,

@@ -54,7 +54,10 @@ pub use sessions::parse_hours;
 pub use validate::{validate_client_id, validate_user_name};
 pub use web_keys::KeyCreate;
 pub use web_sessions::{Strength, Subject, WebSession};
-pub use web_signin::{CodeSignin, KeyChallenge, NO_KEY, PushSignin, SignedIn, WEB_MACHINE};
+pub use web_signin::{
+    APP_SEED_REFUSED, CodeSignin, KeyChallenge, PORTAL_SIGNIN_REFUSED, PushSignin, SignedIn,
+    WEB_MACHINE,
+};
 
 /// Who is calling, once the caller is authenticated: the reason an HTTP route may refuse
 /// is one of these, never a string picked by the handler.

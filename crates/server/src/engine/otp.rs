@@ -5,8 +5,8 @@
 use super::login::{Limits, OpenStep};
 use super::messages::Said;
 use super::{Engine, EngineError, Result, now};
-use crate::policy;
-use crate::store::{OtpVerdict, StoreError, TokenRow, UserRow};
+
+use crate::store::{OtpRules, OtpVerdict, StoreError, TokenRow, UserRow};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use latchkey_crypto::otp::{OtpParams, verify_hotp, verify_totp};
@@ -31,6 +31,23 @@ impl OtpCheck {
             _ => "wrong code",
         }
     }
+}
+
+/// Whether a token app's TOTP seed may answer ([`OtpRules::app_seeds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AppSeeds {
+    /// A login screen, a token test: the seed is a code token like any other.
+    Take,
+    /// The portal's code + push sign-in: the seed is on the phone that approves the push.
+    Refuse,
+}
+
+/// A code's answer: the login step's result, or (with [`AppSeeds::Refuse`]) a right code
+/// of a token app's seed, neither used up nor counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OtpJudged {
+    Step(LoginStepResult),
+    AppSeed,
 }
 
 impl Engine {
@@ -62,8 +79,7 @@ impl Engine {
         Ok(self.with_offline(machine_id, result, user).await)
     }
 
-    /// A code's answer to an open transaction: what the code matches is computed here, the
-    /// limits and the verdict in one store transaction.
+    /// A code's answer to an open transaction, any OATH token (an app's seed too).
     pub(super) async fn otp_answer(
         &self,
         open: OpenStep<'_>,
@@ -71,6 +87,26 @@ impl Engine {
         code: &str,
         now: i64,
     ) -> Result<LoginStepResult> {
+        match self
+            .otp_judge(open, tx_id, code, now, AppSeeds::Take)
+            .await?
+        {
+            OtpJudged::Step(r) => Ok(r),
+            // Not asked for: every seed is taken.
+            OtpJudged::AppSeed => Ok(Said::CodeRejected { left: 0 }.deny()),
+        }
+    }
+
+    /// A code's answer to an open transaction: what the code matches is computed here, the
+    /// limits and the verdict (with `seeds`) in one store transaction.
+    pub(super) async fn otp_judge(
+        &self,
+        open: OpenStep<'_>,
+        tx_id: &str,
+        code: &str,
+        now: i64,
+        seeds: AppSeeds,
+    ) -> Result<OtpJudged> {
         let OpenStep {
             ctx,
             user,
@@ -79,15 +115,17 @@ impl Engine {
             ..
         } = open;
         let matches = self.otp_matches(&tokens, code, now)?;
-        let lock_policy = policy.clone();
         let verdict = self
             .store
             .tx_answer_otp(
                 tx_id,
                 &user.name,
                 now,
-                i64::from(policy.max_attempts),
-                move |n| policy::lockout_secs(&lock_policy, n),
+                OtpRules {
+                    max_attempts: i64::from(policy.max_attempts),
+                    lockout: ctx.counter.lockout(&policy),
+                    app_seeds: seeds == AppSeeds::Take,
+                },
                 matches,
             )
             .await?;
@@ -95,9 +133,17 @@ impl Engine {
             OtpVerdict::Success { token_id } => {
                 ctx.audit("ok", format!("code accepted (token {token_id})"))
                     .await;
-                return Ok(Said::CodeVerified.success());
+                return Ok(OtpJudged::Step(Said::CodeVerified.success()));
             }
-            OtpVerdict::Refused(why) => return ctx.unjudged(why, now).await,
+            OtpVerdict::Refused(why) => return ctx.unjudged(why, now).await.map(OtpJudged::Step),
+            OtpVerdict::AppSeed => {
+                ctx.audit(
+                    "deny",
+                    "code of a token app's seed: not a second device for the app's push",
+                )
+                .await;
+                return Ok(OtpJudged::AppSeed);
+            }
             OtpVerdict::Failed {
                 attempt,
                 failures,
@@ -118,12 +164,15 @@ impl Engine {
                 now,
             };
             let why = format!("{why}; {failures} failures: locked out");
-            return ctx.deny(false, &why, said).await;
+            return ctx.deny(false, &why, said).await.map(OtpJudged::Step);
         }
         let left = i64::from(policy.max_attempts) - attempt;
         if left <= 0 {
             let why = format!("{why}; no attempts left");
-            return ctx.deny(false, &why, Said::CodesExhausted).await;
+            return ctx
+                .deny(false, &why, Said::CodesExhausted)
+                .await
+                .map(OtpJudged::Step);
         }
         ctx.audit("fail", format!("{why}; {left} attempts left"))
             .await;
@@ -132,7 +181,7 @@ impl Engine {
         } else {
             Said::CodeRejected { left }
         };
-        Ok(said.retry(left))
+        Ok(OtpJudged::Step(said.retry(left)))
     }
 
     pub(super) fn open_secret(&self, t: &TokenRow) -> Result<zeroize::Zeroizing<Vec<u8>>> {

@@ -228,7 +228,11 @@ impl Engine {
                 if !self.store.tx_finish(tx_id).await? {
                     return Ok(Said::TxGone.deny());
                 }
-                if let Some(u) = self.store.user_get(user).await? {
+                // A portal sign-in's push leaves the login lockout alone (its code step
+                // ended the portal's run already).
+                if machine_id != super::WEB_MACHINE
+                    && let Some(u) = self.store.user_get(user).await?
+                {
                     self.clear_failures(&u).await?;
                 }
                 self.audit(&actor, "login.push", Some(user), cid, "ok", "push approved")

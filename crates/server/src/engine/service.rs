@@ -34,7 +34,7 @@ pub struct Engine {
     pub(super) smartcard_ca: Option<latchkey_crypto::x509::Certificate>,
     /// Wakes admins following the event stream.
     pub(super) events_hub: super::wakeups::EventHub,
-    /// Argon2 hashes of admin sign-ins running at once (`admins::ARGON2_AT_ONCE`).
+    /// Argon2 hashes of admin sign-ins running at once (`admins::argon2_at_once`: half the cores).
     pub(super) argon2_permits: tokio::sync::Semaphore,
 }
 
@@ -99,7 +99,7 @@ impl Engine {
             touched: Default::default(),
             smartcard_ca: p.smartcard_ca,
             events_hub: Default::default(),
-            argon2_permits: tokio::sync::Semaphore::new(super::admins::ARGON2_AT_ONCE),
+            argon2_permits: tokio::sync::Semaphore::new(super::admins::argon2_at_once()),
         }
     }
 

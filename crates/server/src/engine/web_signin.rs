@@ -2,18 +2,29 @@
 //! session. Two ways, both name first:
 //!
 //! - a security key or passkey in the browser, with user verification (WebAuthn get);
-//! - a one-time code, then a push approval in the token app (number matching).
+//! - a one-time code, then a push approval in the token app (number matching). The code
+//!   must come from another token than a token app's own TOTP seed: the app approves the
+//!   push, and one phone is one factor.
 //!
 //! The seam (docs/decisions.md, "Self-service portal"): each step is a login transaction of
 //! the portal's pseudo-machine [`WEB_MACHINE`] under the `*` policy, so the code, the key's
-//! assertion and the push go through the very checks a login screen's do — the user's
-//! lockout, the transaction's attempts, the replay floor, the sign counter, the push's
-//! number and signature — and are audited as such (`machine:web`). No offline bundle is
-//! ever attached: these answers never reach `with_offline`.
+//! assertion and the push go through the very checks a login screen's do — the
+//! transaction's attempts, the replay floor, the sign counter, the push's number and
+//! signature — and are audited as such (`machine:web`). No offline bundle is ever
+//! attached: these answers never reach `with_offline`.
+//!
+//! Anyone can type a name here, so the failures count toward a lockout of the portal's own
+//! ([`PORTAL_MAX_FAILURES`] in a row lock portal sign-ins for [`PORTAL_LOCK_SECS`]),
+//! never toward the login lockout of the machines; a user locked out of logins is refused
+//! here too. Every refusal before a right factor is [`PORTAL_SIGNIN_REFUSED`], whether the name
+//! is unknown, disabled, has no key, gave a wrong answer or is locked; and a name without a
+//! browser key gets a challenge that looks like a real one ([`Engine::decoy_credentials`]),
+//! whose answer is always refused.
 
 use super::fido2::Party;
 use super::login::Limits;
 use super::messages::Said;
+use super::otp::{AppSeeds, OtpJudged};
 use super::web_sessions::Strength;
 use super::{Engine, EngineError, PushOutcome, Result, new_tx_id, now};
 use crate::policy;
@@ -32,8 +43,18 @@ pub const WEB_MACHINE: &str = "web";
 const WEB_HOST: &str = "self-service portal";
 /// A portal ceremony (a code, a key's challenge) lives 2 minutes.
 const WEB_TX_TTL: i64 = 120;
-/// One refusal for a name that cannot sign in (unknown, disabled, nothing registered).
-pub const CODE_SIGNIN_REFUSED: &str = "Sign-in refused: check the name and the code.";
+/// A right code of the token app's own seed, in the code + push sign-in.
+pub const APP_SEED_REFUSED: &str =
+    "Use a security key, or a code from an authenticator app other than the latchkey app.";
+/// The one refusal of a portal sign-in before a right factor: an unknown, disabled or
+/// locked name, a name with no key, a wrong code, a wrong or junk assertion.
+pub const PORTAL_SIGNIN_REFUSED: &str = "Sign-in refused: check the name, and the code or the security key. After 5 failures, signing in here waits 15 minutes.";
+/// Portal sign-in failures in a row that lock portal sign-ins of the user, and for how
+/// long (the login lockout is not touched).
+pub const PORTAL_MAX_FAILURES: i64 = 5;
+pub const PORTAL_LOCK_SECS: i64 = 15 * 60;
+/// The domain of the decoy credential ids ([`Engine::decoy_credentials`]).
+const DECOY_LABEL: &[u8] = b"latchkey web sign-in decoy credential ids v1";
 
 /// A user signed in: the session to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,26 +116,21 @@ impl Engine {
         Ok(tx.to_string())
     }
 
-    /// An enabled user by a typed name, or None (an invalid name is nobody).
-    async fn signin_user(&self, name: &str) -> Result<Option<crate::store::UserRow>> {
-        if name.parse::<UserName>().is_err() {
-            return Ok(None);
-        }
-        Ok(self.store.user_get(name).await?.filter(|u| u.enabled))
-    }
-
-    /// Step one of a code + push sign-in: the code is judged as a login's code would be;
-    /// right, a push goes to the user's token apps.
+    /// Step one of a code + push sign-in: the code is judged as a login's code would be
+    /// (its failures toward the portal's lockout); right, a push goes to the user's token
+    /// apps. Any valid name gets the same work and, short of a right code, the same answer.
     pub async fn signin_code(&self, name: &str, code: &str, ip: &str) -> Result<CodeSignin> {
         let refused = |s: &str| Ok(CodeSignin::Refused(s.to_string()));
-        let Some(user) = self.signin_user(name.trim()).await? else {
-            return refused(CODE_SIGNIN_REFUSED);
-        };
+        let name = name.trim();
+        if name.parse::<UserName>().is_err() {
+            return refused(PORTAL_SIGNIN_REFUSED);
+        }
         let now = now();
-        let tx = self.web_tx(&user.name, ip, now).await?;
+        // A transaction whether or not the name is a user's: open_step refuses an unknown
+        // or disabled one, as a locked one, each audited with its reason.
+        let tx = self.web_tx(name, ip, now).await?;
         let open = match self
-            .open_step(
-                WEB_MACHINE,
+            .open_portal_step(
                 &tx,
                 Method::Otp,
                 Limits::WithVerdict,
@@ -124,19 +140,23 @@ impl Engine {
             .await?
         {
             Ok(open) => open,
-            Err(denied) => return refused(&step_words(denied)),
+            Err(_) => return refused(PORTAL_SIGNIN_REFUSED),
         };
-        let result = self.otp_answer(open, &tx, code.trim(), now).await?;
+        let user = open.user.name.clone();
+        // The app approves the push: its own seed's code would make one phone both
+        // factors, so only another token's code counts here (judged in the store).
+        let result = self
+            .otp_judge(open, &tx, code.trim(), now, AppSeeds::Refuse)
+            .await?;
         self.store.tx_finish(&tx).await?;
         match result {
-            LoginStepResult::Success { .. } => {}
-            // Each sign-in is its own transaction: "attempts left" would mislead; the
-            // user's lockout still counts every wrong code.
-            LoginStepResult::Retry { .. } => return refused(CODE_SIGNIN_REFUSED),
-            other => return refused(&step_words(other)),
+            OtpJudged::Step(LoginStepResult::Success { .. }) => {}
+            OtpJudged::AppSeed => return refused(APP_SEED_REFUSED),
+            // Wrong, replayed, locked: one sentence (the reason is in the audit log).
+            OtpJudged::Step(_) => return refused(PORTAL_SIGNIN_REFUSED),
         }
         // The code alone opens nothing: the push must be approved on the user's app.
-        let push_tx = self.web_tx(&user.name, ip, now).await?;
+        let push_tx = self.web_tx(&user, ip, now).await?;
         match self.push_start(WEB_MACHINE, WEB_HOST, &push_tx).await? {
             PushStartResult::Started(p) => Ok(CodeSignin::Push {
                 ceremony: push_tx,
@@ -180,33 +200,43 @@ impl Engine {
     }
 
     /// Step one of a key sign-in: a single-use challenge (2 minutes) for the user's keys
-    /// registered in a browser (`web_rp_id`). A name with no such key gets the refusal a
-    /// name that does not exist gets.
+    /// registered in a browser (`web_rp_id`). Every name gets one: a name with no such key
+    /// (or no such user) gets [`Engine::decoy_credentials`] in `allow_credentials` and a
+    /// ceremony whose every answer is refused. A disabled or locked user's keys are named
+    /// as ever (their answer is refused at step two), so the ids never change with the
+    /// account's state.
     pub async fn key_signin_start(&self, name: &str, ip: &str) -> Result<KeyChallenge> {
         let party: Party = self.browser_party()?;
-        let refused = || EngineError::Invalid(NO_KEY.into());
-        let Some(user) = self.signin_user(name.trim()).await? else {
-            return Err(refused());
-        };
-        let allow: Vec<String> = self
-            .store
-            .fido2_of(&user.name)
-            .await?
-            .into_iter()
-            .filter(|c| c.rp_id == party.rp_id)
-            .map(|c| c.credential_id)
-            .collect();
+        let name = name.trim();
+        let valid = name.parse::<UserName>().is_ok();
+        let mut allow: Vec<String> = Vec::new();
+        if valid {
+            allow = self
+                .store
+                .fido2_of(name)
+                .await?
+                .into_iter()
+                .filter(|c| c.rp_id == party.rp_id)
+                .map(|c| c.credential_id)
+                .collect();
+        }
         if allow.is_empty() {
-            return Err(refused());
+            allow = self.decoy_credentials(name)?;
         }
         let now = now();
-        let tx = self.web_tx(&user.name, ip, now).await?;
         let raw =
             latchkey_crypto::random_bytes(32).map_err(|e| EngineError::Internal(e.to_string()))?;
         let challenge = b64url(&raw);
-        self.store
-            .fido2_challenge_create(&tx, &challenge, &party.rp_id, now + WEB_TX_TTL)
-            .await?;
+        // An invalid name is nobody by rules anyone can read: its ceremony is not stored.
+        let tx = if valid {
+            let tx = self.web_tx(name, ip, now).await?;
+            self.store
+                .fido2_challenge_create(&tx, &challenge, &party.rp_id, now + WEB_TX_TTL)
+                .await?;
+            tx
+        } else {
+            new_tx_id()?.to_string()
+        };
         Ok(KeyChallenge {
             ceremony: tx,
             rp_id: party.rp_id,
@@ -214,6 +244,36 @@ impl Engine {
             allow_credentials: allow,
             timeout_ms: (WEB_TX_TTL as u64) * 1000,
         })
+    }
+
+    /// The credential ids a name without a browser key is answered: one (or two), 16 to 64
+    /// bytes, as real ids are, derived from the master key and the name so that asking
+    /// again answers the same ones. No authenticator has them, and none is stored.
+    pub(super) fn decoy_credentials(&self, name: &str) -> Result<Vec<String>> {
+        use hmac::{Hmac, Mac};
+        let prf = |parts: &[&[u8]]| -> Result<[u8; 32]> {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.master.as_bytes())
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            mac.update(DECOY_LABEL);
+            for p in parts {
+                mac.update(&(p.len() as u64).to_be_bytes());
+                mac.update(p);
+            }
+            Ok(mac.finalize().into_bytes().into())
+        };
+        let head = prf(&[name.as_bytes()])?;
+        let count = if head[0] % 4 == 0 { 2 } else { 1 };
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let len = [16, 32, 48, 64][usize::from(head[1 + i] % 4)];
+            let mut id = Vec::with_capacity(64);
+            for block in 0u8..2 {
+                id.extend_from_slice(&prf(&[name.as_bytes(), &[i as u8, block]])?);
+            }
+            id.truncate(len);
+            ids.push(b64url(&id));
+        }
+        Ok(ids)
     }
 
     /// Step two: the assertion, checked as a login's (this user's credential, the challenge
@@ -224,9 +284,10 @@ impl Engine {
         answer: &LoginFido2,
     ) -> Result<std::result::Result<SignedIn, String>> {
         let now = now();
+        // Unknown ceremony (an invalid name's), unknown, disabled or locked user: refused
+        // with the one sentence (the reason is in the audit log).
         let open = match self
-            .open_step(
-                WEB_MACHINE,
+            .open_portal_step(
                 ceremony,
                 Method::Fido2,
                 Limits::Reserve,
@@ -236,7 +297,7 @@ impl Engine {
             .await?
         {
             Ok(open) => open,
-            Err(denied) => return Ok(Err(step_words(denied))),
+            Err(_) => return Ok(Err(PORTAL_SIGNIN_REFUSED.to_string())),
         };
         let user = open.user.name.clone();
         match self.fido2_answer(open, ceremony, answer, now).await? {
@@ -244,17 +305,14 @@ impl Engine {
                 user: super::stored(user)?,
                 strength: Strength::Strong,
             })),
-            other => {
+            _ => {
                 // One try per challenge: a failed answer ends the ceremony.
                 self.store.tx_finish(ceremony).await?;
-                Ok(Err(step_words(other)))
+                Ok(Err(PORTAL_SIGNIN_REFUSED.to_string()))
             }
         }
     }
 }
-
-/// What a name with no key registered in a browser hears (any name alike).
-pub const NO_KEY: &str = "No security key or passkey is registered for this name in the browser: sign in with a code and your phone, or ask your administrator for a link.";
 
 /// The sentence of a login step's answer.
 fn step_words(r: LoginStepResult) -> String {

@@ -37,7 +37,7 @@ pub use policies::Settings;
 pub use portal::{OwnRemoved, PendingTotp};
 pub use smartcards::SmartcardRow;
 pub use tokens::TokenRow;
-pub use tx::{NewTx, OtpVerdict, Reserved, TxRow, TxView, Unjudged, tx_id};
+pub use tx::{Lockout, NewTx, OtpRules, OtpVerdict, Reserved, TxRow, TxView, Unjudged, tx_id};
 pub use users::UserRow;
 pub use web::WebSessionRow;
 

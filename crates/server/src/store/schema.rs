@@ -346,6 +346,13 @@ CREATE TABLE self_totp (
     r#"
 ALTER TABLE admins ADD COLUMN failed_at BIGINT NOT NULL DEFAULT 0
 "#,
+    // 14: the portal sign-in's own lockout (docs/web.md "Self-service portal"): its failures
+    // never count toward the login lockout (`failures`, `locked_until`), which only an
+    // answer at a login screen moves.
+    r#"
+ALTER TABLE users ADD COLUMN web_failures BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN web_locked_until BIGINT NOT NULL DEFAULT 0
+"#,
 ];
 
 fn dialect(sql: &str, backend: Backend) -> String {

@@ -43,6 +43,52 @@ pub enum OtpVerdict {
         replayed: bool,
     },
     Refused(Unjudged),
+    /// The code is right, but only for a token app's TOTP seed, which this answer does not
+    /// take ([`OtpRules::app_seeds`]): nothing was used up or counted.
+    AppSeed,
+}
+
+/// Which lockout an answer's failures count toward.
+#[derive(Debug, Clone, Copy)]
+pub enum Lockout<F> {
+    /// The user's login lockout (`users.failures`, `locked_until`): `F(n)` is the lockout
+    /// after the n-th failure of a run (0: none).
+    Login(F),
+    /// The portal sign-in's own (`users.web_failures`, `web_locked_until`): `max_failures`
+    /// in a row lock portal sign-ins for `lock_secs`; a lock that has run out starts the
+    /// count over. The login lockout is read (a user locked out of logins is refused here
+    /// too) but never counted, set or cleared.
+    Portal { max_failures: i64, lock_secs: i64 },
+}
+
+/// SQL: counts one portal sign-in failure of user `$1` at `$2` unless a lock of either
+/// kind holds (`$3` failures lock for `$4` seconds), in one conditional UPDATE, as an admin
+/// sign-in's attempt is counted. Returns the failures and the portal lock (0: none).
+const PORTAL_FAILURE: &str = "UPDATE users SET web_failures = (CASE WHEN web_locked_until > 0 THEN 1 ELSE web_failures + 1 END), \
+     web_locked_until = CASE WHEN (CASE WHEN web_locked_until > 0 THEN 1 ELSE web_failures + 1 END) >= $3 THEN $2 + $4 ELSE 0 END \
+     WHERE name = $1 AND web_locked_until <= $2 AND locked_until <= $2 RETURNING web_failures, web_locked_until";
+
+/// SQL: ends the portal sign-in failures of user `$1`.
+const PORTAL_RESET: &str = "UPDATE users SET web_failures = 0, web_locked_until = 0 \
+     WHERE name = $1 AND (web_failures <> 0 OR web_locked_until <> 0)";
+
+fn portal_failure(user: &str, now: i64, max_failures: i64, lock_secs: i64) -> super::db::Query {
+    query(PORTAL_FAILURE)
+        .bind(user.to_string())
+        .bind(now)
+        .bind(max_failures)
+        .bind(lock_secs)
+}
+
+/// How [`Store::tx_answer_otp`] judges a code besides what it matched.
+pub struct OtpRules<F> {
+    /// The transaction's attempts.
+    pub max_attempts: i64,
+    /// The lockout the failures count toward.
+    pub lockout: Lockout<F>,
+    /// Whether a token app's TOTP seed may answer. Not in the portal's code + push sign-in:
+    /// the seed lives on the phone that approves the push, and one device is one factor.
+    pub app_seeds: bool,
 }
 
 /// A login transaction: one person at one machine proving a second factor.
@@ -224,21 +270,31 @@ impl Store {
     /// checked and consumed in one step). A success costs the same two row updates as
     /// before the limits moved here (the code's step, the transaction), plus the user's
     /// reset only when it had failures.
+    ///
+    /// Without `rules.app_seeds`, a match of a token app's seed (`tokens.app_id` set, or
+    /// kind `app`) is read in the same transaction and not taken: a code right only for
+    /// such seeds is [`OtpVerdict::AppSeed`], neither used up nor counted. A seed's
+    /// `app_id` is set before the registration answers it to the app, so no code of a seed
+    /// is ever known while it looks like an authenticator's.
     pub async fn tx_answer_otp(
         &self,
         id: &str,
         user: &str,
         now: i64,
-        max_attempts: i64,
-        lock_for: impl Fn(i64) -> i64 + Send + 'static,
+        rules: OtpRules<impl Fn(i64) -> i64 + Send + 'static>,
         matches: Vec<(String, i64, i64)>,
     ) -> Result<OtpVerdict> {
+        let OtpRules {
+            max_attempts,
+            lockout,
+            app_seeds,
+        } = rules;
         let (id, user) = (id.to_string(), user.to_string());
         self.writer()
             .transaction(true, move |c| {
                 let limits = query(
-                    "SELECT t.attempts, t.done, t.expires_at, u.failures, u.locked_until \
-                     FROM login_tx t JOIN users u ON u.name = t.user_name \
+                    "SELECT t.attempts, t.done, t.expires_at, u.failures, u.locked_until, \
+                     u.web_locked_until FROM login_tx t JOIN users u ON u.name = t.user_name \
                      WHERE t.id = $1 AND u.name = $2",
                 )
                 .bind(id.as_str())
@@ -252,6 +308,7 @@ impl Store {
                 let expires_at: i64 = r.try_get(2usize)?;
                 let failures: i64 = r.try_get(3usize)?;
                 let locked_until: i64 = r.try_get(4usize)?;
+                let web_locked_until: i64 = r.try_get(5usize)?;
                 if done || expires_at <= now {
                     return Ok(OtpVerdict::Refused(Unjudged::TxGone));
                 }
@@ -264,14 +321,30 @@ impl Store {
                     finish()?;
                     return Ok(OtpVerdict::Refused(Unjudged::NoAttempts));
                 }
-                if locked_until > now {
+                // Locked is locked: a portal answer is refused under either lock.
+                let lock = match lockout {
+                    Lockout::Login(_) => locked_until,
+                    Lockout::Portal { .. } => locked_until.max(web_locked_until),
+                };
+                if lock > now {
                     finish()?;
-                    return Ok(OtpVerdict::Refused(Unjudged::Locked {
-                        until: locked_until,
-                    }));
+                    return Ok(OtpVerdict::Refused(Unjudged::Locked { until: lock }));
                 }
                 let mut replayed = false;
+                let mut seed_matched = false;
                 for (token, step, used) in &matches {
+                    if !app_seeds {
+                        let seed = query(
+                            "SELECT 1 FROM tokens WHERE id = $1 AND (app_id IS NOT NULL OR kind = 'app')",
+                        )
+                        .bind(token.as_str())
+                        .fetch_optional_on(c)?
+                        .is_some();
+                        if seed {
+                            seed_matched = true;
+                            continue;
+                        }
+                    }
                     if *step <= *used {
                         replayed = true;
                         continue;
@@ -292,26 +365,55 @@ impl Store {
                     query("UPDATE login_tx SET attempts = attempts + 1, done = 1 WHERE id = $1")
                         .bind(id.as_str())
                         .execute_on(c)?;
-                    if failures != 0 || locked_until != 0 {
-                        query("UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1")
+                    match lockout {
+                        Lockout::Login(_) if failures != 0 || locked_until != 0 => {
+                            query(
+                                "UPDATE users SET failures = 0, locked_until = 0 WHERE name = $1",
+                            )
                             .bind(user.as_str())
                             .execute_on(c)?;
+                        }
+                        Lockout::Login(_) => {}
+                        Lockout::Portal { .. } => {
+                            query(PORTAL_RESET).bind(user.as_str()).execute_on(c)?;
+                        }
                     }
                     return Ok(OtpVerdict::Success {
                         token_id: token.clone(),
                     });
                 }
-                let (attempt, failures) = (attempts + 1, failures + 1);
-                let lock = lock_for(failures);
-                let locked_until = if lock > 0 { now + lock } else { 0 };
-                query(
-                    "UPDATE users SET failures = $1, \
-                     locked_until = CASE WHEN locked_until < $2 THEN $2 ELSE locked_until END WHERE name = $3",
-                )
-                .bind(failures)
-                .bind(locked_until)
-                .bind(user.as_str())
-                .execute_on(c)?;
+                if seed_matched && !replayed {
+                    return Ok(OtpVerdict::AppSeed);
+                }
+                let attempt = attempts + 1;
+                let (failures, locked_until) = match &lockout {
+                    Lockout::Login(lock_for) => {
+                        let failures = failures + 1;
+                        let lock = lock_for(failures);
+                        let locked_until = if lock > 0 { now + lock } else { 0 };
+                        query(
+                            "UPDATE users SET failures = $1, \
+                             locked_until = CASE WHEN locked_until < $2 THEN $2 ELSE locked_until END WHERE name = $3",
+                        )
+                        .bind(failures)
+                        .bind(locked_until)
+                        .bind(user.as_str())
+                        .execute_on(c)?;
+                        (failures, locked_until)
+                    }
+                    Lockout::Portal {
+                        max_failures,
+                        lock_secs,
+                    } => {
+                        // No lock holds (read above, under the same writer): counted.
+                        let r = portal_failure(&user, now, *max_failures, *lock_secs)
+                            .fetch_optional_on(c)?;
+                        match r {
+                            Some(r) => (r.try_get(0usize)?, r.try_get(1usize)?),
+                            None => (0, 0),
+                        }
+                    }
+                };
                 let ends = locked_until > 0 || attempt >= max_attempts;
                 query("UPDATE login_tx SET attempts = $1, done = $2 WHERE id = $3")
                     .bind(attempt)
@@ -336,13 +438,17 @@ impl Store {
     /// user locked (STYLE: a limit is checked and consumed in one step). `lock_for(n)` is
     /// the lockout after the n-th failure (0: none): the answer that would set it sets it
     /// at once, before it is judged, and a success clears it.
+    ///
+    /// With [`Lockout::Portal`] the failure is the portal's, counted by one conditional
+    /// UPDATE that also refuses under a login lock; reaching `max_failures` sets the portal
+    /// lock at once.
     pub async fn tx_reserve_answer(
         &self,
         id: &str,
         user: &str,
         now: i64,
         max_attempts: i64,
-        lock_for: impl Fn(i64) -> i64 + Send + 'static,
+        lockout: Lockout<impl Fn(i64) -> i64 + Send + 'static>,
     ) -> Result<Reserved> {
         let attempt = query(
             "UPDATE login_tx SET attempts = attempts + 1 \
@@ -353,13 +459,24 @@ impl Store {
         .bind(max_attempts);
         let state = query("SELECT done, expires_at FROM login_tx WHERE id = $1").bind(id);
         let finish = query("UPDATE login_tx SET done = 1 WHERE id = $1 AND done = 0").bind(id);
-        let failure = query(
-            "UPDATE users SET failures = failures + 1 WHERE name = $1 AND locked_until <= $2 \
-             RETURNING failures",
-        )
-        .bind(user)
-        .bind(now);
-        let locked = query("SELECT locked_until FROM users WHERE name = $1").bind(user);
+        let (failure, lock_for) = match lockout {
+            Lockout::Login(lock_for) => (
+                query(
+                    "UPDATE users SET failures = failures + 1 WHERE name = $1 AND locked_until <= $2 \
+                     RETURNING failures",
+                )
+                .bind(user)
+                .bind(now),
+                Some(lock_for),
+            ),
+            Lockout::Portal {
+                max_failures,
+                lock_secs,
+            } => (portal_failure(user, now, max_failures, lock_secs), None),
+        };
+        let portal = lock_for.is_none();
+        let locked =
+            query("SELECT locked_until, web_locked_until FROM users WHERE name = $1").bind(user);
         let user = user.to_string();
         self.writer()
             .transaction(true, move |c| {
@@ -382,6 +499,9 @@ impl Store {
                     // Locked (or removed) since the answer's first read.
                     finish.execute_on(c)?;
                     let until = match locked.fetch_optional_on(c)? {
+                        Some(r) if portal => r
+                            .try_get::<i64, _>(0usize)?
+                            .max(r.try_get::<i64, _>(1usize)?),
                         Some(r) => r.try_get::<i64, _>(0usize)?,
                         None => 0,
                     };
@@ -390,8 +510,9 @@ impl Store {
                 let failures: i64 = failures.try_get(0usize)?;
                 // An answer that would lock the user if wrong locks it now, before it is
                 // judged: answers arriving meanwhile find the user locked and are refused
-                // unjudged. A success clears the lock with the failures.
-                let lock = lock_for(failures);
+                // unjudged. A success clears the lock with the failures. (The portal's
+                // statement set its own lock already.)
+                let lock = lock_for.as_ref().map_or(0, |f| f(failures));
                 if lock > 0 {
                     query(
                         "UPDATE users SET locked_until = $1 WHERE name = $2 AND locked_until < $1",
@@ -403,6 +524,16 @@ impl Store {
                 Ok(Reserved::Judge { attempt, failures })
             })
             .await
+    }
+
+    /// Ends the user's run of portal sign-in failures (a portal sign-in succeeded).
+    pub async fn portal_failures_reset(&self, user: &str) -> Result<()> {
+        query(PORTAL_RESET)
+            .bind(user)
+            .quick()
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 
     /// Finishes a transaction; true for exactly one caller.

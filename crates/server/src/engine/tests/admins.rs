@@ -226,3 +226,14 @@ async fn removing_an_admin_ends_their_sessions() {
             .any(|a| a.action == "admin.remove" && a.actor == "admin:other")
     );
 }
+
+/// A flood of sign-ins cannot take every core: at most half of them hash at once (one on
+/// a one- or two-core server), the rest stay with logins.
+#[tokio::test]
+async fn argon2_takes_at_most_half_the_cores() {
+    let f = fx().await;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let permits = f.e.argon2_permits.available_permits();
+    assert_eq!(permits, (cores / 2).max(1));
+    assert!(permits == 1 || permits * 2 <= cores, "{permits} of {cores}");
+}
