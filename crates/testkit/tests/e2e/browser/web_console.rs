@@ -234,6 +234,8 @@ async fn invited_user_enrols_totp_and_a_security_key_signs_in_with_the_key_and_r
     b.goto(&link).await.unwrap();
     // The link shows a button; its POST spends the invite and opens the session.
     visible(&mut b, "#invite-open").await;
+    b.screenshot("invite").await.unwrap();
+    usable_on_a_phone(&mut b, "invite").await;
     b.click("#invite-open").await.unwrap();
     visible(&mut b, "#add-totp").await;
     let here = b.eval("return location.pathname").await.unwrap();
