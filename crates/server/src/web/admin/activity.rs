@@ -113,8 +113,6 @@ pub async fn events(
         let cells: Vec<Vec<String>> = rows.iter().map(event_cells).collect();
         return Ok(csv::response("latchkey-events.csv", EVENTS_CSV, &cells));
     }
-    let more = rows.len() > PAGE;
-    rows.truncate(PAGE);
     let listing = Listing::new(
         routes::UI_ADMIN_EVENTS,
         vec![
@@ -125,12 +123,7 @@ pub async fn events(
             ("until", &q.until),
         ],
     );
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|e| listing.with("before", &e.seq.to_string()))
-        })
-        .flatten();
+    let next = listing.older_than(&mut rows, |e| e.seq);
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (

@@ -72,6 +72,22 @@ impl<'a> Listing<'a> {
     pub fn csv(&self) -> String {
         self.with("format", "csv")
     }
+
+    /// A newest-first page asked for one row more than [`PAGE`]: cuts `rows` to the page
+    /// and, when there was more, returns the "older" link (`before=` the last row's `key`).
+    pub fn older_than<T, K: std::fmt::Display>(
+        &self,
+        rows: &mut Vec<T>,
+        key: impl Fn(&T) -> K,
+    ) -> Option<String> {
+        let more = rows.len() > PAGE;
+        rows.truncate(PAGE);
+        more.then(|| {
+            rows.last()
+                .map(|e| self.with("before", &key(e).to_string()))
+        })
+        .flatten()
+    }
 }
 
 /// `path?k=v&…` of the non-empty pairs (values encoded).
@@ -217,15 +233,8 @@ pub async fn audit(
             .collect();
         return Ok(csv::response("latchkey-audit.csv", AUDIT_CSV, &cells));
     }
-    let more = rows.len() > PAGE;
-    rows.truncate(PAGE);
     let listing = Listing::new(routes::UI_ADMIN_AUDIT, q.pairs());
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|e| listing.with("before", &e.id.to_string()))
-        })
-        .flatten();
+    let next = listing.older_than(&mut rows, |e| e.id);
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (
