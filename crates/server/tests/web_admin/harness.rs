@@ -111,6 +111,20 @@ pub fn assert_security_headers(a: &Answer, what: &str) {
     assert_eq!(a.header("referrer-policy"), Some("same-origin"), "{what}");
 }
 
+/// The answer sets the session cookie, host-only (no `Domain`), `Secure`, `HttpOnly`,
+/// `SameSite=Strict` and for the whole site.
+pub fn assert_session_cookie(a: &Answer) {
+    let cookie = a
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("__Host-latchkey="))
+        .expect("a session cookie");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+}
+
 impl Server {
     /// A browser signed in as a new admin `root`.
     pub async fn console(&self) -> Browser {
