@@ -3,7 +3,7 @@
 //! export of the same filters. Events page by their sequence number (keyset); open
 //! sessions are few and page by position.
 
-use super::logs::{self, EXPORT, FilterField, Listing, PAGE, opt, parse_time};
+use super::logs::{self, EXPORT, FilterField, Listing, PAGE, opt, parse_range};
 use super::page;
 use crate::http::Ctx;
 use crate::store::EventFilter;
@@ -79,11 +79,7 @@ pub async fn events(
     admin: AdminSession,
     Query(q): Query<EventsQuery>,
 ) -> WebResult<Response> {
-    let times = parse_time("From", &q.since).and_then(|s| Ok((s, parse_time("Until", &q.until)?)));
-    let (error, (since, until)) = match times {
-        Ok(t) => (None, t),
-        Err(e) => (Some(e), (None, None)),
-    };
+    let (error, since, until) = parse_range(&q.since, &q.until);
     let csv_out = q.format == "csv";
     let f = EventFilter {
         user: opt(&q.user),

@@ -43,6 +43,15 @@ pub fn parse_time(field: &str, v: &str) -> Result<Option<i64>, String> {
     Ok(Some(i64::try_from(secs).unwrap_or(i64::MAX)))
 }
 
+/// A filter's From and Until fields read with [`parse_time`]: the refusal of the first
+/// that cannot be read (and then neither bound), or the two bounds.
+pub fn parse_range(since: &str, until: &str) -> (Option<String>, Option<i64>, Option<i64>) {
+    match parse_time("From", since).and_then(|s| Ok((s, parse_time("Until", until)?))) {
+        Ok((since, until)) => (None, since, until),
+        Err(e) => (Some(e), None, None),
+    }
+}
+
 /// `Some(trimmed)` of a non-empty filter value.
 pub fn opt(v: &str) -> Option<String> {
     let v = v.trim();
@@ -190,11 +199,7 @@ pub async fn audit(
     admin: AdminSession,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
-    let times = parse_time("From", &q.since).and_then(|s| Ok((s, parse_time("Until", &q.until)?)));
-    let (error, (since, until)) = match times {
-        Ok(t) => (None, t),
-        Err(e) => (Some(e), (None, None)),
-    };
+    let (error, since, until) = parse_range(&q.since, &q.until);
     let csv_out = q.format == "csv";
     if let (true, Some(e)) = (csv_out, &error) {
         return Err(WebError::Invalid(e.clone()));
