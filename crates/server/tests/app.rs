@@ -17,6 +17,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "support/web_client.rs"]
+mod web_client;
+
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' https:; manifest-src 'self'; worker-src 'self'; media-src 'self' blob: mediastream:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 struct Server {
@@ -72,22 +75,10 @@ fn parse(raw: &[u8]) -> Answer {
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no complete head: {:?}", String::from_utf8_lossy(raw)));
     let head = std::str::from_utf8(&raw[..split]).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (status, fields) = web_client::parse_head(head);
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in lines {
-        let (k, v) = l.split_once(':').unwrap();
-        headers
-            .entry(k.trim().to_ascii_lowercase())
-            .or_default()
-            .push(v.trim().to_string());
+    for (k, v) in fields {
+        headers.entry(k).or_default().push(v);
     }
     let body = raw[split + 4..].to_vec();
     assert!(

@@ -1,5 +1,6 @@
 //! The self-service portal from outside: a real latchkeyd over loopback TLS (in process, and
-//! the binary for its log), a small HTTPS/1.1 client that keeps cookies like a browser.
+//! the binary for its log), the shared HTTPS/1.1 client that keeps cookies like a browser
+//! (`support/web_client.rs`).
 //! Invites are single use under racing redemptions; another user's token id changes
 //! nothing; a user session is not a console session; a POST without its CSRF token is
 //! refused; a code plus a push approval signs in, and the last factor stays; the invite
@@ -17,10 +18,12 @@ use latchkey_proto::app::{
 };
 use latchkey_proto::{OtpAlgorithm, routes};
 use latchkey_server::ServerConfig;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "support/web_client.rs"]
+mod web_client;
+use web_client::{Answer, Browser, tls_trusting};
 
 /// Where a latchkeyd answers and how to reach it.
 #[derive(Clone)]
@@ -30,22 +33,6 @@ struct Target {
     pin: String,
     admin_token: String,
     tls: Arc<rustls::ClientConfig>,
-}
-
-fn tls_trusting(pem_path: &std::path::Path) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read(pem_path).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &pem[..]) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(tls)
 }
 
 struct InProcess {
@@ -236,144 +223,11 @@ impl Target {
     }
 
     fn browser(&self) -> Browser {
-        Browser {
-            t: self.clone(),
-            cookies: BTreeMap::new(),
-        }
+        Browser::new(self.addr, self.tls.clone())
     }
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    fn csrf(&self) -> String {
-        self.between("name=\"csrf\" value=\"", "\"")
-    }
-    fn between(&self, start: &str, end: &str) -> String {
-        let at = self
-            .body
-            .find(start)
-            .unwrap_or_else(|| panic!("{start} in {}", self.body));
-        let rest = &self.body[at + start.len()..];
-        rest[..rest.find(end).unwrap()].to_string()
-    }
-}
-
-/// Keeps cookies as a browser does and sends the headers a browser sends with a
-/// same-origin form.
-struct Browser {
-    t: Target,
-    cookies: BTreeMap<String, String>,
 }
 
 impl Browser {
-    async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Answer {
-        let tcp = tokio::net::TcpStream::connect(self.t.addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = tokio_rustls::TlsConnector::from(self.t.tls.clone())
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n",
-            self.t.addr.port()
-        );
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
-        }
-        for (k, v) in extra {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if method == "POST" {
-            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        tls.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        let _ = tls.read_to_end(&mut raw).await;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let a = Answer {
-            status,
-            headers,
-            body: body.to_string(),
-        };
-        for c in a.all("set-cookie") {
-            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_string(), v.to_string());
-            }
-        }
-        a
-    }
-
-    async fn get(&mut self, path: &str) -> Answer {
-        self.send("GET", path, &[], "").await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let origin = format!("https://localhost:{}", self.t.addr.port());
-        let body = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={}", routes::encode_path_segment(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.send(
-            "POST",
-            path,
-            &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
-            &body,
-        )
-        .await
-    }
-
     /// Opens an invite: its page, the button's POST (the user's session), then the
     /// portal's start page.
     async fn open_invite(&mut self, path: &str) -> Answer {

@@ -1,13 +1,17 @@
-//! The harness: a real latchkeyd over loopback TLS and a small HTTPS/1.1 client that keeps
-//! cookies like a browser.
+//! The harness: a real latchkeyd over loopback TLS, the shared browser-like client
+//! (`support/web_client.rs`) and what the console's tests add to it: an admin's sign-in, a
+//! form submitted with its page's token, the API's view of what the console did.
 
 use latchkey_client::{Client, ClientConfig, Credential, Method, Trust};
 use latchkey_proto::admin::{AdminCreate, AdminCreated};
 use latchkey_proto::{OtpAlgorithm, Secret, routes};
 use latchkey_server::{RunningServer, ServerConfig};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "../support/web_client.rs"]
+mod web_client;
+use web_client::tls_trusting;
+pub use web_client::{Answer, Browser, form};
 
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 pub const PASSWORD: &str = "correct horse battery";
@@ -28,22 +32,10 @@ pub async fn start() -> Server {
         .unwrap()
         .trim()
         .to_string();
-    let pem = std::fs::read(cfg.data_dir.join("tls.crt")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &pem[..]) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     Server {
         running,
         admin_token,
-        tls: Arc::new(tls),
+        tls: tls_trusting(&cfg.data_dir.join("tls.crt")),
         _dir: dir,
     }
 }
@@ -60,10 +52,6 @@ impl Server {
         .unwrap()
     }
 
-    pub fn origin(&self) -> String {
-        format!("https://localhost:{}", self.running.info.addr.port())
-    }
-
     pub async fn add_admin(&self, name: &str) -> AdminCreated {
         let body = serde_json::to_value(AdminCreate {
             name: name.into(),
@@ -78,141 +66,12 @@ impl Server {
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    pub fn browser(&self) -> Browser<'_> {
-        Browser {
-            srv: self,
-            cookies: BTreeMap::new(),
-        }
+    pub fn browser(&self) -> Browser {
+        Browser::new(self.running.info.addr, self.tls.clone())
     }
 }
 
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-    /// The value of the first `name="csrf"` hidden field.
-    pub fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a csrf field");
-        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
-        rest[..rest.find('"').unwrap()].to_string()
-    }
-}
-
-/// Keeps cookies as a browser does (by name; `Max-Age=0` deletes) and sends the headers a
-/// browser sends with a same-origin form.
-pub struct Browser<'a> {
-    pub srv: &'a Server,
-    pub cookies: BTreeMap<String, String>,
-}
-
-impl Browser<'_> {
-    pub async fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        extra: &[(&str, &str)],
-        body: &str,
-    ) -> Answer {
-        let addr = self.srv.running.info.addr;
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = tokio_rustls::TlsConnector::from(self.srv.tls.clone())
-            .connect(name, tcp)
-            .await
-            .unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n",
-            addr.port()
-        );
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
-        }
-        for (k, v) in extra {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if method == "POST" {
-            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        tls.write_all(req.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        let _ = tls.read_to_end(&mut raw).await;
-        let text = String::from_utf8_lossy(&raw).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let a = Answer {
-            status,
-            headers,
-            body: body.to_string(),
-        };
-        for c in a.all("set-cookie") {
-            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_string(), v.to_string());
-            }
-        }
-        a
-    }
-
-    pub async fn get(&mut self, path: &str) -> Answer {
-        self.send("GET", path, &[], "").await
-    }
-
-    /// A same-origin form POST, as a browser sends it.
-    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let origin = self.srv.origin();
-        let body = form(fields);
-        self.send(
-            "POST",
-            path,
-            &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
-            &body,
-        )
-        .await
-    }
-
+impl Browser {
     /// Signs in as `name` with the password and a current code; returns the answer.
     pub async fn sign_in(&mut self, created: &AdminCreated, password: &str) -> Answer {
         let page = self.get(routes::UI_SIGNIN).await;
@@ -230,14 +89,6 @@ impl Browser<'_> {
         )
         .await
     }
-}
-
-pub fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", routes::encode_path_segment(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 pub fn code_now(created: &AdminCreated) -> String {
@@ -260,9 +111,23 @@ pub fn assert_security_headers(a: &Answer, what: &str) {
     assert_eq!(a.header("referrer-policy"), Some("same-origin"), "{what}");
 }
 
+/// The answer sets the session cookie, host-only (no `Domain`), `Secure`, `HttpOnly`,
+/// `SameSite=Strict` and for the whole site.
+pub fn assert_session_cookie(a: &Answer) {
+    let cookie = a
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("__Host-latchkey="))
+        .expect("a session cookie");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+}
+
 impl Server {
     /// A browser signed in as a new admin `root`.
-    pub async fn console(&self) -> Browser<'_> {
+    pub async fn console(&self) -> Browser {
         let created = self.add_admin("root").await;
         let mut b = self.browser();
         let a = b.sign_in(&created, PASSWORD).await;
@@ -289,7 +154,7 @@ impl Server {
     }
 }
 
-impl Browser<'_> {
+impl Browser {
     /// GET `path`, then POST `fields` with the page's CSRF token to `action`.
     pub async fn submit(&mut self, path: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
         let page = self.get(path).await;

@@ -65,14 +65,7 @@ async fn opening_an_invite_link_spends_nothing_until_its_button_is_pressed() {
     let a = redeem(&mut alice, &path).await;
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), Some(routes::UI_ME));
-    let cookie = a
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("__Host-latchkey="))
-        .expect("a session cookie");
-    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.contains(attr), "{cookie}");
-    }
+    assert_session_cookie(&a);
     let me = alice.get(routes::UI_ME).await;
     assert_eq!(me.status, 200, "{}", me.body);
     assert!(me.body.contains("id=\"add-totp\""), "{}", me.body);

@@ -24,15 +24,7 @@ async fn sign_in_sets_a_host_only_strict_cookie_and_opens_the_console() {
     let a = b.sign_in(&created, PASSWORD).await;
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), Some(routes::UI_ADMIN));
-    let cookie = a
-        .all("set-cookie")
-        .into_iter()
-        .find(|c| c.starts_with("__Host-latchkey="))
-        .expect("a session cookie");
-    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.contains(attr), "{cookie}");
-    }
-    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert_session_cookie(&a);
     let page = b.get(routes::UI_ADMIN).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("id=\"nav-overview\""), "{}", page.body);
@@ -160,34 +152,18 @@ async fn an_api_key_or_a_machine_key_is_not_a_console_session() {
     let created = srv.add_admin("root").await;
     let mut b = srv.browser();
     let admin_key = format!("Bearer {}", srv.admin_token);
-    let a = b
-        .send(
-            "GET",
-            routes::UI_ADMIN,
-            &[("Authorization", &admin_key)],
-            "",
-        )
-        .await;
-    assert_eq!(a.status, 403, "{}", a.body);
-    let a = b
-        .send(
-            "GET",
-            routes::UI_ADMIN,
-            &[("Authorization", "Bearer lkm_not_a_session")],
-            "",
-        )
-        .await;
-    assert_eq!(a.status, 403, "{}", a.body);
+    /// The console asked for with an `Authorization` header.
+    async fn console_with(b: &mut Browser, auth: &str) -> Answer {
+        b.send("GET", routes::UI_ADMIN, &[("Authorization", auth)], "")
+            .await
+    }
+    for auth in [admin_key.as_str(), "Bearer lkm_not_a_session"] {
+        let a = console_with(&mut b, auth).await;
+        assert_eq!(a.status, 403, "{auth}: {}", a.body);
+    }
     // Even beside a live session cookie.
     assert_eq!(b.sign_in(&created, PASSWORD).await.status, 303);
-    let a = b
-        .send(
-            "GET",
-            routes::UI_ADMIN,
-            &[("Authorization", &admin_key)],
-            "",
-        )
-        .await;
+    let a = console_with(&mut b, &admin_key).await;
     assert_eq!(a.status, 403, "{}", a.body);
     assert_eq!(b.get(routes::UI_ADMIN).await.status, 200);
 }

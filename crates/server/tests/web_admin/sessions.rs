@@ -41,7 +41,7 @@ impl Server {
     }
 
     /// A browser holding an invite session of `name`, on the portal's start page.
-    async fn portal(&self, name: &str) -> Browser<'_> {
+    async fn portal(&self, name: &str) -> Browser {
         let path = self.api_invite(name).await;
         let mut b = self.browser();
         open_invite(&mut b, &path).await;
@@ -51,14 +51,14 @@ impl Server {
 }
 
 /// Opens an invite link as a person does: its page, then its button.
-pub async fn open_invite(b: &mut Browser<'_>, path: &str) {
+pub async fn open_invite(b: &mut Browser, path: &str) {
     let a = redeem(b, path).await;
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), Some(routes::UI_ME));
 }
 
 /// The invite page, then its button's POST (with the page's token); the POST's answer.
-pub async fn redeem(b: &mut Browser<'_>, path: &str) -> Answer {
+pub async fn redeem(b: &mut Browser, path: &str) -> Answer {
     let page = b.get(path).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("id=\"invite-open\""), "{}", page.body);
@@ -66,7 +66,7 @@ pub async fn redeem(b: &mut Browser<'_>, path: &str) -> Answer {
 }
 
 /// The session's page is gone: the portal sends the browser to sign in.
-async fn signed_out(b: &mut Browser<'_>) {
+async fn signed_out(b: &mut Browser) {
     let a = b.get(routes::UI_ME).await;
     assert_eq!(a.status, 303, "the old session still opens the portal");
     assert_eq!(a.header("location"), Some(routes::UI_ME_SIGNIN));

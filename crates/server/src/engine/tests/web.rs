@@ -2,7 +2,7 @@
 //! their subject going away, and at sign-out.
 
 use super::fx;
-use crate::engine::{Strength, Subject};
+use crate::engine::{Strength, Subject, WebSession};
 use crate::store::query;
 
 /// Moves every web session's times back by `secs` (as if that long had passed).
@@ -24,14 +24,18 @@ fn user(name: &str, strength: Strength) -> Subject {
     }
 }
 
+/// A web session of the user `name`, opened from 192.0.2.1: its cookie and the session.
+async fn open(f: &super::Fx, name: &str, strength: Strength) -> (String, WebSession) {
+    f.e.web_session_open(user(name, strength), "192.0.2.1")
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_session_is_found_by_its_cookie_and_only_its_hash_is_stored() {
     let f = fx().await;
     f.user("alice").await;
-    let (cookie, s) =
-        f.e.web_session_open(user("alice", Strength::Strong), "192.0.2.1")
-            .await
-            .unwrap();
+    let (cookie, s) = open(&f, "alice", Strength::Strong).await;
     assert_eq!(cookie.len(), 52);
     assert_ne!(cookie, s.csrf);
     let found = f.e.web_session(&cookie).await.unwrap().unwrap();
@@ -57,10 +61,7 @@ async fn a_session_is_found_by_its_cookie_and_only_its_hash_is_stored() {
 async fn an_idle_session_ends_and_use_keeps_it_alive() {
     let f = fx().await;
     f.user("alice").await;
-    let (cookie, _) =
-        f.e.web_session_open(user("alice", Strength::Invite), "192.0.2.1")
-            .await
-            .unwrap();
+    let (cookie, _) = open(&f, "alice", Strength::Invite).await;
     let idle = f.e.cfg.web_session_idle.as_secs() as i64;
     // Just inside the idle time: still alive, and the use moves last_seen_at to now.
     age_sessions(&f, idle - 5).await;
@@ -81,10 +82,7 @@ async fn an_idle_session_ends_and_use_keeps_it_alive() {
 async fn a_used_session_still_ends_at_its_absolute_expiry() {
     let f = fx().await;
     f.user("alice").await;
-    let (cookie, s) =
-        f.e.web_session_open(user("alice", Strength::Strong), "192.0.2.1")
-            .await
-            .unwrap();
+    let (cookie, s) = open(&f, "alice", Strength::Strong).await;
     let life = s.expires_at - s.created_at;
     // Used every few minutes for its whole life: never idle, still ended.
     let step = 300;
@@ -106,14 +104,8 @@ async fn a_disabled_or_removed_user_loses_their_sessions() {
     let f = fx().await;
     f.user("alice").await;
     f.user("bob").await;
-    let (a, _) =
-        f.e.web_session_open(user("alice", Strength::Strong), "192.0.2.1")
-            .await
-            .unwrap();
-    let (b, _) =
-        f.e.web_session_open(user("bob", Strength::Strong), "192.0.2.1")
-            .await
-            .unwrap();
+    let (a, _) = open(&f, "alice", Strength::Strong).await;
+    let (b, _) = open(&f, "bob", Strength::Strong).await;
     f.e.user_update(
         &crate::engine::Actor::Admin,
         "alice",
@@ -136,10 +128,7 @@ async fn a_disabled_or_removed_user_loses_their_sessions() {
 async fn sign_out_ends_the_session_and_the_flash_is_shown_once() {
     let f = fx().await;
     f.user("alice").await;
-    let (cookie, _) =
-        f.e.web_session_open(user("alice", Strength::Strong), "192.0.2.1")
-            .await
-            .unwrap();
+    let (cookie, _) = open(&f, "alice", Strength::Strong).await;
     f.e.web_flash_set(&cookie, "The token was removed.")
         .await
         .unwrap();

@@ -21,6 +21,14 @@ async fn web_fx() -> Fx {
     .await
 }
 
+/// Whether a key sign-in's answer is refused (an error of the engine fails the test).
+async fn key_refused(fx: &Fx, ceremony: &str, answer: &LoginFido2) -> bool {
+    fx.e.key_signin_finish(ceremony, answer)
+        .await
+        .unwrap()
+        .is_err()
+}
+
 #[tokio::test]
 async fn a_code_then_a_push_approval_opens_one_strong_session() {
     let fx = fx().await;
@@ -355,12 +363,7 @@ async fn a_key_registered_in_the_browser_signs_in_with_verification_once_per_cha
         );
         junk.credential_id = decoy.allow_credentials[0].clone();
         let ch = fx.e.key_signin_start(name, "ip").await.unwrap();
-        assert!(
-            fx.e.key_signin_finish(&ch.ceremony, &junk)
-                .await
-                .unwrap()
-                .is_err()
-        );
+        assert!(key_refused(&fx, &ch.ceremony, &junk).await);
     }
     assert_ne!(
         fx.e.key_signin_start("ghost", "ip")
@@ -376,19 +379,9 @@ async fn a_key_registered_in_the_browser_signs_in_with_verification_once_per_cha
     assert_eq!(ch.allow_credentials, [b64url(&key.id)]);
     // No user verification: refused, and the challenge is gone with it.
     let answer = key.get(&ch.challenge, ORIGIN, FLAG_UP);
-    assert!(
-        fx.e.key_signin_finish(&ch.ceremony, &answer)
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(key_refused(&fx, &ch.ceremony, &answer).await);
     let answer = key.get(&ch.challenge, ORIGIN, FLAG_UP | FLAG_UV);
-    assert!(
-        fx.e.key_signin_finish(&ch.ceremony, &answer)
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(key_refused(&fx, &ch.ceremony, &answer).await);
     // A fresh challenge, answered right: a Strong session for alice, once.
     let ch = fx.e.key_signin_start("alice", "ip").await.unwrap();
     let answer = key.get(&ch.challenge, ORIGIN, FLAG_UP | FLAG_UV);
@@ -401,21 +394,11 @@ async fn a_key_registered_in_the_browser_signs_in_with_verification_once_per_cha
         (signed.user.as_str(), signed.strength),
         ("alice", Strength::Strong)
     );
-    assert!(
-        fx.e.key_signin_finish(&ch.ceremony, &answer)
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(key_refused(&fx, &ch.ceremony, &answer).await);
     // The agent's origin is not accepted in a browser ceremony.
     let ch = fx.e.key_signin_start("alice", "ip").await.unwrap();
     let answer = key.get(&ch.challenge, webauthn::ORIGIN_AGENT, FLAG_UP | FLAG_UV);
-    assert!(
-        fx.e.key_signin_finish(&ch.ceremony, &answer)
-            .await
-            .unwrap()
-            .is_err()
-    );
+    assert!(key_refused(&fx, &ch.ceremony, &answer).await);
     // A counter that does not increase (a clone): refused.
     let ch = fx.e.key_signin_start("alice", "ip").await.unwrap();
     key.count = 0;

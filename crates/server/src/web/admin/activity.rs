@@ -3,7 +3,7 @@
 //! export of the same filters. Events page by their sequence number (keyset); open
 //! sessions are few and page by position.
 
-use super::logs::{self, EXPORT, FilterField, Listing, PAGE, opt, parse_time};
+use super::logs::{self, EXPORT, FilterField, Listing, PAGE, opt, parse_range};
 use super::page;
 use crate::http::Ctx;
 use crate::store::EventFilter;
@@ -79,11 +79,7 @@ pub async fn events(
     admin: AdminSession,
     Query(q): Query<EventsQuery>,
 ) -> WebResult<Response> {
-    let times = parse_time("From", &q.since).and_then(|s| Ok((s, parse_time("Until", &q.until)?)));
-    let (error, (since, until)) = match times {
-        Ok(t) => (None, t),
-        Err(e) => (Some(e), (None, None)),
-    };
+    let (error, since, until) = parse_range(&q.since, &q.until);
     let csv_out = q.format == "csv";
     let f = EventFilter {
         user: opt(&q.user),
@@ -113,8 +109,6 @@ pub async fn events(
         let cells: Vec<Vec<String>> = rows.iter().map(event_cells).collect();
         return Ok(csv::response("latchkey-events.csv", EVENTS_CSV, &cells));
     }
-    let more = rows.len() > PAGE;
-    rows.truncate(PAGE);
     let listing = Listing::new(
         routes::UI_ADMIN_EVENTS,
         vec![
@@ -125,12 +119,7 @@ pub async fn events(
             ("until", &q.until),
         ],
     );
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|e| listing.with("before", &e.seq.to_string()))
-        })
-        .flatten();
+    let next = listing.older_than(&mut rows, |e| e.seq);
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (

@@ -43,6 +43,15 @@ pub fn parse_time(field: &str, v: &str) -> Result<Option<i64>, String> {
     Ok(Some(i64::try_from(secs).unwrap_or(i64::MAX)))
 }
 
+/// A filter's From and Until fields read with [`parse_time`]: the refusal of the first
+/// that cannot be read (and then neither bound), or the two bounds.
+pub fn parse_range(since: &str, until: &str) -> (Option<String>, Option<i64>, Option<i64>) {
+    match parse_time("From", since).and_then(|s| Ok((s, parse_time("Until", until)?))) {
+        Ok((since, until)) => (None, since, until),
+        Err(e) => (Some(e), None, None),
+    }
+}
+
 /// `Some(trimmed)` of a non-empty filter value.
 pub fn opt(v: &str) -> Option<String> {
     let v = v.trim();
@@ -71,6 +80,22 @@ impl<'a> Listing<'a> {
     /// The CSV export of the same filters.
     pub fn csv(&self) -> String {
         self.with("format", "csv")
+    }
+
+    /// A newest-first page asked for one row more than [`PAGE`]: cuts `rows` to the page
+    /// and, when there was more, returns the "older" link (`before=` the last row's `key`).
+    pub fn older_than<T, K: std::fmt::Display>(
+        &self,
+        rows: &mut Vec<T>,
+        key: impl Fn(&T) -> K,
+    ) -> Option<String> {
+        let more = rows.len() > PAGE;
+        rows.truncate(PAGE);
+        more.then(|| {
+            rows.last()
+                .map(|e| self.with("before", &key(e).to_string()))
+        })
+        .flatten()
     }
 }
 
@@ -174,11 +199,7 @@ pub async fn audit(
     admin: AdminSession,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
-    let times = parse_time("From", &q.since).and_then(|s| Ok((s, parse_time("Until", &q.until)?)));
-    let (error, (since, until)) = match times {
-        Ok(t) => (None, t),
-        Err(e) => (Some(e), (None, None)),
-    };
+    let (error, since, until) = parse_range(&q.since, &q.until);
     let csv_out = q.format == "csv";
     if let (true, Some(e)) = (csv_out, &error) {
         return Err(WebError::Invalid(e.clone()));
@@ -217,15 +238,8 @@ pub async fn audit(
             .collect();
         return Ok(csv::response("latchkey-audit.csv", AUDIT_CSV, &cells));
     }
-    let more = rows.len() > PAGE;
-    rows.truncate(PAGE);
     let listing = Listing::new(routes::UI_ADMIN_AUDIT, q.pairs());
-    let next = more
-        .then(|| {
-            rows.last()
-                .map(|e| listing.with("before", &e.id.to_string()))
-        })
-        .flatten();
+    let next = listing.older_than(&mut rows, |e| e.id);
     let fields: Vec<FilterField<'_>> = vec![
         ("f-user", "user", "User", &q.user, None),
         (

@@ -6,15 +6,13 @@
 //! into someone else's account by sending it there (login CSRF): the POST must come from
 //! this page. No log line prints the path (web::log_path).
 
-use crate::engine::{INVITE_GONE, Strength, Subject};
+use crate::engine::{INVITE_GONE, SignedIn, Strength};
 use crate::http::Ctx;
 use crate::web::layout::{self, Nav};
-use crate::web::me::signin::PUSH_COOKIE;
-use crate::web::session::{self, SigninCsrf, SigninForm, WebError, WebResult};
+use crate::web::session::{SigninCsrf, SigninForm, WebError, WebResult};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use latchkey_proto::routes;
 use maud::html;
 
 /// `GET /ui/invite/{code}`: the page with the button; the code is not looked at.
@@ -67,26 +65,9 @@ pub async fn open(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Some(old) = old_cookie {
-        cx.engine.web_session_close(&old).await?;
-    }
-    let (cookie, _) = cx
-        .engine
-        .web_session_open(
-            Subject::User {
-                name: user.into_string(),
-                strength: Strength::Invite,
-            },
-            &ip,
-        )
-        .await?;
-    let mut r = layout::see_other(routes::UI_ME);
-    let h = r.headers_mut();
-    h.append(header::SET_COOKIE, session::session_cookie(&cookie));
-    h.append(
-        header::SET_COOKIE,
-        session::clear_cookie(session::PRE_COOKIE),
-    );
-    h.append(header::SET_COOKIE, session::clear_cookie(PUSH_COOKIE));
-    Ok(r)
+    let signed = SignedIn {
+        user,
+        strength: Strength::Invite,
+    };
+    super::signin::open(&cx, signed, &ip, old_cookie.as_deref()).await
 }

@@ -104,8 +104,9 @@ pub fn refused(pre_headers: &HeaderMap, sentence: &str, key_note: bool) -> WebRe
     Ok(r)
 }
 
-/// Opens the Strong session of a finished sign-in: replaces the browser's session, drops
-/// the pre-session and push cookies, goes to `/ui/me/`.
+/// Opens the session of a finished sign-in (Strong) or a redeemed invite (Invite):
+/// replaces the browser's session, drops the pre-session and push cookies, goes to
+/// `/ui/me/`.
 pub async fn open(
     cx: &Ctx,
     signed: SignedIn,
