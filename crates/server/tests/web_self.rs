@@ -833,3 +833,31 @@ async fn unknown_keyless_disabled_and_locked_names_are_answered_alike() {
         assert_eq!(finish_pages[i], finish_pages[0], "{name}'s key refusal");
     }
 }
+
+#[tokio::test]
+async fn wrong_codes_on_the_test_page_never_lock_the_user_out_of_machine_logins() {
+    let srv = start().await;
+    let t = &srv.target;
+    t.add_user("alice").await;
+    let (id, uri) = t.add_totp_uri("alice").await;
+    let machine = t.join_machine("web1").await;
+    // Whoever holds an invite session (a forwarded link, a browser left open) tests
+    // wrong codes until the test page refuses more.
+    let mut holder = t.browser();
+    let (path, _) = t.invite("alice").await;
+    let csrf = holder.open_invite(&path).await.csrf();
+    let test = routes::fill(routes::UI_ME_TEST, &[&id]);
+    for _ in 0..6 {
+        let r = holder
+            .post(&test, &[("csrf", &csrf), ("code", &wrong_code_of(&uri))])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+    // Alice's login at a machine is not locked by them.
+    let (start, step) = t
+        .machine_login(&machine, "alice", &totp_of(&uri, now()))
+        .await;
+    assert_eq!(start["result"], "challenge", "{start}");
+    let step = step.unwrap();
+    assert_eq!(step["result"], "success", "{step}");
+}

@@ -302,8 +302,9 @@ impl Engine {
     }
 
     /// Checks a code of one of the user's own code tokens as a login would (replay floor,
-    /// the user's lockout, the code used up when right), without a login: a transaction of
-    /// the portal's pseudo-machine carries it through the login checks.
+    /// attempts, the code used up when right), without a login: a transaction of the
+    /// portal's pseudo-machine carries it through the login checks, its failures counted
+    /// toward the portal's lockout (as a portal sign-in's), never the login screens'.
     pub async fn own_token_test(&self, me: &Me, id: &str, code: &str, ip: &str) -> Result<Tested> {
         let Some(token) = self
             .store
@@ -320,15 +321,10 @@ impl Engine {
         }
         let now = now();
         let tx = self.web_tx(&me.name, ip, now).await?;
+        // The portal's own counter: a holder of an invite session testing wrong codes
+        // locks the portal, never the user's logins at machines.
         let open = match self
-            .open_step(
-                super::WEB_MACHINE,
-                &tx,
-                Method::Otp,
-                Limits::WithVerdict,
-                "token.test",
-                now,
-            )
+            .open_portal_step(&tx, Method::Otp, Limits::WithVerdict, "token.test", now)
             .await?
         {
             Ok(open) => open,
