@@ -7,6 +7,7 @@
 //! atomic across several server instances sharing one database.
 
 mod admins;
+mod answer;
 mod apps;
 mod audit;
 mod enrol;
@@ -25,6 +26,7 @@ mod users;
 mod web;
 
 pub use admins::{AdminRow, Attempt};
+pub use answer::{Lockout, OtpRules, OtpVerdict, Reserved, Unjudged};
 pub use apps::{AppRow, NewApp, PushRow, PushState};
 pub use audit::{AuditFilter, AuditRecord};
 pub use db::WriteStats;
@@ -37,7 +39,7 @@ pub use policies::Settings;
 pub use portal::{OwnRemoved, PendingTotp};
 pub use smartcards::SmartcardRow;
 pub use tokens::TokenRow;
-pub use tx::{Lockout, NewTx, OtpRules, OtpVerdict, Reserved, TxRow, TxView, Unjudged, tx_id};
+pub use tx::{NewTx, TxRow, TxView, tx_id};
 pub use users::UserRow;
 pub use web::WebSessionRow;
 
