@@ -36,7 +36,7 @@ pub mod web_sessions;
 mod web_signin;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use admins::{AdminSignIn, SIGNIN_REFUSED};
 pub use callers::Credential;

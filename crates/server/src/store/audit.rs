@@ -1,6 +1,6 @@
 use super::db::values_rows;
 use super::query;
-use super::{Result, Store};
+use super::{Result, Row, Store};
 use latchkey_proto::admin::AuditEntry;
 
 /// One audit line to write.
@@ -86,20 +86,7 @@ impl Store {
         .bind(f.limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    time: r.try_get("time")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    user: r.try_get("user_name")?,
-                    client_id: r.try_get("client_id")?,
-                    result: r.try_get("result")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(entry).collect()
     }
 
     pub async fn audit_query(
@@ -126,22 +113,21 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    time: r.try_get("time")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    user: r.try_get("user_name")?,
-                    client_id: r.try_get("client_id")?,
-                    result: r.try_get("result")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = rows.iter().map(entry).collect::<Result<Vec<_>>>()?;
         out.reverse();
         Ok(out)
     }
+}
+
+fn entry(r: &Row) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.try_get("id")?,
+        time: r.try_get("time")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        user: r.try_get("user_name")?,
+        client_id: r.try_get("client_id")?,
+        result: r.try_get("result")?,
+        detail: r.try_get("detail")?,
+    })
 }

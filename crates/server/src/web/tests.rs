@@ -3,34 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::audit::Auditor;
-use crate::config::ServerConfig;
-use crate::engine::{Engine, EngineParts, Strength, Subject, now};
+use crate::engine::{Strength, Subject};
 use crate::http::HttpContext;
-use crate::store::Store;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use std::sync::Arc;
 use tower::ServiceExt;
 
 async fn context() -> (Arc<HttpContext>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = ServerConfig::new(dir.path().join("data"));
-    crate::bootstrap::ensure_data_dir(&cfg.data_dir).unwrap();
-    let store = Store::open(&cfg.database_spec()).await.unwrap();
-    let keys = crate::bootstrap::keys(&cfg.data_dir, &store, now())
-        .await
-        .unwrap();
-    let (auditor, _task) = Auditor::start(store.clone());
-    let engine = Engine::new(EngineParts {
-        cfg,
-        store,
-        master: keys.master,
-        signing: keys.signing,
-        tls_fingerprint: String::new(),
-        auditor,
-        smartcard_ca: None,
-    });
+    let (engine, dir) = crate::engine::tests::fx().await.into_parts();
     let limiter = crate::ratelimit::RateLimiter::new(50, 100);
     (Arc::new(HttpContext::new(engine, limiter)), dir)
 }

@@ -30,21 +30,28 @@ mod web;
 mod web_signin;
 
 /// An engine over a fresh data directory, with one joined machine.
-pub(super) struct Fx {
+pub(crate) struct Fx {
     pub e: Engine,
     pub machine: String,
     _dir: tempfile::TempDir,
 }
 
+impl Fx {
+    /// The engine and the directory holding its data (kept for as long as the engine).
+    pub(crate) fn into_parts(self) -> (Engine, tempfile::TempDir) {
+        (self.e, self._dir)
+    }
+}
+
 /// The seed every test token gets: 20 bytes, RFC 6238's SHA-1 test key.
 pub(super) const SEED: &[u8] = b"12345678901234567890";
 
-pub(super) async fn fx() -> Fx {
+pub(crate) async fn fx() -> Fx {
     fx_with(|_| {}).await
 }
 
 /// [`fx`] with a configuration changed by `tune` first.
-pub(super) async fn fx_with(tune: impl FnOnce(&mut ServerConfig)) -> Fx {
+pub(crate) async fn fx_with(tune: impl FnOnce(&mut ServerConfig)) -> Fx {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ServerConfig::new(dir.path().join("data"));
     tune(&mut cfg);
